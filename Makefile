@@ -1,0 +1,141 @@
+# Strata - one non-recursive Makefile; each component adds itself through
+# its module.mk. Objects live under build/$(MODE)/.
+#
+#   make [all]     build the daemons and tools (MODE=release by default)
+#   make run       install missing dependencies, build, start strata-proxy
+#   make test      install dependencies, build, run unit + integration tests
+#                  (integration against strata-proxy and stock memcached)
+#   make asan      the test suite built with -fsanitize=address,undefined
+#   make bench     side-by-side benchmark against memcached
+#   make install   DESTDIR= PREFIX=/usr/local
+#   make check-deps / check-headers / fmt / clean
+
+MODE ?= release
+PREFIX ?= /usr/local
+DESTDIR ?=
+B := build/$(MODE)
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+PYTHON ?= /usr/bin/python3
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wformat=2 -Wvla -Wno-format-nonliteral
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -I. $(WARN) -MMD -MP -g
+
+ifeq ($(MODE),release)
+OPT_CFLAGS := -O2 -DNDEBUG
+USE_JEMALLOC := 1
+else ifeq ($(MODE),debug)
+OPT_CFLAGS := -O0
+USE_JEMALLOC := 1
+else ifeq ($(MODE),asan)
+# Sanitizers need libc malloc (STYLE.md: jemalloc in normal builds only).
+OPT_CFLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+              -fno-sanitize-recover=all
+SAN_LDFLAGS := -fsanitize=address,undefined
+USE_JEMALLOC := 0
+else
+$(error MODE must be release, debug or asan)
+endif
+
+PKGS := libevent_core libxxhash libzstd
+ifeq ($(USE_JEMALLOC),1)
+PKGS += jemalloc
+else
+OPT_CFLAGS += -DSTRATA_NO_JEMALLOC
+endif
+
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+LMC_LIBS := $(shell $(PKG_CONFIG) --libs libmemcached 2>/dev/null)
+
+CFLAGS_ALL := $(BASE_CFLAGS) $(OPT_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL := -pthread $(SAN_LDFLAGS) $(LDFLAGS)
+LIBS_ALL := $(PKG_LIBS) -lm
+
+VERSION := $(shell cat VERSION)
+CFLAGS_ALL += -DSTRATA_VERSION='"$(VERSION)"'
+
+.PHONY: all run test test-unit test-integration asan bench install clean \
+        deps deps-test check-deps check-headers fmt
+.DEFAULT_GOAL := all
+
+# Filled in by the module.mk files.
+BINS :=
+UNIT_TESTS :=
+TEST_BINS :=
+
+# `make V=1` shows whole command lines.
+Q := $(if $(V),,@)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+# $(call archive,lib,objs)
+define archive
+$(1): $(2)
+	@mkdir -p $$(@D)
+	$$(Q)rm -f $$@ && ar rcs $$@ $$^
+endef
+
+include common/module.mk
+include cache/module.mk
+include storage/module.mk
+include proxy/module.mk
+include tests/module.mk
+
+all: $(BINS)
+
+deps:
+	@tools/install-deps.sh build
+
+deps-test:
+	@tools/install-deps.sh test
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	exec $(B)/bin/strata-proxy -p 11211 -l 127.0.0.1 -v
+
+test: deps-test
+	@$(MAKE) --no-print-directory all $(UNIT_TESTS) $(TEST_BINS)
+	tools/run-tests.sh $(B) all
+
+asan: deps-test
+	@$(MAKE) --no-print-directory MODE=asan all-asan
+
+# Under sanitizers only strata itself is tested (memcached is not ours).
+.PHONY: all-asan
+all-asan: all $(UNIT_TESTS) $(TEST_BINS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	tools/run-tests.sh $(B) strata
+
+bench: deps-test
+	@$(MAKE) --no-print-directory all
+	bench/run.sh $(B)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build
+
+# Dependencies point downwards only (ARCHITECTURE.md "Layout").
+check-deps:
+	@tools/check-deps.sh
+
+check-headers:
+	@for h in $$(git ls-files '*.h'); do \
+	  echo "#include \"$$h\"" | $(CC) $(CFLAGS_ALL) -fsyntax-only -x c - || exit 1; \
+	done; echo "all headers compile alone"
+
+fmt:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+-include $(shell find build/$(MODE) -name '*.d' 2>/dev/null)

@@ -1,0 +1,243 @@
+/*
+ * cache.h - the L1 item store: a memory-bounded, thread-safe hash table with
+ * LRU eviction, TTL, CAS and flush_all, with memcached 1.6 semantics.
+ *
+ * A library: no sockets, no threads of its own, no event loop. Daemon worker
+ * threads call every function concurrently; the daemon's timer calls
+ * cache_maintain() for bounded background work (reclaiming expired items,
+ * moving hash buckets while the table grows).
+ *
+ * Concurrency: the key space is split into lock stripes ("shards") by key
+ * hash; each shard owns its hash table, LRU list and counters, and one mutex
+ * guards them. No operation takes more than one shard lock at a time, except
+ * eviction fallback, which only try-locks other shards. The memory budget is
+ * global (one atomic counter).
+ *
+ * Items: one allocation holding header, key and value followed by "\r\n".
+ * Items are reference-counted: a reference returned by a function below is
+ * owned by the caller until cache_release() (or cache_commit(), which takes
+ * it). An item unlinked while referenced (deleted, replaced, evicted,
+ * flushed) stays readable until its last reference goes.
+ *
+ * Time is relative seconds (common/clock.h rel_time_t); exptime 0 means
+ * never, any exptime <= now means expired. Converting client exptimes is the
+ * caller's job (clock_exptime()).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/clock.h"
+#include "common/status.h"
+
+struct cache;
+struct item;
+
+#define CACHE_KEY_MAX 250
+/* Size classes reported in stats; item sizes map onto mem.h classes. */
+#define CACHE_CLASSES_MAX 128
+
+typedef rel_time_t (*cache_clock_fn)(void);
+
+struct cache_config {
+    size_t max_bytes;           /* budget for items, counted in allocator bytes */
+    size_t item_size_max;       /* largest item (header+key+value+2) accepted;
+                                   0 = default (1 MiB, capped at max_bytes) */
+    bool evictions;             /* false: refuse stores when full (memcached -M) */
+    unsigned shards;            /* lock stripes, power of two; 0 = default (64) */
+    unsigned hashpower_init;    /* initial buckets = 2^hashpower per cache; 0 = default (16) */
+    rel_time_t bump_interval;   /* an item moves to the LRU head at most once per
+                                   this many seconds; 0 = default (2) */
+    cache_clock_fn clock;       /* NULL = clock_now(); tests pass a fake clock */
+};
+
+/* Results of operations (outcomes, not failures). */
+enum cache_result {
+    CACHE_OK = 0,          /* found / done */
+    CACHE_STORED,
+    CACHE_NOT_STORED,      /* add on existing, replace/append/prepend on missing */
+    CACHE_EXISTS,          /* cas mismatch */
+    CACHE_NOT_FOUND,       /* miss (cas, delete, touch, delta) */
+    CACHE_NON_NUMERIC,     /* incr/decr on a value that is not a decimal number */
+    CACHE_TOO_LARGE,       /* item over item_size_max */
+    CACHE_NO_MEMORY,       /* nothing could be evicted (or evictions off) */
+};
+
+/* Why a lookup missed; feeds get_misses / get_expired / get_flushed. */
+enum cache_miss {
+    CACHE_MISS_NONE = 0,   /* it was a hit */
+    CACHE_MISS_ABSENT,
+    CACHE_MISS_EXPIRED,
+    CACHE_MISS_FLUSHED,
+};
+
+enum cache_store_mode {
+    CACHE_SET,
+    CACHE_ADD,
+    CACHE_REPLACE,
+    CACHE_APPEND,          /* keeps the stored item's flags and exptime */
+    CACHE_PREPEND,         /* keeps the stored item's flags and exptime */
+    CACHE_CAS,
+};
+
+/* Per size class counters, summed over shards. */
+struct cache_class_stats {
+    size_t chunk_size;         /* allocator bytes of an item of this class */
+    uint64_t number;           /* items linked */
+    uint64_t bytes;            /* allocator bytes of linked items */
+    uint64_t bytes_requested;  /* header+key+value+2 of linked items */
+    rel_time_t age;            /* now - last access of the LRU-oldest item in this class (0 if none) */
+    uint64_t evicted, evicted_nonzero, evicted_unfetched, evicted_active;
+    rel_time_t evicted_time;   /* seconds since last access of the last evicted item */
+    uint64_t expired_unfetched, reclaimed, outofmemory;
+    uint64_t get_hits, cmd_set, delete_hits, incr_hits, decr_hits;
+    uint64_t cas_hits, cas_badval, touch_hits;
+};
+
+struct cache_stats {
+    uint64_t curr_items, total_items;
+    uint64_t bytes;               /* allocator bytes of linked items */
+    uint64_t limit_maxbytes;
+    uint64_t evictions, evicted_unfetched, evicted_active, expired_unfetched;
+    uint64_t reclaimed;           /* expired items whose memory was reused/freed */
+    uint64_t hash_bytes;          /* memory of the hash tables */
+    unsigned hash_power_level;    /* log2 of buckets per shard (largest shard) */
+    bool hash_is_expanding;
+    uint64_t malloced;            /* allocator bytes of all items (linked or referenced) */
+};
+
+/*
+ * Creates a cache. Returns ST_OK and sets *out, or ST_NOMEM / ST_INVAL
+ * (shards not a power of two, item_size_max > max_bytes, ...).
+ */
+enum st_status cache_create(struct cache **out, const struct cache_config *cfg);
+/* Frees everything. Accepts NULL and *c == NULL; sets *c to NULL.
+ * REQUIRES: no references outstanding, no concurrent callers. */
+void cache_destroy(struct cache **c);
+
+/* ---- lookups: each returns a reference the caller must release ---- */
+
+/*
+ * Looks a key up. Returns the item (a new reference) on a hit, NULL on a
+ * miss; *miss (if not NULL) says why. Expired or flushed items found are
+ * unlinked on the way (lazy expiry). A hit may move the item in the LRU.
+ * Counts get_hits per class.
+ */
+struct item *cache_get(struct cache *c, const char *key, size_t nkey, enum cache_miss *miss);
+
+/* As cache_get, and sets the exptime of a hit (gat/gats). Counts touch_hits. */
+struct item *cache_get_and_touch(struct cache *c, const char *key, size_t nkey,
+                                 rel_time_t exptime, enum cache_miss *miss);
+
+/* ---- storage: reserve, fill, commit ---- */
+
+/*
+ * Allocates an unlinked item for key with room for nvalue bytes of value
+ * plus 2 bytes for the "\r\n" terminator, evicting from the LRU as needed.
+ * Returns the item (the caller's reference) or NULL with *res set to
+ * CACHE_TOO_LARGE or CACHE_NO_MEMORY. The caller writes nvalue + 2 bytes at
+ * item_data_mut(); the cache checks nothing about them (it pre-writes
+ * "\r\n" at the end, so a caller that writes only the value is fine).
+ * The reserved item counts against max_bytes until committed or released.
+ */
+struct item *cache_reserve(struct cache *c, const char *key, size_t nkey, uint32_t flags,
+                           rel_time_t exptime, size_t nvalue, enum cache_result *res);
+
+/*
+ * Links a reserved item according to mode; takes the caller's reference in
+ * every case. For CACHE_CAS, cas_in is the unique to compare. On success
+ * the item gets a new CAS unique, written to *cas_out if not NULL.
+ * Returns CACHE_STORED, CACHE_NOT_STORED (add/replace/append/prepend
+ * preconditions), CACHE_EXISTS / CACHE_NOT_FOUND (cas), CACHE_TOO_LARGE or
+ * CACHE_NO_MEMORY (append/prepend result too large / no memory).
+ * SET that fails for lack of memory removes the old value, as memcached
+ * does, so a stale value never survives a failed overwrite: see
+ * cache_reserve_failed().
+ */
+enum cache_result cache_commit(struct cache *c, struct item *it, enum cache_store_mode mode,
+                               uint64_t cas_in, uint64_t *cas_out);
+
+/* After cache_reserve() failed for a SET: unlinks the key's old value. */
+void cache_reserve_failed(struct cache *c, const char *key, size_t nkey, enum cache_store_mode mode);
+
+/* Drops a reference. Accepts NULL. Frees the item if it was the last one
+ * and the item is unlinked (also used to discard a reserved item). */
+void cache_release(struct cache *c, struct item *it);
+
+/* ---- other commands ---- */
+
+/* DELETE. cas_in 0 = unconditional. CACHE_OK, CACHE_NOT_FOUND, CACHE_EXISTS. */
+enum cache_result cache_delete(struct cache *c, const char *key, size_t nkey, uint64_t cas_in);
+
+/* TOUCH: sets a new exptime. CACHE_OK or CACHE_NOT_FOUND. Does not change CAS. */
+enum cache_result cache_touch(struct cache *c, const char *key, size_t nkey, rel_time_t exptime);
+
+/*
+ * INCR/DECR with memcached semantics: the value must parse as an unsigned
+ * 64-bit decimal (memcached's safe_strtoull: leading spaces allowed, digits,
+ * then end or a whitespace byte); incr wraps at 2^64, decr floors at 0. The
+ * result keeps the item's length when it fits, padded with spaces on the
+ * right (memcached's in-place update); when it does not fit the item grows
+ * to the length of the number. Flags and exptime are kept; CAS changes.
+ * Returns CACHE_OK with *result (and *cas_out if not NULL), CACHE_NOT_FOUND,
+ * CACHE_NON_NUMERIC (also for an empty value or one over 20 digits+padding
+ * that does not parse), CACHE_NO_MEMORY.
+ */
+enum cache_result cache_delta(struct cache *c, const char *key, size_t nkey, bool incr,
+                              uint64_t delta, uint64_t *result, uint64_t *cas_out);
+
+/*
+ * FLUSH_ALL: at == 0 or at <= now invalidates every item stored before this
+ * call; otherwise every item stored before time `at` becomes invalid when
+ * the clock reaches `at` (items stored at or after `at` survive). A later
+ * flush replaces a pending delayed one.
+ */
+void cache_flush(struct cache *c, rel_time_t at);
+
+/* ---- maintenance and stats ---- */
+
+/*
+ * Bounded background work: examines at most `budget` hash buckets (round
+ * robin over shards) to reclaim expired and flushed items, and migrates
+ * buckets of tables that are growing. Call from a timer, e.g. every 100 ms.
+ * Returns the number of items reclaimed.
+ */
+size_t cache_maintain(struct cache *c, size_t budget);
+
+/* Fills *st with global counters (sums over shards). */
+void cache_stats_read(const struct cache *c, struct cache_stats *st);
+
+/*
+ * Fills cls[i] for every class i in 0..CACHE_CLASSES_MAX-1 (zeroed when the
+ * class holds and held nothing; cls[0] is always zero as ids start at 1).
+ * Class ids match item_class(). Returns the highest class id in use + 1 (0
+ * if none).
+ */
+unsigned cache_class_stats_read(const struct cache *c, struct cache_class_stats *cls);
+
+/* Zeroes the resettable counters (stats reset): hits, sets, evictions, ... */
+void cache_stats_reset(struct cache *c);
+
+/* Changes the memory budget at runtime (evicts lazily on later stores). */
+void cache_set_max_bytes(struct cache *c, size_t max_bytes);
+
+/* Bytes of overhead per item beyond key and value (header + terminator),
+ * excluding allocator rounding and hash bucket share. */
+size_t cache_item_overhead(void);
+
+/* ---- item accessors: valid while the caller holds a reference ---- */
+
+const char *item_key(const struct item *it);
+size_t item_nkey(const struct item *it);
+/* Value bytes, followed by "\r\n" (item_nvalue() excludes those 2 bytes). */
+const char *item_value(const struct item *it);
+size_t item_nvalue(const struct item *it);
+/* Writable value area (nvalue + 2 bytes) of a reserved, unlinked item. */
+char *item_data_mut(struct item *it);
+uint32_t item_flags(const struct item *it);
+uint64_t item_cas(const struct item *it);
+rel_time_t item_exptime(const struct item *it);
+/* Size class id (1-based like memcached's slab classes). */
+unsigned item_class(const struct item *it);

@@ -1,0 +1,136 @@
+/*
+ * delta.c - incr/decr with memcached 1.6 semantics: the value is parsed the
+ * way memcached's safe_strtoull parses item data, the result is written in
+ * place (padded with spaces) when it fits and nobody else holds the item,
+ * and into a new item otherwise. Called by worker threads.
+ */
+#include <string.h>
+
+#include "cache/cache_int.h"
+#include "common/assert.h"
+
+static bool delta_is_space(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\v' || ch == '\f' || ch == '\r';
+}
+
+/*
+ * strtoull(value, &end, 10) followed by memcached's checks: no digits or
+ * ERANGE fail; the byte after the digits must be whitespace or NUL (the end
+ * of the value counts as the "\r\n" that follows it); a '-' with a result
+ * that is negative as a signed number fails. Pure; any thread.
+ */
+static bool delta_parse(const char *p, size_t len, uint64_t *out)
+{
+    size_t i = 0;
+    while (i < len && delta_is_space(p[i]))
+        i++;
+    bool neg = false;
+    if (i < len && (p[i] == '+' || p[i] == '-')) {
+        neg = p[i] == '-';
+        i++;
+    }
+    size_t first = i;
+    uint64_t v = 0;
+    bool overflow = false;
+    for (; i < len && p[i] >= '0' && p[i] <= '9'; i++) {
+        unsigned d = (unsigned)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            overflow = true;
+        v = v * 10 + d;
+    }
+    if (i == first || overflow)
+        return false;
+    if (i < len && !delta_is_space(p[i]) && p[i] != '\0')
+        return false;
+    if (neg) {
+        v = (uint64_t)0 - v;
+        if ((int64_t)v < 0)
+            return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* Writes v in decimal without terminator; returns the length. */
+static size_t delta_format(uint64_t v, char *buf)
+{
+    char tmp[CACHE_DELTA_DIGITS];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    return n;
+}
+
+enum cache_result cache_delta(struct cache *c, const char *key, size_t nkey, bool incr,
+                              uint64_t delta, uint64_t *result, uint64_t *cas_out)
+{
+    ASSERT(key != NULL && nkey >= 1 && nkey <= CACHE_KEY_MAX);
+    enum cache_result res = CACHE_OK;
+    enum cache_miss miss;
+    char num[CACHE_DELTA_DIGITS];
+    rel_time_t now = c->clock();
+    flush_check(c, now);
+    uint64_t hv = item_hash(key, nkey);
+    struct cache_shard *sh = cache_shard_of(c, hv);
+    shard_enter(sh);
+    struct item *it = shard_find_locked(c, sh, hv, key, nkey, now, &miss);
+    uint64_t value;
+    if (it == NULL) {
+        res = CACHE_NOT_FOUND;
+        goto out;
+    }
+    if (it->nvalue == 0 || !delta_parse(it->data + it->nkey, it->nvalue, &value)) {
+        res = CACHE_NON_NUMERIC;
+        goto out;
+    }
+    if (incr) {
+        value += delta; /* wraps modulo 2^64, as memcached */
+        sh->cls[it->clsid].st.incr_hits++;
+    } else {
+        value = delta > value ? 0 : value - delta;
+        sh->cls[it->clsid].st.decr_hits++;
+    }
+    size_t len = delta_format(value, num);
+    if (len <= it->nvalue && atomic_load_explicit(&it->refcount, memory_order_acquire) == 1) {
+        /* Only the table holds it, and new references need our lock:
+         * nobody can be reading the bytes we overwrite. The acquire pairs
+         * with the release in cache_release(), so the last reader's reads
+         * happen before our writes. */
+        char *v = it->data + it->nkey;
+        memcpy(v, num, len);
+        memset(v + len, ' ', it->nvalue - len);
+        it->cas = cache_next_cas(c);
+        lru_touch_locked(c, sh, it, now, false);
+    } else {
+        /* Someone is sending the old value, or the number grew. */
+        size_t nvalue = len <= it->nvalue ? it->nvalue : len;
+        size_t usable = mem_usable(item_total(it->nkey, nvalue));
+        unsigned clsid = item_class_of_usable(c, usable);
+        item_ref(it); /* keeps the eviction walk off it while we allocate */
+        void *mem = budget_alloc(c, sh, true, usable, clsid, now, &res);
+        atomic_fetch_sub_explicit(&it->refcount, 1, memory_order_relaxed); /* still linked */
+        if (mem == NULL)
+            goto out;
+        struct item *nit = item_init(mem, it->data, it->nkey, it->flags, item_exptime_load(it),
+                                     nvalue, clsid, now);
+        char *v = nit->data + nit->nkey;
+        memcpy(v, num, len);
+        memset(v + len, ' ', nvalue - len);
+        shard_unlink_locked(c, sh, it);
+        nit->cas = cache_next_cas(c);
+        shard_link_locked(sh, nit, hv, now);
+        it = nit;
+    }
+    if (result != NULL)
+        *result = value;
+    if (cas_out != NULL)
+        *cas_out = it->cas;
+out:
+    shard_leave(sh);
+    return res;
+}

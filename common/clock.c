@@ -1,0 +1,58 @@
+/* clock.c - coarse relative clock (see clock.h). Any thread. */
+#include "common/clock.h"
+
+#include <stdatomic.h>
+
+static time_t clock_started;
+static _Atomic rel_time_t clock_current;
+
+void clock_setup(void)
+{
+    clock_started = time(NULL) - CLOCK_START_REL;
+    clock_tick();
+}
+
+void clock_teardown(void)
+{
+}
+
+void clock_tick(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    time_t rel = ts.tv_sec - clock_started;
+    /* The wall clock may step backwards; relative time never does. */
+    rel_time_t cur = atomic_load_explicit(&clock_current, memory_order_relaxed);
+    if (rel > (time_t)cur)
+        atomic_store_explicit(&clock_current, (rel_time_t)rel, memory_order_relaxed);
+}
+
+rel_time_t clock_now(void)
+{
+    return atomic_load_explicit(&clock_current, memory_order_relaxed);
+}
+
+time_t clock_process_started(void)
+{
+    return clock_started;
+}
+
+time_t clock_unix_now(void)
+{
+    return clock_started + (time_t)clock_now();
+}
+
+rel_time_t clock_exptime(int64_t exptime)
+{
+    if (exptime == 0)
+        return 0;
+    if (exptime < 0)
+        return 1;
+    if (exptime > CLOCK_MAX_RELATIVE_EXPTIME) {
+        if (exptime <= (int64_t)clock_started)
+            return 1;
+        int64_t rel = exptime - (int64_t)clock_started;
+        return rel > UINT32_MAX ? UINT32_MAX : (rel_time_t)rel;
+    }
+    return (rel_time_t)(exptime + clock_now());
+}

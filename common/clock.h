@@ -1,0 +1,42 @@
+/*
+ * clock.h - the coarse process clock, memcached style.
+ *
+ * Time on the request path is "relative seconds since the process started",
+ * read from an atomic that a timer refreshes (clock_tick), so no request
+ * makes a syscall for the time. Relative time starts at CLOCK_START_REL, not
+ * 0, so that `uptime` is never 0 and rel time 0 can mean "never expires".
+ */
+#pragma once
+
+#include <stdint.h>
+#include <time.h>
+
+typedef uint32_t rel_time_t;
+
+/* Seconds already on the clock when the process starts (uptime floor). */
+#define CLOCK_START_REL 2
+/* Exptimes up to this many seconds are relative, larger ones unix times. */
+#define CLOCK_MAX_RELATIVE_EXPTIME (60 * 60 * 24 * 30)
+
+/* Records the start time and sets the clock. Call once, first, from main. */
+void clock_setup(void);
+void clock_teardown(void);
+
+/* Refreshes the coarse clock from the wall clock. Any thread; cheap. */
+void clock_tick(void);
+
+/* Current relative time in seconds (>= CLOCK_START_REL). Any thread. */
+rel_time_t clock_now(void);
+
+/* Unix time at which relative time was 0. */
+time_t clock_process_started(void);
+
+/* Current unix time as the coarse clock sees it. */
+time_t clock_unix_now(void);
+
+/*
+ * Converts a client exptime to relative time, exactly as memcached 1.6:
+ * 0 -> 0 (never); negative -> 1 (already expired); up to 30 days -> now +
+ * exptime; larger -> absolute unix time, 1 (expired) if not after the start.
+ */
+rel_time_t clock_exptime(int64_t exptime);

@@ -1,0 +1,46 @@
+/*
+ * mem.h - the one allocation wrapper: jemalloc in normal builds, libc malloc
+ * under sanitizers (build flag STRATA_NO_JEMALLOC), with per-component byte
+ * counters for `stats`. Thread-safe; counters are relaxed atomics.
+ *
+ * Byte counts are what the allocator really hands out (its size class), not
+ * what was asked for, so memory limits built on them hold on real RSS.
+ */
+#pragma once
+
+#include <stddef.h>
+
+enum mem_component {
+    MEM_CACHE,   /* L1 items and hash tables */
+    MEM_CONN,    /* connections and their buffers */
+    MEM_STORAGE, /* LSM engine */
+    MEM_OTHER,
+    MEM_COMPONENTS /* count, not a component */
+};
+
+/* Returns NULL when the allocator fails; never aborts. */
+void *mem_alloc(enum mem_component c, size_t size);
+void *mem_calloc(enum mem_component c, size_t n, size_t size);
+/* REQUIRES: old_size is the size p was allocated (or reallocated) with. */
+void *mem_realloc(enum mem_component c, void *p, size_t old_size, size_t new_size);
+/* Accepts NULL. REQUIRES: size is the size p was allocated with. */
+void mem_free(enum mem_component c, void *p, size_t size);
+
+/* Bytes the allocator really uses for a request of `size` bytes. */
+size_t mem_usable(size_t size);
+
+/*
+ * Size classes, numbered from 0 (8 bytes), following jemalloc's geometry:
+ * multiples of 16 up to 128, then four classes per power of two. Used for
+ * `stats slabs`/`stats items` rows. mem_class_of(size) is the class that
+ * serves `size`; mem_class_size(i) the bytes of class i.
+ */
+unsigned mem_class_of(size_t size);
+size_t mem_class_size(unsigned cls);
+
+/* Bytes currently allocated by component c, and by all components. */
+size_t mem_bytes(enum mem_component c);
+size_t mem_bytes_total(void);
+
+/* "jemalloc" or "libc". */
+const char *mem_allocator_name(void);

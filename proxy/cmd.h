@@ -1,0 +1,45 @@
+/*
+ * cmd.h - the command layer every protocol front end calls (text today;
+ * meta and binary share it later): one function per memcached operation,
+ * independent of wire format, doing the tier work and the counting.
+ * Worker thread; `w` is the calling worker (its counter shard).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache/cache.h"
+
+struct worker;
+
+/* get/gets (touch false) or gat/gats (touch true, new exptime). Returns a
+ * reference the caller releases, or NULL on a miss. */
+struct item *cmd_get(struct worker *w, const char *key, size_t nkey, bool touch,
+                     rel_time_t exptime);
+
+/*
+ * First half of a storage command: an item to read the value into
+ * (nbytes + 2 bytes with the terminator). NULL with *res = CACHE_TOO_LARGE
+ * or CACHE_NO_MEMORY when it cannot be stored; the caller must then discard
+ * the value. A refused SET also drops the key's old value.
+ */
+struct item *cmd_reserve(struct worker *w, const char *key, size_t nkey, uint32_t flags,
+                         rel_time_t exptime, size_t nbytes, enum cache_store_mode mode,
+                         enum cache_result *res);
+
+/* Second half: the value has arrived complete and well-terminated.
+ * Takes the item reference. */
+enum cache_result cmd_store(struct worker *w, struct item *it, enum cache_store_mode mode,
+                            uint64_t cas_in);
+
+/* A value arrived with a bad terminator: count it, drop the item. */
+void cmd_store_aborted(struct worker *w, struct item *it);
+
+enum cache_result cmd_delete(struct worker *w, const char *key, size_t nkey);
+enum cache_result cmd_touch(struct worker *w, const char *key, size_t nkey, rel_time_t exptime);
+enum cache_result cmd_delta(struct worker *w, const char *key, size_t nkey, bool incr,
+                            uint64_t delta, uint64_t *value);
+/* flush_all with memcached's delay semantics (delay <= 0: now). */
+void cmd_flush_all(struct worker *w, int32_t delay);

@@ -1,0 +1,430 @@
+/*
+ * conn.c - connection I/O and state machine (see conn.h). Worker thread.
+ *
+ *   readable ──► read once (into rbuf, or straight into the item being
+ *   filled) ──► process: parse lines / fill value / swallow, at most
+ *   reqs_per_event commands ──► write the batch's replies with writev
+ *
+ * Backpressure: when more than out_max reply bytes are unsent, reading
+ * stops until the client drains them; a client that makes no progress for
+ * drain_timeout seconds is disconnected. A client that half-closes still
+ * gets every reply before we close.
+ */
+#include "proxy/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/assert.h"
+#include "common/log.h"
+#include "common/mc_text.h"
+#include "common/mem.h"
+#include "proxy/proto_text.h"
+#include "proxy/proxy.h"
+#include "proxy/worker.h"
+
+#define RBUF_INITIAL 16384
+/* The read buffer never grows past the longest legal line plus a read. */
+#define RBUF_MAX (MC_GET_LINE_MAX + RBUF_INITIAL)
+
+static void on_readable(evutil_socket_t fd, short what, void *arg);
+static void on_writable(evutil_socket_t fd, short what, void *arg);
+
+const char *conn_state_name(enum conn_state s)
+{
+    switch (s) {
+    case CONN_PARSE_CMD: return "conn_parse_cmd";
+    case CONN_NREAD: return "conn_nread";
+    case CONN_SWALLOW: return "conn_swallow";
+    case CONN_MWRITE: return "conn_mwrite";
+    case CONN_CLOSING: return "conn_closing";
+    }
+    return "conn_unknown";
+}
+
+static void set_state(struct conn *c, enum conn_state s)
+{
+    atomic_store_explicit(&c->state, (int)s, memory_order_relaxed);
+}
+
+static enum conn_state get_state(const struct conn *c)
+{
+    return (enum conn_state)atomic_load_explicit(&c->state, memory_order_relaxed);
+}
+
+struct conn *conn_next(const struct conn *c)
+{
+    return c->next;
+}
+
+static void format_peer(char *buf, size_t n, const struct sockaddr_storage *ss)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+        snprintf(buf, n, "tcp:%s:%d", host, port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+        snprintf(buf, n, "tcp6:[%s]:%d", host, port);
+    } else {
+        snprintf(buf, n, "unknown");
+    }
+}
+
+enum st_status conn_create(struct worker *w, int fd, const struct sockaddr_storage *peer,
+                           socklen_t peerlen)
+{
+    (void)peerlen;
+    struct conn *c = mem_calloc(MEM_CONN, 1, sizeof(*c));
+    if (c == NULL)
+        return ST_NOMEM;
+    c->w = w;
+    c->p = w->proxy;
+    c->fd = fd;
+    format_peer(c->peer, sizeof(c->peer), peer);
+    atomic_store(&c->last_cmd, clock_now());
+    outq_init(&c->out, c->p->cache);
+    c->rbuf = mem_alloc(MEM_CONN, RBUF_INITIAL);
+    c->rcap = RBUF_INITIAL;
+    c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_readable, c);
+    c->wev = event_new(w->base, fd, EV_WRITE, on_writable, c);
+    if (c->rbuf == NULL || c->rev == NULL || c->wev == NULL || event_add(c->rev, NULL) != 0) {
+        if (c->rev != NULL)
+            event_free(c->rev);
+        if (c->wev != NULL)
+            event_free(c->wev);
+        mem_free(MEM_CONN, c->rbuf, c->rcap);
+        mem_free(MEM_CONN, c, sizeof(*c));
+        return ST_NOMEM;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+    pthread_mutex_lock(&w->conns_lock);
+    c->next = w->conns;
+    if (w->conns != NULL)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    pthread_mutex_unlock(&w->conns_lock);
+    atomic_fetch_add(&c->p->total_conns, 1);
+    log_debug("<%d new client connection from %s", fd, c->peer);
+    return ST_OK;
+}
+
+static void conn_free(struct conn *c)
+{
+    struct worker *w = c->w;
+    pthread_mutex_lock(&w->conns_lock);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    w->nconns--;
+    pthread_mutex_unlock(&w->conns_lock);
+
+    event_free(c->rev);
+    event_free(c->wev);
+    close(c->fd);
+    cache_release(c->p->cache, c->it);
+    outq_deinit(&c->out);
+    mem_free(MEM_CONN, c->rbuf, c->rcap);
+    atomic_fetch_sub(&c->p->curr_conns, 1);
+    mem_free(MEM_CONN, c, sizeof(*c));
+    worker_conn_closed(w, NULL);
+}
+
+void conn_close(struct conn *c)
+{
+    log_debug("<%d connection closed", c->fd);
+    set_state(c, CONN_CLOSING);
+    if (c->in_handler) {
+        c->dead = true;
+        return;
+    }
+    conn_free(c);
+}
+
+void conn_begin_nread(struct conn *c, struct item *it, size_t nbytes, enum cache_store_mode mode,
+                      uint64_t cas_in, bool noreply)
+{
+    ASSERT(c->it == NULL);
+    c->it = it;
+    c->dst = item_data_mut(it);
+    c->left = nbytes;
+    c->mode = mode;
+    c->cas_in = cas_in;
+    c->noreply = noreply;
+    set_state(c, CONN_NREAD);
+}
+
+void conn_begin_swallow(struct conn *c, size_t nbytes)
+{
+    c->swallow = nbytes;
+    set_state(c, CONN_SWALLOW);
+}
+
+static void consume(struct conn *c, size_t n)
+{
+    c->rpos += n;
+    c->rlen -= n;
+    if (c->rlen == 0)
+        c->rpos = 0;
+}
+
+/* Makes room at the end of rbuf; false if the buffer may not grow. */
+static bool rbuf_make_room(struct conn *c)
+{
+    if (c->rpos > 0) {
+        memmove(c->rbuf, c->rbuf + c->rpos, c->rlen);
+        c->rpos = 0;
+    }
+    if (c->rlen < c->rcap)
+        return true;
+    size_t cap = c->rcap * 2;
+    if (cap > RBUF_MAX)
+        return false;
+    char *b = mem_realloc(MEM_CONN, c->rbuf, c->rcap, cap);
+    if (b == NULL)
+        return false;
+    c->rbuf = b;
+    c->rcap = cap;
+    return true;
+}
+
+/* Shrinks a grown read buffer back once it is empty. */
+static void rbuf_shrink(struct conn *c)
+{
+    if (c->rcap > RBUF_INITIAL && c->rlen == 0) {
+        char *b = mem_realloc(MEM_CONN, c->rbuf, c->rcap, RBUF_INITIAL);
+        if (b != NULL) {
+            c->rbuf = b;
+            c->rcap = RBUF_INITIAL;
+        }
+    }
+}
+
+/* One read(2). Returns ST_OK, ST_AGAIN, ST_CLOSED (EOF) or ST_IO. */
+static enum st_status conn_read(struct conn *c)
+{
+    char *dst;
+    size_t room;
+    if (get_state(c) == CONN_NREAD && c->rlen == 0) {
+        dst = c->dst; /* large values go straight into the item */
+        room = c->left;
+    } else {
+        if (c->rpos + c->rlen == c->rcap && !rbuf_make_room(c))
+            return ST_OK; /* full; process() decides what a full buffer means */
+        dst = c->rbuf + c->rpos + c->rlen;
+        room = c->rcap - c->rpos - c->rlen;
+    }
+    ssize_t n;
+    do
+        n = read(c->fd, dst, room);
+    while (n < 0 && errno == EINTR);
+    if (n == 0)
+        return ST_CLOSED;
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? ST_AGAIN : ST_IO;
+    STAT_ADD(&c->w->stats, bytes_read, (uint64_t)n);
+    if (dst == c->dst) {
+        c->dst += n;
+        c->left -= (size_t)n;
+    } else {
+        c->rlen += (size_t)n;
+    }
+    return ST_OK;
+}
+
+/*
+ * Runs buffered input through the state machine. Returns PROTO_CLOSE if
+ * the connection must be dropped. *yielded is set when the command budget
+ * ran out with complete input still buffered.
+ */
+static enum proto_action conn_process(struct conn *c, bool *yielded)
+{
+    unsigned budget = c->p->settings.reqs_per_event;
+    *yielded = false;
+    for (;;) {
+        if (c->close_after_write || c->w->draining)
+            return PROTO_NEXT;
+        switch (get_state(c)) {
+        case CONN_NREAD: {
+            size_t n = c->rlen < c->left ? c->rlen : c->left;
+            memcpy(c->dst, c->rbuf + c->rpos, n);
+            c->dst += n;
+            c->left -= n;
+            consume(c, n);
+            if (c->left > 0)
+                return PROTO_NEXT;
+            set_state(c, CONN_PARSE_CMD);
+            if (proto_text_nread_done(c) == PROTO_CLOSE)
+                return PROTO_CLOSE;
+            if (budget > 0)
+                budget--;
+            continue;
+        }
+        case CONN_SWALLOW: {
+            size_t n = c->rlen < c->swallow ? c->rlen : c->swallow;
+            consume(c, n);
+            c->swallow -= n;
+            if (c->swallow > 0)
+                return PROTO_NEXT;
+            set_state(c, CONN_PARSE_CMD);
+            continue;
+        }
+        default:
+            break;
+        }
+        if (c->rlen == 0)
+            return PROTO_NEXT;
+        const char *start = c->rbuf + c->rpos;
+        const char *nl = memchr(start, '\n', c->rlen);
+        if (nl == NULL) {
+            if (c->rlen > MC_LINE_MAX && !mc_text_is_long_line_ok(start, c->rlen)) {
+                log_info("<%d line over %d bytes without newline, closing", c->fd, MC_LINE_MAX);
+                return PROTO_CLOSE;
+            }
+            if (c->rlen >= MC_GET_LINE_MAX) {
+                log_info("<%d get line over %u bytes, closing", c->fd, MC_GET_LINE_MAX);
+                return PROTO_CLOSE;
+            }
+            return PROTO_NEXT;
+        }
+        if (budget == 0 || outq_pending(&c->out) > c->p->settings.out_max) {
+            *yielded = budget == 0;
+            return PROTO_NEXT;
+        }
+        size_t linelen = (size_t)(nl - start);
+        size_t len = linelen > 0 && start[linelen - 1] == '\r' ? linelen - 1 : linelen;
+        consume(c, linelen + 1);
+        atomic_store_explicit(&c->last_cmd, clock_now(), memory_order_relaxed);
+        budget--;
+        if (proto_text_line(c, start, len) == PROTO_CLOSE)
+            return PROTO_CLOSE;
+    }
+}
+
+/* Writes queued replies; arms the write event when the socket is full. */
+static enum st_status conn_flush(struct conn *c)
+{
+    size_t written;
+    enum st_status s = outq_write(&c->out, c->fd, &written);
+    STAT_ADD(&c->w->stats, bytes_written, written);
+    if (s == ST_AGAIN) {
+        struct timeval tv = {(time_t)c->p->settings.drain_timeout, 0};
+        if (written > 0 || !event_pending(c->wev, EV_WRITE, NULL))
+            event_add(c->wev, &tv); /* (re)starts the drain timer on progress */
+    }
+    return s;
+}
+
+/* Decides whether we keep reading, given the output backlog. */
+static void update_read_interest(struct conn *c)
+{
+    bool want = !c->eof && !c->close_after_write && !c->w->draining &&
+                outq_pending(&c->out) <= c->p->settings.out_max;
+    if (want && c->paused) {
+        event_add(c->rev, NULL);
+        c->paused = false;
+    } else if (!want && !c->paused) {
+        event_del(c->rev);
+        c->paused = true;
+    }
+}
+
+/* Process, flush, and decide what comes next. May free c. */
+static void conn_run(struct conn *c)
+{
+    bool yielded;
+    c->in_handler = true;
+    enum proto_action a = conn_process(c, &yielded);
+    c->in_handler = false;
+    if (a == PROTO_CLOSE || c->dead) {
+        conn_free(c);
+        return;
+    }
+    enum st_status s = conn_flush(c);
+    if (s == ST_IO || s == ST_CLOSED) {
+        conn_free(c);
+        return;
+    }
+    bool idle_input = get_state(c) != CONN_PARSE_CMD || memchr(c->rbuf + c->rpos, '\n', c->rlen) == NULL;
+    if (s == ST_OK && (c->close_after_write || c->w->draining ||
+                       (c->eof && (idle_input || get_state(c) != CONN_PARSE_CMD)))) {
+        conn_free(c);
+        return;
+    }
+    if (s == ST_AGAIN)
+        set_state(c, CONN_MWRITE);
+    else if (get_state(c) == CONN_MWRITE)
+        set_state(c, CONN_PARSE_CMD);
+    if (s == ST_OK && c->rlen == 0)
+        rbuf_shrink(c);
+    update_read_interest(c);
+    if (yielded)
+        STAT_INCR(&c->w->stats, conn_yields);
+    /* Complete commands still buffered: the socket will not wake us for
+     * them, so schedule ourselves (after other connections had a turn). */
+    if (s == ST_OK && !idle_input)
+        event_active(c->rev, EV_READ, 0);
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    if (!c->eof) {
+        enum st_status s = conn_read(c);
+        if (s == ST_IO) {
+            log_info("<%d read error: %s", c->fd, strerror(errno));
+            conn_free(c);
+            return;
+        }
+        if (s == ST_CLOSED) {
+            c->eof = true;
+            if (!c->paused) {
+                event_del(c->rev);
+                c->paused = true;
+            }
+        }
+    }
+    conn_run(c);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    struct conn *c = arg;
+    if (what & EV_TIMEOUT) {
+        log_info("<%d client did not read its replies for %u s, closing", c->fd,
+                 c->p->settings.drain_timeout);
+        conn_free(c);
+        return;
+    }
+    conn_run(c);
+}
+
+void conn_drain(struct conn *c)
+{
+    /* Replies already queued still go out; nothing new is read. */
+    if (outq_pending(&c->out) == 0) {
+        conn_free(c);
+        return;
+    }
+    update_read_interest(c);
+}

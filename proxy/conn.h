@@ -1,0 +1,87 @@
+/*
+ * conn.h - a client connection: its buffers and its state machine (read a
+ * command line, read a value into an item, swallow a refused value, write
+ * replies). The protocol modules (proto_text.c) work on the fields below;
+ * nothing outside proxy/ sees them. Worker thread of the connection only,
+ * except the atomics read by `stats conns`.
+ */
+#pragma once
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "cache/cache.h"
+#include "common/clock.h"
+#include "common/status.h"
+#include "proxy/outq.h"
+
+struct worker;
+struct proxy;
+struct event;
+
+enum conn_state {
+    CONN_PARSE_CMD, /* waiting for / parsing command lines */
+    CONN_NREAD,     /* reading a value into c->it */
+    CONN_SWALLOW,   /* discarding the value of a refused storage command */
+    CONN_MWRITE,    /* output blocked: waiting for the socket to drain */
+    CONN_CLOSING,
+};
+
+struct conn {
+    struct conn *prev, *next; /* worker's list, under worker->conns_lock */
+    struct worker *w;
+    struct proxy *p;
+    int fd;
+    struct event *rev, *wev;
+    _Atomic int state;          /* enum conn_state; read by stats conns */
+    _Atomic rel_time_t last_cmd;
+    char peer[64];              /* "tcp:127.0.0.1:12345" */
+
+    char *rbuf;                 /* unread input is rbuf[rpos, rpos + rlen) */
+    size_t rcap, rpos, rlen;
+
+    struct outq out;
+
+    /* CONN_NREAD: the value being read for a storage command */
+    struct item *it;            /* reserved item; owned by the connection */
+    char *dst;                  /* next byte to fill */
+    size_t left;                /* bytes still to read, terminator included */
+    enum cache_store_mode mode;
+    uint64_t cas_in;
+    bool noreply;
+
+    size_t swallow;             /* CONN_SWALLOW: bytes still to discard */
+
+    bool eof;                   /* the client shut down its sending side */
+    bool close_after_write;     /* quit or shutdown: close once replies are out */
+    bool paused;                /* reading stopped: too much unsent output */
+    bool in_handler;            /* guards against freeing inside processing */
+    bool dead;                  /* close requested while in_handler */
+};
+
+/* Creates a connection for an accepted socket on worker w. Takes the fd
+ * on success. */
+enum st_status conn_create(struct worker *w, int fd, const struct sockaddr_storage *peer,
+                           socklen_t peerlen);
+
+/* Closes and frees now (unsent replies are dropped). */
+void conn_close(struct conn *c);
+
+/* Shutdown: stop taking commands, close once the queued replies are
+ * written. May free c. */
+void conn_drain(struct conn *c);
+
+struct conn *conn_next(const struct conn *c);
+
+/* Name of a state as memcached prints it in `stats conns`. */
+const char *conn_state_name(enum conn_state s);
+
+/* For protocol modules: start reading nbytes (terminator included) into
+ * item `it` (takes the reference). */
+void conn_begin_nread(struct conn *c, struct item *it, size_t nbytes, enum cache_store_mode mode,
+                      uint64_t cas_in, bool noreply);
+/* For protocol modules: discard the next nbytes of input. */
+void conn_begin_swallow(struct conn *c, size_t nbytes);

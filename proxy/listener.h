@@ -1,0 +1,22 @@
+/*
+ * listener.h - the TCP listening socket and the acceptor (main thread):
+ * enforces the connection limit and hands sockets to workers round robin.
+ */
+#pragma once
+
+#include "common/status.h"
+
+struct event_base;
+struct proxy;
+struct listener;
+
+/* Binds and listens on settings' address and port. */
+enum st_status listener_create(struct listener **out, struct proxy *p, struct event_base *base);
+/* Starts accepting. */
+enum st_status listener_start(struct listener *l);
+/* Stops accepting and closes the socket. Accepts NULL. */
+void listener_destroy(struct listener **l);
+
+/* For `stats conns` (any thread; immutable after creation). */
+int listener_fd(const struct listener *l);
+const char *listener_addr(const struct listener *l);

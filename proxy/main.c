@@ -1,0 +1,235 @@
+/*
+ * main.c - strata-proxy: parse flags, set up the process-wide services in
+ * a fixed order, start workers and the acceptor, run the main loop (signals,
+ * clock, cache maintenance) and shut down cleanly on SIGTERM/SIGINT.
+ *
+ * Setup order: log → clock → cache → listener (bind before dropping
+ * privileges) → workers → accept. Teardown runs in reverse.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "cache/cache.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "proxy/listener.h"
+#include "proxy/proxy.h"
+#include "proxy/settings.h"
+#include "proxy/version.h"
+#include "proxy/worker.h"
+
+/* Cache maintenance: every 100 ms, at most this many hash buckets. */
+#define MAINTAIN_INTERVAL_US 100000
+#define MAINTAIN_BUDGET 4096
+/* File descriptors beyond client connections: listener, eventfds, logs. */
+#define RESERVED_FDS 32
+
+struct main_loop {
+    struct proxy *p;
+    struct event_base *base;
+    struct event *sigterm, *sigint, *clock_timer, *maintain_timer;
+    int exit_code;
+};
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct main_loop *m = arg;
+    log_info("signal %d: shutting down", (int)sig);
+    event_base_loopbreak(m->base);
+}
+
+static void on_clock(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    clock_tick();
+}
+
+static void on_maintain(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct main_loop *m = arg;
+    cache_maintain(m->p->cache, MAINTAIN_BUDGET);
+}
+
+static int raise_fd_limit(unsigned max_conns, unsigned threads)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)max_conns + RESERVED_FDS + (rlim_t)threads * 2;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0;
+    if (rl.rlim_cur >= want)
+        return 0;
+    rl.rlim_cur = want;
+    if (rl.rlim_max < want)
+        rl.rlim_max = want; /* only root may raise the hard limit */
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        fprintf(stderr, "strata-proxy: cannot raise the open files limit to %lu for -c %u: %s. "
+                        "Raise `ulimit -n` or lower -c.\n",
+                (unsigned long)want, max_conns, strerror(errno));
+        return EX_OSERR;
+    }
+    return 0;
+}
+
+static int drop_privileges(const char *user)
+{
+    if (getuid() != 0 && geteuid() != 0)
+        return 0;
+    if (user == NULL) {
+        log_warn("running as root; pass -u <user> to drop privileges");
+        return 0;
+    }
+    struct passwd *pw = getpwnam(user);
+    if (pw == NULL) {
+        fprintf(stderr, "strata-proxy: unknown user '%s'\n", user);
+        return EX_NOUSER;
+    }
+    if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+        fprintf(stderr, "strata-proxy: cannot become user '%s': %s\n", user, strerror(errno));
+        return EX_OSERR;
+    }
+    return 0;
+}
+
+static int write_pidfile(const char *path)
+{
+    if (path == NULL)
+        return 0;
+    FILE *f = fopen(path, "w");
+    if (f == NULL || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0) {
+        fprintf(stderr, "strata-proxy: cannot write pid file %s: %s\n", path, strerror(errno));
+        return EX_CANTCREAT;
+    }
+    return 0;
+}
+
+static struct event *add_timer(struct event_base *base, long usec, event_callback_fn fn, void *arg)
+{
+    struct event *ev = event_new(base, -1, EV_PERSIST, fn, arg);
+    struct timeval tv = {usec / 1000000, usec % 1000000};
+    if (ev != NULL && event_add(ev, &tv) != 0) {
+        event_free(ev);
+        ev = NULL;
+    }
+    return ev;
+}
+
+static void free_event(struct event **ev)
+{
+    if (*ev != NULL)
+        event_free(*ev);
+    *ev = NULL;
+}
+
+int main(int argc, char **argv)
+{
+    static struct proxy proxy; /* main's own; every thread gets a pointer */
+    struct proxy *p = &proxy;
+    struct main_loop m = {.p = p, .exit_code = 0};
+    int rc;
+
+    settings_init(&p->settings);
+    rc = settings_parse(&p->settings, argc, argv);
+    if (rc >= 0)
+        return rc;
+    const struct settings *s = &p->settings;
+
+    log_setup(s->verbose == 0 ? LOG_LVL_WARN : s->verbose == 1 ? LOG_LVL_INFO : LOG_LVL_DEBUG);
+    clock_setup();
+    signal(SIGPIPE, SIG_IGN);
+    if ((rc = raise_fd_limit(s->max_conns, s->threads)) != 0)
+        return rc;
+    pthread_mutex_init(&p->reset_lock, NULL);
+
+    struct cache_config cc = {
+        .max_bytes = s->max_bytes,
+        .item_size_max = s->item_size_max,
+        .evictions = s->evictions,
+    };
+    if (cache_create(&p->cache, &cc) != ST_OK) {
+        fprintf(stderr, "strata-proxy: cannot create the cache (-m %zu bytes)\n", s->max_bytes);
+        return EX_SOFTWARE;
+    }
+
+    m.base = event_base_new();
+    if (m.base == NULL)
+        return EX_OSERR;
+    if (listener_create(&p->listener, p, m.base) != ST_OK) {
+        rc = EX_UNAVAILABLE;
+        goto out;
+    }
+    if ((rc = drop_privileges(s->user)) != 0 || (rc = write_pidfile(s->pidfile)) != 0)
+        goto out;
+
+    p->workers = mem_calloc(MEM_OTHER, s->threads, sizeof(*p->workers));
+    if (p->workers == NULL) {
+        rc = EX_OSERR;
+        goto out;
+    }
+    for (unsigned i = 0; i < s->threads; i++) {
+        if (worker_init(&p->workers[i], i, p) != ST_OK || worker_start(&p->workers[i]) != ST_OK) {
+            fprintf(stderr, "strata-proxy: cannot start worker %u\n", i);
+            p->nworkers = i;
+            rc = EX_OSERR;
+            goto out_workers;
+        }
+        p->nworkers = i + 1;
+    }
+
+    m.sigterm = evsignal_new(m.base, SIGTERM, on_signal, &m);
+    m.sigint = evsignal_new(m.base, SIGINT, on_signal, &m);
+    m.clock_timer = add_timer(m.base, 1000000, on_clock, &m);
+    m.maintain_timer = add_timer(m.base, MAINTAIN_INTERVAL_US, on_maintain, &m);
+    if (m.sigterm == NULL || m.sigint == NULL || event_add(m.sigterm, NULL) != 0 ||
+        event_add(m.sigint, NULL) != 0 || m.clock_timer == NULL || m.maintain_timer == NULL ||
+        listener_start(p->listener) != ST_OK) {
+        rc = EX_OSERR;
+        goto out_workers;
+    }
+    log_info("strata-proxy %s listening on %s, %u threads, %zu MB", PROXY_VERSION_STRING,
+             listener_addr(p->listener), s->threads, s->max_bytes >> 20);
+
+    event_base_dispatch(m.base);
+    rc = 0;
+
+out_workers:
+    /* Stop accepting first, then let workers flush their replies. */
+    listener_destroy(&p->listener);
+    for (unsigned i = 0; i < p->nworkers; i++)
+        worker_stop(&p->workers[i]);
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        worker_join(&p->workers[i]);
+        worker_deinit(&p->workers[i]);
+    }
+    mem_free(MEM_OTHER, p->workers, s->threads * sizeof(*p->workers));
+    p->workers = NULL;
+out:
+    listener_destroy(&p->listener);
+    free_event(&m.sigterm);
+    free_event(&m.sigint);
+    free_event(&m.clock_timer);
+    free_event(&m.maintain_timer);
+    if (m.base != NULL)
+        event_base_free(m.base);
+    cache_destroy(&p->cache);
+    if (s->pidfile != NULL && rc == 0)
+        unlink(s->pidfile);
+    pthread_mutex_destroy(&p->reset_lock);
+    clock_teardown();
+    log_teardown();
+    return rc;
+}

@@ -1,0 +1,220 @@
+/*
+ * outq.c - reply queue: arena chunks, iovecs, held item references (see
+ * outq.h). Worker thread of the owning connection only.
+ */
+#include "proxy/outq.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache/cache.h"
+#include "common/assert.h"
+#include "common/mem.h"
+
+#define OUTQ_CHUNK_SIZE 16384
+#define OUTQ_IOV_BATCH 1024 /* IOV_MAX on Linux */
+
+struct outq_chunk {
+    struct outq_chunk *next;
+    size_t size, used;
+    char data[];
+};
+
+void outq_init(struct outq *q, struct cache *cache)
+{
+    memset(q, 0, sizeof(*q));
+    q->cache = cache;
+}
+
+static void release_items_from(struct outq *q, unsigned from)
+{
+    for (unsigned i = from; i < q->nitems; i++)
+        cache_release(q->cache, q->items[i]);
+    q->nitems = from;
+}
+
+static void free_chunks_after(struct outq_chunk *c)
+{
+    struct outq_chunk *n = c->next;
+    c->next = NULL;
+    while (n != NULL) {
+        struct outq_chunk *next = n->next;
+        mem_free(MEM_CONN, n, sizeof(*n) + n->size);
+        n = next;
+    }
+}
+
+void outq_deinit(struct outq *q)
+{
+    release_items_from(q, 0);
+    if (q->head != NULL) {
+        free_chunks_after(q->head);
+        mem_free(MEM_CONN, q->head, sizeof(*q->head) + q->head->size);
+    }
+    mem_free(MEM_CONN, q->iov, q->iov_cap * sizeof(*q->iov));
+    mem_free(MEM_CONN, q->items, q->items_cap * sizeof(*q->items));
+    memset(q, 0, sizeof(*q));
+}
+
+/* Empties a fully written queue, keeping the first chunk and the arrays. */
+static void outq_reset(struct outq *q)
+{
+    release_items_from(q, 0);
+    q->niov = q->iov_sent = 0;
+    q->pending = 0;
+    if (q->head != NULL) {
+        free_chunks_after(q->head);
+        q->head->used = 0;
+        q->tail = q->head;
+    }
+}
+
+char *outq_reserve(struct outq *q, size_t n)
+{
+    struct outq_chunk *t = q->tail;
+    if (t != NULL && t->size - t->used >= n)
+        return t->data + t->used;
+    size_t size = n > OUTQ_CHUNK_SIZE ? n : OUTQ_CHUNK_SIZE;
+    struct outq_chunk *c = mem_alloc(MEM_CONN, sizeof(*c) + size);
+    if (c == NULL)
+        return NULL;
+    c->next = NULL;
+    c->size = size;
+    c->used = 0;
+    if (t == NULL)
+        q->head = c;
+    else
+        t->next = c;
+    q->tail = c;
+    return c->data;
+}
+
+static enum st_status push_iov(struct outq *q, const void *p, size_t n)
+{
+    if (q->niov > q->iov_sent) {
+        struct iovec *last = &q->iov[q->niov - 1];
+        if ((const char *)last->iov_base + last->iov_len == (const char *)p) {
+            last->iov_len += n;
+            q->pending += n;
+            return ST_OK;
+        }
+    }
+    if (q->niov == q->iov_cap) {
+        unsigned cap = q->iov_cap ? q->iov_cap * 2 : 64;
+        struct iovec *iov = mem_realloc(MEM_CONN, q->iov, q->iov_cap * sizeof(*iov), cap * sizeof(*iov));
+        if (iov == NULL)
+            return ST_NOMEM;
+        q->iov = iov;
+        q->iov_cap = cap;
+    }
+    q->iov[q->niov].iov_base = (void *)(uintptr_t)p;
+    q->iov[q->niov].iov_len = n;
+    q->niov++;
+    q->pending += n;
+    return ST_OK;
+}
+
+enum st_status outq_commit(struct outq *q, size_t n)
+{
+    struct outq_chunk *t = q->tail;
+    ASSERT(t != NULL && t->size - t->used >= n);
+    if (n == 0)
+        return ST_OK;
+    enum st_status s = push_iov(q, t->data + t->used, n);
+    if (s == ST_OK)
+        t->used += n;
+    return s;
+}
+
+enum st_status outq_add(struct outq *q, const void *p, size_t n)
+{
+    char *dst = outq_reserve(q, n);
+    if (dst == NULL)
+        return ST_NOMEM;
+    memcpy(dst, p, n);
+    return outq_commit(q, n);
+}
+
+enum st_status outq_add_item(struct outq *q, struct item *it, const void *p, size_t n)
+{
+    if (q->nitems == q->items_cap) {
+        unsigned cap = q->items_cap ? q->items_cap * 2 : 16;
+        struct item **items = mem_realloc(MEM_CONN, q->items, q->items_cap * sizeof(*items),
+                                          cap * sizeof(*items));
+        if (items == NULL) {
+            cache_release(q->cache, it);
+            return ST_NOMEM;
+        }
+        q->items = items;
+        q->items_cap = cap;
+    }
+    q->items[q->nitems++] = it;
+    return push_iov(q, p, n);
+}
+
+void outq_mark(const struct outq *q, struct outq_mark *m)
+{
+    m->niov = q->niov;
+    m->last_len = q->niov > 0 ? q->iov[q->niov - 1].iov_len : 0;
+    m->nitems = q->nitems;
+    m->tail = q->tail;
+    m->tail_used = q->tail != NULL ? q->tail->used : 0;
+    m->pending = q->pending;
+}
+
+void outq_rollback(struct outq *q, const struct outq_mark *m)
+{
+    /* Nothing after the mark can have been written: writes happen only
+     * between commands, and a mark lives within one command. */
+    ASSERT(q->iov_sent <= m->niov);
+    release_items_from(q, m->nitems);
+    q->niov = m->niov;
+    if (m->niov > 0)
+        q->iov[m->niov - 1].iov_len = m->last_len;
+    if (m->tail != NULL) {
+        free_chunks_after(m->tail);
+        m->tail->used = m->tail_used;
+        q->tail = m->tail;
+    } else if (q->head != NULL) {
+        free_chunks_after(q->head);
+        q->head->used = 0;
+        q->tail = q->head;
+    }
+    q->pending = m->pending;
+}
+
+enum st_status outq_write(struct outq *q, int fd, size_t *written)
+{
+    *written = 0;
+    while (q->iov_sent < q->niov) {
+        unsigned n = q->niov - q->iov_sent;
+        if (n > OUTQ_IOV_BATCH)
+            n = OUTQ_IOV_BATCH;
+        ssize_t w = writev(fd, q->iov + q->iov_sent, (int)n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return ST_AGAIN;
+            return errno == EPIPE || errno == ECONNRESET ? ST_CLOSED : ST_IO;
+        }
+        size_t left = (size_t)w;
+        *written += left;
+        q->pending -= left;
+        while (left > 0) {
+            struct iovec *v = &q->iov[q->iov_sent];
+            if (left >= v->iov_len) {
+                left -= v->iov_len;
+                q->iov_sent++;
+            } else {
+                v->iov_base = (char *)v->iov_base + left;
+                v->iov_len -= left;
+                left = 0;
+            }
+        }
+    }
+    outq_reset(q);
+    return ST_OK;
+}

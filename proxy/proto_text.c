@@ -1,0 +1,270 @@
+/*
+ * proto_text.c - memcached text protocol front end (see proto_text.h):
+ * parse (common/mc_text) → execute (cmd.h) → queue the reply. Worker thread
+ * of the connection.
+ *
+ * noreply: memcached suppresses every reply of a command that carries it,
+ * errors included, once the command line was understood well enough to see
+ * the flag; "ERROR" for an unknown command or a wrong argument count is
+ * always sent. We follow that exactly.
+ */
+#include "proxy/proto_text.h"
+
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/mc_text.h"
+#include "proxy/cmd.h"
+#include "proxy/conn.h"
+#include "proxy/proxy.h"
+#include "proxy/stats.h"
+#include "proxy/version.h"
+#include "proxy/worker.h"
+
+/* Values up to this size are copied into the reply arena; larger ones are
+ * sent from the item (held by the reply until written). */
+#define COPY_VALUE_MAX 1024
+
+#define LIT(s) s, sizeof(s) - 1
+
+static enum proto_action reply(struct conn *c, const char *s, size_t n)
+{
+    /* Out of memory for a reply line: the stream would desync; drop it. */
+    return outq_add(&c->out, s, n) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
+}
+
+static enum proto_action reply_line(struct conn *c, const char *line)
+{
+    size_t n = strlen(line);
+    char *p = outq_reserve(&c->out, n + 2);
+    if (p == NULL)
+        return PROTO_CLOSE;
+    memcpy(p, line, n);
+    p[n] = '\r';
+    p[n + 1] = '\n';
+    return outq_commit(&c->out, n + 2) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
+}
+
+static enum proto_action reply_maybe(struct conn *c, bool noreply, const char *s, size_t n)
+{
+    return noreply ? PROTO_NEXT : reply(c, s, n);
+}
+
+/* Appends one hit of a get-family command. Takes the item reference. */
+static enum st_status add_value(struct conn *c, struct item *it, bool with_cas)
+{
+    size_t nvalue = item_nvalue(it);
+    size_t total = nvalue + 2;
+    bool copy = total <= COPY_VALUE_MAX;
+    char *p = outq_reserve(&c->out, MC_VALUE_HEADER_MAX + (copy ? total : 0));
+    if (p == NULL) {
+        cache_release(c->p->cache, it);
+        return ST_NOMEM;
+    }
+    size_t n = mc_text_value_header(p, item_key(it), item_nkey(it), item_flags(it), nvalue,
+                                    with_cas, item_cas(it));
+    if (copy) {
+        memcpy(p + n, item_value(it), total);
+        cache_release(c->p->cache, it);
+        return outq_commit(&c->out, n + total);
+    }
+    enum st_status s = outq_commit(&c->out, n);
+    if (s != ST_OK) {
+        cache_release(c->p->cache, it);
+        return s;
+    }
+    return outq_add_item(&c->out, it, item_value(it), total);
+}
+
+static enum proto_action do_get(struct conn *c, const struct mc_request *req)
+{
+    bool touch = req->cmd == MC_CMD_GAT || req->cmd == MC_CMD_GATS;
+    bool with_cas = req->cmd == MC_CMD_GETS || req->cmd == MC_CMD_GATS;
+    rel_time_t exptime = touch ? clock_exptime(req->exptime) : 0;
+    struct outq_mark mark;
+    outq_mark(&c->out, &mark);
+
+    const char *cur = req->keys, *end = req->keys + req->keys_len, *key;
+    size_t nkey;
+    while (mc_text_next_key(&cur, end, &key, &nkey)) {
+        struct item *it = cmd_get(c->w, key, nkey, touch, exptime);
+        if (it != NULL && add_value(c, it, with_cas) != ST_OK) {
+            outq_rollback(&c->out, &mark);
+            return reply(c, LIT("SERVER_ERROR out of memory writing get response\r\n"));
+        }
+    }
+    return reply(c, LIT("END\r\n"));
+}
+
+static enum cache_store_mode store_mode(enum mc_cmd cmd)
+{
+    switch (cmd) {
+    case MC_CMD_ADD: return CACHE_ADD;
+    case MC_CMD_REPLACE: return CACHE_REPLACE;
+    case MC_CMD_APPEND: return CACHE_APPEND;
+    case MC_CMD_PREPEND: return CACHE_PREPEND;
+    case MC_CMD_CAS: return CACHE_CAS;
+    default: return CACHE_SET;
+    }
+}
+
+static enum proto_action do_store(struct conn *c, const struct mc_request *req)
+{
+    enum cache_store_mode mode = store_mode(req->cmd);
+    size_t nbytes = (size_t)req->nbytes + 2;
+    enum cache_result res;
+    struct item *it = cmd_reserve(c->w, req->key, req->nkey, req->flags,
+                                  clock_exptime(req->exptime), (size_t)req->nbytes, mode, &res);
+    if (it == NULL) {
+        conn_begin_swallow(c, nbytes);
+        if (res == CACHE_TOO_LARGE)
+            return reply_maybe(c, req->noreply, LIT("SERVER_ERROR object too large for cache\r\n"));
+        return reply_maybe(c, req->noreply, LIT("SERVER_ERROR out of memory storing object\r\n"));
+    }
+    conn_begin_nread(c, it, nbytes, mode, req->cas, req->noreply);
+    return PROTO_NEXT;
+}
+
+enum proto_action proto_text_nread_done(struct conn *c)
+{
+    struct item *it = c->it;
+    c->it = NULL;
+    const char *v = item_value(it);
+    size_t n = item_nvalue(it);
+    if (v[n] != '\r' || v[n + 1] != '\n') {
+        cmd_store_aborted(c->w, it);
+        return reply_maybe(c, c->noreply, LIT("CLIENT_ERROR bad data chunk\r\n"));
+    }
+    switch (cmd_store(c->w, it, c->mode, c->cas_in)) {
+    case CACHE_STORED: return reply_maybe(c, c->noreply, LIT("STORED\r\n"));
+    case CACHE_NOT_STORED: return reply_maybe(c, c->noreply, LIT("NOT_STORED\r\n"));
+    case CACHE_EXISTS: return reply_maybe(c, c->noreply, LIT("EXISTS\r\n"));
+    case CACHE_NOT_FOUND: return reply_maybe(c, c->noreply, LIT("NOT_FOUND\r\n"));
+    case CACHE_TOO_LARGE:
+        return reply_maybe(c, c->noreply, LIT("SERVER_ERROR object too large for cache\r\n"));
+    default:
+        return reply_maybe(c, c->noreply, LIT("SERVER_ERROR out of memory storing object\r\n"));
+    }
+}
+
+static enum proto_action do_delta(struct conn *c, const struct mc_request *req)
+{
+    uint64_t value;
+    switch (cmd_delta(c->w, req->key, req->nkey, req->cmd == MC_CMD_INCR, req->delta, &value)) {
+    case CACHE_OK: {
+        if (req->noreply)
+            return PROTO_NEXT;
+        char buf[24];
+        size_t n = mc_u64_to_str(value, buf);
+        buf[n++] = '\r';
+        buf[n++] = '\n';
+        return reply(c, buf, n);
+    }
+    case CACHE_NOT_FOUND: return reply_maybe(c, req->noreply, LIT("NOT_FOUND\r\n"));
+    case CACHE_NON_NUMERIC:
+        return reply_maybe(c, req->noreply,
+                           LIT("CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"));
+    default: return reply_maybe(c, req->noreply, LIT("SERVER_ERROR out of memory\r\n"));
+    }
+}
+
+struct stats_ctx {
+    struct conn *c;
+    bool failed;
+};
+
+static void emit_stat(void *arg, const char *name, const char *value)
+{
+    struct stats_ctx *ctx = arg;
+    size_t nn = strlen(name), nv = strlen(value);
+    char *p = outq_reserve(&ctx->c->out, 5 + nn + 1 + nv + 2);
+    if (p == NULL) {
+        ctx->failed = true;
+        return;
+    }
+    memcpy(p, "STAT ", 5);
+    memcpy(p + 5, name, nn);
+    p[5 + nn] = ' ';
+    memcpy(p + 6 + nn, value, nv);
+    memcpy(p + 6 + nn + nv, "\r\n", 2);
+    if (outq_commit(&ctx->c->out, 8 + nn + nv) != ST_OK)
+        ctx->failed = true;
+}
+
+static enum proto_action do_stats(struct conn *c, const struct mc_request *req)
+{
+    struct stats_ctx ctx = {c, false};
+    const char *special = NULL;
+    if (!stats_reply(c->p, req->args, req->args_len, emit_stat, &ctx, &special))
+        return reply(c, LIT("ERROR\r\n"));
+    if (ctx.failed)
+        return PROTO_CLOSE;
+    if (special != NULL)
+        return reply_line(c, special);
+    return reply(c, LIT("END\r\n"));
+}
+
+static enum proto_action do_verbosity(struct conn *c, const struct mc_request *req)
+{
+    /* memcached's levels: 0 quiet, 1 = -v, 2+ = -vv */
+    enum log_level lvl = req->level == 0 ? LOG_LVL_WARN
+                         : req->level == 1 ? LOG_LVL_INFO
+                                           : LOG_LVL_DEBUG;
+    log_set_level(lvl);
+    return reply_maybe(c, req->noreply, LIT("OK\r\n"));
+}
+
+enum proto_action proto_text_line(struct conn *c, const char *line, size_t len)
+{
+    struct mc_request req;
+    enum mc_parse r = mc_text_parse(line, len, &req);
+    log_debug("<%d %.*s", c->fd, (int)(len > 200 ? 200 : len), line);
+    switch (r) {
+    case MC_PARSE_OK: break;
+    case MC_PARSE_ERROR: return reply(c, LIT("ERROR\r\n"));
+    case MC_PARSE_CLIENT_ERROR: return req.noreply ? PROTO_NEXT : reply_line(c, req.error);
+    case MC_PARSE_CLOSE: return PROTO_CLOSE;
+    }
+
+    switch (req.cmd) {
+    case MC_CMD_GET:
+    case MC_CMD_GETS:
+    case MC_CMD_GAT:
+    case MC_CMD_GATS:
+        return do_get(c, &req);
+    case MC_CMD_SET:
+    case MC_CMD_ADD:
+    case MC_CMD_REPLACE:
+    case MC_CMD_APPEND:
+    case MC_CMD_PREPEND:
+    case MC_CMD_CAS:
+        return do_store(c, &req);
+    case MC_CMD_INCR:
+    case MC_CMD_DECR:
+        return do_delta(c, &req);
+    case MC_CMD_DELETE:
+        if (cmd_delete(c->w, req.key, req.nkey) == CACHE_OK)
+            return reply_maybe(c, req.noreply, LIT("DELETED\r\n"));
+        return reply_maybe(c, req.noreply, LIT("NOT_FOUND\r\n"));
+    case MC_CMD_TOUCH:
+        if (cmd_touch(c->w, req.key, req.nkey, clock_exptime(req.exptime)) == CACHE_OK)
+            return reply_maybe(c, req.noreply, LIT("TOUCHED\r\n"));
+        return reply_maybe(c, req.noreply, LIT("NOT_FOUND\r\n"));
+    case MC_CMD_FLUSH_ALL:
+        cmd_flush_all(c->w, req.exptime);
+        return reply_maybe(c, req.noreply, LIT("OK\r\n"));
+    case MC_CMD_VERSION:
+        return reply(c, LIT("VERSION " PROXY_VERSION_STRING "\r\n"));
+    case MC_CMD_VERBOSITY:
+        return do_verbosity(c, &req);
+    case MC_CMD_QUIT:
+        c->close_after_write = true;
+        return PROTO_NEXT;
+    case MC_CMD_STATS:
+        return do_stats(c, &req);
+    case MC_CMD_SHUTDOWN:
+        return reply(c, LIT("ERROR: shutdown not enabled\r\n"));
+    }
+    return reply(c, LIT("ERROR\r\n"));
+}

@@ -1,0 +1,38 @@
+/*
+ * proxy.h - the state strata-proxy shares between its threads: settings,
+ * the L1 cache, the workers and process-wide connection counters. One
+ * instance, created in main and passed by pointer (never a global).
+ */
+#pragma once
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proxy/settings.h"
+#include "proxy/stats.h"
+
+struct cache;
+struct worker;
+struct listener;
+
+struct proxy {
+    struct settings settings;
+    struct cache *cache;
+    struct worker *workers;
+    unsigned nworkers;
+    struct listener *listener;
+
+    _Atomic unsigned curr_conns;
+    _Atomic uint64_t total_conns;
+    _Atomic uint64_t rejected_conns;
+    _Atomic uint64_t listen_disabled_num;
+    _Atomic bool accepting;
+    _Atomic unsigned conn_structures; /* connections ever allocated and not freed, peak */
+
+    pthread_mutex_t reset_lock;        /* guards stats_base */
+    struct stats_totals stats_base;    /* counters at the last `stats reset` */
+    _Atomic uint64_t total_conns_base;
+    _Atomic uint64_t rejected_conns_base;
+};

@@ -1,0 +1,379 @@
+/*
+ * stats.c - the `stats` family of replies, in memcached 1.6's names and
+ * formats (monitoring tools parse them): general, settings, items, slabs,
+ * sizes, conns, reset. Worker threads; reads other threads' counters with
+ * relaxed atomics and the cache's under its shard locks.
+ *
+ * Plain `stats` stays under 3.5 KB: collectd reads it into 4096 bytes.
+ * Strata's own counters (tiers, backends) get their own subcommands.
+ */
+#include "proxy/stats.h"
+
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "cache/cache.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "proxy/conn.h"
+#include "proxy/listener.h"
+#include "proxy/proxy.h"
+#include "proxy/version.h"
+#include "proxy/worker.h"
+
+/* `stats slabs` shows memory in memcached's 1 MiB pages; ours are an
+ * accounting unit only (jemalloc owns the real pages). */
+#define STATS_PAGE_SIZE (1u << 20)
+
+struct out {
+    stats_emit_fn emit;
+    void *ctx;
+};
+
+static void put_str(struct out *o, const char *name, const char *value)
+{
+    o->emit(o->ctx, name, value);
+}
+
+static void put_u64(struct out *o, const char *name, uint64_t v)
+{
+    char buf[24];
+    snprintf(buf, sizeof(buf), "%" PRIu64, v);
+    o->emit(o->ctx, name, buf);
+}
+
+/* "items:3:number" / "3:chunk_size" */
+static void put_class_u64(struct out *o, const char *prefix, unsigned cls, const char *name,
+                          uint64_t v)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "%s%u:%s", prefix, cls, name);
+    put_u64(o, key, v);
+}
+
+void stats_totals_read(struct proxy *p, struct stats_totals *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        struct worker_stats *ws = &p->workers[i].stats;
+#define X(name) t->name += atomic_load_explicit(&ws->name, memory_order_relaxed);
+        WORKER_COUNTERS(X)
+#undef X
+    }
+    pthread_mutex_lock(&p->reset_lock);
+#define X(name) t->name -= p->stats_base.name;
+    WORKER_COUNTERS(X)
+#undef X
+    pthread_mutex_unlock(&p->reset_lock);
+}
+
+static void stats_reset(struct proxy *p)
+{
+    struct stats_totals now;
+    memset(&now, 0, sizeof(now));
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        struct worker_stats *ws = &p->workers[i].stats;
+#define X(name) now.name += atomic_load_explicit(&ws->name, memory_order_relaxed);
+        WORKER_COUNTERS(X)
+#undef X
+    }
+    pthread_mutex_lock(&p->reset_lock);
+    p->stats_base = now;
+    pthread_mutex_unlock(&p->reset_lock);
+    atomic_store(&p->total_conns_base, atomic_load(&p->total_conns));
+    atomic_store(&p->rejected_conns_base, atomic_load(&p->rejected_conns));
+    cache_stats_reset(p->cache);
+}
+
+static void put_rusage(struct out *o, const char *name, struct timeval tv)
+{
+    char buf[48];
+    snprintf(buf, sizeof(buf), "%ld.%06ld", (long)tv.tv_sec, (long)tv.tv_usec);
+    put_str(o, name, buf);
+}
+
+static void stats_general(struct proxy *p, struct out *o)
+{
+    struct stats_totals t;
+    struct cache_stats cs;
+    struct rusage ru;
+    stats_totals_read(p, &t);
+    cache_stats_read(p->cache, &cs);
+    getrusage(RUSAGE_SELF, &ru);
+    unsigned curr = atomic_load(&p->curr_conns);
+
+    put_u64(o, "pid", (uint64_t)getpid());
+    put_u64(o, "uptime", clock_now());
+    put_u64(o, "time", (uint64_t)clock_unix_now());
+    put_str(o, "version", PROXY_VERSION_STRING);
+    put_str(o, "libevent", event_get_version());
+    put_u64(o, "pointer_size", sizeof(void *) * 8);
+    put_rusage(o, "rusage_user", ru.ru_utime);
+    put_rusage(o, "rusage_system", ru.ru_stime);
+    put_u64(o, "max_connections", p->settings.max_conns);
+    put_u64(o, "curr_connections", curr);
+    put_u64(o, "total_connections", atomic_load(&p->total_conns) - atomic_load(&p->total_conns_base));
+    put_u64(o, "rejected_connections",
+            atomic_load(&p->rejected_conns) - atomic_load(&p->rejected_conns_base));
+    put_u64(o, "connection_structures", curr + 1);
+    put_u64(o, "cmd_get", t.cmd_get);
+    put_u64(o, "cmd_set", t.cmd_set);
+    put_u64(o, "cmd_flush", t.cmd_flush);
+    put_u64(o, "cmd_touch", t.cmd_touch);
+    put_u64(o, "cmd_meta", 0);
+    put_u64(o, "get_hits", t.get_hits);
+    put_u64(o, "get_misses", t.get_misses);
+    put_u64(o, "get_expired", t.get_expired);
+    put_u64(o, "get_flushed", t.get_flushed);
+    put_u64(o, "delete_misses", t.delete_misses);
+    put_u64(o, "delete_hits", t.delete_hits);
+    put_u64(o, "incr_misses", t.incr_misses);
+    put_u64(o, "incr_hits", t.incr_hits);
+    put_u64(o, "decr_misses", t.decr_misses);
+    put_u64(o, "decr_hits", t.decr_hits);
+    put_u64(o, "cas_misses", t.cas_misses);
+    put_u64(o, "cas_hits", t.cas_hits);
+    put_u64(o, "cas_badval", t.cas_badval);
+    put_u64(o, "touch_hits", t.touch_hits);
+    put_u64(o, "touch_misses", t.touch_misses);
+    put_u64(o, "store_too_large", t.store_too_large);
+    put_u64(o, "store_no_memory", t.store_no_memory);
+    put_u64(o, "auth_cmds", t.auth_cmds);
+    put_u64(o, "auth_errors", t.auth_errors);
+    put_u64(o, "bytes_read", t.bytes_read);
+    put_u64(o, "bytes_written", t.bytes_written);
+    put_u64(o, "limit_maxbytes", cs.limit_maxbytes);
+    put_u64(o, "accepting_conns", atomic_load(&p->accepting) ? 1 : 0);
+    put_u64(o, "listen_disabled_num", atomic_load(&p->listen_disabled_num));
+    put_u64(o, "threads", p->nworkers);
+    put_u64(o, "conn_yields", t.conn_yields);
+    put_u64(o, "hash_power_level", cs.hash_power_level);
+    put_u64(o, "hash_bytes", cs.hash_bytes);
+    put_u64(o, "hash_is_expanding", cs.hash_is_expanding ? 1 : 0);
+    put_u64(o, "bytes", cs.bytes);
+    put_u64(o, "curr_items", cs.curr_items);
+    put_u64(o, "total_items", cs.total_items);
+    put_u64(o, "expired_unfetched", cs.expired_unfetched);
+    put_u64(o, "evicted_unfetched", cs.evicted_unfetched);
+    put_u64(o, "evicted_active", cs.evicted_active);
+    put_u64(o, "evictions", cs.evictions);
+    put_u64(o, "reclaimed", cs.reclaimed);
+    put_u64(o, "total_malloced", cs.malloced);
+}
+
+static void stats_settings(struct proxy *p, struct out *o)
+{
+    const struct settings *s = &p->settings;
+    put_u64(o, "maxbytes", s->max_bytes);
+    put_u64(o, "maxconns", s->max_conns);
+    put_u64(o, "tcpport", (uint64_t)s->port);
+    put_u64(o, "udpport", 0);
+    put_str(o, "inter", s->listen_addr);
+    enum log_level lvl = log_level();
+    put_u64(o, "verbosity", lvl <= LOG_LVL_WARN ? 0 : lvl == LOG_LVL_INFO ? 1 : 2);
+    put_u64(o, "oldest", 0);
+    put_str(o, "evictions", s->evictions ? "on" : "off");
+    put_str(o, "domain_socket", "NULL");
+    put_str(o, "umask", "700");
+    put_str(o, "shutdown_command", "no");
+    put_u64(o, "num_threads", s->threads);
+    put_u64(o, "num_threads_per_udp", s->threads);
+    put_str(o, "stat_key_prefix", ":");
+    put_str(o, "detail_enabled", "no");
+    put_u64(o, "reqs_per_event", s->reqs_per_event);
+    put_str(o, "cas_enabled", "yes");
+    put_u64(o, "tcp_backlog", s->backlog);
+    put_str(o, "binding_protocol", "ascii");
+    put_str(o, "auth_enabled_sasl", "no");
+    put_str(o, "auth_enabled_ascii", "no");
+    put_u64(o, "item_size_max", s->item_size_max);
+    put_str(o, "maxconns_fast", "yes");
+    put_u64(o, "hashpower_init", 0);
+    put_str(o, "slab_reassign", "no");
+    put_u64(o, "slab_automove", 0);
+    put_str(o, "lru_crawler", "no");
+    put_str(o, "flush_enabled", "yes");
+    put_str(o, "dump_enabled", "no");
+    put_str(o, "hash_algorithm", "xxh3");
+    put_str(o, "lru_maintainer_thread", "no");
+    put_str(o, "lru_segmented", "no");
+    put_str(o, "temp_lru", "no");
+    put_u64(o, "idle_timeout", 0);
+    put_str(o, "track_sizes", "no");
+    put_str(o, "ssl_enabled", "no");
+    put_str(o, "allocator", mem_allocator_name());
+}
+
+static struct cache_class_stats *read_classes(struct proxy *p, unsigned *n)
+{
+    size_t size = CACHE_CLASSES_MAX * sizeof(struct cache_class_stats);
+    struct cache_class_stats *cls = mem_calloc(MEM_OTHER, 1, size);
+    if (cls != NULL)
+        *n = cache_class_stats_read(p->cache, cls);
+    return cls;
+}
+
+static void free_classes(struct cache_class_stats *cls)
+{
+    mem_free(MEM_OTHER, cls, CACHE_CLASSES_MAX * sizeof(*cls));
+}
+
+static bool class_in_use(const struct cache_class_stats *c)
+{
+    return c->number > 0 || c->cmd_set > 0 || c->evicted > 0 || c->reclaimed > 0;
+}
+
+static void stats_items(struct proxy *p, struct out *o)
+{
+    unsigned n = 0;
+    struct cache_class_stats *cls = read_classes(p, &n);
+    if (cls == NULL)
+        return;
+    for (unsigned i = 1; i < n; i++) {
+        const struct cache_class_stats *c = &cls[i];
+        if (c->number == 0)
+            continue; /* memcached lists classes holding items only */
+        const char *pre = "items:";
+        put_class_u64(o, pre, i, "number", c->number);
+        put_class_u64(o, pre, i, "number_hot", 0);
+        put_class_u64(o, pre, i, "number_warm", 0);
+        put_class_u64(o, pre, i, "number_cold", c->number);
+        put_class_u64(o, pre, i, "age_hot", 0);
+        put_class_u64(o, pre, i, "age_warm", 0);
+        put_class_u64(o, pre, i, "age", c->age);
+        put_class_u64(o, pre, i, "mem_requested", c->bytes_requested);
+        put_class_u64(o, pre, i, "evicted", c->evicted);
+        put_class_u64(o, pre, i, "evicted_nonzero", c->evicted_nonzero);
+        put_class_u64(o, pre, i, "evicted_time", c->evicted_time);
+        put_class_u64(o, pre, i, "outofmemory", c->outofmemory);
+        put_class_u64(o, pre, i, "tailrepairs", 0);
+        put_class_u64(o, pre, i, "reclaimed", c->reclaimed);
+        put_class_u64(o, pre, i, "expired_unfetched", c->expired_unfetched);
+        put_class_u64(o, pre, i, "evicted_unfetched", c->evicted_unfetched);
+        put_class_u64(o, pre, i, "evicted_active", c->evicted_active);
+        put_class_u64(o, pre, i, "crawler_reclaimed", 0);
+        put_class_u64(o, pre, i, "crawler_items_checked", 0);
+        put_class_u64(o, pre, i, "lrutail_reflocked", 0);
+        put_class_u64(o, pre, i, "moves_to_cold", 0);
+        put_class_u64(o, pre, i, "moves_to_warm", 0);
+        put_class_u64(o, pre, i, "moves_within_lru", 0);
+        put_class_u64(o, pre, i, "direct_reclaims", 0);
+        put_class_u64(o, pre, i, "hits_to_hot", 0);
+        put_class_u64(o, pre, i, "hits_to_warm", 0);
+        put_class_u64(o, pre, i, "hits_to_cold", c->get_hits);
+        put_class_u64(o, pre, i, "hits_to_temp", 0);
+    }
+    free_classes(cls);
+}
+
+static void stats_slabs(struct proxy *p, struct out *o)
+{
+    unsigned n = 0, active = 0;
+    struct cache_class_stats *cls = read_classes(p, &n);
+    if (cls == NULL)
+        return;
+    struct cache_stats cs;
+    cache_stats_read(p->cache, &cs);
+    for (unsigned i = 1; i < n; i++) {
+        const struct cache_class_stats *c = &cls[i];
+        if (!class_in_use(c))
+            continue;
+        active++;
+        uint64_t per_page = c->chunk_size >= STATS_PAGE_SIZE ? 1 : STATS_PAGE_SIZE / c->chunk_size;
+        uint64_t pages = (c->number + per_page - 1) / per_page;
+        put_class_u64(o, "", i, "chunk_size", c->chunk_size);
+        put_class_u64(o, "", i, "chunks_per_page", per_page);
+        put_class_u64(o, "", i, "total_pages", pages);
+        put_class_u64(o, "", i, "total_chunks", pages * per_page);
+        put_class_u64(o, "", i, "used_chunks", c->number);
+        put_class_u64(o, "", i, "free_chunks", pages * per_page - c->number);
+        put_class_u64(o, "", i, "free_chunks_end", 0);
+        put_class_u64(o, "", i, "get_hits", c->get_hits);
+        put_class_u64(o, "", i, "cmd_set", c->cmd_set);
+        put_class_u64(o, "", i, "delete_hits", c->delete_hits);
+        put_class_u64(o, "", i, "incr_hits", c->incr_hits);
+        put_class_u64(o, "", i, "decr_hits", c->decr_hits);
+        put_class_u64(o, "", i, "cas_hits", c->cas_hits);
+        put_class_u64(o, "", i, "cas_badval", c->cas_badval);
+        put_class_u64(o, "", i, "touch_hits", c->touch_hits);
+    }
+    put_u64(o, "active_slabs", active);
+    put_u64(o, "total_malloced", cs.malloced);
+    free_classes(cls);
+}
+
+static void put_conn_row(struct out *o, int fd, const char *field, const char *value)
+{
+    char key[48];
+    snprintf(key, sizeof(key), "%d:%s", fd, field);
+    put_str(o, key, value);
+}
+
+static void put_conn_secs(struct out *o, int fd, rel_time_t last)
+{
+    char buf[24];
+    rel_time_t now = clock_now();
+    snprintf(buf, sizeof(buf), "%u", now > last ? now - last : 0);
+    put_conn_row(o, fd, "secs_since_last_cmd", buf);
+}
+
+static void stats_conns(struct proxy *p, struct out *o)
+{
+    if (p->listener != NULL) {
+        int lfd = listener_fd(p->listener);
+        put_conn_row(o, lfd, "addr", listener_addr(p->listener));
+        put_conn_row(o, lfd, "state", "conn_listening");
+        put_conn_secs(o, lfd, clock_now());
+    }
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+        pthread_mutex_lock(&w->conns_lock);
+        for (struct conn *c = w->conns; c != NULL; c = c->next) {
+            put_conn_row(o, c->fd, "addr", c->peer);
+            if (p->listener != NULL)
+                put_conn_row(o, c->fd, "listen_addr", listener_addr(p->listener));
+            enum conn_state st = (enum conn_state)atomic_load_explicit(&c->state, memory_order_relaxed);
+            put_conn_row(o, c->fd, "state", conn_state_name(st));
+            put_conn_secs(o, c->fd, atomic_load_explicit(&c->last_cmd, memory_order_relaxed));
+        }
+        pthread_mutex_unlock(&w->conns_lock);
+    }
+}
+
+static bool word_is(const char *args, size_t len, const char *w)
+{
+    size_t n = strlen(w);
+    return len >= n && memcmp(args, w, n) == 0 && (len == n || args[n] == ' ');
+}
+
+bool stats_reply(struct proxy *p, const char *args, size_t len, stats_emit_fn emit, void *ctx,
+                 const char **special)
+{
+    struct out o = {emit, ctx};
+    *special = NULL;
+    if (len == 0)
+        stats_general(p, &o);
+    else if (word_is(args, len, "settings"))
+        stats_settings(p, &o);
+    else if (word_is(args, len, "items"))
+        stats_items(p, &o);
+    else if (word_is(args, len, "slabs"))
+        stats_slabs(p, &o);
+    else if (word_is(args, len, "sizes"))
+        put_str(&o, "sizes_status", "disabled");
+    else if (word_is(args, len, "conns"))
+        stats_conns(p, &o);
+    else if (word_is(args, len, "reset")) {
+        stats_reset(p);
+        *special = "RESET";
+    } else if (word_is(args, len, "detail"))
+        *special = "CLIENT_ERROR usage: stats detail on|off|dump";
+    else
+        return false;
+    return true;
+}

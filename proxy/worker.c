@@ -1,0 +1,200 @@
+/*
+ * worker.c - worker thread lifecycle and connection hand-off (see
+ * worker.h). worker_dispatch runs on the acceptor thread; everything else
+ * on the worker's own thread except init/start/stop/join (main thread).
+ */
+#include "proxy/worker.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+#include "proxy/conn.h"
+#include "proxy/proxy.h"
+
+/* Seconds a stopping worker waits for replies to drain before closing. */
+#define WORKER_STOP_GRACE 5
+
+struct worker_newconn {
+    struct worker_newconn *next;
+    int fd;
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+};
+
+static void worker_close_all(struct worker *w)
+{
+    while (w->conns != NULL)
+        conn_close(w->conns);
+}
+
+static void on_shutdown_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    log_info("worker %u: closing %u connections that did not drain", w->id, w->nconns);
+    worker_close_all(w);
+    event_base_loopbreak(w->base);
+}
+
+static void begin_drain(struct worker *w)
+{
+    w->draining = true;
+    /* Copy the list walk: conn_drain may free the connection. */
+    struct conn *c = w->conns;
+    while (c != NULL) {
+        struct conn *next = conn_next(c);
+        conn_drain(c);
+        c = next;
+    }
+    if (w->nconns == 0) {
+        event_base_loopbreak(w->base);
+        return;
+    }
+    struct timeval tv = {WORKER_STOP_GRACE, 0};
+    w->shutdown_timer = evtimer_new(w->base, on_shutdown_timer, w);
+    if (w->shutdown_timer == NULL || evtimer_add(w->shutdown_timer, &tv) != 0) {
+        worker_close_all(w);
+        event_base_loopbreak(w->base);
+    }
+}
+
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct worker *w = arg;
+    uint64_t v;
+    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        log_warn("worker %u: eventfd read: %s", w->id, strerror(errno));
+
+    pthread_mutex_lock(&w->queue_lock);
+    struct worker_newconn *q = w->queue;
+    w->queue = NULL;
+    bool stopping = w->stopping;
+    pthread_mutex_unlock(&w->queue_lock);
+
+    while (q != NULL) {
+        struct worker_newconn *next = q->next;
+        if (stopping || conn_create(w, q->fd, &q->peer, q->peerlen) != ST_OK) {
+            close(q->fd);
+            atomic_fetch_sub(&w->proxy->curr_conns, 1);
+        }
+        mem_free(MEM_CONN, q, sizeof(*q));
+        q = next;
+    }
+    if (stopping && !w->draining)
+        begin_drain(w);
+}
+
+enum st_status worker_init(struct worker *w, unsigned id, struct proxy *p)
+{
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->proxy = p;
+    w->notify_fd = -1;
+    pthread_mutex_init(&w->queue_lock, NULL);
+    pthread_mutex_init(&w->conns_lock, NULL);
+
+    struct event_config *cfg = event_config_new();
+    if (cfg == NULL)
+        return ST_NOMEM;
+    /* One thread per base: libevent's own locking would only cost. */
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+    w->base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    if (w->base == NULL)
+        return ST_NOMEM;
+    w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->notify_fd < 0)
+        return ST_IO;
+    w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, on_notify, w);
+    if (w->notify_ev == NULL || event_add(w->notify_ev, NULL) != 0)
+        return ST_NOMEM;
+    return ST_OK;
+}
+
+void worker_deinit(struct worker *w)
+{
+    worker_close_all(w);
+    struct worker_newconn *q = w->queue;
+    while (q != NULL) {
+        struct worker_newconn *next = q->next;
+        close(q->fd);
+        mem_free(MEM_CONN, q, sizeof(*q));
+        q = next;
+    }
+    w->queue = NULL;
+    if (w->shutdown_timer != NULL)
+        event_free(w->shutdown_timer);
+    if (w->notify_ev != NULL)
+        event_free(w->notify_ev);
+    if (w->notify_fd >= 0)
+        close(w->notify_fd);
+    if (w->base != NULL)
+        event_base_free(w->base);
+    pthread_mutex_destroy(&w->queue_lock);
+    pthread_mutex_destroy(&w->conns_lock);
+    w->base = NULL;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+enum st_status worker_start(struct worker *w)
+{
+    return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? ST_OK : ST_NOMEM;
+}
+
+static void notify(struct worker *w)
+{
+    uint64_t one = 1;
+    if (write(w->notify_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_warn("worker %u: eventfd write: %s", w->id, strerror(errno));
+}
+
+void worker_stop(struct worker *w)
+{
+    pthread_mutex_lock(&w->queue_lock);
+    w->stopping = true;
+    pthread_mutex_unlock(&w->queue_lock);
+    notify(w);
+}
+
+void worker_join(struct worker *w)
+{
+    pthread_join(w->thread, NULL);
+}
+
+enum st_status worker_dispatch(struct worker *w, int fd, const struct sockaddr_storage *peer,
+                               socklen_t peerlen)
+{
+    struct worker_newconn *nc = mem_alloc(MEM_CONN, sizeof(*nc));
+    if (nc == NULL)
+        return ST_NOMEM;
+    nc->fd = fd;
+    nc->peer = *peer;
+    nc->peerlen = peerlen;
+    pthread_mutex_lock(&w->queue_lock);
+    nc->next = w->queue;
+    w->queue = nc;
+    pthread_mutex_unlock(&w->queue_lock);
+    notify(w);
+    return ST_OK;
+}
+
+void worker_conn_closed(struct worker *w, struct conn *c)
+{
+    (void)c;
+    if (w->draining && w->nconns == 0)
+        event_base_loopbreak(w->base);
+}

@@ -1,0 +1,58 @@
+/*
+ * worker.h - worker threads: each owns an event_base (no locking), the
+ * connections handed to it, and its counter shard. New connections arrive
+ * from the acceptor through a mutex-guarded queue plus an eventfd.
+ */
+#pragma once
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "common/status.h"
+#include "proxy/stats.h"
+
+struct event_base;
+struct event;
+struct proxy;
+struct conn;
+struct worker_newconn;
+
+struct worker {
+    unsigned id;
+    struct proxy *proxy;
+    pthread_t thread;
+    struct event_base *base;
+    int notify_fd;               /* eventfd: new connections or shutdown */
+    struct event *notify_ev;
+    struct event *shutdown_timer;
+
+    pthread_mutex_t queue_lock;  /* guards queue and stopping */
+    struct worker_newconn *queue;
+    bool stopping;
+
+    struct worker_stats stats;   /* written by this thread only */
+
+    pthread_mutex_t conns_lock;  /* guards the list (stats conns reads it) */
+    struct conn *conns;          /* doubly linked through conn->prev/next */
+    unsigned nconns;
+    bool draining;               /* shutting down: no new commands */
+};
+
+/* Creates the worker's event base and notification channel. */
+enum st_status worker_init(struct worker *w, unsigned id, struct proxy *p);
+void worker_deinit(struct worker *w);
+
+enum st_status worker_start(struct worker *w);
+/* Asks the worker to finish in-flight replies, close its connections and
+ * exit its loop; worker_join() waits for that. */
+void worker_stop(struct worker *w);
+void worker_join(struct worker *w);
+
+/* Hands an accepted socket to the worker (acceptor thread). Takes the fd. */
+enum st_status worker_dispatch(struct worker *w, int fd, const struct sockaddr_storage *peer,
+                               socklen_t peerlen);
+
+/* Called by conn.c (worker thread) when a connection is freed. */
+void worker_conn_closed(struct worker *w, struct conn *c);

@@ -1,0 +1,19 @@
+#!/bin/sh
+# check-deps.sh - enforces ARCHITECTURE.md's layering through #include lines:
+# common <- cache, common <- storage, {common,cache,storage} <- proxy,
+# {common,storage} <- server. Libraries never include libevent.
+set -eu
+fail=0
+check() { # dir, forbidden-pattern, reason
+    hits=$(grep -rnE "^#include [<\"]($2)" "$1" 2>/dev/null || true)
+    if [ -n "$hits" ]; then
+        echo "$1 must not include $2 ($3):"; echo "$hits"; fail=1
+    fi
+}
+check common 'cache/|storage/|proxy/|server/|tools/' 'common is the bottom layer'
+check cache 'storage/|proxy/|server/|tools/|event2/' 'cache/ uses common only'
+[ -d storage ] && check storage 'cache/|proxy/|server/|tools/|event2/' 'storage/ uses common only'
+[ -d server ] && check server 'cache/|proxy/|tools/' 'server/ uses common and storage'
+check proxy 'server/|tools/' 'proxy/ uses common, cache, storage'
+[ "$fail" -eq 0 ] && echo "include layering ok"
+exit $fail

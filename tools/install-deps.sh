@@ -1,0 +1,37 @@
+#!/bin/sh
+# install-deps.sh - installs the Debian packages Strata needs, if missing.
+#
+#   tools/install-deps.sh build   compiler and libraries (make all / make run)
+#   tools/install-deps.sh test    + test tools: cmocka, memcached, clients
+#
+# As root it runs apt-get; otherwise it prints the exact command and fails.
+set -eu
+
+BUILD_PKGS="build-essential pkg-config libevent-dev libjemalloc-dev libxxhash-dev libzstd-dev"
+TEST_PKGS="libcmocka-dev libmemcached-dev libmemcached-tools memcached python3 python3-pytest python3-pymemcache collectd-core procps"
+
+case "${1:-build}" in
+build) want="$BUILD_PKGS" ;;
+test) want="$BUILD_PKGS $TEST_PKGS" ;;
+*) echo "usage: $0 build|test" >&2; exit 64 ;;
+esac
+
+missing=""
+for p in $want; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "missing packages:$missing" >&2
+    echo "run: sudo apt-get update && sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+echo "installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# collectd-core would pull in a running service on some images; we only run
+# it by hand from the tests, so don't let a policy script start daemons.
+apt-get install -y -q --no-install-recommends $missing
