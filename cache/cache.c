@@ -358,16 +358,16 @@ size_t cache_maintain(struct cache *c, size_t budget)
         unsigned s = atomic_fetch_add_explicit(&c->maint_shard, 1, memory_order_relaxed);
         struct cache_shard *sh = &c->shards[s & (c->nshards - 1)];
         size_t batch = budget < CACHE_MAINT_BATCH ? budget : CACHE_MAINT_BATCH;
-        size_t examined = 0;
         pthread_mutex_lock(&sh->lock);
         /* A growing table spends its share on moving buckets; the reclaim
          * walk resumes once it has its single table again. */
         if (hashtable_growing(&sh->ht))
-            examined = hashtable_migrate(&sh->ht, batch);
+            hashtable_migrate(&sh->ht, batch);
         else
-            reclaimed += shard_reclaim_locked(c, sh, batch, now, &examined);
+            reclaimed += shard_reclaim_locked(c, sh, batch, now);
         pthread_mutex_unlock(&sh->lock);
-        (void)examined; /* a table smaller than the batch still costs it */
+        /* A full batch is charged even to a smaller table, which bounds
+         * the loop by the budget alone. */
         budget -= batch;
     }
     return reclaimed;

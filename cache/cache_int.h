@@ -135,10 +135,9 @@ static inline bool shard_stale(const struct cache *c, const struct item *it, rel
 }
 
 /* Examines up to `max` buckets from the shard's maintenance cursor and
- * unlinks stale items; *examined gets the buckets looked at. Returns the
- * items reclaimed. */
-size_t shard_reclaim_locked(struct cache *c, struct cache_shard *sh, size_t max, rel_time_t now,
-                            size_t *examined);
+ * unlinks stale items. Returns the items reclaimed. REQUIRES: the table is
+ * not growing. */
+size_t shard_reclaim_locked(struct cache *c, struct cache_shard *sh, size_t max, rel_time_t now);
 
 /* ---- budget.c ---- */
 

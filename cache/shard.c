@@ -128,9 +128,9 @@ struct item *shard_find_locked(struct cache *c, struct cache_shard *sh, uint64_t
     return NULL;
 }
 
-size_t shard_reclaim_locked(struct cache *c, struct cache_shard *sh, size_t max, rel_time_t now,
-                            size_t *examined)
+size_t shard_reclaim_locked(struct cache *c, struct cache_shard *sh, size_t max, rel_time_t now)
 {
+    ASSERT(!hashtable_growing(&sh->ht));
     size_t n = hashtable_nbuckets(&sh->ht);
     size_t reclaimed = 0;
     size_t i;
@@ -154,6 +154,5 @@ size_t shard_reclaim_locked(struct cache *c, struct cache_shard *sh, size_t max,
         }
     }
     sh->maint_pos = (sh->maint_pos + i) & (n - 1);
-    *examined = i;
     return reclaimed;
 }

@@ -90,8 +90,9 @@ bool mc_text_is_long_line_ok(const char *buf, size_t len);
  */
 bool mc_text_next_key(const char **cursor, const char *end, const char **key, size_t *nkey);
 
-/* True if key is a valid memcached key: 1..250 bytes, no control bytes or
- * spaces (bytes <= 0x20 and 0x7f). */
+/* True if key is a valid text-protocol key: 1..250 bytes. Like memcached
+ * 1.6 we accept control bytes (protocol.txt discourages them, memcached
+ * never refused them, and clients rely on that). */
 bool mc_key_valid(const char *key, size_t nkey);
 
 /* Writes the decimal form of v; returns its length (at most 20). */
