@@ -36,13 +36,14 @@
 static void on_readable(evutil_socket_t fd, short what, void *arg);
 static void on_writable(evutil_socket_t fd, short what, void *arg);
 
-const char *conn_state_name(enum conn_state s)
+const char *conn_state_name(const struct conn *c)
 {
-    switch (s) {
+    if (atomic_load_explicit(&c->write_blocked, memory_order_relaxed))
+        return "conn_mwrite";
+    switch ((enum conn_state)atomic_load_explicit(&c->state, memory_order_relaxed)) {
     case CONN_PARSE_CMD: return "conn_parse_cmd";
     case CONN_NREAD: return "conn_nread";
     case CONN_SWALLOW: return "conn_swallow";
-    case CONN_MWRITE: return "conn_mwrite";
     case CONN_CLOSING: return "conn_closing";
     }
     return "conn_unknown";
@@ -362,16 +363,14 @@ static void conn_run(struct conn *c)
         conn_free(c);
         return;
     }
-    bool idle_input = get_state(c) != CONN_PARSE_CMD || memchr(c->rbuf + c->rpos, '\n', c->rlen) == NULL;
-    if (s == ST_OK && (c->close_after_write || c->w->draining ||
-                       (c->eof && (idle_input || get_state(c) != CONN_PARSE_CMD)))) {
+    atomic_store_explicit(&c->write_blocked, s == ST_AGAIN, memory_order_relaxed);
+    /* A complete command line still buffered? (NREAD/SWALLOW consume the
+     * whole buffer, so only the parse state can leave one behind.) */
+    bool pending_cmd = get_state(c) == CONN_PARSE_CMD && memchr(c->rbuf + c->rpos, '\n', c->rlen) != NULL;
+    if (s == ST_OK && (c->close_after_write || c->w->draining || (c->eof && !pending_cmd))) {
         conn_free(c);
         return;
     }
-    if (s == ST_AGAIN)
-        set_state(c, CONN_MWRITE);
-    else if (get_state(c) == CONN_MWRITE)
-        set_state(c, CONN_PARSE_CMD);
     if (s == ST_OK && c->rlen == 0)
         rbuf_shrink(c);
     update_read_interest(c);
@@ -379,7 +378,7 @@ static void conn_run(struct conn *c)
         STAT_INCR(&c->w->stats, conn_yields);
     /* Complete commands still buffered: the socket will not wake us for
      * them, so schedule ourselves (after other connections had a turn). */
-    if (s == ST_OK && !idle_input)
+    if (s == ST_OK && pending_cmd)
         event_active(c->rev, EV_READ, 0);
 }
 

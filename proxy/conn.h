@@ -26,7 +26,6 @@ enum conn_state {
     CONN_PARSE_CMD, /* waiting for / parsing command lines */
     CONN_NREAD,     /* reading a value into c->it */
     CONN_SWALLOW,   /* discarding the value of a refused storage command */
-    CONN_MWRITE,    /* output blocked: waiting for the socket to drain */
     CONN_CLOSING,
 };
 
@@ -37,6 +36,7 @@ struct conn {
     int fd;
     struct event *rev, *wev;
     _Atomic int state;          /* enum conn_state; read by stats conns */
+    _Atomic bool write_blocked; /* replies wait for the socket to drain */
     _Atomic rel_time_t last_cmd;
     char peer[64];              /* "tcp:127.0.0.1:12345" */
 
@@ -76,8 +76,9 @@ void conn_drain(struct conn *c);
 
 struct conn *conn_next(const struct conn *c);
 
-/* Name of a state as memcached prints it in `stats conns`. */
-const char *conn_state_name(enum conn_state s);
+/* The state as memcached names it in `stats conns` ("conn_mwrite" while
+ * replies wait for the socket). Any thread. */
+const char *conn_state_name(const struct conn *c);
 
 /* For protocol modules: start reading nbytes (terminator included) into
  * item `it` (takes the reference). */

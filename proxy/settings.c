@@ -49,6 +49,10 @@ void settings_usage(FILE *out)
             "  -R, --max-reqs-per-event=<num>\n"
             "                              commands served per connection per wakeup\n"
             "                              before yielding to others (default: 20)\n"
+            "      --max-output=<num>      unsent reply bytes per connection before its\n"
+            "                              reading pauses, k/m suffixes (default: 4m)\n"
+            "      --drain-timeout=<sec>   close a paused connection whose client reads\n"
+            "                              nothing for this long (default: 60)\n"
             "  -P, --pidfile=<file>        write the process id to <file>\n"
             "  -u, --user=<name>           when started as root, run as <name>\n"
             "  -v, --verbose               log connection errors; -vv logs commands\n"
@@ -97,6 +101,9 @@ static int usage_error(const char *fmt, const char *arg)
     return EX_USAGE;
 }
 
+/* Long-only options. */
+enum { OPT_MAX_OUTPUT = 256, OPT_DRAIN_TIMEOUT };
+
 int settings_parse(struct settings *s, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -113,6 +120,8 @@ int settings_parse(struct settings *s, int argc, char **argv)
         {"pidfile", required_argument, NULL, 'P'},
         {"user", required_argument, NULL, 'u'},
         {"verbose", no_argument, NULL, 'v'},
+        {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
+        {"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -184,6 +193,15 @@ int settings_parse(struct settings *s, int argc, char **argv)
             break;
         case 'v':
             s->verbose++;
+            break;
+        case OPT_MAX_OUTPUT:
+            if (!parse_size(optarg, 1, &s->out_max) || s->out_max < 1024)
+                return usage_error("invalid --max-output '%s' (at least 1k)", optarg);
+            break;
+        case OPT_DRAIN_TIMEOUT:
+            if (!parse_uint(optarg, 1, 86400, &v))
+                return usage_error("invalid --drain-timeout '%s' (1..86400 seconds)", optarg);
+            s->drain_timeout = (unsigned)v;
             break;
         case 'h':
             settings_usage(stdout);

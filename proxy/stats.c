@@ -337,8 +337,7 @@ static void stats_conns(struct proxy *p, struct out *o)
             put_conn_row(o, c->fd, "addr", c->peer);
             if (p->listener != NULL)
                 put_conn_row(o, c->fd, "listen_addr", listener_addr(p->listener));
-            enum conn_state st = (enum conn_state)atomic_load_explicit(&c->state, memory_order_relaxed);
-            put_conn_row(o, c->fd, "state", conn_state_name(st));
+            put_conn_row(o, c->fd, "state", conn_state_name(c));
             put_conn_secs(o, c->fd, atomic_load_explicit(&c->last_cmd, memory_order_relaxed));
         }
         pthread_mutex_unlock(&w->conns_lock);
