@@ -203,6 +203,8 @@ enum mc_parse mc_text_parse(const char *line, size_t len, struct mc_request *req
     const char *rest;
     memset(req, 0, sizeof(*req));
 
+    /* memcached reads the line as a C string: a NUL byte ends it. */
+    len = strnlen(line, len);
     size_t n = tokenize(line, len, tok, 0, &rest);
     if (n == 0 || tok[0].len < 2)
         return MC_PARSE_ERROR;

@@ -26,9 +26,8 @@ struct item *cmd_get(struct worker *w, const char *key, size_t nkey, bool touch,
 {
     enum cache_miss miss;
     struct item *it;
-    STAT_INCR(&w->stats, cmd_get);
     if (touch) {
-        /* memcached counts gat/gats as touches, not as get hits/misses */
+        /* memcached counts gat/gats keys as touches only, not in cmd_get */
         it = cache_get_and_touch(cache_of(w), key, nkey, exptime, &miss);
         STAT_INCR(&w->stats, cmd_touch);
         if (it != NULL)
@@ -37,6 +36,7 @@ struct item *cmd_get(struct worker *w, const char *key, size_t nkey, bool touch,
             STAT_INCR(&w->stats, touch_misses);
     } else {
         it = cache_get(cache_of(w), key, nkey, &miss);
+        STAT_INCR(&w->stats, cmd_get);
         if (it != NULL)
             STAT_INCR(&w->stats, get_hits);
         else

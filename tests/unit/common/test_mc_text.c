@@ -146,6 +146,16 @@ static void test_key_limits(void **state)
     assert_true(mc_key_valid("\xc3\xa9t\xc3\xa9", 5)); /* UTF-8 is fine */
 }
 
+static void test_nul_ends_line(void **state)
+{
+    (void)state;
+    struct mc_request req;
+    /* memcached reads the line as a C string */
+    assert_int_equal(mc_text_parse("get k\0tail", 10, &req), MC_PARSE_OK);
+    assert_int_equal(req.keys_len, 2);
+    assert_int_equal(mc_text_parse("set k\0x 0 0 1", 14, &req), MC_PARSE_ERROR);
+}
+
 static void test_key_iteration(void **state)
 {
     (void)state;
@@ -215,6 +225,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_table),     cmocka_unit_test(test_storage_fields),
         cmocka_unit_test(test_key_limits),      cmocka_unit_test(test_key_iteration),
+        cmocka_unit_test(test_nul_ends_line),
         cmocka_unit_test(test_long_line_rule),  cmocka_unit_test(test_numparse),
         cmocka_unit_test(test_value_header),
     };

@@ -1,0 +1,424 @@
+"""Helpers for Strata's integration tests: start/stop a memcached-protocol
+server (strata-proxy or stock memcached) on a free loopback port, and talk to
+it over raw sockets with every wait bounded in time.
+
+Used by conftest.py and the test_*.py files; nothing here asserts protocol
+behaviour except the small check helpers at the bottom.
+"""
+
+import os
+import re
+import resource
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+# Every socket operation and every wait is bounded by one of these.
+IO_TIMEOUT = 5.0          # a reply that does not come within this is a failure
+READY_TIMEOUT = 5.0       # a started server must answer `version` within this
+STOP_TIMEOUT = 5.0        # SIGTERM grace period before SIGKILL
+QUIET_PERIOD = 0.3        # how long "nothing is sent back" is watched for
+
+SERVER_KIND = os.environ.get("STRATA_TEST_SERVER", "strata")
+if SERVER_KIND not in ("strata", "memcached"):
+    raise RuntimeError("STRATA_TEST_SERVER must be 'strata' or 'memcached', not %r"
+                       % SERVER_KIND)
+IS_STRATA = SERVER_KIND == "strata"
+IS_MEMCACHED = SERVER_KIND == "memcached"
+
+MEMCACHED_VERSION = b"1.6.18"
+
+CRLF = b"\r\n"
+
+
+def repo_path(path):
+    return path if os.path.isabs(path) else os.path.join(REPO_ROOT, path)
+
+
+def server_binary():
+    if IS_STRATA:
+        return repo_path(os.environ.get("STRATA_PROXY_BIN",
+                                        "build/release/bin/strata-proxy"))
+    return os.environ.get("MEMCACHED_BIN", "/usr/bin/memcached")
+
+
+def external_addr():
+    """(host, port) of an already-running daemon from STRATA_TEST_ADDR, or None."""
+    value = os.environ.get("STRATA_TEST_ADDR")
+    if not value:
+        return None
+    host, _, port = value.rpartition(":")
+    return (host or "127.0.0.1", int(port))
+
+
+def strata_semver():
+    """Strata's own version (the VERSION file at the repository root)."""
+    with open(os.path.join(REPO_ROOT, "VERSION")) as f:
+        return f.read().strip()
+
+
+def expected_version_line():
+    """The exact `version` reply (intended difference 2 in COMPATIBILITY.md)."""
+    if IS_MEMCACHED:
+        return b"VERSION " + MEMCACHED_VERSION + CRLF
+    return b"VERSION " + MEMCACHED_VERSION + b"-strata-" + strata_semver().encode() + CRLF
+
+
+def raise_nofile_limit():
+    """Soft RLIMIT_NOFILE -> hard, so thousands of client sockets fit; the
+    servers we start inherit it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def free_port():
+    """A TCP port that was free on 127.0.0.1 a moment ago (the caller retries
+    if somebody takes it in between)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Conn:
+    """One client connection with an input buffer and bounded reads."""
+
+    def __init__(self, addr, timeout=IO_TIMEOUT):
+        self.addr = addr
+        self.timeout = timeout
+        self.sock = socket.create_connection(addr, timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    @classmethod
+    def from_socket(cls, sock, timeout=IO_TIMEOUT):
+        """Wrap an already-connected socket (e.g. one with special options)."""
+        c = cls.__new__(cls)
+        c.addr, c.timeout, c.sock, c.buf = sock.getpeername(), timeout, sock, b""
+        sock.settimeout(timeout)
+        return c
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def send_in_background(self, data):
+        """Send a large request from a thread so that the server's replies can
+        be read meanwhile (neither side blocks on a full socket buffer).
+        Returns the thread; join() it after reading."""
+        def run():
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                pass  # the reader sees what the server did
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        return t
+
+    def _fill(self, deadline):
+        """Read once more into the buffer. False on EOF or at the deadline."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        self.sock.settimeout(remaining)
+        try:
+            chunk = self.sock.recv(1 << 20)
+        except socket.timeout:
+            return False
+        finally:
+            self.sock.settimeout(self.timeout)
+        if not chunk:
+            return False
+        self.buf += chunk
+        return True
+
+    def _take(self, n):
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_exact(self, n, timeout=None):
+        """n bytes, or fewer if the server stops sending (EOF or timeout)."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while len(self.buf) < n and self._fill(deadline):
+            pass
+        return self._take(n)
+
+    def read_until(self, terminator, timeout=None):
+        """Bytes up to and including the first occurrence of terminator at the
+        start of a line (or the start of the stream); everything so far if it
+        does not come."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            if self.buf.startswith(terminator):
+                return self._take(len(terminator))
+            i = self.buf.find(b"\n" + terminator)
+            if i >= 0:
+                return self._take(i + 1 + len(terminator))
+            if not self._fill(deadline):
+                return self._take(len(self.buf))
+
+    def read_line(self, timeout=None):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while b"\n" not in self.buf and self._fill(deadline):
+            pass
+        i = self.buf.find(b"\n")
+        return self._take(i + 1 if i >= 0 else len(self.buf))
+
+    def read_available(self, quiet=QUIET_PERIOD):
+        """Whatever arrives until the connection has been quiet for `quiet`."""
+        while self._fill(time.monotonic() + quiet):
+            pass
+        return self._take(len(self.buf))
+
+    def read_to_eof(self, timeout=None):
+        """(bytes, how) where how is 'eof', 'reset' or 'open' (timed out)."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return self._take(len(self.buf)), "open"
+            self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                return self._take(len(self.buf)), "reset"
+            if not chunk:
+                return self._take(len(self.buf)), "eof"
+            self.buf += chunk
+
+    def call(self, request, expected, timeout=None):
+        """Send request, read exactly len(expected) bytes, assert they are
+        expected. Extra bytes stay buffered and fail the next call."""
+        self.send(request)
+        got = self.read_exact(len(expected), timeout)
+        assert got == expected, "request %r" % (request[:200],)
+        return got
+
+    def stats(self, sub=b""):
+        """Raw reply of `stats [sub]` up to and including END\\r\\n."""
+        cmd = b"stats " + sub if sub else b"stats"
+        self.send(cmd + CRLF)
+        raw = self.read_until(b"END\r\n")
+        assert raw.endswith(b"END\r\n"), "no END after %r: %r" % (cmd, raw[-200:])
+        return raw
+
+    def stats_dict(self, sub=b""):
+        return parse_stats(self.stats(sub))
+
+    def version(self, timeout=None):
+        self.send(b"version\r\n")
+        return self.read_line(timeout)
+
+
+def parse_stats(raw):
+    """{name: value} (str) of a stats reply; format is checked elsewhere."""
+    out = {}
+    for line in raw.decode("latin-1").split("\r\n"):
+        if line.startswith("STAT "):
+            parts = line.split(" ", 2)
+            out[parts[1]] = parts[2] if len(parts) > 2 else ""
+    return out
+
+
+def stats_value(conn, name, sub=b""):
+    return int(conn.stats_dict(sub)[name])
+
+
+class Server:
+    """A strata-proxy or memcached process on 127.0.0.1, or an external
+    daemon (STRATA_TEST_ADDR) when proc is None."""
+
+    def __init__(self, extra_args=(), memory_mb=64):
+        self.extra_args = [str(a) for a in extra_args]
+        self.memory_mb = memory_mb
+        self.proc = None
+        self.port = None
+        self.addr = None
+        self.log_path = None
+        self.args = None
+
+    @classmethod
+    def external(cls, addr):
+        s = cls()
+        s.addr = addr
+        s.port = addr[1]
+        return s
+
+    def command_line(self, port):
+        args = [server_binary(), "-p", str(port), "-l", "127.0.0.1", "-U", "0",
+                "-t", "4", "-m", str(self.memory_mb)] + self.extra_args
+        if IS_MEMCACHED and os.geteuid() == 0:
+            args += ["-u", "root"]
+        return args
+
+    def start(self, attempts=5):
+        binary = server_binary()
+        if not os.access(binary, os.X_OK):
+            raise RuntimeError(
+                "server binary %s not found or not executable: build it (make) or set "
+                "STRATA_PROXY_BIN / MEMCACHED_BIN, or STRATA_TEST_SERVER=memcached"
+                % binary)
+        last_log = ""
+        for _ in range(attempts):
+            port = free_port()
+            fd, self.log_path = tempfile.mkstemp(prefix="strata-it-server-", suffix=".log")
+            self.args = self.command_line(port)
+            with os.fdopen(fd, "wb") as log:
+                self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
+                                             stdout=log, stderr=subprocess.STDOUT)
+            self.port = port
+            self.addr = ("127.0.0.1", port)
+            if self._wait_ready():
+                return self
+            last_log = self.log()
+            self.stop()
+        raise RuntimeError("server did not start: %s\n--- log ---\n%s"
+                           % (" ".join(self.args), last_log))
+
+    def _wait_ready(self):
+        """True once the process we started (checked by its pid in `stats`,
+        so a foreign daemon on a reused port cannot fool us) answers."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                with Conn(self.addr, timeout=1.0) as c:
+                    if int(c.stats_dict().get("pid", -1)) == self.proc.pid:
+                        return True
+                    return False
+            except (OSError, AssertionError, ValueError):
+                time.sleep(0.02)
+        return False
+
+    def log(self):
+        if not self.log_path:
+            return ""
+        with open(self.log_path, "rb") as f:
+            return f.read()[-4000:].decode("latin-1")
+
+    def stop(self):
+        """SIGTERM, then SIGKILL after STOP_TIMEOUT. Returns the exit status
+        if this call stopped the process (None if it was not running), and
+        for strata asserts it is 0: a clean shutdown, and no sanitizer
+        report (ASan/UBSan make the exit status non-zero)."""
+        if self.proc is None:
+            return None
+        status = None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                status = self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(STOP_TIMEOUT)
+                status = "killed after %.0f s" % STOP_TIMEOUT
+        log = self.log()
+        self.proc = None
+        if self.log_path:
+            try:
+                os.unlink(self.log_path)
+            except OSError:
+                pass
+            self.log_path = None
+        if IS_STRATA and status is not None:
+            assert status == 0, "strata-proxy did not exit cleanly (%s):\n%s" % (status, log)
+        return status
+
+    def connect(self, timeout=IO_TIMEOUT):
+        return Conn(self.addr, timeout)
+
+    def process_alive(self):
+        return self.proc is None or self.proc.poll() is None
+
+    def answers_version(self):
+        try:
+            with self.connect(timeout=2.0) as c:
+                return c.version() == expected_version_line()
+        except OSError:
+            return False
+
+
+def assert_healthy(server, *open_conns):
+    """The server process is still running, a fresh connection answers
+    `version`, and so does every connection opened before the bad input."""
+    assert server.process_alive(), "server process died:\n" + server.log()
+    assert server.answers_version(), "server no longer answers on a new connection"
+    for c in open_conns:
+        assert c.version() == expected_version_line(), "a pre-opened connection broke"
+
+
+STAT_LINE = re.compile(rb"STAT ([^ \r\n]+) ([^ \r\n]+)\r\n")
+
+
+def stat_lines(raw):
+    """Split a stats reply into (name, value) byte pairs, asserting the
+    memcached_exporter acceptance rules: END\\r\\n last, every other line
+    exactly `STAT <name> <value>` with single spaces and a non-empty value."""
+    assert raw.endswith(b"END\r\n"), raw[-100:]
+    body = raw[:-len(b"END\r\n")]
+    lines = body.split(b"\r\n")
+    assert lines[-1] == b"", "stats body does not end with CRLF"
+    pairs = []
+    for line in lines[:-1]:
+        m = STAT_LINE.fullmatch(line + b"\r\n")
+        assert m, "malformed stats line %r" % line
+        pairs.append((m.group(1).decode(), m.group(2).decode()))
+    return pairs
+
+
+def unique_key(request, suffix=""):
+    """A key made from the test's name, so tests sharing a server do not
+    collide (at most 250 bytes)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)
+    return ("t_" + name + suffix)[-200:].encode()
+
+
+def fill(template, key):
+    """Replace every {k} in a request/reply template with the test's key."""
+    return template.replace(b"{k}", key)
+
+
+def run_script(conn, key, steps):
+    """Run (request, exact expected reply) pairs in order on one connection."""
+    for request, expected in steps:
+        conn.call(fill(request, key), fill(expected, key))
+
+
+def gets_unique(conn, key):
+    """The CAS unique of key as returned by `gets`."""
+    conn.send(b"gets " + key + CRLF)
+    header = conn.read_line()
+    m = re.fullmatch(rb"VALUE (\S+) (\d+) (\d+) (\d+)\r\n", header)
+    assert m and m.group(1) == key, "unexpected gets reply %r" % header
+    body = conn.read_exact(int(m.group(3)) + 2)
+    assert body.endswith(CRLF)
+    assert conn.read_line() == b"END\r\n"
+    return int(m.group(4))
+
+
+def wait_for_stat(conn, name, expected, timeout=3.0):
+    """Poll `stats` until name == expected (gauges such as curr_connections
+    follow closes asynchronously); returns the last value seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = conn.stats_dict()[name]
+        if value == str(expected) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.02)
