@@ -87,6 +87,7 @@ include common/module.mk
 include cache/module.mk
 include storage/module.mk
 include proxy/module.mk
+include tools/module.mk
 include tests/module.mk
 
 all: $(BINS)

@@ -1,0 +1,1 @@
+# tools/: operator and load tools (use common only).
