@@ -39,11 +39,17 @@ else
 $(error MODE must be release, debug or asan)
 endif
 
-PKGS := libevent_core libxxhash libzstd
+PKGS := libevent_core libxxhash libzstd inih
 ifeq ($(USE_JEMALLOC),1)
 PKGS += jemalloc
 else
 OPT_CFLAGS += -DSTRATA_NO_JEMALLOC
+endif
+
+# systemd readiness notification (Type=notify) when libsystemd is there.
+ifeq ($(shell $(PKG_CONFIG) --exists libsystemd && echo yes),yes)
+PKGS += libsystemd
+OPT_CFLAGS += -DSTRATA_HAVE_SYSTEMD
 endif
 
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)

@@ -111,7 +111,7 @@ enum st_status listener_create(struct listener **out, struct proxy *p, struct ev
     *out = l;
 
     char port[16];
-    snprintf(port, sizeof(port), "%d", p->settings.port);
+    snprintf(port, sizeof(port), "%u", p->settings.port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
@@ -124,7 +124,7 @@ enum st_status listener_create(struct listener **out, struct proxy *p, struct ev
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
         bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, (int)p->settings.backlog) != 0) {
-        log_error("cannot listen on %s:%d: %s", p->settings.listen_addr, p->settings.port,
+        log_error("cannot listen on %s:%u: %s", p->settings.listen_addr, p->settings.port,
                   strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -136,7 +136,7 @@ enum st_status listener_create(struct listener **out, struct proxy *p, struct ev
         inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, host, sizeof(host));
     else
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)res->ai_addr)->sin6_addr, host, sizeof(host));
-    snprintf(l->addr, sizeof(l->addr), res->ai_family == AF_INET ? "tcp:%s:%d" : "tcp6:[%s]:%d",
+    snprintf(l->addr, sizeof(l->addr), res->ai_family == AF_INET ? "tcp:%s:%u" : "tcp6:[%s]:%u",
              host, p->settings.port);
     freeaddrinfo(res);
     l->fd = fd;

@@ -18,6 +18,10 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#ifdef STRATA_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
 #include "cache/cache.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -117,6 +121,17 @@ static int write_pidfile(const char *path)
     return 0;
 }
 
+/* Tells systemd (Type=notify) about readiness and shutdown; a no-op when
+ * not started by systemd or built without libsystemd. */
+static void notify_systemd(const char *state)
+{
+#ifdef STRATA_HAVE_SYSTEMD
+    sd_notify(0, state);
+#else
+    (void)state;
+#endif
+}
+
 static struct event *add_timer(struct event_base *base, long usec, event_callback_fn fn, void *arg)
 {
     struct event *ev = event_new(base, -1, EV_PERSIST, fn, arg);
@@ -144,8 +159,10 @@ int main(int argc, char **argv)
 
     settings_init(&p->settings);
     rc = settings_parse(&p->settings, argc, argv);
-    if (rc >= 0)
+    if (rc >= 0) {
+        settings_deinit(&p->settings);
         return rc;
+    }
     const struct settings *s = &p->settings;
 
     log_setup(s->verbose == 0 ? LOG_LVL_WARN : s->verbose == 1 ? LOG_LVL_INFO : LOG_LVL_DEBUG);
@@ -158,7 +175,7 @@ int main(int argc, char **argv)
     struct cache_config cc = {
         .max_bytes = s->max_bytes,
         .item_size_max = s->item_size_max,
-        .evictions = s->evictions,
+        .evictions = !s->disable_evictions,
     };
     if (cache_create(&p->cache, &cc) != ST_OK) {
         fprintf(stderr, "strata-proxy: cannot create the cache (-m %zu bytes)\n", s->max_bytes);
@@ -203,7 +220,10 @@ int main(int argc, char **argv)
     log_info("strata-proxy %s listening on %s, %u threads, %zu MB", PROXY_VERSION_STRING,
              listener_addr(p->listener), s->threads, s->max_bytes >> 20);
 
+    notify_systemd("READY=1");
+
     event_base_dispatch(m.base);
+    notify_systemd("STOPPING=1");
     rc = 0;
 
 out_workers:
@@ -229,6 +249,7 @@ out:
     if (s->pidfile != NULL && rc == 0)
         unlink(s->pidfile);
     pthread_mutex_destroy(&p->reset_lock);
+    settings_deinit(&p->settings);
     clock_teardown();
     log_teardown();
     return rc;

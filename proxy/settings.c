@@ -1,12 +1,13 @@
 /*
- * settings.c - command-line parsing for strata-proxy (memcached's flags).
- * Main thread, before any other thread starts.
+ * settings.c - the option table of strata-proxy and its two readers: the
+ * command line (getopt_long built from the table) and the INI config file
+ * (inih). Main thread, before any other thread starts.
  */
 #include "proxy/settings.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <limits.h>
+#include <ini.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,55 +15,72 @@
 
 #include "proxy/version.h"
 
-void settings_init(struct settings *s)
+enum opt_type { T_UINT, T_SIZE, T_BOOL, T_STR, T_COUNT };
+
+struct opt_def {
+    const char *name;  /* config key; the long flag is the same with '-' */
+    int flag;          /* short flag, or 0 */
+    enum opt_type type;
+    const char *def;   /* default, as text (NULL: unset) */
+    uint64_t min, max; /* bounds for T_UINT / T_SIZE */
+    size_t unit;       /* T_SIZE: what a bare number counts */
+    size_t offset;
+    const char *arg;
+    const char *desc;
+};
+
+#define KB ((size_t)1 << 10)
+#define MB ((size_t)1 << 20)
+#define OFF(f) offsetof(struct settings, f)
+
+/* Every option, once. The order is the order of --help and of the config. */
+static const struct opt_def opts[] = {
+    {"port", 'p', T_UINT, "11211", 1, 65535, 0, OFF(port), "<num>", "TCP port to listen on"},
+    {"listen", 'l', T_STR, "127.0.0.1", 0, 0, 0, OFF(listen_addr), "<addr>",
+     "interface to listen on"},
+    {"memory_limit", 'm', T_SIZE, "64", MB, (uint64_t)1 << 40, MB, OFF(max_bytes), "<num>",
+     "item memory; a bare number is megabytes, k/m/g suffixes accepted"},
+    {"conn_limit", 'c', T_UINT, "1024", 1, 1000000, 0, OFF(max_conns), "<num>",
+     "max simultaneous client connections"},
+    {"threads", 't', T_UINT, "4", 1, 64, 0, OFF(threads), "<num>", "worker threads"},
+    {"max_item_size", 'I', T_SIZE, "1m", KB, 128 * MB, 1, OFF(item_size_max), "<num>",
+     "largest item (key + value + overhead), k/m suffixes"},
+    {"disable_evictions", 'M', T_BOOL, "no", 0, 0, 0, OFF(disable_evictions), NULL,
+     "answer out of memory instead of evicting"},
+    {"udp_port", 'U', T_UINT, "0", 0, 0, 0, OFF(udp_port), "<num>",
+     "UDP port; only 0 (off): UDP is an amplification risk and not served"},
+    {"listen_backlog", 'b', T_UINT, "1024", 1, 65535, 0, OFF(backlog), "<num>", "listen backlog"},
+    {"max_reqs_per_event", 'R', T_UINT, "20", 1, 1000000, 0, OFF(reqs_per_event), "<num>",
+     "commands served per connection per wakeup before yielding"},
+    {"max_output", 0, T_SIZE, "4m", KB, 1 << 30, 1, OFF(out_max), "<num>",
+     "unsent reply bytes per connection before its reading pauses"},
+    {"drain_timeout", 0, T_UINT, "60", 1, 86400, 0, OFF(drain_timeout), "<sec>",
+     "close a paused connection whose client reads nothing for this long"},
+    {"pidfile", 'P', T_STR, NULL, 0, 0, 0, OFF(pidfile), "<file>", "write the process id here"},
+    {"user", 'u', T_STR, NULL, 0, 0, 0, OFF(user), "<name>",
+     "when started as root, run as this user"},
+    {"verbose", 'v', T_COUNT, "0", 0, 2, 0, OFF(verbose), NULL,
+     "log connection events (1) or every command (2); -v, -vv"},
+};
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+/* Long-only command-line actions. */
+enum { ACT_CONFIG = 256, ACT_CHECK, ACT_DESCRIBE, ACT_HELP = 'h', ACT_VERSION = 'V',
+       OPT_BASE = 512 };
+
+static const char *type_name(enum opt_type t)
 {
-    memset(s, 0, sizeof(*s));
-    s->port = 11211;
-    strcpy(s->listen_addr, "127.0.0.1");
-    s->max_bytes = (size_t)64 << 20;
-    s->max_conns = 1024;
-    s->threads = 4;
-    s->item_size_max = (size_t)1 << 20;
-    s->evictions = true;
-    s->backlog = 1024;
-    s->reqs_per_event = 20;
-    s->out_max = (size_t)4 << 20;
-    s->drain_timeout = 60;
+    switch (t) {
+    case T_UINT: return "integer";
+    case T_SIZE: return "size";
+    case T_BOOL: return "boolean";
+    case T_STR: return "string";
+    case T_COUNT: return "level";
+    }
+    return "?";
 }
 
-void settings_usage(FILE *out)
-{
-    fprintf(out,
-            "strata-proxy %s - memcached-compatible caching proxy\n"
-            "\n"
-            "usage: strata-proxy [options]\n"
-            "  -p, --port=<num>            TCP port to listen on (default: 11211)\n"
-            "  -l, --listen=<addr>         interface to listen on (default: 127.0.0.1)\n"
-            "  -m, --memory-limit=<num>    item memory in megabytes; k/m/g suffixes\n"
-            "                              give other units (default: 64)\n"
-            "  -c, --conn-limit=<num>      max simultaneous connections (default: 1024)\n"
-            "  -t, --threads=<num>         worker threads (default: 4)\n"
-            "  -I, --max-item-size=<num>   largest item, k/m suffixes, 1k..128m (default: 1m)\n"
-            "  -M, --disable-evictions     answer out of memory instead of evicting\n"
-            "  -U, --udp-port=<num>        UDP port; only 0 (off) is supported\n"
-            "  -b, --listen-backlog=<num>  listen backlog (default: 1024)\n"
-            "  -R, --max-reqs-per-event=<num>\n"
-            "                              commands served per connection per wakeup\n"
-            "                              before yielding to others (default: 20)\n"
-            "      --max-output=<num>      unsent reply bytes per connection before its\n"
-            "                              reading pauses, k/m suffixes (default: 4m)\n"
-            "      --drain-timeout=<sec>   close a paused connection whose client reads\n"
-            "                              nothing for this long (default: 60)\n"
-            "  -P, --pidfile=<file>        write the process id to <file>\n"
-            "  -u, --user=<name>           when started as root, run as <name>\n"
-            "  -v, --verbose               log connection errors; -vv logs commands\n"
-            "  -h, --help                  print this help and exit\n"
-            "  -V, --version               print the version and exit\n",
-            STRATA_VERSION);
-}
-
-/* Parses "<num>[k|m|g]"; a bare number is in `unit` bytes. */
-static bool parse_size(const char *arg, size_t unit, size_t *out)
+static bool parse_size(const char *arg, size_t unit, uint64_t *out)
 {
     char *end;
     errno = 0;
@@ -71,156 +89,336 @@ static bool parse_size(const char *arg, size_t unit, size_t *out)
         return false;
     switch (*end) {
     case '\0': break;
-    case 'k': case 'K': unit = (size_t)1 << 10; end++; break;
-    case 'm': case 'M': unit = (size_t)1 << 20; end++; break;
+    case 'k': case 'K': unit = KB; end++; break;
+    case 'm': case 'M': unit = MB; end++; break;
     case 'g': case 'G': unit = (size_t)1 << 30; end++; break;
     default: return false;
     }
-    if (*end != '\0' || (unit != 0 && v > SIZE_MAX / unit))
+    if (*end != '\0' || v > UINT64_MAX / unit)
         return false;
-    *out = (size_t)v * unit;
+    *out = (uint64_t)v * unit;
     return true;
 }
 
-static bool parse_uint(const char *arg, unsigned long min, unsigned long max, unsigned long *out)
+static bool parse_bool(const char *arg, bool *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(arg, &end, 10);
-    if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-' || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
+    static const char *const yes[] = {"1", "yes", "true", "on"};
+    static const char *const no[] = {"0", "no", "false", "off"};
+    for (unsigned i = 0; i < 4; i++) {
+        if (strcasecmp(arg, yes[i]) == 0)
+            return (*out = true, true);
+        if (strcasecmp(arg, no[i]) == 0)
+            return (*out = false, true);
+    }
+    return false;
 }
 
-static int usage_error(const char *fmt, const char *arg)
+/* Sets option d from text; on failure writes a message into err. */
+static bool opt_set(struct settings *s, const struct opt_def *d, const char *val, char *err,
+                    size_t errlen)
 {
-    fprintf(stderr, "strata-proxy: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nTry 'strata-proxy --help' for the options.\n");
+    char *field = (char *)s + d->offset;
+    uint64_t v;
+    switch (d->type) {
+    case T_UINT:
+    case T_COUNT: {
+        char *end;
+        errno = 0;
+        unsigned long long u = strtoull(val, &end, 10);
+        if (errno != 0 || end == val || *end != '\0' || val[0] == '-' || u < d->min || u > d->max) {
+            snprintf(err, errlen, "invalid %s '%s' (%llu..%llu)", d->name, val,
+                     (unsigned long long)d->min, (unsigned long long)d->max);
+            return false;
+        }
+        *(unsigned *)field = (unsigned)u;
+        return true;
+    }
+    case T_SIZE:
+        if (!parse_size(val, d->unit, &v) || v < d->min || v > d->max) {
+            snprintf(err, errlen, "invalid %s '%s' (%llu..%llu bytes; k/m/g suffixes)", d->name,
+                     val, (unsigned long long)d->min, (unsigned long long)d->max);
+            return false;
+        }
+        *(size_t *)field = (size_t)v;
+        return true;
+    case T_BOOL:
+        if (!parse_bool(val, (bool *)field)) {
+            snprintf(err, errlen, "invalid %s '%s' (yes or no)", d->name, val);
+            return false;
+        }
+        return true;
+    case T_STR: {
+        if (val[0] == '\0' || strlen(val) > 4096) {
+            snprintf(err, errlen, "invalid %s '%s'", d->name, val);
+            return false;
+        }
+        char *copy = strdup(val);
+        if (copy == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return false;
+        }
+        free(*(char **)field);
+        *(char **)field = copy;
+        return true;
+    }
+    }
+    return false;
+}
+
+void settings_init(struct settings *s)
+{
+    char err[256];
+    memset(s, 0, sizeof(*s));
+    for (size_t i = 0; i < NOPTS; i++)
+        if (opts[i].def != NULL && !opt_set(s, &opts[i], opts[i].def, err, sizeof(err)))
+            abort(); /* a default outside its own bounds is a programming error */
+}
+
+void settings_deinit(struct settings *s)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if (opts[i].type == T_STR) {
+            char **p = (char **)((char *)s + opts[i].offset);
+            free(*p);
+            *p = NULL;
+        }
+    free(s->config_path);
+    s->config_path = NULL;
+}
+
+static void long_name(char *buf, size_t n, const char *name)
+{
+    snprintf(buf, n, "%s", name);
+    for (char *p = buf; *p; p++)
+        if (*p == '_')
+            *p = '-';
+}
+
+void settings_usage(FILE *out)
+{
+    fprintf(out, "strata-proxy %s - memcached-compatible caching proxy\n\n"
+                 "usage: strata-proxy [options]\n", STRATA_VERSION);
+    for (size_t i = 0; i < NOPTS; i++) {
+        const struct opt_def *d = &opts[i];
+        char lname[64], left[96];
+        long_name(lname, sizeof(lname), d->name);
+        if (d->flag)
+            snprintf(left, sizeof(left), "-%c, --%s%s%s", d->flag, lname, d->arg ? "=" : "",
+                     d->arg ? d->arg : "");
+        else
+            snprintf(left, sizeof(left), "    --%s%s%s", lname, d->arg ? "=" : "",
+                     d->arg ? d->arg : "");
+        fprintf(out, "  %-32s %s", left, d->desc);
+        if (d->def != NULL && d->type != T_BOOL && d->type != T_COUNT)
+            fprintf(out, " (default: %s)", d->def);
+        fputc('\n', out);
+    }
+    fprintf(out, "  %-32s %s\n", "    --config=<file>",
+            "read options from an INI file, section [proxy]; flags override it");
+    fprintf(out, "  %-32s %s\n", "    --check-config", "validate the options and exit");
+    fprintf(out, "  %-32s %s\n", "    --describe-config", "list every option and exit");
+    fprintf(out, "  %-32s %s\n", "-h, --help", "print this help and exit");
+    fprintf(out, "  %-32s %s\n", "-V, --version", "print the version and exit");
+}
+
+void settings_describe(FILE *out)
+{
+    fprintf(out, "# name\tflag\ttype\tdefault\tmin\tmax\tdescription\n");
+    for (size_t i = 0; i < NOPTS; i++) {
+        const struct opt_def *d = &opts[i];
+        char flag[4] = "-";
+        if (d->flag)
+            snprintf(flag, sizeof(flag), "-%c", d->flag);
+        if (d->type == T_UINT || d->type == T_SIZE || d->type == T_COUNT)
+            fprintf(out, "%s\t%s\t%s\t%s\t%llu\t%llu\t%s\n", d->name, flag, type_name(d->type),
+                    d->def ? d->def : "-", (unsigned long long)d->min,
+                    (unsigned long long)d->max, d->desc);
+        else
+            fprintf(out, "%s\t%s\t%s\t%s\t-\t-\t%s\n", d->name, flag, type_name(d->type),
+                    d->def ? d->def : "-", d->desc);
+    }
+}
+
+static const struct opt_def *find_opt(const char *name)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if (strcmp(opts[i].name, name) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+struct ini_ctx {
+    struct settings *s;
+    const char *path;
+    char err[300];
+};
+
+static int on_ini(void *arg, const char *section, const char *name, const char *value)
+{
+    struct ini_ctx *ctx = arg;
+    char err[256];
+    if (strcmp(section, "proxy") != 0) {
+        snprintf(ctx->err, sizeof(ctx->err), "unknown section [%s]", section);
+        return 0;
+    }
+    const struct opt_def *d = find_opt(name);
+    if (d == NULL) {
+        snprintf(ctx->err, sizeof(ctx->err), "unknown option '%s'", name);
+        return 0;
+    }
+    if (!opt_set(ctx->s, d, value, err, sizeof(err))) {
+        snprintf(ctx->err, sizeof(ctx->err), "%s", err);
+        return 0;
+    }
+    if (d->offset == OFF(item_size_max))
+        ctx->s->item_size_given = true;
+    return 1;
+}
+
+static int load_config(struct settings *s, const char *path)
+{
+    struct ini_ctx ctx = {s, path, ""};
+    int line = ini_parse(path, on_ini, &ctx);
+    if (line == 0)
+        return 0;
+    if (line < 0)
+        fprintf(stderr, "strata-proxy: cannot read config %s: %s\n", path, strerror(errno));
+    else if (ctx.err[0] != '\0')
+        fprintf(stderr, "strata-proxy: %s:%d: %s\n", path, line, ctx.err);
+    else
+        fprintf(stderr, "strata-proxy: %s:%d: syntax error\n", path, line);
+    return EX_CONFIG;
+}
+
+static int usage_error(const char *msg)
+{
+    fprintf(stderr, "strata-proxy: %s\nTry 'strata-proxy --help' for the options.\n", msg);
     return EX_USAGE;
 }
 
-/* Long-only options. */
-enum { OPT_MAX_OUTPUT = 256, OPT_DRAIN_TIMEOUT };
+/* Cross-option rules, after file and flags. */
+static int validate(struct settings *s)
+{
+    if (s->udp_port != 0) {
+        fprintf(stderr, "strata-proxy: UDP is not supported (got -U %u); memcached's UDP "
+                        "protocol is a traffic amplification risk and Strata only serves TCP. "
+                        "Use -U 0 or leave it out.\n", s->udp_port);
+        return EX_USAGE;
+    }
+    if (s->item_size_given && s->item_size_max > s->max_bytes / 2) {
+        fprintf(stderr, "strata-proxy: max_item_size %zu is over half of memory_limit %zu\n",
+                s->item_size_max, s->max_bytes);
+        return EX_CONFIG;
+    }
+    if (s->item_size_max > s->max_bytes)
+        s->item_size_max = s->max_bytes;
+    return -1;
+}
 
 int settings_parse(struct settings *s, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"port", required_argument, NULL, 'p'},
-        {"listen", required_argument, NULL, 'l'},
-        {"memory-limit", required_argument, NULL, 'm'},
-        {"conn-limit", required_argument, NULL, 'c'},
-        {"threads", required_argument, NULL, 't'},
-        {"max-item-size", required_argument, NULL, 'I'},
-        {"disable-evictions", no_argument, NULL, 'M'},
-        {"udp-port", required_argument, NULL, 'U'},
-        {"listen-backlog", required_argument, NULL, 'b'},
-        {"max-reqs-per-event", required_argument, NULL, 'R'},
-        {"pidfile", required_argument, NULL, 'P'},
-        {"user", required_argument, NULL, 'u'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
-        {"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
-    bool item_size_given = false;
-    unsigned long v;
-    int opt;
-
-    opterr = 0; /* we print our own messages */
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, ":p:l:m:c:t:I:MU:b:R:P:u:vhV", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'p':
-            if (!parse_uint(optarg, 1, 65535, &v))
-                return usage_error("invalid port '%s' (1..65535)", optarg);
-            s->port = (int)v;
-            break;
-        case 'l':
-            if (strlen(optarg) >= sizeof(s->listen_addr) || optarg[0] == '\0')
-                return usage_error("invalid listen address '%s'", optarg);
-            strcpy(s->listen_addr, optarg);
-            break;
-        case 'm':
-            if (!parse_size(optarg, (size_t)1 << 20, &s->max_bytes) || s->max_bytes < ((size_t)1 << 20))
-                return usage_error("invalid memory limit '%s' (at least 1 megabyte)", optarg);
-            break;
-        case 'c':
-            if (!parse_uint(optarg, 1, 1000000, &v))
-                return usage_error("invalid connection limit '%s' (1..1000000)", optarg);
-            s->max_conns = (unsigned)v;
-            break;
-        case 't':
-            if (!parse_uint(optarg, 1, 64, &v))
-                return usage_error("invalid thread count '%s' (1..64)", optarg);
-            s->threads = (unsigned)v;
-            break;
-        case 'I':
-            if (!parse_size(optarg, 1, &s->item_size_max) || s->item_size_max < 1024 ||
-                s->item_size_max > ((size_t)128 << 20))
-                return usage_error("invalid item size limit '%s' (1k..128m)", optarg);
-            item_size_given = true;
-            break;
-        case 'M':
-            s->evictions = false;
-            break;
-        case 'U':
-            if (!parse_uint(optarg, 0, 65535, &v))
-                return usage_error("invalid UDP port '%s'", optarg);
-            if (v != 0)
-                return usage_error("UDP is not supported (got -U %s); memcached's UDP "
-                                   "protocol is a traffic amplification risk and Strata only "
-                                   "serves TCP. Use -U 0 or leave it out.", optarg);
-            break;
-        case 'b':
-            if (!parse_uint(optarg, 1, INT_MAX, &v))
-                return usage_error("invalid listen backlog '%s'", optarg);
-            s->backlog = (unsigned)v;
-            break;
-        case 'R':
-            if (!parse_uint(optarg, 1, 1000000, &v))
-                return usage_error("invalid requests per event '%s'", optarg);
-            s->reqs_per_event = (unsigned)v;
-            break;
-        case 'P':
-            s->pidfile = optarg;
-            break;
-        case 'u':
-            s->user = optarg;
-            break;
-        case 'v':
-            s->verbose++;
-            break;
-        case OPT_MAX_OUTPUT:
-            if (!parse_size(optarg, 1, &s->out_max) || s->out_max < 1024)
-                return usage_error("invalid --max-output '%s' (at least 1k)", optarg);
-            break;
-        case OPT_DRAIN_TIMEOUT:
-            if (!parse_uint(optarg, 1, 86400, &v))
-                return usage_error("invalid --drain-timeout '%s' (1..86400 seconds)", optarg);
-            s->drain_timeout = (unsigned)v;
-            break;
-        case 'h':
-            settings_usage(stdout);
-            return 0;
-        case 'V':
-            printf("strata-proxy %s (memcached protocol %s)\n", STRATA_VERSION, MC_COMPAT_VERSION);
-            return 0;
-        case ':':
-            return usage_error("option '%s' needs a value", argv[optind - 1]);
-        default:
-            return usage_error("unknown option '%s'", argv[optind - 1]);
+    struct option longopts[NOPTS + 6];
+    char names[NOPTS][48];
+    char shortopts[3 * NOPTS + 8] = ":hV";
+    size_t sp = strlen(shortopts);
+    for (size_t i = 0; i < NOPTS; i++) {
+        long_name(names[i], sizeof(names[i]), opts[i].name);
+        bool has_arg = opts[i].type != T_BOOL && opts[i].type != T_COUNT;
+        longopts[i] = (struct option){names[i], has_arg ? required_argument : no_argument, NULL,
+                                      (int)(OPT_BASE + i)};
+        if (opts[i].flag) {
+            shortopts[sp++] = (char)opts[i].flag;
+            if (has_arg)
+                shortopts[sp++] = ':';
         }
     }
-    if (optind < argc)
-        return usage_error("unexpected argument '%s'", argv[optind]);
-    if (item_size_given && s->item_size_max > s->max_bytes / 2)
-        return usage_error("item size limit %s is over half the memory limit (-m)",
-                           "given");
-    if (s->item_size_max > s->max_bytes)
-        s->item_size_max = s->max_bytes;
+    shortopts[sp] = '\0';
+    size_t n = NOPTS;
+    longopts[n++] = (struct option){"config", required_argument, NULL, ACT_CONFIG};
+    longopts[n++] = (struct option){"check-config", no_argument, NULL, ACT_CHECK};
+    longopts[n++] = (struct option){"describe-config", no_argument, NULL, ACT_DESCRIBE};
+    longopts[n++] = (struct option){"help", no_argument, NULL, ACT_HELP};
+    longopts[n++] = (struct option){"version", no_argument, NULL, ACT_VERSION};
+    longopts[n] = (struct option){NULL, 0, NULL, 0};
+
+    /* Pass 1: actions and --config, so the file is applied before flags. */
+    bool check = false;
+    int opt;
+    opterr = 0;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        char msg[300];
+        switch (opt) {
+        case ACT_HELP:
+            settings_usage(stdout);
+            return 0;
+        case ACT_VERSION:
+            printf("strata-proxy %s (memcached protocol %s)\n", STRATA_VERSION, MC_COMPAT_VERSION);
+            return 0;
+        case ACT_DESCRIBE:
+            settings_describe(stdout);
+            return 0;
+        case ACT_CHECK:
+            check = true;
+            break;
+        case ACT_CONFIG:
+            free(s->config_path);
+            s->config_path = strdup(optarg);
+            break;
+        case ':':
+            snprintf(msg, sizeof(msg), "option '%s' needs a value", argv[optind - 1]);
+            return usage_error(msg);
+        case '?':
+            if (optopt != 0 && optopt < 256)
+                snprintf(msg, sizeof(msg), "unknown option '-%c'", optopt);
+            else
+                snprintf(msg, sizeof(msg), "unknown option '%s'", argv[optind - 1]);
+            return usage_error(msg);
+        default:
+            break;
+        }
+    }
+    if (optind < argc) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "unexpected argument '%s'", argv[optind]);
+        return usage_error(msg);
+    }
+    if (s->config_path != NULL) {
+        int rc = load_config(s, s->config_path);
+        if (rc != 0)
+            return rc;
+    }
+
+    /* Pass 2: flags override the file. */
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        const struct opt_def *d = NULL;
+        if (opt >= OPT_BASE && opt < OPT_BASE + (int)NOPTS)
+            d = &opts[opt - OPT_BASE];
+        for (size_t i = 0; d == NULL && i < NOPTS; i++)
+            if (opts[i].flag == opt)
+                d = &opts[i];
+        if (d == NULL)
+            continue;
+        char err[256];
+        if (d->type == T_COUNT) {
+            unsigned *c = (unsigned *)((char *)s + d->offset);
+            if (*c < d->max)
+                (*c)++;
+        } else if (d->type == T_BOOL) {
+            *(bool *)((char *)s + d->offset) = true;
+        } else if (!opt_set(s, d, optarg, err, sizeof(err))) {
+            return usage_error(err);
+        }
+        if (d->offset == OFF(item_size_max))
+            s->item_size_given = true;
+    }
+    int rc = validate(s);
+    if (rc >= 0)
+        return rc;
+    if (check) {
+        printf("configuration ok\n");
+        return 0;
+    }
     return -1;
 }

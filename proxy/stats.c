@@ -177,7 +177,7 @@ static void stats_settings(struct proxy *p, struct out *o)
     enum log_level lvl = log_level();
     put_u64(o, "verbosity", lvl <= LOG_LVL_WARN ? 0 : lvl == LOG_LVL_INFO ? 1 : 2);
     put_u64(o, "oldest", 0);
-    put_str(o, "evictions", s->evictions ? "on" : "off");
+    put_str(o, "evictions", s->disable_evictions ? "off" : "on");
     put_str(o, "domain_socket", "NULL");
     put_str(o, "umask", "700");
     put_str(o, "shutdown_command", "no");

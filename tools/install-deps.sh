@@ -7,7 +7,7 @@
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
 
-BUILD_PKGS="build-essential pkg-config libevent-dev libjemalloc-dev libxxhash-dev libzstd-dev"
+BUILD_PKGS="build-essential pkg-config libevent-dev libjemalloc-dev libxxhash-dev libzstd-dev libinih-dev libsystemd-dev"
 TEST_PKGS="libcmocka-dev libmemcached-dev libmemcached-tools memcached python3 python3-pytest python3-pymemcache collectd-core procps"
 
 case "${1:-build}" in

@@ -1,0 +1,87 @@
+"""strata-proxy's command line and config file (--config, --check-config,
+--describe-config): memcached-compatible flags where memcached has them,
+exit codes from sysexits.h. strata-only where memcached has no equivalent
+(docs/COMPATIBILITY.md)."""
+
+import subprocess
+
+import pytest
+
+import helpers
+
+strata_only = pytest.mark.skipif(helpers.IS_MEMCACHED,
+                                 reason="strata-only options (docs/COMPATIBILITY.md)")
+
+EX_USAGE, EX_CONFIG = 64, 78
+
+
+def run(*args):
+    return subprocess.run([helpers.server_binary(), *args], capture_output=True, text=True,
+                          timeout=10)
+
+
+@strata_only
+@pytest.mark.parametrize("args", [["--bogus"], ["-x"], ["-p"], ["-p", "0"], ["-p", "70000"],
+                                  ["-m", "abc"], ["-t", "0"], ["-I", "200m"], ["-U", "1"],
+                                  ["extra"]])
+def test_bad_flags_exit_with_usage_error(args):
+    r = run(*args)
+    assert r.returncode == EX_USAGE, r
+    assert r.stderr.startswith("strata-proxy: "), r.stderr
+
+
+@strata_only
+def test_help_version_describe():
+    h = run("--help")
+    assert h.returncode == 0 and "--port" in h.stdout and "--config" in h.stdout
+    v = run("-V")
+    assert v.returncode == 0 and v.stdout.startswith("strata-proxy " + helpers.strata_semver())
+    d = run("--describe-config")
+    assert d.returncode == 0
+    names = [l.split("\t")[0] for l in d.stdout.splitlines() if not l.startswith("#")]
+    for name in ("port", "listen", "memory_limit", "conn_limit", "threads", "max_item_size",
+                 "disable_evictions", "max_output", "drain_timeout", "user", "pidfile"):
+        assert name in names
+    # every described option is also a long flag in --help
+    for name in names:
+        assert "--" + name.replace("_", "-") in h.stdout, name
+
+
+@strata_only
+def test_config_file_is_read_and_flags_override_it(server_factory, tmp_path):
+    conf = tmp_path / "proxy.conf"
+    conf.write_text("; comment\n[proxy]\nmax_reqs_per_event = 7\nconn_limit = 321\n"
+                    "max_item_size = 2m\nmemory_limit = 32m\n")
+    srv = server_factory("--config", str(conf), "-c", "123")
+    with srv.connect() as c:
+        st = c.stats_dict(b"settings")
+    assert st["reqs_per_event"] == "7"          # from the file
+    assert st["maxbytes"] == str(64 << 20)      # the test's -m 64 wins
+    assert st["item_size_max"] == str(2 << 20)  # from the file
+    assert st["maxconns"] == "123"              # the flag wins
+
+
+@strata_only
+@pytest.mark.parametrize("text,needle", [
+    ("[proxy]\nportx = 1\n", "unknown option 'portx'"),
+    ("[cache]\nport = 1\n", "unknown section"),
+    ("[proxy]\nport = 99999\n", "invalid port"),
+    ("[proxy]\nmemory_limit = lots\n", "invalid memory_limit"),
+    ("[proxy]\ndisable_evictions = maybe\n", "invalid disable_evictions"),
+    ("[proxy]\nmax_item_size = 40m\nmemory_limit = 64m\n", "over half"),
+])
+def test_bad_config_exits_with_config_error(tmp_path, text, needle):
+    conf = tmp_path / "bad.conf"
+    conf.write_text(text)
+    r = run("--config", str(conf), "--check-config")
+    assert r.returncode == EX_CONFIG, r
+    assert needle in r.stderr, r.stderr
+
+
+@strata_only
+def test_check_config_accepts_a_good_file(tmp_path):
+    conf = tmp_path / "ok.conf"
+    conf.write_text("[proxy]\nport = 11311\nlisten = 127.0.0.1\nverbose = 1\n")
+    r = run("--config", str(conf), "--check-config")
+    assert r.returncode == 0 and "configuration ok" in r.stdout, r
+    assert run("--config", str(tmp_path / "missing.conf")).returncode == EX_CONFIG
