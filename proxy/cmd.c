@@ -65,10 +65,10 @@ struct item *cmd_reserve(struct worker *w, const char *key, size_t nkey, uint32_
 }
 
 enum cache_result cmd_store(struct worker *w, struct item *it, enum cache_store_mode mode,
-                            uint64_t cas_in)
+                            uint64_t cas_in, uint64_t *cas_out)
 {
     STAT_INCR(&w->stats, cmd_set);
-    enum cache_result r = cache_commit(cache_of(w), it, mode, cas_in, NULL);
+    enum cache_result r = cache_commit(cache_of(w), it, mode, cas_in, cas_out);
     if (mode == CACHE_CAS) {
         if (r == CACHE_STORED)
             STAT_INCR(&w->stats, cas_hits);
@@ -90,12 +90,12 @@ void cmd_store_aborted(struct worker *w, struct item *it)
     cache_release(cache_of(w), it);
 }
 
-enum cache_result cmd_delete(struct worker *w, const char *key, size_t nkey)
+enum cache_result cmd_delete(struct worker *w, const char *key, size_t nkey, uint64_t cas_in)
 {
-    enum cache_result r = cache_delete(cache_of(w), key, nkey, 0);
+    enum cache_result r = cache_delete(cache_of(w), key, nkey, cas_in);
     if (r == CACHE_OK)
         STAT_INCR(&w->stats, delete_hits);
-    else
+    else if (r == CACHE_NOT_FOUND)
         STAT_INCR(&w->stats, delete_misses);
     return r;
 }
@@ -112,9 +112,9 @@ enum cache_result cmd_touch(struct worker *w, const char *key, size_t nkey, rel_
 }
 
 enum cache_result cmd_delta(struct worker *w, const char *key, size_t nkey, bool incr,
-                            uint64_t delta, uint64_t *value)
+                            uint64_t delta, uint64_t *value, uint64_t *cas_out)
 {
-    enum cache_result r = cache_delta(cache_of(w), key, nkey, incr, delta, value, NULL);
+    enum cache_result r = cache_delta(cache_of(w), key, nkey, incr, delta, value, cas_out);
     if (r == CACHE_NOT_FOUND) {
         if (incr)
             STAT_INCR(&w->stats, incr_misses);

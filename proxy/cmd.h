@@ -30,16 +30,17 @@ struct item *cmd_reserve(struct worker *w, const char *key, size_t nkey, uint32_
                          enum cache_result *res);
 
 /* Second half: the value has arrived complete and well-terminated.
- * Takes the item reference. */
+ * Takes the item reference. *cas_out (if not NULL) gets the new CAS. */
 enum cache_result cmd_store(struct worker *w, struct item *it, enum cache_store_mode mode,
-                            uint64_t cas_in);
+                            uint64_t cas_in, uint64_t *cas_out);
 
 /* A value arrived with a bad terminator: count it, drop the item. */
 void cmd_store_aborted(struct worker *w, struct item *it);
 
-enum cache_result cmd_delete(struct worker *w, const char *key, size_t nkey);
+/* cas_in 0: unconditional; otherwise CACHE_EXISTS when it differs. */
+enum cache_result cmd_delete(struct worker *w, const char *key, size_t nkey, uint64_t cas_in);
 enum cache_result cmd_touch(struct worker *w, const char *key, size_t nkey, rel_time_t exptime);
 enum cache_result cmd_delta(struct worker *w, const char *key, size_t nkey, bool incr,
-                            uint64_t delta, uint64_t *value);
+                            uint64_t delta, uint64_t *value, uint64_t *cas_out);
 /* flush_all with memcached's delay semantics (delay <= 0: now). */
 void cmd_flush_all(struct worker *w, int32_t delay);

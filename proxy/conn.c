@@ -25,6 +25,8 @@
 #include "common/log.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
+#include "common/mc_binary.h"
+#include "proxy/proto_binary.h"
 #include "proxy/proto_text.h"
 #include "proxy/proxy.h"
 #include "proxy/worker.h"
@@ -178,7 +180,7 @@ void conn_begin_swallow(struct conn *c, size_t nbytes)
     set_state(c, CONN_SWALLOW);
 }
 
-static void consume(struct conn *c, size_t n)
+void conn_consume(struct conn *c, size_t n)
 {
     c->rpos += n;
     c->rlen -= n;
@@ -268,11 +270,13 @@ static enum proto_action conn_process(struct conn *c, bool *yielded)
             memcpy(c->dst, c->rbuf + c->rpos, n);
             c->dst += n;
             c->left -= n;
-            consume(c, n);
+            conn_consume(c, n);
             if (c->left > 0)
                 return PROTO_NEXT;
             set_state(c, CONN_PARSE_CMD);
-            if (proto_text_nread_done(c) == PROTO_CLOSE)
+            enum proto_action done = c->proto == CONN_PROTO_BINARY ? proto_binary_nread_done(c)
+                                                                   : proto_text_nread_done(c);
+            if (done == PROTO_CLOSE)
                 return PROTO_CLOSE;
             if (budget > 0)
                 budget--;
@@ -280,7 +284,7 @@ static enum proto_action conn_process(struct conn *c, bool *yielded)
         }
         case CONN_SWALLOW: {
             size_t n = c->rlen < c->swallow ? c->rlen : c->swallow;
-            consume(c, n);
+            conn_consume(c, n);
             c->swallow -= n;
             if (c->swallow > 0)
                 return PROTO_NEXT;
@@ -292,6 +296,22 @@ static enum proto_action conn_process(struct conn *c, bool *yielded)
         }
         if (c->rlen == 0)
             return PROTO_NEXT;
+        if (c->proto == CONN_PROTO_UNKNOWN)
+            c->proto = (uint8_t)c->rbuf[c->rpos] == MC_BIN_REQ_MAGIC ? CONN_PROTO_BINARY
+                                                                    : CONN_PROTO_TEXT;
+        if (c->proto == CONN_PROTO_BINARY) {
+            if (!proto_binary_ready(c))
+                return PROTO_NEXT;
+            if (budget == 0 || outq_pending(&c->out) > c->p->settings.out_max) {
+                *yielded = budget == 0;
+                return PROTO_NEXT;
+            }
+            budget--;
+            atomic_store_explicit(&c->last_cmd, clock_now(), memory_order_relaxed);
+            if (proto_binary_command(c) == PROTO_CLOSE)
+                return PROTO_CLOSE;
+            continue;
+        }
         const char *start = c->rbuf + c->rpos;
         const char *nl = memchr(start, '\n', c->rlen);
         if (nl == NULL) {
@@ -311,12 +331,22 @@ static enum proto_action conn_process(struct conn *c, bool *yielded)
         }
         size_t linelen = (size_t)(nl - start);
         size_t len = linelen > 0 && start[linelen - 1] == '\r' ? linelen - 1 : linelen;
-        consume(c, linelen + 1);
+        conn_consume(c, linelen + 1);
         atomic_store_explicit(&c->last_cmd, clock_now(), memory_order_relaxed);
         budget--;
         if (proto_text_line(c, start, len) == PROTO_CLOSE)
             return PROTO_CLOSE;
     }
+}
+
+/* A whole command is buffered (in the parse state). */
+static bool has_complete_command(const struct conn *c)
+{
+    if (c->rlen == 0)
+        return false;
+    if (c->proto == CONN_PROTO_BINARY)
+        return proto_binary_ready(c);
+    return memchr(c->rbuf + c->rpos, '\n', c->rlen) != NULL;
 }
 
 /* Writes queued replies; arms the write event when the socket is full. */
@@ -366,7 +396,7 @@ static void conn_run(struct conn *c)
     atomic_store_explicit(&c->write_blocked, s == ST_AGAIN, memory_order_relaxed);
     /* A complete command line still buffered? (NREAD/SWALLOW consume the
      * whole buffer, so only the parse state can leave one behind.) */
-    bool pending_cmd = get_state(c) == CONN_PARSE_CMD && memchr(c->rbuf + c->rpos, '\n', c->rlen) != NULL;
+    bool pending_cmd = get_state(c) == CONN_PARSE_CMD && has_complete_command(c);
     if (s == ST_OK && (c->close_after_write || c->w->draining || (c->eof && !pending_cmd))) {
         conn_free(c);
         return;

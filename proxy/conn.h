@@ -29,6 +29,13 @@ enum conn_state {
     CONN_CLOSING,
 };
 
+/* Chosen by the first byte a client sends, as memcached does. */
+enum conn_proto {
+    CONN_PROTO_UNKNOWN,
+    CONN_PROTO_TEXT,   /* text and meta commands */
+    CONN_PROTO_BINARY, /* first byte 0x80 */
+};
+
 struct conn {
     struct conn *prev, *next; /* worker's list, under worker->conns_lock */
     struct worker *w;
@@ -54,6 +61,10 @@ struct conn {
     bool noreply;
 
     size_t swallow;             /* CONN_SWALLOW: bytes still to discard */
+
+    enum conn_proto proto;
+    uint8_t bin_opcode;         /* binary request whose value is being read */
+    uint32_t bin_opaque;
 
     bool eof;                   /* the client shut down its sending side */
     bool close_after_write;     /* quit or shutdown: close once replies are out */
@@ -84,5 +95,9 @@ const char *conn_state_name(const struct conn *c);
  * item `it` (takes the reference). */
 void conn_begin_nread(struct conn *c, struct item *it, size_t nbytes, enum cache_store_mode mode,
                       uint64_t cas_in, bool noreply);
+/* For protocol modules: drop n bytes of buffered input (views into the
+ * buffer stay valid until the next read). */
+void conn_consume(struct conn *c, size_t n);
+
 /* For protocol modules: discard the next nbytes of input. */
 void conn_begin_swallow(struct conn *c, size_t nbytes);

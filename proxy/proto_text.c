@@ -136,7 +136,7 @@ enum proto_action proto_text_nread_done(struct conn *c)
         cmd_store_aborted(c->w, it);
         return reply_maybe(c, c->noreply, LIT("CLIENT_ERROR bad data chunk\r\n"));
     }
-    switch (cmd_store(c->w, it, c->mode, c->cas_in)) {
+    switch (cmd_store(c->w, it, c->mode, c->cas_in, NULL)) {
     case CACHE_STORED: return reply_maybe(c, c->noreply, LIT("STORED\r\n"));
     case CACHE_NOT_STORED: return reply_maybe(c, c->noreply, LIT("NOT_STORED\r\n"));
     case CACHE_EXISTS: return reply_maybe(c, c->noreply, LIT("EXISTS\r\n"));
@@ -151,7 +151,8 @@ enum proto_action proto_text_nread_done(struct conn *c)
 static enum proto_action do_delta(struct conn *c, const struct mc_request *req)
 {
     uint64_t value;
-    switch (cmd_delta(c->w, req->key, req->nkey, req->cmd == MC_CMD_INCR, req->delta, &value)) {
+    switch (cmd_delta(c->w, req->key, req->nkey, req->cmd == MC_CMD_INCR, req->delta, &value,
+                      NULL)) {
     case CACHE_OK: {
         if (req->noreply)
             return PROTO_NEXT;
@@ -244,7 +245,7 @@ enum proto_action proto_text_line(struct conn *c, const char *line, size_t len)
     case MC_CMD_DECR:
         return do_delta(c, &req);
     case MC_CMD_DELETE:
-        if (cmd_delete(c->w, req.key, req.nkey) == CACHE_OK)
+        if (cmd_delete(c->w, req.key, req.nkey, 0) == CACHE_OK)
             return reply_maybe(c, req.noreply, LIT("DELETED\r\n"));
         return reply_maybe(c, req.noreply, LIT("NOT_FOUND\r\n"));
     case MC_CMD_TOUCH:
