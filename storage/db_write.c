@@ -1,0 +1,741 @@
+/*
+ * db_write.c - the write path: validation, last-write-wins check under key
+ * stripes, group commit (a leader/follower queue: the leader writes every
+ * queued batch with one append and at most one fdatasync, then inserts
+ * them into the memtable), memtable switching, write stalls and batches.
+ * Called from any user thread; see db_int.h for the lock order.
+ *
+ *   put/delete/write ──► validate ──► lock stripes ──► LWW lookup
+ *        ──► encode batch ──► queue ──► leader: make room (stall/switch)
+ *        ──► WAL append (+sync) ──► memtable insert ──► wake followers
+ *        ──► unlock stripes ──► applied?
+ *
+ * WAL batch payload (inside one logfile record; docs/formats/wal.md):
+ *   varint count, then count times:
+ *     varint ikey length, internal key (ikey.h),
+ *     varint rval length, record value (ikey.h)
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+#include "storage/db_int.h"
+#include "storage/ikey.h"
+#include "storage/killpoint.h"
+
+#define GROUP_MAX_BYTES (1u << 20)
+
+/* ---------------------------------------------------------- batch codec */
+
+enum st_status db_batch_encode(const struct wentry *e, size_t n,
+                               struct buf *out)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++)
+        count += e[i].applied;
+    enum st_status st = buf_append_varint(out, count);
+    for (size_t i = 0; i < n && st == ST_OK; i++) {
+        if (!e[i].applied)
+            continue;
+        size_t klen = e[i].key_len + IKEY_OVERHEAD;
+        size_t vlen = RVAL_HEADER + e[i].value_len;
+        if ((st = buf_reserve(out, 20 + klen + vlen)) != ST_OK)
+            break;
+        buf_append_varint(out, klen);
+        ikey_encode(out->data + out->len, e[i].token, e[i].key, e[i].key_len,
+                    e[i].version);
+        out->len += klen;
+        buf_append_varint(out, vlen);
+        rval_encode_header(out->data + out->len,
+                           e[i].tombstone ? RVAL_TOMBSTONE : RVAL_PUT,
+                           e[i].flags, e[i].expiry);
+        out->len += RVAL_HEADER;
+        buf_append(out, e[i].value, e[i].value_len);
+    }
+    return st;
+}
+
+enum st_status db_batch_replay(struct memtable *m, const uint8_t *p,
+                               size_t len, uint64_t *seq)
+{
+    const uint8_t *end = p + len;
+    uint64_t count;
+    if (!dec_varint(&p, end, &count))
+        return ST_CORRUPT;
+    for (uint64_t i = 0; i < count; i++) {
+        uint64_t kl, vl;
+        struct ikey k;
+        enum rval_kind kind;
+        uint32_t flags;
+        uint64_t expiry;
+        const uint8_t *v;
+        size_t vlen;
+        if (!dec_varint(&p, end, &kl) || kl > (uint64_t)(end - p) ||
+            kl > IKEY_MAX_LEN || !ikey_decode(p, (size_t)kl, &k))
+            return ST_CORRUPT;
+        const uint8_t *kp = p;
+        p += kl;
+        if (!dec_varint(&p, end, &vl) || vl > (uint64_t)(end - p) ||
+            !rval_decode(p, (size_t)vl, &kind, &flags, &expiry, &v, &vlen))
+            return ST_CORRUPT;
+        enum st_status st =
+            memtable_add(m, ++*seq, kp, (size_t)kl, p, (size_t)vl);
+        if (st != ST_OK)
+            return st;
+        p += vl;
+    }
+    return p == end ? ST_OK : ST_CORRUPT;
+}
+
+/* ------------------------------------------------------------------ WAL */
+
+enum st_status db_wal_open_locked(struct lsm_db *db, uint64_t number)
+{
+    char path[FILENAME_MAX_PATH];
+    filename_path(path, db->dir, FILENAME_WAL, number);
+    struct logfile_writer *w = NULL;
+    enum st_status st =
+        logfile_writer_create(db->env, path, LOGFILE_MAGIC_WAL, number, &w);
+    if (st == ST_OK)
+        st = db->env->sync_dir(db->env, db->dir);
+    if (st != ST_OK) {
+        log_error("storage: cannot create WAL segment %s: %s", path,
+                  strerror(errno));
+        logfile_writer_destroy(&w);
+        return st;
+    }
+    logfile_writer_destroy(&db->wal);
+    db->wal = w;
+    db->wal_number = number;
+    db->wal_dirty = false;
+    db->writes_since_sync = 0;
+    db->last_sync_ms = db_monotonic_ms();
+    return ST_OK;
+}
+
+void db_wal_sync_if_dirty(struct lsm_db *db)
+{
+    enum st_status st = ST_OK;
+    pthread_mutex_lock(&db->wal_mu);
+    if (db->wal != NULL && db->wal_dirty) {
+        st = logfile_writer_sync(db->wal);
+        if (st == ST_OK) {
+            db->wal_dirty = false;
+            db->writes_since_sync = 0;
+            db->last_sync_ms = db_monotonic_ms();
+            atomic_fetch_add_explicit(&db->st.wal_syncs, 1,
+                                      memory_order_relaxed);
+        }
+    }
+    pthread_mutex_unlock(&db->wal_mu);
+    if (st != ST_OK) {
+        pthread_mutex_lock(&db->mu);
+        db_set_bg_error_locked(db, st, "WAL sync");
+        pthread_mutex_unlock(&db->mu);
+    }
+}
+
+static enum st_status wal_segs_push_locked(struct lsm_db *db, uint64_t n)
+{
+    if (db->nwal_segs == db->wal_segs_cap) {
+        size_t ncap = db->wal_segs_cap ? db->wal_segs_cap * 2 : 8;
+        uint64_t *a = mem_realloc(MEM_STORAGE, db->wal_segs,
+                                  db->wal_segs_cap * sizeof(uint64_t),
+                                  ncap * sizeof(uint64_t));
+        if (a == NULL)
+            return ST_NOMEM;
+        db->wal_segs = a;
+        db->wal_segs_cap = ncap;
+    }
+    db->wal_segs[db->nwal_segs++] = n;
+    return ST_OK;
+}
+
+/* Closes the current segment (synced: only the newest segment may have a
+ * torn tail) and starts a new one. REQUIRES: db->mu held, caller is the
+ * commit leader (or no writer runs). */
+static enum st_status wal_rotate_locked(struct lsm_db *db, uint64_t *number)
+{
+    uint64_t n = vset_new_file_number(db->vs);
+    enum st_status st = wal_segs_push_locked(db, n);
+    if (st != ST_OK)
+        return st;
+    pthread_mutex_lock(&db->wal_mu);
+    if (db->wal != NULL && db->wal_dirty) {
+        st = logfile_writer_sync(db->wal);
+        if (st == ST_OK)
+            atomic_fetch_add_explicit(&db->st.wal_syncs, 1,
+                                      memory_order_relaxed);
+    }
+    if (st == ST_OK)
+        st = db_wal_open_locked(db, n);
+    pthread_mutex_unlock(&db->wal_mu);
+    if (st != ST_OK) {
+        db->nwal_segs--;
+        db_set_bg_error_locked(db, st, "WAL rotation");
+        return st;
+    }
+    *number = n;
+    return ST_OK;
+}
+
+/* --------------------------------------------------------- make room */
+
+static size_t l0_files(struct lsm_db *db)
+{
+    struct version *v = vset_current(db->vs);
+    size_t n = v->nfiles[0];
+    version_unref(&v);
+    return n;
+}
+
+static void timed_wait_locked(struct lsm_db *db, uint64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    ts.tv_sec += (time_t)(ms / 1000) + ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(&db->done_cv, &db->mu, &ts);
+}
+
+/*
+ * Ensures the memtable has room, stalling or switching as needed.
+ * REQUIRES: db->mu held by the commit leader.
+ */
+static enum st_status make_room_locked(struct lsm_db *db)
+{
+    bool slowed = false;
+    for (;;) {
+        if (db->bg_error != ST_OK)
+            return db->bg_error;
+        if (db->shutting_down)
+            return ST_CLOSED;
+        size_t l0 = l0_files(db);
+        size_t slow = db->opts.l0_slowdown_trigger;
+        size_t stop = db->opts.l0_stop_trigger;
+        if (db->opts.compaction_style == LSM_COMPACTION_TIERED) {
+            /* Runs are expected in L0: count only those past the cap. */
+            slow = db->opts.tiered_max_runs + (db->opts.l0_slowdown_trigger -
+                                               db->opts.l0_compaction_trigger);
+            stop = db->opts.tiered_max_runs + (db->opts.l0_stop_trigger -
+                                               db->opts.l0_compaction_trigger);
+        }
+        if (!slowed && l0 >= slow) {
+            /* Give compaction some room, once per write. */
+            pthread_mutex_unlock(&db->mu);
+            usleep(1000);
+            pthread_mutex_lock(&db->mu);
+            slowed = true;
+            atomic_fetch_add_explicit(&db->st.stall_slowdowns, 1,
+                                      memory_order_relaxed);
+            atomic_fetch_add_explicit(&db->st.stall_micros, 1000,
+                                      memory_order_relaxed);
+            continue;
+        }
+        if (memtable_bytes(db->mem) < db->opts.memtable_size ||
+            memtable_count(db->mem) == 0) {
+            if (db->wal != NULL &&
+                logfile_writer_size(db->wal) >= db->opts.wal_segment_size) {
+                uint64_t n;
+                return wal_rotate_locked(db, &n);
+            }
+            return ST_OK;
+        }
+        if (db->imm != NULL || l0 >= stop) {
+            uint64_t t0 = db_monotonic_ms();
+            atomic_fetch_add_explicit(&db->st.stall_stops, 1,
+                                      memory_order_relaxed);
+            pthread_cond_broadcast(&db->bg_cv);
+            timed_wait_locked(db, 100);
+            atomic_fetch_add_explicit(&db->st.stall_micros,
+                                      (db_monotonic_ms() - t0) * 1000,
+                                      memory_order_relaxed);
+            continue;
+        }
+        struct memtable *fresh = NULL;
+        enum st_status st = memtable_create(db->opts.memtable_size, &fresh);
+        if (st != ST_OK)
+            return st;
+        uint64_t n;
+        if ((st = wal_rotate_locked(db, &n)) != ST_OK) {
+            memtable_unref(&fresh);
+            return st;
+        }
+        db->imm = db->mem;
+        db->imm_next_log = n;
+        db->mem = fresh;
+        db->mem_log_number = n;
+        pthread_cond_broadcast(&db->bg_cv);
+    }
+}
+
+/* ------------------------------------------------------ group commit */
+
+/* Runs one commit group as leader. REQUIRES: db->mu held, w at the queue
+ * head. Returns with db->mu held and every group member done. */
+static uint64_t monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/*
+ * With synced commits, writers released by the previous group come back a
+ * few microseconds after the next leader has already taken its group, so
+ * groups alternate at half the writers. When the previous group was bigger
+ * than the queue and ended moments ago, the leader waits up to
+ * GROUP_WAIT_US for it to refill: one fsync then covers every writer.
+ * REQUIRES: db->mu held by the leader w.
+ */
+#define GROUP_WAIT_US 200u
+
+static void wait_for_followers_locked(struct lsm_db *db, struct db_writer *w)
+{
+    if (db->opts.sync_mode != LSM_SYNC_ALWAYS || db->last_group_size <= 1)
+        return;
+    uint64_t start = monotonic_us();
+    if (start - db->last_group_end_us > 1000)
+        return;
+    db->leader_waiting = w;
+    for (;;) {
+        size_t queued = 0;
+        for (struct db_writer *x = w; x != NULL; x = x->next)
+            queued++;
+        uint64_t now = monotonic_us();
+        if (queued >= db->last_group_size || now - start >= GROUP_WAIT_US)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)(GROUP_WAIT_US - (now - start)) * 1000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&w->cv, &db->mu, &ts);
+    }
+    db->leader_waiting = NULL;
+}
+
+static void lead_group_locked(struct lsm_db *db, struct db_writer *w)
+{
+    enum st_status st = make_room_locked(db);
+    if (st == ST_OK)
+        wait_for_followers_locked(db, w);
+    struct db_writer *last = w;
+    size_t bytes = w->payload.len, count = 1;
+    if (st == ST_OK) {
+        /* An empty payload is lsm_flush holding its place: stop there. */
+        while (last->next != NULL && last->next->payload.len > 0 &&
+               bytes + last->next->payload.len <= GROUP_MAX_BYTES) {
+            last = last->next;
+            bytes += last->payload.len;
+            count++;
+        }
+    }
+    struct memtable *m = db->mem;
+    memtable_ref(m);
+    uint64_t seq = atomic_load(&db->last_seq);
+    pthread_mutex_unlock(&db->mu);
+
+    struct buf group = {0};
+    if (st == ST_OK && count > 1) {
+        st = buf_reserve(&group, bytes);
+        for (struct db_writer *x = w; st == ST_OK; x = x->next) {
+            buf_append(&group, x->payload.data, x->payload.len);
+            if (x == last)
+                break;
+        }
+    }
+    bool synced = false;
+    if (st == ST_OK) {
+        pthread_mutex_lock(&db->wal_mu);
+        const struct buf *src = count > 1 ? &group : &w->payload;
+        KILL_POINT("wal.before_append");
+        st = logfile_writer_append(db->wal, src->data, src->len);
+        if (st == ST_OK) {
+            KILL_POINT("wal.after_append");
+            db->wal_dirty = true;
+            db->writes_since_sync += (uint32_t)count;
+            bool sync = db->opts.sync_mode == LSM_SYNC_ALWAYS;
+            if (db->opts.sync_mode == LSM_SYNC_INTERVAL) {
+                uint64_t now = db_monotonic_ms();
+                sync = db->writes_since_sync >= db->opts.sync_interval_writes ||
+                       now - db->last_sync_ms >= db->opts.sync_interval_ms;
+            }
+            if (sync) {
+                st = logfile_writer_sync(db->wal);
+                if (st == ST_OK) {
+                    KILL_POINT("wal.after_sync");
+                    synced = true;
+                    db->wal_dirty = false;
+                    db->writes_since_sync = 0;
+                    db->last_sync_ms = db_monotonic_ms();
+                }
+            }
+        }
+        pthread_mutex_unlock(&db->wal_mu);
+        if (st != ST_OK)
+            log_error("storage: WAL %s failed: %s; engine is now read-only",
+                      synced ? "sync" : "write", strerror(errno));
+    }
+    buf_deinit(&group);
+    if (st == ST_OK) {
+        atomic_fetch_add_explicit(&db->st.wal_bytes, bytes,
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&db->st.group_commits, 1,
+                                  memory_order_relaxed);
+        if (synced)
+            atomic_fetch_add_explicit(&db->st.wal_syncs, 1,
+                                      memory_order_relaxed);
+        for (struct db_writer *x = w; st == ST_OK; x = x->next) {
+            st = db_batch_replay(m, x->payload.data + LOGFILE_RECORD_HEADER,
+                                 x->payload.len - LOGFILE_RECORD_HEADER, &seq);
+            if (x == last)
+                break;
+        }
+    }
+    memtable_unref(&m);
+
+    pthread_mutex_lock(&db->mu);
+    if (st != ST_OK && st != ST_CLOSED)
+        db_set_bg_error_locked(db, st, "write");
+    else
+        atomic_store(&db->last_seq, seq);
+    for (struct db_writer *x = w;; x = x->next) {
+        x->status = st;
+        x->done = true;
+        if (x != w)
+            pthread_cond_signal(&x->cv);
+        if (x == last)
+            break;
+    }
+    db->q_head = last->next;
+    if (db->q_head == NULL)
+        db->q_tail = NULL;
+    else
+        pthread_cond_signal(&db->q_head->cv);
+    db->last_group_size = (uint32_t)count;
+    db->last_group_end_us = monotonic_us();
+}
+
+/* Queues w and returns its commit status. */
+static enum st_status commit(struct lsm_db *db, struct db_writer *w)
+{
+    pthread_cond_init(&w->cv, NULL);
+    w->next = NULL;
+    w->done = false;
+    pthread_mutex_lock(&db->mu);
+    if (db->q_tail != NULL)
+        db->q_tail->next = w;
+    else
+        db->q_head = w;
+    db->q_tail = w;
+    if (db->leader_waiting != NULL)
+        pthread_cond_signal(&db->leader_waiting->cv);
+    while (!w->done && db->q_head != w)
+        pthread_cond_wait(&w->cv, &db->mu);
+    if (!w->done)
+        lead_group_locked(db, w);
+    enum st_status st = w->status;
+    pthread_mutex_unlock(&db->mu);
+    pthread_cond_destroy(&w->cv);
+    return st;
+}
+
+/* ------------------------------------------------------ entry points */
+
+static int cmp_u16(const void *a, const void *b)
+{
+    uint16_t x = *(const uint16_t *)a, y = *(const uint16_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static enum st_status write_entries(struct lsm_db *db, struct wentry *e,
+                                    size_t n, size_t *applied_out)
+{
+    if (applied_out != NULL)
+        *applied_out = 0;
+    if (n == 0)
+        return ST_OK;
+    if (atomic_load(&db->read_only))
+        return db->bg_error != ST_OK ? db->bg_error : ST_IO;
+    uint16_t small[16];
+    uint16_t *stripes = small;
+    if (n > 16 && (stripes = mem_alloc(MEM_STORAGE, n * sizeof(*stripes))) ==
+                      NULL)
+        return ST_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        stripes[i] = (uint16_t)(e[i].token % DB_STRIPES);
+    qsort(stripes, n, sizeof(*stripes), cmp_u16);
+    size_t ns = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ns == 0 || stripes[ns - 1] != stripes[i])
+            stripes[ns++] = stripes[i];
+    for (size_t i = 0; i < ns; i++)
+        pthread_mutex_lock(&db->stripes[stripes[i]]);
+
+    enum st_status st = ST_OK;
+    struct buf ko = {0}, vo = {0};
+    size_t applied = 0;
+    uint64_t user_bytes = 0;
+    for (size_t i = 0; i < n && st == ST_OK; i++) {
+        bool found = false;
+        e[i].applied = false;
+        st = db_lookup(db, e[i].token, e[i].key, e[i].key_len, &found, &ko,
+                       &vo);
+        if (st != ST_OK)
+            break;
+        struct lsm_version cur = {0, 0};
+        bool have = false;
+        if (found) {
+            struct ikey k;
+            ikey_decode(ko.data, ko.len, &k);
+            cur = k.version;
+            have = true;
+        }
+        /* Earlier records of this batch for the same key compete too. */
+        for (size_t j = 0; j < i; j++) {
+            if (e[j].applied && e[j].token == e[i].token &&
+                e[j].key_len == e[i].key_len &&
+                memcmp(e[j].key, e[i].key, e[i].key_len) == 0 &&
+                (!have || version_compare(e[j].version, cur) > 0)) {
+                cur = e[j].version;
+                have = true;
+            }
+        }
+        if (!have || version_compare(e[i].version, cur) > 0) {
+            e[i].applied = true;
+            applied++;
+            user_bytes += e[i].key_len + e[i].value_len;
+        }
+    }
+    buf_deinit(&ko);
+    buf_deinit(&vo);
+
+    if (st == ST_OK && applied > 0) {
+        struct db_writer w = {0};
+        w.entries = e;
+        w.n = n;
+        st = buf_reserve(&w.payload, LOGFILE_RECORD_HEADER);
+        if (st == ST_OK) {
+            w.payload.len = LOGFILE_RECORD_HEADER;
+            st = db_batch_encode(e, n, &w.payload);
+        }
+        if (st == ST_OK && w.payload.len - LOGFILE_RECORD_HEADER >
+                               LOGFILE_MAX_RECORD)
+            st = ST_INVAL;
+        if (st == ST_OK) {
+            logfile_frame_inplace(w.payload.data,
+                                  w.payload.len - LOGFILE_RECORD_HEADER);
+            st = commit(db, &w);
+        }
+        buf_deinit(&w.payload);
+    }
+    for (size_t i = ns; i > 0; i--)
+        pthread_mutex_unlock(&db->stripes[stripes[i - 1]]);
+    if (stripes != small)
+        mem_free(MEM_STORAGE, stripes, n * sizeof(*stripes));
+    if (st != ST_OK) {
+        for (size_t i = 0; i < n; i++)
+            e[i].applied = false;
+        return st;
+    }
+    atomic_fetch_add_explicit(&db->st.user_bytes, user_bytes,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&db->st.ignored, n - applied,
+                              memory_order_relaxed);
+    if (applied_out != NULL)
+        *applied_out = applied;
+    return ST_OK;
+}
+
+static enum st_status check_key(const void *key, size_t key_len)
+{
+    return key != NULL && key_len > 0 && key_len <= LSM_MAX_KEY_LEN
+               ? ST_OK
+               : ST_INVAL;
+}
+
+enum st_status lsm_put(struct lsm_db *db, const struct lsm_record *rec,
+                       bool *applied)
+{
+    if (applied != NULL)
+        *applied = false;
+    if (rec->tombstone || check_key(rec->key, rec->key_len) != ST_OK ||
+        rec->value_len > db->opts.max_value_len ||
+        (rec->value == NULL && rec->value_len > 0))
+        return ST_INVAL;
+    struct wentry e = {
+        .token = lsm_token(rec->key, rec->key_len),
+        .key = rec->key,
+        .key_len = rec->key_len,
+        .value = rec->value,
+        .value_len = rec->value_len,
+        .flags = rec->flags,
+        .expiry = rec->expiry,
+        .version = rec->version,
+    };
+    size_t n = 0;
+    enum st_status st = write_entries(db, &e, 1, &n);
+    atomic_fetch_add_explicit(&db->st.puts, 1, memory_order_relaxed);
+    if (applied != NULL)
+        *applied = n == 1;
+    return st;
+}
+
+enum st_status lsm_delete(struct lsm_db *db, const void *key, size_t key_len,
+                          struct lsm_version version, uint64_t deleted_at,
+                          bool *applied)
+{
+    if (applied != NULL)
+        *applied = false;
+    if (check_key(key, key_len) != ST_OK)
+        return ST_INVAL;
+    struct wentry e = {
+        .token = lsm_token(key, key_len),
+        .key = key,
+        .key_len = key_len,
+        .expiry = deleted_at ? deleted_at : db_now(db),
+        .version = version,
+        .tombstone = true,
+    };
+    size_t n = 0;
+    enum st_status st = write_entries(db, &e, 1, &n);
+    atomic_fetch_add_explicit(&db->st.deletes, 1, memory_order_relaxed);
+    if (applied != NULL)
+        *applied = n == 1;
+    return st;
+}
+
+/* ------------------------------------------------------------ batches */
+
+struct lsm_batch {
+    struct wentry *e;
+    size_t n, cap;
+    struct buf bytes; /* keys and values, referenced by offset until write */
+};
+
+enum st_status lsm_batch_create(struct lsm_batch **out)
+{
+    struct lsm_batch *b = mem_calloc(MEM_STORAGE, 1, sizeof(*b));
+    if (b == NULL)
+        return ST_NOMEM;
+    *out = b;
+    return ST_OK;
+}
+
+void lsm_batch_destroy(struct lsm_batch **bp)
+{
+    if (bp == NULL || *bp == NULL)
+        return;
+    struct lsm_batch *b = *bp;
+    if (b->e != NULL)
+        mem_free(MEM_STORAGE, b->e, b->cap * sizeof(*b->e));
+    buf_deinit(&b->bytes);
+    mem_free(MEM_STORAGE, b, sizeof(*b));
+    *bp = NULL;
+}
+
+void lsm_batch_clear(struct lsm_batch *b)
+{
+    b->n = 0;
+    b->bytes.len = 0;
+}
+
+static enum st_status batch_add(struct lsm_batch *b, const void *key,
+                                size_t key_len, const void *value,
+                                size_t value_len, uint32_t flags,
+                                uint64_t expiry, struct lsm_version v,
+                                bool tombstone)
+{
+    if (check_key(key, key_len) != ST_OK || value_len > LSM_MAX_VALUE_LEN_LIMIT ||
+        (value == NULL && value_len > 0))
+        return ST_INVAL;
+    if (b->n == b->cap) {
+        size_t ncap = b->cap ? b->cap * 2 : 16;
+        struct wentry *ne = mem_realloc(MEM_STORAGE, b->e,
+                                        b->cap * sizeof(*ne),
+                                        ncap * sizeof(*ne));
+        if (ne == NULL)
+            return ST_NOMEM;
+        b->e = ne;
+        b->cap = ncap;
+    }
+    size_t off = b->bytes.len;
+    enum st_status st = buf_append(&b->bytes, key, key_len);
+    if (st == ST_OK)
+        st = buf_append(&b->bytes, value, value_len);
+    if (st != ST_OK) {
+        b->bytes.len = off;
+        return st;
+    }
+    /* Offsets now; pointers are fixed up by lsm_write (bytes may move). */
+    b->e[b->n] = (struct wentry){
+        .token = lsm_token(key, key_len),
+        .key = (const uint8_t *)(uintptr_t)off,
+        .key_len = key_len,
+        .value = (const uint8_t *)(uintptr_t)(off + key_len),
+        .value_len = value_len,
+        .flags = flags,
+        .expiry = expiry,
+        .version = v,
+        .tombstone = tombstone,
+    };
+    b->n++;
+    return ST_OK;
+}
+
+enum st_status lsm_batch_put(struct lsm_batch *b, const struct lsm_record *rec)
+{
+    if (rec->tombstone)
+        return ST_INVAL;
+    return batch_add(b, rec->key, rec->key_len, rec->value, rec->value_len,
+                     rec->flags, rec->expiry, rec->version, false);
+}
+
+enum st_status lsm_batch_delete(struct lsm_batch *b, const void *key,
+                                size_t key_len, struct lsm_version version,
+                                uint64_t deleted_at)
+{
+    return batch_add(b, key, key_len, NULL, 0, 0, deleted_at, version, true);
+}
+
+size_t lsm_batch_count(const struct lsm_batch *b)
+{
+    return b->n;
+}
+
+bool lsm_batch_applied(const struct lsm_batch *b, size_t i)
+{
+    return i < b->n && b->e[i].applied;
+}
+
+enum st_status lsm_write(struct lsm_db *db, struct lsm_batch *b,
+                         size_t *applied_count)
+{
+    if (applied_count != NULL)
+        *applied_count = 0;
+    uint64_t now = db_now(db);
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->e[i].value_len > db->opts.max_value_len)
+            return ST_INVAL;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        b->e[i].key = b->bytes.data + (uintptr_t)b->e[i].key;
+        b->e[i].value = b->bytes.data + (uintptr_t)b->e[i].value;
+        if (b->e[i].tombstone && b->e[i].expiry == 0)
+            b->e[i].expiry = now;
+    }
+    enum st_status st = write_entries(db, b->e, b->n, applied_count);
+    /* Back to offsets so the batch stays reusable and clearable. */
+    for (size_t i = 0; i < b->n; i++) {
+        b->e[i].key = (const uint8_t *)(uintptr_t)(b->e[i].key - b->bytes.data);
+        b->e[i].value =
+            (const uint8_t *)(uintptr_t)(b->e[i].value - b->bytes.data);
+    }
+    return st;
+}
