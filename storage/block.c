@@ -162,7 +162,7 @@ static void decode_next(struct block_iter *it)
     if (!dec_varint(&p, end, &shared) || !dec_varint(&p, end, &unshared) ||
         !dec_varint(&p, end, &vlen) || shared > it->key_len ||
         unshared > (uint64_t)(end - p) ||
-        shared + unshared > sizeof(it->key) ||
+        shared + unshared > IKEY_MAX_LEN ||
         vlen > (uint64_t)(end - p) - unshared) {
         corrupt(it);
         return;

@@ -27,6 +27,7 @@
 
 #include "common/status.h"
 #include "storage/coding.h"
+#include "storage/ikey.h"
 
 #define BLOCK_RESTART_INTERVAL 16
 
@@ -72,7 +73,7 @@ struct block_iter {
     struct block *b;
     size_t cur;   /* offset of the current entry */
     size_t next;  /* offset after it */
-    uint8_t key[512];
+    uint8_t key[IKEY_MAX_LEN]; /* keys longer than an internal key are corrupt */
     size_t key_len;
     const uint8_t *value;
     size_t value_len;

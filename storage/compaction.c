@@ -60,6 +60,7 @@ enum st_status compaction_build_l0(struct lsm_db *db, struct memtable *m,
         return st;
     const uint8_t *prev = NULL;
     size_t prev_len = 0;
+    uint64_t count = 0;
     for (; memtable_iter_valid(&it); memtable_iter_next(&it)) {
         const uint8_t *k, *v;
         size_t kl, vl;
@@ -70,6 +71,9 @@ enum st_status compaction_build_l0(struct lsm_db *db, struct memtable *m,
             continue;
         prev = k;
         prev_len = kl;
+        /* The flush thread is also the interval syncer: keep the period. */
+        if ((++count & 4095) == 0 && db->opts.sync_mode == LSM_SYNC_INTERVAL)
+            db_wal_sync_if_due(db, db->opts.sync_interval_ms);
         if ((st = sst_builder_add(b, k, kl, v, vl)) != ST_OK) {
             sst_builder_abandon(&b);
             return st;

@@ -78,7 +78,7 @@ static enum st_status validate(const struct lsm_options *o)
     BAD(o->l0_slowdown_trigger < o->l0_compaction_trigger,
         "l0_slowdown_trigger");
     BAD(o->l0_stop_trigger < o->l0_slowdown_trigger, "l0_stop_trigger");
-    BAD(o->block_size < (1u << 10) || o->block_size > (64u << 10),
+    BAD(o->block_size < (4u << 10) || o->block_size > (64u << 10),
         "block_size");
     BAD(o->compression_level < 0 || o->compression_level > 22,
         "compression_level");
@@ -377,6 +377,16 @@ enum st_status lsm_open(const char *path, const struct lsm_options *opts,
         log_error("storage: cannot create %s: %s", path, strerror(errno));
         goto err;
     }
+    if (!o.create_if_missing) {
+        int ex = 0;
+        if ((st = db->env->exists(db->env, path, &ex)) != ST_OK)
+            goto err;
+        if (!ex) {
+            log_error("storage: no database in %s", path);
+            st = ST_INVAL;
+            goto err;
+        }
+    }
     filename_path(lockpath, path, FILENAME_LOCK, 0);
     if ((st = db->env->lock(db->env, lockpath, &db->lock)) != ST_OK) {
         log_error("storage: cannot lock %s: %s", lockpath, strerror(errno));
@@ -613,6 +623,17 @@ void lsm_stats(struct lsm_db *db, struct lsm_stats *s)
         total += s->level_bytes[l];
         if (s->level_bytes[l] > 0)
             last = s->level_bytes[l];
+    }
+    /* Space amplification: all table bytes over the largest sorted run
+     * (leveled: the deepest non-empty level; tiered: the largest L0 run,
+     * when nothing deeper exists), what a full compaction would leave at
+     * best. */
+    if (db->opts.compaction_style == LSM_COMPACTION_TIERED &&
+        last == s->level_bytes[0]) {
+        last = 0;
+        for (size_t i = 0; i < v->nfiles[0]; i++)
+            if (v->files[0][i]->size > last)
+                last = v->files[0][i]->size;
     }
     /* Pending: bytes over target per level, plus L0 beyond its trigger. */
     uint64_t target = db->opts.l1_target_size;

@@ -131,6 +131,9 @@ enum st_status db_batch_replay(struct memtable *m, const uint8_t *p,
 enum st_status db_wal_open_locked(struct lsm_db *db, uint64_t number);
 /* Syncs the WAL if it has unsynced appends (the periodic syncer). */
 void db_wal_sync_if_dirty(struct lsm_db *db);
+/* Same, only if the last sync is at least min_age_ms old (called from
+ * inside long flushes so that sync_mode=interval keeps its period). */
+void db_wal_sync_if_due(struct lsm_db *db, uint64_t min_age_ms);
 
 /* ---- db_read.c ---- */
 /*

@@ -119,9 +119,15 @@ enum st_status db_wal_open_locked(struct lsm_db *db, uint64_t number)
 
 void db_wal_sync_if_dirty(struct lsm_db *db)
 {
+    db_wal_sync_if_due(db, 0);
+}
+
+void db_wal_sync_if_due(struct lsm_db *db, uint64_t min_age_ms)
+{
     enum st_status st = ST_OK;
     pthread_mutex_lock(&db->wal_mu);
-    if (db->wal != NULL && db->wal_dirty) {
+    if (db->wal != NULL && db->wal_dirty &&
+        db_monotonic_ms() - db->last_sync_ms >= min_age_ms) {
         st = logfile_writer_sync(db->wal);
         if (st == ST_OK) {
             db->wal_dirty = false;

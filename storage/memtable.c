@@ -144,6 +144,8 @@ enum st_status memtable_create(size_t expected_bytes, struct memtable **out)
     uint64_t words = (expected_bytes / 4 + 63) / 64;
     if (words < 64)
         words = 64;
+    if (words > (1u << 21)) /* 16 MiB of filter at most */
+        words = 1u << 21;
     m->bloom_bits = words * 64;
     m->bloom = mem_calloc(MEM_STORAGE, (size_t)words, sizeof(uint64_t));
     if (m->bloom == NULL) {

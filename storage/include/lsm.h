@@ -101,7 +101,7 @@ struct lsm_options {
     uint32_t max_open_files;      /* 512: table cache fd budget */
     /* compaction */
     enum lsm_compaction_style compaction_style; /* default LEVELED */
-    uint64_t l1_target_size;      /* 64 MiB; level n+1 target = n * 10 */
+    uint64_t l1_target_size;      /* 64 MiB; target(n+1) = target(n) * mult */
     uint32_t level_multiplier;    /* 10 */
     uint32_t compaction_rate_mb;  /* MB/s written by compaction; 0 = no cap */
     uint64_t gc_grace_seconds;    /* 10 days: tombstones kept at least this */
@@ -242,9 +242,11 @@ void lsm_iter_destroy(struct lsm_iter **it);
 /* Flushes the memtable to L0 and waits for it. ST_IO if the engine is
  * read-only. */
 enum st_status lsm_flush(struct lsm_db *db);
-/* Full compaction: merges every file, level by level, into the deepest
- * non-empty level, dropping shadowed versions, old tombstones and expired
- * records as the background would; waits for it. */
+/* Full compaction: merges every file into one sorted run (leveled: in the
+ * deepest non-empty level, split at target_file_size; tiered: one L0
+ * table), dropping shadowed versions, tombstones past gc_grace and records
+ * expired past their grace; waits for it. Flushes the memtable first.
+ * ST_IO/ST_CORRUPT as the compaction met them, ST_CLOSED on shutdown. */
 enum st_status lsm_compact_all(struct lsm_db *db);
 
 struct lsm_stats {
@@ -258,8 +260,9 @@ struct lsm_stats {
     uint64_t compaction_bytes_read;
     uint64_t compaction_bytes_written;
     double write_amplification;   /* (wal + flush + compaction) / user */
-    double space_amplification;   /* sst bytes / bytes after full compaction
-                                     estimate (last level bytes), >= 1 */
+    double space_amplification;   /* table bytes / bytes of the largest
+                                     sorted run (leveled: deepest level;
+                                     tiered: largest run), >= 1; 0 if empty */
     uint64_t puts, deletes, gets, writes_ignored_lww;
     uint64_t wal_syncs, group_commits;
     uint64_t flushes, compactions;
