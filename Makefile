@@ -94,6 +94,7 @@ include cache/module.mk
 include storage/module.mk
 include proxy/module.mk
 include tools/module.mk
+include tools/lsm/module.mk
 include tests/module.mk
 
 all: $(BINS)
