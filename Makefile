@@ -8,6 +8,7 @@
 #   make asan      the test suite built with -fsanitize=address,undefined
 #   make bench     side-by-side benchmark against memcached
 #   make install   DESTDIR= PREFIX=/usr/local
+#   make deb / rpm / package-test   packages (packaging/, docs/PACKAGING.md)
 #   make check-deps / check-headers / fmt / clean
 
 MODE ?= release
@@ -58,7 +59,7 @@ CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 LMC_LIBS := $(shell $(PKG_CONFIG) --libs libmemcached 2>/dev/null)
 
-CFLAGS_ALL := $(BASE_CFLAGS) $(OPT_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
+CFLAGS_ALL := $(BASE_CFLAGS) $(OPT_CFLAGS) $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 LDFLAGS_ALL := -pthread $(SAN_LDFLAGS) $(LDFLAGS)
 LIBS_ALL := $(PKG_LIBS) -lm
 
@@ -96,6 +97,7 @@ include proxy/module.mk
 include tools/module.mk
 include tools/lsm/module.mk
 include tests/module.mk
+include packaging/module.mk
 
 all: $(BINS)
 

@@ -3,17 +3,24 @@
 #
 #   tools/install-deps.sh build   compiler and libraries (make all / make run)
 #   tools/install-deps.sh test    + test tools: cmocka, memcached, clients
+#   tools/install-deps.sh package + .deb/.rpm tools (make deb/rpm/package-test)
 #
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
 
 BUILD_PKGS="build-essential pkg-config libevent-dev libjemalloc-dev libxxhash-dev libzstd-dev libinih-dev libsystemd-dev"
 TEST_PKGS="libcmocka-dev libmemcached-dev libmemcached-tools memcached python3 python3-pytest python3-pymemcache collectd-core procps"
+# debhelper/dpkg-dev build the .deb, rpm has rpmbuild, scdoc the man pages;
+# lintian and rpmlint check the packages, systemd has systemd-analyze and
+# systemd-sysusers, man-db lets systemd-analyze check Documentation=, file
+# and python3 serve tests/packaging/run.sh.
+PACKAGE_PKGS="debhelper dpkg-dev lintian rpm rpmlint scdoc systemd man-db file python3"
 
 case "${1:-build}" in
 build) want="$BUILD_PKGS" ;;
 test) want="$BUILD_PKGS $TEST_PKGS" ;;
-*) echo "usage: $0 build|test" >&2; exit 64 ;;
+package) want="$BUILD_PKGS $PACKAGE_PKGS" ;;
+*) echo "usage: $0 build|test|package" >&2; exit 64 ;;
 esac
 
 missing=""

@@ -1,0 +1,282 @@
+#!/usr/bin/python3
+"""pkgcheck.py - helpers of tests/packaging/run.sh that are clearer in Python.
+
+Each check prints "ok <name>" or "FAIL <name>: <detail>" lines, which
+run.sh counts, and exits 1 if any failed.
+
+  pkgcheck.py free-port
+  pkgcheck.py filelist EXPECTED ACTUAL KEY=WORDS...
+      ACTUAL holds "mode owner/group path" lines; EXPECTED the same with
+      shell patterns, where a line naming @KEY@ stands for one line per
+      word of KEY (bin, unit, conf, man, doc).
+  pkgcheck.py conf-covers CONF BINARY
+      every option `BINARY --describe-config` lists is in CONF, commented
+      out with its default unless it has none.
+  pkgcheck.py man-covers MANPAGE BINARY
+      every option of --describe-config has its long flag in the man page.
+  pkgcheck.py run-unit UNIT PORT WORKDIR [--expect-version V] [--expect-maxbytes N]
+      starts the unit's ExecStart= as its User=/Group=, under its
+      LimitNOFILE=, with a systemd notify socket, plus `-p PORT`; expects
+      READY=1, talks memcached protocol, sends SIGTERM, expects STOPPING=1
+      and exit status 0.
+"""
+
+import fnmatch
+import os
+import pwd
+import re
+import resource
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+failures = 0
+
+
+def ok(name):
+    print(f"ok {name}", flush=True)
+
+
+def fail(name, detail):
+    global failures
+    failures += 1
+    detail = str(detail).rstrip().replace("\n", "\n      ")
+    print(f"FAIL {name}: {detail}", flush=True)
+
+
+def check(cond, name, detail=""):
+    if cond:
+        ok(name)
+    else:
+        fail(name, detail)
+    return cond
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        print(s.getsockname()[1])
+
+
+def filelist(expected_path, actual_path, words):
+    subst = {}
+    for w in words:
+        key, _, vals = w.partition("=")
+        subst[key] = vals.split()
+    patterns = []
+    for line in open(expected_path):
+        line = line.rstrip("\n")
+        if not line.strip() or line.startswith("#"):
+            continue
+        keys = [k for k in subst if f"@{k}@" in line]
+        if len(keys) > 1:
+            sys.exit(f"{expected_path}: one placeholder per line: {line}")
+        if keys:
+            patterns += [line.replace(f"@{keys[0]}@", v) for v in subst[keys[0]]]
+        else:
+            patterns.append(line)
+    actual = [l.rstrip("\n") for l in open(actual_path) if l.strip()]
+    unexpected = [a for a in actual if not any(fnmatch.fnmatchcase(a, p) for p in patterns)]
+    missing = [p for p in patterns if not any(fnmatch.fnmatchcase(a, p) for a in actual)]
+    name = f"file list of {os.path.basename(actual_path)} matches {os.path.basename(expected_path)}"
+    detail = "".join(f"\nunexpected: {a}" for a in unexpected) + \
+        "".join(f"\nmissing:    {m}" for m in missing)
+    check(not unexpected and not missing, name, detail)
+
+
+def describe(binary):
+    out = subprocess.run([binary, "--describe-config"], capture_output=True, text=True,
+                         timeout=10, check=True).stdout
+    opts = []
+    for line in out.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name, flag, typ, default, lo, hi, desc = line.split("\t")
+        opts.append((name, default))
+    return opts
+
+
+def conf_covers(conf, binary):
+    text = open(conf).read()
+    opts = describe(binary)
+    check(len(opts) > 0, "--describe-config lists options")
+    for name, default in opts:
+        if default == "-":
+            m = re.search(rf"^#?{re.escape(name)} = \S", text, re.M)
+            check(m, f"{os.path.basename(conf)} describes {name}",
+                  f"no line '#{name} = ...'")
+        else:
+            m = re.search(rf"^#?{re.escape(name)} = {re.escape(default)}$", text, re.M)
+            check(m, f"{os.path.basename(conf)} describes {name} (default {default})",
+                  f"no line '#{name} = {default}'")
+    check(re.search(r"^listen = 127\.0\.0\.1$", text, re.M),
+          f"{os.path.basename(conf)} binds 127.0.0.1", "no uncommented 'listen = 127.0.0.1'")
+
+
+def man_covers(man, binary):
+    src = subprocess.run(["sh", "-c", f"zcat -f {shlex.quote(man)}"], capture_output=True,
+                         text=True, check=True).stdout
+    # roff escapes hyphens as \-
+    text = src.replace("\\-", "-").replace("\\fB", "").replace("\\fR", "")
+    missing = [n for n, _ in describe(binary) if "--" + n.replace("_", "-") not in text]
+    check(not missing, f"{os.path.basename(man)} documents every option",
+          f"missing: {missing}")
+
+
+def unit_settings(path):
+    s = {}
+    for line in open(path):
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")) and "=" in line:
+            k, _, v = line.partition("=")
+            s.setdefault(k.strip(), []).append(v.strip())
+    return s
+
+
+def mc(sock, data, until):
+    sock.sendall(data)
+    buf = b""
+    end = time.monotonic() + 5
+    while not buf.endswith(until) and time.monotonic() < end:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def run_unit(unit, port, workdir, expect_version=None, expect_maxbytes=None):
+    u = unit_settings(unit)
+    execstart = u["ExecStart"][-1]
+    user = u.get("User", ["root"])[-1]
+    group = u.get("Group", [user])[-1]
+    nofile = u.get("LimitNOFILE", [None])[-1]
+    argv = shlex.split(execstart.lstrip("-@:+!")) + ["-p", str(port)]
+    pw = pwd.getpwnam(user)
+
+    # systemd's notify socket, writable by the service user.
+    os.makedirs(workdir, exist_ok=True)
+    notify_path = os.path.join(workdir, "notify.sock")
+    if os.path.exists(notify_path):
+        os.unlink(notify_path)
+    nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    nsock.bind(notify_path)
+    os.chmod(workdir, 0o755)
+    os.chown(notify_path, pw.pw_uid, pw.pw_gid)
+
+    wrapper = ["setpriv", f"--reuid={user}", f"--regid={group}", "--init-groups",
+               "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+    if nofile:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        if hard != resource.RLIM_INFINITY and hard < int(nofile):
+            # Raising a hard limit needs CAP_SYS_RESOURCE, which systemd has
+            # and a container running this test may not.
+            print(f"  note: this machine's hard limit on open files is {hard}, below "
+                  f"LimitNOFILE={nofile}; the test runs with {hard}", flush=True)
+            nofile = str(hard)
+        wrapper = ["prlimit", f"--nofile={nofile}:{nofile}"] + wrapper
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+           "LANG": "C.UTF-8", "NOTIFY_SOCKET": notify_path}
+    errlog = open(os.path.join(workdir, "strata-proxy.stderr"), "w+")
+    print(f"  running as {user}: {' '.join(argv)}", flush=True)
+    proc = subprocess.Popen(wrapper + ["--"] + argv, env=env, cwd="/", stdin=subprocess.DEVNULL,
+                            stdout=errlog, stderr=errlog)
+    try:
+        nsock.settimeout(10)
+        msgs = []
+        try:
+            while not any("READY=1" in m for m in msgs):
+                msgs.append(nsock.recv(4096).decode())
+        except socket.timeout:
+            pass
+        errlog.seek(0)
+        if not check(any("READY=1" in m for m in msgs), "service sends READY=1 (Type=notify)",
+                     f"got {msgs}; exit {proc.poll()}; stderr: {errlog.read()}"):
+            return
+
+        status = open(f"/proc/{proc.pid}/status").read()
+        uid = int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1))
+        check(uid == pw.pw_uid, f"service process runs as {user}", f"uid {uid}")
+        limits = open(f"/proc/{proc.pid}/limits").read()
+        if nofile:
+            m = re.search(r"^Max open files\s+(\d+)\s+(\d+)", limits, re.M)
+            check(m and m.group(2) == nofile, f"open files limit {nofile} (LimitNOFILE=)",
+                  m.group(0) if m else limits)
+
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            r = mc(c, b"version\r\n", b"\r\n")
+            # "VERSION 1.6.18-strata-<version>": memcached's, then ours.
+            want = rf"VERSION \S*{re.escape(expect_version or '')}\r\n"
+            check(re.fullmatch(want.encode(), r), f"memcached 'version' ends in {expect_version}", r)
+            r = mc(c, b"set pkgtest 5 0 5\r\nhello\r\n", b"\r\n")
+            check(r == b"STORED\r\n", "memcached 'set'", r)
+            r = mc(c, b"get pkgtest\r\n", b"END\r\n")
+            check(r == b"VALUE pkgtest 5 5\r\nhello\r\nEND\r\n", "memcached 'get'", r)
+            r = mc(c, b"stats settings\r\n", b"END\r\n")
+            st = dict(l.split(" ")[1:3] for l in r.decode().splitlines() if l.startswith("STAT "))
+            check(st.get("inter") == "127.0.0.1" and st.get("tcpport") == str(port),
+                  "stats settings: interface 127.0.0.1, the test port",
+                  {k: st.get(k) for k in ("inter", "tcpport")})
+            if expect_maxbytes is not None:
+                check(st.get("maxbytes") == str(expect_maxbytes),
+                      f"the config file is read (maxbytes {expect_maxbytes})", st.get("maxbytes"))
+        listening = open("/proc/net/tcp").read()
+        check(re.search(rf"^\s*\d+: 0100007F:{port:04X} 00000000:0000 0A ", listening, re.M),
+              "listens on 127.0.0.1 only", "no LISTEN socket on 127.0.0.1:%d" % port)
+
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+            fail("SIGTERM stops the service within 15 s", "killed")
+        errlog.seek(0)
+        check(rc == 0, "exit status 0 after SIGTERM", f"{rc}; stderr: {errlog.read()}")
+        nsock.settimeout(1)
+        try:
+            while True:
+                msgs.append(nsock.recv(4096).decode())
+        except (socket.timeout, BlockingIOError):
+            pass
+        check(any("STOPPING=1" in m for m in msgs), "service sends STOPPING=1", msgs)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        nsock.close()
+        os.unlink(notify_path)
+
+
+def main():
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "free-port":
+        free_port()
+        return
+    if cmd == "filelist":
+        filelist(args[0], args[1], args[2:])
+    elif cmd == "conf-covers":
+        conf_covers(args[0], args[1])
+    elif cmd == "man-covers":
+        man_covers(args[0], args[1])
+    elif cmd == "run-unit":
+        opts = {"--expect-version": None, "--expect-maxbytes": None}
+        pos = []
+        it = iter(args)
+        for a in it:
+            if a in opts:
+                opts[a] = next(it)
+            else:
+                pos.append(a)
+        run_unit(pos[0], int(pos[1]), pos[2], opts["--expect-version"],
+                 int(opts["--expect-maxbytes"]) if opts["--expect-maxbytes"] else None)
+    else:
+        sys.exit(f"unknown command {cmd}")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
