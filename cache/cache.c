@@ -245,6 +245,8 @@ enum cache_result cache_commit(struct cache *c, struct item *it, enum cache_stor
     case CACHE_PREPEND:
         if (old == NULL)
             res = CACHE_NOT_STORED;
+        else if (cas_in != 0 && old->cas != cas_in)
+            res = CACHE_EXISTS;
         else
             store = cache_concat_locked(c, sh, old, it, mode == CACHE_APPEND, now, &res);
         break;

@@ -147,7 +147,9 @@ struct item *cache_reserve(struct cache *c, const char *key, size_t nkey, uint32
 
 /*
  * Links a reserved item according to mode; takes the caller's reference in
- * every case. For CACHE_CAS, cas_in is the unique to compare. On success
+ * every case. For CACHE_CAS, cas_in is the unique to compare; for
+ * CACHE_APPEND/CACHE_PREPEND a non-zero cas_in must match too (CACHE_EXISTS
+ * otherwise; memcached's binary protocol sends one). On success
  * the item gets a new CAS unique, written to *cas_out if not NULL.
  * Returns CACHE_STORED, CACHE_NOT_STORED (add/replace/append/prepend
  * preconditions), CACHE_EXISTS / CACHE_NOT_FOUND (cas), CACHE_TOO_LARGE or
@@ -181,12 +183,14 @@ enum cache_result cache_touch(struct cache *c, const char *key, size_t nkey, rel
  * result keeps the item's length when it fits, padded with spaces on the
  * right (memcached's in-place update); when it does not fit the item grows
  * to the length of the number. Flags and exptime are kept; CAS changes.
+ * A non-zero cas_in must equal the item's CAS (CACHE_EXISTS otherwise).
  * Returns CACHE_OK with *result (and *cas_out if not NULL), CACHE_NOT_FOUND,
  * CACHE_NON_NUMERIC (also for an empty value or one over 20 digits+padding
  * that does not parse), CACHE_NO_MEMORY.
  */
 enum cache_result cache_delta(struct cache *c, const char *key, size_t nkey, bool incr,
-                              uint64_t delta, uint64_t *result, uint64_t *cas_out);
+                              uint64_t delta, uint64_t cas_in, uint64_t *result,
+                              uint64_t *cas_out);
 
 /*
  * FLUSH_ALL: at == 0 or at <= now invalidates every item stored before this

@@ -67,7 +67,8 @@ static size_t delta_format(uint64_t v, char *buf)
 }
 
 enum cache_result cache_delta(struct cache *c, const char *key, size_t nkey, bool incr,
-                              uint64_t delta, uint64_t *result, uint64_t *cas_out)
+                              uint64_t delta, uint64_t cas_in, uint64_t *result,
+                              uint64_t *cas_out)
 {
     ASSERT(key != NULL && nkey >= 1 && nkey <= CACHE_KEY_MAX);
     enum cache_result res = CACHE_OK;
@@ -82,6 +83,10 @@ enum cache_result cache_delta(struct cache *c, const char *key, size_t nkey, boo
     uint64_t value;
     if (it == NULL) {
         res = CACHE_NOT_FOUND;
+        goto out;
+    }
+    if (cas_in != 0 && it->cas != cas_in) {
+        res = CACHE_EXISTS;
         goto out;
     }
     if (it->nvalue == 0 || !delta_parse(it->data + it->nkey, it->nvalue, &value)) {

@@ -47,7 +47,9 @@ bool mc_bin_is_quiet(uint8_t op)
 
 /* Shape rule of one opcode: extras length, key presence, value presence. */
 enum key_rule { KEY_NONE, KEY_REQUIRED, KEY_OPTIONAL };
-enum value_rule { VALUE_NONE, VALUE_ALLOWED };
+/* VALUE_UNCHECKED: memcached never looks at the body length beyond key and
+ * extras (TOUCH, GAT*). */
+enum value_rule { VALUE_NONE, VALUE_ALLOWED, VALUE_UNCHECKED };
 
 struct shape {
     int extlen; /* exact extras length; -1: 0 or 4 (flush), -2: 0 or 4 (verbosity: 4) */
@@ -79,14 +81,17 @@ static bool shape_of(uint8_t op, struct shape *s)
     case MC_BIN_FLUSH: case MC_BIN_FLUSHQ:
         *s = (struct shape){-1, KEY_NONE, VALUE_NONE};
         return true;
-    case MC_BIN_VERBOSITY:
-        *s = (struct shape){4, KEY_NONE, VALUE_NONE};
-        return true;
     case MC_BIN_STAT:
         *s = (struct shape){0, KEY_OPTIONAL, VALUE_NONE};
         return true;
     case MC_BIN_TOUCH: case MC_BIN_GAT: case MC_BIN_GATQ: case MC_BIN_GATK: case MC_BIN_GATKQ:
-        *s = (struct shape){4, KEY_REQUIRED, VALUE_NONE};
+        *s = (struct shape){4, KEY_REQUIRED, VALUE_UNCHECKED};
+        return true;
+    case MC_BIN_SASL_LIST_MECHS:
+        *s = (struct shape){0, KEY_NONE, VALUE_NONE};
+        return true;
+    case MC_BIN_SASL_AUTH: case MC_BIN_SASL_STEP:
+        *s = (struct shape){0, KEY_REQUIRED, VALUE_ALLOWED};
         return true;
     default:
         return false;
@@ -96,10 +101,10 @@ static bool shape_of(uint8_t op, struct shape *s)
 enum mc_bin_shape mc_bin_check_shape(const struct mc_bin_header *h)
 {
     struct shape s;
+    if ((uint32_t)h->keylen + h->extlen > h->bodylen)
+        return MC_BIN_SHAPE_SHORT;
     if (!shape_of(h->opcode, &s))
         return MC_BIN_SHAPE_UNKNOWN;
-    if ((uint32_t)h->keylen + h->extlen > h->bodylen)
-        return MC_BIN_SHAPE_INVALID;
     if (h->keylen > MC_KEY_MAX)
         return MC_BIN_SHAPE_INVALID;
     if (s.extlen >= 0 ? h->extlen != s.extlen : (h->extlen != 0 && h->extlen != 4))
@@ -109,6 +114,11 @@ enum mc_bin_shape mc_bin_check_shape(const struct mc_bin_header *h)
     if (s.value == VALUE_NONE && h->bodylen != (uint32_t)h->keylen + h->extlen)
         return MC_BIN_SHAPE_INVALID;
     return MC_BIN_SHAPE_OK;
+}
+
+bool mc_bin_is_sasl(uint8_t op)
+{
+    return op == MC_BIN_SASL_LIST_MECHS || op == MC_BIN_SASL_AUTH || op == MC_BIN_SASL_STEP;
 }
 
 const char *mc_bin_status_text(enum mc_bin_status s)

@@ -99,17 +99,24 @@ void mc_bin_encode_header(uint8_t *p, const struct mc_bin_header *h);
 /* What a request header's shape says, before its body is read. */
 enum mc_bin_shape {
     MC_BIN_SHAPE_OK,
-    MC_BIN_SHAPE_UNKNOWN,   /* unknown opcode: answer UNKNOWN_COMMAND, skip the body */
+    MC_BIN_SHAPE_UNKNOWN,   /* unknown opcode: UNKNOWN_COMMAND once the body is skipped */
     MC_BIN_SHAPE_INVALID,   /* lengths inconsistent with the opcode: EINVAL, then close */
+    MC_BIN_SHAPE_SHORT,     /* body shorter than key + extras: UNKNOWN_COMMAND, then close */
 };
 
 /*
- * Checks key/extras/body lengths against the opcode (memcached's rules:
- * e.g. SET needs 8 bytes of extras and a key, GET no extras and a key and no
- * value, INCR 20 bytes of extras and no value), and key length <= 250.
+ * Checks key/extras/body lengths against the opcode with memcached 1.6's
+ * rules: e.g. SET needs 8 bytes of extras and a key, GET no extras, a key
+ * and no value, INCR 20 bytes of extras and no value; keys at most 250
+ * bytes. TOUCH and GAT* do not check for a value (memcached reads their
+ * extra body bytes as the next packet: see mc_bin_consumed()).
  * REQUIRES: h->magic == MC_BIN_REQ_MAGIC.
  */
 enum mc_bin_shape mc_bin_check_shape(const struct mc_bin_header *h);
+
+/* True for the SASL opcodes, which have a shape but are answered
+ * UNKNOWN_COMMAND while authentication is not built. */
+bool mc_bin_is_sasl(uint8_t opcode);
 
 /* True for the quiet variants (GETQ, SETQ, ...), which send nothing on
  * success. */

@@ -112,9 +112,9 @@ enum cache_result cmd_touch(struct worker *w, const char *key, size_t nkey, rel_
 }
 
 enum cache_result cmd_delta(struct worker *w, const char *key, size_t nkey, bool incr,
-                            uint64_t delta, uint64_t *value, uint64_t *cas_out)
+                            uint64_t delta, uint64_t cas_in, uint64_t *value, uint64_t *cas_out)
 {
-    enum cache_result r = cache_delta(cache_of(w), key, nkey, incr, delta, value, cas_out);
+    enum cache_result r = cache_delta(cache_of(w), key, nkey, incr, delta, cas_in, value, cas_out);
     if (r == CACHE_NOT_FOUND) {
         if (incr)
             STAT_INCR(&w->stats, incr_misses);
@@ -129,7 +129,7 @@ enum cache_result cmd_delta(struct worker *w, const char *key, size_t nkey, bool
     return r;
 }
 
-void cmd_flush_all(struct worker *w, int32_t delay)
+void cmd_flush_all(struct worker *w, int64_t delay)
 {
     STAT_INCR(&w->stats, cmd_flush);
     /* memcached: a delay of 0 or less flushes now; otherwise the delay is

@@ -40,7 +40,9 @@ void cmd_store_aborted(struct worker *w, struct item *it);
 /* cas_in 0: unconditional; otherwise CACHE_EXISTS when it differs. */
 enum cache_result cmd_delete(struct worker *w, const char *key, size_t nkey, uint64_t cas_in);
 enum cache_result cmd_touch(struct worker *w, const char *key, size_t nkey, rel_time_t exptime);
+/* cas_in 0: unconditional; otherwise CACHE_EXISTS when it differs. */
 enum cache_result cmd_delta(struct worker *w, const char *key, size_t nkey, bool incr,
-                            uint64_t delta, uint64_t *value, uint64_t *cas_out);
-/* flush_all with memcached's delay semantics (delay <= 0: now). */
-void cmd_flush_all(struct worker *w, int32_t delay);
+                            uint64_t delta, uint64_t cas_in, uint64_t *value, uint64_t *cas_out);
+/* flush_all with memcached's delay semantics (delay <= 0: now; else an
+ * exptime, relative or absolute). */
+void cmd_flush_all(struct worker *w, int64_t delay);

@@ -174,9 +174,10 @@ void conn_begin_nread(struct conn *c, struct item *it, size_t nbytes, enum cache
     set_state(c, CONN_NREAD);
 }
 
-void conn_begin_swallow(struct conn *c, size_t nbytes)
+void conn_begin_swallow(struct conn *c, size_t nbytes, enum proto_action (*then)(struct conn *c))
 {
     c->swallow = nbytes;
+    c->after_swallow = then;
     set_state(c, CONN_SWALLOW);
 }
 
@@ -289,6 +290,12 @@ static enum proto_action conn_process(struct conn *c, bool *yielded)
             if (c->swallow > 0)
                 return PROTO_NEXT;
             set_state(c, CONN_PARSE_CMD);
+            if (c->after_swallow != NULL) {
+                enum proto_action (*then)(struct conn *) = c->after_swallow;
+                c->after_swallow = NULL;
+                if (then(c) == PROTO_CLOSE)
+                    return PROTO_CLOSE;
+            }
             continue;
         }
         default:

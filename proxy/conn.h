@@ -17,6 +17,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "proxy/outq.h"
+#include "proxy/proto.h"
 
 struct worker;
 struct proxy;
@@ -61,6 +62,11 @@ struct conn {
     bool noreply;
 
     size_t swallow;             /* CONN_SWALLOW: bytes still to discard */
+    /* memcached answers a refused value only once it has been read: the
+     * reply is queued by this callback when the swallow ends. */
+    enum proto_action (*after_swallow)(struct conn *c);
+    const char *deferred_line;  /* text reply for after_swallow, with CRLF */
+    uint16_t bin_status;        /* binary status for after_swallow */
 
     enum conn_proto proto;
     uint8_t bin_opcode;         /* binary request whose value is being read */
@@ -99,5 +105,6 @@ void conn_begin_nread(struct conn *c, struct item *it, size_t nbytes, enum cache
  * buffer stay valid until the next read). */
 void conn_consume(struct conn *c, size_t n);
 
-/* For protocol modules: discard the next nbytes of input. */
-void conn_begin_swallow(struct conn *c, size_t nbytes);
+/* For protocol modules: discard the next nbytes of input, then call
+ * `then` (may be NULL) to queue the deferred reply. */
+void conn_begin_swallow(struct conn *c, size_t nbytes, enum proto_action (*then)(struct conn *c));

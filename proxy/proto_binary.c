@@ -3,9 +3,16 @@
  * proto_binary.h). Worker thread of the connection.
  *
  *   header (24 B) ─► shape check ─► extras + key buffered ─► cmd_* ─► response
- *        │               ├─ unknown opcode: UNKNOWN_COMMAND, body skipped
- *        │               └─ inconsistent lengths: EINVAL, then close
- *        └─ bad magic: close (the stream cannot be resynchronised)
+ *        │               ├─ unknown opcode: body skipped, then UNKNOWN_COMMAND
+ *        │               ├─ inconsistent lengths: EINVAL, then close
+ *        │               └─ body shorter than key + extras: UNKNOWN_COMMAND, close
+ *        └─ bad magic: close once earlier replies are out (no resync possible)
+ *
+ * Exact memcached 1.6.18 behaviour, tested against it: a refused value (too
+ * large, SASL, unknown opcode) is answered only after it has been read and
+ * dropped, so a header claiming 2 GB gets no answer and costs no memory;
+ * exptimes are unsigned 32-bit; a CAS in the header turns SET/ADD/REPLACE
+ * into compare-and-swap and guards APPEND/PREPEND/DELETE.
  *
  * Quiet opcodes send nothing on success; errors are always sent, except a
  * GETQ/GETKQ miss. Values of storage requests are read straight into the
@@ -28,11 +35,6 @@
 
 /* Values up to this size are copied into the reply arena (see proto_text). */
 #define COPY_VALUE_MAX 1024
-/* A storage request whose value is over the item limit is answered E2BIG
- * and its value skipped, as memcached does, unless the claimed body is so
- * large (or negative as an int) that skipping it would mean reading it:
- * then the connection is closed instead. */
-#define SWALLOW_MAX ((uint32_t)INT32_MAX)
 
 static const uint8_t *peek(const struct conn *c)
 {
@@ -45,9 +47,19 @@ bool proto_binary_ready(const struct conn *c)
         return false;
     struct mc_bin_header h;
     mc_bin_decode_header(peek(c), &h);
-    if (h.magic != MC_BIN_REQ_MAGIC || mc_bin_check_shape(&h) != MC_BIN_SHAPE_OK)
+    if (h.magic != MC_BIN_REQ_MAGIC)
+        return true;
+    enum mc_bin_shape shape = mc_bin_check_shape(&h);
+    if (shape == MC_BIN_SHAPE_INVALID || shape == MC_BIN_SHAPE_SHORT)
         return true;
     return c->rlen >= MC_BIN_HEADER_LEN + (size_t)h.extlen + h.keylen;
+}
+
+/* An unsigned 32-bit exptime from extras (memcached reads them unsigned:
+ * 0xffffffff is a date in 2106, not "already expired"). */
+static rel_time_t exptime_at(const uint8_t *p)
+{
+    return clock_exptime((int64_t)mc_bin_get32(p));
 }
 
 /* Queues one response packet; every part is copied. */
@@ -85,6 +97,23 @@ static enum proto_action respond_error(struct conn *c, uint8_t opcode, uint32_t 
                    (uint32_t)strlen(text));
 }
 
+/* after_swallow callback: the error prepared in c->bin_* once the refused
+ * body is gone. */
+static enum proto_action respond_deferred(struct conn *c)
+{
+    return respond_error(c, c->bin_opcode, c->bin_opaque, c->bin_status);
+}
+
+static enum proto_action refuse_after_body(struct conn *c, const struct mc_bin_header *h,
+                                           size_t body, enum mc_bin_status status)
+{
+    c->bin_opcode = h->opcode;
+    c->bin_opaque = h->opaque;
+    c->bin_status = (uint16_t)status;
+    conn_begin_swallow(c, body, respond_deferred);
+    return PROTO_NEXT;
+}
+
 static enum proto_action respond_ok(struct conn *c, const struct mc_bin_header *h, uint64_t cas)
 {
     if (mc_bin_is_quiet(h->opcode))
@@ -115,7 +144,7 @@ static enum proto_action do_get(struct conn *c, const struct mc_bin_header *h, c
     bool with_key = h->opcode == MC_BIN_GETK || h->opcode == MC_BIN_GETKQ ||
                     h->opcode == MC_BIN_GATK || h->opcode == MC_BIN_GATKQ;
     bool with_value = h->opcode != MC_BIN_TOUCH;
-    rel_time_t exptime = touch ? clock_exptime((int32_t)mc_bin_get32(ext)) : 0;
+    rel_time_t exptime = touch ? exptime_at(ext) : 0;
 
     struct item *it = cmd_get(c->w, key, h->keylen, touch, exptime);
     if (it == NULL) {
@@ -176,17 +205,14 @@ static enum proto_action do_store(struct conn *c, const struct mc_bin_header *h,
     enum cache_store_mode mode = store_mode(h->opcode);
     /* SET/ADD/REPLACE carry flags and exptime; APPEND/PREPEND keep the old. */
     uint32_t flags = h->extlen == 8 ? mc_bin_get32(ext) : 0;
-    int32_t exptime = h->extlen == 8 ? (int32_t)mc_bin_get32(ext + 4) : 0;
-    /* A CAS in a SET header makes it a compare-and-swap. */
-    if (mode == CACHE_SET && h->cas != 0)
+    rel_time_t exptime = h->extlen == 8 ? exptime_at(ext + 4) : 0;
+    /* A CAS in the header makes SET/ADD/REPLACE a compare-and-swap. */
+    if (h->cas != 0 && mode != CACHE_APPEND && mode != CACHE_PREPEND)
         mode = CACHE_CAS;
     enum cache_result res;
-    struct item *it = cmd_reserve(c->w, key, h->keylen, flags, clock_exptime(exptime), vlen,
-                                  mode, &res);
-    if (it == NULL) {
-        conn_begin_swallow(c, vlen);
-        return respond_error(c, h->opcode, h->opaque, status_of(res));
-    }
+    struct item *it = cmd_reserve(c->w, key, h->keylen, flags, exptime, vlen, mode, &res);
+    if (it == NULL)
+        return refuse_after_body(c, h, vlen, status_of(res));
     c->bin_opcode = h->opcode;
     c->bin_opaque = h->opaque;
     conn_begin_nread(c, it, vlen, mode, h->cas, mc_bin_is_quiet(h->opcode));
@@ -222,13 +248,13 @@ static enum proto_action do_delta(struct conn *c, const struct mc_bin_header *h,
     uint64_t delta = mc_bin_get64(ext), initial = mc_bin_get64(ext + 8);
     uint32_t expiration = mc_bin_get32(ext + 16);
     uint64_t value = 0, cas = 0;
-    enum cache_result r = cmd_delta(c->w, key, h->keylen, incr, delta, &value, &cas);
+    enum cache_result r = cmd_delta(c->w, key, h->keylen, incr, delta, h->cas, &value, &cas);
     for (int attempt = 0; r == CACHE_NOT_FOUND && expiration != 0xffffffffu && attempt < 2;
          attempt++) {
         char num[24];
         size_t n = mc_u64_to_str(initial, num);
-        struct item *it = cmd_reserve(c->w, key, h->keylen, 0,
-                                      clock_exptime((int32_t)expiration), n, CACHE_ADD, &r);
+        struct item *it = cmd_reserve(c->w, key, h->keylen, 0, exptime_at(ext + 16), n,
+                                      CACHE_ADD, &r);
         if (it == NULL)
             break;
         memcpy(item_data_mut(it), num, n);
@@ -237,7 +263,7 @@ static enum proto_action do_delta(struct conn *c, const struct mc_bin_header *h,
             value = initial;
             r = CACHE_OK;
         } else if (r == CACHE_NOT_STORED) { /* created meanwhile: apply the delta */
-            r = cmd_delta(c->w, key, h->keylen, incr, delta, &value, &cas);
+            r = cmd_delta(c->w, key, h->keylen, incr, delta, h->cas, &value, &cas);
         }
     }
     if (r != CACHE_OK)
@@ -264,13 +290,34 @@ static void emit_stat(void *arg, const char *name, const char *value)
         ctx->failed = true;
 }
 
+static bool key_is(const char *key, size_t n, const char *word)
+{
+    return n == strlen(word) && memcmp(key, word, n) == 0;
+}
+
+static bool key_starts(const char *key, size_t n, const char *word)
+{
+    return n >= strlen(word) && memcmp(key, word, strlen(word)) == 0;
+}
+
+/* Binary STAT groups as memcached 1.6.18 matches them: "reset" and
+ * "settings" by prefix, "items", "slabs" and "sizes" exactly; no "conns"
+ * or "detail" in this protocol. */
 static enum proto_action do_stat(struct conn *c, const struct mc_bin_header *h, const char *key)
 {
     struct stat_ctx ctx = {c, h, false};
     const char *special = NULL;
-    if (!stats_reply(c->p, key, h->keylen, emit_stat, &ctx, &special) ||
-        (special != NULL && strcmp(special, "RESET") != 0))
+    size_t n = h->keylen;
+    const char *group = n == 0                         ? ""
+                        : key_starts(key, n, "reset")    ? "reset"
+                        : key_starts(key, n, "settings") ? "settings"
+                        : key_is(key, n, "items")        ? "items"
+                        : key_is(key, n, "slabs")        ? "slabs"
+                        : key_is(key, n, "sizes")        ? "sizes"
+                                                         : NULL;
+    if (group == NULL)
         return respond_error(c, h->opcode, h->opaque, MC_BIN_KEY_ENOENT);
+    stats_reply(c->p, group, strlen(group), emit_stat, &ctx, &special);
     if (ctx.failed)
         return PROTO_CLOSE;
     /* An empty packet ends the list. */
@@ -283,30 +330,33 @@ enum proto_action proto_binary_command(struct conn *c)
     mc_bin_decode_header(peek(c), &h);
     if (h.magic != MC_BIN_REQ_MAGIC) {
         log_info("<%d bad binary magic 0x%02x, closing", c->fd, h.magic);
-        return PROTO_CLOSE;
+        c->close_after_write = true; /* earlier replies still go out */
+        return PROTO_NEXT;
     }
+    size_t head = MC_BIN_HEADER_LEN + (size_t)h.extlen + h.keylen;
     switch (mc_bin_check_shape(&h)) {
     case MC_BIN_SHAPE_OK:
         break;
     case MC_BIN_SHAPE_UNKNOWN:
-        conn_consume(c, MC_BIN_HEADER_LEN);
-        if (h.bodylen > SWALLOW_MAX)
-            return PROTO_CLOSE;
-        conn_begin_swallow(c, h.bodylen);
-        return respond_error(c, h.opcode, h.opaque, MC_BIN_UNKNOWN_COMMAND);
+        /* memcached skips bodylen bytes *after* key and extras */
+        conn_consume(c, head);
+        return refuse_after_body(c, &h, h.bodylen, MC_BIN_UNKNOWN_COMMAND);
     case MC_BIN_SHAPE_INVALID:
         conn_consume(c, MC_BIN_HEADER_LEN);
         c->close_after_write = true;
         return respond_error(c, h.opcode, h.opaque, MC_BIN_EINVAL);
-    }
-    if (h.bodylen > SWALLOW_MAX) {
+    case MC_BIN_SHAPE_SHORT:
+        conn_consume(c, MC_BIN_HEADER_LEN);
         c->close_after_write = true;
-        return respond_error(c, h.opcode, h.opaque, MC_BIN_E2BIG);
+        return respond_error(c, h.opcode, h.opaque, MC_BIN_UNKNOWN_COMMAND);
     }
     const uint8_t *ext = peek(c) + MC_BIN_HEADER_LEN;
     const char *key = (const char *)ext + h.extlen;
     /* The views stay valid: consuming moves indices, not bytes. */
-    conn_consume(c, MC_BIN_HEADER_LEN + (size_t)h.extlen + h.keylen);
+    conn_consume(c, head);
+    if (mc_bin_is_sasl(h.opcode)) /* no authentication built yet */
+        return refuse_after_body(c, &h, h.bodylen - (head - MC_BIN_HEADER_LEN),
+                                 MC_BIN_UNKNOWN_COMMAND);
     log_debug("<%d binary opcode 0x%02x key %.*s", c->fd, h.opcode, (int)h.keylen, key);
 
     switch (h.opcode) {
@@ -327,18 +377,13 @@ enum proto_action proto_binary_command(struct conn *c)
         c->close_after_write = true;
         return respond_ok(c, &h, 0);
     case MC_BIN_FLUSH: case MC_BIN_FLUSHQ:
-        cmd_flush_all(c->w, h.extlen == 4 ? (int32_t)mc_bin_get32(ext) : 0);
+        cmd_flush_all(c->w, h.extlen == 4 ? mc_bin_get32(ext) : 0);
         return respond_ok(c, &h, 0);
     case MC_BIN_NOOP:
         return respond_ok(c, &h, 0);
     case MC_BIN_VERSION:
         return respond(c, h.opcode, h.opaque, MC_BIN_OK, 0, NULL, 0, NULL, 0,
                        PROXY_VERSION_STRING, (uint32_t)strlen(PROXY_VERSION_STRING));
-    case MC_BIN_VERBOSITY: {
-        uint32_t level = mc_bin_get32(ext);
-        log_set_level(level == 0 ? LOG_LVL_WARN : level == 1 ? LOG_LVL_INFO : LOG_LVL_DEBUG);
-        return respond_ok(c, &h, 0);
-    }
     case MC_BIN_STAT:
         return do_stat(c, &h, key);
     default:

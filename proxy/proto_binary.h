@@ -7,7 +7,7 @@
 
 #include <stdbool.h>
 
-#include "proxy/proto_text.h"
+#include "proxy/proto.h"
 
 struct conn;
 

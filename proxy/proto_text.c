@@ -109,6 +109,13 @@ static enum cache_store_mode store_mode(enum mc_cmd cmd)
     }
 }
 
+static enum proto_action reply_deferred(struct conn *c)
+{
+    const char *line = c->deferred_line;
+    c->deferred_line = NULL;
+    return line == NULL ? PROTO_NEXT : reply(c, line, strlen(line));
+}
+
 static enum proto_action do_store(struct conn *c, const struct mc_request *req)
 {
     enum cache_store_mode mode = store_mode(req->cmd);
@@ -117,10 +124,12 @@ static enum proto_action do_store(struct conn *c, const struct mc_request *req)
     struct item *it = cmd_reserve(c->w, req->key, req->nkey, req->flags,
                                   clock_exptime(req->exptime), (size_t)req->nbytes, mode, &res);
     if (it == NULL) {
-        conn_begin_swallow(c, nbytes);
-        if (res == CACHE_TOO_LARGE)
-            return reply_maybe(c, req->noreply, LIT("SERVER_ERROR object too large for cache\r\n"));
-        return reply_maybe(c, req->noreply, LIT("SERVER_ERROR out of memory storing object\r\n"));
+        /* memcached answers once the refused value has been read */
+        c->deferred_line = req->noreply ? NULL
+                           : res == CACHE_TOO_LARGE ? "SERVER_ERROR object too large for cache\r\n"
+                                                    : "SERVER_ERROR out of memory storing object\r\n";
+        conn_begin_swallow(c, nbytes, reply_deferred);
+        return PROTO_NEXT;
     }
     conn_begin_nread(c, it, nbytes, mode, req->cas, req->noreply);
     return PROTO_NEXT;
@@ -151,7 +160,7 @@ enum proto_action proto_text_nread_done(struct conn *c)
 static enum proto_action do_delta(struct conn *c, const struct mc_request *req)
 {
     uint64_t value;
-    switch (cmd_delta(c->w, req->key, req->nkey, req->cmd == MC_CMD_INCR, req->delta, &value,
+    switch (cmd_delta(c->w, req->key, req->nkey, req->cmd == MC_CMD_INCR, req->delta, 0, &value,
                       NULL)) {
     case CACHE_OK: {
         if (req->noreply)

@@ -7,12 +7,9 @@
 
 #include <stddef.h>
 
-struct conn;
+#include "proxy/proto.h"
 
-enum proto_action {
-    PROTO_NEXT,  /* go on with the next command */
-    PROTO_CLOSE, /* drop the connection now, without further replies */
-};
+struct conn;
 
 /* Handles one command line (without its "\r\n" / "\n"). May switch the
  * connection to CONN_NREAD or CONN_SWALLOW. */

@@ -234,7 +234,7 @@ static void test_ttl(void **state)
     assert_int_equal(cache_delete(c, "e", 1, 0), CACHE_NOT_FOUND);
     assert_int_equal(store(c, CACHE_SET, "e", "1", 0, fake_now + 1), CACHE_STORED);
     fake_now += 1;
-    assert_int_equal(cache_delta(c, "e", 1, true, 1, NULL, NULL), CACHE_NOT_FOUND);
+    assert_int_equal(cache_delta(c, "e", 1, true, 1, 0, NULL, NULL), CACHE_NOT_FOUND);
     assert_int_equal(store(c, CACHE_SET, "e", "1", 0, fake_now + 1), CACHE_STORED);
     fake_now += 1;
     assert_int_equal(store(c, CACHE_REPLACE, "e", "2", 0, 0), CACHE_NOT_STORED);
@@ -372,9 +372,9 @@ static void test_cas_changes_on_every_modification(void **state)
     EXPECT_NEWER(assert_int_equal(store(c, CACHE_APPEND, "k", "5", 0, 0), CACHE_STORED));
     EXPECT_NEWER(assert_int_equal(store(c, CACHE_PREPEND, "k", "6", 0, 0), CACHE_STORED));
     uint64_t delta_cas = 0;
-    EXPECT_NEWER(assert_int_equal(cache_delta(c, "k", 1, true, 1, NULL, &delta_cas), CACHE_OK));
+    EXPECT_NEWER(assert_int_equal(cache_delta(c, "k", 1, true, 1, 0, NULL, &delta_cas), CACHE_OK));
     assert_int_equal(delta_cas, last);
-    EXPECT_NEWER(assert_int_equal(cache_delta(c, "k", 1, false, 1, NULL, NULL), CACHE_OK));
+    EXPECT_NEWER(assert_int_equal(cache_delta(c, "k", 1, false, 1, 0, NULL, NULL), CACHE_OK));
     check_value(c, "k", "645");
     /* Reads, touch and gat leave it alone. */
     assert_int_equal(cache_touch(c, "k", 1, fake_now + 100), CACHE_OK);
@@ -414,6 +414,28 @@ static void test_append_prepend(void **state)
     assert_int_equal(stats(c).curr_items, 2);
 }
 
+static void test_cas_guards_append_and_delta(void **state)
+{
+    /* memcached's binary protocol may send a CAS with append, prepend and
+     * incr/decr: a stale one is refused, a matching one applies. */
+    struct cache *c = *state;
+    assert_int_equal(set(c, "a", "x"), CACHE_STORED);
+    uint64_t cas = cas_of(c, "a");
+    assert_int_equal(store_n(c, CACHE_APPEND, "a", "y", 1, 0, 0, cas + 1, NULL), CACHE_EXISTS);
+    assert_int_equal(store_n(c, CACHE_PREPEND, "a", "y", 1, 0, 0, cas + 1, NULL), CACHE_EXISTS);
+    check_value(c, "a", "x");
+    assert_int_equal(store_n(c, CACHE_APPEND, "a", "y", 1, 0, 0, cas, NULL), CACHE_STORED);
+    check_value(c, "a", "xy");
+
+    assert_int_equal(set(c, "n", "5"), CACHE_STORED);
+    cas = cas_of(c, "n");
+    uint64_t v = 0;
+    assert_int_equal(cache_delta(c, "n", 1, true, 1, cas + 1, &v, NULL), CACHE_EXISTS);
+    check_value(c, "n", "5");
+    assert_int_equal(cache_delta(c, "n", 1, true, 1, cas, &v, NULL), CACHE_OK);
+    assert_int_equal(v, 6);
+}
+
 static void test_append_too_large(void **state)
 {
     (void)state;
@@ -435,7 +457,7 @@ static void test_append_too_large(void **state)
 static enum cache_result delta(struct cache *c, const char *key, bool incr, uint64_t d,
                                uint64_t *out)
 {
-    return cache_delta(c, key, strlen(key), incr, d, out, NULL);
+    return cache_delta(c, key, strlen(key), incr, d, 0, out, NULL);
 }
 
 static void test_delta_basic(void **state)
@@ -553,7 +575,7 @@ static void test_delta_with_reader(void **state)
     uint64_t v, cas0 = 0, cas1 = 0;
     assert_int_equal(store_n(c, CACHE_SET, "n", "100", 3, 5, 0, 0, &cas0), CACHE_STORED);
     struct item *held = cache_get(c, "n", 1, NULL); /* "being sent" */
-    assert_int_equal(cache_delta(c, "n", 1, false, 1, &v, &cas1), CACHE_OK);
+    assert_int_equal(cache_delta(c, "n", 1, false, 1, 0, &v, &cas1), CACHE_OK);
     assert_true(cas1 > cas0);
     /* The reader still sees the old bytes; the key has the new value with
      * the same length rules. */
@@ -579,7 +601,7 @@ static void test_delta_beyond_item_size_max(void **state)
     assert_int_equal(strlen(key), 41);
     assert_int_equal(store(c, CACHE_SET, key, "1", 0, 0), CACHE_STORED);
     uint64_t v;
-    assert_int_equal(cache_delta(c, key, 41, true, 10000000000000000000u, &v, NULL), CACHE_OK);
+    assert_int_equal(cache_delta(c, key, 41, true, 10000000000000000000u, 0, &v, NULL), CACHE_OK);
     check_value(c, key, "10000000000000000001");
     struct cache_class_stats rows[CACHE_CLASSES_MAX];
     unsigned top = cache_class_stats_read(c, rows);
@@ -624,7 +646,7 @@ static void test_flush_immediate(void **state)
     check_miss(c, "a", CACHE_MISS_FLUSHED);
     check_miss(c, "a", CACHE_MISS_ABSENT);
     check_value(c, "c", "3");
-    assert_int_equal(cache_delta(c, "b", 1, true, 1, NULL, NULL), CACHE_NOT_FOUND);
+    assert_int_equal(cache_delta(c, "b", 1, true, 1, 0, NULL, NULL), CACHE_NOT_FOUND);
     /* `at` not in the future is immediate. */
     cache_flush(c, fake_now);
     check_miss(c, "c", CACHE_MISS_FLUSHED);
@@ -874,6 +896,7 @@ int main(void)
         T(test_ttl),
         T(test_touch_and_gat),
         T(test_store_modes),
+        T(test_cas_guards_append_and_delta),
         T(test_failed_add_bumps_existing),
         T(test_flushed_counts_as_absent),
         T(test_cas_changes_on_every_modification),

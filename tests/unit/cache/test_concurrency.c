@@ -157,7 +157,7 @@ static void *worker_main(void *arg)
         } else if (r < 84) {
             uint64_t v;
             enum cache_result res =
-                cache_delta(w->c, key, (size_t)nkey, r & 1, next_rand(w) % 1000, &v, NULL);
+                cache_delta(w->c, key, (size_t)nkey, r & 1, next_rand(w) % 1000, 0, &v, NULL);
             if (res == CACHE_OK || res == CACHE_NO_MEMORY)
                 w->delta_hits++; /* counted before the allocation */
             if (res == CACHE_NON_NUMERIC)
@@ -312,14 +312,14 @@ static void *incr_main(void *arg)
 {
     struct incr_arg *a = arg;
     for (int i = 0; i < a->n; i++) {
-        if (cache_delta(a->c, "ctr", 3, true, 1, NULL, NULL) != CACHE_OK)
+        if (cache_delta(a->c, "ctr", 3, true, 1, 0, NULL, NULL) != CACHE_OK)
             return (void *)1;
         /* Readers force the copy path now and then. */
         struct item *it = cache_get(a->c, "ctr", 3, NULL);
         if (it == NULL)
             return (void *)1;
         if (i % 3 == 0)
-            cache_delta(a->c, "ctr", 3, false, 0, NULL, NULL);
+            cache_delta(a->c, "ctr", 3, false, 0, 0, NULL, NULL);
         cache_release(a->c, it);
     }
     return NULL;
@@ -345,7 +345,7 @@ static void test_concurrent_incr(void **state)
         assert_null(ret);
     }
     uint64_t v = 0;
-    assert_int_equal(cache_delta(c, "ctr", 3, false, 0, &v, NULL), CACHE_OK);
+    assert_int_equal(cache_delta(c, "ctr", 3, false, 0, 0, &v, NULL), CACHE_OK);
     assert_int_equal(v, THREADS * 20000);
     struct cache_stats st;
     cache_stats_read(c, &st);

@@ -288,7 +288,7 @@ static void test_no_memory_paths(void **state)
      * number grows) and cannot. */
     it = cache_reserve(c, "x", 1, 0, 0, 100, &res);
     assert_non_null(it);
-    assert_int_equal(cache_delta(c, "n", 1, true, 1, NULL, NULL), CACHE_NO_MEMORY);
+    assert_int_equal(cache_delta(c, "n", 1, true, 1, 0, NULL, NULL), CACHE_NO_MEMORY);
     cache_release(c, it);
     struct item *n = cache_get(c, "n", 1, NULL);
     assert_memory_equal(item_value(n), "99\r\n", 4);

@@ -44,7 +44,8 @@ static void test_shapes(void **state)
         {req(MC_BIN_GET, 3, 0, 10), MC_BIN_SHAPE_INVALID},    /* no value */
         {req(MC_BIN_SET, 3, 8, 100), MC_BIN_SHAPE_OK},
         {req(MC_BIN_SET, 3, 0, 100), MC_BIN_SHAPE_INVALID},   /* needs 8 extras */
-        {req(MC_BIN_SET, 3, 8, 5), MC_BIN_SHAPE_INVALID},     /* body < key + extras */
+        {req(MC_BIN_SET, 3, 8, 5), MC_BIN_SHAPE_SHORT},       /* body < key + extras */
+        {req(0x50, 3, 0, 1), MC_BIN_SHAPE_SHORT},
         {req(MC_BIN_SET, 251, 8, 300), MC_BIN_SHAPE_INVALID}, /* key over 250 */
         {req(MC_BIN_APPEND, 3, 0, 9), MC_BIN_SHAPE_OK},
         {req(MC_BIN_INCREMENT, 3, 20, 23), MC_BIN_SHAPE_OK},
@@ -57,8 +58,12 @@ static void test_shapes(void **state)
         {req(MC_BIN_STAT, 0, 0, 0), MC_BIN_SHAPE_OK},
         {req(MC_BIN_STAT, 5, 0, 5), MC_BIN_SHAPE_OK},
         {req(MC_BIN_TOUCH, 3, 4, 7), MC_BIN_SHAPE_OK},
+        {req(MC_BIN_TOUCH, 3, 4, 9), MC_BIN_SHAPE_OK}, /* body not checked (memcached) */
         {req(MC_BIN_GATKQ, 3, 4, 7), MC_BIN_SHAPE_OK},
-        {req(MC_BIN_SASL_LIST_MECHS, 0, 0, 0), MC_BIN_SHAPE_UNKNOWN},
+        {req(MC_BIN_SASL_LIST_MECHS, 0, 0, 0), MC_BIN_SHAPE_OK},
+        {req(MC_BIN_SASL_LIST_MECHS, 1, 0, 1), MC_BIN_SHAPE_INVALID},
+        {req(MC_BIN_SASL_AUTH, 0, 0, 4), MC_BIN_SHAPE_INVALID},
+        {req(MC_BIN_VERBOSITY, 0, 4, 4), MC_BIN_SHAPE_UNKNOWN}, /* not in 1.6.18 */
         {req(0x7f, 0, 0, 1000), MC_BIN_SHAPE_UNKNOWN},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
