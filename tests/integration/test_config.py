@@ -85,3 +85,30 @@ def test_check_config_accepts_a_good_file(tmp_path):
     r = run("--config", str(conf), "--check-config")
     assert r.returncode == 0 and "configuration ok" in r.stdout, r
     assert run("--config", str(tmp_path / "missing.conf")).returncode == EX_CONFIG
+
+
+def test_pidfile_written_while_running(server_factory, tmp_path):
+    pidfile = tmp_path / "server.pid"
+    srv = server_factory("-P", str(pidfile))
+    assert int(pidfile.read_text().strip()) == srv.proc.pid
+
+
+@strata_only
+def test_pidfile_removed_after_clean_exit(server_factory, tmp_path):
+    pidfile = tmp_path / "proxy.pid"
+    srv = server_factory("-P", str(pidfile))
+    assert pidfile.exists()
+    assert srv.stop() == 0
+    assert not pidfile.exists()
+
+
+@strata_only
+def test_user_flag_drops_root(server_factory):
+    import os
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch users")
+    srv = server_factory("-u", "nobody")
+    with open("/proc/%d/status" % srv.proc.pid) as f:
+        uid_line = next(l for l in f if l.startswith("Uid:"))
+    import pwd
+    assert int(uid_line.split()[1]) == pwd.getpwnam("nobody").pw_uid
