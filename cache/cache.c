@@ -215,6 +215,12 @@ static struct item *cache_concat_locked(struct cache *c, struct cache_shard *sh,
 enum cache_result cache_commit(struct cache *c, struct item *it, enum cache_store_mode mode,
                                uint64_t cas_in, uint64_t *cas_out)
 {
+    return cache_meta_commit(c, it, mode, cas_in, 0, cas_out);
+}
+
+enum cache_result cache_meta_commit(struct cache *c, struct item *it, enum cache_store_mode mode,
+                                    uint64_t cas_in, unsigned mflags, uint64_t *cas_out)
+{
     ASSERT(it != NULL && (it->iflags & ITEM_LINKED) == 0 && item_refs(it) >= 1);
     enum cache_result res = CACHE_STORED;
     enum cache_miss miss;
@@ -243,8 +249,10 @@ enum cache_result cache_commit(struct cache *c, struct item *it, enum cache_stor
         break;
     case CACHE_APPEND:
     case CACHE_PREPEND:
-        if (old == NULL)
-            res = CACHE_NOT_STORED;
+        if (old == NULL) {
+            if ((mflags & CACHE_META_VIVIFY) == 0)
+                res = CACHE_NOT_STORED;
+        }
         else if (cas_in != 0 && old->cas != cas_in)
             res = CACHE_EXISTS;
         else
@@ -254,8 +262,16 @@ enum cache_result cache_commit(struct cache *c, struct item *it, enum cache_stor
         if (old == NULL) {
             res = CACHE_NOT_FOUND;
         } else if (old->cas != cas_in) {
-            sh->cls[old->clsid].st.cas_badval++;
-            res = CACHE_EXISTS;
+            if ((mflags & CACHE_META_INVALIDATE) && cas_in < old->cas) {
+                /* An invalidation racing a newer value: keep the data as a
+                 * stale item that a client will be asked to refresh. */
+                atomic_store_explicit(&it->exptime, item_exptime_load(old),
+                                      memory_order_relaxed);
+                it->iflags |= (uint8_t)(ITEM_STALE | (old->iflags & ITEM_TOKEN_SENT));
+            } else {
+                sh->cls[old->clsid].st.cas_badval++;
+                res = CACHE_EXISTS;
+            }
         } else {
             sh->cls[old->clsid].st.cas_hits++;
         }
@@ -268,6 +284,8 @@ enum cache_result cache_commit(struct cache *c, struct item *it, enum cache_stor
         if (old != NULL)
             shard_unlink_locked(c, sh, old);
         store->cas = cache_next_cas(c);
+        if (mflags & CACHE_META_KEY_BINARY)
+            store->iflags |= ITEM_KEY_BINARY;
         if (cas_out != NULL)
             *cas_out = store->cas;
         /* The reference on `store` (the caller's, or ours on a combined

@@ -200,6 +200,111 @@ enum cache_result cache_delta(struct cache *c, const char *key, size_t nkey, boo
  */
 void cache_flush(struct cache *c, rel_time_t at);
 
+/* ---- meta protocol (cache/meta.c): stale items and win tokens ----
+ *
+ * memcached's meta commands add two item states: STALE (marked by an
+ * invalidating delete or an invalidating store with an older CAS; the
+ * item is still served) and TOKEN_SENT (one client has been told it "won"
+ * the right to refresh the item; the others are told so, until a store
+ * replaces the item). A fetch that finds a stale item whose token was not
+ * sent yet wins it. All of it is decided under the shard lock, so exactly
+ * one concurrent client wins.
+ */
+
+/* Flags of cache_meta_commit(). */
+#define CACHE_META_INVALIDATE 0x1u /* CACHE_CAS: an older cas_in stores the item
+                                      marked stale, with the old TTL and token */
+#define CACHE_META_KEY_BINARY 0x2u /* the key came base64-encoded (echoed so) */
+#define CACHE_META_VIVIFY 0x4u     /* append/prepend on a miss stores the data */
+
+/* cache_commit() with meta options; cache_commit(..) is this with 0. */
+enum cache_result cache_meta_commit(struct cache *c, struct item *it, enum cache_store_mode mode,
+                                    uint64_t cas_in, unsigned mflags, uint64_t *cas_out);
+
+/*
+ * The TTL-related flags of a meta request. memcached acts on them left to
+ * right, so their positions on the line (any increasing numbers, -1 when
+ * absent) matter: "t T30" reports the old TTL, "T30 t" the new one, and R
+ * compares against the TTL as T left it.
+ */
+struct cache_meta_ttl {
+    int t_pos;       /* t: report the TTL here */
+    int touch_pos;   /* T: set the exptime to touch_exptime */
+    int vivify_pos;  /* N: on a miss an empty item was created; set its
+                        exptime to vivify_exptime and win */
+    int recache_pos; /* R: win if the exptime is set, below recache_time,
+                        and no token was sent */
+    rel_time_t touch_exptime, vivify_exptime, recache_time;
+};
+
+/* What a meta lookup saw (state before this request unless noted). */
+struct cache_meta_info {
+    bool created;    /* the item was created by vivify (N) */
+    bool won;        /* this request won the token (W); now TOKEN_SENT */
+    bool token_sent; /* another request holds the token (Z) */
+    bool stale;      /* X */
+    bool fetched;    /* h: fetched before */
+    bool key_binary; /* stored with a base64 key */
+    int64_t ttl;     /* t: -1 for no TTL, else the remaining seconds */
+    rel_time_t idle; /* l: seconds since the last access */
+};
+
+#define CACHE_META_TTL_NONE {-1, -1, -1, -1, 0, 0, 0}
+
+/*
+ * Meta get (mg). On a hit returns a reference and fills *info; applies
+ * T/N/R as described above; marks the item fetched and bumps it unless
+ * no_bump (u). On a miss with vivify_pos >= 0, creates and links an empty
+ * item (flags 0) and returns it with info->created. Counts get_hits, or
+ * touch_hits when T is given. NULL on a miss (*miss says why) or when a
+ * vivify allocation fails.
+ */
+struct item *cache_meta_get(struct cache *c, const char *key, size_t nkey,
+                            const struct cache_meta_ttl *ttl, bool no_bump,
+                            struct cache_meta_info *info, enum cache_miss *miss);
+
+/* me: looks an item up without bumping or marking it fetched. Returns a
+ * reference and fills *info (ttl, idle, fetched, key_binary), or NULL. */
+struct item *cache_meta_peek(struct cache *c, const char *key, size_t nkey,
+                             struct cache_meta_info *info);
+
+/*
+ * md. has_cas: the item's CAS must equal cas_in (CACHE_EXISTS). With
+ * invalidate the item is kept, marked stale, its token re-armed, its CAS
+ * renewed and, if new_ttl, its exptime set (an item others hold is
+ * replaced by a marked copy, so a held item's CAS never changes);
+ * otherwise it is unlinked. CACHE_OK, CACHE_NOT_FOUND, CACHE_EXISTS, or
+ * CACHE_NO_MEMORY when that copy cannot be made.
+ */
+enum cache_result cache_meta_delete(struct cache *c, const char *key, size_t nkey, bool has_cas,
+                                    uint64_t cas_in, bool invalidate, bool new_ttl,
+                                    rel_time_t exptime);
+
+/* ma: incr/decr with autovivify and TTL flags. */
+struct cache_meta_arith {
+    bool incr;
+    uint64_t delta;
+    uint64_t cas_in;           /* 0: no compare */
+    bool vivify;               /* N: a miss creates the item holding `initial` */
+    uint64_t initial;          /* J */
+    struct cache_meta_ttl ttl; /* t, T, N (recache_pos unused) */
+    /* out, on CACHE_OK: */
+    uint64_t value;            /* the result, or `initial` when created */
+    uint64_t cas;
+    bool created;
+    int64_t ttl_reported;      /* t, as cache_meta_info.ttl */
+};
+
+/*
+ * cache_delta() with the meta options. T and N(created) change the item's
+ * exptime, except when the result grew into a new item, which keeps the
+ * old TTL (memcached 1.6.18 sets it on the replaced item). A created item
+ * is counted as neither hit nor miss. Returns CACHE_OK, CACHE_NOT_FOUND,
+ * CACHE_EXISTS, CACHE_NON_NUMERIC or CACHE_NO_MEMORY.
+ */
+enum cache_result cache_meta_delta(struct cache *c, const char *key, size_t nkey,
+                                   struct cache_meta_arith *a);
+
 /* ---- maintenance and stats ---- */
 
 /*

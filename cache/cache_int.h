@@ -139,6 +139,22 @@ static inline bool shard_stale(const struct cache *c, const struct item *it, rel
  * not growing. */
 size_t shard_reclaim_locked(struct cache *c, struct cache_shard *sh, size_t max, rel_time_t now);
 
+/* ---- delta.c ---- */
+
+/* Writes v in decimal without terminator; returns the length (<= 20). */
+size_t delta_format(uint64_t v, char *buf);
+
+/*
+ * The incr/decr step on a linked item (no CAS check): parses the value,
+ * computes and stores the result in place or in a new linked item, counts
+ * incr_hits/decr_hits. Returns CACHE_OK with *result and *out (the linked
+ * item now holding it: `it` itself when done in place), CACHE_NON_NUMERIC
+ * or CACHE_NO_MEMORY. REQUIRES: sh's lock.
+ */
+enum cache_result delta_apply_locked(struct cache *c, struct cache_shard *sh, uint64_t hv,
+                                     struct item *it, bool incr, uint64_t delta, rel_time_t now,
+                                     uint64_t *result, struct item **out);
+
 /* ---- budget.c ---- */
 
 /*

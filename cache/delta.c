@@ -52,8 +52,7 @@ static bool delta_parse(const char *p, size_t len, uint64_t *out)
     return true;
 }
 
-/* Writes v in decimal without terminator; returns the length. */
-static size_t delta_format(uint64_t v, char *buf)
+size_t delta_format(uint64_t v, char *buf)
 {
     char tmp[CACHE_DELTA_DIGITS];
     size_t n = 0;
@@ -66,33 +65,15 @@ static size_t delta_format(uint64_t v, char *buf)
     return n;
 }
 
-enum cache_result cache_delta(struct cache *c, const char *key, size_t nkey, bool incr,
-                              uint64_t delta, uint64_t cas_in, uint64_t *result,
-                              uint64_t *cas_out)
+enum cache_result delta_apply_locked(struct cache *c, struct cache_shard *sh, uint64_t hv,
+                                     struct item *it, bool incr, uint64_t delta, rel_time_t now,
+                                     uint64_t *result, struct item **out)
 {
-    ASSERT(key != NULL && nkey >= 1 && nkey <= CACHE_KEY_MAX);
-    enum cache_result res = CACHE_OK;
-    enum cache_miss miss;
     char num[CACHE_DELTA_DIGITS];
-    rel_time_t now = c->clock();
-    flush_check(c, now);
-    uint64_t hv = item_hash(key, nkey);
-    struct cache_shard *sh = cache_shard_of(c, hv);
-    shard_enter(sh);
-    struct item *it = shard_find_locked(c, sh, hv, key, nkey, now, &miss);
     uint64_t value;
-    if (it == NULL) {
-        res = CACHE_NOT_FOUND;
-        goto out;
-    }
-    if (cas_in != 0 && it->cas != cas_in) {
-        res = CACHE_EXISTS;
-        goto out;
-    }
-    if (it->nvalue == 0 || !delta_parse(it->data + it->nkey, it->nvalue, &value)) {
-        res = CACHE_NON_NUMERIC;
-        goto out;
-    }
+    enum cache_result res = CACHE_OK;
+    if (it->nvalue == 0 || !delta_parse(it->data + it->nkey, it->nvalue, &value))
+        return CACHE_NON_NUMERIC;
     if (incr) {
         value += delta; /* wraps modulo 2^64, as memcached */
         sh->cls[it->clsid].st.incr_hits++;
@@ -120,7 +101,7 @@ enum cache_result cache_delta(struct cache *c, const char *key, size_t nkey, boo
         void *mem = budget_alloc(c, sh, true, usable, clsid, now, &res);
         atomic_fetch_sub_explicit(&it->refcount, 1, memory_order_relaxed); /* still linked */
         if (mem == NULL)
-            goto out;
+            return res;
         struct item *nit = item_init(mem, it->data, it->nkey, it->flags, item_exptime_load(it),
                                      nvalue, clsid, now);
         char *v = nit->data + nit->nkey;
@@ -131,11 +112,38 @@ enum cache_result cache_delta(struct cache *c, const char *key, size_t nkey, boo
         shard_link_locked(sh, nit, hv, now);
         it = nit;
     }
-    if (result != NULL)
-        *result = value;
-    if (cas_out != NULL)
-        *cas_out = it->cas;
-out:
+    *result = value;
+    *out = it;
+    return CACHE_OK;
+}
+
+enum cache_result cache_delta(struct cache *c, const char *key, size_t nkey, bool incr,
+                              uint64_t delta, uint64_t cas_in, uint64_t *result,
+                              uint64_t *cas_out)
+{
+    ASSERT(key != NULL && nkey >= 1 && nkey <= CACHE_KEY_MAX);
+    enum cache_result res;
+    enum cache_miss miss;
+    rel_time_t now = c->clock();
+    flush_check(c, now);
+    uint64_t hv = item_hash(key, nkey);
+    struct cache_shard *sh = cache_shard_of(c, hv);
+    shard_enter(sh);
+    struct item *it = shard_find_locked(c, sh, hv, key, nkey, now, &miss);
+    uint64_t value;
+    if (it == NULL) {
+        res = CACHE_NOT_FOUND;
+    } else if (cas_in != 0 && it->cas != cas_in) {
+        res = CACHE_EXISTS;
+    } else {
+        res = delta_apply_locked(c, sh, hv, it, incr, delta, now, &value, &it);
+        if (res == CACHE_OK) {
+            if (result != NULL)
+                *result = value;
+            if (cas_out != NULL)
+                *cas_out = it->cas;
+        }
+    }
     shard_leave(sh);
     return res;
 }

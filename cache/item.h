@@ -19,7 +19,8 @@
  *    44    4 flags     client flags (opaque 32 bits)
  *    48    4 nvalue    value bytes, excluding the "\r\n"
  *    52    1 nkey      key bytes, 1..CACHE_KEY_MAX
- *    53    1 iflags    ITEM_LINKED | ITEM_ACTIVE | ITEM_FETCHED (shard lock)
+ *    53    1 iflags    ITEM_LINKED | ITEM_ACTIVE | ITEM_FETCHED | meta
+ *                      bits ITEM_STALE ITEM_TOKEN_SENT ITEM_KEY_BINARY (shard lock)
  *    54    1 clsid     stats size class, 1-based (see item_class())
  *    55    1 spare     zero
  *    56    n data      key[nkey] value[nvalue] '\r' '\n'
@@ -60,6 +61,11 @@ _Static_assert(CACHE_KEY_MAX <= UINT8_MAX, "nkey is one byte");
 #define ITEM_LINKED 0x01u  /* in its shard's hash table and LRU */
 #define ITEM_ACTIVE 0x02u  /* hit since its last bump: one second chance */
 #define ITEM_FETCHED 0x04u /* read at least once since stored */
+#define ITEM_STALE 0x08u   /* meta: invalidated, still served, refresh wanted */
+#define ITEM_TOKEN_SENT 0x10u /* meta: a client was given the win token */
+#define ITEM_KEY_BINARY 0x20u /* meta: stored with a base64 key */
+/* Bits set on an unlinked item before linking, which linking keeps. */
+#define ITEM_META_BITS (ITEM_STALE | ITEM_TOKEN_SENT | ITEM_KEY_BINARY)
 
 /* Bytes the item needs: header + key + value + "\r\n". */
 static inline size_t item_total(size_t nkey, size_t nvalue)

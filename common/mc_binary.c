@@ -133,7 +133,7 @@ const char *mc_bin_status_text(enum mc_bin_status s)
     case MC_BIN_DELTA_BADVAL: return "Non-numeric server-side value for incr or decr";
     case MC_BIN_AUTH_ERROR: return "Auth failure.";
     case MC_BIN_UNKNOWN_COMMAND: return "Unknown command";
-    case MC_BIN_ENOMEM: return "Out of memory";
+    case MC_BIN_ENOMEM: return "Out of memory allocating item"; /* memcached: stores only */
     }
     return "UNHANDLED ERROR";
 }

@@ -129,6 +129,92 @@ enum cache_result cmd_delta(struct worker *w, const char *key, size_t nkey, bool
     return r;
 }
 
+static void count_miss(struct worker *w, enum cache_miss miss)
+{
+    if (miss == CACHE_MISS_EXPIRED)
+        STAT_INCR(&w->stats, get_expired);
+    else if (miss == CACHE_MISS_FLUSHED)
+        STAT_INCR(&w->stats, get_flushed);
+}
+
+struct item *cmd_meta_get(struct worker *w, const char *key, size_t nkey,
+                          const struct cache_meta_ttl *ttl, bool no_bump,
+                          struct cache_meta_info *info)
+{
+    enum cache_miss miss;
+    struct item *it = cache_meta_get(cache_of(w), key, nkey, ttl, no_bump, info, &miss);
+    if (it != NULL && ttl->touch_pos >= 0) {
+        STAT_INCR(&w->stats, cmd_touch);
+        STAT_INCR(&w->stats, touch_hits);
+    } else if (it != NULL) {
+        STAT_INCR(&w->stats, cmd_get);
+        STAT_INCR(&w->stats, get_hits);
+    } else {
+        STAT_INCR(&w->stats, cmd_get);
+        STAT_INCR(&w->stats, get_misses);
+        count_miss(w, miss);
+    }
+    return it;
+}
+
+enum cache_result cmd_meta_store(struct worker *w, struct item *it, enum cache_store_mode mode,
+                                 uint64_t cas_in, unsigned mflags, uint64_t *cas_out)
+{
+    STAT_INCR(&w->stats, cmd_set);
+    enum cache_result r = cache_meta_commit(cache_of(w), it, mode, cas_in, mflags, cas_out);
+    if (mode == CACHE_CAS) {
+        if (r == CACHE_STORED)
+            STAT_INCR(&w->stats, cas_hits);
+        else if (r == CACHE_EXISTS)
+            STAT_INCR(&w->stats, cas_badval);
+        else if (r == CACHE_NOT_FOUND)
+            STAT_INCR(&w->stats, cas_misses);
+    }
+    if (r == CACHE_NO_MEMORY)
+        STAT_INCR(&w->stats, store_no_memory);
+    else if (r == CACHE_TOO_LARGE)
+        STAT_INCR(&w->stats, store_too_large);
+    return r;
+}
+
+enum cache_result cmd_meta_delete(struct worker *w, const char *key, size_t nkey, bool has_cas,
+                                  uint64_t cas_in, bool invalidate, bool new_ttl,
+                                  rel_time_t exptime)
+{
+    enum cache_result r =
+        cache_meta_delete(cache_of(w), key, nkey, has_cas, cas_in, invalidate, new_ttl, exptime);
+    if (r == CACHE_OK && !invalidate)
+        STAT_INCR(&w->stats, delete_hits);
+    else if (r == CACHE_NOT_FOUND || r == CACHE_EXISTS)
+        STAT_INCR(&w->stats, delete_misses);
+    return r;
+}
+
+enum cache_result cmd_meta_delta(struct worker *w, const char *key, size_t nkey,
+                                 struct cache_meta_arith *a)
+{
+    enum cache_result r = cache_meta_delta(cache_of(w), key, nkey, a);
+    if (r == CACHE_NOT_FOUND) {
+        if (a->incr)
+            STAT_INCR(&w->stats, incr_misses);
+        else
+            STAT_INCR(&w->stats, decr_misses);
+    } else if (r == CACHE_OK && !a->created) {
+        if (a->incr)
+            STAT_INCR(&w->stats, incr_hits);
+        else
+            STAT_INCR(&w->stats, decr_hits);
+    }
+    return r;
+}
+
+struct item *cmd_meta_debug(struct worker *w, const char *key, size_t nkey,
+                            struct cache_meta_info *info)
+{
+    STAT_INCR(&w->stats, cmd_meta);
+    return cache_meta_peek(cache_of(w), key, nkey, info);
+}
+
 void cmd_flush_all(struct worker *w, int64_t delay)
 {
     STAT_INCR(&w->stats, cmd_flush);

@@ -27,6 +27,7 @@
 #include "common/mem.h"
 #include "common/mc_binary.h"
 #include "proxy/proto_binary.h"
+#include "proxy/proto_meta.h"
 #include "proxy/proto_text.h"
 #include "proxy/proxy.h"
 #include "proxy/worker.h"
@@ -144,6 +145,7 @@ static void conn_free(struct conn *c)
     close(c->fd);
     cache_release(c->p->cache, c->it);
     outq_deinit(&c->out);
+    proto_meta_conn_free(c);
     mem_free(MEM_CONN, c->rbuf, c->rcap);
     atomic_fetch_sub(&c->p->curr_conns, 1);
     mem_free(MEM_CONN, c, sizeof(*c));
@@ -171,6 +173,7 @@ void conn_begin_nread(struct conn *c, struct item *it, size_t nbytes, enum cache
     c->mode = mode;
     c->cas_in = cas_in;
     c->noreply = noreply;
+    c->nread_meta = false;
     set_state(c, CONN_NREAD);
 }
 
@@ -276,6 +279,7 @@ static enum proto_action conn_process(struct conn *c, bool *yielded)
                 return PROTO_NEXT;
             set_state(c, CONN_PARSE_CMD);
             enum proto_action done = c->proto == CONN_PROTO_BINARY ? proto_binary_nread_done(c)
+                                     : c->nread_meta               ? proto_meta_nread_done(c)
                                                                    : proto_text_nread_done(c);
             if (done == PROTO_CLOSE)
                 return PROTO_CLOSE;

@@ -22,6 +22,7 @@
 struct worker;
 struct proxy;
 struct event;
+struct proto_meta_set;
 
 enum conn_state {
     CONN_PARSE_CMD, /* waiting for / parsing command lines */
@@ -67,6 +68,10 @@ struct conn {
     enum proto_action (*after_swallow)(struct conn *c);
     const char *deferred_line;  /* text reply for after_swallow, with CRLF */
     uint16_t bin_status;        /* binary status for after_swallow */
+
+    /* CONN_NREAD of an ms: its reply is worded by proto_meta */
+    bool nread_meta;
+    struct proto_meta_set *meta_set; /* allocated on the first ms */
 
     enum conn_proto proto;
     uint8_t bin_opcode;         /* binary request whose value is being read */

@@ -14,9 +14,11 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/mc_meta.h"
 #include "common/mc_text.h"
 #include "proxy/cmd.h"
 #include "proxy/conn.h"
+#include "proxy/proto_meta.h"
 #include "proxy/proxy.h"
 #include "proxy/stats.h"
 #include "proxy/version.h"
@@ -227,9 +229,11 @@ static enum proto_action do_verbosity(struct conn *c, const struct mc_request *r
 
 enum proto_action proto_text_line(struct conn *c, const char *line, size_t len)
 {
+    log_debug("<%d %.*s", c->fd, (int)(len > 200 ? 200 : len), line);
+    if (mc_meta_is_meta(line, len))
+        return proto_meta_line(c, line, len);
     struct mc_request req;
     enum mc_parse r = mc_text_parse(line, len, &req);
-    log_debug("<%d %.*s", c->fd, (int)(len > 200 ? 200 : len), line);
     switch (r) {
     case MC_PARSE_OK: break;
     case MC_PARSE_ERROR: return reply(c, LIT("ERROR\r\n"));

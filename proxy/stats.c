@@ -125,7 +125,7 @@ static void stats_general(struct proxy *p, struct out *o)
     put_u64(o, "cmd_set", t.cmd_set);
     put_u64(o, "cmd_flush", t.cmd_flush);
     put_u64(o, "cmd_touch", t.cmd_touch);
-    put_u64(o, "cmd_meta", 0);
+    put_u64(o, "cmd_meta", t.cmd_meta);
     put_u64(o, "get_hits", t.get_hits);
     put_u64(o, "get_misses", t.get_misses);
     put_u64(o, "get_expired", t.get_expired);

@@ -17,8 +17,8 @@ struct proxy;
 
 /* X-macro: every per-worker counter, in `stats` order. */
 #define WORKER_COUNTERS(X)                                                     \
-    X(cmd_get) X(cmd_set) X(cmd_flush) X(cmd_touch) X(get_hits) X(get_misses)  \
-    X(get_expired) X(get_flushed) X(delete_misses) X(delete_hits)             \
+    X(cmd_get) X(cmd_set) X(cmd_flush) X(cmd_touch) X(cmd_meta) X(get_hits)    \
+    X(get_misses) X(get_expired) X(get_flushed) X(delete_misses) X(delete_hits) \
     X(incr_misses) X(incr_hits) X(decr_misses) X(decr_hits) X(cas_misses)      \
     X(cas_hits) X(cas_badval) X(touch_hits) X(touch_misses)                    \
     X(store_too_large) X(store_no_memory) X(auth_cmds) X(auth_errors)          \

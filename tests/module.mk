@@ -26,3 +26,10 @@ $(LMC_TEST): $(B)/obj/tests/integration/lmc_test.o
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LMC_LIBS) $(CMOCKA_LIBS)
+
+LMC_BINARY_TEST := $(B)/tests/integration/lmc_binary_test
+TEST_BINS += $(LMC_BINARY_TEST)
+$(LMC_BINARY_TEST): $(B)/obj/tests/integration/lmc_binary_test.o
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LMC_LIBS) $(CMOCKA_LIBS)

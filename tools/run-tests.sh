@@ -41,6 +41,7 @@ run_integration() { # server
     echo "== integration tests against $server"
     STRATA_TEST_SERVER=$server STRATA_PROXY_BIN="$B/bin/strata-proxy" \
         STRATA_LMC_TEST_BIN="$B/tests/integration/lmc_test" \
+        STRATA_LMC_BINARY_TEST_BIN="$B/tests/integration/lmc_binary_test" \
         "$PYTHON" -m pytest tests/integration -q -p no:cacheprovider --junitxml="$xml"
     local rc=$?
     local counts

@@ -422,3 +422,26 @@ def wait_for_stat(conn, name, expected, timeout=3.0):
         if value == str(expected) or time.monotonic() > deadline:
             return value
         time.sleep(0.02)
+
+
+def read_meta_reply(conn, timeout=None):
+    """One reply of the meta protocol: its line, plus the data block and its
+    CRLF when the line is `VA <size> ...`. Whatever arrived if the reply is
+    incomplete (EOF or timeout)."""
+    line = conn.read_line(timeout)
+    m = re.match(rb"VA (\d+)[ \r]", line)
+    if m:
+        line += conn.read_exact(int(m.group(1)) + 2, timeout)
+    return line
+
+
+def process_rss_kb(pid):
+    """Resident set size of a local process in KiB (Linux /proc), or None."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None

@@ -1,0 +1,445 @@
+/*
+ * proto_meta.c - meta protocol commands (see proto_meta.h):
+ *
+ *   line ─► mc_meta_parse ─► mg/md/ma/me: cmd_meta_* ─► reply
+ *                          └► ms: cmd_reserve ─► CONN_NREAD ─► nread_done
+ *                                 ─► cmd_meta_store ─► reply
+ *
+ * Replies are "<code>[ <return flags>]\r\n" with the return flags in the
+ * order the client asked for them (then Z, X, W). Quiet mode (q) hides the
+ * nominal reply only (mg's EN; ms/md/ma's HD), never an error.
+ */
+#include "proxy/proto_meta.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/mc_meta.h"
+#include "common/mem.h"
+#include "proxy/cmd.h"
+#include "proxy/conn.h"
+#include "proxy/proxy.h"
+#include "proxy/worker.h"
+
+#define LIT(s) s, sizeof(s) - 1
+/* Values up to this size are copied into the reply arena. */
+#define COPY_VALUE_MAX 1024
+/* Longest reply line: code, base64 key with " b", opaque, numbers. */
+#define META_LINE_MAX 1024
+
+/* What an ms needs once its data has arrived. */
+struct proto_meta_set {
+    char order[4];                   /* 'O', 'k', 'c' as requested */
+    char opaque[MC_META_OPAQUE_MAX]; /* the O token, letter included */
+    size_t nopaque;
+    char key[MC_KEY_MAX];
+    size_t nkey;
+    bool key_binary;
+    bool quiet;
+    unsigned mflags;
+};
+
+/* A reply line under construction. */
+struct meta_line {
+    char buf[META_LINE_MAX];
+    size_t n;
+};
+
+static void line_put(struct meta_line *l, const char *s, size_t n)
+{
+    memcpy(l->buf + l->n, s, n);
+    l->n += n;
+}
+
+static void line_flag_u64(struct meta_line *l, char flag, uint64_t v)
+{
+    l->buf[l->n++] = ' ';
+    l->buf[l->n++] = flag;
+    l->n += mc_u64_to_str(v, l->buf + l->n);
+}
+
+static void line_flag_ttl(struct meta_line *l, int64_t ttl)
+{
+    if (ttl < 0)
+        line_put(l, LIT(" t-1"));
+    else
+        line_flag_u64(l, 't', (uint64_t)ttl);
+}
+
+/* " k<key>", base64 with a following " b" for binary keys. */
+static void line_key(struct meta_line *l, const char *key, size_t nkey, bool binary)
+{
+    line_put(l, LIT(" k"));
+    if (binary) {
+        l->n += mc_base64_encode(key, nkey, l->buf + l->n);
+        line_put(l, LIT(" b"));
+    } else {
+        line_put(l, key, nkey);
+    }
+}
+
+static void line_opaque(struct meta_line *l, const struct mc_meta_token *t)
+{
+    l->buf[l->n++] = ' ';
+    line_put(l, t->p, t->n);
+}
+
+static enum proto_action reply(struct conn *c, const char *s, size_t n)
+{
+    return outq_add(&c->out, s, n) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
+}
+
+static enum proto_action reply_error(struct conn *c, const char *line)
+{
+    return reply(c, line, strlen(line));
+}
+
+/* Sends the line with "\r\n" and, if `it` is not NULL, its value. Takes
+ * the item reference. */
+static enum proto_action reply_line(struct conn *c, struct meta_line *l, struct item *it)
+{
+    line_put(l, LIT("\r\n"));
+    size_t total = it != NULL ? item_nvalue(it) + 2 : 0;
+    bool copy = total <= COPY_VALUE_MAX;
+    char *p = outq_reserve(&c->out, l->n + (copy ? total : 0));
+    if (p == NULL) {
+        cache_release(c->p->cache, it);
+        return PROTO_CLOSE;
+    }
+    memcpy(p, l->buf, l->n);
+    if (it != NULL && copy)
+        memcpy(p + l->n, item_value(it), total);
+    enum st_status s = outq_commit(&c->out, l->n + (copy ? total : 0));
+    if (it == NULL || copy) {
+        cache_release(c->p->cache, it);
+        return s == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
+    }
+    if (s != ST_OK) {
+        cache_release(c->p->cache, it);
+        return PROTO_CLOSE;
+    }
+    return outq_add_item(&c->out, it, item_value(it), total) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
+}
+
+/* Echoes O and k for replies without an item (miss, NF, EX). */
+static void line_echo(struct meta_line *l, const struct mc_meta_request *req)
+{
+    for (unsigned i = 0; i < req->nflags; i++) {
+        const struct mc_meta_token *t = &req->flags[i];
+        if (t->p[0] == 'O')
+            line_opaque(l, t);
+        else if (t->p[0] == 'k')
+            line_key(l, req->key, req->nkey, req->key_binary);
+    }
+}
+
+static void ttl_positions(const struct mc_meta_request *req, struct cache_meta_ttl *ttl)
+{
+    *ttl = (struct cache_meta_ttl)CACHE_META_TTL_NONE;
+    for (unsigned i = 0; i < req->nflags; i++) {
+        switch (req->flags[i].p[0]) {
+        case 't': ttl->t_pos = (int)i; break;
+        case 'T': ttl->touch_pos = (int)i; break;
+        case 'N': ttl->vivify_pos = (int)i; break;
+        case 'R': ttl->recache_pos = (int)i; break;
+        default: break;
+        }
+    }
+    ttl->touch_exptime = clock_exptime(req->ttl);
+    ttl->vivify_exptime = clock_exptime(req->vivify_ttl);
+    ttl->recache_time = clock_exptime(req->recache_ttl);
+}
+
+static enum proto_action meta_get(struct conn *c, const struct mc_meta_request *req)
+{
+    if (req->opaque_too_long)
+        return reply_error(c, "CLIENT_ERROR opaque token too long\r\n");
+    struct cache_meta_ttl ttl;
+    ttl_positions(req, &ttl);
+    struct cache_meta_info info;
+    struct item *it = cmd_meta_get(c->w, req->key, req->nkey, &ttl, req->no_bump, &info);
+    struct meta_line l = {.n = 0};
+    if (it == NULL) {
+        if (req->quiet)
+            return PROTO_NEXT;
+        line_put(&l, LIT("EN"));
+        line_echo(&l, req);
+        return reply_line(c, &l, NULL);
+    }
+    if (req->value) {
+        line_put(&l, LIT("VA "));
+        l.n += mc_u64_to_str(item_nvalue(it), l.buf + l.n);
+    } else {
+        line_put(&l, LIT("HD"));
+    }
+    for (unsigned i = 0; i < req->nflags; i++) {
+        const struct mc_meta_token *t = &req->flags[i];
+        switch (t->p[0]) {
+        case 's': line_flag_u64(&l, 's', item_nvalue(it)); break;
+        case 't': line_flag_ttl(&l, info.ttl); break;
+        case 'c': line_flag_u64(&l, 'c', item_cas(it)); break;
+        case 'f': line_flag_u64(&l, 'f', item_flags(it)); break;
+        case 'l': line_flag_u64(&l, 'l', info.idle); break;
+        case 'h': line_put(&l, info.fetched ? " h1" : " h0", 3); break;
+        case 'O': line_opaque(&l, t); break;
+        case 'k': line_key(&l, item_key(it), item_nkey(it), info.key_binary); break;
+        default: break;
+        }
+    }
+    if (info.token_sent)
+        line_put(&l, LIT(" Z"));
+    if (info.stale)
+        line_put(&l, LIT(" X"));
+    if (info.won)
+        line_put(&l, LIT(" W"));
+    if (!req->value) {
+        cache_release(c->p->cache, it);
+        it = NULL;
+    }
+    return reply_line(c, &l, it);
+}
+
+static enum proto_action reply_deferred(struct conn *c)
+{
+    const char *line = c->deferred_line;
+    c->deferred_line = NULL;
+    return line == NULL ? PROTO_NEXT : reply_error(c, line);
+}
+
+static enum proto_action meta_set(struct conn *c, const struct mc_meta_request *req)
+{
+    size_t nbytes = (size_t)req->vlen + 2;
+    enum cache_store_mode mode = CACHE_SET;
+    unsigned mflags = req->key_binary ? CACHE_META_KEY_BINARY : 0;
+    rel_time_t exptime = req->has_ttl ? clock_exptime(req->ttl) : 0;
+    switch (req->mode) {
+    case 'E': mode = CACHE_ADD; break;
+    case 'A': mode = CACHE_APPEND; break;
+    case 'P': mode = CACHE_PREPEND; break;
+    case 'R': mode = CACHE_REPLACE; break;
+    default: break;
+    }
+    if ((mode == CACHE_APPEND || mode == CACHE_PREPEND) && req->has_vivify) {
+        /* append/prepend with N creates the item on a miss, with N's TTL */
+        mflags |= CACHE_META_VIVIFY;
+        exptime = clock_exptime(req->vivify_ttl);
+    }
+    if (req->has_cas && (mode == CACHE_SET || mode == CACHE_REPLACE))
+        mode = CACHE_CAS;
+    if (req->invalidate && mode == CACHE_CAS)
+        mflags |= CACHE_META_INVALIDATE;
+    enum cache_result res;
+    /* memcached drops the old value of a refused ms in every mode */
+    struct item *it = cmd_reserve(c->w, req->key, req->nkey, req->client_flags, exptime,
+                                  (size_t)req->vlen, CACHE_SET, &res);
+    if (it == NULL) {
+        c->deferred_line = res == CACHE_TOO_LARGE ? "SERVER_ERROR object too large for cache\r\n"
+                                                  : "SERVER_ERROR out of memory storing object\r\n";
+        conn_begin_swallow(c, nbytes, reply_deferred);
+        return PROTO_NEXT;
+    }
+    if (c->meta_set == NULL) {
+        c->meta_set = mem_alloc(MEM_CONN, sizeof(*c->meta_set));
+        if (c->meta_set == NULL) {
+            cache_release(c->p->cache, it);
+            return PROTO_CLOSE;
+        }
+    }
+    struct proto_meta_set *ms = c->meta_set;
+    size_t norder = 0;
+    ms->nopaque = 0;
+    for (unsigned i = 0; i < req->nflags; i++) {
+        const struct mc_meta_token *t = &req->flags[i];
+        if (t->p[0] == 'O') {
+            memcpy(ms->opaque, t->p, t->n);
+            ms->nopaque = t->n;
+        }
+        if (t->p[0] == 'O' || t->p[0] == 'k' || t->p[0] == 'c')
+            ms->order[norder++] = t->p[0];
+    }
+    ms->order[norder] = '\0';
+    memcpy(ms->key, req->key, req->nkey);
+    ms->nkey = req->nkey;
+    ms->key_binary = req->key_binary;
+    ms->quiet = req->quiet;
+    ms->mflags = mflags;
+    conn_begin_nread(c, it, nbytes, mode, req->has_cas ? req->cas : 0, req->quiet);
+    c->nread_meta = true;
+    return PROTO_NEXT;
+}
+
+enum proto_action proto_meta_nread_done(struct conn *c)
+{
+    struct item *it = c->it;
+    struct proto_meta_set *ms = c->meta_set;
+    c->it = NULL;
+    c->nread_meta = false;
+    const char *v = item_value(it);
+    size_t n = item_nvalue(it);
+    if (v[n] != '\r' || v[n + 1] != '\n') {
+        cmd_store_aborted(c->w, it);
+        return reply(c, LIT("CLIENT_ERROR bad data chunk\r\n"));
+    }
+    uint64_t cas = 0;
+    struct meta_line l = {.n = 0};
+    switch (cmd_meta_store(c->w, it, c->mode, c->cas_in, ms->mflags, &cas)) {
+    case CACHE_STORED:
+        if (ms->quiet)
+            return PROTO_NEXT;
+        line_put(&l, LIT("HD"));
+        break;
+    case CACHE_NOT_STORED: line_put(&l, LIT("NS")); break;
+    case CACHE_EXISTS: line_put(&l, LIT("EX")); break;
+    case CACHE_NOT_FOUND: line_put(&l, LIT("NF")); break;
+    case CACHE_TOO_LARGE: return reply(c, LIT("SERVER_ERROR object too large for cache\r\n"));
+    default: return reply(c, LIT("SERVER_ERROR out of memory storing object\r\n"));
+    }
+    for (const char *o = ms->order; *o != '\0'; o++) {
+        if (*o == 'O') {
+            l.buf[l.n++] = ' ';
+            line_put(&l, ms->opaque, ms->nopaque);
+        } else if (*o == 'k') {
+            line_key(&l, ms->key, ms->nkey, ms->key_binary);
+        } else {
+            line_flag_u64(&l, 'c', cas);
+        }
+    }
+    return reply_line(c, &l, NULL);
+}
+
+static enum proto_action meta_delete(struct conn *c, const struct mc_meta_request *req)
+{
+    if (req->opaque_too_long)
+        return reply_error(c, "CLIENT_ERROR opaque token too long\r\n");
+    struct meta_line l = {.n = 0};
+    switch (cmd_meta_delete(c->w, req->key, req->nkey, req->has_cas, req->cas, req->invalidate,
+                            req->has_ttl, clock_exptime(req->ttl))) {
+    case CACHE_OK:
+        if (req->quiet)
+            return PROTO_NEXT;
+        line_put(&l, LIT("HD"));
+        break;
+    case CACHE_EXISTS: line_put(&l, LIT("EX")); break;
+    case CACHE_NO_MEMORY: return reply(c, LIT("SERVER_ERROR out of memory\r\n"));
+    default: line_put(&l, LIT("NF")); break;
+    }
+    line_echo(&l, req);
+    return reply_line(c, &l, NULL);
+}
+
+static enum proto_action meta_arith(struct conn *c, const struct mc_meta_request *req)
+{
+    struct cache_meta_arith a = {
+        .incr = true,
+        .delta = req->delta,
+        .cas_in = req->has_cas ? req->cas : 0,
+        .vivify = req->has_vivify,
+        .initial = req->initial,
+    };
+    switch (req->mode) {
+    case 0: case 'I': case '+': break;
+    case 'D': case '-': a.incr = false; break;
+    default: return reply_error(c, "CLIENT_ERROR invalid mode for ma M token\r\n");
+    }
+    ttl_positions(req, &a.ttl);
+    a.ttl.recache_pos = -1;
+    enum cache_result r = cmd_meta_delta(c->w, req->key, req->nkey, &a);
+    /* memcached checks the opaque while wording the reply: after the
+     * increment or creation has been done */
+    if (r == CACHE_NON_NUMERIC)
+        return reply(c, LIT("CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"));
+    if (r == CACHE_NO_MEMORY)
+        return req->has_vivify ? reply(c, LIT("SERVER_ERROR Out of memory allocating new item\r\n"))
+                               : reply(c, LIT("SERVER_ERROR out of memory\r\n"));
+    if (req->opaque_too_long)
+        return reply_error(c, "CLIENT_ERROR opaque token too long\r\n");
+    struct meta_line l = {.n = 0};
+    if (r != CACHE_OK) {
+        line_put(&l, r == CACHE_EXISTS ? "EX" : "NF", 2);
+        line_echo(&l, req);
+        return reply_line(c, &l, NULL);
+    }
+    /* bug-compatible: q does not hide the HD of an auto-created item */
+    if (req->quiet && !a.created)
+        return PROTO_NEXT;
+    char num[24];
+    size_t nnum = mc_u64_to_str(a.value, num);
+    if (req->value) {
+        line_put(&l, LIT("VA "));
+        l.n += mc_u64_to_str(nnum, l.buf + l.n);
+    } else {
+        line_put(&l, LIT("HD"));
+    }
+    for (unsigned i = 0; i < req->nflags; i++) {
+        const struct mc_meta_token *t = &req->flags[i];
+        switch (t->p[0]) {
+        case 'c': line_flag_u64(&l, 'c', a.cas); break;
+        case 't': line_flag_ttl(&l, a.ttl_reported); break;
+        case 'O': line_opaque(&l, t); break;
+        case 'k': line_key(&l, req->key, req->nkey, req->key_binary); break;
+        default: break;
+        }
+    }
+    if (req->value) {
+        line_put(&l, LIT("\r\n"));
+        line_put(&l, num, nnum);
+    }
+    return reply_line(c, &l, NULL);
+}
+
+static enum proto_action meta_debug(struct conn *c, const struct mc_meta_request *req)
+{
+    struct cache_meta_info info;
+    struct item *it = cmd_meta_debug(c->w, req->key, req->nkey, &info);
+    if (it == NULL)
+        return reply(c, LIT("EN\r\n"));
+    struct meta_line l = {.n = 0};
+    line_put(&l, LIT("ME "));
+    if (info.key_binary)
+        l.n += mc_base64_encode(item_key(it), item_nkey(it), l.buf + l.n);
+    else
+        line_put(&l, item_key(it), item_nkey(it));
+    l.n += (size_t)snprintf(l.buf + l.n, sizeof(l.buf) - l.n,
+                            " exp=%lld la=%u cas=%llu fetch=%s cls=%u size=%zu",
+                            (long long)info.ttl, (unsigned)info.idle,
+                            (unsigned long long)item_cas(it), info.fetched ? "yes" : "no",
+                            item_class(it), cache_item_overhead() + item_nkey(it) + item_nvalue(it));
+    cache_release(c->p->cache, it);
+    return reply_line(c, &l, NULL);
+}
+
+enum proto_action proto_meta_line(struct conn *c, const char *line, size_t len)
+{
+    struct mc_meta_request req;
+    switch (mc_meta_parse(line, len, &req)) {
+    case MC_PARSE_OK: break;
+    case MC_PARSE_CLIENT_ERROR:
+        if (req.swallow) {
+            /* memcached answers once the rejected data has been read */
+            c->deferred_line = req.error;
+            conn_begin_swallow(c, (size_t)req.vlen + 2, reply_deferred);
+            return PROTO_NEXT;
+        }
+        return reply_error(c, req.error);
+    default:
+        return reply(c, LIT("ERROR\r\n"));
+    }
+    switch (req.cmd) {
+    case MC_META_GET: return meta_get(c, &req);
+    case MC_META_SET: return meta_set(c, &req);
+    case MC_META_DELETE: return meta_delete(c, &req);
+    case MC_META_ARITH: return meta_arith(c, &req);
+    case MC_META_DEBUG: return meta_debug(c, &req);
+    case MC_META_NOOP: return reply(c, LIT("MN\r\n"));
+    }
+    return reply(c, LIT("ERROR\r\n"));
+}
+
+void proto_meta_conn_free(struct conn *c)
+{
+    if (c->meta_set != NULL)
+        mem_free(MEM_CONN, c->meta_set, sizeof(*c->meta_set));
+    c->meta_set = NULL;
+}
