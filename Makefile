@@ -7,6 +7,7 @@
 #                  (integration against strata-proxy and stock memcached)
 #   make asan      the test suite built with -fsanitize=address,undefined
 #   make bench     side-by-side benchmark against memcached
+#   make crash-test / bench-storage   storage engine kill loop / vs LevelDB, RocksDB
 #   make install   DESTDIR= PREFIX=/usr/local
 #   make deb / rpm / package-test   packages (packaging/, docs/PACKAGING.md)
 #   make check-deps / check-headers / fmt / clean

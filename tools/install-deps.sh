@@ -4,6 +4,7 @@
 #   tools/install-deps.sh build   compiler and libraries (make all / make run)
 #   tools/install-deps.sh test    + test tools: cmocka, memcached, clients
 #   tools/install-deps.sh package + .deb/.rpm tools (make deb/rpm/package-test)
+#   tools/install-deps.sh bench   + LevelDB and RocksDB (make bench-storage)
 #
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
@@ -14,13 +15,16 @@ TEST_PKGS="libcmocka-dev libmemcached-dev libmemcached-tools memcached python3 p
 # lintian and rpmlint check the packages, systemd has systemd-analyze and
 # systemd-sysusers, man-db lets systemd-analyze check Documentation=, file
 # and python3 serve tests/packaging/run.sh.
+# The storage benchmark runs the same workloads through LevelDB and RocksDB.
+BENCH_PKGS="libleveldb-dev librocksdb-dev"
 PACKAGE_PKGS="debhelper dpkg-dev lintian rpm rpmlint scdoc systemd man-db file python3"
 
 case "${1:-build}" in
 build) want="$BUILD_PKGS" ;;
 test) want="$BUILD_PKGS $TEST_PKGS" ;;
 package) want="$BUILD_PKGS $PACKAGE_PKGS" ;;
-*) echo "usage: $0 build|test|package" >&2; exit 64 ;;
+bench) want="$BUILD_PKGS $TEST_PKGS $BENCH_PKGS" ;;
+*) echo "usage: $0 build|test|package|bench" >&2; exit 64 ;;
 esac
 
 missing=""
