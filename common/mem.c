@@ -13,6 +13,17 @@
 #include <jemalloc/jemalloc.h>
 #endif
 
+#ifndef STRATA_NO_JEMALLOC
+/*
+ * jemalloc's own options, read at its startup. A memory-bounded cache must
+ * hand freed memory back promptly (an old hash table after a resize, the
+ * buffers of a burst of connections): a background thread purges dirty
+ * pages after 1 s instead of waiting for the next allocation in that arena.
+ * MALLOC_CONF in the environment still overrides these.
+ */
+const char *malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+#endif
+
 static _Atomic size_t mem_counters[MEM_COMPONENTS];
 
 /* floor(log2(x)) for x > 0 */
