@@ -27,6 +27,7 @@ JSON_OUT = os.environ.get("BENCH_JSON", "")
 KEYS = 100_000
 VALUE = 100
 RSS_ITEMS = 1_000_000
+RSS_SETTLE_SECONDS = 3
 SERVER_FLAGS = ["-U", "0", "-t", "2", "-m", "1024", "-c", "4096"]
 
 # name, strata-bench flags (on top of the common ones)
@@ -184,6 +185,9 @@ def rss_compare(strata_bin, bench_bin):
         out = {}
         for s in servers:
             preload(bench_bin, s, RSS_ITEMS, "rss:")
+            # Both servers finish background work first (memcached's hash
+            # expansion, strata's incremental rehash and allocator purge).
+            time.sleep(RSS_SETTLE_SECONDS)
             st = s.stats()
             out[s.name] = {"rss": s.rss_bytes(), "items": int(st.get("curr_items", 0)),
                            "evictions": int(st.get("evictions", 0))}
