@@ -327,25 +327,9 @@ void cache_release(struct cache *c, struct item *it)
 
 enum cache_result cache_delete(struct cache *c, const char *key, size_t nkey, uint64_t cas_in)
 {
-    ASSERT(key != NULL && nkey >= 1 && nkey <= CACHE_KEY_MAX);
-    enum cache_result res = CACHE_OK;
-    enum cache_miss miss;
-    rel_time_t now = c->clock();
-    flush_check(c, now);
-    uint64_t hv = item_hash(key, nkey);
-    struct cache_shard *sh = cache_shard_of(c, hv);
-    shard_enter(sh);
-    struct item *it = shard_find_locked(c, sh, hv, key, nkey, now, &miss);
-    if (it == NULL) {
-        res = CACHE_NOT_FOUND;
-    } else if (cas_in != 0 && cas_in != it->cas) {
-        res = CACHE_EXISTS;
-    } else {
-        sh->cls[it->clsid].st.delete_hits++;
-        shard_unlink_locked(c, sh, it);
-    }
-    shard_leave(sh);
-    return res;
+    /* A plain delete is a meta delete without invalidation; CAS 0 means
+     * "no CAS" here (memcached's binary protocol). */
+    return cache_meta_delete(c, key, nkey, cas_in != 0, cas_in, false, false, 0);
 }
 
 enum cache_result cache_touch(struct cache *c, const char *key, size_t nkey, rel_time_t exptime)

@@ -67,21 +67,7 @@ struct item *cmd_reserve(struct worker *w, const char *key, size_t nkey, uint32_
 enum cache_result cmd_store(struct worker *w, struct item *it, enum cache_store_mode mode,
                             uint64_t cas_in, uint64_t *cas_out)
 {
-    STAT_INCR(&w->stats, cmd_set);
-    enum cache_result r = cache_commit(cache_of(w), it, mode, cas_in, cas_out);
-    if (mode == CACHE_CAS) {
-        if (r == CACHE_STORED)
-            STAT_INCR(&w->stats, cas_hits);
-        else if (r == CACHE_EXISTS)
-            STAT_INCR(&w->stats, cas_badval);
-        else if (r == CACHE_NOT_FOUND)
-            STAT_INCR(&w->stats, cas_misses);
-    }
-    if (r == CACHE_NO_MEMORY)
-        STAT_INCR(&w->stats, store_no_memory);
-    else if (r == CACHE_TOO_LARGE)
-        STAT_INCR(&w->stats, store_too_large);
-    return r;
+    return cmd_meta_store(w, it, mode, cas_in, 0, cas_out);
 }
 
 void cmd_store_aborted(struct worker *w, struct item *it)

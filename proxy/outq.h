@@ -19,6 +19,11 @@ struct cache;
 struct item;
 struct outq_chunk;
 
+/* Values up to this size are copied into the reply arena: cheaper than an
+ * extra iovec plus holding (and later releasing) the item reference.
+ * Larger ones are sent from the item with outq_add_item(). */
+#define OUTQ_COPY_MAX 1024
+
 struct outq {
     struct cache *cache;   /* where held items are released; borrowed */
     struct iovec *iov;

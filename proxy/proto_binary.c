@@ -33,9 +33,6 @@
 #include "proxy/version.h"
 #include "proxy/worker.h"
 
-/* Values up to this size are copied into the reply arena (see proto_text). */
-#define COPY_VALUE_MAX 1024
-
 static const uint8_t *peek(const struct conn *c)
 {
     return (const uint8_t *)c->rbuf + c->rpos;
@@ -160,7 +157,7 @@ static enum proto_action do_get(struct conn *c, const struct mc_bin_header *h, c
     uint32_t vlen = with_value ? (uint32_t)item_nvalue(it) : 0;
     uint16_t keylen = with_key ? h->keylen : 0;
     enum proto_action a;
-    if (vlen <= COPY_VALUE_MAX) {
+    if (vlen <= OUTQ_COPY_MAX) {
         a = respond(c, h->opcode, h->opaque, MC_BIN_OK, item_cas(it), flags, 4, key, keylen,
                     item_value(it), vlen);
         cache_release(c->p->cache, it);

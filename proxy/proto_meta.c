@@ -24,8 +24,6 @@
 #include "proxy/worker.h"
 
 #define LIT(s) s, sizeof(s) - 1
-/* Values up to this size are copied into the reply arena. */
-#define COPY_VALUE_MAX 1024
 /* Longest reply line: code, base64 key with " b", opaque, numbers. */
 #define META_LINE_MAX 1024
 
@@ -102,7 +100,7 @@ static enum proto_action reply_line(struct conn *c, struct meta_line *l, struct 
 {
     line_put(l, LIT("\r\n"));
     size_t total = it != NULL ? item_nvalue(it) + 2 : 0;
-    bool copy = total <= COPY_VALUE_MAX;
+    bool copy = total <= OUTQ_COPY_MAX;
     char *p = outq_reserve(&c->out, l->n + (copy ? total : 0));
     if (p == NULL) {
         cache_release(c->p->cache, it);

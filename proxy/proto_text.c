@@ -24,10 +24,6 @@
 #include "proxy/version.h"
 #include "proxy/worker.h"
 
-/* Values up to this size are copied into the reply arena; larger ones are
- * sent from the item (held by the reply until written). */
-#define COPY_VALUE_MAX 1024
-
 #define LIT(s) s, sizeof(s) - 1
 
 static enum proto_action reply(struct conn *c, const char *s, size_t n)
@@ -58,7 +54,7 @@ static enum st_status add_value(struct conn *c, struct item *it, bool with_cas)
 {
     size_t nvalue = item_nvalue(it);
     size_t total = nvalue + 2;
-    bool copy = total <= COPY_VALUE_MAX;
+    bool copy = total <= OUTQ_COPY_MAX;
     char *p = outq_reserve(&c->out, MC_VALUE_HEADER_MAX + (copy ? total : 0));
     if (p == NULL) {
         cache_release(c->p->cache, it);
