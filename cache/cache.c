@@ -120,11 +120,9 @@ static struct item *cache_lookup(struct cache *c, const char *key, size_t nkey, 
 {
     ASSERT(key != NULL && nkey >= 1 && nkey <= CACHE_KEY_MAX);
     enum cache_miss why;
-    rel_time_t now = c->clock();
-    flush_check(c, now);
-    uint64_t hv = item_hash(key, nkey);
-    struct cache_shard *sh = cache_shard_of(c, hv);
-    shard_enter(sh);
+    rel_time_t now;
+    uint64_t hv;
+    struct cache_shard *sh = cache_enter_key(c, key, nkey, &now, &hv);
     struct item *it = shard_find_locked(c, sh, hv, key, nkey, now, &why);
     if (it != NULL) {
         item_ref(it);
@@ -304,11 +302,9 @@ void cache_reserve_failed(struct cache *c, const char *key, size_t nkey, enum ca
     if (mode != CACHE_SET)
         return;
     enum cache_miss miss;
-    rel_time_t now = c->clock();
-    flush_check(c, now);
-    uint64_t hv = item_hash(key, nkey);
-    struct cache_shard *sh = cache_shard_of(c, hv);
-    shard_enter(sh);
+    rel_time_t now;
+    uint64_t hv;
+    struct cache_shard *sh = cache_enter_key(c, key, nkey, &now, &hv);
     struct item *old = shard_find_locked(c, sh, hv, key, nkey, now, &miss);
     if (old != NULL)
         shard_unlink_locked(c, sh, old);
@@ -336,11 +332,9 @@ enum cache_result cache_touch(struct cache *c, const char *key, size_t nkey, rel
 {
     ASSERT(key != NULL && nkey >= 1 && nkey <= CACHE_KEY_MAX);
     enum cache_miss miss;
-    rel_time_t now = c->clock();
-    flush_check(c, now);
-    uint64_t hv = item_hash(key, nkey);
-    struct cache_shard *sh = cache_shard_of(c, hv);
-    shard_enter(sh);
+    rel_time_t now;
+    uint64_t hv;
+    struct cache_shard *sh = cache_enter_key(c, key, nkey, &now, &hv);
     struct item *it = shard_find_locked(c, sh, hv, key, nkey, now, &miss);
     if (it != NULL) {
         atomic_store_explicit(&it->exptime, exptime, memory_order_relaxed);

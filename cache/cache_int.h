@@ -90,6 +90,14 @@ static inline void flush_check(struct cache *c, rel_time_t now)
         flush_apply_pending(c, now);
 }
 
+/*
+ * The start of every keyed operation: read the clock, apply a due flush,
+ * hash the key and lock its shard. Returns the locked shard; *now and *hv
+ * get the time and the key hash. The caller ends with shard_leave().
+ */
+struct cache_shard *cache_enter_key(struct cache *c, const char *key, size_t nkey,
+                                    rel_time_t *now, uint64_t *hv);
+
 static inline bool flush_hides(const struct cache *c, const struct item *it)
 {
     return it->cas < atomic_load_explicit(&c->flush_cutoff, memory_order_relaxed);

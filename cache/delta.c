@@ -124,11 +124,9 @@ enum cache_result cache_delta(struct cache *c, const char *key, size_t nkey, boo
     ASSERT(key != NULL && nkey >= 1 && nkey <= CACHE_KEY_MAX);
     enum cache_result res;
     enum cache_miss miss;
-    rel_time_t now = c->clock();
-    flush_check(c, now);
-    uint64_t hv = item_hash(key, nkey);
-    struct cache_shard *sh = cache_shard_of(c, hv);
-    shard_enter(sh);
+    rel_time_t now;
+    uint64_t hv;
+    struct cache_shard *sh = cache_enter_key(c, key, nkey, &now, &hv);
     struct item *it = shard_find_locked(c, sh, hv, key, nkey, now, &miss);
     uint64_t value;
     if (it == NULL) {

@@ -79,6 +79,16 @@ static struct item *meta_create_locked(struct cache *c, struct cache_shard *sh, 
     return it;
 }
 
+/* The item state mg/me report (flags and idle time). REQUIRES: the lock. */
+static void meta_info_fill(struct cache_meta_info *info, const struct item *it, rel_time_t now)
+{
+    info->token_sent = (it->iflags & ITEM_TOKEN_SENT) != 0;
+    info->stale = (it->iflags & ITEM_STALE) != 0;
+    info->fetched = (it->iflags & ITEM_FETCHED) != 0;
+    info->key_binary = (it->iflags & ITEM_KEY_BINARY) != 0;
+    info->idle = now >= it->atime ? now - it->atime : 0;
+}
+
 struct item *cache_meta_get(struct cache *c, const char *key, size_t nkey,
                             const struct cache_meta_ttl *ttl, bool no_bump,
                             struct cache_meta_info *info, enum cache_miss *miss)
@@ -86,11 +96,9 @@ struct item *cache_meta_get(struct cache *c, const char *key, size_t nkey,
     ASSERT(key != NULL && nkey >= 1 && nkey <= CACHE_KEY_MAX);
     enum cache_miss why;
     memset(info, 0, sizeof(*info));
-    rel_time_t now = c->clock();
-    flush_check(c, now);
-    uint64_t hv = item_hash(key, nkey);
-    struct cache_shard *sh = cache_shard_of(c, hv);
-    shard_enter(sh);
+    rel_time_t now;
+    uint64_t hv;
+    struct cache_shard *sh = cache_enter_key(c, key, nkey, &now, &hv);
     struct item *it = shard_find_locked(c, sh, hv, key, nkey, now, &why);
     if (it != NULL) {
         item_ref(it);
@@ -99,11 +107,7 @@ struct item *cache_meta_get(struct cache *c, const char *key, size_t nkey,
         info->created = it != NULL;
     }
     if (it != NULL) {
-        info->token_sent = (it->iflags & ITEM_TOKEN_SENT) != 0;
-        info->stale = (it->iflags & ITEM_STALE) != 0;
-        info->fetched = (it->iflags & ITEM_FETCHED) != 0;
-        info->key_binary = (it->iflags & ITEM_KEY_BINARY) != 0;
-        info->idle = now >= it->atime ? now - it->atime : 0;
+        meta_info_fill(info, it, now);
         info->ttl = meta_ttl_of(item_exptime_load(it), now);
         rel_time_t exptime = meta_ttl_walk(ttl, item_exptime_load(it), info->created,
                                            info->token_sent, now, &info->ttl, &info->won);
@@ -132,19 +136,13 @@ struct item *cache_meta_peek(struct cache *c, const char *key, size_t nkey,
     ASSERT(key != NULL && nkey >= 1 && nkey <= CACHE_KEY_MAX);
     enum cache_miss why;
     memset(info, 0, sizeof(*info));
-    rel_time_t now = c->clock();
-    flush_check(c, now);
-    uint64_t hv = item_hash(key, nkey);
-    struct cache_shard *sh = cache_shard_of(c, hv);
-    shard_enter(sh);
+    rel_time_t now;
+    uint64_t hv;
+    struct cache_shard *sh = cache_enter_key(c, key, nkey, &now, &hv);
     struct item *it = shard_find_locked(c, sh, hv, key, nkey, now, &why);
     if (it != NULL) {
         item_ref(it);
-        info->token_sent = (it->iflags & ITEM_TOKEN_SENT) != 0;
-        info->stale = (it->iflags & ITEM_STALE) != 0;
-        info->fetched = (it->iflags & ITEM_FETCHED) != 0;
-        info->key_binary = (it->iflags & ITEM_KEY_BINARY) != 0;
-        info->idle = now >= it->atime ? now - it->atime : 0;
+        meta_info_fill(info, it, now);
         /* me prints now - exptime (a sign slip memcached 1.6.18 has) */
         rel_time_t exptime = item_exptime_load(it);
         info->ttl = exptime == 0 ? -1 : (int64_t)(int32_t)(now - exptime);
@@ -188,11 +186,9 @@ enum cache_result cache_meta_delete(struct cache *c, const char *key, size_t nke
     ASSERT(key != NULL && nkey >= 1 && nkey <= CACHE_KEY_MAX);
     enum cache_result res = CACHE_OK;
     enum cache_miss miss;
-    rel_time_t now = c->clock();
-    flush_check(c, now);
-    uint64_t hv = item_hash(key, nkey);
-    struct cache_shard *sh = cache_shard_of(c, hv);
-    shard_enter(sh);
+    rel_time_t now;
+    uint64_t hv;
+    struct cache_shard *sh = cache_enter_key(c, key, nkey, &now, &hv);
     struct item *it = shard_find_locked(c, sh, hv, key, nkey, now, &miss);
     if (it == NULL) {
         res = CACHE_NOT_FOUND;
@@ -221,11 +217,9 @@ enum cache_result cache_meta_delta(struct cache *c, const char *key, size_t nkey
     enum cache_result res = CACHE_OK;
     enum cache_miss miss;
     a->created = false;
-    rel_time_t now = c->clock();
-    flush_check(c, now);
-    uint64_t hv = item_hash(key, nkey);
-    struct cache_shard *sh = cache_shard_of(c, hv);
-    shard_enter(sh);
+    rel_time_t now;
+    uint64_t hv;
+    struct cache_shard *sh = cache_enter_key(c, key, nkey, &now, &hv);
     struct item *it = shard_find_locked(c, sh, hv, key, nkey, now, &miss);
     struct item *cur = NULL;
     if (it == NULL) {

@@ -156,3 +156,14 @@ size_t shard_reclaim_locked(struct cache *c, struct cache_shard *sh, size_t max,
     sh->maint_pos = (sh->maint_pos + i) & (n - 1);
     return reclaimed;
 }
+
+struct cache_shard *cache_enter_key(struct cache *c, const char *key, size_t nkey,
+                                    rel_time_t *now, uint64_t *hv)
+{
+    *now = c->clock();
+    flush_check(c, *now);
+    *hv = item_hash(key, nkey);
+    struct cache_shard *sh = cache_shard_of(c, *hv);
+    shard_enter(sh);
+    return sh;
+}
