@@ -44,18 +44,17 @@ enum st_status cache_create(struct cache **out, const struct cache_config *cfg)
         return ST_INVAL;
     if (hashpower > HASHTABLE_POWER_MAX)
         return ST_INVAL;
-    if (item_size_max < item_total(1, 0) || item_size_max > UINT32_MAX ||
+    if (item_size_max < item_total(1, 0, 0) || item_size_max > ITEM_VALUE_MAX ||
         item_size_max > cfg->max_bytes)
         return ST_INVAL;
     /* Classes run from the smallest item to the largest one that can
      * exist: item_size_max, or an incr result on the longest key, which
      * may exceed a tiny item_size_max (memcached does not check it). */
-    unsigned base = mem_class_of(mem_usable(item_total(1, 0)));
-    size_t largest = item_total(CACHE_KEY_MAX, CACHE_DELTA_DIGITS);
+    size_t largest = item_total(CACHE_KEY_MAX, CACHE_DELTA_DIGITS, UINT32_MAX);
     if (largest < item_size_max)
         largest = item_size_max;
-    unsigned top = mem_class_of(mem_usable(largest));
-    if (top - base + 1 >= CACHE_CLASSES_MAX)
+    unsigned top = item_class_of_size(largest);
+    if (top >= CACHE_CLASSES_MAX)
         return ST_INVAL;
 
     struct cache *c = mem_calloc(MEM_CACHE, 1, sizeof(*c));
@@ -63,8 +62,7 @@ enum st_status cache_create(struct cache **out, const struct cache_config *cfg)
         return ST_NOMEM;
     c->nshards = nshards;
     c->shard_bits = log2_exact(nshards);
-    c->base_mem_class = base;
-    c->nclasses = top - base + 1;
+    c->nclasses = top;
     c->item_size_max = item_size_max;
     c->evictions = cfg->evictions;
     c->bump_interval = cfg->bump_interval == 0 ? CACHE_DEFAULT_BUMP_INTERVAL : cfg->bump_interval;
@@ -129,9 +127,9 @@ static struct item *cache_lookup(struct cache *c, const char *key, size_t nkey, 
         lru_touch_locked(c, sh, it, now, true);
         if (touch) {
             atomic_store_explicit(&it->exptime, exptime, memory_order_relaxed);
-            sh->cls[it->clsid].st.touch_hits++;
+            sh->cls[item_clsid(it)].st.touch_hits++;
         } else {
-            sh->cls[it->clsid].st.get_hits++;
+            sh->cls[item_clsid(it)].st.get_hits++;
         }
     }
     shard_leave(sh);
@@ -158,20 +156,21 @@ struct item *cache_reserve(struct cache *c, const char *key, size_t nkey, uint32
 {
     ASSERT(key != NULL && nkey >= 1 && nkey <= CACHE_KEY_MAX);
     ASSERT(res != NULL);
-    if (nvalue > c->item_size_max || item_total(nkey, nvalue) > c->item_size_max) {
+    if (nvalue > c->item_size_max || item_total(nkey, nvalue, flags) > c->item_size_max) {
         *res = CACHE_TOO_LARGE;
         return NULL;
     }
     rel_time_t now = c->clock();
     flush_check(c, now);
-    size_t usable = mem_usable(item_total(nkey, nvalue));
-    unsigned clsid = item_class_of_usable(c, usable);
+    size_t total = item_total(nkey, nvalue, flags);
+    size_t usable = mem_usable(total);
+    unsigned clsid = item_class_of_size(total);
     struct cache_shard *home = cache_shard_of(c, item_hash(key, nkey));
     void *mem = budget_alloc(c, home, false, usable, clsid, now, res);
     if (mem == NULL)
         return NULL;
     *res = CACHE_OK;
-    return item_init(mem, key, nkey, flags, exptime, nvalue, clsid, now);
+    return item_init(mem, key, nkey, flags, exptime, nvalue, now);
 }
 
 /*
@@ -185,12 +184,14 @@ static struct item *cache_concat_locked(struct cache *c, struct cache_shard *sh,
                                         enum cache_result *res)
 {
     size_t nvalue = (size_t)old->nvalue + it->nvalue;
-    if (item_total(old->nkey, nvalue) > c->item_size_max) {
+    uint32_t flags = item_flags_get(old);
+    size_t total = item_total(old->nkey, nvalue, flags);
+    if (total > c->item_size_max) {
         *res = CACHE_TOO_LARGE;
         return NULL;
     }
-    size_t usable = mem_usable(item_total(old->nkey, nvalue));
-    unsigned clsid = item_class_of_usable(c, usable);
+    size_t usable = mem_usable(total);
+    unsigned clsid = item_class_of_size(total);
     /* A reference keeps the eviction walk off old while we allocate. */
     item_ref(old);
     void *mem = budget_alloc(c, sh, true, usable, clsid, now, res);
@@ -198,8 +199,8 @@ static struct item *cache_concat_locked(struct cache *c, struct cache_shard *sh,
     if (mem == NULL)
         return NULL;
     ASSERT(old->iflags & ITEM_LINKED);
-    struct item *nit = item_init(mem, old->data, old->nkey, old->flags, item_exptime_load(old),
-                                 nvalue, clsid, now);
+    struct item *nit = item_init(mem, old->data, old->nkey, flags, item_exptime_load(old), nvalue,
+                                 now);
     char *dst = nit->data + nit->nkey;
     const char *first = append ? old->data + old->nkey : it->data + it->nkey;
     size_t nfirst = append ? old->nvalue : it->nvalue;
@@ -229,7 +230,7 @@ enum cache_result cache_meta_commit(struct cache *c, struct item *it, enum cache
     struct cache_shard *sh = cache_shard_of(c, hv);
     shard_enter(sh);
     /* memcached counts every storage attempt, by the class of the item. */
-    sh->cls[it->clsid].st.cmd_set++;
+    sh->cls[item_clsid(it)].st.cmd_set++;
     struct item *old = shard_find_locked(c, sh, hv, it->data, it->nkey, now, &miss);
     switch (mode) {
     case CACHE_SET:
@@ -267,11 +268,11 @@ enum cache_result cache_meta_commit(struct cache *c, struct item *it, enum cache
                                       memory_order_relaxed);
                 it->iflags |= (uint8_t)(ITEM_STALE | (old->iflags & ITEM_TOKEN_SENT));
             } else {
-                sh->cls[old->clsid].st.cas_badval++;
+                sh->cls[item_clsid(old)].st.cas_badval++;
                 res = CACHE_EXISTS;
             }
         } else {
-            sh->cls[old->clsid].st.cas_hits++;
+            sh->cls[item_clsid(old)].st.cas_hits++;
         }
         break;
     default:
@@ -339,7 +340,7 @@ enum cache_result cache_touch(struct cache *c, const char *key, size_t nkey, rel
     if (it != NULL) {
         atomic_store_explicit(&it->exptime, exptime, memory_order_relaxed);
         lru_touch_locked(c, sh, it, now, true);
-        sh->cls[it->clsid].st.touch_hits++;
+        sh->cls[item_clsid(it)].st.touch_hits++;
     }
     shard_leave(sh);
     return it != NULL ? CACHE_OK : CACHE_NOT_FOUND;

@@ -134,12 +134,11 @@ struct item *cache_get_and_touch(struct cache *c, const char *key, size_t nkey,
 /* ---- storage: reserve, fill, commit ---- */
 
 /*
- * Allocates an unlinked item for key with room for nvalue bytes of value
- * plus 2 bytes for the "\r\n" terminator, evicting from the LRU as needed.
- * Returns the item (the caller's reference) or NULL with *res set to
- * CACHE_TOO_LARGE or CACHE_NO_MEMORY. The caller writes nvalue + 2 bytes at
- * item_data_mut(); the cache checks nothing about them (it pre-writes
- * "\r\n" at the end, so a caller that writes only the value is fine).
+ * Allocates an unlinked item for key with room for exactly nvalue bytes
+ * of value, evicting from the LRU as needed. Returns the item (the
+ * caller's reference) or NULL with *res set to CACHE_TOO_LARGE or
+ * CACHE_NO_MEMORY. The caller writes nvalue bytes at item_data_mut(); the
+ * cache checks nothing about them.
  * The reserved item counts against max_bytes until committed or released.
  */
 struct item *cache_reserve(struct cache *c, const char *key, size_t nkey, uint32_t flags,
@@ -332,19 +331,22 @@ void cache_stats_reset(struct cache *c);
 /* Changes the memory budget at runtime (evicts lazily on later stores). */
 void cache_set_max_bytes(struct cache *c, size_t max_bytes);
 
-/* Bytes of overhead per item beyond key and value (header + terminator),
- * excluding allocator rounding and hash bucket share. */
+/* Bytes of overhead per item beyond key and value (the header), excluding
+ * the 4 bytes that non-zero client flags take, allocator rounding and the
+ * hash bucket share. */
 size_t cache_item_overhead(void);
 
 /* ---- item accessors: valid while the caller holds a reference ---- */
 
 const char *item_key(const struct item *it);
 size_t item_nkey(const struct item *it);
-/* Value bytes, followed by "\r\n" (item_nvalue() excludes those 2 bytes). */
+/* Value bytes; no terminator is stored (replies add the "\r\n"). */
 const char *item_value(const struct item *it);
 size_t item_nvalue(const struct item *it);
-/* Writable value area (nvalue + 2 bytes) of a reserved, unlinked item. */
+/* Writable value area (exactly nvalue bytes) of a reserved, unlinked item. */
 char *item_data_mut(struct item *it);
+/* Bytes the item was allocated for: header, key, value, flags. */
+size_t item_bytes(const struct item *it);
 uint32_t item_flags(const struct item *it);
 uint64_t item_cas(const struct item *it);
 rel_time_t item_exptime(const struct item *it);

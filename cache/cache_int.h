@@ -43,7 +43,6 @@ struct cache {
     unsigned nshards;
     unsigned shard_bits;     /* shard = top shard_bits of the hash */
     unsigned nclasses;       /* class ids are 1..nclasses (see cache_create) */
-    unsigned base_mem_class; /* mem.h class of the smallest item */
     size_t item_size_max;
     bool evictions;
     rel_time_t bump_interval;
@@ -180,16 +179,10 @@ void budget_free(struct cache *c, struct item *it);
 
 /* ---- item.c ---- */
 
-/* Class id (1-based) of an item occupying `usable` allocator bytes. */
-static inline unsigned item_class_of_usable(const struct cache *c, size_t usable)
-{
-    return mem_class_of(usable) - c->base_mem_class + 1;
-}
-
-/* Fills the header and key of freshly allocated memory: one reference (the
- * caller's), unlinked, CAS 0, value uninitialised but "\r\n" written. */
+/* Fills the header, key and flags of freshly allocated memory: one
+ * reference (the caller's), unlinked, CAS 0, value uninitialised. */
 struct item *item_init(void *mem, const char *key, size_t nkey, uint32_t flags,
-                       rel_time_t exptime, size_t nvalue, unsigned clsid, rel_time_t now);
+                       rel_time_t exptime, size_t nvalue, rel_time_t now);
 
 /* Drops a reference held by cache code; frees the item if it was the last. */
 static inline void item_unref(struct cache *c, struct item *it)

@@ -76,10 +76,10 @@ enum cache_result delta_apply_locked(struct cache *c, struct cache_shard *sh, ui
         return CACHE_NON_NUMERIC;
     if (incr) {
         value += delta; /* wraps modulo 2^64, as memcached */
-        sh->cls[it->clsid].st.incr_hits++;
+        sh->cls[item_clsid(it)].st.incr_hits++;
     } else {
         value = delta > value ? 0 : value - delta;
-        sh->cls[it->clsid].st.decr_hits++;
+        sh->cls[item_clsid(it)].st.decr_hits++;
     }
     size_t len = delta_format(value, num);
     if (len <= it->nvalue && atomic_load_explicit(&it->refcount, memory_order_acquire) == 1) {
@@ -95,15 +95,17 @@ enum cache_result delta_apply_locked(struct cache *c, struct cache_shard *sh, ui
     } else {
         /* Someone is sending the old value, or the number grew. */
         size_t nvalue = len <= it->nvalue ? it->nvalue : len;
-        size_t usable = mem_usable(item_total(it->nkey, nvalue));
-        unsigned clsid = item_class_of_usable(c, usable);
+        uint32_t flags = item_flags_get(it);
+        size_t total = item_total(it->nkey, nvalue, flags);
+        size_t usable = mem_usable(total);
+        unsigned clsid = item_class_of_size(total);
         item_ref(it); /* keeps the eviction walk off it while we allocate */
         void *mem = budget_alloc(c, sh, true, usable, clsid, now, &res);
         atomic_fetch_sub_explicit(&it->refcount, 1, memory_order_relaxed); /* still linked */
         if (mem == NULL)
             return res;
-        struct item *nit = item_init(mem, it->data, it->nkey, it->flags, item_exptime_load(it),
-                                     nvalue, clsid, now);
+        struct item *nit =
+            item_init(mem, it->data, it->nkey, flags, item_exptime_load(it), nvalue, now);
         char *v = nit->data + nit->nkey;
         memcpy(v, num, len);
         memset(v + len, ' ', nvalue - len);

@@ -15,11 +15,10 @@ uint64_t item_hash(const char *key, size_t nkey)
 }
 
 struct item *item_init(void *mem, const char *key, size_t nkey, uint32_t flags,
-                       rel_time_t exptime, size_t nvalue, unsigned clsid, rel_time_t now)
+                       rel_time_t exptime, size_t nvalue, rel_time_t now)
 {
     ASSERT(nkey >= 1 && nkey <= CACHE_KEY_MAX);
-    ASSERT(nvalue <= UINT32_MAX);
-    ASSERT(clsid >= 1 && clsid < CACHE_CLASSES_MAX);
+    ASSERT(nvalue <= ITEM_VALUE_MAX);
     struct item *it = mem;
     it->h_next = NULL;
     it->lru_prev = NULL;
@@ -28,16 +27,13 @@ struct item *item_init(void *mem, const char *key, size_t nkey, uint32_t flags,
     atomic_init(&it->refcount, 1);
     atomic_init(&it->exptime, exptime);
     it->atime = now;
-    it->flags = flags;
-    it->nvalue = (uint32_t)nvalue;
+    it->nvalue = (uint32_t)nvalue & ITEM_VALUE_MAX;
+    it->has_flags = flags != 0;
     it->nkey = (uint8_t)nkey;
     it->iflags = 0;
-    it->clsid = (uint8_t)clsid;
-    it->spare = 0;
     memcpy(it->data, key, nkey);
-    /* The caller normally reads the client's "\r\n" over these; writing
-     * them here keeps an item well formed if it only writes the value. */
-    memcpy(it->data + nkey + nvalue, "\r\n", 2);
+    if (flags != 0)
+        memcpy(it->data + nkey + nvalue, &flags, sizeof(flags));
     return it;
 }
 
@@ -69,7 +65,7 @@ char *item_data_mut(struct item *it)
 
 uint32_t item_flags(const struct item *it)
 {
-    return it->flags;
+    return item_flags_get(it);
 }
 
 uint64_t item_cas(const struct item *it)
@@ -84,10 +80,15 @@ rel_time_t item_exptime(const struct item *it)
 
 unsigned item_class(const struct item *it)
 {
-    return it->clsid;
+    return item_clsid(it);
+}
+
+size_t item_bytes(const struct item *it)
+{
+    return item_size(it);
 }
 
 size_t cache_item_overhead(void)
 {
-    return ITEM_HDR_SIZE + 2;
+    return ITEM_HDR_SIZE;
 }

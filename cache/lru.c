@@ -28,7 +28,7 @@ void lru_touch_locked(const struct cache *c, struct cache_shard *sh, struct item
 
 static void lru_count_eviction(struct cache_shard *sh, const struct item *it, rel_time_t now)
 {
-    struct shard_class *sc = &sh->cls[it->clsid];
+    struct shard_class *sc = &sh->cls[item_clsid(it)];
     sc->st.evicted++;
     if (item_exptime_load(it) != 0)
         sc->st.evicted_nonzero++;

@@ -64,14 +64,13 @@ static struct item *meta_create_locked(struct cache *c, struct cache_shard *sh, 
                                        size_t nvalue, rel_time_t now)
 {
     enum cache_result res;
-    if (item_total(nkey, nvalue) > c->item_size_max)
+    size_t total = item_total(nkey, nvalue, 0);
+    if (total > c->item_size_max)
         return NULL;
-    size_t usable = mem_usable(item_total(nkey, nvalue));
-    unsigned clsid = item_class_of_usable(c, usable);
-    void *mem = budget_alloc(c, sh, true, usable, clsid, now, &res);
+    void *mem = budget_alloc(c, sh, true, mem_usable(total), item_class_of_size(total), now, &res);
     if (mem == NULL)
         return NULL;
-    struct item *it = item_init(mem, key, nkey, 0, 0, nvalue, clsid, now);
+    struct item *it = item_init(mem, key, nkey, 0, 0, nvalue, now);
     memcpy(it->data + nkey, value, nvalue);
     it->cas = cache_next_cas(c);
     item_ref(it); /* the caller's; the first becomes the table's */
@@ -120,9 +119,9 @@ struct item *cache_meta_get(struct cache *c, const char *key, size_t nkey,
         if (!no_bump)
             lru_touch_locked(c, sh, it, now, true);
         if (ttl->touch_pos >= 0)
-            sh->cls[it->clsid].st.touch_hits++;
+            sh->cls[item_clsid(it)].st.touch_hits++;
         else
-            sh->cls[it->clsid].st.get_hits++;
+            sh->cls[item_clsid(it)].st.get_hits++;
     }
     shard_leave(sh);
     if (miss != NULL)
@@ -163,14 +162,13 @@ static struct item *meta_private_locked(struct cache *c, struct cache_shard *sh,
     if (atomic_load_explicit(&it->refcount, memory_order_acquire) == 1)
         return it;
     enum cache_result res;
-    size_t usable = mem_usable(item_total(it->nkey, it->nvalue));
     item_ref(it); /* keeps the eviction walk off it while we allocate */
-    void *mem = budget_alloc(c, sh, true, usable, it->clsid, now, &res);
+    void *mem = budget_alloc(c, sh, true, item_usable(it), item_clsid(it), now, &res);
     atomic_fetch_sub_explicit(&it->refcount, 1, memory_order_relaxed); /* still linked */
     if (mem == NULL)
         return NULL;
-    struct item *nit = item_init(mem, it->data, it->nkey, it->flags, item_exptime_load(it),
-                                 it->nvalue, it->clsid, now);
+    struct item *nit = item_init(mem, it->data, it->nkey, item_flags_get(it),
+                                 item_exptime_load(it), it->nvalue, now);
     memcpy(nit->data + nit->nkey, it->data + it->nkey, it->nvalue);
     nit->iflags = (uint8_t)(it->iflags & ITEM_META_BITS);
     nit->cas = it->cas;
@@ -203,7 +201,7 @@ enum cache_result cache_meta_delete(struct cache *c, const char *key, size_t nke
         it->iflags &= (uint8_t)~ITEM_TOKEN_SENT; /* the next fetch wins */
         it->cas = cache_next_cas(c);
     } else {
-        sh->cls[it->clsid].st.delete_hits++;
+        sh->cls[item_clsid(it)].st.delete_hits++;
         shard_unlink_locked(c, sh, it);
     }
     shard_leave(sh);

@@ -62,10 +62,10 @@ void shard_link_locked(struct cache_shard *sh, struct item *it, uint64_t hv, rel
     it->atime = now;
     hashtable_insert(&sh->ht, it, hv);
     lru_push_head(&sh->lru, it);
-    struct cache_class_stats *st = &sh->cls[it->clsid].st;
+    struct cache_class_stats *st = &sh->cls[item_clsid(it)].st;
     st->number++;
     st->bytes += item_usable(it);
-    st->bytes_requested += item_total(it->nkey, it->nvalue);
+    st->bytes_requested += item_size(it);
     sh->total_items++;
 }
 
@@ -74,12 +74,12 @@ void shard_link_locked(struct cache_shard *sh, struct item *it, uint64_t hv, rel
 static size_t shard_forget_locked(struct cache *c, struct cache_shard *sh, struct item *it)
 {
     lru_remove(&sh->lru, it);
-    struct cache_class_stats *st = &sh->cls[it->clsid].st;
+    struct cache_class_stats *st = &sh->cls[item_clsid(it)].st;
     size_t usable = item_usable(it);
     ASSERT(st->number > 0 && st->bytes >= usable);
     st->number--;
     st->bytes -= usable;
-    st->bytes_requested -= item_total(it->nkey, it->nvalue);
+    st->bytes_requested -= item_size(it);
     it->iflags &= (uint8_t)~ITEM_LINKED;
     /* The table's reference. */
     if (atomic_fetch_sub_explicit(&it->refcount, 1, memory_order_acq_rel) == 1) {
@@ -98,7 +98,7 @@ size_t shard_unlink_locked(struct cache *c, struct cache_shard *sh, struct item 
 
 void shard_count_reclaim_locked(struct cache_shard *sh, const struct item *it)
 {
-    struct cache_class_stats *st = &sh->cls[it->clsid].st;
+    struct cache_class_stats *st = &sh->cls[item_clsid(it)].st;
     st->reclaimed++;
     if ((it->iflags & ITEM_FETCHED) == 0)
         st->expired_unfetched++;

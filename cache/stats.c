@@ -105,11 +105,12 @@ unsigned cache_class_stats_read(const struct cache *c, struct cache_class_stats 
         for (const struct item *it = sh->lru.tail; it != NULL && scanned < STATS_AGE_SCAN;
              it = it->lru_prev, scanned++) {
             last = it->atime;
-            if (!seen[it->clsid]) {
-                seen[it->clsid] = true;
-                if (!have_oldest[it->clsid] || it->atime < oldest[it->clsid])
-                    oldest[it->clsid] = it->atime;
-                have_oldest[it->clsid] = true;
+            unsigned k = item_clsid(it);
+            if (!seen[k]) {
+                seen[k] = true;
+                if (!have_oldest[k] || it->atime < oldest[k])
+                    oldest[k] = it->atime;
+                have_oldest[k] = true;
             }
         }
         for (unsigned k = 1; k <= c->nclasses; k++) {
@@ -126,7 +127,7 @@ unsigned cache_class_stats_read(const struct cache *c, struct cache_class_stats 
     for (unsigned k = 1; k <= c->nclasses; k++) {
         if (!stats_class_used(&cls[k]))
             continue;
-        cls[k].chunk_size = mem_class_size(c->base_mem_class + k - 1);
+        cls[k].chunk_size = mem_class_size(ITEM_BASE_MEM_CLASS + k - 1);
         if (cls[k].number > 0 && have_oldest[k] && now > oldest[k])
             cls[k].age = now - oldest[k];
         top = k + 1;

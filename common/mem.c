@@ -26,27 +26,6 @@ const char *malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_deca
 
 static _Atomic size_t mem_counters[MEM_COMPONENTS];
 
-/* floor(log2(x)) for x > 0 */
-static unsigned lg_floor(size_t x)
-{
-    return (unsigned)(sizeof(size_t) * 8 - 1 - (unsigned)__builtin_clzl(x));
-}
-
-unsigned mem_class_of(size_t size)
-{
-    if (size <= 8)
-        return 0;
-    if (size <= 128)
-        return (unsigned)((size + 15) / 16); /* 16 -> 1 ... 128 -> 8 */
-    /* Above 128: four classes per doubling; class k of group g spans
-     * (2^g + (k-1)*2^(g-2), 2^g + k*2^(g-2)]. */
-    unsigned lg = lg_floor(size - 1); /* size in (2^lg, 2^(lg+1)] */
-    size_t delta = (size_t)1 << (lg - 2);
-    size_t base = (size_t)1 << lg;
-    unsigned k = (unsigned)((size - base + delta - 1) / delta); /* 1..4 */
-    return 8 + (lg - 7) * 4 + k;
-}
-
 size_t mem_class_size(unsigned cls)
 {
     if (cls == 0)

@@ -35,7 +35,20 @@ size_t mem_usable(size_t size);
  * `stats slabs`/`stats items` rows. mem_class_of(size) is the class that
  * serves `size`; mem_class_size(i) the bytes of class i.
  */
-unsigned mem_class_of(size_t size);
+static inline unsigned mem_class_of(size_t size)
+{
+    if (size <= 8)
+        return 0;
+    if (size <= 128)
+        return (unsigned)((size + 15) / 16); /* 16 -> 1 ... 128 -> 8 */
+    /* Above 128: four classes per doubling; class k of group g spans
+     * (2^g + (k-1)*2^(g-2), 2^g + k*2^(g-2)]. */
+    unsigned lg = (unsigned)(sizeof(size_t) * 8 - 1) - (unsigned)__builtin_clzl(size - 1);
+    size_t delta = (size_t)1 << (lg - 2);
+    size_t base = (size_t)1 << lg;
+    unsigned k = (unsigned)((size - base + delta - 1) / delta); /* 1..4 */
+    return 8 + (lg - 7) * 4 + k;
+}
 size_t mem_class_size(unsigned cls);
 
 /* Bytes currently allocated by component c, and by all components. */

@@ -163,18 +163,25 @@ void conn_close(struct conn *c)
     conn_free(c);
 }
 
-void conn_begin_nread(struct conn *c, struct item *it, size_t nbytes, enum cache_store_mode mode,
+void conn_begin_nread(struct conn *c, struct item *it, unsigned ntail, enum cache_store_mode mode,
                       uint64_t cas_in, bool noreply)
 {
     ASSERT(c->it == NULL);
+    ASSERT(ntail <= sizeof(c->tail));
     c->it = it;
     c->dst = item_data_mut(it);
-    c->left = nbytes;
+    c->left = item_nvalue(it);
+    c->tail_left = (uint8_t)ntail;
     c->mode = mode;
     c->cas_in = cas_in;
     c->noreply = noreply;
     c->nread_meta = false;
     set_state(c, CONN_NREAD);
+}
+
+bool conn_tail_is_crlf(const struct conn *c)
+{
+    return c->tail[0] == '\r' && c->tail[1] == '\n';
 }
 
 void conn_begin_swallow(struct conn *c, size_t nbytes, enum proto_action (*then)(struct conn *c))
@@ -229,7 +236,7 @@ static enum st_status conn_read(struct conn *c)
 {
     char *dst;
     size_t room;
-    if (get_state(c) == CONN_NREAD && c->rlen == 0) {
+    if (get_state(c) == CONN_NREAD && c->rlen == 0 && c->left > 0) {
         dst = c->dst; /* large values go straight into the item */
         room = c->left;
     } else {
@@ -275,7 +282,13 @@ static enum proto_action conn_process(struct conn *c, bool *yielded)
             c->dst += n;
             c->left -= n;
             conn_consume(c, n);
-            if (c->left > 0)
+            if (c->left == 0 && c->tail_left > 0) {
+                size_t t = c->rlen < c->tail_left ? c->rlen : c->tail_left;
+                memcpy(c->tail + sizeof(c->tail) - c->tail_left, c->rbuf + c->rpos, t);
+                c->tail_left = (uint8_t)(c->tail_left - t);
+                conn_consume(c, t);
+            }
+            if (c->left > 0 || c->tail_left > 0)
                 return PROTO_NEXT;
             set_state(c, CONN_PARSE_CMD);
             enum proto_action done = c->proto == CONN_PROTO_BINARY ? proto_binary_nread_done(c)

@@ -56,8 +56,10 @@ struct conn {
 
     /* CONN_NREAD: the value being read for a storage command */
     struct item *it;            /* reserved item; owned by the connection */
-    char *dst;                  /* next byte to fill */
-    size_t left;                /* bytes still to read, terminator included */
+    char *dst;                  /* next value byte to fill */
+    size_t left;                /* value bytes still to read */
+    uint8_t tail_left;          /* terminator bytes still to read into tail */
+    char tail[2];               /* the "\r\n" a text value must end with */
     enum cache_store_mode mode;
     uint64_t cas_in;
     bool noreply;
@@ -102,10 +104,13 @@ struct conn *conn_next(const struct conn *c);
  * replies wait for the socket). Any thread. */
 const char *conn_state_name(const struct conn *c);
 
-/* For protocol modules: start reading nbytes (terminator included) into
- * item `it` (takes the reference). */
-void conn_begin_nread(struct conn *c, struct item *it, size_t nbytes, enum cache_store_mode mode,
+/* For protocol modules: start reading the value of item `it` (takes the
+ * reference), then `ntail` terminator bytes (0 or 2) into c->tail, which
+ * the nread_done callback checks: items do not store the terminator. */
+void conn_begin_nread(struct conn *c, struct item *it, unsigned ntail, enum cache_store_mode mode,
                       uint64_t cas_in, bool noreply);
+/* True if the terminator read after a text value is "\r\n". */
+bool conn_tail_is_crlf(const struct conn *c);
 /* For protocol modules: drop n bytes of buffered input (views into the
  * buffer stay valid until the next read). */
 void conn_consume(struct conn *c, size_t n);

@@ -154,6 +154,22 @@ enum st_status outq_add_item(struct outq *q, struct item *it, const void *p, siz
     return push_iov(q, p, n);
 }
 
+enum st_status outq_add_value(struct outq *q, struct item *it, const char *suffix, size_t nsuffix)
+{
+    size_t nvalue = item_nvalue(it);
+    if (nvalue + nsuffix > OUTQ_COPY_MAX) {
+        enum st_status s = outq_add_item(q, it, item_value(it), nvalue);
+        return s != ST_OK || nsuffix == 0 ? s : outq_add(q, suffix, nsuffix);
+    }
+    char *p = outq_reserve(q, nvalue + nsuffix);
+    if (p != NULL) {
+        memcpy(p, item_value(it), nvalue);
+        memcpy(p + nvalue, suffix, nsuffix);
+    }
+    cache_release(q->cache, it);
+    return p == NULL ? ST_NOMEM : outq_commit(q, nvalue + nsuffix);
+}
+
 void outq_mark(const struct outq *q, struct outq_mark *m)
 {
     m->niov = q->niov;

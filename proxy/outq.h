@@ -63,6 +63,11 @@ enum st_status outq_add(struct outq *q, const void *p, size_t n);
  * caller's reference to it (released once written, or on failure). */
 enum st_status outq_add_item(struct outq *q, struct item *it, const void *p, size_t n);
 
+/* Queues the value of `it` followed by nsuffix bytes of suffix (the
+ * "\r\n" items do not store): copied when small, sent from the item when
+ * large. Takes ownership of the caller's reference, as outq_add_item. */
+enum st_status outq_add_value(struct outq *q, struct item *it, const char *suffix, size_t nsuffix);
+
 void outq_mark(const struct outq *q, struct outq_mark *m);
 /* Drops everything queued after the mark (releasing items). */
 void outq_rollback(struct outq *q, const struct outq_mark *m);

@@ -212,7 +212,7 @@ static enum proto_action do_store(struct conn *c, const struct mc_bin_header *h,
         return refuse_after_body(c, h, vlen, status_of(res));
     c->bin_opcode = h->opcode;
     c->bin_opaque = h->opaque;
-    conn_begin_nread(c, it, vlen, mode, h->cas, mc_bin_is_quiet(h->opcode));
+    conn_begin_nread(c, it, 0, mode, h->cas, mc_bin_is_quiet(h->opcode));
     return PROTO_NEXT;
 }
 

@@ -99,26 +99,12 @@ static enum proto_action reply_error(struct conn *c, const char *line)
 static enum proto_action reply_line(struct conn *c, struct meta_line *l, struct item *it)
 {
     line_put(l, LIT("\r\n"));
-    size_t total = it != NULL ? item_nvalue(it) + 2 : 0;
-    bool copy = total <= OUTQ_COPY_MAX;
-    char *p = outq_reserve(&c->out, l->n + (copy ? total : 0));
-    if (p == NULL) {
-        cache_release(c->p->cache, it);
-        return PROTO_CLOSE;
-    }
-    memcpy(p, l->buf, l->n);
-    if (it != NULL && copy)
-        memcpy(p + l->n, item_value(it), total);
-    enum st_status s = outq_commit(&c->out, l->n + (copy ? total : 0));
-    if (it == NULL || copy) {
+    enum st_status s = outq_add(&c->out, l->buf, l->n);
+    if (it == NULL || s != ST_OK) {
         cache_release(c->p->cache, it);
         return s == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
     }
-    if (s != ST_OK) {
-        cache_release(c->p->cache, it);
-        return PROTO_CLOSE;
-    }
-    return outq_add_item(&c->out, it, item_value(it), total) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
+    return outq_add_value(&c->out, it, "\r\n", 2) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
 }
 
 /* Echoes O and k for replies without an item (miss, NF, EX). */
@@ -263,7 +249,7 @@ static enum proto_action meta_set(struct conn *c, const struct mc_meta_request *
     ms->key_binary = req->key_binary;
     ms->quiet = req->quiet;
     ms->mflags = mflags;
-    conn_begin_nread(c, it, nbytes, mode, req->has_cas ? req->cas : 0, req->quiet);
+    conn_begin_nread(c, it, 2, mode, req->has_cas ? req->cas : 0, req->quiet);
     c->nread_meta = true;
     return PROTO_NEXT;
 }
@@ -274,9 +260,7 @@ enum proto_action proto_meta_nread_done(struct conn *c)
     struct proto_meta_set *ms = c->meta_set;
     c->it = NULL;
     c->nread_meta = false;
-    const char *v = item_value(it);
-    size_t n = item_nvalue(it);
-    if (v[n] != '\r' || v[n + 1] != '\n') {
+    if (!conn_tail_is_crlf(c)) {
         cmd_store_aborted(c->w, it);
         return reply(c, LIT("CLIENT_ERROR bad data chunk\r\n"));
     }
@@ -403,7 +387,7 @@ static enum proto_action meta_debug(struct conn *c, const struct mc_meta_request
                             " exp=%lld la=%u cas=%llu fetch=%s cls=%u size=%zu",
                             (long long)info.ttl, (unsigned)info.idle,
                             (unsigned long long)item_cas(it), info.fetched ? "yes" : "no",
-                            item_class(it), cache_item_overhead() + item_nkey(it) + item_nvalue(it));
+                            item_class(it), item_bytes(it));
     cache_release(c->p->cache, it);
     return reply_line(c, &l, NULL);
 }

@@ -52,27 +52,19 @@ static enum proto_action reply_maybe(struct conn *c, bool noreply, const char *s
 /* Appends one hit of a get-family command. Takes the item reference. */
 static enum st_status add_value(struct conn *c, struct item *it, bool with_cas)
 {
-    size_t nvalue = item_nvalue(it);
-    size_t total = nvalue + 2;
-    bool copy = total <= OUTQ_COPY_MAX;
-    char *p = outq_reserve(&c->out, MC_VALUE_HEADER_MAX + (copy ? total : 0));
+    char *p = outq_reserve(&c->out, MC_VALUE_HEADER_MAX);
     if (p == NULL) {
         cache_release(c->p->cache, it);
         return ST_NOMEM;
     }
-    size_t n = mc_text_value_header(p, item_key(it), item_nkey(it), item_flags(it), nvalue,
-                                    with_cas, item_cas(it));
-    if (copy) {
-        memcpy(p + n, item_value(it), total);
-        cache_release(c->p->cache, it);
-        return outq_commit(&c->out, n + total);
-    }
+    size_t n = mc_text_value_header(p, item_key(it), item_nkey(it), item_flags(it),
+                                    item_nvalue(it), with_cas, item_cas(it));
     enum st_status s = outq_commit(&c->out, n);
     if (s != ST_OK) {
         cache_release(c->p->cache, it);
         return s;
     }
-    return outq_add_item(&c->out, it, item_value(it), total);
+    return outq_add_value(&c->out, it, "\r\n", 2);
 }
 
 static enum proto_action do_get(struct conn *c, const struct mc_request *req)
@@ -117,7 +109,7 @@ static enum proto_action reply_deferred(struct conn *c)
 static enum proto_action do_store(struct conn *c, const struct mc_request *req)
 {
     enum cache_store_mode mode = store_mode(req->cmd);
-    size_t nbytes = (size_t)req->nbytes + 2;
+    size_t nbytes = (size_t)req->nbytes + 2; /* the value and its "\r\n" */
     enum cache_result res;
     struct item *it = cmd_reserve(c->w, req->key, req->nkey, req->flags,
                                   clock_exptime(req->exptime), (size_t)req->nbytes, mode, &res);
@@ -129,7 +121,7 @@ static enum proto_action do_store(struct conn *c, const struct mc_request *req)
         conn_begin_swallow(c, nbytes, reply_deferred);
         return PROTO_NEXT;
     }
-    conn_begin_nread(c, it, nbytes, mode, req->cas, req->noreply);
+    conn_begin_nread(c, it, 2, mode, req->cas, req->noreply);
     return PROTO_NEXT;
 }
 
@@ -137,9 +129,7 @@ enum proto_action proto_text_nread_done(struct conn *c)
 {
     struct item *it = c->it;
     c->it = NULL;
-    const char *v = item_value(it);
-    size_t n = item_nvalue(it);
-    if (v[n] != '\r' || v[n + 1] != '\n') {
+    if (!conn_tail_is_crlf(c)) {
         cmd_store_aborted(c->w, it);
         return reply_maybe(c, c->noreply, LIT("CLIENT_ERROR bad data chunk\r\n"));
     }

@@ -65,7 +65,6 @@ static enum cache_result store_n(struct cache *c, enum cache_store_mode mode, co
     }
     assert_int_equal(res, CACHE_OK);
     memcpy(item_data_mut(it), val, nval);
-    memcpy(item_data_mut(it) + nval, "\r\n", 2);
     return cache_commit(c, it, mode, cas_in, cas_out);
 }
 
@@ -80,7 +79,7 @@ static enum cache_result set(struct cache *c, const char *key, const char *val)
     return store(c, CACHE_SET, key, val, 0, 0);
 }
 
-/* Asserts that key holds exactly val (then "\r\n"). */
+/* Asserts that key holds exactly val. */
 static void check_value_n(struct cache *c, const char *key, const char *val, size_t nval)
 {
     enum cache_miss miss = CACHE_MISS_ABSENT;
@@ -91,7 +90,6 @@ static void check_value_n(struct cache *c, const char *key, const char *val, siz
     assert_memory_equal(item_key(it), key, strlen(key));
     assert_int_equal(item_nvalue(it), nval);
     assert_memory_equal(item_value(it), val, nval);
-    assert_memory_equal(item_value(it) + nval, "\r\n", 2);
     cache_release(c, it);
 }
 
@@ -146,10 +144,48 @@ static void test_create_validates(void **state)
     cache_destroy(NULL);
 }
 
-static void test_header_size(void **state)
+static size_t bytes_of(struct cache *c, const char *key, uint32_t *flags)
 {
-    (void)state;
-    assert_int_equal(cache_item_overhead(), 56 + 2);
+    struct item *it = cache_get(c, key, strlen(key), NULL);
+    assert_non_null(it);
+    size_t n = item_bytes(it);
+    *flags = item_flags(it);
+    cache_release(c, it);
+    return n;
+}
+
+/* Items store no "\r\n", and flags only when non-zero (item.h says why);
+ * every path that rebuilds an item keeps the flags. */
+static void test_item_footprint(void **state)
+{
+    struct cache *c = *state;
+    uint32_t flags;
+    assert_int_equal(cache_item_overhead(), 50);
+    char v100[101];
+    memset(v100, 'v', 100);
+    v100[100] = '\0';
+    assert_int_equal(set(c, "key:123456", v100), CACHE_STORED);
+    assert_int_equal(bytes_of(c, "key:123456", &flags), 50 + 10 + 100);
+    assert_int_equal(flags, 0);
+    /* The case the layout was cut for: 10-byte keys, 100-byte values. */
+    assert_int_equal(mem_usable(50 + 10 + 100), 160);
+
+    assert_int_equal(store(c, CACHE_SET, "f", "abc", 0xdeadbeef, 0), CACHE_STORED);
+    assert_int_equal(bytes_of(c, "f", &flags), 50 + 1 + 3 + 4);
+    assert_int_equal(flags, 0xdeadbeef);
+    assert_int_equal(store(c, CACHE_APPEND, "f", "de", 0, 0), CACHE_STORED);
+    check_value(c, "f", "abcde");
+    assert_int_equal(bytes_of(c, "f", &flags), 50 + 1 + 5 + 4);
+    assert_int_equal(flags, 0xdeadbeef);
+
+    /* incr into a longer number builds a new item. */
+    assert_int_equal(store(c, CACHE_SET, "n", "9", 5, 0), CACHE_STORED);
+    uint64_t v = 0;
+    assert_int_equal(cache_delta(c, "n", 1, true, 1, 0, &v, NULL), CACHE_OK);
+    assert_int_equal(v, 10);
+    check_value(c, "n", "10");
+    assert_int_equal(bytes_of(c, "n", &flags), 50 + 1 + 2 + 4);
+    assert_int_equal(flags, 5);
 }
 
 /* ---- basic get/set ---- */
@@ -579,7 +615,7 @@ static void test_delta_with_reader(void **state)
     assert_true(cas1 > cas0);
     /* The reader still sees the old bytes; the key has the new value with
      * the same length rules. */
-    assert_memory_equal(item_value(held), "100\r\n", 5);
+    assert_memory_equal(item_value(held), "100", 3);
     assert_int_equal(item_cas(held), cas0);
     check_value(c, "n", "99 ");
     assert_int_equal(cas_of(c, "n"), cas1);
@@ -723,12 +759,12 @@ static void test_reference_outlives_unlink(void **state)
     assert_ptr_equal(held, held2);
     cache_release(c, held2);
     assert_int_equal(set(c, "k", "new"), CACHE_STORED); /* replaced */
-    assert_memory_equal(item_value(held), "old\r\n", 5);
+    assert_memory_equal(item_value(held), "old", 3);
     check_value(c, "k", "new");
     assert_int_equal(stats(c).malloced, 2 * one);
     assert_int_equal(stats(c).bytes, one);
     assert_int_equal(cache_delete(c, "k", 1, 0), CACHE_OK);
-    assert_memory_equal(item_value(held), "old\r\n", 5);
+    assert_memory_equal(item_value(held), "old", 3);
     assert_memory_equal(item_key(held), "k", 1);
     assert_int_equal(stats(c).malloced, one);
     cache_release(c, held);
@@ -750,7 +786,7 @@ static void test_many_references(void **state)
     size_t held = stats(c).malloced;
     assert_true(held > 0);
     for (int i = 0; i < N; i++) {
-        assert_memory_equal(item_value(refs[i]), "v\r\n", 3);
+        assert_memory_equal(item_value(refs[i]), "v", 1);
         cache_release(c, refs[i]);
     }
     assert_int_equal(stats(c).malloced, 0);
@@ -890,7 +926,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_create_validates),
-        T(test_header_size),
+        T(test_item_footprint),
         T(test_set_get),
         T(test_reserve_writes_terminator),
         T(test_ttl),

@@ -60,7 +60,7 @@ static bool value_ok(const struct item *it)
 {
     const char *v = item_value(it);
     size_t n = item_nvalue(it);
-    if (memcmp(v + n, "\r\n", 2) != 0 || n == 0 || v[0] < '0' || v[0] > '9')
+    if (n == 0 || v[0] < '0' || v[0] > '9')
         return false;
     size_t i = 0;
     while (i < n && v[i] >= '0' && v[i] <= '9')
@@ -107,7 +107,6 @@ static void store(struct worker *w, const char *key, int nkey, enum cache_store_
         else
             memset(d, '7', len);
     }
-    memcpy(d + item_nvalue(it), "\r\n", 2);
     w->cmd_set++;
     enum cache_result r = cache_commit(w->c, it, mode, cas_in, NULL);
     if (r == CACHE_STORED && mode == CACHE_CAS)
@@ -147,7 +146,7 @@ static void *worker_main(void *arg)
                 cache_release(w->c, h->it);
             }
             h->it = it;
-            h->n = item_nvalue(it) + 2 < sizeof(h->copy) ? item_nvalue(it) + 2 : sizeof(h->copy);
+            h->n = item_nvalue(it) < sizeof(h->copy) ? item_nvalue(it) : sizeof(h->copy);
             memcpy(h->copy, item_value(it), h->n);
         } else if (r < 65) {
             store(w, key, nkey, CACHE_SET, 0);
@@ -289,7 +288,7 @@ static void test_mixed_operations(void **state)
         enum cache_result res;
         struct item *it = cache_reserve(c, key, (size_t)nkey, 0, 0, 1, &res);
         assert_non_null(it);
-        memcpy(item_data_mut(it), "5\r\n", 3);
+        memcpy(item_data_mut(it), "5", 1);
         assert_int_equal(cache_commit(c, it, CACHE_SET, 0, NULL), CACHE_STORED);
     }
     for (unsigned k = 0; k < KEYS; k++) {
@@ -333,7 +332,7 @@ static void test_concurrent_incr(void **state)
     assert_int_equal(cache_create(&c, &cfg), ST_OK);
     enum cache_result res;
     struct item *it = cache_reserve(c, "ctr", 3, 0, 0, 1, &res);
-    memcpy(item_data_mut(it), "0\r\n", 3);
+    memcpy(item_data_mut(it), "0", 1);
     assert_int_equal(cache_commit(c, it, CACHE_SET, 0, NULL), CACHE_STORED);
     pthread_t tid[THREADS];
     struct incr_arg arg = {c, 20000};

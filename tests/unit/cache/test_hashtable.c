@@ -24,7 +24,7 @@ static struct item *make_item(int i)
 {
     char key[32];
     int n = snprintf(key, sizeof(key), "key:%d", i);
-    struct item *it = calloc(1, item_total((size_t)n, 0));
+    struct item *it = calloc(1, item_total((size_t)n, 0, 0));
     assert_non_null(it);
     it->nkey = (uint8_t)n;
     memcpy(it->data, key, (size_t)n);
