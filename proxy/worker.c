@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <sched.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -143,10 +144,21 @@ void worker_deinit(struct worker *w)
     w->base = NULL;
 }
 
+/*
+ * One loop round is one epoll_wait and the callbacks it made active; after
+ * each we offer the CPU to other runnable threads. Without that, a worker
+ * kept busy by clients on other CPUs runs until the scheduler preempts it
+ * (whole slices, 1.5-5 ms), and a client waiting to run on the same CPU
+ * waits that long for replies that are already in its socket: on a box
+ * where clients and workers share cores, those connections set the p99
+ * (docs/BENCH.md has the measurements). With nothing else runnable the
+ * yield is one cheap syscall and the worker keeps its CPU.
+ */
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    event_base_dispatch(w->base);
+    while (event_base_loop(w->base, EVLOOP_ONCE) == 0 && !event_base_got_break(w->base))
+        sched_yield();
     return NULL;
 }
 
