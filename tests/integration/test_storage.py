@@ -130,6 +130,26 @@ def test_get_many_keys_with_duplicates_and_misses(conn, key):
               b"VALUE %s 1 1\r\nA\r\nEND\r\n" % (b, a, b, a))
 
 
+# Values are sent from the item above some size and copied below it, with
+# the "\r\n" appended either way (items do not store it): sizes around
+# that boundary, with zero and non-zero flags, in one multi-get and with
+# flags changed by a later set.
+@pytest.mark.parametrize("flags", [0, 4294967295])
+def test_values_around_the_copy_boundary(conn, key, flags):
+    sizes = list(range(1018, 1030)) + [4095, 70000]
+    keys = [b"%s_%d" % (key, n) for n in sizes]
+    values = [bytes((i * 7 + n) % 256 for i in range(n - 2)) + b"\r\n" for n in sizes]
+    for k, v in zip(keys, values):
+        conn.call(b"set %s %d 0 %d\r\n%s\r\n" % (k, flags, len(v), v), b"STORED\r\n")
+    expected = b"".join(b"VALUE %s %d %d\r\n%s\r\n" % (k, flags, len(v), v)
+                        for k, v in zip(keys, values))
+    conn.call(b"get " + b" ".join(keys) + b"\r\n", expected + b"END\r\n", timeout=10)
+    for k, v in zip(keys, values):
+        conn.call(b"mg %s v f s\r\n" % k, b"VA %d f%d s%d\r\n%s\r\n" % (len(v), flags, len(v), v))
+        conn.call(b"set %s 0 0 %d\r\n%s\r\n" % (k, len(v), v), b"STORED\r\n")
+        conn.call(b"get %s\r\n" % k, b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (k, len(v), v))
+
+
 def test_gets_and_gats_return_the_same_cas_unique(conn, key):
     conn.call(b"set %s 4 0 2\r\nhi\r\n" % key, b"STORED\r\n")
     unique = gets_unique(conn, key)
