@@ -10,7 +10,7 @@
 #   make crash-test / bench-storage   storage engine kill loop / vs LevelDB, RocksDB
 #   make install   DESTDIR= PREFIX=/usr/local
 #   make deb / rpm / package-test   packages (packaging/, docs/PACKAGING.md)
-#   make check-deps / check-headers / fmt / clean
+#   make check-deps / check-headers / fmt / check-format / clean
 
 MODE ?= release
 PREFIX ?= /usr/local
@@ -68,7 +68,7 @@ VERSION := $(shell cat VERSION)
 CFLAGS_ALL += -DSTRATA_VERSION='"$(VERSION)"'
 
 .PHONY: all run test test-unit test-integration asan bench install clean \
-        deps deps-test check-deps check-headers fmt
+        deps deps-test check-deps check-headers fmt check-format
 .DEFAULT_GOAL := all
 
 # Filled in by the module.mk files.
@@ -148,5 +148,9 @@ check-headers:
 
 fmt:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# Fails, listing the differences, if a C file is not as `make fmt` leaves it.
+check-format:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 -include $(shell find build/$(MODE) -name '*.d' 2>/dev/null)

@@ -143,8 +143,8 @@ struct item *cache_get(struct cache *c, const char *key, size_t nkey, enum cache
     return cache_lookup(c, key, nkey, false, 0, miss);
 }
 
-struct item *cache_get_and_touch(struct cache *c, const char *key, size_t nkey,
-                                 rel_time_t exptime, enum cache_miss *miss)
+struct item *cache_get_and_touch(struct cache *c, const char *key, size_t nkey, rel_time_t exptime,
+                                 enum cache_miss *miss)
 {
     return cache_lookup(c, key, nkey, true, exptime, miss);
 }
@@ -199,8 +199,8 @@ static struct item *cache_concat_locked(struct cache *c, struct cache_shard *sh,
     if (mem == NULL)
         return NULL;
     ASSERT(old->iflags & ITEM_LINKED);
-    struct item *nit = item_init(mem, old->data, old->nkey, flags, item_exptime_load(old), nvalue,
-                                 now);
+    struct item *nit =
+        item_init(mem, old->data, old->nkey, flags, item_exptime_load(old), nvalue, now);
     char *dst = nit->data + nit->nkey;
     const char *first = append ? old->data + old->nkey : it->data + it->nkey;
     size_t nfirst = append ? old->nvalue : it->nvalue;
@@ -233,8 +233,7 @@ enum cache_result cache_meta_commit(struct cache *c, struct item *it, enum cache
     sh->cls[item_clsid(it)].st.cmd_set++;
     struct item *old = shard_find_locked(c, sh, hv, it->data, it->nkey, now, &miss);
     switch (mode) {
-    case CACHE_SET:
-        break;
+    case CACHE_SET: break;
     case CACHE_ADD:
         if (old != NULL) {
             /* memcached bumps the item that made the add fail. */
@@ -251,8 +250,7 @@ enum cache_result cache_meta_commit(struct cache *c, struct item *it, enum cache
         if (old == NULL) {
             if ((mflags & CACHE_META_VIVIFY) == 0)
                 res = CACHE_NOT_STORED;
-        }
-        else if (cas_in != 0 && old->cas != cas_in)
+        } else if (cas_in != 0 && old->cas != cas_in)
             res = CACHE_EXISTS;
         else
             store = cache_concat_locked(c, sh, old, it, mode == CACHE_APPEND, now, &res);
@@ -264,8 +262,7 @@ enum cache_result cache_meta_commit(struct cache *c, struct item *it, enum cache
             if ((mflags & CACHE_META_INVALIDATE) && cas_in < old->cas) {
                 /* An invalidation racing a newer value: keep the data as a
                  * stale item that a client will be asked to refresh. */
-                atomic_store_explicit(&it->exptime, item_exptime_load(old),
-                                      memory_order_relaxed);
+                atomic_store_explicit(&it->exptime, item_exptime_load(old), memory_order_relaxed);
                 it->iflags |= (uint8_t)(ITEM_STALE | (old->iflags & ITEM_TOKEN_SENT));
             } else {
                 sh->cls[item_clsid(old)].st.cas_badval++;
@@ -275,9 +272,7 @@ enum cache_result cache_meta_commit(struct cache *c, struct item *it, enum cache
             sh->cls[item_clsid(old)].st.cas_hits++;
         }
         break;
-    default:
-        res = CACHE_NOT_STORED;
-        break;
+    default: res = CACHE_NOT_STORED; break;
     }
     if (res == CACHE_STORED) {
         if (old != NULL)

@@ -42,32 +42,32 @@ struct item;
 typedef rel_time_t (*cache_clock_fn)(void);
 
 struct cache_config {
-    size_t max_bytes;           /* budget for items, counted in allocator bytes */
-    size_t item_size_max;       /* largest item (header+key+value+2) accepted;
+    size_t max_bytes;         /* budget for items, counted in allocator bytes */
+    size_t item_size_max;     /* largest item (header+key+value+2) accepted;
                                    0 = default (1 MiB, capped at max_bytes) */
-    bool evictions;             /* false: refuse stores when full (memcached -M) */
-    unsigned shards;            /* lock stripes, power of two; 0 = default (64) */
-    unsigned hashpower_init;    /* initial buckets = 2^hashpower per cache; 0 = default (16) */
-    rel_time_t bump_interval;   /* an item moves to the LRU head at most once per
+    bool evictions;           /* false: refuse stores when full (memcached -M) */
+    unsigned shards;          /* lock stripes, power of two; 0 = default (64) */
+    unsigned hashpower_init;  /* initial buckets = 2^hashpower per cache; 0 = default (16) */
+    rel_time_t bump_interval; /* an item moves to the LRU head at most once per
                                    this many seconds; 0 = default (2) */
-    cache_clock_fn clock;       /* NULL = clock_now(); tests pass a fake clock */
+    cache_clock_fn clock;     /* NULL = clock_now(); tests pass a fake clock */
 };
 
 /* Results of operations (outcomes, not failures). */
 enum cache_result {
-    CACHE_OK = 0,          /* found / done */
+    CACHE_OK = 0, /* found / done */
     CACHE_STORED,
-    CACHE_NOT_STORED,      /* add on existing, replace/append/prepend on missing */
-    CACHE_EXISTS,          /* cas mismatch */
-    CACHE_NOT_FOUND,       /* miss (cas, delete, touch, delta) */
-    CACHE_NON_NUMERIC,     /* incr/decr on a value that is not a decimal number */
-    CACHE_TOO_LARGE,       /* item over item_size_max */
-    CACHE_NO_MEMORY,       /* nothing could be evicted (or evictions off) */
+    CACHE_NOT_STORED,  /* add on existing, replace/append/prepend on missing */
+    CACHE_EXISTS,      /* cas mismatch */
+    CACHE_NOT_FOUND,   /* miss (cas, delete, touch, delta) */
+    CACHE_NON_NUMERIC, /* incr/decr on a value that is not a decimal number */
+    CACHE_TOO_LARGE,   /* item over item_size_max */
+    CACHE_NO_MEMORY,   /* nothing could be evicted (or evictions off) */
 };
 
 /* Why a lookup missed; feeds get_misses / get_expired / get_flushed. */
 enum cache_miss {
-    CACHE_MISS_NONE = 0,   /* it was a hit */
+    CACHE_MISS_NONE = 0, /* it was a hit */
     CACHE_MISS_ABSENT,
     CACHE_MISS_EXPIRED,
     CACHE_MISS_FLUSHED,
@@ -77,20 +77,20 @@ enum cache_store_mode {
     CACHE_SET,
     CACHE_ADD,
     CACHE_REPLACE,
-    CACHE_APPEND,          /* keeps the stored item's flags and exptime */
-    CACHE_PREPEND,         /* keeps the stored item's flags and exptime */
+    CACHE_APPEND,  /* keeps the stored item's flags and exptime */
+    CACHE_PREPEND, /* keeps the stored item's flags and exptime */
     CACHE_CAS,
 };
 
 /* Per size class counters, summed over shards. */
 struct cache_class_stats {
-    size_t chunk_size;         /* allocator bytes of an item of this class */
-    uint64_t number;           /* items linked */
-    uint64_t bytes;            /* allocator bytes of linked items */
-    uint64_t bytes_requested;  /* header+key+value+2 of linked items */
-    rel_time_t age;            /* now - last access of the LRU-oldest item in this class (0 if none) */
+    size_t chunk_size;        /* allocator bytes of an item of this class */
+    uint64_t number;          /* items linked */
+    uint64_t bytes;           /* allocator bytes of linked items */
+    uint64_t bytes_requested; /* header+key+value+2 of linked items */
+    rel_time_t age; /* now - last access of the LRU-oldest item in this class (0 if none) */
     uint64_t evicted, evicted_nonzero, evicted_unfetched, evicted_active;
-    rel_time_t evicted_time;   /* seconds since last access of the last evicted item */
+    rel_time_t evicted_time; /* seconds since last access of the last evicted item */
     uint64_t expired_unfetched, reclaimed, outofmemory;
     uint64_t get_hits, cmd_set, delete_hits, incr_hits, decr_hits;
     uint64_t cas_hits, cas_badval, touch_hits;
@@ -98,14 +98,14 @@ struct cache_class_stats {
 
 struct cache_stats {
     uint64_t curr_items, total_items;
-    uint64_t bytes;               /* allocator bytes of linked items */
+    uint64_t bytes; /* allocator bytes of linked items */
     uint64_t limit_maxbytes;
     uint64_t evictions, evicted_unfetched, evicted_active, expired_unfetched;
-    uint64_t reclaimed;           /* expired items whose memory was reused/freed */
-    uint64_t hash_bytes;          /* memory of the hash tables */
-    unsigned hash_power_level;    /* log2 of buckets per shard (largest shard) */
+    uint64_t reclaimed;        /* expired items whose memory was reused/freed */
+    uint64_t hash_bytes;       /* memory of the hash tables */
+    unsigned hash_power_level; /* log2 of buckets per shard (largest shard) */
     bool hash_is_expanding;
-    uint64_t malloced;            /* allocator bytes of all items (linked or referenced) */
+    uint64_t malloced; /* allocator bytes of all items (linked or referenced) */
 };
 
 /*
@@ -128,8 +128,8 @@ void cache_destroy(struct cache **c);
 struct item *cache_get(struct cache *c, const char *key, size_t nkey, enum cache_miss *miss);
 
 /* As cache_get, and sets the exptime of a hit (gat/gats). Counts touch_hits. */
-struct item *cache_get_and_touch(struct cache *c, const char *key, size_t nkey,
-                                 rel_time_t exptime, enum cache_miss *miss);
+struct item *cache_get_and_touch(struct cache *c, const char *key, size_t nkey, rel_time_t exptime,
+                                 enum cache_miss *miss);
 
 /* ---- storage: reserve, fill, commit ---- */
 
@@ -161,7 +161,8 @@ enum cache_result cache_commit(struct cache *c, struct item *it, enum cache_stor
                                uint64_t cas_in, uint64_t *cas_out);
 
 /* After cache_reserve() failed for a SET: unlinks the key's old value. */
-void cache_reserve_failed(struct cache *c, const char *key, size_t nkey, enum cache_store_mode mode);
+void cache_reserve_failed(struct cache *c, const char *key, size_t nkey,
+                          enum cache_store_mode mode);
 
 /* Drops a reference. Accepts NULL. Frees the item if it was the last one
  * and the item is unlinked (also used to discard a reserved item). */
@@ -188,8 +189,7 @@ enum cache_result cache_touch(struct cache *c, const char *key, size_t nkey, rel
  * that does not parse), CACHE_NO_MEMORY.
  */
 enum cache_result cache_delta(struct cache *c, const char *key, size_t nkey, bool incr,
-                              uint64_t delta, uint64_t cas_in, uint64_t *result,
-                              uint64_t *cas_out);
+                              uint64_t delta, uint64_t cas_in, uint64_t *result, uint64_t *cas_out);
 
 /*
  * FLUSH_ALL: at == 0 or at <= now invalidates every item stored before this
@@ -211,7 +211,8 @@ void cache_flush(struct cache *c, rel_time_t at);
  */
 
 /* Flags of cache_meta_commit(). */
-#define CACHE_META_INVALIDATE 0x1u /* CACHE_CAS: an older cas_in stores the item
+#define CACHE_META_INVALIDATE \
+    0x1u                           /* CACHE_CAS: an older cas_in stores the item
                                       marked stale, with the old TTL and token */
 #define CACHE_META_KEY_BINARY 0x2u /* the key came base64-encoded (echoed so) */
 #define CACHE_META_VIVIFY 0x4u     /* append/prepend on a miss stores the data */
@@ -248,7 +249,10 @@ struct cache_meta_info {
     rel_time_t idle; /* l: seconds since the last access */
 };
 
-#define CACHE_META_TTL_NONE {-1, -1, -1, -1, 0, 0, 0}
+#define CACHE_META_TTL_NONE     \
+    {                           \
+        -1, -1, -1, -1, 0, 0, 0 \
+    }
 
 /*
  * Meta get (mg). On a hit returns a reference and fills *info; applies
@@ -288,10 +292,10 @@ struct cache_meta_arith {
     uint64_t initial;          /* J */
     struct cache_meta_ttl ttl; /* t, T, N (recache_pos unused) */
     /* out, on CACHE_OK: */
-    uint64_t value;            /* the result, or `initial` when created */
+    uint64_t value; /* the result, or `initial` when created */
     uint64_t cas;
     bool created;
-    int64_t ttl_reported;      /* t, as cache_meta_info.ttl */
+    int64_t ttl_reported; /* t, as cache_meta_info.ttl */
 };
 
 /*

@@ -31,18 +31,18 @@ struct cache_shard {
     pthread_mutex_t lock;
     struct hashtable ht;
     struct lru lru;
-    size_t maint_pos;         /* cache_maintain's next bucket */
-    uint64_t total_items;     /* items ever linked (resettable) */
-    struct shard_class *cls;  /* [ncls], indexed by class id (1-based) */
+    size_t maint_pos;        /* cache_maintain's next bucket */
+    uint64_t total_items;    /* items ever linked (resettable) */
+    struct shard_class *cls; /* [ncls], indexed by class id (1-based) */
     unsigned ncls;
-    char pad[64];             /* keeps neighbouring locks off one line */
+    char pad[64]; /* keeps neighbouring locks off one line */
 };
 
 struct cache {
     struct cache_shard *shards;
     unsigned nshards;
-    unsigned shard_bits;     /* shard = top shard_bits of the hash */
-    unsigned nclasses;       /* class ids are 1..nclasses (see cache_create) */
+    unsigned shard_bits; /* shard = top shard_bits of the hash */
+    unsigned nclasses;   /* class ids are 1..nclasses (see cache_create) */
     size_t item_size_max;
     bool evictions;
     rel_time_t bump_interval;
@@ -94,8 +94,8 @@ static inline void flush_check(struct cache *c, rel_time_t now)
  * hash the key and lock its shard. Returns the locked shard; *now and *hv
  * get the time and the key hash. The caller ends with shard_leave().
  */
-struct cache_shard *cache_enter_key(struct cache *c, const char *key, size_t nkey,
-                                    rel_time_t *now, uint64_t *hv);
+struct cache_shard *cache_enter_key(struct cache *c, const char *key, size_t nkey, rel_time_t *now,
+                                    uint64_t *hv);
 
 static inline bool flush_hides(const struct cache *c, const struct item *it)
 {
@@ -121,8 +121,7 @@ static inline void shard_leave(struct cache_shard *sh)
  * expired_unfetched if never fetched). Takes no reference.
  */
 struct item *shard_find_locked(struct cache *c, struct cache_shard *sh, uint64_t hv,
-                               const char *key, size_t nkey, rel_time_t now,
-                               enum cache_miss *miss);
+                               const char *key, size_t nkey, rel_time_t now, enum cache_miss *miss);
 
 /* Links an unlinked item (the reference the caller holds becomes the
  * table's) at the LRU head and counts it. REQUIRES: key absent. */
@@ -181,8 +180,8 @@ void budget_free(struct cache *c, struct item *it);
 
 /* Fills the header, key and flags of freshly allocated memory: one
  * reference (the caller's), unlinked, CAS 0, value uninitialised. */
-struct item *item_init(void *mem, const char *key, size_t nkey, uint32_t flags,
-                       rel_time_t exptime, size_t nvalue, rel_time_t now);
+struct item *item_init(void *mem, const char *key, size_t nkey, uint32_t flags, rel_time_t exptime,
+                       size_t nvalue, rel_time_t now);
 
 /* Drops a reference held by cache code; frees the item if it was the last. */
 static inline void item_unref(struct cache *c, struct item *it)

@@ -120,8 +120,7 @@ enum cache_result delta_apply_locked(struct cache *c, struct cache_shard *sh, ui
 }
 
 enum cache_result cache_delta(struct cache *c, const char *key, size_t nkey, bool incr,
-                              uint64_t delta, uint64_t cas_in, uint64_t *result,
-                              uint64_t *cas_out)
+                              uint64_t delta, uint64_t cas_in, uint64_t *result, uint64_t *cas_out)
 {
     ASSERT(key != NULL && nkey >= 1 && nkey <= CACHE_KEY_MAX);
     enum cache_result res;

@@ -14,8 +14,8 @@ uint64_t item_hash(const char *key, size_t nkey)
     return XXH3_64bits(key, nkey);
 }
 
-struct item *item_init(void *mem, const char *key, size_t nkey, uint32_t flags,
-                       rel_time_t exptime, size_t nvalue, rel_time_t now)
+struct item *item_init(void *mem, const char *key, size_t nkey, uint32_t flags, rel_time_t exptime,
+                       size_t nvalue, rel_time_t now)
 {
     ASSERT(nkey >= 1 && nkey <= CACHE_KEY_MAX);
     ASSERT(nvalue <= ITEM_VALUE_MAX);

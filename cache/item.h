@@ -62,10 +62,10 @@ _Static_assert(offsetof(struct item, data) == ITEM_HDR_SIZE, "data follows the h
 _Static_assert(CACHE_KEY_MAX <= UINT8_MAX, "nkey is one byte");
 
 /* iflags bits (shard lock). */
-#define ITEM_LINKED 0x01u  /* in its shard's hash table and LRU */
-#define ITEM_ACTIVE 0x02u  /* hit since its last bump: one second chance */
-#define ITEM_FETCHED 0x04u /* read at least once since stored */
-#define ITEM_STALE 0x08u   /* meta: invalidated, still served, refresh wanted */
+#define ITEM_LINKED 0x01u     /* in its shard's hash table and LRU */
+#define ITEM_ACTIVE 0x02u     /* hit since its last bump: one second chance */
+#define ITEM_FETCHED 0x04u    /* read at least once since stored */
+#define ITEM_STALE 0x08u      /* meta: invalidated, still served, refresh wanted */
 #define ITEM_TOKEN_SENT 0x10u /* meta: a client was given the win token */
 #define ITEM_KEY_BINARY 0x20u /* meta: stored with a base64 key */
 /* Bits set on an unlinked item before linking, which linking keeps. */

@@ -167,8 +167,8 @@ static struct item *meta_private_locked(struct cache *c, struct cache_shard *sh,
     atomic_fetch_sub_explicit(&it->refcount, 1, memory_order_relaxed); /* still linked */
     if (mem == NULL)
         return NULL;
-    struct item *nit = item_init(mem, it->data, it->nkey, item_flags_get(it),
-                                 item_exptime_load(it), it->nvalue, now);
+    struct item *nit = item_init(mem, it->data, it->nkey, item_flags_get(it), item_exptime_load(it),
+                                 it->nvalue, now);
     memcpy(nit->data + nit->nkey, it->data + it->nkey, it->nvalue);
     nit->iflags = (uint8_t)(it->iflags & ITEM_META_BITS);
     nit->cas = it->cas;

@@ -105,8 +105,7 @@ void shard_count_reclaim_locked(struct cache_shard *sh, const struct item *it)
 }
 
 struct item *shard_find_locked(struct cache *c, struct cache_shard *sh, uint64_t hv,
-                               const char *key, size_t nkey, rel_time_t now,
-                               enum cache_miss *miss)
+                               const char *key, size_t nkey, rel_time_t now, enum cache_miss *miss)
 {
     struct item **link = hashtable_find(&sh->ht, hv, key, nkey);
     if (link == NULL) {
@@ -157,8 +156,8 @@ size_t shard_reclaim_locked(struct cache *c, struct cache_shard *sh, size_t max,
     return reclaimed;
 }
 
-struct cache_shard *cache_enter_key(struct cache *c, const char *key, size_t nkey,
-                                    rel_time_t *now, uint64_t *hv)
+struct cache_shard *cache_enter_key(struct cache *c, const char *key, size_t nkey, rel_time_t *now,
+                                    uint64_t *hv)
 {
     *now = c->clock();
     flush_check(c, *now);

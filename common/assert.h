@@ -24,11 +24,11 @@
 #define NEVER(x) ((x) ? (assert_fail(#x, __FILE__, __LINE__), 1) : 0)
 #endif
 
-#define PANIC(...)                                                             \
-    do {                                                                       \
-        fprintf(stderr, "fatal: " __VA_ARGS__);                                \
-        fputc('\n', stderr);                                                   \
-        exit(EX_SOFTWARE);                                                     \
+#define PANIC(...)                              \
+    do {                                        \
+        fprintf(stderr, "fatal: " __VA_ARGS__); \
+        fputc('\n', stderr);                    \
+        exit(EX_SOFTWARE);                      \
     } while (0)
 
 /* Prints the failed expression and aborts. */

@@ -21,18 +21,17 @@ void log_teardown(void);
 enum log_level log_level(void);
 void log_set_level(enum log_level level);
 
-void log_write(enum log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) log_write(LOG_LVL_ERROR, __VA_ARGS__)
 #define log_warn(...) log_write(LOG_LVL_WARN, __VA_ARGS__)
-#define log_info(...)                                                          \
-    do {                                                                       \
-        if (log_level() >= LOG_LVL_INFO)                                       \
-            log_write(LOG_LVL_INFO, __VA_ARGS__);                              \
+#define log_info(...)                             \
+    do {                                          \
+        if (log_level() >= LOG_LVL_INFO)          \
+            log_write(LOG_LVL_INFO, __VA_ARGS__); \
     } while (0)
-#define log_debug(...)                                                         \
-    do {                                                                       \
-        if (log_level() >= LOG_LVL_DEBUG)                                      \
-            log_write(LOG_LVL_DEBUG, __VA_ARGS__);                             \
+#define log_debug(...)                             \
+    do {                                           \
+        if (log_level() >= LOG_LVL_DEBUG)          \
+            log_write(LOG_LVL_DEBUG, __VA_ARGS__); \
     } while (0)

@@ -35,13 +35,21 @@ void mc_bin_encode_header(uint8_t *p, const struct mc_bin_header *h)
 bool mc_bin_is_quiet(uint8_t op)
 {
     switch (op) {
-    case MC_BIN_GETQ: case MC_BIN_GETKQ: case MC_BIN_SETQ: case MC_BIN_ADDQ:
-    case MC_BIN_REPLACEQ: case MC_BIN_DELETEQ: case MC_BIN_INCREMENTQ:
-    case MC_BIN_DECREMENTQ: case MC_BIN_QUITQ: case MC_BIN_FLUSHQ: case MC_BIN_APPENDQ:
-    case MC_BIN_PREPENDQ: case MC_BIN_GATQ: case MC_BIN_GATKQ:
-        return true;
-    default:
-        return false;
+    case MC_BIN_GETQ:
+    case MC_BIN_GETKQ:
+    case MC_BIN_SETQ:
+    case MC_BIN_ADDQ:
+    case MC_BIN_REPLACEQ:
+    case MC_BIN_DELETEQ:
+    case MC_BIN_INCREMENTQ:
+    case MC_BIN_DECREMENTQ:
+    case MC_BIN_QUITQ:
+    case MC_BIN_FLUSHQ:
+    case MC_BIN_APPENDQ:
+    case MC_BIN_PREPENDQ:
+    case MC_BIN_GATQ:
+    case MC_BIN_GATKQ: return true;
+    default: return false;
     }
 }
 
@@ -60,41 +68,42 @@ struct shape {
 static bool shape_of(uint8_t op, struct shape *s)
 {
     switch (op) {
-    case MC_BIN_GET: case MC_BIN_GETQ: case MC_BIN_GETK: case MC_BIN_GETKQ:
-    case MC_BIN_DELETE: case MC_BIN_DELETEQ:
-        *s = (struct shape){0, KEY_REQUIRED, VALUE_NONE};
-        return true;
-    case MC_BIN_SET: case MC_BIN_SETQ: case MC_BIN_ADD: case MC_BIN_ADDQ:
-    case MC_BIN_REPLACE: case MC_BIN_REPLACEQ:
-        *s = (struct shape){8, KEY_REQUIRED, VALUE_ALLOWED};
-        return true;
-    case MC_BIN_APPEND: case MC_BIN_APPENDQ: case MC_BIN_PREPEND: case MC_BIN_PREPENDQ:
-        *s = (struct shape){0, KEY_REQUIRED, VALUE_ALLOWED};
-        return true;
-    case MC_BIN_INCREMENT: case MC_BIN_INCREMENTQ: case MC_BIN_DECREMENT:
-    case MC_BIN_DECREMENTQ:
-        *s = (struct shape){20, KEY_REQUIRED, VALUE_NONE};
-        return true;
-    case MC_BIN_QUIT: case MC_BIN_QUITQ: case MC_BIN_NOOP: case MC_BIN_VERSION:
-        *s = (struct shape){0, KEY_NONE, VALUE_NONE};
-        return true;
-    case MC_BIN_FLUSH: case MC_BIN_FLUSHQ:
-        *s = (struct shape){-1, KEY_NONE, VALUE_NONE};
-        return true;
-    case MC_BIN_STAT:
-        *s = (struct shape){0, KEY_OPTIONAL, VALUE_NONE};
-        return true;
-    case MC_BIN_TOUCH: case MC_BIN_GAT: case MC_BIN_GATQ: case MC_BIN_GATK: case MC_BIN_GATKQ:
-        *s = (struct shape){4, KEY_REQUIRED, VALUE_UNCHECKED};
-        return true;
-    case MC_BIN_SASL_LIST_MECHS:
-        *s = (struct shape){0, KEY_NONE, VALUE_NONE};
-        return true;
-    case MC_BIN_SASL_AUTH: case MC_BIN_SASL_STEP:
-        *s = (struct shape){0, KEY_REQUIRED, VALUE_ALLOWED};
-        return true;
-    default:
-        return false;
+    case MC_BIN_GET:
+    case MC_BIN_GETQ:
+    case MC_BIN_GETK:
+    case MC_BIN_GETKQ:
+    case MC_BIN_DELETE:
+    case MC_BIN_DELETEQ: *s = (struct shape){0, KEY_REQUIRED, VALUE_NONE}; return true;
+    case MC_BIN_SET:
+    case MC_BIN_SETQ:
+    case MC_BIN_ADD:
+    case MC_BIN_ADDQ:
+    case MC_BIN_REPLACE:
+    case MC_BIN_REPLACEQ: *s = (struct shape){8, KEY_REQUIRED, VALUE_ALLOWED}; return true;
+    case MC_BIN_APPEND:
+    case MC_BIN_APPENDQ:
+    case MC_BIN_PREPEND:
+    case MC_BIN_PREPENDQ: *s = (struct shape){0, KEY_REQUIRED, VALUE_ALLOWED}; return true;
+    case MC_BIN_INCREMENT:
+    case MC_BIN_INCREMENTQ:
+    case MC_BIN_DECREMENT:
+    case MC_BIN_DECREMENTQ: *s = (struct shape){20, KEY_REQUIRED, VALUE_NONE}; return true;
+    case MC_BIN_QUIT:
+    case MC_BIN_QUITQ:
+    case MC_BIN_NOOP:
+    case MC_BIN_VERSION: *s = (struct shape){0, KEY_NONE, VALUE_NONE}; return true;
+    case MC_BIN_FLUSH:
+    case MC_BIN_FLUSHQ: *s = (struct shape){-1, KEY_NONE, VALUE_NONE}; return true;
+    case MC_BIN_STAT: *s = (struct shape){0, KEY_OPTIONAL, VALUE_NONE}; return true;
+    case MC_BIN_TOUCH:
+    case MC_BIN_GAT:
+    case MC_BIN_GATQ:
+    case MC_BIN_GATK:
+    case MC_BIN_GATKQ: *s = (struct shape){4, KEY_REQUIRED, VALUE_UNCHECKED}; return true;
+    case MC_BIN_SASL_LIST_MECHS: *s = (struct shape){0, KEY_NONE, VALUE_NONE}; return true;
+    case MC_BIN_SASL_AUTH:
+    case MC_BIN_SASL_STEP: *s = (struct shape){0, KEY_REQUIRED, VALUE_ALLOWED}; return true;
+    default: return false;
     }
 }
 

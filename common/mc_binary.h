@@ -99,9 +99,9 @@ void mc_bin_encode_header(uint8_t *p, const struct mc_bin_header *h);
 /* What a request header's shape says, before its body is read. */
 enum mc_bin_shape {
     MC_BIN_SHAPE_OK,
-    MC_BIN_SHAPE_UNKNOWN,   /* unknown opcode: UNKNOWN_COMMAND once the body is skipped */
-    MC_BIN_SHAPE_INVALID,   /* lengths inconsistent with the opcode: EINVAL, then close */
-    MC_BIN_SHAPE_SHORT,     /* body shorter than key + extras: UNKNOWN_COMMAND, then close */
+    MC_BIN_SHAPE_UNKNOWN, /* unknown opcode: UNKNOWN_COMMAND once the body is skipped */
+    MC_BIN_SHAPE_INVALID, /* lengths inconsistent with the opcode: EINVAL, then close */
+    MC_BIN_SHAPE_SHORT,   /* body shorter than key + extras: UNKNOWN_COMMAND, then close */
 };
 
 /*

@@ -52,8 +52,8 @@ size_t mc_base64_decode(const char *in, size_t n, char *out, size_t cap)
             if (pad > 0 || (v[j] = b64_value(ch)) < 0)
                 return 0;
         }
-        unsigned triple = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 |
-                          (unsigned)v[3];
+        unsigned triple =
+            (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 | (unsigned)v[3];
         size_t bytes = 3 - (size_t)pad;
         if (o + bytes > cap)
             return 0;
@@ -171,9 +171,15 @@ static bool meta_preparse(struct mc_meta_request *req)
             if (t->n > MC_META_OPAQUE_MAX)
                 req->opaque_too_long = true;
             break;
-        case 'l': case 'P': case 'L': case 'k': case 's': case 't': case 'c': case 'f':
-        case 'h':
-            break;
+        case 'l':
+        case 'P':
+        case 'L':
+        case 'k':
+        case 's':
+        case 't':
+        case 'c':
+        case 'f':
+        case 'h': break;
         case 'v': req->value = true; break;
         case 'u': req->no_bump = true; break;
         case 'q': req->quiet = true; break;
@@ -211,9 +217,7 @@ static bool meta_preparse(struct mc_meta_request *req)
                 failed = true;
             }
             break;
-        default:
-            req->error = "CLIENT_ERROR invalid flag\r\n";
-            return false;
+        default: req->error = "CLIENT_ERROR invalid flag\r\n"; return false;
         }
     }
     if (failed)
@@ -245,10 +249,13 @@ static enum mc_parse meta_parse_set(struct mc_meta_request *req, const struct mc
     if (!meta_preparse(req))
         return MC_PARSE_CLIENT_ERROR;
     switch (req->mode) {
-    case 0: case 'E': case 'A': case 'P': case 'R': case 'S':
-        break;
-    default:
-        return meta_fail(req, "CLIENT_ERROR invalid mode for ms M token\r\n");
+    case 0:
+    case 'E':
+    case 'A':
+    case 'P':
+    case 'R':
+    case 'S': break;
+    default: return meta_fail(req, "CLIENT_ERROR invalid mode for ms M token\r\n");
     }
     if (req->opaque_too_long)
         return meta_fail(req, "CLIENT_ERROR opaque token too long\r\n");
@@ -285,14 +292,13 @@ enum mc_parse mc_meta_parse(const char *line, size_t len, struct mc_meta_request
         if (ntok >= 3 && tok[2].n == 1 && tok[2].p[0] == 'b' && !meta_decode_key(req))
             return meta_fail(req, BAD_FORMAT);
         return MC_PARSE_OK;
-    case MC_META_SET:
-        return meta_parse_set(req, tok, ntok);
-    default:
-        break;
+    case MC_META_SET: return meta_parse_set(req, tok, ntok);
+    default: break;
     }
     if (ntok + 1 > MC_META_NTOKENS_MAX)
-        return meta_fail(req, req->cmd == MC_META_GET ? "CLIENT_ERROR options flags are too long\r\n"
-                                                      : "CLIENT_ERROR options flags too long\r\n");
+        return meta_fail(req, req->cmd == MC_META_GET
+                                  ? "CLIENT_ERROR options flags are too long\r\n"
+                                  : "CLIENT_ERROR options flags too long\r\n");
     req->nflags = (unsigned)(ntok - 2);
     memcpy(req->flags, tok + 2, req->nflags * sizeof(*tok));
     if (!meta_preparse(req)) {

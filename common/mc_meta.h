@@ -49,7 +49,7 @@ struct mc_meta_request {
     /* Flags understood by the parser (memcached's "preparse"). */
     bool quiet, value, no_bump, invalidate;
     bool has_cas, has_ttl, has_vivify, has_recache;
-    bool opaque_too_long; /* an O token over MC_META_OPAQUE_MAX: each command
+    bool opaque_too_long;                 /* an O token over MC_META_OPAQUE_MAX: each command
                              decides when that fails, as memcached does */
     int32_t ttl, vivify_ttl, recache_ttl; /* client exptimes, as sent */
     uint64_t cas, delta, initial;         /* delta defaults to 1 */

@@ -278,8 +278,7 @@ enum mc_parse mc_text_parse(const char *line, size_t len, struct mc_request *req
             return MC_PARSE_OK;
         }
         return MC_PARSE_ERROR;
-    default:
-        break;
+    default: break;
     }
 
     if (tok_is(c, "prepend") || tok_is(c, "replace")) {
@@ -341,8 +340,8 @@ size_t mc_u64_to_str(uint64_t v, char *buf)
     return n;
 }
 
-size_t mc_text_value_header(char *buf, const char *key, size_t nkey, uint32_t flags,
-                            size_t nbytes, bool with_cas, uint64_t cas)
+size_t mc_text_value_header(char *buf, const char *key, size_t nkey, uint32_t flags, size_t nbytes,
+                            bool with_cas, uint64_t cas)
 {
     char *p = buf;
     memcpy(p, "VALUE ", 6);

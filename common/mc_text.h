@@ -63,11 +63,11 @@ struct mc_request {
     const char *keys; /* get family: the keys, space separated, validated */
     size_t keys_len;
     uint32_t flags;
-    int32_t exptime; /* as sent; also flush_all's delay */
-    int32_t nbytes;  /* storage commands: value length, 0..INT_MAX-2 */
-    uint64_t cas;    /* cas */
-    uint64_t delta;  /* incr/decr */
-    uint32_t level;  /* verbosity */
+    int32_t exptime;  /* as sent; also flush_all's delay */
+    int32_t nbytes;   /* storage commands: value length, 0..INT_MAX-2 */
+    uint64_t cas;     /* cas */
+    uint64_t delta;   /* incr/decr */
+    uint32_t level;   /* verbosity */
     const char *args; /* stats: everything after "stats" */
     size_t args_len;
     const char *error; /* MC_PARSE_CLIENT_ERROR: the reply line without CRLF */
@@ -102,5 +102,5 @@ size_t mc_u64_to_str(uint64_t v, char *buf);
  * Writes "VALUE <key> <flags> <nbytes>[ <cas>]\r\n" into buf, which must hold
  * MC_VALUE_HEADER_MAX bytes. Returns the length.
  */
-size_t mc_text_value_header(char *buf, const char *key, size_t nkey, uint32_t flags,
-                            size_t nbytes, bool with_cas, uint64_t cas);
+size_t mc_text_value_header(char *buf, const char *key, size_t nkey, uint32_t flags, size_t nbytes,
+                            bool with_cas, uint64_t cas);

@@ -32,8 +32,8 @@ size_t mem_class_size(unsigned cls)
         return 8;
     if (cls <= 8)
         return (size_t)cls * 16;
-    unsigned g = (cls - 9) / 4;      /* doubling group above 128 */
-    unsigned k = (cls - 9) % 4 + 1;  /* 1..4 */
+    unsigned g = (cls - 9) / 4;     /* doubling group above 128 */
+    unsigned k = (cls - 9) % 4 + 1; /* 1..4 */
     unsigned lg = 7 + g;
     return ((size_t)1 << lg) + k * ((size_t)1 << (lg - 2));
 }

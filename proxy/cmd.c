@@ -21,8 +21,7 @@ static struct cache *cache_of(struct worker *w)
     return w->proxy->cache;
 }
 
-struct item *cmd_get(struct worker *w, const char *key, size_t nkey, bool touch,
-                     rel_time_t exptime)
+struct item *cmd_get(struct worker *w, const char *key, size_t nkey, bool touch, rel_time_t exptime)
 {
     enum cache_miss miss;
     struct item *it;

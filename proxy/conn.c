@@ -23,9 +23,9 @@
 
 #include "common/assert.h"
 #include "common/log.h"
+#include "common/mc_binary.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
-#include "common/mc_binary.h"
 #include "proxy/proto_binary.h"
 #include "proxy/proto_meta.h"
 #include "proxy/proto_text.h"
@@ -315,14 +315,13 @@ static enum proto_action conn_process(struct conn *c, bool *yielded)
             }
             continue;
         }
-        default:
-            break;
+        default: break;
         }
         if (c->rlen == 0)
             return PROTO_NEXT;
         if (c->proto == CONN_PROTO_UNKNOWN)
-            c->proto = (uint8_t)c->rbuf[c->rpos] == MC_BIN_REQ_MAGIC ? CONN_PROTO_BINARY
-                                                                    : CONN_PROTO_TEXT;
+            c->proto =
+                (uint8_t)c->rbuf[c->rpos] == MC_BIN_REQ_MAGIC ? CONN_PROTO_BINARY : CONN_PROTO_TEXT;
         if (c->proto == CONN_PROTO_BINARY) {
             if (!proto_binary_ready(c))
                 return PROTO_NEXT;

@@ -47,43 +47,43 @@ struct conn {
     _Atomic int state;          /* enum conn_state; read by stats conns */
     _Atomic bool write_blocked; /* replies wait for the socket to drain */
     _Atomic rel_time_t last_cmd;
-    char peer[64];              /* "tcp:127.0.0.1:12345" */
+    char peer[64]; /* "tcp:127.0.0.1:12345" */
 
-    char *rbuf;                 /* unread input is rbuf[rpos, rpos + rlen) */
+    char *rbuf; /* unread input is rbuf[rpos, rpos + rlen) */
     size_t rcap, rpos, rlen;
 
     struct outq out;
 
     /* CONN_NREAD: the value being read for a storage command */
-    struct item *it;            /* reserved item; owned by the connection */
-    char *dst;                  /* next value byte to fill */
-    size_t left;                /* value bytes still to read */
-    uint8_t tail_left;          /* terminator bytes still to read into tail */
-    char tail[2];               /* the "\r\n" a text value must end with */
+    struct item *it;   /* reserved item; owned by the connection */
+    char *dst;         /* next value byte to fill */
+    size_t left;       /* value bytes still to read */
+    uint8_t tail_left; /* terminator bytes still to read into tail */
+    char tail[2];      /* the "\r\n" a text value must end with */
     enum cache_store_mode mode;
     uint64_t cas_in;
     bool noreply;
 
-    size_t swallow;             /* CONN_SWALLOW: bytes still to discard */
+    size_t swallow; /* CONN_SWALLOW: bytes still to discard */
     /* memcached answers a refused value only once it has been read: the
      * reply is queued by this callback when the swallow ends. */
     enum proto_action (*after_swallow)(struct conn *c);
-    const char *deferred_line;  /* text reply for after_swallow, with CRLF */
-    uint16_t bin_status;        /* binary status for after_swallow */
+    const char *deferred_line; /* text reply for after_swallow, with CRLF */
+    uint16_t bin_status;       /* binary status for after_swallow */
 
     /* CONN_NREAD of an ms: its reply is worded by proto_meta */
     bool nread_meta;
     struct proto_meta_set *meta_set; /* allocated on the first ms */
 
     enum conn_proto proto;
-    uint8_t bin_opcode;         /* binary request whose value is being read */
+    uint8_t bin_opcode; /* binary request whose value is being read */
     uint32_t bin_opaque;
 
-    bool eof;                   /* the client shut down its sending side */
-    bool close_after_write;     /* quit or shutdown: close once replies are out */
-    bool paused;                /* reading stopped: too much unsent output */
-    bool in_handler;            /* guards against freeing inside processing */
-    bool dead;                  /* close requested while in_handler */
+    bool eof;               /* the client shut down its sending side */
+    bool close_after_write; /* quit or shutdown: close once replies are out */
+    bool paused;            /* reading stopped: too much unsent output */
+    bool in_handler;        /* guards against freeing inside processing */
+    bool dead;              /* close requested while in_handler */
 };
 
 /* Creates a connection for an accepted socket on worker w. Takes the fd

@@ -112,12 +112,14 @@ enum st_status listener_create(struct listener **out, struct proxy *p, struct ev
 
     char port[16];
     snprintf(port, sizeof(port), "%u", p->settings.port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(p->settings.listen_addr, port, &hints, &res);
     if (rc != 0) {
-        log_error("cannot resolve listen address %s: %s", p->settings.listen_addr, gai_strerror(rc));
+        log_error("cannot resolve listen address %s: %s", p->settings.listen_addr,
+                  gai_strerror(rc));
         return ST_INVAL;
     }
     int fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

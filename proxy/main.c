@@ -81,8 +81,9 @@ static int raise_fd_limit(unsigned max_conns, unsigned threads)
     if (rl.rlim_max < want)
         rl.rlim_max = want; /* only root may raise the hard limit */
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        fprintf(stderr, "strata-proxy: cannot raise the open files limit to %lu for -c %u: %s. "
-                        "Raise `ulimit -n` or lower -c.\n",
+        fprintf(stderr,
+                "strata-proxy: cannot raise the open files limit to %lu for -c %u: %s. "
+                "Raise `ulimit -n` or lower -c.\n",
                 (unsigned long)want, max_conns, strerror(errno));
         return EX_OSERR;
     }

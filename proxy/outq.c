@@ -103,7 +103,8 @@ static enum st_status push_iov(struct outq *q, const void *p, size_t n)
     }
     if (q->niov == q->iov_cap) {
         unsigned cap = q->iov_cap ? q->iov_cap * 2 : 64;
-        struct iovec *iov = mem_realloc(MEM_CONN, q->iov, q->iov_cap * sizeof(*iov), cap * sizeof(*iov));
+        struct iovec *iov =
+            mem_realloc(MEM_CONN, q->iov, q->iov_cap * sizeof(*iov), cap * sizeof(*iov));
         if (iov == NULL)
             return ST_NOMEM;
         q->iov = iov;
@@ -141,8 +142,8 @@ enum st_status outq_add_item(struct outq *q, struct item *it, const void *p, siz
 {
     if (q->nitems == q->items_cap) {
         unsigned cap = q->items_cap ? q->items_cap * 2 : 16;
-        struct item **items = mem_realloc(MEM_CONN, q->items, q->items_cap * sizeof(*items),
-                                          cap * sizeof(*items));
+        struct item **items =
+            mem_realloc(MEM_CONN, q->items, q->items_cap * sizeof(*items), cap * sizeof(*items));
         if (items == NULL) {
             cache_release(q->cache, it);
             return ST_NOMEM;

@@ -25,13 +25,13 @@ struct outq_chunk;
 #define OUTQ_COPY_MAX 1024
 
 struct outq {
-    struct cache *cache;   /* where held items are released; borrowed */
+    struct cache *cache; /* where held items are released; borrowed */
     struct iovec *iov;
     unsigned niov, iov_cap, iov_sent; /* iov[iov_sent..niov) is unsent */
     struct item **items;
     unsigned nitems, items_cap;
     struct outq_chunk *head, *tail; /* arena */
-    size_t pending;        /* unsent bytes */
+    size_t pending;                 /* unsent bytes */
 };
 
 /* A point to roll back to (a command whose reply must be replaced). */

@@ -69,8 +69,13 @@ static enum proto_action respond(struct conn *c, uint8_t opcode, uint32_t opaque
     if (p == NULL)
         return PROTO_CLOSE;
     struct mc_bin_header h = {
-        .magic = MC_BIN_RES_MAGIC, .opcode = opcode, .keylen = keylen, .extlen = extlen,
-        .status = status, .bodylen = (uint32_t)(extlen + keylen + vlen), .opaque = opaque,
+        .magic = MC_BIN_RES_MAGIC,
+        .opcode = opcode,
+        .keylen = keylen,
+        .extlen = extlen,
+        .status = status,
+        .bodylen = (uint32_t)(extlen + keylen + vlen),
+        .opaque = opaque,
         .cas = cas,
     };
     mc_bin_encode_header(p, &h);
@@ -136,8 +141,8 @@ static enum mc_bin_status status_of(enum cache_result r)
 static enum proto_action do_get(struct conn *c, const struct mc_bin_header *h, const uint8_t *ext,
                                 const char *key)
 {
-    bool touch = h->opcode == MC_BIN_TOUCH || h->opcode == MC_BIN_GAT ||
-                 h->opcode == MC_BIN_GATQ || h->opcode == MC_BIN_GATK || h->opcode == MC_BIN_GATKQ;
+    bool touch = h->opcode == MC_BIN_TOUCH || h->opcode == MC_BIN_GAT || h->opcode == MC_BIN_GATQ ||
+                 h->opcode == MC_BIN_GATK || h->opcode == MC_BIN_GATKQ;
     bool with_key = h->opcode == MC_BIN_GETK || h->opcode == MC_BIN_GETKQ ||
                     h->opcode == MC_BIN_GATK || h->opcode == MC_BIN_GATKQ;
     bool with_value = h->opcode != MC_BIN_TOUCH;
@@ -148,8 +153,8 @@ static enum proto_action do_get(struct conn *c, const struct mc_bin_header *h, c
         if (mc_bin_is_quiet(h->opcode))
             return PROTO_NEXT;
         if (with_key) /* memcached answers a GETK miss with the key, no text */
-            return respond(c, h->opcode, h->opaque, MC_BIN_KEY_ENOENT, 0, NULL, 0, key,
-                           h->keylen, NULL, 0);
+            return respond(c, h->opcode, h->opaque, MC_BIN_KEY_ENOENT, 0, NULL, 0, key, h->keylen,
+                           NULL, 0);
         return respond_error(c, h->opcode, h->opaque, MC_BIN_KEY_ENOENT);
     }
     uint8_t flags[4];
@@ -171,8 +176,13 @@ static enum proto_action do_get(struct conn *c, const struct mc_bin_header *h, c
         return PROTO_CLOSE;
     }
     struct mc_bin_header rh = {
-        .magic = MC_BIN_RES_MAGIC, .opcode = h->opcode, .keylen = keylen, .extlen = 4,
-        .bodylen = 4 + keylen + vlen, .opaque = h->opaque, .cas = item_cas(it),
+        .magic = MC_BIN_RES_MAGIC,
+        .opcode = h->opcode,
+        .keylen = keylen,
+        .extlen = 4,
+        .bodylen = 4 + keylen + vlen,
+        .opaque = h->opaque,
+        .cas = item_cas(it),
     };
     mc_bin_encode_header(p, &rh);
     memcpy(p + MC_BIN_HEADER_LEN, flags, 4);
@@ -187,16 +197,20 @@ static enum proto_action do_get(struct conn *c, const struct mc_bin_header *h, c
 static enum cache_store_mode store_mode(uint8_t op)
 {
     switch (op) {
-    case MC_BIN_ADD: case MC_BIN_ADDQ: return CACHE_ADD;
-    case MC_BIN_REPLACE: case MC_BIN_REPLACEQ: return CACHE_REPLACE;
-    case MC_BIN_APPEND: case MC_BIN_APPENDQ: return CACHE_APPEND;
-    case MC_BIN_PREPEND: case MC_BIN_PREPENDQ: return CACHE_PREPEND;
+    case MC_BIN_ADD:
+    case MC_BIN_ADDQ: return CACHE_ADD;
+    case MC_BIN_REPLACE:
+    case MC_BIN_REPLACEQ: return CACHE_REPLACE;
+    case MC_BIN_APPEND:
+    case MC_BIN_APPENDQ: return CACHE_APPEND;
+    case MC_BIN_PREPEND:
+    case MC_BIN_PREPENDQ: return CACHE_PREPEND;
     default: return CACHE_SET;
     }
 }
 
-static enum proto_action do_store(struct conn *c, const struct mc_bin_header *h,
-                                  const uint8_t *ext, const char *key)
+static enum proto_action do_store(struct conn *c, const struct mc_bin_header *h, const uint8_t *ext,
+                                  const char *key)
 {
     uint32_t vlen = h->bodylen - h->extlen - h->keylen;
     enum cache_store_mode mode = store_mode(h->opcode);
@@ -224,8 +238,8 @@ enum proto_action proto_binary_nread_done(struct conn *c)
     enum cache_result r = cmd_store(c->w, it, c->mode, c->cas_in, &cas);
     if (r == CACHE_STORED)
         return c->noreply ? PROTO_NEXT
-                          : respond(c, c->bin_opcode, c->bin_opaque, MC_BIN_OK, cas, NULL, 0,
-                                    NULL, 0, NULL, 0);
+                          : respond(c, c->bin_opcode, c->bin_opaque, MC_BIN_OK, cas, NULL, 0, NULL,
+                                    0, NULL, 0);
     /* memcached reports a failed add as "exists" and a failed replace as
      * "not found"; append/prepend say "not stored". */
     enum mc_bin_status st = status_of(r);
@@ -238,8 +252,8 @@ enum proto_action proto_binary_nread_done(struct conn *c)
 
 /* INCR/DECR: extras are delta (8), initial (8), expiration (4); an
  * expiration of 0xffffffff means "do not create a missing key". */
-static enum proto_action do_delta(struct conn *c, const struct mc_bin_header *h,
-                                  const uint8_t *ext, const char *key)
+static enum proto_action do_delta(struct conn *c, const struct mc_bin_header *h, const uint8_t *ext,
+                                  const char *key)
 {
     bool incr = h->opcode == MC_BIN_INCREMENT || h->opcode == MC_BIN_INCREMENTQ;
     uint64_t delta = mc_bin_get64(ext), initial = mc_bin_get64(ext + 8);
@@ -250,8 +264,8 @@ static enum proto_action do_delta(struct conn *c, const struct mc_bin_header *h,
          attempt++) {
         char num[24];
         size_t n = mc_u64_to_str(initial, num);
-        struct item *it = cmd_reserve(c->w, key, h->keylen, 0, exptime_at(ext + 16), n,
-                                      CACHE_ADD, &r);
+        struct item *it =
+            cmd_reserve(c->w, key, h->keylen, 0, exptime_at(ext + 16), n, CACHE_ADD, &r);
         if (it == NULL)
             break;
         memcpy(item_data_mut(it), num, n);
@@ -282,8 +296,8 @@ static void emit_stat(void *arg, const char *name, const char *value)
 {
     struct stat_ctx *ctx = arg;
     size_t nn = strlen(name), nv = strlen(value);
-    if (respond(ctx->c, ctx->h->opcode, ctx->h->opaque, MC_BIN_OK, 0, NULL, 0, name,
-                (uint16_t)nn, value, (uint32_t)nv) != PROTO_NEXT)
+    if (respond(ctx->c, ctx->h->opcode, ctx->h->opaque, MC_BIN_OK, 0, NULL, 0, name, (uint16_t)nn,
+                value, (uint32_t)nv) != PROTO_NEXT)
         ctx->failed = true;
 }
 
@@ -305,7 +319,7 @@ static enum proto_action do_stat(struct conn *c, const struct mc_bin_header *h, 
     struct stat_ctx ctx = {c, h, false};
     const char *special = NULL;
     size_t n = h->keylen;
-    const char *group = n == 0                         ? ""
+    const char *group = n == 0                           ? ""
                         : key_starts(key, n, "reset")    ? "reset"
                         : key_starts(key, n, "settings") ? "settings"
                         : key_is(key, n, "items")        ? "items"
@@ -332,8 +346,7 @@ enum proto_action proto_binary_command(struct conn *c)
     }
     size_t head = MC_BIN_HEADER_LEN + (size_t)h.extlen + h.keylen;
     switch (mc_bin_check_shape(&h)) {
-    case MC_BIN_SHAPE_OK:
-        break;
+    case MC_BIN_SHAPE_OK: break;
     case MC_BIN_SHAPE_UNKNOWN:
         /* memcached skips bodylen bytes *after* key and extras */
         conn_consume(c, head);
@@ -357,33 +370,46 @@ enum proto_action proto_binary_command(struct conn *c)
     log_debug("<%d binary opcode 0x%02x key %.*s", c->fd, h.opcode, (int)h.keylen, key);
 
     switch (h.opcode) {
-    case MC_BIN_GET: case MC_BIN_GETQ: case MC_BIN_GETK: case MC_BIN_GETKQ:
-    case MC_BIN_TOUCH: case MC_BIN_GAT: case MC_BIN_GATQ: case MC_BIN_GATK: case MC_BIN_GATKQ:
-        return do_get(c, &h, ext, key);
-    case MC_BIN_SET: case MC_BIN_SETQ: case MC_BIN_ADD: case MC_BIN_ADDQ:
-    case MC_BIN_REPLACE: case MC_BIN_REPLACEQ: case MC_BIN_APPEND: case MC_BIN_APPENDQ:
-    case MC_BIN_PREPEND: case MC_BIN_PREPENDQ:
-        return do_store(c, &h, ext, key);
-    case MC_BIN_DELETE: case MC_BIN_DELETEQ: {
+    case MC_BIN_GET:
+    case MC_BIN_GETQ:
+    case MC_BIN_GETK:
+    case MC_BIN_GETKQ:
+    case MC_BIN_TOUCH:
+    case MC_BIN_GAT:
+    case MC_BIN_GATQ:
+    case MC_BIN_GATK:
+    case MC_BIN_GATKQ: return do_get(c, &h, ext, key);
+    case MC_BIN_SET:
+    case MC_BIN_SETQ:
+    case MC_BIN_ADD:
+    case MC_BIN_ADDQ:
+    case MC_BIN_REPLACE:
+    case MC_BIN_REPLACEQ:
+    case MC_BIN_APPEND:
+    case MC_BIN_APPENDQ:
+    case MC_BIN_PREPEND:
+    case MC_BIN_PREPENDQ: return do_store(c, &h, ext, key);
+    case MC_BIN_DELETE:
+    case MC_BIN_DELETEQ: {
         enum cache_result r = cmd_delete(c->w, key, h.keylen, h.cas);
-        return r == CACHE_OK ? respond_ok(c, &h, 0) : respond_error(c, h.opcode, h.opaque, status_of(r));
+        return r == CACHE_OK ? respond_ok(c, &h, 0)
+                             : respond_error(c, h.opcode, h.opaque, status_of(r));
     }
-    case MC_BIN_INCREMENT: case MC_BIN_INCREMENTQ: case MC_BIN_DECREMENT: case MC_BIN_DECREMENTQ:
-        return do_delta(c, &h, ext, key);
-    case MC_BIN_QUIT: case MC_BIN_QUITQ:
-        c->close_after_write = true;
-        return respond_ok(c, &h, 0);
-    case MC_BIN_FLUSH: case MC_BIN_FLUSHQ:
+    case MC_BIN_INCREMENT:
+    case MC_BIN_INCREMENTQ:
+    case MC_BIN_DECREMENT:
+    case MC_BIN_DECREMENTQ: return do_delta(c, &h, ext, key);
+    case MC_BIN_QUIT:
+    case MC_BIN_QUITQ: c->close_after_write = true; return respond_ok(c, &h, 0);
+    case MC_BIN_FLUSH:
+    case MC_BIN_FLUSHQ:
         cmd_flush_all(c->w, h.extlen == 4 ? mc_bin_get32(ext) : 0);
         return respond_ok(c, &h, 0);
-    case MC_BIN_NOOP:
-        return respond_ok(c, &h, 0);
+    case MC_BIN_NOOP: return respond_ok(c, &h, 0);
     case MC_BIN_VERSION:
-        return respond(c, h.opcode, h.opaque, MC_BIN_OK, 0, NULL, 0, NULL, 0,
-                       PROXY_VERSION_STRING, (uint32_t)strlen(PROXY_VERSION_STRING));
-    case MC_BIN_STAT:
-        return do_stat(c, &h, key);
-    default:
-        return respond_error(c, h.opcode, h.opaque, MC_BIN_UNKNOWN_COMMAND);
+        return respond(c, h.opcode, h.opaque, MC_BIN_OK, 0, NULL, 0, NULL, 0, PROXY_VERSION_STRING,
+                       (uint32_t)strlen(PROXY_VERSION_STRING));
+    case MC_BIN_STAT: return do_stat(c, &h, key);
+    default: return respond_error(c, h.opcode, h.opaque, MC_BIN_UNKNOWN_COMMAND);
     }
 }

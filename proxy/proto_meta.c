@@ -321,8 +321,11 @@ static enum proto_action meta_arith(struct conn *c, const struct mc_meta_request
         .initial = req->initial,
     };
     switch (req->mode) {
-    case 0: case 'I': case '+': break;
-    case 'D': case '-': a.incr = false; break;
+    case 0:
+    case 'I':
+    case '+': break;
+    case 'D':
+    case '-': a.incr = false; break;
     default: return reply_error(c, "CLIENT_ERROR invalid mode for ma M token\r\n");
     }
     ttl_positions(req, &a.ttl);
@@ -383,11 +386,10 @@ static enum proto_action meta_debug(struct conn *c, const struct mc_meta_request
         l.n += mc_base64_encode(item_key(it), item_nkey(it), l.buf + l.n);
     else
         line_put(&l, item_key(it), item_nkey(it));
-    l.n += (size_t)snprintf(l.buf + l.n, sizeof(l.buf) - l.n,
-                            " exp=%lld la=%u cas=%llu fetch=%s cls=%u size=%zu",
-                            (long long)info.ttl, (unsigned)info.idle,
-                            (unsigned long long)item_cas(it), info.fetched ? "yes" : "no",
-                            item_class(it), item_bytes(it));
+    l.n += (size_t)snprintf(
+        l.buf + l.n, sizeof(l.buf) - l.n, " exp=%lld la=%u cas=%llu fetch=%s cls=%u size=%zu",
+        (long long)info.ttl, (unsigned)info.idle, (unsigned long long)item_cas(it),
+        info.fetched ? "yes" : "no", item_class(it), item_bytes(it));
     cache_release(c->p->cache, it);
     return reply_line(c, &l, NULL);
 }
@@ -405,8 +407,7 @@ enum proto_action proto_meta_line(struct conn *c, const char *line, size_t len)
             return PROTO_NEXT;
         }
         return reply_error(c, req.error);
-    default:
-        return reply(c, LIT("ERROR\r\n"));
+    default: return reply(c, LIT("ERROR\r\n"));
     }
     switch (req.cmd) {
     case MC_META_GET: return meta_get(c, &req);

@@ -57,8 +57,8 @@ static enum st_status add_value(struct conn *c, struct item *it, bool with_cas)
         cache_release(c->p->cache, it);
         return ST_NOMEM;
     }
-    size_t n = mc_text_value_header(p, item_key(it), item_nkey(it), item_flags(it),
-                                    item_nvalue(it), with_cas, item_cas(it));
+    size_t n = mc_text_value_header(p, item_key(it), item_nkey(it), item_flags(it), item_nvalue(it),
+                                    with_cas, item_cas(it));
     enum st_status s = outq_commit(&c->out, n);
     if (s != ST_OK) {
         cache_release(c->p->cache, it);
@@ -116,8 +116,9 @@ static enum proto_action do_store(struct conn *c, const struct mc_request *req)
     if (it == NULL) {
         /* memcached answers once the refused value has been read */
         c->deferred_line = req->noreply ? NULL
-                           : res == CACHE_TOO_LARGE ? "SERVER_ERROR object too large for cache\r\n"
-                                                    : "SERVER_ERROR out of memory storing object\r\n";
+                           : res == CACHE_TOO_LARGE
+                               ? "SERVER_ERROR object too large for cache\r\n"
+                               : "SERVER_ERROR out of memory storing object\r\n";
         conn_begin_swallow(c, nbytes, reply_deferred);
         return PROTO_NEXT;
     }
@@ -206,7 +207,7 @@ static enum proto_action do_stats(struct conn *c, const struct mc_request *req)
 static enum proto_action do_verbosity(struct conn *c, const struct mc_request *req)
 {
     /* memcached's levels: 0 quiet, 1 = -v, 2+ = -vv */
-    enum log_level lvl = req->level == 0 ? LOG_LVL_WARN
+    enum log_level lvl = req->level == 0   ? LOG_LVL_WARN
                          : req->level == 1 ? LOG_LVL_INFO
                                            : LOG_LVL_DEBUG;
     log_set_level(lvl);
@@ -231,18 +232,15 @@ enum proto_action proto_text_line(struct conn *c, const char *line, size_t len)
     case MC_CMD_GET:
     case MC_CMD_GETS:
     case MC_CMD_GAT:
-    case MC_CMD_GATS:
-        return do_get(c, &req);
+    case MC_CMD_GATS: return do_get(c, &req);
     case MC_CMD_SET:
     case MC_CMD_ADD:
     case MC_CMD_REPLACE:
     case MC_CMD_APPEND:
     case MC_CMD_PREPEND:
-    case MC_CMD_CAS:
-        return do_store(c, &req);
+    case MC_CMD_CAS: return do_store(c, &req);
     case MC_CMD_INCR:
-    case MC_CMD_DECR:
-        return do_delta(c, &req);
+    case MC_CMD_DECR: return do_delta(c, &req);
     case MC_CMD_DELETE:
         if (cmd_delete(c->w, req.key, req.nkey, 0) == CACHE_OK)
             return reply_maybe(c, req.noreply, LIT("DELETED\r\n"));
@@ -254,17 +252,11 @@ enum proto_action proto_text_line(struct conn *c, const char *line, size_t len)
     case MC_CMD_FLUSH_ALL:
         cmd_flush_all(c->w, req.exptime);
         return reply_maybe(c, req.noreply, LIT("OK\r\n"));
-    case MC_CMD_VERSION:
-        return reply(c, LIT("VERSION " PROXY_VERSION_STRING "\r\n"));
-    case MC_CMD_VERBOSITY:
-        return do_verbosity(c, &req);
-    case MC_CMD_QUIT:
-        c->close_after_write = true;
-        return PROTO_NEXT;
-    case MC_CMD_STATS:
-        return do_stats(c, &req);
-    case MC_CMD_SHUTDOWN:
-        return reply(c, LIT("ERROR: shutdown not enabled\r\n"));
+    case MC_CMD_VERSION: return reply(c, LIT("VERSION " PROXY_VERSION_STRING "\r\n"));
+    case MC_CMD_VERBOSITY: return do_verbosity(c, &req);
+    case MC_CMD_QUIT: c->close_after_write = true; return PROTO_NEXT;
+    case MC_CMD_STATS: return do_stats(c, &req);
+    case MC_CMD_SHUTDOWN: return reply(c, LIT("ERROR: shutdown not enabled\r\n"));
     }
     return reply(c, LIT("ERROR\r\n"));
 }

@@ -31,8 +31,8 @@ struct proxy {
     _Atomic bool accepting;
     _Atomic unsigned conn_structures; /* connections ever allocated and not freed, peak */
 
-    pthread_mutex_t reset_lock;        /* guards stats_base */
-    struct stats_totals stats_base;    /* counters at the last `stats reset` */
+    pthread_mutex_t reset_lock;     /* guards stats_base */
+    struct stats_totals stats_base; /* counters at the last `stats reset` */
     _Atomic uint64_t total_conns_base;
     _Atomic uint64_t rejected_conns_base;
 };

@@ -18,8 +18,8 @@
 enum opt_type { T_UINT, T_SIZE, T_BOOL, T_STR, T_COUNT };
 
 struct opt_def {
-    const char *name;  /* config key; the long flag is the same with '-' */
-    int flag;          /* short flag, or 0 */
+    const char *name; /* config key; the long flag is the same with '-' */
+    int flag;         /* short flag, or 0 */
     enum opt_type type;
     const char *def;   /* default, as text (NULL: unset) */
     uint64_t min, max; /* bounds for T_UINT / T_SIZE */
@@ -65,8 +65,14 @@ static const struct opt_def opts[] = {
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
 /* Long-only command-line actions. */
-enum { ACT_CONFIG = 256, ACT_CHECK, ACT_DESCRIBE, ACT_HELP = 'h', ACT_VERSION = 'V',
-       OPT_BASE = 512 };
+enum {
+    ACT_CONFIG = 256,
+    ACT_CHECK,
+    ACT_DESCRIBE,
+    ACT_HELP = 'h',
+    ACT_VERSION = 'V',
+    OPT_BASE = 512
+};
 
 static const char *type_name(enum opt_type t)
 {
@@ -89,9 +95,21 @@ static bool parse_size(const char *arg, size_t unit, uint64_t *out)
         return false;
     switch (*end) {
     case '\0': break;
-    case 'k': case 'K': unit = KB; end++; break;
-    case 'm': case 'M': unit = MB; end++; break;
-    case 'g': case 'G': unit = (size_t)1 << 30; end++; break;
+    case 'k':
+    case 'K':
+        unit = KB;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        unit = MB;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        unit = (size_t)1 << 30;
+        end++;
+        break;
     default: return false;
     }
     if (*end != '\0' || v > UINT64_MAX / unit)
@@ -196,8 +214,10 @@ static void long_name(char *buf, size_t n, const char *name)
 
 void settings_usage(FILE *out)
 {
-    fprintf(out, "strata-proxy %s - memcached-compatible caching proxy\n\n"
-                 "usage: strata-proxy [options]\n", STRATA_VERSION);
+    fprintf(out,
+            "strata-proxy %s - memcached-compatible caching proxy\n\n"
+            "usage: strata-proxy [options]\n",
+            STRATA_VERSION);
     for (size_t i = 0; i < NOPTS; i++) {
         const struct opt_def *d = &opts[i];
         char lname[64], left[96];
@@ -231,8 +251,8 @@ void settings_describe(FILE *out)
             snprintf(flag, sizeof(flag), "-%c", d->flag);
         if (d->type == T_UINT || d->type == T_SIZE || d->type == T_COUNT)
             fprintf(out, "%s\t%s\t%s\t%s\t%llu\t%llu\t%s\n", d->name, flag, type_name(d->type),
-                    d->def ? d->def : "-", (unsigned long long)d->min,
-                    (unsigned long long)d->max, d->desc);
+                    d->def ? d->def : "-", (unsigned long long)d->min, (unsigned long long)d->max,
+                    d->desc);
         else
             fprintf(out, "%s\t%s\t%s\t%s\t-\t-\t%s\n", d->name, flag, type_name(d->type),
                     d->def ? d->def : "-", d->desc);
@@ -300,9 +320,11 @@ static int usage_error(const char *msg)
 static int validate(struct settings *s)
 {
     if (s->udp_port != 0) {
-        fprintf(stderr, "strata-proxy: UDP is not supported (got -U %u); memcached's UDP "
-                        "protocol is a traffic amplification risk and Strata only serves TCP. "
-                        "Use -U 0 or leave it out.\n", s->udp_port);
+        fprintf(stderr,
+                "strata-proxy: UDP is not supported (got -U %u); memcached's UDP "
+                "protocol is a traffic amplification risk and Strata only serves TCP. "
+                "Use -U 0 or leave it out.\n",
+                s->udp_port);
         return EX_USAGE;
     }
     if (s->item_size_given && s->item_size_max > s->max_bytes / 2) {
@@ -349,18 +371,12 @@ int settings_parse(struct settings *s, int argc, char **argv)
     while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
         char msg[300];
         switch (opt) {
-        case ACT_HELP:
-            settings_usage(stdout);
-            return 0;
+        case ACT_HELP: settings_usage(stdout); return 0;
         case ACT_VERSION:
             printf("strata-proxy %s (memcached protocol %s)\n", STRATA_VERSION, MC_COMPAT_VERSION);
             return 0;
-        case ACT_DESCRIBE:
-            settings_describe(stdout);
-            return 0;
-        case ACT_CHECK:
-            check = true;
-            break;
+        case ACT_DESCRIBE: settings_describe(stdout); return 0;
+        case ACT_CHECK: check = true; break;
         case ACT_CONFIG:
             free(s->config_path);
             s->config_path = strdup(optarg);
@@ -374,8 +390,7 @@ int settings_parse(struct settings *s, int argc, char **argv)
             else
                 snprintf(msg, sizeof(msg), "unknown option '%s'", argv[optind - 1]);
             return usage_error(msg);
-        default:
-            break;
+        default: break;
         }
     }
     if (optind < argc) {

@@ -29,7 +29,7 @@ struct settings {
     size_t out_max;          /* unsent reply bytes per connection before reading pauses */
     unsigned drain_timeout;  /* seconds a paused connection may make no write progress */
 
-    char *config_path;       /* --config */
+    char *config_path; /* --config */
     bool item_size_given;
 };
 

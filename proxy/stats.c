@@ -117,7 +117,8 @@ static void stats_general(struct proxy *p, struct out *o)
     put_rusage(o, "rusage_system", ru.ru_stime);
     put_u64(o, "max_connections", p->settings.max_conns);
     put_u64(o, "curr_connections", curr);
-    put_u64(o, "total_connections", atomic_load(&p->total_conns) - atomic_load(&p->total_conns_base));
+    put_u64(o, "total_connections",
+            atomic_load(&p->total_conns) - atomic_load(&p->total_conns_base));
     put_u64(o, "rejected_connections",
             atomic_load(&p->rejected_conns) - atomic_load(&p->rejected_conns_base));
     put_u64(o, "connection_structures", curr + 1);

@@ -16,6 +16,7 @@
 struct proxy;
 
 /* X-macro: every per-worker counter, in `stats` order. */
+/* clang-format off */
 #define WORKER_COUNTERS(X)                                                     \
     X(cmd_get) X(cmd_set) X(cmd_flush) X(cmd_touch) X(cmd_meta) X(get_hits)    \
     X(get_misses) X(get_expired) X(get_flushed) X(delete_misses) X(delete_hits) \
@@ -23,6 +24,7 @@ struct proxy;
     X(cas_hits) X(cas_badval) X(touch_hits) X(touch_misses)                    \
     X(store_too_large) X(store_no_memory) X(auth_cmds) X(auth_errors)          \
     X(bytes_read) X(bytes_written) X(conn_yields)
+/* clang-format on */
 
 struct worker_stats {
 #define X(name) _Atomic uint64_t name;
@@ -38,8 +40,8 @@ struct stats_totals {
 };
 
 /* Owner-thread increment: a plain load and store, no locked instruction. */
-#define STAT_ADD(ws, field, n)                                                 \
-    atomic_store_explicit(&(ws)->field,                                        \
+#define STAT_ADD(ws, field, n)                                                            \
+    atomic_store_explicit(&(ws)->field,                                                   \
                           atomic_load_explicit(&(ws)->field, memory_order_relaxed) + (n), \
                           memory_order_relaxed)
 #define STAT_INCR(ws, field) STAT_ADD(ws, field, 1)
@@ -55,8 +57,8 @@ typedef void (*stats_emit_fn)(void *ctx, const char *name, const char *value);
  * with a single line instead of STAT rows (e.g. "stats detail").
  * Called on a worker thread.
  */
-bool stats_reply(struct proxy *p, const char *args, size_t args_len, stats_emit_fn emit,
-                 void *ctx, const char **special);
+bool stats_reply(struct proxy *p, const char *args, size_t args_len, stats_emit_fn emit, void *ctx,
+                 const char **special);
 
 /* Sums the worker shards minus the reset baseline. */
 void stats_totals_read(struct proxy *p, struct stats_totals *t);

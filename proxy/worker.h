@@ -24,20 +24,20 @@ struct worker {
     struct proxy *proxy;
     pthread_t thread;
     struct event_base *base;
-    int notify_fd;               /* eventfd: new connections or shutdown */
+    int notify_fd; /* eventfd: new connections or shutdown */
     struct event *notify_ev;
     struct event *shutdown_timer;
 
-    pthread_mutex_t queue_lock;  /* guards queue and stopping */
+    pthread_mutex_t queue_lock; /* guards queue and stopping */
     struct worker_newconn *queue;
     bool stopping;
 
-    struct worker_stats stats;   /* written by this thread only */
+    struct worker_stats stats; /* written by this thread only */
 
-    pthread_mutex_t conns_lock;  /* guards the list (stats conns reads it) */
-    struct conn *conns;          /* doubly linked through conn->prev/next */
+    pthread_mutex_t conns_lock; /* guards the list (stats conns reads it) */
+    struct conn *conns;         /* doubly linked through conn->prev/next */
     unsigned nconns;
-    bool draining;               /* shutting down: no new commands */
+    bool draining; /* shutting down: no new commands */
 };
 
 /* Creates the worker's event base and notification channel. */

@@ -72,8 +72,7 @@ static void lru_push(struct bc_shard *s, struct bc_entry *e)
 /* Removes e from its chain and the LRU, frees it. */
 static void entry_remove_locked(struct bc_shard *s, struct bc_entry *e)
 {
-    struct bc_entry **pp =
-        &s->buckets[bc_hash(e->file, e->off) / BCACHE_SHARDS % BCACHE_BUCKETS];
+    struct bc_entry **pp = &s->buckets[bc_hash(e->file, e->off) / BCACHE_SHARDS % BCACHE_BUCKETS];
     while (*pp != e)
         pp = &(*pp)->hnext;
     *pp = e->hnext;
@@ -104,8 +103,8 @@ struct block *bcache_lookup(struct bcache *c, uint64_t file, uint64_t off)
     struct bc_shard *s = &c->shards[h % BCACHE_SHARDS];
     struct block *b = NULL;
     pthread_mutex_lock(&s->mu);
-    for (struct bc_entry *e = s->buckets[h / BCACHE_SHARDS % BCACHE_BUCKETS];
-         e != NULL; e = e->hnext) {
+    for (struct bc_entry *e = s->buckets[h / BCACHE_SHARDS % BCACHE_BUCKETS]; e != NULL;
+         e = e->hnext) {
         if (e->file == file && e->off == off) {
             lru_unlink(e);
             lru_push(s, e);
@@ -115,13 +114,11 @@ struct block *bcache_lookup(struct bcache *c, uint64_t file, uint64_t off)
         }
     }
     pthread_mutex_unlock(&s->mu);
-    atomic_fetch_add_explicit(b ? &c->hits : &c->misses, 1,
-                              memory_order_relaxed);
+    atomic_fetch_add_explicit(b ? &c->hits : &c->misses, 1, memory_order_relaxed);
     return b;
 }
 
-void bcache_insert(struct bcache *c, uint64_t file, uint64_t off,
-                   struct block *b, size_t charge)
+void bcache_insert(struct bcache *c, uint64_t file, uint64_t off, struct block *b, size_t charge)
 {
     uint64_t h = bc_hash(file, off);
     struct bc_shard *s = &c->shards[h % BCACHE_SHARDS];

@@ -23,8 +23,7 @@ void bcache_destroy(struct bcache **c);
 struct block *bcache_lookup(struct bcache *c, uint64_t file, uint64_t off);
 /* Inserts `b` (taking a new reference) charged at `charge` bytes, evicting
  * least-recently-used entries over capacity. Replaces an existing entry. */
-void bcache_insert(struct bcache *c, uint64_t file, uint64_t off,
-                   struct block *b, size_t charge);
+void bcache_insert(struct bcache *c, uint64_t file, uint64_t off, struct block *b, size_t charge);
 /* Drops every block of `file` (called when the file is deleted). */
 void bcache_erase_file(struct bcache *c, uint64_t file);
 size_t bcache_bytes(struct bcache *c);

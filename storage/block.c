@@ -2,8 +2,8 @@
  * block.c - block builder, parser and cursor (format in block.h). Builders
  * belong to one thread; parsed blocks are immutable and shared.
  */
-#include "common/mem.h"
 #include "storage/block.h"
+#include "common/mem.h"
 #include "storage/ikey.h"
 
 void block_builder_reset(struct block_builder *b)
@@ -22,9 +22,8 @@ void block_builder_deinit(struct block_builder *b)
     buf_deinit(&b->last_key);
 }
 
-enum st_status block_builder_add(struct block_builder *b, const uint8_t *key,
-                                 size_t key_len, const uint8_t *value,
-                                 size_t value_len)
+enum st_status block_builder_add(struct block_builder *b, const uint8_t *key, size_t key_len,
+                                 const uint8_t *value, size_t value_len)
 {
     size_t shared = 0;
     enum st_status st;
@@ -39,8 +38,7 @@ enum st_status block_builder_add(struct block_builder *b, const uint8_t *key,
         while (shared < n && b->last_key.data[shared] == key[shared])
             shared++;
     }
-    if ((st = buf_reserve(&b->data, 30 + key_len - shared + value_len)) !=
-        ST_OK)
+    if ((st = buf_reserve(&b->data, 30 + key_len - shared + value_len)) != ST_OK)
         return st;
     buf_append_varint(&b->data, shared);
     buf_append_varint(&b->data, key_len - shared);
@@ -75,8 +73,7 @@ enum st_status block_builder_finish(struct block_builder *b)
     return buf_append(&b->data, n, 4);
 }
 
-enum st_status block_create(uint8_t *data, size_t len, size_t cap,
-                            struct block **out)
+enum st_status block_create(uint8_t *data, size_t len, size_t cap, struct block **out)
 {
     enum st_status st = ST_CORRUPT;
     struct block *b = NULL;
@@ -160,10 +157,8 @@ static void decode_next(struct block_iter *it)
     const uint8_t *end = b->data + b->restarts_off;
     uint64_t shared, unshared, vlen;
     if (!dec_varint(&p, end, &shared) || !dec_varint(&p, end, &unshared) ||
-        !dec_varint(&p, end, &vlen) || shared > it->key_len ||
-        unshared > (uint64_t)(end - p) ||
-        shared + unshared > IKEY_MAX_LEN ||
-        vlen > (uint64_t)(end - p) - unshared) {
+        !dec_varint(&p, end, &vlen) || shared > it->key_len || unshared > (uint64_t)(end - p) ||
+        shared + unshared > IKEY_MAX_LEN || vlen > (uint64_t)(end - p) - unshared) {
         corrupt(it);
         return;
     }
@@ -195,8 +190,7 @@ void block_iter_next(struct block_iter *it)
         decode_next(it);
 }
 
-void block_iter_seek(struct block_iter *it, const uint8_t *target,
-                     size_t target_len)
+void block_iter_seek(struct block_iter *it, const uint8_t *target, size_t target_len)
 {
     if (it->status != ST_OK)
         return;
@@ -222,7 +216,6 @@ void block_iter_seek(struct block_iter *it, const uint8_t *target,
     it->key_len = 0;
     it->next = dec_u32le(b->data + b->restarts_off + 4 * lo);
     decode_next(it);
-    while (it->valid &&
-           ikey_compare(it->key, it->key_len, target, target_len) < 0)
+    while (it->valid && ikey_compare(it->key, it->key_len, target, target_len) < 0)
         decode_next(it);
 }

@@ -43,9 +43,8 @@ struct block_builder {
 void block_builder_reset(struct block_builder *b);
 void block_builder_deinit(struct block_builder *b);
 /* REQUIRES: key > every key added since the last reset. ST_NOMEM. */
-enum st_status block_builder_add(struct block_builder *b, const uint8_t *key,
-                                 size_t key_len, const uint8_t *value,
-                                 size_t value_len);
+enum st_status block_builder_add(struct block_builder *b, const uint8_t *key, size_t key_len,
+                                 const uint8_t *value, size_t value_len);
 /* Bytes the finished block would take. */
 size_t block_builder_size(const struct block_builder *b);
 /* Appends the restart array; the contents are then in b->data. */
@@ -55,24 +54,23 @@ enum st_status block_builder_finish(struct block_builder *b);
 struct block {
     atomic_int refs;
     uint8_t *data;
-    size_t len;   /* contents length */
-    size_t cap;   /* allocation size */
+    size_t len; /* contents length */
+    size_t cap; /* allocation size */
     size_t restarts_off;
     uint32_t nrestarts;
 };
 
 /* Validates the restart array; ST_CORRUPT (then `data` is freed), ST_NOMEM.
  * The new block has one reference. */
-enum st_status block_create(uint8_t *data, size_t len, size_t cap,
-                            struct block **out);
+enum st_status block_create(uint8_t *data, size_t len, size_t cap, struct block **out);
 void block_ref(struct block *b);
 void block_unref(struct block **b);
 
 /* A cursor over one block; holds a reference while initialised. */
 struct block_iter {
     struct block *b;
-    size_t cur;   /* offset of the current entry */
-    size_t next;  /* offset after it */
+    size_t cur;                /* offset of the current entry */
+    size_t next;               /* offset after it */
     uint8_t key[IKEY_MAX_LEN]; /* keys longer than an internal key are corrupt */
     size_t key_len;
     const uint8_t *value;
@@ -86,8 +84,7 @@ void block_iter_init(struct block_iter *it, struct block *b);
 void block_iter_deinit(struct block_iter *it);
 void block_iter_seek_first(struct block_iter *it);
 /* First entry with key >= target (ikey_compare). */
-void block_iter_seek(struct block_iter *it, const uint8_t *target,
-                     size_t target_len);
+void block_iter_seek(struct block_iter *it, const uint8_t *target, size_t target_len);
 void block_iter_next(struct block_iter *it);
 /* ST_CORRUPT once a malformed entry was met (the iterator is then invalid). */
 static inline enum st_status block_iter_status(const struct block_iter *it)

@@ -9,8 +9,7 @@ static inline uint64_t probe_step(uint64_t t)
     return ((t >> 32) | (t << 32)) | 1;
 }
 
-enum st_status bloom_build(const uint64_t *tokens, size_t n,
-                           uint32_t bits_per_key, struct buf *out)
+enum st_status bloom_build(const uint64_t *tokens, size_t n, uint32_t bits_per_key, struct buf *out)
 {
     uint64_t bits = (uint64_t)n * bits_per_key;
     if (bits < 64)

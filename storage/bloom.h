@@ -22,8 +22,8 @@
 #include "storage/coding.h"
 
 /* Appends a filter for `n` tokens at `bits_per_key` to `out`. ST_NOMEM. */
-enum st_status bloom_build(const uint64_t *tokens, size_t n,
-                           uint32_t bits_per_key, struct buf *out);
+enum st_status bloom_build(const uint64_t *tokens, size_t n, uint32_t bits_per_key,
+                           struct buf *out);
 /* Whether the token may be in the set. A malformed filter (too short, k out
  * of range) answers true: a filter can only ever save reads. */
 bool bloom_may_contain(const uint8_t *filter, size_t len, uint64_t token);

@@ -2,8 +2,8 @@
  * coding.c - the growable byte buffer of coding.h (encoders of every format
  * build into it). Any thread; a buffer belongs to one thread at a time.
  */
-#include "common/mem.h"
 #include "storage/coding.h"
+#include "common/mem.h"
 
 enum st_status buf_reserve(struct buf *b, size_t extra)
 {

@@ -105,8 +105,7 @@ static inline size_t varint_len(uint64_t v)
  * Decodes a varint from [*p, end); advances *p. Returns false (and leaves *p
  * unspecified) when the bytes end first or the value exceeds 64 bits.
  */
-static inline bool dec_varint(const uint8_t **p, const uint8_t *end,
-                              uint64_t *out)
+static inline bool dec_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
 {
     uint64_t v = 0;
     for (int shift = 0; shift <= 63; shift += 7) {

@@ -21,8 +21,8 @@
 #include "common/mem.h"
 #include "storage/db_int.h"
 #include "storage/ikey.h"
-#include "storage/sstable.h"
 #include "storage/killpoint.h"
+#include "storage/sstable.h"
 
 static struct sst_builder_opts builder_opts(const struct lsm_db *db)
 {
@@ -33,19 +33,16 @@ static struct sst_builder_opts builder_opts(const struct lsm_db *db)
     };
 }
 
-static enum st_status add_output(struct lsm_db *db, struct version_edit *e,
-                                 int level, const struct sst_info *info)
+static enum st_status add_output(struct lsm_db *db, struct version_edit *e, int level,
+                                 const struct sst_info *info)
 {
-    return version_edit_add(e, db->vs, level, info->number, info->size,
-                            info->smallest, info->smallest_len, info->largest,
-                            info->largest_len, info->props.records,
-                            info->props.tombstones, info->props.earliest_expiry,
-                            info->props.raw_key_bytes +
-                                info->props.raw_value_bytes);
+    return version_edit_add(
+        e, db->vs, level, info->number, info->size, info->smallest, info->smallest_len,
+        info->largest, info->largest_len, info->props.records, info->props.tombstones,
+        info->props.earliest_expiry, info->props.raw_key_bytes + info->props.raw_value_bytes);
 }
 
-enum st_status compaction_build_l0(struct lsm_db *db, struct memtable *m,
-                                   struct version_edit *e)
+enum st_status compaction_build_l0(struct lsm_db *db, struct memtable *m, struct version_edit *e)
 {
     struct memtable_iter it;
     memtable_iter_init(&it, m, UINT64_MAX);
@@ -82,8 +79,7 @@ enum st_status compaction_build_l0(struct lsm_db *db, struct memtable *m,
     struct sst_info info;
     if ((st = sst_builder_finish(&b, &info)) != ST_OK)
         return st;
-    atomic_fetch_add_explicit(&db->st.flush_bytes, info.size,
-                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&db->st.flush_bytes, info.size, memory_order_relaxed);
     return add_output(db, e, 0, &info);
 }
 
@@ -112,8 +108,7 @@ void compaction_delete_obsolete(struct lsm_db *db)
     pthread_mutex_lock(&db->mu);
     while (db->nwal_segs > 0 && db->wal_segs[0] < log_number && nd < 64) {
         dead[nd++] = db->wal_segs[0];
-        memmove(db->wal_segs, db->wal_segs + 1,
-                (db->nwal_segs - 1) * sizeof(uint64_t));
+        memmove(db->wal_segs, db->wal_segs + 1, (db->nwal_segs - 1) * sizeof(uint64_t));
         db->nwal_segs--;
     }
     pthread_mutex_unlock(&db->mu);
@@ -185,9 +180,7 @@ void *compaction_flush_main(void *arg)
             flush_imm_locked(db);
             continue;
         }
-        uint64_t wait = db->opts.sync_mode == LSM_SYNC_INTERVAL
-                            ? db->opts.sync_interval_ms
-                            : 1000;
+        uint64_t wait = db->opts.sync_mode == LSM_SYNC_INTERVAL ? db->opts.sync_interval_ms : 1000;
         wait_bg_locked(db, wait ? wait : 1);
         if (db->opts.sync_mode == LSM_SYNC_INTERVAL && db->bg_error == ST_OK) {
             pthread_mutex_unlock(&db->mu);
@@ -203,13 +196,13 @@ void *compaction_flush_main(void *arg)
 /* -------------------------------------------------------- compaction */
 
 struct compaction {
-    int level;        /* inputs from level and level + 1 */
+    int level; /* inputs from level and level + 1 */
     int out_level;
     struct version *v;
     struct file_meta **in[2];
     size_t nin[2];
-    bool full;        /* manual: every file of every level */
-    bool tiered;      /* size-tiered: L0 runs merged into one L0 run */
+    bool full;   /* manual: every file of every level */
+    bool tiered; /* size-tiered: L0 runs merged into one L0 run */
 };
 
 static uint64_t level_target(const struct lsm_db *db, int level)
@@ -221,19 +214,16 @@ static uint64_t level_target(const struct lsm_db *db, int level)
 }
 
 /* Score of each level; the best >= 1 is compacted. */
-static double level_score(const struct lsm_db *db, const struct version *v,
-                          int level)
+static double level_score(const struct lsm_db *db, const struct version *v, int level)
 {
     if (level == 0)
         return (double)v->nfiles[0] / db->opts.l0_compaction_trigger;
     return (double)version_level_bytes(v, level) / level_target(db, level);
 }
 
-static enum st_status push_file(struct file_meta ***arr, size_t *n,
-                                struct file_meta *m)
+static enum st_status push_file(struct file_meta ***arr, size_t *n, struct file_meta *m)
 {
-    struct file_meta **a = mem_realloc(MEM_STORAGE, *arr, *n * sizeof(*a),
-                                       (*n + 1) * sizeof(*a));
+    struct file_meta **a = mem_realloc(MEM_STORAGE, *arr, *n * sizeof(*a), (*n + 1) * sizeof(*a));
     if (a == NULL)
         return ST_NOMEM;
     a[(*n)++] = m;
@@ -250,17 +240,15 @@ static void compaction_free(struct compaction *c)
 }
 
 /* User-key range [lo, hi] of a set of files. */
-static void range_of(struct file_meta **f, size_t n, const uint8_t **lo,
-                     size_t *lol, const uint8_t **hi, size_t *hil)
+static void range_of(struct file_meta **f, size_t n, const uint8_t **lo, size_t *lol,
+                     const uint8_t **hi, size_t *hil)
 {
     for (size_t i = 0; i < n; i++) {
-        if (i == 0 || ikey_compare(f[i]->smallest, f[i]->smallest_len, *lo,
-                                   *lol) < 0) {
+        if (i == 0 || ikey_compare(f[i]->smallest, f[i]->smallest_len, *lo, *lol) < 0) {
             *lo = f[i]->smallest;
             *lol = f[i]->smallest_len;
         }
-        if (i == 0 ||
-            ikey_compare(f[i]->largest, f[i]->largest_len, *hi, *hil) > 0) {
+        if (i == 0 || ikey_compare(f[i]->largest, f[i]->largest_len, *hi, *hil) > 0) {
             *hi = f[i]->largest;
             *hil = f[i]->largest_len;
         }
@@ -287,8 +275,7 @@ static bool pick_tiered(struct lsm_db *db, struct compaction *c)
     const struct lsm_options *o = &db->opts;
     if (n < o->tiered_min_merge)
         return false;
-    struct file_meta **by_size =
-        mem_alloc(MEM_STORAGE, n * sizeof(struct file_meta *));
+    struct file_meta **by_size = mem_alloc(MEM_STORAGE, n * sizeof(struct file_meta *));
     if (by_size == NULL)
         return false;
     memcpy(by_size, v->files[0], n * sizeof(struct file_meta *));
@@ -374,10 +361,8 @@ static bool pick_locked(struct lsm_db *db, struct compaction *c)
         size_t i = 0;
         if (db->compact_ptr_len[best] > 0)
             while (i < v->nfiles[best] &&
-                   ikey_compare(v->files[best][i]->largest,
-                                v->files[best][i]->largest_len,
-                                db->compact_ptr[best],
-                                db->compact_ptr_len[best]) <= 0)
+                   ikey_compare(v->files[best][i]->largest, v->files[best][i]->largest_len,
+                                db->compact_ptr[best], db->compact_ptr_len[best]) <= 0)
                 i++;
         if (i >= v->nfiles[best])
             i = 0;
@@ -415,9 +400,7 @@ static void rate_limit(struct lsm_db *db, uint64_t written, uint64_t t0_ms)
     uint64_t due_ms = written * 1000 / rate;
     uint64_t el = db_monotonic_ms() - t0_ms;
     if (due_ms > el)
-        usleep((useconds_t)((due_ms - el) * 1000 > 100000
-                                ? 100000
-                                : (due_ms - el) * 1000));
+        usleep((useconds_t)((due_ms - el) * 1000 > 100000 ? 100000 : (due_ms - el) * 1000));
 }
 
 static bool stopping(struct lsm_db *db)
@@ -431,8 +414,7 @@ static bool stopping(struct lsm_db *db)
 /* Whether a file outside the compaction's inputs may hold the key (then
  * an older version may exist there, and a tombstone or an expired record
  * must be kept to keep shadowing it). */
-static bool outside_may_hold(const struct compaction *c, const uint8_t *k,
-                             size_t kl)
+static bool outside_may_hold(const struct compaction *c, const uint8_t *k, size_t kl)
 {
     if (c->full)
         return false; /* every file is an input */
@@ -443,8 +425,7 @@ static bool outside_may_hold(const struct compaction *c, const uint8_t *k,
         bool input = false;
         for (size_t j = 0; j < c->nin[0] && !input; j++)
             input = c->in[0][j] == f;
-        if (!input &&
-            ikey_user_compare(k, kl, f->smallest, f->smallest_len) >= 0 &&
+        if (!input && ikey_user_compare(k, kl, f->smallest, f->smallest_len) >= 0 &&
             ikey_user_compare(k, kl, f->largest, f->largest_len) <= 0)
             return true;
     }
@@ -478,15 +459,14 @@ static enum st_status run_compaction(struct lsm_db *db, struct compaction *c)
                 for (size_t i = 0; i < c->nin[side] && st == ST_OK; i++) {
                     struct sst_table *t = NULL;
                     struct iter *it = NULL;
-                    if ((st = tcache_get(db->tc, c->in[side][i]->number, &t)) !=
-                        ST_OK)
+                    if ((st = tcache_get(db->tc, c->in[side][i]->number, &t)) != ST_OK)
                         break;
                     st = sst_iter_create(t, &it);
                     sst_table_unref(&t);
                     if (st == ST_OK && n == cap) {
                         size_t ncap = cap ? cap * 2 : 8;
-                        struct iter **a = mem_realloc(
-                            MEM_STORAGE, its, cap * sizeof(*a), ncap * sizeof(*a));
+                        struct iter **a =
+                            mem_realloc(MEM_STORAGE, its, cap * sizeof(*a), ncap * sizeof(*a));
                         if (a == NULL) {
                             iter_destroy(&it);
                             st = ST_NOMEM;
@@ -500,13 +480,11 @@ static enum st_status run_compaction(struct lsm_db *db, struct compaction *c)
                 }
             } else {
                 struct iter *it = NULL;
-                st = version_level_iter_create(c->v, c->in[side], c->nin[side],
-                                               db->tc, &it);
+                st = version_level_iter_create(c->v, c->in[side], c->nin[side], db->tc, &it);
                 if (st == ST_OK && n == cap) {
                     size_t ncap = cap ? cap * 2 : 8;
-                    struct iter **a = mem_realloc(MEM_STORAGE, its,
-                                                  cap * sizeof(*a),
-                                                  ncap * sizeof(*a));
+                    struct iter **a =
+                        mem_realloc(MEM_STORAGE, its, cap * sizeof(*a), ncap * sizeof(*a));
                     if (a == NULL) {
                         iter_destroy(&it);
                         st = ST_NOMEM;
@@ -529,9 +507,8 @@ static enum st_status run_compaction(struct lsm_db *db, struct compaction *c)
         return st;
     }
     if (cap != n) {
-        struct iter **a = n ? mem_realloc(MEM_STORAGE, its, cap * sizeof(*a),
-                                          n * sizeof(*a))
-                            : NULL;
+        struct iter **a =
+            n ? mem_realloc(MEM_STORAGE, its, cap * sizeof(*a), n * sizeof(*a)) : NULL;
         if (n == 0 && its != NULL)
             mem_free(MEM_STORAGE, its, cap * sizeof(*its));
         if (n > 0 && a == NULL) {
@@ -556,8 +533,7 @@ static enum st_status run_compaction(struct lsm_db *db, struct compaction *c)
     uint8_t prev[IKEY_MAX_LEN];
     size_t prev_len = 0;
     uint64_t count = 0;
-    for (merged->ops->seek_first(merged);
-         st == ST_OK && merged->ops->valid(merged);
+    for (merged->ops->seek_first(merged); st == ST_OK && merged->ops->valid(merged);
          merged->ops->next(merged)) {
         const uint8_t *k, *v;
         size_t kl, vl;
@@ -585,15 +561,12 @@ static enum st_status run_compaction(struct lsm_db *db, struct compaction *c)
         }
         /* Dropping needs nothing older below, or the older would return. */
         bool droppable =
-            (kind == RVAL_TOMBSTONE && aged(expiry, db->opts.gc_grace_seconds,
-                                            now)) ||
-            (kind == RVAL_PUT && expiry != 0 &&
-             aged(expiry, db->opts.expired_grace_seconds, now));
+            (kind == RVAL_TOMBSTONE && aged(expiry, db->opts.gc_grace_seconds, now)) ||
+            (kind == RVAL_PUT && expiry != 0 && aged(expiry, db->opts.expired_grace_seconds, now));
         if (droppable && !outside_may_hold(c, k, kl))
             continue;
         if (b == NULL) {
-            st = sst_builder_create(db->env, db->dir,
-                                    vset_new_file_number(db->vs), &o, &b);
+            st = sst_builder_create(db->env, db->dir, vset_new_file_number(db->vs), &o, &b);
             if (st != ST_OK)
                 break;
         }
@@ -647,12 +620,9 @@ static enum st_status run_compaction(struct lsm_db *db, struct compaction *c)
         if (logged)
             version_edit_forget_added(&e);
     } else {
-        atomic_fetch_add_explicit(&db->st.compaction_read, read_bytes,
-                                  memory_order_relaxed);
-        atomic_fetch_add_explicit(&db->st.compaction_written, written,
-                                  memory_order_relaxed);
-        atomic_fetch_add_explicit(&db->st.compactions, 1,
-                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&db->st.compaction_read, read_bytes, memory_order_relaxed);
+        atomic_fetch_add_explicit(&db->st.compaction_written, written, memory_order_relaxed);
+        atomic_fetch_add_explicit(&db->st.compactions, 1, memory_order_relaxed);
     }
     version_edit_deinit(&e);
     return st;

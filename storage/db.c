@@ -58,42 +58,35 @@ void lsm_options_init(struct lsm_options *o)
 
 static enum st_status validate(const struct lsm_options *o)
 {
-#define BAD(cond, name)                                                        \
-    do {                                                                       \
-        if (cond) {                                                            \
-            log_error("storage: option %s out of bounds", name);               \
-            return ST_INVAL;                                                   \
-        }                                                                      \
+#define BAD(cond, name)                                          \
+    do {                                                         \
+        if (cond) {                                              \
+            log_error("storage: option %s out of bounds", name); \
+            return ST_INVAL;                                     \
+        }                                                        \
     } while (0)
-    BAD(o->max_value_len < 1 || o->max_value_len > LSM_MAX_VALUE_LEN_LIMIT,
-        "max_value_len");
+    BAD(o->max_value_len < 1 || o->max_value_len > LSM_MAX_VALUE_LEN_LIMIT, "max_value_len");
     BAD(o->sync_mode > LSM_SYNC_NONE, "sync_mode");
     BAD(o->sync_mode == LSM_SYNC_INTERVAL &&
             (o->sync_interval_ms == 0 || o->sync_interval_writes == 0),
         "sync_interval_ms/sync_interval_writes");
     BAD(o->wal_segment_size < (64u << 10), "wal_segment_size");
-    BAD(o->memtable_size < (64u << 10) || o->memtable_size > (4ull << 30),
-        "memtable_size");
+    BAD(o->memtable_size < (64u << 10) || o->memtable_size > (4ull << 30), "memtable_size");
     BAD(o->l0_compaction_trigger < 1, "l0_compaction_trigger");
-    BAD(o->l0_slowdown_trigger < o->l0_compaction_trigger,
-        "l0_slowdown_trigger");
+    BAD(o->l0_slowdown_trigger < o->l0_compaction_trigger, "l0_slowdown_trigger");
     BAD(o->l0_stop_trigger < o->l0_slowdown_trigger, "l0_stop_trigger");
-    BAD(o->block_size < (4u << 10) || o->block_size > (64u << 10),
-        "block_size");
-    BAD(o->compression_level < 0 || o->compression_level > 22,
-        "compression_level");
+    BAD(o->block_size < (4u << 10) || o->block_size > (64u << 10), "block_size");
+    BAD(o->compression_level < 0 || o->compression_level > 22, "compression_level");
     BAD(o->bloom_bits_per_key > 64, "bloom_bits_per_key");
     BAD(o->target_file_size < (64u << 10), "target_file_size");
     BAD(o->max_open_files < 16, "max_open_files");
     BAD(o->l1_target_size < (64u << 10), "l1_target_size");
-    BAD(o->level_multiplier < 2 || o->level_multiplier > 100,
-        "level_multiplier");
+    BAD(o->level_multiplier < 2 || o->level_multiplier > 100, "level_multiplier");
     BAD(o->compaction_style > LSM_COMPACTION_TIERED, "compaction_style");
     BAD(o->tiered_min_merge < 2, "tiered_min_merge");
     BAD(o->tiered_max_merge < o->tiered_min_merge, "tiered_max_merge");
     BAD(o->tiered_size_ratio_pct < 100, "tiered_size_ratio_pct");
-    BAD(o->tiered_max_runs < o->tiered_min_merge || o->tiered_max_runs > 1000,
-        "tiered_max_runs");
+    BAD(o->tiered_max_runs < o->tiered_min_merge || o->tiered_max_runs > 1000, "tiered_max_runs");
 #undef BAD
     return ST_OK;
 }
@@ -112,8 +105,7 @@ uint64_t db_monotonic_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-void db_set_bg_error_locked(struct lsm_db *db, enum st_status st,
-                            const char *what)
+void db_set_bg_error_locked(struct lsm_db *db, enum st_status st, const char *what)
 {
     if (db->bg_error == ST_OK) {
         db->bg_error = st;
@@ -145,8 +137,7 @@ static int scan_cb(void *arg, const char *name)
     case FILENAME_WAL:
         if (s->nwals == s->cap) {
             size_t ncap = s->cap ? s->cap * 2 : 8;
-            uint64_t *a = mem_realloc(MEM_STORAGE, s->wals,
-                                      s->cap * sizeof(uint64_t),
+            uint64_t *a = mem_realloc(MEM_STORAGE, s->wals, s->cap * sizeof(uint64_t),
                                       ncap * sizeof(uint64_t));
             if (a == NULL) {
                 s->st = ST_NOMEM;
@@ -161,11 +152,10 @@ static int scan_cb(void *arg, const char *name)
         filename_path(path, s->db->dir, FILENAME_SST_TMP, n);
         s->db->env->unlink(s->db->env, path);
         break;
-    default:
-        break;
+    default: break;
     }
-    if (k != FILENAME_UNKNOWN && k != FILENAME_CURRENT &&
-        k != FILENAME_CURRENT_TMP && k != FILENAME_LOCK && n > s->max_number)
+    if (k != FILENAME_UNKNOWN && k != FILENAME_CURRENT && k != FILENAME_CURRENT_TMP &&
+        k != FILENAME_LOCK && n > s->max_number)
         s->max_number = n;
     return 0;
 }
@@ -187,10 +177,8 @@ static enum st_status check_tables(struct lsm_db *db)
             st = tcache_get(db->tc, v->files[l][i]->number, &t);
             if (st == ST_IO && errno == ENOENT) {
                 char path[FILENAME_MAX_PATH];
-                filename_path(path, db->dir, FILENAME_SST,
-                              v->files[l][i]->number);
-                log_error("storage: table %s named by the manifest is missing",
-                          path);
+                filename_path(path, db->dir, FILENAME_SST, v->files[l][i]->number);
+                log_error("storage: table %s named by the manifest is missing", path);
                 st = ST_CORRUPT;
             }
             sst_table_unref(&t);
@@ -223,8 +211,8 @@ static void delete_unreferenced(struct lsm_db *db)
 }
 
 /* Replays WAL segments into memtables, flushing to L0 when full. */
-static enum st_status replay_wals(struct lsm_db *db, const uint64_t *wals,
-                                  size_t n, struct version_edit *e)
+static enum st_status replay_wals(struct lsm_db *db, const uint64_t *wals, size_t n,
+                                  struct version_edit *e)
 {
     uint64_t log_number = vset_log_number(db->vs);
     /* The newest non-empty segment may end torn; empty ones after it (a
@@ -254,17 +242,16 @@ static enum st_status replay_wals(struct lsm_db *db, const uint64_t *wals,
         char path[FILENAME_MAX_PATH];
         filename_path(path, db->dir, FILENAME_WAL, wals[i]);
         struct logfile_reader *r = NULL;
-        st = logfile_reader_open(db->env, path, LOGFILE_MAGIC_WAL, i >= newest,
-                                 &r);
+        st = logfile_reader_open(db->env, path, LOGFILE_MAGIC_WAL, i >= newest, &r);
         if (st == ST_CORRUPT && db->opts.wal_recover_to_corruption) {
             log_warn("storage: WAL segment %s has a bad header; recovery stops "
-                     "before it (wal_recover_to_corruption)", path);
+                     "before it (wal_recover_to_corruption)",
+                     path);
             st = ST_OK;
             break;
         }
         if (st != ST_OK) {
-            log_error("storage: cannot read WAL segment %s: %s", path,
-                      st_status_name(st));
+            log_error("storage: cannot read WAL segment %s: %s", path, st_status_name(st));
             break;
         }
         for (;;) {
@@ -327,8 +314,7 @@ static void db_free(struct lsm_db *db)
     if (db->lock != NULL)
         db->env->unlock(db->env, db->lock);
     if (db->wal_segs != NULL)
-        mem_free(MEM_STORAGE, db->wal_segs,
-                 db->wal_segs_cap * sizeof(uint64_t));
+        mem_free(MEM_STORAGE, db->wal_segs, db->wal_segs_cap * sizeof(uint64_t));
     for (int i = 0; i < DB_STRIPES; i++)
         pthread_mutex_destroy(&db->stripes[i]);
     pthread_mutex_destroy(&db->mu);
@@ -338,8 +324,7 @@ static void db_free(struct lsm_db *db)
     mem_free(MEM_STORAGE, db, sizeof(*db));
 }
 
-enum st_status lsm_open(const char *path, const struct lsm_options *opts,
-                        struct lsm_db **db_out)
+enum st_status lsm_open(const char *path, const struct lsm_options *opts, struct lsm_db **db_out)
 {
     struct lsm_options o;
     if (opts != NULL)
@@ -393,8 +378,8 @@ enum st_status lsm_open(const char *path, const struct lsm_options *opts,
         goto err;
     }
     if ((st = bcache_create(o.block_cache_size, &db->bc)) != ST_OK ||
-        (st = tcache_create(db->env, path, o.max_open_files, db->bc,
-                            &db->counters, &db->tc)) != ST_OK ||
+        (st = tcache_create(db->env, path, o.max_open_files, db->bc, &db->counters, &db->tc)) !=
+            ST_OK ||
         (st = vset_create(db->env, path, &db->vs)) != ST_OK ||
         (st = memtable_create(db->opts.memtable_size, &db->mem)) != ST_OK)
         goto err;
@@ -410,8 +395,7 @@ enum st_status lsm_open(const char *path, const struct lsm_options *opts,
         st = ST_INVAL;
         goto err;
     }
-    if ((st = db->env->listdir(db->env, path, scan_cb, &scan)) != ST_OK ||
-        (st = scan.st) != ST_OK)
+    if ((st = db->env->listdir(db->env, path, scan_cb, &scan)) != ST_OK || (st = scan.st) != ST_OK)
         goto err;
     vset_mark_file_number_used(db->vs, scan.max_number);
     if ((st = check_tables(db)) != ST_OK)
@@ -444,8 +428,7 @@ enum st_status lsm_open(const char *path, const struct lsm_options *opts,
         if (db->nwal_segs == db->wal_segs_cap) {
             size_t ncap = db->wal_segs_cap ? db->wal_segs_cap * 2 : 8;
             uint64_t *a = mem_realloc(MEM_STORAGE, db->wal_segs,
-                                      db->wal_segs_cap * sizeof(uint64_t),
-                                      ncap * sizeof(uint64_t));
+                                      db->wal_segs_cap * sizeof(uint64_t), ncap * sizeof(uint64_t));
             if (a == NULL) {
                 st = ST_NOMEM;
                 goto err;
@@ -460,8 +443,7 @@ enum st_status lsm_open(const char *path, const struct lsm_options *opts,
 
     if (pthread_create(&db->flush_thread, NULL, compaction_flush_main, db) != 0)
         goto err_threads;
-    if (pthread_create(&db->compact_thread, NULL, compaction_compact_main,
-                       db) != 0) {
+    if (pthread_create(&db->compact_thread, NULL, compaction_compact_main, db) != 0) {
         pthread_mutex_lock(&db->mu);
         db->shutting_down = true;
         pthread_cond_broadcast(&db->bg_cv);
@@ -547,8 +529,7 @@ enum st_status lsm_flush(struct lsm_db *db)
         if (db->nwal_segs == db->wal_segs_cap) {
             size_t ncap = db->wal_segs_cap ? db->wal_segs_cap * 2 : 8;
             uint64_t *a = mem_realloc(MEM_STORAGE, db->wal_segs,
-                                      db->wal_segs_cap * sizeof(uint64_t),
-                                      ncap * sizeof(uint64_t));
+                                      db->wal_segs_cap * sizeof(uint64_t), ncap * sizeof(uint64_t));
             if (a == NULL)
                 st = ST_NOMEM;
             else {
@@ -584,8 +565,7 @@ enum st_status lsm_flush(struct lsm_db *db)
         db->q_tail = NULL;
     else
         pthread_cond_signal(&db->q_head->cv);
-    while (st == ST_OK && db->flushes_done < target &&
-           db->bg_error == ST_OK && !db->shutting_down)
+    while (st == ST_OK && db->flushes_done < target && db->bg_error == ST_OK && !db->shutting_down)
         pthread_cond_wait(&db->done_cv, &db->mu);
     if (st == ST_OK && db->flushes_done < target)
         st = db->bg_error != ST_OK ? db->bg_error : ST_CLOSED;
@@ -628,8 +608,7 @@ void lsm_stats(struct lsm_db *db, struct lsm_stats *s)
      * (leveled: the deepest non-empty level; tiered: the largest L0 run,
      * when nothing deeper exists), what a full compaction would leave at
      * best. */
-    if (db->opts.compaction_style == LSM_COMPACTION_TIERED &&
-        last == s->level_bytes[0]) {
+    if (db->opts.compaction_style == LSM_COMPACTION_TIERED && last == s->level_bytes[0]) {
         last = 0;
         for (size_t i = 0; i < v->nfiles[0]; i++)
             if (v->files[0][i]->size > last)
@@ -646,8 +625,7 @@ void lsm_stats(struct lsm_db *db, struct lsm_stats *s)
     }
     version_unref(&v);
     pthread_mutex_lock(&db->mu);
-    s->memtable_bytes = memtable_bytes(db->mem) +
-                        (db->imm != NULL ? memtable_bytes(db->imm) : 0);
+    s->memtable_bytes = memtable_bytes(db->mem) + (db->imm != NULL ? memtable_bytes(db->imm) : 0);
     s->read_only = atomic_load(&db->read_only);
     s->bg_error = db->bg_error;
     pthread_mutex_unlock(&db->mu);
@@ -669,16 +647,14 @@ void lsm_stats(struct lsm_db *db, struct lsm_stats *s)
     s->stall_stops = LD(stall_stops);
     s->stall_micros = LD(stall_micros);
 #undef LD
-    s->write_amplification =
-        s->user_bytes_written
-            ? (double)(s->wal_bytes_written + s->flush_bytes_written +
-                       s->compaction_bytes_written) /
-                  (double)s->user_bytes_written
-            : 0.0;
+    s->write_amplification = s->user_bytes_written
+                                 ? (double)(s->wal_bytes_written + s->flush_bytes_written +
+                                            s->compaction_bytes_written) /
+                                       (double)s->user_bytes_written
+                                 : 0.0;
     s->space_amplification = last ? (double)total / (double)last : 0.0;
     bcache_counters(db->bc, &s->block_cache_hits, &s->block_cache_misses);
     s->block_cache_bytes = bcache_bytes(db->bc);
-    s->bloom_useful = atomic_load_explicit(&db->counters.bloom_useful,
-                                           memory_order_relaxed);
+    s->bloom_useful = atomic_load_explicit(&db->counters.bloom_useful, memory_order_relaxed);
     s->table_cache_opens = tcache_opens(db->tc);
 }

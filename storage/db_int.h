@@ -47,7 +47,7 @@ struct wentry {
 /* A writer waiting in the group-commit queue (on its own stack). */
 struct db_writer {
     struct db_writer *next;
-    struct buf payload;  /* encoded batch of its applied entries */
+    struct buf payload; /* encoded batch of its applied entries */
     const struct wentry *entries;
     size_t n;
     enum st_status status;
@@ -91,11 +91,11 @@ struct lsm_db {
     enum st_status bg_error; /* ST_OK, or why the engine is read-only */
     atomic_bool read_only;
     bool shutting_down;
-    uint64_t flushes_done;   /* completed flushes, for lsm_flush waiters */
-    int manual_full;         /* 1 requested, 2 running */
+    uint64_t flushes_done; /* completed flushes, for lsm_flush waiters */
+    int manual_full;       /* 1 requested, 2 running */
     uint64_t manual_done;
     enum st_status manual_status;
-    uint64_t *wal_segs;      /* live WAL segment numbers, ascending */
+    uint64_t *wal_segs; /* live WAL segment numbers, ascending */
     size_t nwal_segs, wal_segs_cap;
     uint8_t compact_ptr[LSM_MAX_LEVELS][IKEY_MAX_LEN]; /* round robin */
     uint16_t compact_ptr_len[LSM_MAX_LEVELS];
@@ -116,17 +116,14 @@ uint64_t db_now(const struct lsm_db *db);
 uint64_t db_monotonic_ms(void);
 /* Marks the engine read-only for `st` (first error wins); logs it.
  * REQUIRES: db->mu held. */
-void db_set_bg_error_locked(struct lsm_db *db, enum st_status st,
-                            const char *what);
+void db_set_bg_error_locked(struct lsm_db *db, enum st_status st, const char *what);
 
 /* ---- db_write.c ---- */
 /* Encodes entries that applied into a WAL batch payload. */
-enum st_status db_batch_encode(const struct wentry *e, size_t n,
-                               struct buf *out);
+enum st_status db_batch_encode(const struct wentry *e, size_t n, struct buf *out);
 /* Decodes a WAL batch payload and inserts each record into `m`, numbering
  * them from *seq (advanced). ST_CORRUPT, ST_NOMEM. Recovery only. */
-enum st_status db_batch_replay(struct memtable *m, const uint8_t *p,
-                               size_t len, uint64_t *seq);
+enum st_status db_batch_replay(struct memtable *m, const uint8_t *p, size_t len, uint64_t *seq);
 /* Starts WAL segment `number` (db->wal_mu held or no writer running). */
 enum st_status db_wal_open_locked(struct lsm_db *db, uint64_t number);
 /* Syncs the WAL if it has unsynced appends (the periodic syncer). */
@@ -141,9 +138,8 @@ void db_wal_sync_if_due(struct lsm_db *db, uint64_t min_age_ms);
  * internal key and record value copied into ko/vo. `max_seq` bounds the
  * memtables (UINT64_MAX = everything). ST_IO / ST_CORRUPT.
  */
-enum st_status db_lookup(struct lsm_db *db, uint64_t token, const void *key,
-                         size_t key_len, bool *found, struct buf *ko,
-                         struct buf *vo);
+enum st_status db_lookup(struct lsm_db *db, uint64_t token, const void *key, size_t key_len,
+                         bool *found, struct buf *ko, struct buf *vo);
 
 /* ---- compaction.c ---- */
 /* Background thread bodies. */
@@ -154,7 +150,6 @@ void *compaction_compact_main(void *arg);
  * and fills `e` with it (nothing when m is empty). Used by the flush thread
  * and by recovery. ST_IO, ST_NOMEM.
  */
-enum st_status compaction_build_l0(struct lsm_db *db, struct memtable *m,
-                                   struct version_edit *e);
+enum st_status compaction_build_l0(struct lsm_db *db, struct memtable *m, struct version_edit *e);
 /* Deletes queued obsolete SSTables and WAL segments below the log number. */
 void compaction_delete_obsolete(struct lsm_db *db);

@@ -43,18 +43,15 @@ static void unpin(struct lsm_snapshot *s)
     version_unref(&s->v);
 }
 
-static enum st_status lookup_pinned(struct lsm_db *db,
-                                    const struct lsm_snapshot *s,
-                                    const uint8_t *ikey, size_t iklen,
-                                    bool *found, struct buf *ko,
+static enum st_status lookup_pinned(struct lsm_db *db, const struct lsm_snapshot *s,
+                                    const uint8_t *ikey, size_t iklen, bool *found, struct buf *ko,
                                     struct buf *vo)
 {
     const uint8_t *fk, *fv;
     size_t fkl, fvl;
     struct memtable *mts[2] = {s->mem, s->imm};
     for (int i = 0; i < 2; i++) {
-        if (mts[i] != NULL &&
-            memtable_get(mts[i], ikey, iklen, s->seq, &fk, &fkl, &fv, &fvl)) {
+        if (mts[i] != NULL && memtable_get(mts[i], ikey, iklen, s->seq, &fk, &fkl, &fv, &fvl)) {
             ko->len = vo->len = 0;
             enum st_status st = buf_append(ko, fk, fkl);
             if (st == ST_OK)
@@ -66,9 +63,8 @@ static enum st_status lookup_pinned(struct lsm_db *db,
     return version_get(s->v, db->tc, ikey, iklen, found, ko, vo);
 }
 
-enum st_status db_lookup(struct lsm_db *db, uint64_t token, const void *key,
-                         size_t key_len, bool *found, struct buf *ko,
-                         struct buf *vo)
+enum st_status db_lookup(struct lsm_db *db, uint64_t token, const void *key, size_t key_len,
+                         bool *found, struct buf *ko, struct buf *vo)
 {
     uint8_t ik[IKEY_MAX_LEN];
     ikey_encode(ik, token, key, key_len, (struct lsm_version){0, 0});
@@ -76,15 +72,14 @@ enum st_status db_lookup(struct lsm_db *db, uint64_t token, const void *key,
     pin(db, &s);
     s.seq = UINT64_MAX;
     *found = false;
-    enum st_status st =
-        lookup_pinned(db, &s, ik, key_len + IKEY_OVERHEAD, found, ko, vo);
+    enum st_status st = lookup_pinned(db, &s, ik, key_len + IKEY_OVERHEAD, found, ko, vo);
     unpin(&s);
     return st;
 }
 
 /* Whether a record is visible to a reader with `flags`. */
-static bool visible(const struct lsm_db *db, enum rval_kind kind,
-                    uint64_t expiry, unsigned flags, uint64_t now)
+static bool visible(const struct lsm_db *db, enum rval_kind kind, uint64_t expiry, unsigned flags,
+                    uint64_t now)
 {
     if (kind == RVAL_TOMBSTONE)
         return (flags & LSM_READ_TOMBSTONES) != 0;
@@ -94,8 +89,8 @@ static bool visible(const struct lsm_db *db, enum rval_kind kind,
     return true;
 }
 
-enum st_status lsm_get(struct lsm_db *db, const void *key, size_t key_len,
-                       unsigned read_flags, struct lsm_record **out)
+enum st_status lsm_get(struct lsm_db *db, const void *key, size_t key_len, unsigned read_flags,
+                       struct lsm_record **out)
 {
     *out = NULL;
     if (key == NULL || key_len == 0 || key_len > LSM_MAX_KEY_LEN)
@@ -103,8 +98,7 @@ enum st_status lsm_get(struct lsm_db *db, const void *key, size_t key_len,
     atomic_fetch_add_explicit(&db->st.gets, 1, memory_order_relaxed);
     struct buf ko = {0}, vo = {0};
     bool found = false;
-    enum st_status st =
-        db_lookup(db, lsm_token(key, key_len), key, key_len, &found, &ko, &vo);
+    enum st_status st = db_lookup(db, lsm_token(key, key_len), key, key_len, &found, &ko, &vo);
     if (st != ST_OK || !found)
         goto out;
     struct ikey k;
@@ -158,8 +152,7 @@ void lsm_record_free(struct lsm_record **rec)
 
 /* ----------------------------------------------------------- snapshots */
 
-enum st_status lsm_snapshot_create(struct lsm_db *db,
-                                   struct lsm_snapshot **out)
+enum st_status lsm_snapshot_create(struct lsm_db *db, struct lsm_snapshot **out)
 {
     struct lsm_snapshot *s = mem_alloc(MEM_STORAGE, sizeof(*s));
     if (s == NULL)
@@ -207,8 +200,8 @@ static bool mti_valid(const struct iter *it)
     return memtable_iter_valid(&((const struct mt_iter *)it)->it);
 }
 
-static void mti_entry(const struct iter *it, const uint8_t **k, size_t *kl,
-                      const uint8_t **v, size_t *vl)
+static void mti_entry(const struct iter *it, const uint8_t **k, size_t *kl, const uint8_t **v,
+                      size_t *vl)
 {
     memtable_iter_entry(&((const struct mt_iter *)it)->it, k, kl, v, vl);
 }
@@ -236,8 +229,7 @@ static const struct iter_ops mt_iter_ops = {
     .destroy = mti_destroy,
 };
 
-static enum st_status mt_iter_create(struct memtable *m, uint64_t seq,
-                                     struct iter **out)
+static enum st_status mt_iter_create(struct memtable *m, uint64_t seq, struct iter **out)
 {
     struct mt_iter *mi = mem_calloc(MEM_STORAGE, 1, sizeof(*mi));
     if (mi == NULL)
@@ -266,10 +258,9 @@ struct lsm_iter {
     uint64_t first_token;
 };
 
-enum st_status lsm_iter_create(struct lsm_db *db,
-                               const struct lsm_snapshot *snap,
-                               uint64_t token_first, uint64_t token_last,
-                               unsigned read_flags, struct lsm_iter **out)
+enum st_status lsm_iter_create(struct lsm_db *db, const struct lsm_snapshot *snap,
+                               uint64_t token_first, uint64_t token_last, unsigned read_flags,
+                               struct lsm_iter **out)
 {
     if (token_first > token_last)
         return ST_INVAL;
@@ -297,8 +288,7 @@ enum st_status lsm_iter_create(struct lsm_db *db,
     if ((st = version_add_iters(s->v, db->tc, &its, &n, &cap)) != ST_OK)
         goto err;
     /* The merge frees exactly n entries: shrink the array to n. */
-    struct iter **exact = mem_realloc(MEM_STORAGE, its, cap * sizeof(*its),
-                                      n * sizeof(*its));
+    struct iter **exact = mem_realloc(MEM_STORAGE, its, cap * sizeof(*its), n * sizeof(*its));
     if (exact == NULL) {
         st = ST_NOMEM;
         goto err;
@@ -365,8 +355,7 @@ bool lsm_iter_next(struct lsm_iter *it, struct lsm_record *rec)
         }
         if (ik.token > it->token_last)
             break;
-        if (it->last_key_len > 0 &&
-            ikey_same_user_key(it->last_key, it->last_key_len, k, kl))
+        if (it->last_key_len > 0 && ikey_same_user_key(it->last_key, it->last_key_len, k, kl))
             continue; /* an older version of a key already decided */
         memcpy(it->last_key, k, kl);
         it->last_key_len = kl;

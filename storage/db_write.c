@@ -31,8 +31,7 @@
 
 /* ---------------------------------------------------------- batch codec */
 
-enum st_status db_batch_encode(const struct wentry *e, size_t n,
-                               struct buf *out)
+enum st_status db_batch_encode(const struct wentry *e, size_t n, struct buf *out)
 {
     size_t count = 0;
     for (size_t i = 0; i < n; i++)
@@ -46,12 +45,10 @@ enum st_status db_batch_encode(const struct wentry *e, size_t n,
         if ((st = buf_reserve(out, 20 + klen + vlen)) != ST_OK)
             break;
         buf_append_varint(out, klen);
-        ikey_encode(out->data + out->len, e[i].token, e[i].key, e[i].key_len,
-                    e[i].version);
+        ikey_encode(out->data + out->len, e[i].token, e[i].key, e[i].key_len, e[i].version);
         out->len += klen;
         buf_append_varint(out, vlen);
-        rval_encode_header(out->data + out->len,
-                           e[i].tombstone ? RVAL_TOMBSTONE : RVAL_PUT,
+        rval_encode_header(out->data + out->len, e[i].tombstone ? RVAL_TOMBSTONE : RVAL_PUT,
                            e[i].flags, e[i].expiry);
         out->len += RVAL_HEADER;
         buf_append(out, e[i].value, e[i].value_len);
@@ -59,8 +56,7 @@ enum st_status db_batch_encode(const struct wentry *e, size_t n,
     return st;
 }
 
-enum st_status db_batch_replay(struct memtable *m, const uint8_t *p,
-                               size_t len, uint64_t *seq)
+enum st_status db_batch_replay(struct memtable *m, const uint8_t *p, size_t len, uint64_t *seq)
 {
     const uint8_t *end = p + len;
     uint64_t count;
@@ -74,16 +70,15 @@ enum st_status db_batch_replay(struct memtable *m, const uint8_t *p,
         uint64_t expiry;
         const uint8_t *v;
         size_t vlen;
-        if (!dec_varint(&p, end, &kl) || kl > (uint64_t)(end - p) ||
-            kl > IKEY_MAX_LEN || !ikey_decode(p, (size_t)kl, &k))
+        if (!dec_varint(&p, end, &kl) || kl > (uint64_t)(end - p) || kl > IKEY_MAX_LEN ||
+            !ikey_decode(p, (size_t)kl, &k))
             return ST_CORRUPT;
         const uint8_t *kp = p;
         p += kl;
         if (!dec_varint(&p, end, &vl) || vl > (uint64_t)(end - p) ||
             !rval_decode(p, (size_t)vl, &kind, &flags, &expiry, &v, &vlen))
             return ST_CORRUPT;
-        enum st_status st =
-            memtable_add(m, ++*seq, kp, (size_t)kl, p, (size_t)vl);
+        enum st_status st = memtable_add(m, ++*seq, kp, (size_t)kl, p, (size_t)vl);
         if (st != ST_OK)
             return st;
         p += vl;
@@ -98,13 +93,11 @@ enum st_status db_wal_open_locked(struct lsm_db *db, uint64_t number)
     char path[FILENAME_MAX_PATH];
     filename_path(path, db->dir, FILENAME_WAL, number);
     struct logfile_writer *w = NULL;
-    enum st_status st =
-        logfile_writer_create(db->env, path, LOGFILE_MAGIC_WAL, number, &w);
+    enum st_status st = logfile_writer_create(db->env, path, LOGFILE_MAGIC_WAL, number, &w);
     if (st == ST_OK)
         st = db->env->sync_dir(db->env, db->dir);
     if (st != ST_OK) {
-        log_error("storage: cannot create WAL segment %s: %s", path,
-                  strerror(errno));
+        log_error("storage: cannot create WAL segment %s: %s", path, strerror(errno));
         logfile_writer_destroy(&w);
         return st;
     }
@@ -126,15 +119,13 @@ void db_wal_sync_if_due(struct lsm_db *db, uint64_t min_age_ms)
 {
     enum st_status st = ST_OK;
     pthread_mutex_lock(&db->wal_mu);
-    if (db->wal != NULL && db->wal_dirty &&
-        db_monotonic_ms() - db->last_sync_ms >= min_age_ms) {
+    if (db->wal != NULL && db->wal_dirty && db_monotonic_ms() - db->last_sync_ms >= min_age_ms) {
         st = logfile_writer_sync(db->wal);
         if (st == ST_OK) {
             db->wal_dirty = false;
             db->writes_since_sync = 0;
             db->last_sync_ms = db_monotonic_ms();
-            atomic_fetch_add_explicit(&db->st.wal_syncs, 1,
-                                      memory_order_relaxed);
+            atomic_fetch_add_explicit(&db->st.wal_syncs, 1, memory_order_relaxed);
         }
     }
     pthread_mutex_unlock(&db->wal_mu);
@@ -149,8 +140,7 @@ static enum st_status wal_segs_push_locked(struct lsm_db *db, uint64_t n)
 {
     if (db->nwal_segs == db->wal_segs_cap) {
         size_t ncap = db->wal_segs_cap ? db->wal_segs_cap * 2 : 8;
-        uint64_t *a = mem_realloc(MEM_STORAGE, db->wal_segs,
-                                  db->wal_segs_cap * sizeof(uint64_t),
+        uint64_t *a = mem_realloc(MEM_STORAGE, db->wal_segs, db->wal_segs_cap * sizeof(uint64_t),
                                   ncap * sizeof(uint64_t));
         if (a == NULL)
             return ST_NOMEM;
@@ -174,8 +164,7 @@ static enum st_status wal_rotate_locked(struct lsm_db *db, uint64_t *number)
     if (db->wal != NULL && db->wal_dirty) {
         st = logfile_writer_sync(db->wal);
         if (st == ST_OK)
-            atomic_fetch_add_explicit(&db->st.wal_syncs, 1,
-                                      memory_order_relaxed);
+            atomic_fetch_add_explicit(&db->st.wal_syncs, 1, memory_order_relaxed);
     }
     if (st == ST_OK)
         st = db_wal_open_locked(db, n);
@@ -226,10 +215,10 @@ static enum st_status make_room_locked(struct lsm_db *db)
         size_t stop = db->opts.l0_stop_trigger;
         if (db->opts.compaction_style == LSM_COMPACTION_TIERED) {
             /* Runs are expected in L0: count only those past the cap. */
-            slow = db->opts.tiered_max_runs + (db->opts.l0_slowdown_trigger -
-                                               db->opts.l0_compaction_trigger);
-            stop = db->opts.tiered_max_runs + (db->opts.l0_stop_trigger -
-                                               db->opts.l0_compaction_trigger);
+            slow = db->opts.tiered_max_runs +
+                   (db->opts.l0_slowdown_trigger - db->opts.l0_compaction_trigger);
+            stop = db->opts.tiered_max_runs +
+                   (db->opts.l0_stop_trigger - db->opts.l0_compaction_trigger);
         }
         if (!slowed && l0 >= slow) {
             /* Give compaction some room, once per write. */
@@ -237,16 +226,12 @@ static enum st_status make_room_locked(struct lsm_db *db)
             usleep(1000);
             pthread_mutex_lock(&db->mu);
             slowed = true;
-            atomic_fetch_add_explicit(&db->st.stall_slowdowns, 1,
-                                      memory_order_relaxed);
-            atomic_fetch_add_explicit(&db->st.stall_micros, 1000,
-                                      memory_order_relaxed);
+            atomic_fetch_add_explicit(&db->st.stall_slowdowns, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&db->st.stall_micros, 1000, memory_order_relaxed);
             continue;
         }
-        if (memtable_bytes(db->mem) < db->opts.memtable_size ||
-            memtable_count(db->mem) == 0) {
-            if (db->wal != NULL &&
-                logfile_writer_size(db->wal) >= db->opts.wal_segment_size) {
+        if (memtable_bytes(db->mem) < db->opts.memtable_size || memtable_count(db->mem) == 0) {
+            if (db->wal != NULL && logfile_writer_size(db->wal) >= db->opts.wal_segment_size) {
                 uint64_t n;
                 return wal_rotate_locked(db, &n);
             }
@@ -254,12 +239,10 @@ static enum st_status make_room_locked(struct lsm_db *db)
         }
         if (db->imm != NULL || l0 >= stop) {
             uint64_t t0 = db_monotonic_ms();
-            atomic_fetch_add_explicit(&db->st.stall_stops, 1,
-                                      memory_order_relaxed);
+            atomic_fetch_add_explicit(&db->st.stall_stops, 1, memory_order_relaxed);
             pthread_cond_broadcast(&db->bg_cv);
             timed_wait_locked(db, 100);
-            atomic_fetch_add_explicit(&db->st.stall_micros,
-                                      (db_monotonic_ms() - t0) * 1000,
+            atomic_fetch_add_explicit(&db->st.stall_micros, (db_monotonic_ms() - t0) * 1000,
                                       memory_order_relaxed);
             continue;
         }
@@ -390,13 +373,10 @@ static void lead_group_locked(struct lsm_db *db, struct db_writer *w)
     }
     buf_deinit(&group);
     if (st == ST_OK) {
-        atomic_fetch_add_explicit(&db->st.wal_bytes, bytes,
-                                  memory_order_relaxed);
-        atomic_fetch_add_explicit(&db->st.group_commits, 1,
-                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&db->st.wal_bytes, bytes, memory_order_relaxed);
+        atomic_fetch_add_explicit(&db->st.group_commits, 1, memory_order_relaxed);
         if (synced)
-            atomic_fetch_add_explicit(&db->st.wal_syncs, 1,
-                                      memory_order_relaxed);
+            atomic_fetch_add_explicit(&db->st.wal_syncs, 1, memory_order_relaxed);
         for (struct db_writer *x = w; st == ST_OK; x = x->next) {
             st = db_batch_replay(m, x->payload.data + LOGFILE_RECORD_HEADER,
                                  x->payload.len - LOGFILE_RECORD_HEADER, &seq);
@@ -460,8 +440,8 @@ static int cmp_u16(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static enum st_status write_entries(struct lsm_db *db, struct wentry *e,
-                                    size_t n, size_t *applied_out)
+static enum st_status write_entries(struct lsm_db *db, struct wentry *e, size_t n,
+                                    size_t *applied_out)
 {
     if (applied_out != NULL)
         *applied_out = 0;
@@ -471,8 +451,7 @@ static enum st_status write_entries(struct lsm_db *db, struct wentry *e,
         return db->bg_error != ST_OK ? db->bg_error : ST_IO;
     uint16_t small[16];
     uint16_t *stripes = small;
-    if (n > 16 && (stripes = mem_alloc(MEM_STORAGE, n * sizeof(*stripes))) ==
-                      NULL)
+    if (n > 16 && (stripes = mem_alloc(MEM_STORAGE, n * sizeof(*stripes))) == NULL)
         return ST_NOMEM;
     for (size_t i = 0; i < n; i++)
         stripes[i] = (uint16_t)(e[i].token % DB_STRIPES);
@@ -491,8 +470,7 @@ static enum st_status write_entries(struct lsm_db *db, struct wentry *e,
     for (size_t i = 0; i < n && st == ST_OK; i++) {
         bool found = false;
         e[i].applied = false;
-        st = db_lookup(db, e[i].token, e[i].key, e[i].key_len, &found, &ko,
-                       &vo);
+        st = db_lookup(db, e[i].token, e[i].key, e[i].key_len, &found, &ko, &vo);
         if (st != ST_OK)
             break;
         struct lsm_version cur = {0, 0};
@@ -505,8 +483,7 @@ static enum st_status write_entries(struct lsm_db *db, struct wentry *e,
         }
         /* Earlier records of this batch for the same key compete too. */
         for (size_t j = 0; j < i; j++) {
-            if (e[j].applied && e[j].token == e[i].token &&
-                e[j].key_len == e[i].key_len &&
+            if (e[j].applied && e[j].token == e[i].token && e[j].key_len == e[i].key_len &&
                 memcmp(e[j].key, e[i].key, e[i].key_len) == 0 &&
                 (!have || version_compare(e[j].version, cur) > 0)) {
                 cur = e[j].version;
@@ -531,12 +508,10 @@ static enum st_status write_entries(struct lsm_db *db, struct wentry *e,
             w.payload.len = LOGFILE_RECORD_HEADER;
             st = db_batch_encode(e, n, &w.payload);
         }
-        if (st == ST_OK && w.payload.len - LOGFILE_RECORD_HEADER >
-                               LOGFILE_MAX_RECORD)
+        if (st == ST_OK && w.payload.len - LOGFILE_RECORD_HEADER > LOGFILE_MAX_RECORD)
             st = ST_INVAL;
         if (st == ST_OK) {
-            logfile_frame_inplace(w.payload.data,
-                                  w.payload.len - LOGFILE_RECORD_HEADER);
+            logfile_frame_inplace(w.payload.data, w.payload.len - LOGFILE_RECORD_HEADER);
             st = commit(db, &w);
         }
         buf_deinit(&w.payload);
@@ -550,10 +525,8 @@ static enum st_status write_entries(struct lsm_db *db, struct wentry *e,
             e[i].applied = false;
         return st;
     }
-    atomic_fetch_add_explicit(&db->st.user_bytes, user_bytes,
-                              memory_order_relaxed);
-    atomic_fetch_add_explicit(&db->st.ignored, n - applied,
-                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&db->st.user_bytes, user_bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&db->st.ignored, n - applied, memory_order_relaxed);
     if (applied_out != NULL)
         *applied_out = applied;
     return ST_OK;
@@ -561,19 +534,15 @@ static enum st_status write_entries(struct lsm_db *db, struct wentry *e,
 
 static enum st_status check_key(const void *key, size_t key_len)
 {
-    return key != NULL && key_len > 0 && key_len <= LSM_MAX_KEY_LEN
-               ? ST_OK
-               : ST_INVAL;
+    return key != NULL && key_len > 0 && key_len <= LSM_MAX_KEY_LEN ? ST_OK : ST_INVAL;
 }
 
-enum st_status lsm_put(struct lsm_db *db, const struct lsm_record *rec,
-                       bool *applied)
+enum st_status lsm_put(struct lsm_db *db, const struct lsm_record *rec, bool *applied)
 {
     if (applied != NULL)
         *applied = false;
     if (rec->tombstone || check_key(rec->key, rec->key_len) != ST_OK ||
-        rec->value_len > db->opts.max_value_len ||
-        (rec->value == NULL && rec->value_len > 0))
+        rec->value_len > db->opts.max_value_len || (rec->value == NULL && rec->value_len > 0))
         return ST_INVAL;
     struct wentry e = {
         .token = lsm_token(rec->key, rec->key_len),
@@ -594,8 +563,7 @@ enum st_status lsm_put(struct lsm_db *db, const struct lsm_record *rec,
 }
 
 enum st_status lsm_delete(struct lsm_db *db, const void *key, size_t key_len,
-                          struct lsm_version version, uint64_t deleted_at,
-                          bool *applied)
+                          struct lsm_version version, uint64_t deleted_at, bool *applied)
 {
     if (applied != NULL)
         *applied = false;
@@ -652,20 +620,17 @@ void lsm_batch_clear(struct lsm_batch *b)
     b->bytes.len = 0;
 }
 
-static enum st_status batch_add(struct lsm_batch *b, const void *key,
-                                size_t key_len, const void *value,
-                                size_t value_len, uint32_t flags,
-                                uint64_t expiry, struct lsm_version v,
-                                bool tombstone)
+static enum st_status batch_add(struct lsm_batch *b, const void *key, size_t key_len,
+                                const void *value, size_t value_len, uint32_t flags,
+                                uint64_t expiry, struct lsm_version v, bool tombstone)
 {
     if (check_key(key, key_len) != ST_OK || value_len > LSM_MAX_VALUE_LEN_LIMIT ||
         (value == NULL && value_len > 0))
         return ST_INVAL;
     if (b->n == b->cap) {
         size_t ncap = b->cap ? b->cap * 2 : 16;
-        struct wentry *ne = mem_realloc(MEM_STORAGE, b->e,
-                                        b->cap * sizeof(*ne),
-                                        ncap * sizeof(*ne));
+        struct wentry *ne =
+            mem_realloc(MEM_STORAGE, b->e, b->cap * sizeof(*ne), ncap * sizeof(*ne));
         if (ne == NULL)
             return ST_NOMEM;
         b->e = ne;
@@ -699,13 +664,12 @@ enum st_status lsm_batch_put(struct lsm_batch *b, const struct lsm_record *rec)
 {
     if (rec->tombstone)
         return ST_INVAL;
-    return batch_add(b, rec->key, rec->key_len, rec->value, rec->value_len,
-                     rec->flags, rec->expiry, rec->version, false);
+    return batch_add(b, rec->key, rec->key_len, rec->value, rec->value_len, rec->flags, rec->expiry,
+                     rec->version, false);
 }
 
-enum st_status lsm_batch_delete(struct lsm_batch *b, const void *key,
-                                size_t key_len, struct lsm_version version,
-                                uint64_t deleted_at)
+enum st_status lsm_batch_delete(struct lsm_batch *b, const void *key, size_t key_len,
+                                struct lsm_version version, uint64_t deleted_at)
 {
     return batch_add(b, key, key_len, NULL, 0, 0, deleted_at, version, true);
 }
@@ -720,8 +684,7 @@ bool lsm_batch_applied(const struct lsm_batch *b, size_t i)
     return i < b->n && b->e[i].applied;
 }
 
-enum st_status lsm_write(struct lsm_db *db, struct lsm_batch *b,
-                         size_t *applied_count)
+enum st_status lsm_write(struct lsm_db *db, struct lsm_batch *b, size_t *applied_count)
 {
     if (applied_count != NULL)
         *applied_count = 0;
@@ -740,8 +703,7 @@ enum st_status lsm_write(struct lsm_db *db, struct lsm_batch *b,
     /* Back to offsets so the batch stays reusable and clearable. */
     for (size_t i = 0; i < b->n; i++) {
         b->e[i].key = (const uint8_t *)(uintptr_t)(b->e[i].key - b->bytes.data);
-        b->e[i].value =
-            (const uint8_t *)(uintptr_t)(b->e[i].value - b->bytes.data);
+        b->e[i].value = (const uint8_t *)(uintptr_t)(b->e[i].value - b->bytes.data);
     }
     return st;
 }

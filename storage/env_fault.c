@@ -30,9 +30,9 @@ enum fault_undo_kind { UNDO_CREATE, UNDO_RENAME, UNDO_UNLINK };
 struct fault_undo {
     struct fault_undo *next; /* newer first */
     enum fault_undo_kind kind;
-    char *path;   /* created / renamed-to / unlinked path */
-    char *from;   /* rename source */
-    void *saved;  /* durable bytes of the overwritten or unlinked file */
+    char *path;  /* created / renamed-to / unlinked path */
+    char *from;  /* rename source */
+    void *saved; /* durable bytes of the overwritten or unlinked file */
     size_t saved_len;
     int had_saved;
 };
@@ -47,7 +47,7 @@ struct fault_env {
     uint64_t fail_left[ENV_FAULT_OPS]; /* 0 = disarmed */
     int fail_err[ENV_FAULT_OPS];
     int fail_sticky[ENV_FAULT_OPS];
-    int failing[ENV_FAULT_OPS];        /* sticky failure in progress */
+    int failing[ENV_FAULT_OPS]; /* sticky failure in progress */
 };
 
 struct env_file {
@@ -70,8 +70,7 @@ static void fault_strfree(char *s)
         mem_free(MEM_STORAGE, s, strlen(s) + 1);
 }
 
-static struct fault_node *node_find_locked(struct fault_env *fe,
-                                           const char *path)
+static struct fault_node *node_find_locked(struct fault_env *fe, const char *path)
 {
     for (struct fault_node *n = fe->nodes; n != NULL; n = n->next)
         if (strcmp(n->path, path) == 0)
@@ -79,8 +78,7 @@ static struct fault_node *node_find_locked(struct fault_env *fe,
     return NULL;
 }
 
-static struct fault_node *node_get_locked(struct fault_env *fe,
-                                          const char *path)
+static struct fault_node *node_get_locked(struct fault_env *fe, const char *path)
 {
     struct fault_node *n = node_find_locked(fe, path);
     if (n != NULL)
@@ -121,8 +119,7 @@ static void undo_free(struct fault_undo *u)
 }
 
 /* Reads the durable part of `path` (up to its synced length if tracked). */
-static int save_file_locked(struct fault_env *fe, const char *path,
-                            struct fault_undo *u)
+static int save_file_locked(struct fault_env *fe, const char *path, struct fault_undo *u)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -174,8 +171,8 @@ static int fault_should_fail_locked(struct fault_env *fe, enum env_fault_op op)
     return 1;
 }
 
-static enum st_status fault_open(struct lsm_env *env, const char *path,
-                                 enum env_open_mode mode, struct env_file **out)
+static enum st_status fault_open(struct lsm_env *env, const char *path, enum env_open_mode mode,
+                                 struct env_file **out)
 {
     struct fault_env *fe = (struct fault_env *)env;
     struct env_file *f = mem_calloc(MEM_STORAGE, 1, sizeof(*f));
@@ -226,16 +223,15 @@ static void fault_close(struct lsm_env *env, struct env_file *f)
     mem_free(MEM_STORAGE, f, sizeof(*f));
 }
 
-static enum st_status fault_pread(struct lsm_env *env, struct env_file *f,
-                                  void *buf, size_t n, uint64_t off,
-                                  size_t *got)
+static enum st_status fault_pread(struct lsm_env *env, struct env_file *f, void *buf, size_t n,
+                                  uint64_t off, size_t *got)
 {
     struct fault_env *fe = (struct fault_env *)env;
     return fe->base->pread(fe->base, f->inner, buf, n, off, got);
 }
 
-static enum st_status fault_append(struct lsm_env *env, struct env_file *f,
-                                   const void *buf, size_t n)
+static enum st_status fault_append(struct lsm_env *env, struct env_file *f, const void *buf,
+                                   size_t n)
 {
     struct fault_env *fe = (struct fault_env *)env;
     pthread_mutex_lock(&fe->mu);
@@ -273,15 +269,13 @@ static enum st_status fault_sync(struct lsm_env *env, struct env_file *f)
     return st;
 }
 
-static enum st_status fault_size(struct lsm_env *env, struct env_file *f,
-                                 uint64_t *out)
+static enum st_status fault_size(struct lsm_env *env, struct env_file *f, uint64_t *out)
 {
     struct fault_env *fe = (struct fault_env *)env;
     return fe->base->size(fe->base, f->inner, out);
 }
 
-static enum st_status fault_rename(struct lsm_env *env, const char *from,
-                                   const char *to)
+static enum st_status fault_rename(struct lsm_env *env, const char *from, const char *to)
 {
     struct fault_env *fe = (struct fault_env *)env;
     pthread_mutex_lock(&fe->mu);
@@ -348,8 +342,8 @@ static enum st_status fault_mkdir(struct lsm_env *env, const char *path)
     return fe->base->mkdir(fe->base, path);
 }
 
-static enum st_status fault_listdir(struct lsm_env *env, const char *path,
-                                    env_listdir_cb cb, void *arg)
+static enum st_status fault_listdir(struct lsm_env *env, const char *path, env_listdir_cb cb,
+                                    void *arg)
 {
     struct fault_env *fe = (struct fault_env *)env;
     return fe->base->listdir(fe->base, path, cb, arg);
@@ -394,8 +388,7 @@ static enum st_status fault_sync_dir(struct lsm_env *env, const char *path)
     return st;
 }
 
-static enum st_status fault_lock(struct lsm_env *env, const char *path,
-                                 struct env_lock **out)
+static enum st_status fault_lock(struct lsm_env *env, const char *path, struct env_lock **out)
 {
     struct fault_env *fe = (struct fault_env *)env;
     return fe->base->lock(fe->base, path, out);
@@ -407,8 +400,7 @@ static void fault_unlock(struct lsm_env *env, struct env_lock *l)
     fe->base->unlock(fe->base, l);
 }
 
-static enum st_status fault_exists(struct lsm_env *env, const char *path,
-                                   int *exists)
+static enum st_status fault_exists(struct lsm_env *env, const char *path, int *exists)
 {
     struct fault_env *fe = (struct fault_env *)env;
     return fe->base->exists(fe->base, path, exists);
@@ -467,8 +459,7 @@ void env_fault_destroy(struct lsm_env **env)
     *env = NULL;
 }
 
-void env_fault_fail(struct lsm_env *env, enum env_fault_op op, uint64_t nth,
-                    int err, int sticky)
+void env_fault_fail(struct lsm_env *env, enum env_fault_op op, uint64_t nth, int err, int sticky)
 {
     struct fault_env *fe = (struct fault_env *)env;
     pthread_mutex_lock(&fe->mu);
@@ -505,25 +496,20 @@ enum st_status env_fault_crash(struct lsm_env *env)
     pthread_mutex_lock(&fe->mu);
     /* Unsynced bytes go first, while paths still name the live files. */
     for (struct fault_node *n = fe->nodes; n != NULL; n = n->next)
-        if (access(n->path, F_OK) == 0 &&
-            truncate(n->path, (off_t)n->synced_len) != 0)
+        if (access(n->path, F_OK) == 0 && truncate(n->path, (off_t)n->synced_len) != 0)
             st = ST_IO;
     /* Then directory changes, newest first. */
     for (struct fault_undo *u = fe->undo; u != NULL; u = u->next) {
         switch (u->kind) {
-        case UNDO_CREATE:
-            unlink(u->path);
-            break;
+        case UNDO_CREATE: unlink(u->path); break;
         case UNDO_RENAME:
             if (rename(u->path, u->from) != 0)
                 st = ST_IO;
-            if (u->had_saved &&
-                write_whole(u->path, u->saved, u->saved_len) != 0)
+            if (u->had_saved && write_whole(u->path, u->saved, u->saved_len) != 0)
                 st = ST_IO;
             break;
         case UNDO_UNLINK:
-            if (u->had_saved &&
-                write_whole(u->path, u->saved, u->saved_len) != 0)
+            if (u->had_saved && write_whole(u->path, u->saved, u->saved_len) != 0)
                 st = ST_IO;
             break;
         }

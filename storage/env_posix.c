@@ -22,8 +22,7 @@ struct env_lock {
     int fd;
 };
 
-static enum st_status posix_open(struct lsm_env *env, const char *path,
-                                 enum env_open_mode mode,
+static enum st_status posix_open(struct lsm_env *env, const char *path, enum env_open_mode mode,
                                  struct env_file **out)
 {
     (void)env;
@@ -58,15 +57,13 @@ static void posix_close(struct lsm_env *env, struct env_file *f)
     mem_free(MEM_STORAGE, f, sizeof(*f));
 }
 
-static enum st_status posix_pread(struct lsm_env *env, struct env_file *f,
-                                  void *buf, size_t n, uint64_t off,
-                                  size_t *got)
+static enum st_status posix_pread(struct lsm_env *env, struct env_file *f, void *buf, size_t n,
+                                  uint64_t off, size_t *got)
 {
     (void)env;
     size_t done = 0;
     while (done < n) {
-        ssize_t r = pread(f->fd, (char *)buf + done, n - done,
-                          (off_t)(off + done));
+        ssize_t r = pread(f->fd, (char *)buf + done, n - done, (off_t)(off + done));
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -80,8 +77,8 @@ static enum st_status posix_pread(struct lsm_env *env, struct env_file *f,
     return ST_OK;
 }
 
-static enum st_status posix_append(struct lsm_env *env, struct env_file *f,
-                                   const void *buf, size_t n)
+static enum st_status posix_append(struct lsm_env *env, struct env_file *f, const void *buf,
+                                   size_t n)
 {
     (void)env;
     size_t done = 0;
@@ -103,8 +100,7 @@ static enum st_status posix_sync(struct lsm_env *env, struct env_file *f)
     return fdatasync(f->fd) == 0 ? ST_OK : ST_IO;
 }
 
-static enum st_status posix_size(struct lsm_env *env, struct env_file *f,
-                                 uint64_t *out)
+static enum st_status posix_size(struct lsm_env *env, struct env_file *f, uint64_t *out)
 {
     (void)env;
     struct stat st;
@@ -114,8 +110,7 @@ static enum st_status posix_size(struct lsm_env *env, struct env_file *f,
     return ST_OK;
 }
 
-static enum st_status posix_rename(struct lsm_env *env, const char *from,
-                                   const char *to)
+static enum st_status posix_rename(struct lsm_env *env, const char *from, const char *to)
 {
     (void)env;
     return rename(from, to) == 0 ? ST_OK : ST_IO;
@@ -135,8 +130,8 @@ static enum st_status posix_mkdir(struct lsm_env *env, const char *path)
     return ST_IO;
 }
 
-static enum st_status posix_listdir(struct lsm_env *env, const char *path,
-                                    env_listdir_cb cb, void *arg)
+static enum st_status posix_listdir(struct lsm_env *env, const char *path, env_listdir_cb cb,
+                                    void *arg)
 {
     (void)env;
     DIR *d = opendir(path);
@@ -170,8 +165,7 @@ static enum st_status posix_sync_dir(struct lsm_env *env, const char *path)
     return rc == 0 ? ST_OK : ST_IO;
 }
 
-static enum st_status posix_lock(struct lsm_env *env, const char *path,
-                                 struct env_lock **out)
+static enum st_status posix_lock(struct lsm_env *env, const char *path, struct env_lock **out)
 {
     (void)env;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -202,8 +196,7 @@ static void posix_unlock(struct lsm_env *env, struct env_lock *l)
     mem_free(MEM_STORAGE, l, sizeof(*l));
 }
 
-static enum st_status posix_exists(struct lsm_env *env, const char *path,
-                                   int *exists)
+static enum st_status posix_exists(struct lsm_env *env, const char *path, int *exists)
 {
     (void)env;
     struct stat st;

@@ -7,8 +7,7 @@
 
 #include "storage/filename.h"
 
-void filename_path(char *out, const char *dir, enum filename_kind kind,
-                   uint64_t number)
+void filename_path(char *out, const char *dir, enum filename_kind kind, uint64_t number)
 {
     unsigned long long n = (unsigned long long)number;
     switch (kind) {

@@ -28,7 +28,6 @@ enum filename_kind {
 };
 
 /* Writes dir/name into out (FILENAME_MAX_PATH bytes). */
-void filename_path(char *out, const char *dir, enum filename_kind kind,
-                   uint64_t number);
+void filename_path(char *out, const char *dir, enum filename_kind kind, uint64_t number);
 /* Classifies a directory entry; *number is set for numbered kinds. */
 enum filename_kind filename_parse(const char *name, uint64_t *number);

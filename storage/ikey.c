@@ -12,8 +12,8 @@ uint64_t lsm_token(const void *key, size_t key_len)
     return XXH3_64bits(key, key_len);
 }
 
-void ikey_encode(uint8_t *out, uint64_t token, const void *key,
-                 size_t key_len, struct lsm_version v)
+void ikey_encode(uint8_t *out, uint64_t token, const void *key, size_t key_len,
+                 struct lsm_version v)
 {
     enc_u64be(out, token);
     memcpy(out + 8, key, key_len);
@@ -42,8 +42,7 @@ int version_compare(struct lsm_version a, struct lsm_version b)
     return 0;
 }
 
-int ikey_user_compare(const uint8_t *a, size_t alen, const uint8_t *b,
-                        size_t blen)
+int ikey_user_compare(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
     /* The token is big-endian, so memcmp orders it numerically. */
     int c = memcmp(a, b, 8);
@@ -65,23 +64,20 @@ int ikey_compare(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
     return memcmp(b + blen - 10, a + alen - 10, 10);
 }
 
-bool ikey_same_user_key(const uint8_t *a, size_t alen, const uint8_t *b,
-                        size_t blen)
+bool ikey_same_user_key(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
     return alen == blen && ikey_user_compare(a, alen, b, blen) == 0;
 }
 
-void rval_encode_header(uint8_t *out, enum rval_kind kind, uint32_t flags,
-                        uint64_t expiry)
+void rval_encode_header(uint8_t *out, enum rval_kind kind, uint32_t flags, uint64_t expiry)
 {
     out[0] = (uint8_t)kind;
     enc_u32le(out + 1, flags);
     enc_u64le(out + 5, expiry);
 }
 
-bool rval_decode(const uint8_t *p, size_t len, enum rval_kind *kind,
-                 uint32_t *flags, uint64_t *expiry, const uint8_t **value,
-                 size_t *value_len)
+bool rval_decode(const uint8_t *p, size_t len, enum rval_kind *kind, uint32_t *flags,
+                 uint64_t *expiry, const uint8_t **value, size_t *value_len)
 {
     if (len < RVAL_HEADER || p[0] > RVAL_TOMBSTONE)
         return false;

@@ -45,26 +45,22 @@ struct ikey {
 };
 
 /* Writes the internal key (key_len + 18 bytes) into `out`. */
-void ikey_encode(uint8_t *out, uint64_t token, const void *key,
-                 size_t key_len, struct lsm_version v);
+void ikey_encode(uint8_t *out, uint64_t token, const void *key, size_t key_len,
+                 struct lsm_version v);
 /* Decodes; false when `len` < 19 (every caller then reports ST_CORRUPT). */
 bool ikey_decode(const uint8_t *p, size_t len, struct ikey *out);
 /* Total order described above; both must be well formed (>= 19 bytes). */
 int ikey_compare(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 /* Compares only (token, user key) of two internal keys. */
-int ikey_user_compare(const uint8_t *a, size_t alen, const uint8_t *b,
-                      size_t blen);
+int ikey_user_compare(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 /* Whether both internal keys name the same user key (token and key). */
-bool ikey_same_user_key(const uint8_t *a, size_t alen, const uint8_t *b,
-                        size_t blen);
+bool ikey_same_user_key(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 /* Compares versions: <0, 0, >0 as a is older, equal, newer than b. */
 int version_compare(struct lsm_version a, struct lsm_version b);
 
 /* Writes the 13-byte record value header. */
-void rval_encode_header(uint8_t *out, enum rval_kind kind, uint32_t flags,
-                        uint64_t expiry);
+void rval_encode_header(uint8_t *out, enum rval_kind kind, uint32_t flags, uint64_t expiry);
 /* Decodes a record value; false when shorter than the header or of an
  * unknown kind. value/value_len point into p. */
-bool rval_decode(const uint8_t *p, size_t len, enum rval_kind *kind,
-                 uint32_t *flags, uint64_t *expiry, const uint8_t **value,
-                 size_t *value_len);
+bool rval_decode(const uint8_t *p, size_t len, enum rval_kind *kind, uint32_t *flags,
+                 uint64_t *expiry, const uint8_t **value, size_t *value_len);

@@ -3,9 +3,9 @@
  * child on each step. Children are few (memtables, L0 files, one per
  * deeper level), so a heap would not pay for itself. One thread.
  */
+#include "storage/iter.h"
 #include "common/mem.h"
 #include "storage/ikey.h"
-#include "storage/iter.h"
 
 void iter_destroy(struct iter **it)
 {
@@ -79,8 +79,8 @@ static bool merge_valid(const struct iter *it)
     return ((const struct merge_iter *)it)->cur != NULL;
 }
 
-static void merge_entry(const struct iter *it, const uint8_t **k, size_t *kl,
-                        const uint8_t **v, size_t *vl)
+static void merge_entry(const struct iter *it, const uint8_t **k, size_t *kl, const uint8_t **v,
+                        size_t *vl)
 {
     const struct merge_iter *m = (const struct merge_iter *)it;
     m->cur->ops->entry(m->cur, k, kl, v, vl);
@@ -110,8 +110,7 @@ static const struct iter_ops merge_ops = {
     .destroy = merge_destroy,
 };
 
-enum st_status iter_merge_create(struct iter **children, size_t n,
-                                 struct iter **out)
+enum st_status iter_merge_create(struct iter **children, size_t n, struct iter **out)
 {
     struct merge_iter *m = mem_calloc(MEM_STORAGE, 1, sizeof(*m));
     if (m == NULL) {

@@ -22,8 +22,8 @@ struct iter_ops {
     void (*next)(struct iter *it);
     bool (*valid)(const struct iter *it);
     /* REQUIRES: valid. Views valid until the next move or destroy. */
-    void (*entry)(const struct iter *it, const uint8_t **ikey,
-                  size_t *ikey_len, const uint8_t **rval, size_t *rval_len);
+    void (*entry)(const struct iter *it, const uint8_t **ikey, size_t *ikey_len,
+                  const uint8_t **rval, size_t *rval_len);
     /* ST_OK, or the error that made the iterator invalid. */
     enum st_status (*status)(const struct iter *it);
     void (*destroy)(struct iter *it);
@@ -40,5 +40,4 @@ void iter_destroy(struct iter **it);
  * must come from mem_alloc(MEM_STORAGE, n * sizeof(struct iter *))). Equal
  * keys come out in child order (child 0 first). ST_NOMEM (children are then
  * destroyed). */
-enum st_status iter_merge_create(struct iter **children, size_t n,
-                                 struct iter **out);
+enum st_status iter_merge_create(struct iter **children, size_t n, struct iter **out);

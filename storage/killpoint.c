@@ -46,8 +46,7 @@ void killpoint_hit(const char *name)
     if (!atomic_load_explicit(&kp_armed, memory_order_relaxed))
         return;
     pthread_mutex_lock(&kp_mu);
-    bool due = strcmp(kp_name, name) == 0 &&
-               atomic_fetch_add(&kp_hits, 1) + 1 == kp_hit_at;
+    bool due = strcmp(kp_name, name) == 0 && atomic_fetch_add(&kp_hits, 1) + 1 == kp_hit_at;
     pthread_mutex_unlock(&kp_mu);
     if (due)
         raise(SIGKILL);

@@ -25,9 +25,8 @@ struct logfile_reader {
     uint64_t number;
 };
 
-enum st_status logfile_writer_create(struct lsm_env *env, const char *path,
-                                     const char *magic, uint64_t number,
-                                     struct logfile_writer **out)
+enum st_status logfile_writer_create(struct lsm_env *env, const char *path, const char *magic,
+                                     uint64_t number, struct logfile_writer **out)
 {
     struct logfile_writer *w = mem_calloc(MEM_STORAGE, 1, sizeof(*w));
     if (w == NULL)
@@ -88,8 +87,7 @@ void logfile_frame_inplace(uint8_t *rec, size_t n)
     enc_u64le(rec + 8, checksum(rec + LOGFILE_RECORD_HEADER, n));
 }
 
-enum st_status logfile_writer_append(struct logfile_writer *w,
-                                     const void *framed, size_t n)
+enum st_status logfile_writer_append(struct logfile_writer *w, const void *framed, size_t n)
 {
     enum st_status st = w->env->append(w->env, w->file, framed, n);
     if (st == ST_OK)
@@ -97,8 +95,7 @@ enum st_status logfile_writer_append(struct logfile_writer *w,
     return st;
 }
 
-enum st_status logfile_writer_add(struct logfile_writer *w,
-                                  const void *payload, size_t n)
+enum st_status logfile_writer_add(struct logfile_writer *w, const void *payload, size_t n)
 {
     struct buf b = {0};
     enum st_status st = logfile_frame(&b, payload, n);
@@ -123,9 +120,8 @@ uint64_t logfile_writer_number(const struct logfile_writer *w)
     return w->number;
 }
 
-enum st_status logfile_reader_open(struct lsm_env *env, const char *path,
-                                   const char *magic, bool newest,
-                                   struct logfile_reader **out)
+enum st_status logfile_reader_open(struct lsm_env *env, const char *path, const char *magic,
+                                   bool newest, struct logfile_reader **out)
 {
     struct env_file *f = NULL;
     enum st_status st = env->open(env, path, ENV_OPEN_READ, &f);
@@ -166,8 +162,7 @@ enum st_status logfile_reader_open(struct lsm_env *env, const char *path,
         }
         goto out;
     }
-    if (memcmp(r->data, magic, 8) != 0 ||
-        dec_u32le(r->data + 8) != LOGFILE_VERSION ||
+    if (memcmp(r->data, magic, 8) != 0 || dec_u32le(r->data + 8) != LOGFILE_VERSION ||
         dec_u32le(r->data + 20) != (uint32_t)checksum(r->data, 20)) {
         st = ST_CORRUPT;
         goto out;
@@ -203,8 +198,7 @@ static bool all_zero(const uint8_t *p, size_t n)
 }
 
 /* A bad record at r->pos whose damage may extend to `end`: torn or not. */
-static enum st_status bad_record(struct logfile_reader *r, size_t end,
-                                 bool *eof)
+static enum st_status bad_record(struct logfile_reader *r, size_t end, bool *eof)
 {
     if (r->newest && (end >= r->len || all_zero(r->data + end, r->len - end))) {
         r->torn = true;
@@ -214,8 +208,7 @@ static enum st_status bad_record(struct logfile_reader *r, size_t end,
     return ST_CORRUPT;
 }
 
-enum st_status logfile_reader_next(struct logfile_reader *r,
-                                   const uint8_t **payload, size_t *n,
+enum st_status logfile_reader_next(struct logfile_reader *r, const uint8_t **payload, size_t *n,
                                    bool *eof)
 {
     *eof = false;
@@ -228,8 +221,7 @@ enum st_status logfile_reader_next(struct logfile_reader *r,
     if (left < LOGFILE_RECORD_HEADER)
         return bad_record(r, r->len, eof);
     uint32_t len = dec_u32le(h);
-    if (dec_u32le(h + 4) != (uint32_t)checksum(h, 4) || len == 0 ||
-        len > LOGFILE_MAX_RECORD)
+    if (dec_u32le(h + 4) != (uint32_t)checksum(h, 4) || len == 0 || len > LOGFILE_MAX_RECORD)
         return bad_record(r, r->pos, eof); /* torn only if zeros follow */
     if (len > left - LOGFILE_RECORD_HEADER)
         return bad_record(r, r->len, eof);

@@ -47,9 +47,8 @@ struct logfile_writer;
 struct logfile_reader;
 
 /* Creates `path` (truncating), writes the header. Does not sync. ST_IO. */
-enum st_status logfile_writer_create(struct lsm_env *env, const char *path,
-                                     const char *magic, uint64_t number,
-                                     struct logfile_writer **out);
+enum st_status logfile_writer_create(struct lsm_env *env, const char *path, const char *magic,
+                                     uint64_t number, struct logfile_writer **out);
 /* Closes (without syncing) and frees; NULLs *w; accepts NULL. */
 void logfile_writer_destroy(struct logfile_writer **w);
 /* Appends the framing of one record to `b` (for one write of many). */
@@ -58,11 +57,9 @@ enum st_status logfile_frame(struct buf *b, const void *payload, size_t n);
  * follow it (a caller that encoded the payload in place). */
 void logfile_frame_inplace(uint8_t *rec, size_t n);
 /* Appends already-framed bytes with one env append. ST_IO. */
-enum st_status logfile_writer_append(struct logfile_writer *w,
-                                     const void *framed, size_t n);
+enum st_status logfile_writer_append(struct logfile_writer *w, const void *framed, size_t n);
 /* Frames and appends one record. */
-enum st_status logfile_writer_add(struct logfile_writer *w,
-                                  const void *payload, size_t n);
+enum st_status logfile_writer_add(struct logfile_writer *w, const void *payload, size_t n);
 enum st_status logfile_writer_sync(struct logfile_writer *w);
 /* Bytes in the file so far (header included). */
 uint64_t logfile_writer_size(const struct logfile_writer *w);
@@ -74,9 +71,8 @@ uint64_t logfile_writer_number(const struct logfile_writer *w);
  * ST_IO; ST_CORRUPT (bad header; a file shorter than its header is an empty
  * torn file when `newest`, corrupt otherwise).
  */
-enum st_status logfile_reader_open(struct lsm_env *env, const char *path,
-                                   const char *magic, bool newest,
-                                   struct logfile_reader **out);
+enum st_status logfile_reader_open(struct lsm_env *env, const char *path, const char *magic,
+                                   bool newest, struct logfile_reader **out);
 void logfile_reader_destroy(struct logfile_reader **r);
 /*
  * Next record: ST_OK with *payload and *n (valid until the reader is destroyed)
@@ -84,8 +80,7 @@ void logfile_reader_destroy(struct logfile_reader **r);
  * logfile_reader_torn); ST_CORRUPT at a bad record in the middle
  * (logfile_reader_offset gives where).
  */
-enum st_status logfile_reader_next(struct logfile_reader *r,
-                                   const uint8_t **payload, size_t *n,
+enum st_status logfile_reader_next(struct logfile_reader *r, const uint8_t **payload, size_t *n,
                                    bool *eof);
 /* Whether reading ended at a torn tail. */
 bool logfile_reader_torn(const struct logfile_reader *r);

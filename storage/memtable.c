@@ -54,8 +54,7 @@ static void *arena_alloc(struct memtable *m, size_t n)
     struct arena_block *b = m->blocks;
     if (b == NULL || b->size - b->used < n) {
         size_t size = n > ARENA_BLOCK / 4 ? n : ARENA_BLOCK;
-        struct arena_block *nb =
-            mem_alloc(MEM_STORAGE, sizeof(*nb) + size);
+        struct arena_block *nb = mem_alloc(MEM_STORAGE, sizeof(*nb) + size);
         if (nb == NULL)
             return NULL;
         nb->size = size;
@@ -86,12 +85,11 @@ static uint8_t *node_rval(const struct mt_node *n)
     return node_ikey(n) + n->ikey_len;
 }
 
-static struct mt_node *node_new(struct memtable *m, uint32_t height,
-                                size_t ikey_len, size_t rval_len)
+static struct mt_node *node_new(struct memtable *m, uint32_t height, size_t ikey_len,
+                                size_t rval_len)
 {
-    size_t sz = sizeof(struct mt_node) +
-                height * sizeof(_Atomic(struct mt_node *)) + ikey_len +
-                rval_len;
+    size_t sz =
+        sizeof(struct mt_node) + height * sizeof(_Atomic(struct mt_node *)) + ikey_len + rval_len;
     struct mt_node *n = arena_alloc(m, sz);
     if (n == NULL)
         return NULL;
@@ -118,8 +116,7 @@ static void bloom_add(struct memtable *m, uint64_t token)
     uint64_t a = token, b = mt_bloom_step(token);
     for (int j = 0; j < MT_BLOOM_PROBES; j++) {
         uint64_t bit = (a + (uint64_t)j * b) % m->bloom_bits;
-        atomic_fetch_or_explicit(&m->bloom[bit / 64], 1ull << (bit % 64),
-                                 memory_order_relaxed);
+        atomic_fetch_or_explicit(&m->bloom[bit / 64], 1ull << (bit % 64), memory_order_relaxed);
     }
 }
 
@@ -203,15 +200,14 @@ static uint32_t random_height(struct memtable *m)
     return h;
 }
 
-static int node_cmp(const struct mt_node *n, const uint8_t *ikey,
-                    size_t ikey_len)
+static int node_cmp(const struct mt_node *n, const uint8_t *ikey, size_t ikey_len)
 {
     return ikey_compare(node_ikey(n), n->ikey_len, ikey, ikey_len);
 }
 
 /* node_cmp with the target's token decoded once. */
-static inline int node_cmp_tok(const struct mt_node *n, uint64_t token,
-                               const uint8_t *ikey, size_t ikey_len)
+static inline int node_cmp_tok(const struct mt_node *n, uint64_t token, const uint8_t *ikey,
+                               size_t ikey_len)
 {
     if (n->token != token)
         return n->token < token ? -1 : 1;
@@ -219,15 +215,14 @@ static inline int node_cmp_tok(const struct mt_node *n, uint64_t token,
 }
 
 /* First node >= ikey; fills prev[] when asked (writer). */
-static struct mt_node *find_ge(struct memtable *m, const uint8_t *ikey,
-                               size_t ikey_len, struct mt_node **prev)
+static struct mt_node *find_ge(struct memtable *m, const uint8_t *ikey, size_t ikey_len,
+                               struct mt_node **prev)
 {
     struct mt_node *x = m->head;
     uint64_t token = dec_u64be(ikey);
     int level = atomic_load_explicit(&m->max_height, memory_order_relaxed) - 1;
     for (;;) {
-        struct mt_node *next =
-            atomic_load_explicit(&x->next[level], memory_order_acquire);
+        struct mt_node *next = atomic_load_explicit(&x->next[level], memory_order_acquire);
         if (next != NULL && node_cmp_tok(next, token, ikey, ikey_len) < 0) {
             x = next;
             continue;
@@ -240,8 +235,7 @@ static struct mt_node *find_ge(struct memtable *m, const uint8_t *ikey,
     }
 }
 
-enum st_status memtable_add(struct memtable *m, uint64_t seq,
-                            const uint8_t *ikey, size_t ikey_len,
+enum st_status memtable_add(struct memtable *m, uint64_t seq, const uint8_t *ikey, size_t ikey_len,
                             const uint8_t *rval, size_t rval_len)
 {
     struct mt_node *prev[MT_MAX_HEIGHT];
@@ -258,8 +252,7 @@ enum st_status memtable_add(struct memtable *m, uint64_t seq,
     }
     for (uint32_t i = 0; i < h; i++) {
         struct mt_node *nx;
-        while ((nx = atomic_load_explicit(&prev[i]->next[i],
-                                          memory_order_relaxed)) != NULL &&
+        while ((nx = atomic_load_explicit(&prev[i]->next[i], memory_order_relaxed)) != NULL &&
                node_cmp(nx, ikey, ikey_len) == 0)
             prev[i] = nx;
     }
@@ -273,28 +266,24 @@ enum st_status memtable_add(struct memtable *m, uint64_t seq,
     if (rval_len > 0)
         memcpy(node_rval(n), rval, rval_len);
     for (uint32_t i = 0; i < h; i++) {
-        atomic_store_explicit(
-            &n->next[i],
-            atomic_load_explicit(&prev[i]->next[i], memory_order_relaxed),
-            memory_order_relaxed);
+        atomic_store_explicit(&n->next[i],
+                              atomic_load_explicit(&prev[i]->next[i], memory_order_relaxed),
+                              memory_order_relaxed);
         atomic_store_explicit(&prev[i]->next[i], n, memory_order_release);
     }
     atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
     return ST_OK;
 }
 
-static const struct mt_node *skip_newer(const struct mt_node *n,
-                                        uint64_t max_seq)
+static const struct mt_node *skip_newer(const struct mt_node *n, uint64_t max_seq)
 {
     while (n != NULL && n->seq > max_seq)
-        n = atomic_load_explicit(&((struct mt_node *)n)->next[0],
-                                 memory_order_acquire);
+        n = atomic_load_explicit(&((struct mt_node *)n)->next[0], memory_order_acquire);
     return n;
 }
 
-bool memtable_get(struct memtable *m, const uint8_t *ikey, size_t ikey_len,
-                  uint64_t max_seq, const uint8_t **found_ikey,
-                  size_t *found_ikey_len, const uint8_t **rval,
+bool memtable_get(struct memtable *m, const uint8_t *ikey, size_t ikey_len, uint64_t max_seq,
+                  const uint8_t **found_ikey, size_t *found_ikey_len, const uint8_t **rval,
                   size_t *rval_len)
 {
     if (!bloom_may(m, dec_u64be(ikey)))
@@ -306,8 +295,7 @@ bool memtable_get(struct memtable *m, const uint8_t *ikey, size_t ikey_len,
     memset(probe + 8 + klen, 0xff, 10);
     const struct mt_node *n = find_ge(m, probe, ikey_len, NULL);
     for (; n != NULL;
-         n = atomic_load_explicit(&((struct mt_node *)n)->next[0],
-                                  memory_order_acquire)) {
+         n = atomic_load_explicit(&((struct mt_node *)n)->next[0], memory_order_acquire)) {
         if (!ikey_same_user_key(node_ikey(n), n->ikey_len, ikey, ikey_len))
             return false;
         if (n->seq <= max_seq) {
@@ -323,35 +311,30 @@ bool memtable_get(struct memtable *m, const uint8_t *ikey, size_t ikey_len,
 
 size_t memtable_bytes(const struct memtable *m)
 {
-    return atomic_load_explicit(&((struct memtable *)m)->bytes,
-                                memory_order_relaxed);
+    return atomic_load_explicit(&((struct memtable *)m)->bytes, memory_order_relaxed);
 }
 
 uint64_t memtable_count(const struct memtable *m)
 {
-    return atomic_load_explicit(&((struct memtable *)m)->count,
-                                memory_order_relaxed);
+    return atomic_load_explicit(&((struct memtable *)m)->count, memory_order_relaxed);
 }
 
-void memtable_iter_init(struct memtable_iter *it, struct memtable *m,
-                        uint64_t max_seq)
+void memtable_iter_init(struct memtable_iter *it, struct memtable *m, uint64_t max_seq)
 {
     it->m = m;
     it->node = NULL;
     it->max_seq = max_seq;
 }
 
-void memtable_iter_seek(struct memtable_iter *it, const uint8_t *ikey,
-                        size_t ikey_len)
+void memtable_iter_seek(struct memtable_iter *it, const uint8_t *ikey, size_t ikey_len)
 {
     it->node = skip_newer(find_ge(it->m, ikey, ikey_len, NULL), it->max_seq);
 }
 
 void memtable_iter_seek_first(struct memtable_iter *it)
 {
-    it->node = skip_newer(
-        atomic_load_explicit(&it->m->head->next[0], memory_order_acquire),
-        it->max_seq);
+    it->node =
+        skip_newer(atomic_load_explicit(&it->m->head->next[0], memory_order_acquire), it->max_seq);
 }
 
 bool memtable_iter_valid(const struct memtable_iter *it)
@@ -363,14 +346,11 @@ void memtable_iter_next(struct memtable_iter *it)
 {
     const struct mt_node *n = it->node;
     it->node = skip_newer(
-        atomic_load_explicit(&((struct mt_node *)n)->next[0],
-                             memory_order_acquire),
-        it->max_seq);
+        atomic_load_explicit(&((struct mt_node *)n)->next[0], memory_order_acquire), it->max_seq);
 }
 
-void memtable_iter_entry(const struct memtable_iter *it, const uint8_t **ikey,
-                         size_t *ikey_len, const uint8_t **rval,
-                         size_t *rval_len)
+void memtable_iter_entry(const struct memtable_iter *it, const uint8_t **ikey, size_t *ikey_len,
+                         const uint8_t **rval, size_t *rval_len)
 {
     const struct mt_node *n = it->node;
     *ikey = node_ikey(n);

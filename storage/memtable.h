@@ -31,8 +31,7 @@ void memtable_unref(struct memtable **m);
  * existing one is inserted after it (never happens: LWW drops equal
  * versions before). ST_NOMEM.
  */
-enum st_status memtable_add(struct memtable *m, uint64_t seq,
-                            const uint8_t *ikey, size_t ikey_len,
+enum st_status memtable_add(struct memtable *m, uint64_t seq, const uint8_t *ikey, size_t ikey_len,
                             const uint8_t *rval, size_t rval_len);
 
 /*
@@ -40,9 +39,8 @@ enum st_status memtable_add(struct memtable *m, uint64_t seq,
  * version) with seq <= max_seq. Returns true and views valid while the
  * caller holds a reference.
  */
-bool memtable_get(struct memtable *m, const uint8_t *ikey, size_t ikey_len,
-                  uint64_t max_seq, const uint8_t **found_ikey,
-                  size_t *found_ikey_len, const uint8_t **rval,
+bool memtable_get(struct memtable *m, const uint8_t *ikey, size_t ikey_len, uint64_t max_seq,
+                  const uint8_t **found_ikey, size_t *found_ikey_len, const uint8_t **rval,
                   size_t *rval_len);
 
 /* Bytes of entries and skip-list nodes (what counts against
@@ -57,15 +55,12 @@ struct memtable_iter {
     uint64_t max_seq;
 };
 
-void memtable_iter_init(struct memtable_iter *it, struct memtable *m,
-                        uint64_t max_seq);
+void memtable_iter_init(struct memtable_iter *it, struct memtable *m, uint64_t max_seq);
 /* Positions at the first entry >= ikey (seq <= max_seq). */
-void memtable_iter_seek(struct memtable_iter *it, const uint8_t *ikey,
-                        size_t ikey_len);
+void memtable_iter_seek(struct memtable_iter *it, const uint8_t *ikey, size_t ikey_len);
 void memtable_iter_seek_first(struct memtable_iter *it);
 bool memtable_iter_valid(const struct memtable_iter *it);
 void memtable_iter_next(struct memtable_iter *it);
 /* REQUIRES: valid. Views live as long as the memtable. */
-void memtable_iter_entry(const struct memtable_iter *it, const uint8_t **ikey,
-                         size_t *ikey_len, const uint8_t **rval,
-                         size_t *rval_len);
+void memtable_iter_entry(const struct memtable_iter *it, const uint8_t **ikey, size_t *ikey_len,
+                         const uint8_t **rval, size_t *rval_len);

@@ -15,8 +15,8 @@
 #include "storage/block.h"
 #include "storage/bloom.h"
 #include "storage/filename.h"
-#include "storage/sstable.h"
 #include "storage/killpoint.h"
+#include "storage/sstable.h"
 
 /* ------------------------------------------------------------ builder */
 
@@ -31,7 +31,7 @@ struct sst_builder {
     ZSTD_CCtx *cctx;
     struct block_builder data;
     struct block_builder index;
-    struct buf comp;       /* compression output */
+    struct buf comp; /* compression output */
     uint64_t *tokens;
     size_t ntokens, tokens_cap;
     uint64_t offset;
@@ -40,10 +40,8 @@ struct sst_builder {
     uint64_t count;
 };
 
-enum st_status sst_builder_create(struct lsm_env *env, const char *dir,
-                                  uint64_t number,
-                                  const struct sst_builder_opts *opts,
-                                  struct sst_builder **out)
+enum st_status sst_builder_create(struct lsm_env *env, const char *dir, uint64_t number,
+                                  const struct sst_builder_opts *opts, struct sst_builder **out)
 {
     struct sst_builder *b = mem_calloc(MEM_STORAGE, 1, sizeof(*b));
     if (b == NULL)
@@ -105,9 +103,8 @@ void sst_builder_abandon(struct sst_builder **bp)
 }
 
 /* Writes one block's stored bytes and trailer; returns its handle. */
-static enum st_status write_block(struct sst_builder *b, const uint8_t *data,
-                                  size_t len, bool compress, uint64_t *off,
-                                  uint64_t *size)
+static enum st_status write_block(struct sst_builder *b, const uint8_t *data, size_t len,
+                                  bool compress, uint64_t *off, uint64_t *size)
 {
     const uint8_t *stored = data;
     size_t stored_len = len;
@@ -118,8 +115,8 @@ static enum st_status write_block(struct sst_builder *b, const uint8_t *data,
         enum st_status st = buf_reserve(&b->comp, bound);
         if (st != ST_OK)
             return st;
-        size_t n = ZSTD_compressCCtx(b->cctx, b->comp.data, bound, data, len,
-                                     b->opts.compression_level);
+        size_t n =
+            ZSTD_compressCCtx(b->cctx, b->comp.data, bound, data, len, b->opts.compression_level);
         if (!ZSTD_isError(n) && n < len - len / 8) {
             stored = b->comp.data;
             stored_len = n;
@@ -163,15 +160,13 @@ static enum st_status flush_data_block(struct sst_builder *b)
     uint8_t handle[20];
     size_t hl = enc_varint(handle, off);
     hl += enc_varint(handle + hl, size);
-    st = block_builder_add(&b->index, b->largest.data, b->largest.len, handle,
-                           hl);
+    st = block_builder_add(&b->index, b->largest.data, b->largest.len, handle, hl);
     block_builder_reset(&b->data);
     return st;
 }
 
-enum st_status sst_builder_add(struct sst_builder *b, const uint8_t *ikey,
-                               size_t ikey_len, const uint8_t *rval,
-                               size_t rval_len)
+enum st_status sst_builder_add(struct sst_builder *b, const uint8_t *ikey, size_t ikey_len,
+                               const uint8_t *rval, size_t rval_len)
 {
     struct ikey k;
     enum rval_kind kind;
@@ -186,8 +181,7 @@ enum st_status sst_builder_add(struct sst_builder *b, const uint8_t *ikey,
     if (b->ntokens == 0 || b->tokens[b->ntokens - 1] != k.token) {
         if (b->ntokens == b->tokens_cap) {
             size_t ncap = b->tokens_cap ? b->tokens_cap * 2 : 1024;
-            uint64_t *nt = mem_realloc(MEM_STORAGE, b->tokens,
-                                       b->tokens_cap * sizeof(uint64_t),
+            uint64_t *nt = mem_realloc(MEM_STORAGE, b->tokens, b->tokens_cap * sizeof(uint64_t),
                                        ncap * sizeof(uint64_t));
             if (nt == NULL)
                 return ST_NOMEM;
@@ -201,16 +195,14 @@ enum st_status sst_builder_add(struct sst_builder *b, const uint8_t *ikey,
     b->largest.len = 0;
     if ((st = buf_append(&b->largest, ikey, ikey_len)) != ST_OK)
         return st;
-    if ((st = block_builder_add(&b->data, ikey, ikey_len, rval, rval_len)) !=
-        ST_OK)
+    if ((st = block_builder_add(&b->data, ikey, ikey_len, rval, rval_len)) != ST_OK)
         return st;
     b->count++;
     struct sst_props *p = &b->props;
     p->records++;
     if (kind == RVAL_TOMBSTONE)
         p->tombstones++;
-    else if (expiry != 0 &&
-             (p->earliest_expiry == 0 || expiry < p->earliest_expiry))
+    else if (expiry != 0 && (p->earliest_expiry == 0 || expiry < p->earliest_expiry))
         p->earliest_expiry = expiry;
     if (k.token < p->min_token)
         p->min_token = k.token;
@@ -240,10 +232,20 @@ uint64_t sst_builder_count(const struct sst_builder *b)
 static enum st_status encode_props(const struct sst_props *p, struct buf *out)
 {
     const uint64_t vals[] = {
-        0, p->records, p->tombstones, p->min_token, p->max_token,
-        p->min_version.hlc, p->min_version.node, p->max_version.hlc,
-        p->max_version.node, p->earliest_expiry, p->data_blocks,
-        p->raw_key_bytes, p->raw_value_bytes, p->data_bytes,
+        0,
+        p->records,
+        p->tombstones,
+        p->min_token,
+        p->max_token,
+        p->min_version.hlc,
+        p->min_version.node,
+        p->max_version.hlc,
+        p->max_version.node,
+        p->earliest_expiry,
+        p->data_blocks,
+        p->raw_key_bytes,
+        p->raw_value_bytes,
+        p->data_bytes,
     };
     for (uint64_t tag = 1; tag < sizeof(vals) / sizeof(vals[0]); tag++) {
         enum st_status st = buf_append_varint(out, tag);
@@ -255,8 +257,7 @@ static enum st_status encode_props(const struct sst_props *p, struct buf *out)
     return ST_OK;
 }
 
-enum st_status sst_builder_finish(struct sst_builder **bp,
-                                  struct sst_info *info)
+enum st_status sst_builder_finish(struct sst_builder **bp, struct sst_info *info)
 {
     struct sst_builder *b = *bp;
     struct buf tmp = {0};
@@ -267,8 +268,7 @@ enum st_status sst_builder_finish(struct sst_builder **bp,
     if ((st = flush_data_block(b)) != ST_OK)
         goto err;
     if (b->opts.bloom_bits_per_key > 0 &&
-        (st = bloom_build(b->tokens, b->ntokens, b->opts.bloom_bits_per_key,
-                          &tmp)) != ST_OK)
+        (st = bloom_build(b->tokens, b->ntokens, b->opts.bloom_bits_per_key, &tmp)) != ST_OK)
         goto err;
     if ((st = write_block(b, tmp.data, tmp.len, false, &foff, &fsize)) != ST_OK)
         goto err;
@@ -277,8 +277,7 @@ enum st_status sst_builder_finish(struct sst_builder **bp,
         (st = write_block(b, tmp.data, tmp.len, false, &poff, &psize)) != ST_OK)
         goto err;
     if ((st = block_builder_finish(&b->index)) != ST_OK ||
-        (st = write_block(b, b->index.data.data, b->index.data.len, true,
-                          &ioff, &isize)) != ST_OK)
+        (st = write_block(b, b->index.data.data, b->index.data.len, true, &ioff, &isize)) != ST_OK)
         goto err;
     uint8_t f[SST_FOOTER_SIZE];
     enc_u64le(f, foff);
@@ -366,8 +365,7 @@ static ZSTD_DCtx *dctx_get(void)
     if (!dctx_key_ok)
         return NULL;
     ZSTD_DCtx *d = pthread_getspecific(dctx_key);
-    if (d == NULL && (d = ZSTD_createDCtx()) != NULL &&
-        pthread_setspecific(dctx_key, d) != 0) {
+    if (d == NULL && (d = ZSTD_createDCtx()) != NULL && pthread_setspecific(dctx_key, d) != 0) {
         ZSTD_freeDCtx(d);
         d = NULL;
     }
@@ -376,9 +374,8 @@ static ZSTD_DCtx *dctx_get(void)
 
 /* Reads a block's stored bytes + trailer, verifies, decompresses. The
  * result is a MEM_STORAGE buffer of *cap bytes holding *len content bytes. */
-static enum st_status read_raw(struct sst_table *t, uint64_t off,
-                               uint64_t size, uint8_t **out, size_t *len,
-                               size_t *cap)
+static enum st_status read_raw(struct sst_table *t, uint64_t off, uint64_t size, uint8_t **out,
+                               size_t *len, size_t *cap)
 {
     if (size > SST_MAX_BLOCK)
         return ST_CORRUPT;
@@ -433,8 +430,8 @@ static enum st_status read_raw(struct sst_table *t, uint64_t off,
     return ST_OK;
 }
 
-static enum st_status read_block(struct sst_table *t, uint64_t off,
-                                 uint64_t size, struct block **out)
+static enum st_status read_block(struct sst_table *t, uint64_t off, uint64_t size,
+                                 struct block **out)
 {
     if (t->cache != NULL && (*out = bcache_lookup(t->cache, t->number, off)))
         return ST_OK;
@@ -488,9 +485,8 @@ static void table_free(struct sst_table *t)
     mem_free(MEM_STORAGE, t, sizeof(*t));
 }
 
-enum st_status sst_table_open(struct lsm_env *env, const char *dir,
-                              uint64_t number, struct bcache *cache,
-                              struct sst_counters *counters,
+enum st_status sst_table_open(struct lsm_env *env, const char *dir, uint64_t number,
+                              struct bcache *cache, struct sst_counters *counters,
                               struct sst_table **out)
 {
     struct sst_table *t = mem_calloc(MEM_STORAGE, 1, sizeof(*t));
@@ -520,28 +516,24 @@ enum st_status sst_table_open(struct lsm_env *env, const char *dir,
     st = ST_CORRUPT;
     if (size < SST_FOOTER_SIZE)
         goto err;
-    if ((st = env->pread(env, t->file, f, sizeof(f), size - SST_FOOTER_SIZE,
-                         &got)) != ST_OK)
+    if ((st = env->pread(env, t->file, f, sizeof(f), size - SST_FOOTER_SIZE, &got)) != ST_OK)
         goto err;
     st = ST_CORRUPT;
     if (got != sizeof(f) || memcmp(f + 64, SST_MAGIC, 8) != 0 ||
-        checksum(f, 56) != dec_u64le(f + 56) ||
-        dec_u32le(f + 48) != SST_FORMAT_VERSION)
+        checksum(f, 56) != dec_u64le(f + 56) || dec_u32le(f + 48) != SST_FORMAT_VERSION)
         goto err;
     uint64_t foff = dec_u64le(f), fsize = dec_u64le(f + 8);
     uint64_t poff = dec_u64le(f + 16), psize = dec_u64le(f + 24);
     uint64_t ioff = dec_u64le(f + 32), isize = dec_u64le(f + 40);
     uint64_t limit = size - SST_FOOTER_SIZE;
     /* Blocks are laid out filter, props, index, footer, in that order. */
-    if (fsize > limit || foff > limit - fsize - SST_TRAILER_SIZE ||
-        psize > limit || poff < foff + fsize + SST_TRAILER_SIZE ||
-        poff > limit - psize - SST_TRAILER_SIZE || isize > limit ||
-        ioff < poff + psize + SST_TRAILER_SIZE ||
+    if (fsize > limit || foff > limit - fsize - SST_TRAILER_SIZE || psize > limit ||
+        poff < foff + fsize + SST_TRAILER_SIZE || poff > limit - psize - SST_TRAILER_SIZE ||
+        isize > limit || ioff < poff + psize + SST_TRAILER_SIZE ||
         ioff > limit - isize - SST_TRAILER_SIZE)
         goto err;
     t->data_end = foff;
-    if ((st = read_raw(t, foff, fsize, &t->filter, &t->filter_len,
-                       &t->filter_cap)) != ST_OK)
+    if ((st = read_raw(t, foff, fsize, &t->filter, &t->filter_len, &t->filter_cap)) != ST_OK)
         goto err;
     if ((st = read_raw(t, poff, psize, &praw, &plen, &pcap)) != ST_OK)
         goto err;
@@ -561,8 +553,7 @@ err:
     if (st == ST_CORRUPT)
         log_error("storage: sstable %s is corrupt", t->path);
     else
-        log_error("storage: cannot read sstable %s: %s", t->path,
-                  st_status_name(st));
+        log_error("storage: cannot read sstable %s: %s", t->path, st_status_name(st));
     table_free(t);
     return st;
 }
@@ -592,34 +583,29 @@ uint64_t sst_table_number(const struct sst_table *t)
     return t->number;
 }
 
-static enum st_status decode_handle(const struct sst_table *t,
-                                    const uint8_t *p, size_t len,
+static enum st_status decode_handle(const struct sst_table *t, const uint8_t *p, size_t len,
                                     uint64_t *off, uint64_t *size)
 {
     const uint8_t *end = p + len;
-    if (!dec_varint(&p, end, off) || !dec_varint(&p, end, size) ||
-        *size > t->data_end || *off > t->data_end - *size ||
-        t->data_end - *size - *off < SST_TRAILER_SIZE)
+    if (!dec_varint(&p, end, off) || !dec_varint(&p, end, size) || *size > t->data_end ||
+        *off > t->data_end - *size || t->data_end - *size - *off < SST_TRAILER_SIZE)
         return ST_CORRUPT;
     return ST_OK;
 }
 
 static void log_read_error(const struct sst_table *t, enum st_status st)
 {
-    log_error("storage: reading sstable %s failed: %s", t->path,
-              st_status_name(st));
+    log_error("storage: reading sstable %s failed: %s", t->path, st_status_name(st));
 }
 
-enum st_status sst_table_get(struct sst_table *t, const uint8_t *ikey,
-                             size_t ikey_len, bool *found,
+enum st_status sst_table_get(struct sst_table *t, const uint8_t *ikey, size_t ikey_len, bool *found,
                              struct buf *ikey_out, struct buf *rval_out)
 {
     *found = false;
     uint64_t token = dec_u64be(ikey);
     if (t->filter_len > 0 && !bloom_may_contain(t->filter, t->filter_len, token)) {
         if (t->counters != NULL)
-            atomic_fetch_add_explicit(&t->counters->bloom_useful, 1,
-                                      memory_order_relaxed);
+            atomic_fetch_add_explicit(&t->counters->bloom_useful, 1, memory_order_relaxed);
         return ST_OK;
     }
     uint8_t probe[IKEY_MAX_LEN];
@@ -641,8 +627,7 @@ enum st_status sst_table_get(struct sst_table *t, const uint8_t *ikey,
     block_unref(&blk);
     block_iter_seek(&di, probe, ikey_len);
     st = block_iter_status(&di);
-    if (st == ST_OK && di.valid &&
-        ikey_same_user_key(di.key, di.key_len, ikey, ikey_len)) {
+    if (st == ST_OK && di.valid && ikey_same_user_key(di.key, di.key_len, ikey, ikey_len)) {
         ikey_out->len = 0;
         rval_out->len = 0;
         if ((st = buf_append(ikey_out, di.key, di.key_len)) == ST_OK &&
@@ -695,8 +680,7 @@ static bool si_load(struct sst_iter *si)
         return false;
     uint64_t off, size;
     struct block *blk = NULL;
-    enum st_status st = decode_handle(si->t, si->index.value,
-                                      si->index.value_len, &off, &size);
+    enum st_status st = decode_handle(si->t, si->index.value, si->index.value_len, &off, &size);
     if (st == ST_OK)
         st = read_block(si->t, off, size, &blk);
     if (st != ST_OK) {
@@ -763,8 +747,8 @@ static bool si_valid(const struct iter *it)
     return si->status == ST_OK && si->data_init && si->data.valid;
 }
 
-static void si_entry(const struct iter *it, const uint8_t **k, size_t *kl,
-                     const uint8_t **v, size_t *vl)
+static void si_entry(const struct iter *it, const uint8_t **k, size_t *kl, const uint8_t **v,
+                     size_t *vl)
 {
     const struct sst_iter *si = (const struct sst_iter *)it;
     *k = si->data.key;

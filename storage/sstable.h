@@ -92,14 +92,11 @@ struct sst_info {
 struct sst_builder;
 
 /* Opens dir/NNNNNN.sst.tmp for writing. ST_IO, ST_NOMEM. */
-enum st_status sst_builder_create(struct lsm_env *env, const char *dir,
-                                  uint64_t number,
-                                  const struct sst_builder_opts *opts,
-                                  struct sst_builder **out);
+enum st_status sst_builder_create(struct lsm_env *env, const char *dir, uint64_t number,
+                                  const struct sst_builder_opts *opts, struct sst_builder **out);
 /* REQUIRES: ikey greater than the previous one. ST_IO, ST_NOMEM. */
-enum st_status sst_builder_add(struct sst_builder *b, const uint8_t *ikey,
-                               size_t ikey_len, const uint8_t *rval,
-                               size_t rval_len);
+enum st_status sst_builder_add(struct sst_builder *b, const uint8_t *ikey, size_t ikey_len,
+                               const uint8_t *rval, size_t rval_len);
 /* Bytes written so far plus the pending block. */
 uint64_t sst_builder_size(const struct sst_builder *b);
 uint64_t sst_builder_count(const struct sst_builder *b);
@@ -109,8 +106,7 @@ uint64_t sst_builder_count(const struct sst_builder *b);
  * the builder (*b = NULL) whatever happens. On error the temp file is
  * removed. REQUIRES: at least one entry added.
  */
-enum st_status sst_builder_finish(struct sst_builder **b,
-                                  struct sst_info *info);
+enum st_status sst_builder_finish(struct sst_builder **b, struct sst_info *info);
 /* Gives up: closes, removes the temp file, frees; NULLs *b; accepts NULL. */
 void sst_builder_abandon(struct sst_builder **b);
 
@@ -127,9 +123,8 @@ struct sst_table;
  * NULL. ST_IO (missing file: errno ENOENT), ST_CORRUPT (logged with the
  * file name), ST_NOMEM. The table has one reference.
  */
-enum st_status sst_table_open(struct lsm_env *env, const char *dir,
-                              uint64_t number, struct bcache *cache,
-                              struct sst_counters *counters,
+enum st_status sst_table_open(struct lsm_env *env, const char *dir, uint64_t number,
+                              struct bcache *cache, struct sst_counters *counters,
                               struct sst_table **out);
 void sst_table_ref(struct sst_table *t);
 void sst_table_unref(struct sst_table **t);
@@ -141,8 +136,7 @@ uint64_t sst_table_number(const struct sst_table *t);
  * when found, its internal key and record value are copied into ikey_out /
  * rval_out (reset first). ST_IO / ST_CORRUPT (logged with the file name).
  */
-enum st_status sst_table_get(struct sst_table *t, const uint8_t *ikey,
-                             size_t ikey_len, bool *found,
+enum st_status sst_table_get(struct sst_table *t, const uint8_t *ikey, size_t ikey_len, bool *found,
                              struct buf *ikey_out, struct buf *rval_out);
 
 /* An iterator over the table; takes a reference on it. ST_NOMEM. */

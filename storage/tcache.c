@@ -32,10 +32,8 @@ struct tcache {
     uint64_t opens;
 };
 
-enum st_status tcache_create(struct lsm_env *env, const char *dir,
-                             uint32_t max_open, struct bcache *bc,
-                             struct sst_counters *counters,
-                             struct tcache **out)
+enum st_status tcache_create(struct lsm_env *env, const char *dir, uint32_t max_open,
+                             struct bcache *bc, struct sst_counters *counters, struct tcache **out)
 {
     struct tcache *tc = mem_calloc(MEM_STORAGE, 1, sizeof(*tc));
     if (tc == NULL)
@@ -78,8 +76,7 @@ void tcache_destroy(struct tcache **tcp)
 
 static struct tc_entry *find_locked(struct tcache *tc, uint64_t number)
 {
-    for (struct tc_entry *e = tc->buckets[number % TC_BUCKETS]; e != NULL;
-         e = e->hnext)
+    for (struct tc_entry *e = tc->buckets[number % TC_BUCKETS]; e != NULL; e = e->hnext)
         if (e->number == number)
             return e;
     return NULL;
@@ -95,8 +92,7 @@ static void touch_locked(struct tcache *tc, struct tc_entry *e)
     tc->lru.next = e;
 }
 
-enum st_status tcache_get(struct tcache *tc, uint64_t number,
-                          struct sst_table **out)
+enum st_status tcache_get(struct tcache *tc, uint64_t number, struct sst_table **out)
 {
     pthread_mutex_lock(&tc->mu);
     struct tc_entry *e = find_locked(tc, number);
@@ -111,8 +107,7 @@ enum st_status tcache_get(struct tcache *tc, uint64_t number,
     pthread_mutex_unlock(&tc->mu);
 
     struct sst_table *t = NULL;
-    enum st_status st =
-        sst_table_open(tc->env, tc->dir, number, tc->bc, tc->counters, &t);
+    enum st_status st = sst_table_open(tc->env, tc->dir, number, tc->bc, tc->counters, &t);
     if (st != ST_OK)
         return st;
     struct tc_entry *ne = mem_alloc(MEM_STORAGE, sizeof(*ne));

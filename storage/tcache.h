@@ -14,15 +14,12 @@
 struct tcache;
 
 /* `dir`, `env`, `bc` and `counters` are borrowed for the cache's life. */
-enum st_status tcache_create(struct lsm_env *env, const char *dir,
-                             uint32_t max_open, struct bcache *bc,
-                             struct sst_counters *counters,
-                             struct tcache **out);
+enum st_status tcache_create(struct lsm_env *env, const char *dir, uint32_t max_open,
+                             struct bcache *bc, struct sst_counters *counters, struct tcache **out);
 void tcache_destroy(struct tcache **tc);
 /* A new reference to table `number`, opening it if needed. Errors as
  * sst_table_open (the table is not cached then). */
-enum st_status tcache_get(struct tcache *tc, uint64_t number,
-                          struct sst_table **out);
+enum st_status tcache_get(struct tcache *tc, uint64_t number, struct sst_table **out);
 /* Forgets table `number` (it was deleted). */
 void tcache_evict(struct tcache *tc, uint64_t number);
 /* Tables opened since creation (misses). */

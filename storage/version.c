@@ -11,9 +11,9 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "storage/filename.h"
+#include "storage/killpoint.h"
 #include "storage/sstable.h"
 #include "storage/version.h"
-#include "storage/killpoint.h"
 
 struct vset {
     struct lsm_env *env;
@@ -36,15 +36,13 @@ static void meta_unref(struct file_meta **mp)
 {
     struct file_meta *m = *mp;
     *mp = NULL;
-    if (m == NULL ||
-        atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
+    if (m == NULL || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
         return;
     struct vset *vs = m->vs;
     pthread_mutex_lock(&vs->mu);
     if (vs->nobsolete == vs->obsolete_cap) {
         size_t ncap = vs->obsolete_cap ? vs->obsolete_cap * 2 : 16;
-        uint64_t *n = mem_realloc(MEM_STORAGE, vs->obsolete,
-                                  vs->obsolete_cap * sizeof(uint64_t),
+        uint64_t *n = mem_realloc(MEM_STORAGE, vs->obsolete, vs->obsolete_cap * sizeof(uint64_t),
                                   ncap * sizeof(uint64_t));
         if (n != NULL) {
             vs->obsolete = n;
@@ -72,8 +70,7 @@ void version_edit_deinit(struct version_edit *e)
     if (e->added != NULL)
         mem_free(MEM_STORAGE, e->added, e->added_cap * sizeof(*e->added));
     if (e->deleted != NULL)
-        mem_free(MEM_STORAGE, e->deleted,
-                 e->deleted_cap * sizeof(*e->deleted));
+        mem_free(MEM_STORAGE, e->deleted, e->deleted_cap * sizeof(*e->deleted));
     memset(e, 0, sizeof(*e));
 }
 
@@ -90,17 +87,14 @@ static enum st_status grow(void **arr, size_t *cap, size_t n, size_t elem)
     return ST_OK;
 }
 
-enum st_status version_edit_add(struct version_edit *e, struct vset *vs,
-                                int level, uint64_t number, uint64_t size,
-                                const uint8_t *smallest, size_t smallest_len,
-                                const uint8_t *largest, size_t largest_len,
-                                uint64_t records, uint64_t tombstones,
-                                uint64_t earliest_expiry, uint64_t raw_bytes)
+enum st_status version_edit_add(struct version_edit *e, struct vset *vs, int level, uint64_t number,
+                                uint64_t size, const uint8_t *smallest, size_t smallest_len,
+                                const uint8_t *largest, size_t largest_len, uint64_t records,
+                                uint64_t tombstones, uint64_t earliest_expiry, uint64_t raw_bytes)
 {
     if (smallest_len > IKEY_MAX_LEN || largest_len > IKEY_MAX_LEN)
         return ST_INVAL;
-    enum st_status st = grow((void **)&e->added, &e->added_cap, e->nadded,
-                             sizeof(*e->added));
+    enum st_status st = grow((void **)&e->added, &e->added_cap, e->nadded, sizeof(*e->added));
     if (st != ST_OK)
         return st;
     struct file_meta *m = mem_calloc(MEM_STORAGE, 1, sizeof(*m));
@@ -124,11 +118,10 @@ enum st_status version_edit_add(struct version_edit *e, struct vset *vs,
     return ST_OK;
 }
 
-enum st_status version_edit_delete(struct version_edit *e, int level,
-                                   uint64_t number)
+enum st_status version_edit_delete(struct version_edit *e, int level, uint64_t number)
 {
-    enum st_status st = grow((void **)&e->deleted, &e->deleted_cap,
-                             e->ndeleted, sizeof(*e->deleted));
+    enum st_status st =
+        grow((void **)&e->deleted, &e->deleted_cap, e->ndeleted, sizeof(*e->deleted));
     if (st != ST_OK)
         return st;
     e->deleted[e->ndeleted].level = level;
@@ -143,16 +136,14 @@ void version_edit_forget_added(struct version_edit *e)
         struct file_meta *m = e->added[i].meta;
         e->added[i].meta = NULL;
         /* A meta some version also holds stays alive with it. */
-        if (m != NULL &&
-            atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+        if (m != NULL && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
             mem_free(MEM_STORAGE, m, sizeof(*m));
     }
     e->nadded = 0;
 }
 
 /* Appends one TLV field whose body is in `body`. */
-static enum st_status put_field(struct buf *out, uint64_t tag,
-                                const struct buf *body)
+static enum st_status put_field(struct buf *out, uint64_t tag, const struct buf *body)
 {
     enum st_status st = buf_append_varint(out, tag);
     if (st == ST_OK)
@@ -162,15 +153,14 @@ static enum st_status put_field(struct buf *out, uint64_t tag,
     return st;
 }
 
-enum st_status version_edit_encode(const struct version_edit *e,
-                                   struct buf *out)
+enum st_status version_edit_encode(const struct version_edit *e, struct buf *out)
 {
     struct buf b = {0};
     enum st_status st = ST_OK;
-#define TRY(x)                                                                 \
-    do {                                                                       \
-        if ((st = (x)) != ST_OK)                                               \
-            goto done;                                                         \
+#define TRY(x)                   \
+    do {                         \
+        if ((st = (x)) != ST_OK) \
+            goto done;           \
     } while (0)
     TRY(buf_append(&b, VERSION_FORMAT_NAME, strlen(VERSION_FORMAT_NAME)));
     TRY(put_field(out, 1, &b));
@@ -212,12 +202,11 @@ done:
     return st;
 }
 
-static bool get_key(const uint8_t **p, const uint8_t *end,
-                    const uint8_t **key, size_t *len)
+static bool get_key(const uint8_t **p, const uint8_t *end, const uint8_t **key, size_t *len)
 {
     uint64_t n;
-    if (!dec_varint(p, end, &n) || n < IKEY_OVERHEAD + 1 ||
-        n > IKEY_MAX_LEN || n > (uint64_t)(end - *p))
+    if (!dec_varint(p, end, &n) || n < IKEY_OVERHEAD + 1 || n > IKEY_MAX_LEN ||
+        n > (uint64_t)(end - *p))
         return false;
     *key = *p;
     *len = (size_t)n;
@@ -225,15 +214,14 @@ static bool get_key(const uint8_t **p, const uint8_t *end,
     return true;
 }
 
-enum st_status version_edit_decode(struct version_edit *e, struct vset *vs,
-                                   const uint8_t *p, size_t len)
+enum st_status version_edit_decode(struct version_edit *e, struct vset *vs, const uint8_t *p,
+                                   size_t len)
 {
     const uint8_t *end = p + len;
     bool named = false;
     while (p < end) {
         uint64_t tag, flen;
-        if (!dec_varint(&p, end, &tag) || !dec_varint(&p, end, &flen) ||
-            flen > (uint64_t)(end - p))
+        if (!dec_varint(&p, end, &tag) || !dec_varint(&p, end, &flen) || flen > (uint64_t)(end - p))
             return ST_CORRUPT;
         const uint8_t *f = p, *fend = p + flen;
         p = fend;
@@ -243,8 +231,7 @@ enum st_status version_edit_decode(struct version_edit *e, struct vset *vs,
         enum st_status st;
         switch (tag) {
         case 1:
-            if (flen != strlen(VERSION_FORMAT_NAME) ||
-                memcmp(f, VERSION_FORMAT_NAME, flen) != 0)
+            if (flen != strlen(VERSION_FORMAT_NAME) || memcmp(f, VERSION_FORMAT_NAME, flen) != 0)
                 return ST_CORRUPT;
             named = true;
             break;
@@ -261,8 +248,7 @@ enum st_status version_edit_decode(struct version_edit *e, struct vset *vs,
             e->next_file = a;
             break;
         case 4:
-            if (!dec_varint(&f, fend, &a) || !dec_varint(&f, fend, &b) ||
-                a >= LSM_MAX_LEVELS)
+            if (!dec_varint(&f, fend, &a) || !dec_varint(&f, fend, &b) || a >= LSM_MAX_LEVELS)
                 return ST_CORRUPT;
             if ((st = version_edit_delete(e, (int)a, b)) != ST_OK)
                 return st;
@@ -275,12 +261,10 @@ enum st_status version_edit_decode(struct version_edit *e, struct vset *vs,
                 !dec_varint(&f, fend, &k) || a >= LSM_MAX_LEVELS ||
                 ikey_compare(sk, skl, lk, lkl) > 0)
                 return ST_CORRUPT;
-            if ((st = version_edit_add(e, vs, (int)a, b, c, sk, skl, lk, lkl,
-                                       d, g, h, k)) != ST_OK)
+            if ((st = version_edit_add(e, vs, (int)a, b, c, sk, skl, lk, lkl, d, g, h, k)) != ST_OK)
                 return st;
             break;
-        default:
-            break; /* a field from a newer writer */
+        default: break; /* a field from a newer writer */
         }
     }
     return named ? ST_OK : ST_CORRUPT;
@@ -313,8 +297,7 @@ void version_unref(struct version **vp)
         for (size_t i = 0; i < v->nfiles[l]; i++)
             meta_unref(&v->files[l][i]);
         if (v->files[l] != NULL)
-            mem_free(MEM_STORAGE, v->files[l],
-                     v->nfiles[l] * sizeof(struct file_meta *));
+            mem_free(MEM_STORAGE, v->files[l], v->nfiles[l] * sizeof(struct file_meta *));
     }
     mem_free(MEM_STORAGE, v, sizeof(*v));
 }
@@ -338,14 +321,12 @@ static int cmp_level(const void *a, const void *b)
 {
     const struct file_meta *x = *(struct file_meta *const *)a;
     const struct file_meta *y = *(struct file_meta *const *)b;
-    return ikey_compare(x->smallest, x->smallest_len, y->smallest,
-                        y->smallest_len);
+    return ikey_compare(x->smallest, x->smallest_len, y->smallest, y->smallest_len);
 }
 
 /* Builds base + edit. ST_CORRUPT when levels >= 1 would overlap or a
  * deleted file is missing. */
-static enum st_status version_apply(const struct version *base,
-                                    const struct version_edit *e,
+static enum st_status version_apply(const struct version *base, const struct version_edit *e,
                                     struct version **out)
 {
     struct version *v = version_new();
@@ -385,8 +366,7 @@ static enum st_status version_apply(const struct version *base,
         /* Shrink bookkeeping: the array keeps n slots; record n for free. */
         if (k != n) {
             struct file_meta **s =
-                mem_realloc(MEM_STORAGE, v->files[l],
-                            n * sizeof(struct file_meta *),
+                mem_realloc(MEM_STORAGE, v->files[l], n * sizeof(struct file_meta *),
                             (k ? k : 1) * sizeof(struct file_meta *));
             if (s == NULL) {
                 st = ST_NOMEM;
@@ -402,13 +382,10 @@ static enum st_status version_apply(const struct version *base,
             }
         }
         if (k > 1)
-            qsort(v->files[l], k, sizeof(struct file_meta *),
-                  l == 0 ? cmp_l0 : cmp_level);
+            qsort(v->files[l], k, sizeof(struct file_meta *), l == 0 ? cmp_l0 : cmp_level);
         for (size_t i = 1; l > 0 && i < k; i++) {
-            if (ikey_compare(v->files[l][i - 1]->largest,
-                             v->files[l][i - 1]->largest_len,
-                             v->files[l][i]->smallest,
-                             v->files[l][i]->smallest_len) >= 0) {
+            if (ikey_compare(v->files[l][i - 1]->largest, v->files[l][i - 1]->largest_len,
+                             v->files[l][i]->smallest, v->files[l][i]->smallest_len) >= 0) {
                 log_error("storage: level %d files %llu and %llu overlap", l,
                           (unsigned long long)v->files[l][i - 1]->number,
                           (unsigned long long)v->files[l][i]->number);
@@ -425,8 +402,7 @@ err:
 }
 
 /* Whether a file's key range may contain the user key of ikey. */
-static bool file_may_hold(const struct file_meta *m, const uint8_t *ikey,
-                          size_t len)
+static bool file_may_hold(const struct file_meta *m, const uint8_t *ikey, size_t len)
 {
     return ikey_user_compare(ikey, len, m->smallest, m->smallest_len) >= 0 &&
            ikey_user_compare(ikey, len, m->largest, m->largest_len) <= 0;
@@ -434,14 +410,12 @@ static bool file_may_hold(const struct file_meta *m, const uint8_t *ikey,
 
 /* Index of the first file of a sorted level whose largest user key >= the
  * user key of ikey (n if none). */
-static size_t level_find(struct file_meta *const *files, size_t n,
-                         const uint8_t *ikey, size_t len)
+static size_t level_find(struct file_meta *const *files, size_t n, const uint8_t *ikey, size_t len)
 {
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (ikey_user_compare(files[mid]->largest, files[mid]->largest_len,
-                              ikey, len) < 0)
+        if (ikey_user_compare(files[mid]->largest, files[mid]->largest_len, ikey, len) < 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -449,9 +423,8 @@ static size_t level_find(struct file_meta *const *files, size_t n,
     return lo;
 }
 
-static enum st_status file_get(struct tcache *tc, const struct file_meta *m,
-                               const uint8_t *ikey, size_t len, bool *found,
-                               struct buf *ko, struct buf *vo)
+static enum st_status file_get(struct tcache *tc, const struct file_meta *m, const uint8_t *ikey,
+                               size_t len, bool *found, struct buf *ko, struct buf *vo)
 {
     struct sst_table *t = NULL;
     enum st_status st = tcache_get(tc, m->number, &t);
@@ -462,9 +435,8 @@ static enum st_status file_get(struct tcache *tc, const struct file_meta *m,
     return st;
 }
 
-enum st_status version_get(struct version *v, struct tcache *tc,
-                           const uint8_t *ikey, size_t ikey_len, bool *found,
-                           struct buf *ikey_out, struct buf *rval_out)
+enum st_status version_get(struct version *v, struct tcache *tc, const uint8_t *ikey,
+                           size_t ikey_len, bool *found, struct buf *ikey_out, struct buf *rval_out)
 {
     *found = false;
     /* L0 files may overlap and, with size-tiered compaction, a merged run
@@ -482,9 +454,8 @@ enum st_status version_get(struct version *v, struct tcache *tc,
             buf_deinit(&v2);
             return st;
         }
-        if (hit && (!*found ||
-                    ikey_compare(k2.data, k2.len, ikey_out->data,
-                                 ikey_out->len) < 0)) { /* newer sorts first */
+        if (hit && (!*found || ikey_compare(k2.data, k2.len, ikey_out->data, ikey_out->len) <
+                                   0)) { /* newer sorts first */
             struct buf t = *ikey_out;
             *ikey_out = k2;
             k2 = t;
@@ -502,16 +473,14 @@ enum st_status version_get(struct version *v, struct tcache *tc,
         size_t i = level_find(v->files[l], v->nfiles[l], ikey, ikey_len);
         if (i >= v->nfiles[l] || !file_may_hold(v->files[l][i], ikey, ikey_len))
             continue;
-        enum st_status st = file_get(tc, v->files[l][i], ikey, ikey_len, found,
-                                     ikey_out, rval_out);
+        enum st_status st = file_get(tc, v->files[l][i], ikey, ikey_len, found, ikey_out, rval_out);
         if (st != ST_OK || *found)
             return st;
     }
     return ST_OK;
 }
 
-bool version_key_beyond(const struct version *v, int level,
-                        const uint8_t *ikey, size_t ikey_len)
+bool version_key_beyond(const struct version *v, int level, const uint8_t *ikey, size_t ikey_len)
 {
     for (int l = level + 1; l < LSM_MAX_LEVELS; l++) {
         size_t i = level_find(v->files[l], v->nfiles[l], ikey, ikey_len);
@@ -582,8 +551,7 @@ static void li_seek(struct iter *it, const uint8_t *k, size_t kl)
     size_t lo = 0, hi = li->n;
     while (lo < hi) { /* first file whose largest >= k */
         size_t mid = (lo + hi) / 2;
-        if (ikey_compare(li->files[mid]->largest, li->files[mid]->largest_len,
-                         k, kl) < 0)
+        if (ikey_compare(li->files[mid]->largest, li->files[mid]->largest_len, k, kl) < 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -609,8 +577,8 @@ static bool li_valid(const struct iter *it)
     return li->status == ST_OK && li->cur != NULL && li->cur->ops->valid(li->cur);
 }
 
-static void li_entry(const struct iter *it, const uint8_t **k, size_t *kl,
-                     const uint8_t **v, size_t *vl)
+static void li_entry(const struct iter *it, const uint8_t **k, size_t *kl, const uint8_t **v,
+                     size_t *vl)
 {
     const struct level_iter *li = (const struct level_iter *)it;
     li->cur->ops->entry(li->cur, k, kl, v, vl);
@@ -639,8 +607,7 @@ static const struct iter_ops level_iter_ops = {
     .destroy = li_destroy,
 };
 
-enum st_status version_level_iter_create(struct version *v,
-                                         struct file_meta **files, size_t n,
+enum st_status version_level_iter_create(struct version *v, struct file_meta **files, size_t n,
                                          struct tcache *tc, struct iter **out)
 {
     struct level_iter *li = mem_calloc(MEM_STORAGE, 1, sizeof(*li));
@@ -689,8 +656,8 @@ static bool pi_valid(const struct iter *it)
     return p->inner->ops->valid(p->inner);
 }
 
-static void pi_entry(const struct iter *it, const uint8_t **k, size_t *kl,
-                     const uint8_t **v, size_t *vl)
+static void pi_entry(const struct iter *it, const uint8_t **k, size_t *kl, const uint8_t **v,
+                     size_t *vl)
 {
     const struct pinned_iter *p = (const struct pinned_iter *)it;
     p->inner->ops->entry(p->inner, k, kl, v, vl);
@@ -720,8 +687,7 @@ static const struct iter_ops pinned_iter_ops = {
     .destroy = pi_destroy,
 };
 
-static enum st_status push_iter(struct iter ***its, size_t *n, size_t *cap,
-                                struct iter *it)
+static enum st_status push_iter(struct iter ***its, size_t *n, size_t *cap, struct iter *it)
 {
     enum st_status st = grow((void **)its, cap, *n, sizeof(struct iter *));
     if (st != ST_OK) {
@@ -732,8 +698,8 @@ static enum st_status push_iter(struct iter ***its, size_t *n, size_t *cap,
     return ST_OK;
 }
 
-enum st_status version_add_iters(struct version *v, struct tcache *tc,
-                                 struct iter ***its, size_t *n, size_t *cap)
+enum st_status version_add_iters(struct version *v, struct tcache *tc, struct iter ***its,
+                                 size_t *n, size_t *cap)
 {
     enum st_status st;
     for (size_t i = 0; i < v->nfiles[0]; i++) {
@@ -761,8 +727,7 @@ enum st_status version_add_iters(struct version *v, struct tcache *tc,
         if (v->nfiles[l] == 0)
             continue;
         struct iter *li = NULL;
-        if ((st = version_level_iter_create(v, v->files[l], v->nfiles[l], tc,
-                                            &li)) != ST_OK ||
+        if ((st = version_level_iter_create(v, v->files[l], v->nfiles[l], tc, &li)) != ST_OK ||
             (st = push_iter(its, n, cap, li)) != ST_OK)
             return st;
     }
@@ -771,8 +736,7 @@ enum st_status version_add_iters(struct version *v, struct tcache *tc,
 
 /* ---------------------------------------------------------- version set */
 
-enum st_status vset_create(struct lsm_env *env, const char *dir,
-                           struct vset **out)
+enum st_status vset_create(struct lsm_env *env, const char *dir, struct vset **out)
 {
     struct vset *vs = mem_calloc(MEM_STORAGE, 1, sizeof(*vs));
     if (vs == NULL)
@@ -800,8 +764,7 @@ void vset_destroy(struct vset **vsp)
     version_unref(&vs->current);
     logfile_writer_destroy(&vs->manifest);
     if (vs->obsolete != NULL)
-        mem_free(MEM_STORAGE, vs->obsolete,
-                 vs->obsolete_cap * sizeof(uint64_t));
+        mem_free(MEM_STORAGE, vs->obsolete, vs->obsolete_cap * sizeof(uint64_t));
     pthread_mutex_destroy(&vs->mu);
     pthread_mutex_destroy(&vs->apply_mu);
     mem_free(MEM_STORAGE, vs, sizeof(*vs));
@@ -809,8 +772,7 @@ void vset_destroy(struct vset **vsp)
 }
 
 /* Reads CURRENT: "MANIFEST-NNNNNN\n". */
-static enum st_status read_current(struct vset *vs, uint64_t *number,
-                                   bool *exists)
+static enum st_status read_current(struct vset *vs, uint64_t *number, bool *exists)
 {
     char path[FILENAME_MAX_PATH];
     filename_path(path, vs->dir, FILENAME_CURRENT, 0);
@@ -852,10 +814,8 @@ enum st_status vset_recover(struct vset *vs, bool *exists)
     char path[FILENAME_MAX_PATH];
     filename_path(path, vs->dir, FILENAME_MANIFEST, mnum);
     struct logfile_reader *r = NULL;
-    if ((st = logfile_reader_open(vs->env, path, LOGFILE_MAGIC_MANIFEST, true,
-                                  &r)) != ST_OK) {
-        log_error("storage: cannot read manifest %s: %s", path,
-                  st_status_name(st));
+    if ((st = logfile_reader_open(vs->env, path, LOGFILE_MAGIC_MANIFEST, true, &r)) != ST_OK) {
+        log_error("storage: cannot read manifest %s: %s", path, st_status_name(st));
         return st;
     }
     struct version *v = version_new();
@@ -896,9 +856,8 @@ enum st_status vset_recover(struct vset *vs, bool *exists)
     if (st == ST_OK && (records == 0 || !have_next))
         st = ST_CORRUPT;
     if (st != ST_OK) {
-        log_error("storage: manifest %s is corrupt (record at offset %llu): %s",
-                  path, (unsigned long long)logfile_reader_offset(r),
-                  st_status_name(st));
+        log_error("storage: manifest %s is corrupt (record at offset %llu): %s", path,
+                  (unsigned long long)logfile_reader_offset(r), st_status_name(st));
         logfile_reader_destroy(&r);
         version_unref(&v);
         return st;
@@ -924,8 +883,7 @@ static enum st_status write_current(struct vset *vs, uint64_t mnum)
     char tmp[FILENAME_MAX_PATH], cur[FILENAME_MAX_PATH], line[64];
     filename_path(tmp, vs->dir, FILENAME_CURRENT_TMP, 0);
     filename_path(cur, vs->dir, FILENAME_CURRENT, 0);
-    int n = snprintf(line, sizeof(line), "MANIFEST-%06llu\n",
-                     (unsigned long long)mnum);
+    int n = snprintf(line, sizeof(line), "MANIFEST-%06llu\n", (unsigned long long)mnum);
     struct env_file *f = NULL;
     enum st_status st = vs->env->open(vs->env, tmp, ENV_OPEN_CREATE, &f);
     if (st != ST_OK)
@@ -980,9 +938,8 @@ static enum st_status write_snapshot_locked(struct vset *vs)
     for (int l = 0; l < LSM_MAX_LEVELS && st == ST_OK; l++)
         for (size_t i = 0; i < v->nfiles[l] && st == ST_OK; i++) {
             struct file_meta *m = v->files[l][i];
-            st = version_edit_add(&e, vs, l, m->number, m->size, m->smallest,
-                                  m->smallest_len, m->largest, m->largest_len,
-                                  m->records, m->tombstones,
+            st = version_edit_add(&e, vs, l, m->number, m->size, m->smallest, m->smallest_len,
+                                  m->largest, m->largest_len, m->records, m->tombstones,
                                   m->earliest_expiry, m->raw_bytes);
         }
     e.has_next_file = true;
@@ -990,8 +947,7 @@ static enum st_status write_snapshot_locked(struct vset *vs)
     if (st == ST_OK)
         st = version_edit_encode(&e, &b);
     if (st == ST_OK)
-        st = logfile_writer_create(vs->env, path, LOGFILE_MAGIC_MANIFEST, mnum,
-                                   &w);
+        st = logfile_writer_create(vs->env, path, LOGFILE_MAGIC_MANIFEST, mnum, &w);
     if (st == ST_OK)
         st = logfile_writer_add(w, b.data, b.len);
     if (st == ST_OK)
@@ -1056,8 +1012,7 @@ enum st_status vset_log_and_apply(struct vset *vs, struct version_edit *e)
          * failed rollover leaves the old one in use (and reports it). */
         enum st_status rs = write_snapshot_locked(vs);
         if (rs != ST_OK)
-            log_warn("storage: manifest rollover failed: %s",
-                     st_status_name(rs));
+            log_warn("storage: manifest rollover failed: %s", st_status_name(rs));
     }
 out:
     version_unref(&nv);
@@ -1108,8 +1063,7 @@ void vset_take_obsolete(struct vset *vs, uint64_t **out, size_t *n)
     if (vs->nobsolete) {
         /* Hand over the array: the caller frees n * 8 bytes, so shrink the
          * allocation to match. */
-        uint64_t *a = mem_realloc(MEM_STORAGE, vs->obsolete,
-                                  vs->obsolete_cap * sizeof(uint64_t),
+        uint64_t *a = mem_realloc(MEM_STORAGE, vs->obsolete, vs->obsolete_cap * sizeof(uint64_t),
                                   vs->nobsolete * sizeof(uint64_t));
         *out = a != NULL ? a : vs->obsolete;
         if (a == NULL) { /* keep the queue; try again later */

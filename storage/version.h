@@ -88,25 +88,21 @@ struct version_edit {
 void version_edit_init(struct version_edit *e);
 void version_edit_deinit(struct version_edit *e);
 /* Adds a new file (allocates its meta with one reference). ST_NOMEM. */
-enum st_status version_edit_add(struct version_edit *e, struct vset *vs,
-                                int level, uint64_t number, uint64_t size,
-                                const uint8_t *smallest, size_t smallest_len,
-                                const uint8_t *largest, size_t largest_len,
-                                uint64_t records, uint64_t tombstones,
-                                uint64_t earliest_expiry, uint64_t raw_bytes);
-enum st_status version_edit_delete(struct version_edit *e, int level,
-                                   uint64_t number);
+enum st_status version_edit_add(struct version_edit *e, struct vset *vs, int level, uint64_t number,
+                                uint64_t size, const uint8_t *smallest, size_t smallest_len,
+                                const uint8_t *largest, size_t largest_len, uint64_t records,
+                                uint64_t tombstones, uint64_t earliest_expiry, uint64_t raw_bytes);
+enum st_status version_edit_delete(struct version_edit *e, int level, uint64_t number);
 /* Drops the edit's new-file metas without queueing their files for
  * deletion: after a failed manifest write the edit may be durable, so its
  * files must stay (the cleanup at the next open removes them if not). */
 void version_edit_forget_added(struct version_edit *e);
 /* Appends the encoding of `e` to `out`. */
-enum st_status version_edit_encode(const struct version_edit *e,
-                                   struct buf *out);
+enum st_status version_edit_encode(const struct version_edit *e, struct buf *out);
 /* Decodes a manifest record into `e` (initialised, empty). ST_CORRUPT on
  * any malformed field, ST_NOMEM. `vs` owns the new file metas. */
-enum st_status version_edit_decode(struct version_edit *e, struct vset *vs,
-                                   const uint8_t *p, size_t len);
+enum st_status version_edit_decode(struct version_edit *e, struct vset *vs, const uint8_t *p,
+                                   size_t len);
 
 void version_ref(struct version *v);
 void version_unref(struct version **v);
@@ -120,30 +116,27 @@ uint64_t version_level_bytes(const struct version *v, int level);
  * it). Copies the entry into ikey_out/rval_out. ST_OK (*found says),
  * ST_IO, ST_CORRUPT.
  */
-enum st_status version_get(struct version *v, struct tcache *tc,
-                           const uint8_t *ikey, size_t ikey_len, bool *found,
-                           struct buf *ikey_out, struct buf *rval_out);
+enum st_status version_get(struct version *v, struct tcache *tc, const uint8_t *ikey,
+                           size_t ikey_len, bool *found, struct buf *ikey_out,
+                           struct buf *rval_out);
 /*
  * Appends to `its` (a MEM_STORAGE array of *n entries, capacity *cap) one
  * iterator per L0 file and one concatenating iterator per deeper level.
  * Iterators pin `v`. ST_NOMEM.
  */
-enum st_status version_add_iters(struct version *v, struct tcache *tc,
-                                 struct iter ***its, size_t *n, size_t *cap);
+enum st_status version_add_iters(struct version *v, struct tcache *tc, struct iter ***its,
+                                 size_t *n, size_t *cap);
 /* An iterator over the given files of one level >= 1 (sorted, disjoint),
  * borrowed from `v`, which the iterator pins. */
-enum st_status version_level_iter_create(struct version *v,
-                                         struct file_meta **files, size_t n,
+enum st_status version_level_iter_create(struct version *v, struct file_meta **files, size_t n,
                                          struct tcache *tc, struct iter **out);
 /* Whether any file at a level deeper than `level` may hold the user key of
  * `ikey` (compaction: may a tombstone be dropped). */
-bool version_key_beyond(const struct version *v, int level,
-                        const uint8_t *ikey, size_t ikey_len);
+bool version_key_beyond(const struct version *v, int level, const uint8_t *ikey, size_t ikey_len);
 
 /* ---- version set ---- */
 
-enum st_status vset_create(struct lsm_env *env, const char *dir,
-                           struct vset **out);
+enum st_status vset_create(struct lsm_env *env, const char *dir, struct vset **out);
 void vset_destroy(struct vset **vs);
 /*
  * Replays the manifest named by CURRENT. ST_OK and *exists (false: no

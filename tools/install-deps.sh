@@ -10,7 +10,7 @@
 set -eu
 
 BUILD_PKGS="build-essential pkg-config libevent-dev libjemalloc-dev libxxhash-dev libzstd-dev libinih-dev libsystemd-dev"
-TEST_PKGS="libcmocka-dev libmemcached-dev libmemcached-tools memcached python3 python3-pytest python3-pymemcache collectd-core procps"
+TEST_PKGS="libcmocka-dev libmemcached-dev libmemcached-tools memcached python3 python3-pytest python3-pymemcache collectd-core procps clang-format"
 # debhelper/dpkg-dev build the .deb, rpm has rpmbuild, scdoc the man pages;
 # lintian and rpmlint check the packages, systemd has systemd-analyze and
 # systemd-sysusers, man-db lets systemd-analyze check Documentation=, file

@@ -75,37 +75,37 @@ enum lsm_compaction_style {
  * bytes. lsm_open validates every field and returns ST_INVAL naming the bad
  * one in the log. */
 struct lsm_options {
-    struct lsm_env *env;          /* NULL = POSIX; borrowed, must outlive db */
-    bool create_if_missing;       /* default true */
-    bool error_if_exists;         /* default false */
-    size_t max_value_len;         /* 1 MiB; at most LSM_MAX_VALUE_LEN_LIMIT */
+    struct lsm_env *env;    /* NULL = POSIX; borrowed, must outlive db */
+    bool create_if_missing; /* default true */
+    bool error_if_exists;   /* default false */
+    size_t max_value_len;   /* 1 MiB; at most LSM_MAX_VALUE_LEN_LIMIT */
     /* write-ahead log */
-    enum lsm_sync_mode sync_mode; /* default LSM_SYNC_INTERVAL */
-    uint32_t sync_interval_ms;    /* 100 */
-    uint32_t sync_interval_writes;/* 1000 */
-    size_t wal_segment_size;      /* 64 MiB: rotate past this */
+    enum lsm_sync_mode sync_mode;   /* default LSM_SYNC_INTERVAL */
+    uint32_t sync_interval_ms;      /* 100 */
+    uint32_t sync_interval_writes;  /* 1000 */
+    size_t wal_segment_size;        /* 64 MiB: rotate past this */
     bool wal_recover_to_corruption; /* false: mid-log corruption -> ST_CORRUPT;
                                        true: keep records before it, log it */
     /* memtable and stalls */
-    size_t memtable_size;         /* 64 MiB */
+    size_t memtable_size;           /* 64 MiB */
     uint32_t l0_compaction_trigger; /* 4 files */
-    uint32_t l0_slowdown_trigger; /* 8 files: each write sleeps 1 ms */
-    uint32_t l0_stop_trigger;     /* 12 files: writes wait for compaction */
+    uint32_t l0_slowdown_trigger;   /* 8 files: each write sleeps 1 ms */
+    uint32_t l0_stop_trigger;       /* 12 files: writes wait for compaction */
     /* SSTables */
-    size_t block_size;            /* 16 KiB, 4..64 KiB */
-    int compression_level;        /* zstd level, 3; 0 = store raw */
-    uint32_t bloom_bits_per_key;  /* 10; 0 = no filter */
-    size_t target_file_size;      /* 64 MiB per compaction output file */
+    size_t block_size;           /* 16 KiB, 4..64 KiB */
+    int compression_level;       /* zstd level, 3; 0 = store raw */
+    uint32_t bloom_bits_per_key; /* 10; 0 = no filter */
+    size_t target_file_size;     /* 64 MiB per compaction output file */
     /* read path */
-    size_t block_cache_size;      /* 64 MiB of decompressed blocks */
-    uint32_t max_open_files;      /* 512: table cache fd budget */
+    size_t block_cache_size; /* 64 MiB of decompressed blocks */
+    uint32_t max_open_files; /* 512: table cache fd budget */
     /* compaction */
     enum lsm_compaction_style compaction_style; /* default LEVELED */
-    uint64_t l1_target_size;      /* 64 MiB; target(n+1) = target(n) * mult */
-    uint32_t level_multiplier;    /* 10 */
-    uint32_t compaction_rate_mb;  /* MB/s written by compaction; 0 = no cap */
-    uint64_t gc_grace_seconds;    /* 10 days: tombstones kept at least this */
-    uint64_t expired_grace_seconds; /* 0: expired records dropped after it */
+    uint64_t l1_target_size;                    /* 64 MiB; target(n+1) = target(n) * mult */
+    uint32_t level_multiplier;                  /* 10 */
+    uint32_t compaction_rate_mb;                /* MB/s written by compaction; 0 = no cap */
+    uint64_t gc_grace_seconds;                  /* 10 days: tombstones kept at least this */
+    uint64_t expired_grace_seconds;             /* 0: expired records dropped after it */
     /* size-tiered: every run (one table) stays in L0; runs of similar size
      * (largest <= smallest * tiered_size_ratio_pct / 100) are merged once
      * tiered_min_merge of them exist, at most tiered_max_merge at a time;
@@ -113,10 +113,10 @@ struct lsm_options {
      * stalls count runs beyond tiered_max_runs: slowdown at max_runs +
      * (l0_slowdown_trigger - l0_compaction_trigger), stop at max_runs +
      * (l0_stop_trigger - l0_compaction_trigger). */
-    uint32_t tiered_min_merge;    /* 4 */
-    uint32_t tiered_max_merge;    /* 10 */
+    uint32_t tiered_min_merge;      /* 4 */
+    uint32_t tiered_max_merge;      /* 10 */
     uint32_t tiered_size_ratio_pct; /* 200 */
-    uint32_t tiered_max_runs;     /* 20 */
+    uint32_t tiered_max_runs;       /* 20 */
     /* time source for expiry and gc_grace (unix seconds); NULL = time(2).
      * Called from any thread. */
     uint64_t (*now_fn)(void *arg);
@@ -135,8 +135,7 @@ void lsm_options_init(struct lsm_options *opts);
  * WAL or a live SSTable failed validation: the log names the file).
  * `opts` is copied; NULL = defaults.
  */
-enum st_status lsm_open(const char *path, const struct lsm_options *opts,
-                        struct lsm_db **db_out);
+enum st_status lsm_open(const char *path, const struct lsm_options *opts, struct lsm_db **db_out);
 
 /*
  * Stops background work (an in-flight flush completes; compaction is
@@ -154,14 +153,12 @@ void lsm_close(struct lsm_db **db);
  * max_value_len), ST_IO (I/O failed: the engine is now read-only, see
  * lsm_stats.read_only; the write was not acknowledged), ST_CLOSED.
  */
-enum st_status lsm_put(struct lsm_db *db, const struct lsm_record *rec,
-                       bool *applied);
+enum st_status lsm_put(struct lsm_db *db, const struct lsm_record *rec, bool *applied);
 
 /* Writes a tombstone for `key` at `version` under the same LWW rule.
  * `deleted_at` is unix seconds (0 = now), the start of its gc_grace. */
 enum st_status lsm_delete(struct lsm_db *db, const void *key, size_t key_len,
-                          struct lsm_version version, uint64_t deleted_at,
-                          bool *applied);
+                          struct lsm_version version, uint64_t deleted_at, bool *applied);
 
 /* Read flags. */
 #define LSM_READ_TOMBSTONES 1u /* report tombstones (rec->tombstone) */
@@ -174,8 +171,8 @@ enum st_status lsm_delete(struct lsm_db *db, const void *key, size_t key_len,
  * ST_INVAL for a bad key; ST_IO / ST_CORRUPT when an SSTable cannot be read
  * (logged with its file name; never reported as absent).
  */
-enum st_status lsm_get(struct lsm_db *db, const void *key, size_t key_len,
-                       unsigned read_flags, struct lsm_record **out);
+enum st_status lsm_get(struct lsm_db *db, const void *key, size_t key_len, unsigned read_flags,
+                       struct lsm_record **out);
 
 /* Frees a record returned by lsm_get; NULLs *rec; accepts NULL. */
 void lsm_record_free(struct lsm_record **rec);
@@ -190,11 +187,9 @@ void lsm_batch_destroy(struct lsm_batch **batch);
 /* Clears the batch for reuse. */
 void lsm_batch_clear(struct lsm_batch *batch);
 /* Copies the record into the batch. ST_INVAL on bad sizes, ST_NOMEM. */
-enum st_status lsm_batch_put(struct lsm_batch *batch,
-                             const struct lsm_record *rec);
-enum st_status lsm_batch_delete(struct lsm_batch *batch, const void *key,
-                                size_t key_len, struct lsm_version version,
-                                uint64_t deleted_at);
+enum st_status lsm_batch_put(struct lsm_batch *batch, const struct lsm_record *rec);
+enum st_status lsm_batch_delete(struct lsm_batch *batch, const void *key, size_t key_len,
+                                struct lsm_version version, uint64_t deleted_at);
 size_t lsm_batch_count(const struct lsm_batch *batch);
 /* After lsm_write: whether entry i (in insertion order) applied. */
 bool lsm_batch_applied(const struct lsm_batch *batch, size_t i);
@@ -205,14 +200,12 @@ bool lsm_batch_applied(const struct lsm_batch *batch, size_t i);
  * crash either all applied records of the batch are present or none.
  * *applied_count (may be NULL) counts them. Errors as lsm_put.
  */
-enum st_status lsm_write(struct lsm_db *db, struct lsm_batch *batch,
-                         size_t *applied_count);
+enum st_status lsm_write(struct lsm_db *db, struct lsm_batch *batch, size_t *applied_count);
 
 /* ---- snapshots and iterators ---- */
 
 /* Pins the current memtables and file set. ST_OK / ST_NOMEM / ST_CLOSED. */
-enum st_status lsm_snapshot_create(struct lsm_db *db,
-                                   struct lsm_snapshot **out);
+enum st_status lsm_snapshot_create(struct lsm_db *db, struct lsm_snapshot **out);
 /* Releases the pin; NULLs *snap; accepts NULL. */
 void lsm_snapshot_destroy(struct lsm_db *db, struct lsm_snapshot **snap);
 
@@ -223,10 +216,9 @@ void lsm_snapshot_destroy(struct lsm_db *db, struct lsm_snapshot **snap);
  * now; the iterator then holds its own pin). Tombstones and expired records
  * are skipped unless `read_flags` ask for them.
  */
-enum st_status lsm_iter_create(struct lsm_db *db,
-                               const struct lsm_snapshot *snap,
-                               uint64_t token_first, uint64_t token_last,
-                               unsigned read_flags, struct lsm_iter **out);
+enum st_status lsm_iter_create(struct lsm_db *db, const struct lsm_snapshot *snap,
+                               uint64_t token_first, uint64_t token_last, unsigned read_flags,
+                               struct lsm_iter **out);
 /*
  * Advances to the next record and fills *rec with views valid until the
  * next call. Returns true when a record was produced; false at the end or on
@@ -252,15 +244,15 @@ enum st_status lsm_compact_all(struct lsm_db *db);
 struct lsm_stats {
     uint64_t level_files[LSM_MAX_LEVELS];
     uint64_t level_bytes[LSM_MAX_LEVELS];
-    uint64_t memtable_bytes;      /* active + immutable */
+    uint64_t memtable_bytes; /* active + immutable */
     uint64_t pending_compaction_bytes;
-    uint64_t user_bytes_written;  /* keys + values accepted */
+    uint64_t user_bytes_written; /* keys + values accepted */
     uint64_t wal_bytes_written;
     uint64_t flush_bytes_written;
     uint64_t compaction_bytes_read;
     uint64_t compaction_bytes_written;
-    double write_amplification;   /* (wal + flush + compaction) / user */
-    double space_amplification;   /* table bytes / bytes of the largest
+    double write_amplification; /* (wal + flush + compaction) / user */
+    double space_amplification; /* table bytes / bytes of the largest
                                      sorted run (leveled: deepest level;
                                      tiered: largest run), >= 1; 0 if empty */
     uint64_t puts, deletes, gets, writes_ignored_lww;
@@ -268,10 +260,10 @@ struct lsm_stats {
     uint64_t flushes, compactions;
     uint64_t stall_slowdowns, stall_stops, stall_micros;
     uint64_t block_cache_hits, block_cache_misses, block_cache_bytes;
-    uint64_t bloom_useful;        /* SSTable probes skipped by the filter */
+    uint64_t bloom_useful; /* SSTable probes skipped by the filter */
     uint64_t table_cache_opens;
-    bool read_only;               /* a write or sync failed: writes refused */
-    enum st_status bg_error;      /* why read_only, else ST_OK */
+    bool read_only;          /* a write or sync failed: writes refused */
+    enum st_status bg_error; /* why read_only, else ST_OK */
 };
 
 /* Fills *stats; callable any time from any thread. */

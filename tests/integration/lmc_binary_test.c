@@ -253,14 +253,14 @@ static void test_by_key(void **state)
     struct lmc_fixture *f = *state;
     const char *key = make_key(f, "bykey");
     const char *group = "group";
-    assert_int_equal(memcached_set_by_key(f->mc, group, strlen(group), key, strlen(key), "g", 1,
-                                          0, 9),
-                     MEMCACHED_SUCCESS);
+    assert_int_equal(
+        memcached_set_by_key(f->mc, group, strlen(group), key, strlen(key), "g", 1, 0, 9),
+        MEMCACHED_SUCCESS);
     size_t len = 0;
     uint32_t flags = 0;
     memcached_return_t rc;
-    char *value = memcached_get_by_key(f->mc, group, strlen(group), key, strlen(key), &len,
-                                       &flags, &rc);
+    char *value =
+        memcached_get_by_key(f->mc, group, strlen(group), key, strlen(key), &len, &flags, &rc);
     assert_int_equal(rc, MEMCACHED_SUCCESS);
     assert_int_equal(len, 1);
     assert_int_equal(flags, 9);
@@ -276,14 +276,11 @@ static void test_add_replace(void **state)
     const char *key = make_key(f, "add");
     memcached_delete(f->mc, key, strlen(key), 0);
     /* binary "not found" for replace, "exists" for add */
-    assert_int_equal(memcached_replace(f->mc, key, strlen(key), "r", 1, 0, 0),
-                     MEMCACHED_NOTFOUND);
+    assert_int_equal(memcached_replace(f->mc, key, strlen(key), "r", 1, 0, 0), MEMCACHED_NOTFOUND);
     assert_int_equal(memcached_add(f->mc, key, strlen(key), "a", 1, 0, 3), MEMCACHED_SUCCESS);
-    assert_int_equal(memcached_add(f->mc, key, strlen(key), "b", 1, 0, 0),
-                     MEMCACHED_DATA_EXISTS);
+    assert_int_equal(memcached_add(f->mc, key, strlen(key), "b", 1, 0, 0), MEMCACHED_DATA_EXISTS);
     assert_value(f->mc, key, "a", 3);
-    assert_int_equal(memcached_replace(f->mc, key, strlen(key), "rr", 2, 0, 4),
-                     MEMCACHED_SUCCESS);
+    assert_int_equal(memcached_replace(f->mc, key, strlen(key), "rr", 2, 0, 4), MEMCACHED_SUCCESS);
     assert_value(f->mc, key, "rr", 4);
 }
 
@@ -292,8 +289,7 @@ static void test_append_prepend(void **state)
     struct lmc_fixture *f = *state;
     const char *key = make_key(f, "append");
     set_string(f->mc, key, "mid", 7);
-    assert_int_equal(memcached_append(f->mc, key, strlen(key), "-end", 4, 0, 0),
-                     MEMCACHED_SUCCESS);
+    assert_int_equal(memcached_append(f->mc, key, strlen(key), "-end", 4, 0, 0), MEMCACHED_SUCCESS);
     assert_int_equal(memcached_prepend(f->mc, key, strlen(key), "start-", 6, 0, 0),
                      MEMCACHED_SUCCESS);
     assert_value(f->mc, key, "start-mid-end", 7);
@@ -327,8 +323,7 @@ static void test_cas(void **state)
     set_string(f->mc, key, "v1", 0);
     uint64_t cas = fetch_cas(f, key);
     assert_true(cas != 0);
-    assert_int_equal(memcached_cas(f->mc, key, strlen(key), "v2", 2, 0, 5, cas),
-                     MEMCACHED_SUCCESS);
+    assert_int_equal(memcached_cas(f->mc, key, strlen(key), "v2", 2, 0, 5, cas), MEMCACHED_SUCCESS);
     assert_value(f->mc, key, "v2", 5);
     assert_int_equal(memcached_cas(f->mc, key, strlen(key), "v3", 2, 0, 0, cas),
                      MEMCACHED_DATA_EXISTS);
@@ -351,8 +346,7 @@ static void test_incr_decr(void **state)
     assert_int_equal(value, 15);
     assert_int_equal(memcached_decrement(f->mc, key, strlen(key), 3, &value), MEMCACHED_SUCCESS);
     assert_int_equal(value, 12);
-    assert_int_equal(memcached_decrement(f->mc, key, strlen(key), 100, &value),
-                     MEMCACHED_SUCCESS);
+    assert_int_equal(memcached_decrement(f->mc, key, strlen(key), 100, &value), MEMCACHED_SUCCESS);
     assert_int_equal(value, 0);
     set_string(f->mc, key, "18446744073709551615", 0);
     assert_int_equal(memcached_increment(f->mc, key, strlen(key), 2, &value), MEMCACHED_SUCCESS);
@@ -395,9 +389,8 @@ static void test_incr_decr_with_initial(void **state)
 
     const char *dkey = make_key(f, "initial-decr");
     memcached_delete(f->mc, dkey, strlen(dkey), 0);
-    assert_int_equal(
-        memcached_decrement_with_initial(f->mc, dkey, strlen(dkey), 5, 7, 100, &value),
-        MEMCACHED_SUCCESS);
+    assert_int_equal(memcached_decrement_with_initial(f->mc, dkey, strlen(dkey), 5, 7, 100, &value),
+                     MEMCACHED_SUCCESS);
     assert_int_equal(value, 7);
     assert_value(f->mc, dkey, "7", 0);
 
@@ -510,8 +503,8 @@ struct stat_seen {
 };
 
 static memcached_return_t stat_callback(const memcached_instance_st *server, const char *key,
-                                        size_t key_length, const char *value,
-                                        size_t value_length, void *context)
+                                        size_t key_length, const char *value, size_t value_length,
+                                        void *context)
 {
     (void)server;
     struct stat_seen *seen = context;

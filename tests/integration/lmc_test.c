@@ -184,13 +184,11 @@ static void test_add_replace(void **state)
     struct lmc_fixture *f = *state;
     const char *key = make_key(f, "add");
     memcached_delete(f->mc, key, strlen(key), 0);
-    assert_int_equal(memcached_replace(f->mc, key, strlen(key), "r", 1, 0, 0),
-                     MEMCACHED_NOTSTORED);
+    assert_int_equal(memcached_replace(f->mc, key, strlen(key), "r", 1, 0, 0), MEMCACHED_NOTSTORED);
     assert_int_equal(memcached_add(f->mc, key, strlen(key), "a", 1, 0, 3), MEMCACHED_SUCCESS);
     assert_int_equal(memcached_add(f->mc, key, strlen(key), "b", 1, 0, 0), MEMCACHED_NOTSTORED);
     assert_value(f, key, "a", 3);
-    assert_int_equal(memcached_replace(f->mc, key, strlen(key), "rr", 2, 0, 4),
-                     MEMCACHED_SUCCESS);
+    assert_int_equal(memcached_replace(f->mc, key, strlen(key), "rr", 2, 0, 4), MEMCACHED_SUCCESS);
     assert_value(f, key, "rr", 4);
 }
 
@@ -199,8 +197,7 @@ static void test_append_prepend(void **state)
     struct lmc_fixture *f = *state;
     const char *key = make_key(f, "append");
     set_string(f, key, "mid", 7);
-    assert_int_equal(memcached_append(f->mc, key, strlen(key), "-end", 4, 0, 0),
-                     MEMCACHED_SUCCESS);
+    assert_int_equal(memcached_append(f->mc, key, strlen(key), "-end", 4, 0, 0), MEMCACHED_SUCCESS);
     assert_int_equal(memcached_prepend(f->mc, key, strlen(key), "start-", 6, 0, 0),
                      MEMCACHED_SUCCESS);
     assert_value(f, key, "start-mid-end", 7);
@@ -231,8 +228,7 @@ static void test_cas(void **state)
     set_string(f, key, "v1", 0);
     uint64_t cas = fetch_cas(f, key);
     assert_true(cas != 0);
-    assert_int_equal(memcached_cas(f->mc, key, strlen(key), "v2", 2, 0, 0, cas),
-                     MEMCACHED_SUCCESS);
+    assert_int_equal(memcached_cas(f->mc, key, strlen(key), "v2", 2, 0, 0, cas), MEMCACHED_SUCCESS);
     assert_value(f, key, "v2", 0);
     assert_int_equal(memcached_cas(f->mc, key, strlen(key), "v3", 2, 0, 0, cas),
                      MEMCACHED_DATA_EXISTS);
@@ -254,8 +250,7 @@ static void test_incr_decr(void **state)
     assert_int_equal(value, 15);
     assert_int_equal(memcached_decrement(f->mc, key, strlen(key), 3, &value), MEMCACHED_SUCCESS);
     assert_int_equal(value, 12);
-    assert_int_equal(memcached_decrement(f->mc, key, strlen(key), 100, &value),
-                     MEMCACHED_SUCCESS);
+    assert_int_equal(memcached_decrement(f->mc, key, strlen(key), 100, &value), MEMCACHED_SUCCESS);
     assert_int_equal(value, 0);
     set_string(f, key, "18446744073709551615", 0);
     assert_int_equal(memcached_increment(f->mc, key, strlen(key), 2, &value), MEMCACHED_SUCCESS);

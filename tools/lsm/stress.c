@@ -74,13 +74,12 @@ struct args {
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: lsm-stress init|run|verify --dir DIR --state FILE [options]\n"
-            "  init:   --keys N (10000) --threads T (4) --seed S (1)\n"
-            "          --style leveled|tiered --gc-grace SECONDS (864000)\n"
-            "  run:    --sync always|interval|none (always) --seconds S (0 = until\n"
-            "          killed) --power-loss-ms MS (simulate a power loss then)\n"
-            "  verify: --invariant strong|prefix (strong) --reopens N (2)\n");
+    fprintf(stderr, "usage: lsm-stress init|run|verify --dir DIR --state FILE [options]\n"
+                    "  init:   --keys N (10000) --threads T (4) --seed S (1)\n"
+                    "          --style leveled|tiered --gc-grace SECONDS (864000)\n"
+                    "  run:    --sync always|interval|none (always) --seconds S (0 = until\n"
+                    "          killed) --power-loss-ms MS (simulate a power loss then)\n"
+                    "  verify: --invariant strong|prefix (strong) --reopens N (2)\n");
     exit(EX_USAGE);
 }
 
@@ -99,8 +98,8 @@ static void ack_path(const struct args *a, char *buf, size_t cap)
 /* Engine options: small memtables, segments, files and levels so that a
  * run of a second flushes, rotates, compacts and deletes files many times,
  * and every kill point is reached. */
-static void db_options(const struct sm_config *cfg, enum lsm_sync_mode sync,
-                       struct lsm_env *env, struct lsm_options *o)
+static void db_options(const struct sm_config *cfg, enum lsm_sync_mode sync, struct lsm_env *env,
+                       struct lsm_options *o)
 {
     lsm_options_init(o);
     o->env = env;
@@ -136,8 +135,7 @@ struct run {
     uint64_t t0;
     atomic_bool stop;
     atomic_bool power_lost;
-    atomic_uint_fast64_t ops, stale, batches, reads, flushes, compactions,
-        scans, scanned;
+    atomic_uint_fast64_t ops, stale, batches, reads, flushes, compactions, scans, scanned;
 };
 
 struct writer {
@@ -146,19 +144,19 @@ struct writer {
     pthread_t tid;
 };
 
-static _Noreturn void online_fail(const char *what, uint32_t idx,
-                                  const struct sm_entry *m,
+static _Noreturn void online_fail(const char *what, uint32_t idx, const struct sm_entry *m,
                                   const struct lsm_record *got)
 {
     fprintf(stderr,
             "ONLINE CHECK FAILED: %s: key %u model kind %u hlc %llx node %u "
             "len %u exp %llu; db %s hlc %llx node %u len %zu exp %llu\n",
-            what, idx, m->kind, (unsigned long long)m->hlc, m->node,
-            m->value_len, (unsigned long long)m->expiry,
-            got == NULL ? "absent" : got->tombstone ? "tombstone" : "live",
-            got ? (unsigned long long)got->version.hlc : 0ull,
-            got ? got->version.node : 0, got ? got->value_len : 0,
-            got ? (unsigned long long)got->expiry : 0ull);
+            what, idx, m->kind, (unsigned long long)m->hlc, m->node, m->value_len,
+            (unsigned long long)m->expiry,
+            got == NULL      ? "absent"
+            : got->tombstone ? "tombstone"
+                             : "live",
+            got ? (unsigned long long)got->version.hlc : 0ull, got ? got->version.node : 0,
+            got ? got->value_len : 0, got ? (unsigned long long)got->expiry : 0ull);
     _exit(EXIT_ONLINE);
 }
 
@@ -211,10 +209,13 @@ static void *writer_main(void *arg)
                     st = lsm_batch_delete(b, key, kl, v, 0);
                 } else {
                     sm_value(op.key[i], e, val);
-                    struct lsm_record rec = {
-                        .key = (uint8_t *)key, .key_len = kl, .value = val,
-                        .value_len = e->value_len, .flags = e->flags,
-                        .expiry = e->expiry, .version = v};
+                    struct lsm_record rec = {.key = (uint8_t *)key,
+                                             .key_len = kl,
+                                             .value = val,
+                                             .value_len = e->value_len,
+                                             .flags = e->flags,
+                                             .expiry = e->expiry,
+                                             .version = v};
                     st = lsm_batch_put(b, &rec);
                 }
             }
@@ -231,10 +232,13 @@ static void *writer_main(void *arg)
                 st = lsm_delete(r->db, key, kl, v, 0, &got[0]);
             } else {
                 sm_value(op.key[0], e, val);
-                struct lsm_record rec = {
-                    .key = (uint8_t *)key, .key_len = kl, .value = val,
-                    .value_len = e->value_len, .flags = e->flags,
-                    .expiry = e->expiry, .version = v};
+                struct lsm_record rec = {.key = (uint8_t *)key,
+                                         .key_len = kl,
+                                         .value = val,
+                                         .value_len = e->value_len,
+                                         .flags = e->flags,
+                                         .expiry = e->expiry,
+                                         .version = v};
                 st = lsm_put(r->db, &rec, &got[0]);
             }
         }
@@ -248,9 +252,8 @@ static void *writer_main(void *arg)
         }
         for (int i = 0; i < op.n; i++)
             if (got[i] != want[i])
-                online_fail(got[i] ? "stale write applied"
-                                   : "newer write ignored",
-                            op.key[i], &saved[i], NULL);
+                online_fail(got[i] ? "stale write applied" : "newer write ignored", op.key[i],
+                            &saved[i], NULL);
         if (sm_ack_write(r->ack_fd, r->st.cycle, w->thread, g.next - 1) != 0) {
             fprintf(stderr, "ack log write: %s\n", strerror(errno));
             _exit(EXIT_ENGINE);
@@ -266,15 +269,13 @@ static void *writer_main(void *arg)
             uint32_t idx = op.key[sm_rand(&rng) % (uint64_t)op.n];
             size_t kl = sm_key(idx, key);
             struct lsm_record *rec = NULL;
-            st = lsm_get(r->db, key, kl, LSM_READ_TOMBSTONES | LSM_READ_EXPIRED,
-                         &rec);
+            st = lsm_get(r->db, key, kl, LSM_READ_TOMBSTONES | LSM_READ_EXPIRED, &rec);
             if (st != ST_OK) {
                 op_failed(r, "get", st);
                 break;
             }
             uint64_t now_hi = (uint64_t)time(NULL) + 1;
-            if (!sm_match(idx, &model[idx], rec, now_hi, tomb_may_vanish,
-                          scratch))
+            if (!sm_match(idx, &model[idx], rec, now_hi, tomb_may_vanish, scratch))
                 online_fail("read back", idx, &model[idx], rec);
             lsm_record_free(&rec);
             atomic_fetch_add_explicit(&r->reads, 1, memory_order_relaxed);
@@ -298,16 +299,15 @@ static void scan_check(struct run *r, uint64_t *rng, uint8_t *scratch)
         return;
     }
     struct lsm_iter *it = NULL;
-    enum st_status st = lsm_iter_create(r->db, snap, first, last,
-                                        LSM_READ_TOMBSTONES, &it);
+    enum st_status st = lsm_iter_create(r->db, snap, first, last, LSM_READ_TOMBSTONES, &it);
     if (st == ST_OK) {
         struct lsm_record rec;
         uint64_t prev = 0, n = 0;
         while (lsm_iter_next(it, &rec)) {
             uint32_t idx;
             uint64_t tok = lsm_token(rec.key, rec.key_len);
-            if (!sm_key_parse(rec.key, rec.key_len, &idx) || tok < first ||
-                tok > last || (n > 0 && tok < prev)) {
+            if (!sm_key_parse(rec.key, rec.key_len, &idx) || tok < first || tok > last ||
+                (n > 0 && tok < prev)) {
                 fprintf(stderr, "ONLINE CHECK FAILED: scan returned a "
                                 "foreign or misordered key\n");
                 _exit(EXIT_ONLINE);
@@ -321,8 +321,10 @@ static void scan_check(struct run *r, uint64_t *rng, uint8_t *scratch)
                 sm_value(idx, &e, scratch);
                 if (rec.value_len > SM_MAX_VALUE ||
                     memcmp(scratch, rec.value, rec.value_len) != 0) {
-                    fprintf(stderr, "ONLINE CHECK FAILED: scan: key %u value "
-                                    "does not match its version\n", idx);
+                    fprintf(stderr,
+                            "ONLINE CHECK FAILED: scan: key %u value "
+                            "does not match its version\n",
+                            idx);
                     _exit(EXIT_ONLINE);
                 }
             }
@@ -379,10 +381,9 @@ static int cmd_run(const struct args *a)
      * the engine rightly ignores: every run must be followed by verify. */
     uint64_t acked[SM_MAX_THREADS], t0_prev;
     bool started_prev;
-    if (sm_ack_read(ap, r.st.cycle, r.st.cfg.threads, acked, &t0_prev,
-                    &started_prev) != 0 || started_prev) {
-        fprintf(stderr, "cycle %u already ran: run `lsm-stress verify` first\n",
-                r.st.cycle);
+    if (sm_ack_read(ap, r.st.cycle, r.st.cfg.threads, acked, &t0_prev, &started_prev) != 0 ||
+        started_prev) {
+        fprintf(stderr, "cycle %u already ran: run `lsm-stress verify` first\n", r.st.cycle);
         return EX_USAGE;
     }
     r.ack_fd = sm_ack_open(ap);
@@ -443,9 +444,8 @@ static int cmd_run(const struct args *a)
     printf("run: cycle %u: %llu ops (%llu batches, %llu stale), %llu reads, "
            "%llu flushes, %llu compactions, %llu scans (%llu records), "
            "%llu wal syncs, %llu groups%s\n",
-           r.st.cycle, (unsigned long long)r.ops,
-           (unsigned long long)r.batches, (unsigned long long)r.stale,
-           (unsigned long long)r.reads, (unsigned long long)r.flushes,
+           r.st.cycle, (unsigned long long)r.ops, (unsigned long long)r.batches,
+           (unsigned long long)r.stale, (unsigned long long)r.reads, (unsigned long long)r.flushes,
            (unsigned long long)r.compactions, (unsigned long long)r.scans,
            (unsigned long long)r.scanned, (unsigned long long)s.wal_syncs,
            (unsigned long long)s.group_commits,
@@ -495,8 +495,7 @@ static bool same_version(const struct lsm_record *x, const struct lsm_record *y)
 }
 
 /* A record that compaction may drop between two reads. */
-static bool may_vanish(const struct lsm_record *x, uint64_t now_hi,
-                       bool tomb_may_vanish)
+static bool may_vanish(const struct lsm_record *x, uint64_t now_hi, bool tomb_may_vanish)
 {
     if (x == NULL)
         return false;
@@ -507,8 +506,8 @@ static bool may_vanish(const struct lsm_record *x, uint64_t now_hi,
 
 /* Reads every key twice (with and without tombstones/expired) and scans
  * the whole token space; checks gets, visibility and the scan agree. */
-static bool fetch_all(struct lsm_db *db, uint32_t keys, bool tomb_may_vanish,
-                      struct fetched *f, uint64_t *now_hi_out)
+static bool fetch_all(struct lsm_db *db, uint32_t keys, bool tomb_may_vanish, struct fetched *f,
+                      uint64_t *now_hi_out)
 {
     f->rec = mem_calloc(MEM_OTHER, keys, sizeof(*f->rec));
     f->visible = mem_calloc(MEM_OTHER, keys, sizeof(*f->visible));
@@ -518,9 +517,8 @@ static bool fetch_all(struct lsm_db *db, uint32_t keys, bool tomb_may_vanish,
     for (uint32_t i = 0; i < keys; i++) {
         char key[SM_KEY_CAP];
         size_t kl = sm_key(i, key);
-        enum st_status st = lsm_get(db, key, kl,
-                                    LSM_READ_TOMBSTONES | LSM_READ_EXPIRED,
-                                    &f->rec[i]);
+        enum st_status st =
+            lsm_get(db, key, kl, LSM_READ_TOMBSTONES | LSM_READ_EXPIRED, &f->rec[i]);
         if (st != ST_OK)
             return vfail("get key %u: %s", i, st_status_name(st));
         struct lsm_record *plain = NULL;
@@ -538,22 +536,18 @@ static bool fetch_all(struct lsm_db *db, uint32_t keys, bool tomb_may_vanish,
         const struct lsm_record *x = f->rec[i];
         bool live = x != NULL && !x->tombstone;
         bool want = live && (x->expiry == 0 || x->expiry > now_hi);
-        bool either = live && x->expiry != 0 && x->expiry >= now_lo &&
-                      x->expiry <= now_hi;
+        bool either = live && x->expiry != 0 && x->expiry >= now_lo && x->expiry <= now_hi;
         if (!either && f->visible[i] != want)
-            return vfail("key %u: %s by a plain get (expiry %llu, now %llu)",
-                         i, f->visible[i] ? "visible" : "invisible",
-                         (unsigned long long)(x ? x->expiry : 0),
-                         (unsigned long long)now_lo);
+            return vfail("key %u: %s by a plain get (expiry %llu, now %llu)", i,
+                         f->visible[i] ? "visible" : "invisible",
+                         (unsigned long long)(x ? x->expiry : 0), (unsigned long long)now_lo);
     }
     /* Full scan: exactly the keys the gets found, in token order. */
     bool *seen = mem_calloc(MEM_OTHER, keys, sizeof(*seen));
     struct lsm_iter *it = NULL;
     enum st_status st = seen == NULL ? ST_NOMEM
                                      : lsm_iter_create(db, NULL, 0, UINT64_MAX,
-                                                       LSM_READ_TOMBSTONES |
-                                                           LSM_READ_EXPIRED,
-                                                       &it);
+                                                       LSM_READ_TOMBSTONES | LSM_READ_EXPIRED, &it);
     bool ok = true;
     if (st == ST_OK) {
         struct lsm_record rec;
@@ -583,44 +577,41 @@ static bool fetch_all(struct lsm_db *db, uint32_t keys, bool tomb_may_vanish,
     if (ok && st != ST_OK)
         ok = vfail("scan: %s", st_status_name(st));
     for (uint32_t i = 0; ok && i < keys; i++)
-        if (f->rec[i] != NULL && !seen[i] &&
-            !may_vanish(f->rec[i], now_hi, tomb_may_vanish))
+        if (f->rec[i] != NULL && !seen[i] && !may_vanish(f->rec[i], now_hi, tomb_may_vanish))
             ok = vfail("scan: key %u missing", i);
     mem_free(MEM_OTHER, seen, keys * sizeof(*seen));
     return ok;
 }
 
-static void describe(uint32_t idx, const struct sm_entry *m,
-                     const struct lsm_record *x)
+static void describe(uint32_t idx, const struct sm_entry *m, const struct lsm_record *x)
 {
     fprintf(stderr,
             "  key %u: expected %s hlc %llx node %u len %u exp %llu; "
             "found %s hlc %llx node %u len %zu exp %llu\n",
             idx,
-            m->kind == SM_NONE ? "absent" : m->kind == SM_TOMB ? "tombstone"
-                                                               : "live",
-            (unsigned long long)m->hlc, m->node, m->value_len,
-            (unsigned long long)m->expiry,
-            x == NULL ? "absent" : x->tombstone ? "tombstone" : "live",
-            x ? (unsigned long long)x->version.hlc : 0ull,
-            x ? x->version.node : 0, x ? x->value_len : 0,
-            x ? (unsigned long long)x->expiry : 0ull);
+            m->kind == SM_NONE   ? "absent"
+            : m->kind == SM_TOMB ? "tombstone"
+                                 : "live",
+            (unsigned long long)m->hlc, m->node, m->value_len, (unsigned long long)m->expiry,
+            x == NULL      ? "absent"
+            : x->tombstone ? "tombstone"
+                           : "live",
+            x ? (unsigned long long)x->version.hlc : 0ull, x ? x->version.node : 0,
+            x ? x->value_len : 0, x ? (unsigned long long)x->expiry : 0ull);
 }
 
 struct thread_result {
-    uint64_t chosen;  /* operations of the stream the database holds */
+    uint64_t chosen; /* operations of the stream the database holds */
     bool ok;
 };
 
 /* Replays thread t's stream over `model` (its keys only), counting keys
  * that differ from the database after each prefix; picks the longest
  * prefix allowed by the invariant and leaves `model` at it. */
-static struct thread_result check_thread(const struct sm_state *st,
-                                         struct sm_entry *model, uint32_t t,
-                                         uint64_t acked, bool started,
-                                         uint64_t t0, bool prefix,
-                                         const struct fetched *f,
-                                         uint64_t now_hi, uint8_t *scratch)
+static struct thread_result check_thread(const struct sm_state *st, struct sm_entry *model,
+                                         uint32_t t, uint64_t acked, bool started, uint64_t t0,
+                                         bool prefix, const struct fetched *f, uint64_t now_hi,
+                                         uint8_t *scratch)
 {
     const struct sm_config *cfg = &st->cfg;
     bool tv = cfg->gc_grace < TOMB_SAFE_GRACE;
@@ -667,8 +658,8 @@ static struct thread_result check_thread(const struct sm_state *st,
     }
     if (!found) {
         vfail("thread %u: no allowed prefix of its %llu acknowledged (+1 in "
-              "flight) ops matches the database (%s invariant)", t,
-              (unsigned long long)acked, prefix ? "prefix" : "strong");
+              "flight) ops matches the database (%s invariant)",
+              t, (unsigned long long)acked, prefix ? "prefix" : "strong");
         /* Differences against the acknowledged state. */
         memcpy(model, start, cfg->keys * sizeof(*start));
         sm_gen_init(&g, cfg, st->cycle, t, t0);
@@ -755,8 +746,7 @@ static int cmd_verify(const struct args *a)
     uint64_t total_acked = 0, inflight_applied = 0, lost = 0;
     for (uint32_t t = 0; ok && t < cfg->threads; t++) {
         struct thread_result tr =
-            check_thread(&st, st.e, t, acked[t], started, t0, a->prefix, &f,
-                         now_hi, scratch);
+            check_thread(&st, st.e, t, acked[t], started, t0, a->prefix, &f, now_hi, scratch);
         ok = tr.ok;
         total_acked += acked[t];
         if (tr.chosen > acked[t])
@@ -780,14 +770,13 @@ static int cmd_verify(const struct args *a)
     char levels[128];
     int n = 0;
     for (int l = 0; l < LSM_MAX_LEVELS; l++)
-        n += snprintf(levels + n, sizeof(levels) - (size_t)n, "%s%llu",
-                      l ? "/" : "", (unsigned long long)stats.level_files[l]);
+        n += snprintf(levels + n, sizeof(levels) - (size_t)n, "%s%llu", l ? "/" : "",
+                      (unsigned long long)stats.level_files[l]);
     printf("verify: cycle %u ok (%s): %llu acked ops, %llu in-flight ops "
            "applied, %llu acked ops lost (allowed), %llu live + %llu tombstones, "
            "files %s, open %llu ms\n",
-           st.cycle, a->prefix ? "prefix" : "strong",
-           (unsigned long long)total_acked, (unsigned long long)inflight_applied,
-           (unsigned long long)lost, (unsigned long long)live,
+           st.cycle, a->prefix ? "prefix" : "strong", (unsigned long long)total_acked,
+           (unsigned long long)inflight_applied, (unsigned long long)lost, (unsigned long long)live,
            (unsigned long long)tomb, levels, (unsigned long long)t_open);
     st.cycle++;
     int rc = 0;
@@ -803,11 +792,12 @@ static int cmd_verify(const struct args *a)
 
 static int cmd_init(const struct args *a)
 {
-    if (a->threads == 0 || a->threads > SM_MAX_THREADS || a->keys < a->threads ||
-        a->keys > 9999999)
+    if (a->threads == 0 || a->threads > SM_MAX_THREADS || a->keys < a->threads || a->keys > 9999999)
         usage();
-    struct sm_config cfg = {.seed = a->seed, .keys = a->keys,
-                            .threads = a->threads, .style = a->style,
+    struct sm_config cfg = {.seed = a->seed,
+                            .keys = a->keys,
+                            .threads = a->threads,
+                            .style = a->style,
                             .gc_grace = a->gc_grace};
     struct sm_state st;
     if (sm_state_create(&st, &cfg) != 0)
@@ -828,9 +818,13 @@ int main(int argc, char **argv)
     if (argc < 2)
         usage();
     const char *cmd = argv[1];
-    struct args a = {.keys = 10000, .threads = 4, .seed = 1,
-                     .style = LSM_COMPACTION_LEVELED, .gc_grace = 864000,
-                     .sync = LSM_SYNC_ALWAYS, .power_loss_ms = -1,
+    struct args a = {.keys = 10000,
+                     .threads = 4,
+                     .seed = 1,
+                     .style = LSM_COMPACTION_LEVELED,
+                     .gc_grace = 864000,
+                     .sync = LSM_SYNC_ALWAYS,
+                     .power_loss_ms = -1,
                      .reopens = 2};
     static const struct option lo[] = {
         {"dir", required_argument, NULL, 'd'},
@@ -887,8 +881,7 @@ int main(int argc, char **argv)
             else
                 usage();
             break;
-        default:
-            usage();
+        default: usage();
         }
     }
     if (a.dir == NULL || a.state == NULL || optind != argc)

@@ -70,8 +70,7 @@ bool sm_key_parse(const uint8_t *key, size_t len, uint32_t *idx)
 
 void sm_value(uint32_t idx, const struct sm_entry *e, uint8_t *buf)
 {
-    uint64_t r = sm_mix(((uint64_t)idx << 20) ^ e->hlc ^
-                        ((uint64_t)e->node << 52) ^ e->value_len);
+    uint64_t r = sm_mix(((uint64_t)idx << 20) ^ e->hlc ^ ((uint64_t)e->node << 52) ^ e->value_len);
     size_t i = 0;
     for (; i + 8 <= e->value_len; i += 8) {
         uint64_t x = sm_rand(&r);
@@ -83,24 +82,20 @@ void sm_value(uint32_t idx, const struct sm_entry *e, uint8_t *buf)
     }
 }
 
-bool sm_match(uint32_t idx, const struct sm_entry *m,
-              const struct lsm_record *r, uint64_t now_hi,
+bool sm_match(uint32_t idx, const struct sm_entry *m, const struct lsm_record *r, uint64_t now_hi,
               bool tomb_may_vanish, uint8_t *scratch)
 {
     switch (m->kind) {
-    case SM_NONE:
-        return r == NULL;
+    case SM_NONE: return r == NULL;
     case SM_TOMB:
         if (r == NULL)
             return tomb_may_vanish;
-        return r->tombstone && r->version.hlc == m->hlc &&
-               r->version.node == m->node;
+        return r->tombstone && r->version.hlc == m->hlc && r->version.node == m->node;
     default:
         if (r == NULL) /* compaction drops records expired before its now */
             return m->expiry != 0 && m->expiry <= now_hi;
-        if (r->tombstone || r->version.hlc != m->hlc ||
-            r->version.node != m->node || r->flags != m->flags ||
-            r->expiry != m->expiry || r->value_len != m->value_len)
+        if (r->tombstone || r->version.hlc != m->hlc || r->version.node != m->node ||
+            r->flags != m->flags || r->expiry != m->expiry || r->value_len != m->value_len)
             return false;
         sm_value(idx, m, scratch);
         return memcmp(r->value, scratch, m->value_len) == 0;
@@ -109,8 +104,8 @@ bool sm_match(uint32_t idx, const struct sm_entry *m,
 
 /* ---- operation streams ---- */
 
-void sm_gen_init(struct sm_gen *g, const struct sm_config *cfg, uint32_t cycle,
-                 uint32_t thread, uint64_t t0)
+void sm_gen_init(struct sm_gen *g, const struct sm_config *cfg, uint32_t cycle, uint32_t thread,
+                 uint64_t t0)
 {
     *g = (struct sm_gen){
         .cfg = cfg,
@@ -153,19 +148,14 @@ static uint64_t pick_expiry(struct sm_gen *g)
 {
     uint64_t r = sm_rand(&g->rng);
     switch (r % 4) {
-    case 0:
-        return g->t0 - 5; /* already expired when written */
-    case 1:
-        return g->t0 + 1 + (r >> 8) % 3; /* expires during or after the run */
-    case 2:
-        return g->t0 + 4 + (r >> 8) % 8;
-    default:
-        return g->t0 + 3600;
+    case 0: return g->t0 - 5;                /* already expired when written */
+    case 1: return g->t0 + 1 + (r >> 8) % 3; /* expires during or after the run */
+    case 2: return g->t0 + 4 + (r >> 8) % 8;
+    default: return g->t0 + 3600;
     }
 }
 
-static void make_put(struct sm_gen *g, struct sm_entry *e, uint64_t hlc,
-                     bool expiring)
+static void make_put(struct sm_gen *g, struct sm_entry *e, uint64_t hlc, bool expiring)
 {
     *e = (struct sm_entry){
         .hlc = hlc,
@@ -179,12 +169,10 @@ static void make_put(struct sm_gen *g, struct sm_entry *e, uint64_t hlc,
 
 static void make_del(struct sm_gen *g, struct sm_entry *e, uint64_t hlc)
 {
-    *e = (struct sm_entry){.hlc = hlc, .node = (uint16_t)(1 + g->thread),
-                           .kind = SM_TOMB};
+    *e = (struct sm_entry){.hlc = hlc, .node = (uint16_t)(1 + g->thread), .kind = SM_TOMB};
 }
 
-void sm_gen_next(struct sm_gen *g, const struct sm_entry *model,
-                 struct sm_op *op)
+void sm_gen_next(struct sm_gen *g, const struct sm_entry *model, struct sm_op *op)
 {
     /* Versions grow with (cycle, op index, entry): a new write always wins
      * over anything written in an earlier cycle or operation. */
@@ -384,8 +372,7 @@ int sm_state_save(const char *path, const struct sm_state *st)
         return -1;
     memcpy(b, STATE_MAGIC, 8);
     memcpy(b + 8, &st->cfg.seed, 8);
-    uint32_t u[6] = {st->cfg.keys, st->cfg.threads, st->cfg.style,
-                     st->cfg.gc_grace, st->cycle, 0};
+    uint32_t u[6] = {st->cfg.keys, st->cfg.threads, st->cfg.style, st->cfg.gc_grace, st->cycle, 0};
     memcpy(b + 16, u, sizeof(u));
     memcpy(b + STATE_HEADER, st->e, body);
     uint64_t sum = XXH3_64bits(b, len - 8);
@@ -446,8 +433,8 @@ int sm_ack_write(int fd, uint32_t cycle, uint32_t thread, uint64_t value)
     return write(fd, rec, ACK_LEN) == ACK_LEN ? 0 : -1;
 }
 
-int sm_ack_read(const char *path, uint32_t cycle, uint32_t threads,
-                uint64_t *acked, uint64_t *t0, bool *started)
+int sm_ack_read(const char *path, uint32_t cycle, uint32_t threads, uint64_t *acked, uint64_t *t0,
+                bool *started)
 {
     for (uint32_t t = 0; t < threads; t++)
         acked[t] = 0;

@@ -32,11 +32,11 @@ enum sm_kind {
  * are derived from (key index, version, length) by sm_value. */
 struct sm_entry {
     uint64_t hlc;
-    uint64_t expiry;    /* absolute unix seconds, 0 = never (LIVE only) */
+    uint64_t expiry; /* absolute unix seconds, 0 = never (LIVE only) */
     uint32_t flags;
     uint32_t value_len;
     uint16_t node;
-    uint8_t kind;       /* enum sm_kind */
+    uint8_t kind; /* enum sm_kind */
     uint8_t pad[5];
 };
 
@@ -45,14 +45,14 @@ struct sm_config {
     uint64_t seed;
     uint32_t keys;
     uint32_t threads;
-    uint32_t style;        /* enum lsm_compaction_style */
-    uint32_t gc_grace;     /* gc_grace_seconds given to the engine */
+    uint32_t style;    /* enum lsm_compaction_style */
+    uint32_t gc_grace; /* gc_grace_seconds given to the engine */
 };
 
 struct sm_state {
     struct sm_config cfg;
-    uint32_t cycle;        /* the run/verify cycle this state starts */
-    struct sm_entry *e;    /* cfg.keys entries, owned */
+    uint32_t cycle;     /* the run/verify cycle this state starts */
+    struct sm_entry *e; /* cfg.keys entries, owned */
 };
 
 enum sm_op_kind {
@@ -64,7 +64,7 @@ enum sm_op_kind {
 /* One operation of a stream; a put or delete has n == 1. */
 struct sm_op {
     enum sm_op_kind kind;
-    bool stale;            /* a deliberately old version: must not apply */
+    bool stale; /* a deliberately old version: must not apply */
     int n;
     uint32_t key[SM_MAX_BATCH];
     struct sm_entry rec[SM_MAX_BATCH]; /* kind LIVE or TOMB */
@@ -74,22 +74,21 @@ struct sm_op {
 struct sm_gen {
     const struct sm_config *cfg;
     uint64_t rng;
-    uint64_t t0;           /* the run's start time: expiries derive from it */
+    uint64_t t0; /* the run's start time: expiries derive from it */
     uint32_t cycle, thread;
-    uint64_t next;         /* index of the next operation */
+    uint64_t next; /* index of the next operation */
 };
 
 /* splitmix64 step and mixer. */
 uint64_t sm_mix(uint64_t x);
 uint64_t sm_rand(uint64_t *state);
 
-void sm_gen_init(struct sm_gen *g, const struct sm_config *cfg, uint32_t cycle,
-                 uint32_t thread, uint64_t t0);
+void sm_gen_init(struct sm_gen *g, const struct sm_config *cfg, uint32_t cycle, uint32_t thread,
+                 uint64_t t0);
 /* Produces operation g->next (then increments it). Reads only the entries
  * of keys the thread owns in `model`, which must be the state after every
  * earlier operation of the stream. */
-void sm_gen_next(struct sm_gen *g, const struct sm_entry *model,
-                 struct sm_op *op);
+void sm_gen_next(struct sm_gen *g, const struct sm_entry *model, struct sm_op *op);
 /* Applies `op` to `model` under last-write-wins (strictly newer version);
  * applied[i] (may be NULL) says whether entry i applied. */
 void sm_apply(struct sm_entry *model, const struct sm_op *op, bool *applied);
@@ -105,8 +104,7 @@ void sm_value(uint32_t idx, const struct sm_entry *e, uint8_t *buf);
  * NULL = absent) is what model entry `m` allows. `now_hi` bounds the clock
  * of any compaction that may have dropped an expired record;
  * `tomb_may_vanish` when gc_grace is short enough for tombstones to go. */
-bool sm_match(uint32_t idx, const struct sm_entry *m,
-              const struct lsm_record *r, uint64_t now_hi,
+bool sm_match(uint32_t idx, const struct sm_entry *m, const struct lsm_record *r, uint64_t now_hi,
               bool tomb_may_vanish, uint8_t *scratch);
 
 /* ---- state file: written to <path>.tmp, fsynced, renamed ---- */
@@ -126,5 +124,5 @@ int sm_ack_write(int fd, uint32_t cycle, uint32_t thread, uint64_t value);
 /* Reads the records of `cycle`: acked[t] = number of acknowledged
  * operations of thread t (0 if none), *t0 and *started (whether the start
  * record is there). A torn or foreign record is skipped. 0 ok, -1 error. */
-int sm_ack_read(const char *path, uint32_t cycle, uint32_t threads,
-                uint64_t *acked, uint64_t *t0, bool *started);
+int sm_ack_read(const char *path, uint32_t cycle, uint32_t threads, uint64_t *acked, uint64_t *t0,
+                bool *started);

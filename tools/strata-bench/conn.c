@@ -65,8 +65,7 @@ static void conn_fail(struct conn *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    worker_report(c->w, "conn %u: %s; closing it with %u requests in flight", c->id, msg,
-                  c->count);
+    worker_report(c->w, "conn %u: %s; closing it with %u requests in flight", c->id, msg, c->count);
     c->w->tally.conn_failures++;
     c->w->tally.unanswered += c->count;
     c->count = 0;
@@ -81,7 +80,8 @@ static enum st_status conn_connect(struct conn *c, const struct worker_shared *s
     if (c->fd < 0)
         return ST_IO;
     double t = sh->o->timeout;
-    struct timeval tv = {.tv_sec = (time_t)t, .tv_usec = (suseconds_t)((t - (double)(time_t)t) * 1e6)};
+    struct timeval tv = {.tv_sec = (time_t)t,
+                         .tv_usec = (suseconds_t)((t - (double)(time_t)t) * 1e6)};
     setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)); /* bounds connect() */
     while (connect(c->fd, sa, sh->addrlen) != 0) {
         if (errno == EINTR)
@@ -190,7 +190,8 @@ static uint32_t pick_value_len(struct conn *c)
     const struct bench_opts *o = c->w->sh->o;
     if (o->value_min == o->value_max)
         return o->value_min;
-    return o->value_min + (uint32_t)rng_below(&c->w->rng, (uint64_t)o->value_max - o->value_min + 1);
+    return o->value_min +
+           (uint32_t)rng_below(&c->w->rng, (uint64_t)o->value_max - o->value_min + 1);
 }
 
 /* Picks the next request into slot s (ids: its key ids). Returns false if

@@ -24,26 +24,26 @@ struct conn_slot {
 
 struct conn {
     struct worker *w;
-    unsigned id;      /* 0 .. threads * conns - 1 */
+    unsigned id; /* 0 .. threads * conns - 1 */
     int fd;
     struct event *rev, *wev;
     bool alive, idle, write_blocked;
-    unsigned depth;   /* in flight now allowed (phase dependent) */
+    unsigned depth; /* in flight now allowed (phase dependent) */
 
     struct wire_parser parser;
     struct conn_slot *slots; /* ring of cap slots: head .. head + count */
     unsigned cap, head, count;
-    uint64_t *ids;    /* cap * width key ids, slot i owns [i * width, ...) */
+    uint64_t *ids; /* cap * width key ids, slot i owns [i * width, ...) */
     unsigned width;
-    uint32_t seq;     /* opaque of the next request */
-    uint64_t budget;  /* requests this connection may still send */
+    uint32_t seq;    /* opaque of the next request */
+    uint64_t budget; /* requests this connection may still send */
 
-    char *out;        /* composed requests of the pending batch */
+    char *out; /* composed requests of the pending batch */
     size_t out_cap;
     struct iovec *iov;
     unsigned iov_cap, niov, iov_pos;
 
-    char *in;         /* unparsed input is in[0, in_len) */
+    char *in; /* unparsed input is in[0, in_len) */
     size_t in_cap, in_len;
     uint64_t last_rx; /* monotonic ns of the last bytes received */
 };

@@ -47,8 +47,8 @@ static double h_integral_inverse(double s, double x)
     return exp(helper1(t) * x);
 }
 
-enum st_status keys_init(struct keys *k, const char *prefix, uint64_t count,
-                         enum keys_dist dist, double skew)
+enum st_status keys_init(struct keys *k, const char *prefix, uint64_t count, enum keys_dist dist,
+                         double skew)
 {
     memset(k, 0, sizeof(*k));
     size_t n = strlen(prefix);
@@ -86,8 +86,7 @@ size_t keys_max_len(const struct keys *k)
 
 int keys_parse(const struct keys *k, const char *key, size_t nkey, uint64_t *id)
 {
-    if (nkey <= k->nprefix || nkey > k->nprefix + 20 ||
-        memcmp(key, k->prefix, k->nprefix) != 0)
+    if (nkey <= k->nprefix || nkey > k->nprefix + 20 || memcmp(key, k->prefix, k->nprefix) != 0)
         return 0;
     uint64_t v = 0;
     for (size_t i = k->nprefix; i < nkey; i++) {
@@ -131,7 +130,6 @@ uint64_t keys_pick(const struct keys *k, struct rng *r, uint64_t *cursor)
             return keys_zipf_rank(k, r) - 1;
         return rng_below(r, k->count);
     case KEYS_UNIFORM:
-    default:
-        return rng_below(r, k->count);
+    default: return rng_below(r, k->count);
     }
 }

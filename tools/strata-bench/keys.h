@@ -39,8 +39,8 @@ struct keys {
  * at most KEYS_PREFIX_MAX bytes; count >= 1; skew in [0, 10] (0 is uniform).
  * Returns ST_OK or ST_INVAL.
  */
-enum st_status keys_init(struct keys *k, const char *prefix, uint64_t count,
-                         enum keys_dist dist, double skew);
+enum st_status keys_init(struct keys *k, const char *prefix, uint64_t count, enum keys_dist dist,
+                         double skew);
 
 /* Writes key `id` into buf (KEYS_LEN_MAX bytes); returns its length. */
 size_t keys_format(const struct keys *k, uint64_t id, char *buf);

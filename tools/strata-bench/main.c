@@ -135,8 +135,7 @@ static void watch(struct worker **ws, const struct bench_opts *o, struct worker_
 }
 
 /* "ok", or every reason the run failed, into buf. */
-static const char *judge(const struct report *r, const struct bench_opts *o, char *buf,
-                         size_t cap)
+static const char *judge(const struct report *r, const struct bench_opts *o, char *buf, size_t cap)
 {
     struct tally all = r->run.t;
     if (r->preloaded)
@@ -146,9 +145,9 @@ static const char *judge(const struct report *r, const struct bench_opts *o, cha
     size_t n = 0;
     buf[0] = '\0';
 /* appends one reason; output past cap is dropped (snprintf size 0) */
-#define WHY(...)                                                                           \
-    (n += (size_t)snprintf(buf + (n < cap ? n : cap), n < cap ? cap - n : 0, "%s",             \
-                           n ? "; " : "FAILED: "),                                           \
+#define WHY(...)                                                                   \
+    (n += (size_t)snprintf(buf + (n < cap ? n : cap), n < cap ? cap - n : 0, "%s", \
+                           n ? "; " : "FAILED: "),                                 \
      n += (size_t)snprintf(buf + (n < cap ? n : cap), n < cap ? cap - n : 0, __VA_ARGS__))
     if (r->conns_open == 0)
         WHY("no connection could be opened");
@@ -157,9 +156,9 @@ static const char *judge(const struct report *r, const struct bench_opts *o, cha
     if (failed > 0 && (double)failed > o->max_error_rate * (double)total)
         WHY("%llu of %llu requests failed (%llu error replies, %llu unexpected, %llu "
             "unanswered), above --max-error-rate %g",
-            (unsigned long long)failed, (unsigned long long)total,
-            (unsigned long long)all.errors, (unsigned long long)all.unexpected,
-            (unsigned long long)all.unanswered, o->max_error_rate);
+            (unsigned long long)failed, (unsigned long long)total, (unsigned long long)all.errors,
+            (unsigned long long)all.unexpected, (unsigned long long)all.unanswered,
+            o->max_error_rate);
     if (r->measured && r->run.t.requests == 0 && r->conns_open > 0)
         WHY("no request completed");
 #undef WHY
@@ -246,12 +245,9 @@ int main(int argc, char **argv)
 {
     struct bench_opts o;
     switch (opts_parse(&o, argc, argv)) {
-    case OPTS_EXIT:
-        return 0;
-    case OPTS_USAGE:
-        return EX_USAGE;
-    case OPTS_RUN:
-        break;
+    case OPTS_EXIT: return 0;
+    case OPTS_USAGE: return EX_USAGE;
+    case OPTS_RUN: break;
     }
     struct keys ks;
     if (keys_init(&ks, o.key_prefix, o.keys, o.dist, o.skew) != ST_OK) {

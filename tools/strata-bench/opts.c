@@ -47,15 +47,15 @@ struct opts_def {
 #define OFF(f) offsetof(struct bench_opts, f)
 
 static const struct opts_def defs[] = {
-    {"server", 's', T_SERVER, OFF(server), 0, 0, "127.0.0.1:11211", "HOST:PORT",
-     "server to load"},
+    {"server", 's', T_SERVER, OFF(server), 0, 0, "127.0.0.1:11211", "HOST:PORT", "server to load"},
     {"protocol", 'P', T_PROTO, OFF(proto), 0, 0, "text", "PROTO",
      "text (get/set), meta (mg/ms, mn ends a multi-get) or binary (GETK/SET, GETKQ+NOOP)"},
     {"threads", 't', T_UINT, OFF(threads), 1, 256, "1", "N", "client threads, one event loop each"},
     {"conns", 'c', T_UINT, OFF(conns), 1, 10000, "4", "N", "connections per thread"},
     {"depth", 'd', T_UINT, OFF(depth), 1, 4096, "1", "N",
      "pipeline depth: requests in flight per connection"},
-    {"keys", 'k', T_U64, OFF(keys), 1, 1e12, "100000", "N", "key count: keys are PREFIX0 .. PREFIX<N-1>"},
+    {"keys", 'k', T_U64, OFF(keys), 1, 1e12, "100000", "N",
+     "key count: keys are PREFIX0 .. PREFIX<N-1>"},
     {"key-prefix", 'x', T_PREFIX, OFF(key_prefix), 0, 0, "key:", "STR",
      "key prefix (printable, no spaces)"},
     {"key-dist", 'D', T_DIST, OFF(dist), 0, 0, "uniform", "DIST",
@@ -203,13 +203,9 @@ static bool apply(struct bench_opts *o, const struct opts_def *d, const char *ar
             return false;
         memcpy(field, &x, sizeof(x));
         return true;
-    case T_FLAG:
-        *(bool *)(void *)field = true;
-        return true;
-    case T_SERVER:
-        return set_server(o, arg);
-    case T_PROTO:
-        return wire_proto_parse(arg, &o->proto);
+    case T_FLAG: *(bool *)(void *)field = true; return true;
+    case T_SERVER: return set_server(o, arg);
+    case T_PROTO: return wire_proto_parse(arg, &o->proto);
     case T_DIST:
         if (strcmp(arg, "uniform") == 0)
             o->dist = KEYS_UNIFORM;
@@ -227,13 +223,10 @@ static bool apply(struct bench_opts *o, const struct opts_def *d, const char *ar
         snprintf(o->key_prefix, sizeof(o->key_prefix), "%s", arg);
         return true;
     }
-    case T_VSIZE:
-        return set_vsize(o, arg, d);
-    case T_RATIO:
-        return set_ratio(o, arg);
+    case T_VSIZE: return set_vsize(o, arg, d);
+    case T_RATIO: return set_ratio(o, arg);
     case T_HELP:
-    case T_VERSION:
-        break;
+    case T_VERSION: break;
     }
     return false;
 }
@@ -251,15 +244,14 @@ static void describe_bounds(const struct opts_def *d, char *buf, size_t cap)
 
 void opts_help(FILE *out)
 {
-    fprintf(out,
-            "usage: strata-bench [options]\n"
-            "Load generator for memcached-protocol servers (strata-proxy, memcached).\n"
-            "Connects threads x conns connections, optionally preloads every key, then\n"
-            "keeps --depth requests in flight per connection for --duration seconds\n"
-            "(or --requests requests), printing a progress line every second to stderr\n"
-            "and a summary (throughput, hit ratio, latency percentiles, errors, own\n"
-            "CPU per request) to stdout. Exit status: 0 ok, 1 connection failures or\n"
-            "failed requests above --max-error-rate, 64 bad usage.\n\n");
+    fprintf(out, "usage: strata-bench [options]\n"
+                 "Load generator for memcached-protocol servers (strata-proxy, memcached).\n"
+                 "Connects threads x conns connections, optionally preloads every key, then\n"
+                 "keeps --depth requests in flight per connection for --duration seconds\n"
+                 "(or --requests requests), printing a progress line every second to stderr\n"
+                 "and a summary (throughput, hit ratio, latency percentiles, errors, own\n"
+                 "CPU per request) to stdout. Exit status: 0 ok, 1 connection failures or\n"
+                 "failed requests above --max-error-rate, 64 bad usage.\n\n");
     for (size_t i = 0; i < NDEFS; i++) {
         const struct opts_def *d = &defs[i];
         char left[64], bounds[64], dflt[96];
@@ -320,10 +312,10 @@ enum opts_result opts_parse(struct bench_opts *o, int argc, char **argv)
     size_t ns = 0;
     shortopts[ns++] = ':';
     for (size_t i = 0; i < NDEFS; i++) {
-        bool has_arg = defs[i].type != T_FLAG && defs[i].type != T_HELP &&
-                       defs[i].type != T_VERSION;
-        longopts[i] = (struct option){defs[i].name, has_arg ? required_argument : no_argument,
-                                      NULL, defs[i].short_name ? defs[i].short_name : (int)(256 + i)};
+        bool has_arg =
+            defs[i].type != T_FLAG && defs[i].type != T_HELP && defs[i].type != T_VERSION;
+        longopts[i] = (struct option){defs[i].name, has_arg ? required_argument : no_argument, NULL,
+                                      defs[i].short_name ? defs[i].short_name : (int)(256 + i)};
         if (defs[i].short_name) {
             shortopts[ns++] = defs[i].short_name;
             if (has_arg)
@@ -355,8 +347,8 @@ enum opts_result opts_parse(struct bench_opts *o, int argc, char **argv)
         if (!apply(o, d, optarg)) {
             char bounds[64];
             describe_bounds(d, bounds, sizeof(bounds));
-            fprintf(stderr, "strata-bench: invalid --%s '%s' (%s%s)\n", d->name, optarg,
-                    d->arg, bounds);
+            fprintf(stderr, "strata-bench: invalid --%s '%s' (%s%s)\n", d->name, optarg, d->arg,
+                    bounds);
             return OPTS_USAGE;
         }
         if (strcmp(d->name, "duration") == 0)

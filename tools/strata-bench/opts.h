@@ -14,27 +14,27 @@
 #include "tools/strata-bench/wire.h"
 
 struct bench_opts {
-    char server[256];     /* "host:port" as given */
+    char server[256]; /* "host:port" as given */
     char host[256];
     char port[16];
     enum wire_proto proto;
     unsigned threads;
-    unsigned conns;       /* per thread */
-    unsigned depth;       /* requests in flight per connection */
+    unsigned conns; /* per thread */
+    unsigned depth; /* requests in flight per connection */
     uint64_t keys;
     char key_prefix[KEYS_PREFIX_MAX + 1];
     enum keys_dist dist;
     double skew;
     uint32_t value_min, value_max;
     unsigned ratio_get, ratio_set;
-    unsigned width;       /* keys per get */
-    double duration;      /* seconds; the run's bound */
+    unsigned width;  /* keys per get */
+    double duration; /* seconds; the run's bound */
     bool duration_given;
-    uint64_t requests;    /* total, 0 = until the duration ends */
+    uint64_t requests; /* total, 0 = until the duration ends */
     bool preload, preload_only;
     unsigned preload_depth;
-    unsigned exptime;     /* seconds, as sent */
-    double timeout;       /* seconds without a reply that fail a connection */
+    unsigned exptime; /* seconds, as sent */
+    double timeout;   /* seconds without a reply that fail a connection */
     double max_error_rate;
     uint64_t seed;
     bool json, quiet;

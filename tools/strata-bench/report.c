@@ -63,7 +63,8 @@ void report_preload(FILE *out, const struct report_phase *p)
 static void text_config(FILE *out, const struct bench_opts *o, unsigned open)
 {
     static const char *const dists[] = {"uniform", "zipf", "sequential"};
-    fprintf(out, "strata-bench %s  %s  %s  %u threads x %u conns (%u open)  depth %u  multiget %u\n",
+    fprintf(out,
+            "strata-bench %s  %s  %s  %u threads x %u conns (%u open)  depth %u  multiget %u\n",
             STRATA_VERSION, o->server, wire_proto_name(o->proto), o->threads, o->conns, open,
             o->depth, o->width);
     fprintf(out, "config     %llu keys \"%s\" %s", (unsigned long long)o->keys, o->key_prefix,
@@ -90,8 +91,8 @@ void report_text(FILE *out, const struct report *r)
         fprintf(out,
                 "requests   %llu in %.2f s = %.0f ops/s  (gets %.0f/s, sets %.0f/s, get keys "
                 "%.0f/s)%s\n",
-                (unsigned long long)t->requests, p->seconds, report_rate(p),
-                (double)t->gets / s, (double)t->sets / s, (double)t->get_keys / s,
+                (unsigned long long)t->requests, p->seconds, report_rate(p), (double)t->gets / s,
+                (double)t->sets / s, (double)t->get_keys / s,
                 r->interrupted ? "  [interrupted]" : "");
         double hr = report_hit_ratio(t);
         if (hr >= 0)
@@ -101,7 +102,8 @@ void report_text(FILE *out, const struct report *r)
             fprintf(out, "hit ratio  -  (no gets)\n");
         fprintf(out, "latency   ");
         for (size_t i = 0; i < NQ; i++)
-            fprintf(out, " %s %.1f", quantile_names[i], us(hist_quantile(&t->latency, quantiles[i])));
+            fprintf(out, " %s %.1f", quantile_names[i],
+                    us(hist_quantile(&t->latency, quantiles[i])));
         fprintf(out, "  max %.1f  mean %.1f  (us)\n", us(t->latency.max),
                 hist_mean(&t->latency) / 1000.0);
         fprintf(out, "client cpu %.2f us/request  (user %.2f s, sys %.2f s)\n",
@@ -148,8 +150,8 @@ static void json_phase(FILE *out, const struct report_phase *p)
             "\"misses\": %llu, ",
             p->seconds, (unsigned long long)t->requests, report_rate(p),
             (unsigned long long)t->gets, (unsigned long long)t->sets,
-            (unsigned long long)t->get_keys, (double)t->get_keys / s,
-            (unsigned long long)t->hits, (unsigned long long)t->misses);
+            (unsigned long long)t->get_keys, (double)t->get_keys / s, (unsigned long long)t->hits,
+            (unsigned long long)t->misses);
     if (hr >= 0)
         fprintf(out, "\"hit_ratio\": %.6f, ", hr);
     else
@@ -174,8 +176,7 @@ void report_json(FILE *out, const struct report *r)
 {
     const struct bench_opts *o = r->o;
     static const char *const dists[] = {"uniform", "zipf", "sequential"};
-    fprintf(out,
-            "{\"version\": \"%s\", \"server\": ", STRATA_VERSION);
+    fprintf(out, "{\"version\": \"%s\", \"server\": ", STRATA_VERSION);
     json_str(out, o->server);
     fprintf(out,
             ", \"protocol\": \"%s\", \"threads\": %u, \"conns_per_thread\": %u, "

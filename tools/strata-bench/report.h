@@ -22,7 +22,7 @@ struct report_phase {
 
 struct report {
     const struct bench_opts *o;
-    unsigned conns_open;     /* connections that connected */
+    unsigned conns_open; /* connections that connected */
     bool preloaded;
     struct report_phase preload;
     bool measured;

@@ -11,16 +11,16 @@
 #include "tools/strata-bench/hist.h"
 
 struct tally {
-    uint64_t requests;    /* completed requests (a multi-get is one) */
-    uint64_t gets, sets;  /* completed requests by kind */
-    uint64_t get_keys;    /* keys asked for by completed gets */
+    uint64_t requests;   /* completed requests (a multi-get is one) */
+    uint64_t gets, sets; /* completed requests by kind */
+    uint64_t get_keys;   /* keys asked for by completed gets */
     uint64_t hits, misses;
-    uint64_t errors;      /* error replies: ERROR, SERVER_ERROR, NOT_STORED, ... */
-    uint64_t unexpected;  /* replies that broke the protocol (connection closed) */
-    uint64_t unanswered;  /* requests sent but never answered: timeout, lost stream */
+    uint64_t errors;        /* error replies: ERROR, SERVER_ERROR, NOT_STORED, ... */
+    uint64_t unexpected;    /* replies that broke the protocol (connection closed) */
+    uint64_t unanswered;    /* requests sent but never answered: timeout, lost stream */
     uint64_t conn_failures; /* connections that failed or were closed under us */
     uint64_t bytes_out, bytes_in;
-    struct hist latency;  /* per request, nanoseconds */
+    struct hist latency; /* per request, nanoseconds */
 };
 
 void tally_init(struct tally *t);

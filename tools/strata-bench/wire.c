@@ -28,12 +28,9 @@ bool wire_proto_parse(const char *s, enum wire_proto *out)
 const char *wire_proto_name(enum wire_proto p)
 {
     switch (p) {
-    case WIRE_TEXT:
-        return "text";
-    case WIRE_META:
-        return "meta";
-    case WIRE_BINARY:
-        return "binary";
+    case WIRE_TEXT: return "text";
+    case WIRE_META: return "meta";
+    case WIRE_BINARY: return "binary";
     }
     return "?";
 }
@@ -41,12 +38,9 @@ const char *wire_proto_name(enum wire_proto p)
 size_t wire_get_size_max(enum wire_proto p, size_t key_max, unsigned n)
 {
     switch (p) {
-    case WIRE_TEXT:
-        return 4 + (size_t)n * (key_max + 1) + 2;
-    case WIRE_META:
-        return (size_t)n * (3 + key_max + 6) + 4;
-    case WIRE_BINARY:
-        return (size_t)n * (WIRE_BIN_HEADER + key_max) + WIRE_BIN_HEADER;
+    case WIRE_TEXT: return 4 + (size_t)n * (key_max + 1) + 2;
+    case WIRE_META: return (size_t)n * (3 + key_max + 6) + 4;
+    case WIRE_BINARY: return (size_t)n * (WIRE_BIN_HEADER + key_max) + WIRE_BIN_HEADER;
     }
     return 0;
 }
@@ -58,8 +52,7 @@ size_t wire_set_size_max(enum wire_proto p, size_t key_max)
         return 4 + key_max + 3 + 10 + 1 + 10 + 2;
     case WIRE_META: /* "ms " key " " u32 " T" u32 "\r\n" */
         return 3 + key_max + 1 + 10 + 2 + 10 + 2;
-    case WIRE_BINARY:
-        return WIRE_BIN_HEADER + 8 + key_max;
+    case WIRE_BINARY: return WIRE_BIN_HEADER + 8 + key_max;
     }
     return 0;
 }
@@ -68,12 +61,9 @@ size_t wire_compose_get(enum wire_proto p, char *buf, const struct keys *ks, con
                         unsigned n, uint32_t opaque)
 {
     switch (p) {
-    case WIRE_TEXT:
-        return wire_text_compose_get(buf, ks, ids, n);
-    case WIRE_META:
-        return wire_meta_compose_get(buf, ks, ids, n);
-    case WIRE_BINARY:
-        return wire_bin_compose_get(buf, ks, ids, n, opaque);
+    case WIRE_TEXT: return wire_text_compose_get(buf, ks, ids, n);
+    case WIRE_META: return wire_meta_compose_get(buf, ks, ids, n);
+    case WIRE_BINARY: return wire_bin_compose_get(buf, ks, ids, n, opaque);
     }
     return 0;
 }
@@ -82,12 +72,9 @@ size_t wire_compose_set(enum wire_proto p, char *buf, const struct keys *ks, uin
                         uint32_t vlen, uint32_t exptime, uint32_t opaque)
 {
     switch (p) {
-    case WIRE_TEXT:
-        return wire_text_compose_set(buf, ks, id, vlen, exptime);
-    case WIRE_META:
-        return wire_meta_compose_set(buf, ks, id, vlen, exptime);
-    case WIRE_BINARY:
-        return wire_bin_compose_set(buf, ks, id, vlen, exptime, opaque);
+    case WIRE_TEXT: return wire_text_compose_set(buf, ks, id, vlen, exptime);
+    case WIRE_META: return wire_meta_compose_set(buf, ks, id, vlen, exptime);
+    case WIRE_BINARY: return wire_bin_compose_set(buf, ks, id, vlen, exptime, opaque);
     }
     return 0;
 }
@@ -189,8 +176,7 @@ bool wire_error_line(struct wire_parser *p, const char *line, size_t n, struct w
 }
 
 /* The line protocols: text and meta. */
-static size_t parse_lines(struct wire_parser *p, const char *buf, size_t len,
-                          struct wire_event *ev)
+static size_t parse_lines(struct wire_parser *p, const char *buf, size_t len, struct wire_event *ev)
 {
     size_t used = 0;
     for (;;) {
@@ -355,8 +341,7 @@ enum wire_match wire_match(enum wire_proto p, const struct keys *ks, struct wire
         x->errors++;
         return WIRE_MATCH_DONE;
     case WIRE_EV_NONE:
-    case WIRE_EV_BAD:
-        break;
+    case WIRE_EV_BAD: break;
     }
     return unexpected(why, "no reply");
 }

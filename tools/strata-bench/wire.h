@@ -107,10 +107,10 @@ struct wire_event {
      * else nkey == 0. Valid until the next wire_parse() call. */
     const char *key;
     size_t nkey;
-    uint64_t vlen;         /* HIT: value bytes */
-    uint8_t opcode;        /* binary only */
-    uint16_t status;       /* binary only */
-    bool has_opaque;       /* binary only */
+    uint64_t vlen;   /* HIT: value bytes */
+    uint8_t opcode;  /* binary only */
+    uint16_t status; /* binary only */
+    bool has_opaque; /* binary only */
     uint32_t opaque;
     /* ERROR / NOT_STORED: the server's line or message (truncated to
      * WIRE_TEXT_MAX); BAD: what was wrong. Valid until the next call. */
@@ -120,9 +120,9 @@ struct wire_event {
 
 struct wire_parser {
     enum wire_proto proto;
-    int state;              /* head, data, crlf (line protocols) */
-    uint64_t left;          /* value / body bytes still to skip */
-    unsigned crlf;          /* bytes of the CRLF after a value matched */
+    int state;                 /* head, data, crlf (line protocols) */
+    uint64_t left;             /* value / body bytes still to skip */
+    unsigned crlf;             /* bytes of the CRLF after a value matched */
     struct wire_event pending; /* emitted once the value has been skipped */
     char key[WIRE_KEY_MAX + 1];
     char text[WIRE_TEXT_MAX + 64];
@@ -143,10 +143,10 @@ size_t wire_parse(struct wire_parser *p, const char *buf, size_t len, struct wir
 /* What a request expects, and its progress through its replies. */
 struct wire_expect {
     enum wire_op op;
-    unsigned nkeys;        /* GET: keys asked for; SET: 1 */
-    const uint64_t *ids;   /* the key ids, in request order (borrowed) */
-    uint32_t opaque;       /* binary: the opaque the request carried */
-    unsigned cursor;       /* ids before this one were answered or skipped */
+    unsigned nkeys;      /* GET: keys asked for; SET: 1 */
+    const uint64_t *ids; /* the key ids, in request order (borrowed) */
+    uint32_t opaque;     /* binary: the opaque the request carried */
+    unsigned cursor;     /* ids before this one were answered or skipped */
     unsigned hits, misses, errors;
 };
 

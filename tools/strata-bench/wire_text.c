@@ -54,9 +54,9 @@ static enum wire_line value_line(struct wire_parser *p, const char *line, size_t
     size_t nkey, nflags, nbytes, ncas, nextra;
     uint64_t v, vlen;
     if (!wire_token(&cur, end, &key, &nkey) || nkey > WIRE_KEY_MAX ||
-        !wire_token(&cur, end, &flags, &nflags) || !wire_u64(flags, nflags, &v) ||
-        v > UINT32_MAX || !wire_token(&cur, end, &bytes, &nbytes) ||
-        !wire_u64(bytes, nbytes, &vlen) || vlen > INT32_MAX) {
+        !wire_token(&cur, end, &flags, &nflags) || !wire_u64(flags, nflags, &v) || v > UINT32_MAX ||
+        !wire_token(&cur, end, &bytes, &nbytes) || !wire_u64(bytes, nbytes, &vlen) ||
+        vlen > INT32_MAX) {
         wire_event_bad(p, ev, "malformed VALUE line", line, n);
         return WIRE_LINE_EVENT;
     }

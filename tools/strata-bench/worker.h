@@ -48,8 +48,8 @@ struct worker_shared {
     _Atomic uint64_t deadline; /* monotonic ns; set by main between barriers */
     atomic_uint reports;       /* failures printed so far */
     pthread_mutex_t done_lock;
-    pthread_cond_t done_cond;  /* signalled as each worker finishes */
-    unsigned done;             /* under done_lock */
+    pthread_cond_t done_cond; /* signalled as each worker finishes */
+    unsigned done;            /* under done_lock */
 };
 
 enum worker_phase {

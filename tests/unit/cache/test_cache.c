@@ -54,8 +54,8 @@ static int teardown(void **state)
 
 /* Stores a value of nval bytes (may contain NULs) through reserve/commit. */
 static enum cache_result store_n(struct cache *c, enum cache_store_mode mode, const char *key,
-                                 const char *val, size_t nval, uint32_t flags,
-                                 rel_time_t exptime, uint64_t cas_in, uint64_t *cas_out)
+                                 const char *val, size_t nval, uint32_t flags, rel_time_t exptime,
+                                 uint64_t cas_in, uint64_t *cas_out)
 {
     enum cache_result res = CACHE_OK;
     struct item *it = cache_reserve(c, key, strlen(key), flags, exptime, nval, &res);
@@ -247,9 +247,9 @@ static void test_ttl(void **state)
     assert_int_equal(store(c, CACHE_SET, "ten", "v", 0, fake_now + 10), CACHE_STORED);
     assert_int_equal(store(c, CACHE_SET, "now", "v", 0, fake_now), CACHE_STORED);
     assert_int_equal(store(c, CACHE_SET, "past", "v", 0, 1), CACHE_STORED);
-    check_miss(c, "now", CACHE_MISS_EXPIRED);  /* exptime <= now */
+    check_miss(c, "now", CACHE_MISS_EXPIRED); /* exptime <= now */
     check_miss(c, "past", CACHE_MISS_EXPIRED);
-    check_miss(c, "now", CACHE_MISS_ABSENT);   /* unlinked by the first miss */
+    check_miss(c, "now", CACHE_MISS_ABSENT); /* unlinked by the first miss */
     fake_now += 9;
     check_value(c, "ten", "v");
     fake_now += 1; /* exptime == now */
@@ -392,12 +392,12 @@ static void test_cas_changes_on_every_modification(void **state)
 {
     struct cache *c = *state;
     uint64_t last = 0, cas = 0, seen;
-#define EXPECT_NEWER(expr)                                                                         \
-    do {                                                                                           \
-        expr;                                                                                      \
-        seen = cas_of(c, "k");                                                                     \
-        assert_true(seen > last);                                                                  \
-        last = seen;                                                                               \
+#define EXPECT_NEWER(expr)        \
+    do {                          \
+        expr;                     \
+        seen = cas_of(c, "k");    \
+        assert_true(seen > last); \
+        last = seen;              \
     } while (0)
     EXPECT_NEWER(assert_int_equal(store_n(c, CACHE_ADD, "k", "1", 1, 0, 0, 0, &cas), CACHE_STORED));
     assert_int_equal(cas, last);
@@ -568,14 +568,14 @@ static void test_delta_parse(void **state)
         uint64_t plus_one;
     } cases[] = {
         {"0", 1, true, 1},
-        {"  12", 4, true, 13},   /* leading whitespace */
+        {"  12", 4, true, 13}, /* leading whitespace */
         {"\t7", 2, true, 8},
-        {"+5", 2, true, 6},      /* optional plus */
-        {"12 a", 4, true, 13},   /* stops at whitespace */
-        {"12\0x", 4, true, 13},  /* stops at NUL */
+        {"+5", 2, true, 6},     /* optional plus */
+        {"12 a", 4, true, 13},  /* stops at whitespace */
+        {"12\0x", 4, true, 13}, /* stops at NUL */
         {"12\r\n", 4, true, 13},
         {"007", 3, true, 8},
-        {"-0", 2, true, 1},      /* strtoull: not negative as a signed number */
+        {"-0", 2, true, 1}, /* strtoull: not negative as a signed number */
         {"18446744073709551615", 20, true, 0},
         {"-12", 3, false, 0},
         {"-", 1, false, 0},
@@ -588,7 +588,9 @@ static void test_delta_parse(void **state)
         {"1.5", 3, false, 0},
         {"18446744073709551616", 20, false, 0}, /* > 2^64-1 */
         {"99999999999999999999999", 23, false, 0},
-        {"\0" "12", 3, false, 0},
+        {"\0"
+         "12",
+         3, false, 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         assert_int_equal(store_n(c, CACHE_SET, "p", cases[i].val, cases[i].len, 0, 0, 0, NULL),

@@ -266,7 +266,7 @@ static void test_mixed_operations(void **state)
     assert_int_equal(sum.incr_hits, delta_hits);
     assert_int_equal(sum.touch_hits, touch_hits);
     assert_int_equal(sum.cas_hits, cas_hits);
-    assert_true(st.evictions > 0);   /* the budget was under pressure */
+    assert_true(st.evictions > 0);           /* the budget was under pressure */
     assert_int_equal(st.malloced, st.bytes); /* every reference released */
     assert_true(st.malloced <= MAX_BYTES);
     assert_true(st.curr_items <= KEYS);

@@ -23,8 +23,8 @@ static rel_time_t fake_clock(void)
 
 static int setup(void **state)
 {
-    struct cache_config cfg = {.max_bytes = 8 << 20, .evictions = true, .shards = 4,
-                               .clock = fake_clock};
+    struct cache_config cfg = {
+        .max_bytes = 8 << 20, .evictions = true, .shards = 4, .clock = fake_clock};
     struct cache *c = NULL;
     fake_now = 1000;
     assert_int_equal(cache_create(&c, &cfg), ST_OK);

@@ -12,13 +12,14 @@
 static void test_header_round_trip(void **state)
 {
     (void)state;
-    struct mc_bin_header h = {MC_BIN_REQ_MAGIC, MC_BIN_SET, 0x1234, 8, 0, 0xbeef,
-                              0x01020304, 0xdeadbeef, 0x0102030405060708ull};
+    struct mc_bin_header h = {
+        MC_BIN_REQ_MAGIC, MC_BIN_SET,           0x1234, 8, 0, 0xbeef, 0x01020304,
+        0xdeadbeef,       0x0102030405060708ull};
     uint8_t buf[MC_BIN_HEADER_LEN];
     mc_bin_encode_header(buf, &h);
     /* big-endian on the wire, at memcached's offsets */
     const uint8_t want[] = {0x80, 0x01, 0x12, 0x34, 0x08, 0x00, 0xbe, 0xef, 1, 2, 3, 4,
-                            0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8};
+                            0xde, 0xad, 0xbe, 0xef, 1,    2,    3,    4,    5, 6, 7, 8};
     assert_memory_equal(buf, want, sizeof(want));
     struct mc_bin_header back;
     mc_bin_decode_header(buf, &back);
@@ -27,8 +28,11 @@ static void test_header_round_trip(void **state)
 
 static struct mc_bin_header req(uint8_t op, uint16_t keylen, uint8_t extlen, uint32_t bodylen)
 {
-    return (struct mc_bin_header){.magic = MC_BIN_REQ_MAGIC, .opcode = op, .keylen = keylen,
-                                  .extlen = extlen, .bodylen = bodylen};
+    return (struct mc_bin_header){.magic = MC_BIN_REQ_MAGIC,
+                                  .opcode = op,
+                                  .keylen = keylen,
+                                  .extlen = extlen,
+                                  .bodylen = bodylen};
 }
 
 static void test_shapes(void **state)
@@ -39,12 +43,12 @@ static void test_shapes(void **state)
         enum mc_bin_shape want;
     } cases[] = {
         {req(MC_BIN_GET, 3, 0, 3), MC_BIN_SHAPE_OK},
-        {req(MC_BIN_GET, 0, 0, 0), MC_BIN_SHAPE_INVALID},     /* key required */
-        {req(MC_BIN_GET, 3, 4, 7), MC_BIN_SHAPE_INVALID},     /* no extras */
-        {req(MC_BIN_GET, 3, 0, 10), MC_BIN_SHAPE_INVALID},    /* no value */
+        {req(MC_BIN_GET, 0, 0, 0), MC_BIN_SHAPE_INVALID},  /* key required */
+        {req(MC_BIN_GET, 3, 4, 7), MC_BIN_SHAPE_INVALID},  /* no extras */
+        {req(MC_BIN_GET, 3, 0, 10), MC_BIN_SHAPE_INVALID}, /* no value */
         {req(MC_BIN_SET, 3, 8, 100), MC_BIN_SHAPE_OK},
-        {req(MC_BIN_SET, 3, 0, 100), MC_BIN_SHAPE_INVALID},   /* needs 8 extras */
-        {req(MC_BIN_SET, 3, 8, 5), MC_BIN_SHAPE_SHORT},       /* body < key + extras */
+        {req(MC_BIN_SET, 3, 0, 100), MC_BIN_SHAPE_INVALID}, /* needs 8 extras */
+        {req(MC_BIN_SET, 3, 8, 5), MC_BIN_SHAPE_SHORT},     /* body < key + extras */
         {req(0x50, 3, 0, 1), MC_BIN_SHAPE_SHORT},
         {req(MC_BIN_SET, 251, 8, 300), MC_BIN_SHAPE_INVALID}, /* key over 250 */
         {req(MC_BIN_APPEND, 3, 0, 9), MC_BIN_SHAPE_OK},

@@ -45,8 +45,8 @@ static void test_errors(void **state)
         {"ms key 2147483646", "CLIENT_ERROR bad command line format\r\n", false},
         {"ms key 2 x", "CLIENT_ERROR invalid flag\r\n", true},
         {"ms key 2 MX", "CLIENT_ERROR invalid mode for ms M token\r\n", true},
-        {"ms key 2 Oxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-         "CLIENT_ERROR opaque token too long\r\n", true},
+        {"ms key 2 Oxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "CLIENT_ERROR opaque token too long\r\n",
+         true},
         {"ms key 2 c f h k l O1 P L s t u v T0 F0 I N0 R0",
          "CLIENT_ERROR options flags too long\r\n", false},
         {"mg key c f h k l O1 P L s t u v T0 F0 I N0 R0 D0",
@@ -140,10 +140,8 @@ static void test_base64(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_get_flags),
-        cmocka_unit_test(test_set_and_arith),
-        cmocka_unit_test(test_meta_detection),
+        cmocka_unit_test(test_errors),        cmocka_unit_test(test_get_flags),
+        cmocka_unit_test(test_set_and_arith), cmocka_unit_test(test_meta_detection),
         cmocka_unit_test(test_base64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

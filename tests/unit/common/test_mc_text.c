@@ -17,11 +17,12 @@
 struct parse_case {
     const char *line;
     enum mc_parse result;
-    enum mc_cmd cmd;       /* when MC_PARSE_OK */
-    const char *error;     /* when MC_PARSE_CLIENT_ERROR */
-    int noreply;           /* expected req.noreply (-1: don't care) */
+    enum mc_cmd cmd;   /* when MC_PARSE_OK */
+    const char *error; /* when MC_PARSE_CLIENT_ERROR */
+    int noreply;       /* expected req.noreply (-1: don't care) */
 };
 
+/* clang-format off */
 #define OK(l, c) {l, MC_PARSE_OK, c, NULL, 0}
 #define OKN(l, c) {l, MC_PARSE_OK, c, NULL, 1}
 #define ERR(l) {l, MC_PARSE_ERROR, 0, NULL, 0}
@@ -84,6 +85,7 @@ static const struct parse_case cases[] = {
     ERR("verbosity"), CERR("verbosity abc", FMT), OK("stats", MC_CMD_STATS),
     OK("stats items", MC_CMD_STATS), OK("shutdown", MC_CMD_SHUTDOWN),
 };
+/* clang-format on */
 
 static void test_parse_table(void **state)
 {
@@ -111,8 +113,8 @@ static void test_storage_fields(void **state)
     assert_int_equal(mc_text_parse(l, strlen(l), &req), MC_PARSE_OK);
     assert_int_equal(req.nkey, 5);
     assert_memory_equal(req.key, "mykey", 5);
-    assert_int_equal(req.flags, 1);    /* truncated to 32 bits, as memcached */
-    assert_int_equal(req.exptime, 0);  /* truncated to 32 bits, as memcached */
+    assert_int_equal(req.flags, 1);   /* truncated to 32 bits, as memcached */
+    assert_int_equal(req.exptime, 0); /* truncated to 32 bits, as memcached */
     assert_int_equal(req.nbytes, 17);
     assert_int_equal(req.cas, 99);
     assert_true(req.noreply);
@@ -142,7 +144,7 @@ static void test_key_limits(void **state)
 
     assert_true(mc_key_valid("a", 1));
     assert_false(mc_key_valid("", 0));
-    assert_true(mc_key_valid("a\x7f\x01", 3)); /* as memcached */
+    assert_true(mc_key_valid("a\x7f\x01", 3));         /* as memcached */
     assert_true(mc_key_valid("\xc3\xa9t\xc3\xa9", 5)); /* UTF-8 is fine */
 }
 
@@ -223,11 +225,10 @@ static void test_value_header(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_table),     cmocka_unit_test(test_storage_fields),
-        cmocka_unit_test(test_key_limits),      cmocka_unit_test(test_key_iteration),
-        cmocka_unit_test(test_nul_ends_line),
-        cmocka_unit_test(test_long_line_rule),  cmocka_unit_test(test_numparse),
-        cmocka_unit_test(test_value_header),
+        cmocka_unit_test(test_parse_table),   cmocka_unit_test(test_storage_fields),
+        cmocka_unit_test(test_key_limits),    cmocka_unit_test(test_key_iteration),
+        cmocka_unit_test(test_nul_ends_line), cmocka_unit_test(test_long_line_rule),
+        cmocka_unit_test(test_numparse),      cmocka_unit_test(test_value_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

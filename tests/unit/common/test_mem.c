@@ -23,7 +23,8 @@ static void test_class_roundtrip(void **state)
 static void test_known_classes(void **state)
 {
     (void)state;
-    const size_t want[] = {8, 16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640};
+    const size_t want[] = {8,   16,  32,  48,  64,  80,  96,  112, 128,
+                           160, 192, 224, 256, 320, 384, 448, 512, 640};
     for (unsigned i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         assert_int_equal(mem_class_size(i), want[i]);
     /* The allocator agrees with the arithmetic (jemalloc's nallocx in

@@ -71,8 +71,8 @@ static inline struct lsm_version ver(uint64_t hlc)
     return (struct lsm_version){hlc, 1};
 }
 
-static inline enum st_status put(struct lsm_db *db, const char *k, const char *v,
-                          uint64_t hlc, bool *applied)
+static inline enum st_status put(struct lsm_db *db, const char *k, const char *v, uint64_t hlc,
+                                 bool *applied)
 {
     struct lsm_record r = {
         .key = (const uint8_t *)k,

@@ -59,8 +59,8 @@ static void test_roundtrip(void **state)
         ikey_encode(ik, e[i].token, e[i].key, e[i].key_len, e[i].version);
         const uint8_t *fk, *fv;
         size_t fkl, fvl;
-        bool found = memtable_get(m, ik, e[i].key_len + IKEY_OVERHEAD,
-                                  UINT64_MAX, &fk, &fkl, &fv, &fvl);
+        bool found =
+            memtable_get(m, ik, e[i].key_len + IKEY_OVERHEAD, UINT64_MAX, &fk, &fkl, &fv, &fvl);
         assert_int_equal(found, e[i].applied);
         if (!found)
             continue;

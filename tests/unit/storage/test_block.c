@@ -32,8 +32,7 @@ static struct block *build(int n, struct buf *copy)
         size_t kl = mk(k, i * 2);
         char v[32];
         int vl = snprintf(v, sizeof(v), "value-%d", i);
-        assert_int_equal(block_builder_add(&b, k, kl, (uint8_t *)v, (size_t)vl),
-                         ST_OK);
+        assert_int_equal(block_builder_add(&b, k, kl, (uint8_t *)v, (size_t)vl), ST_OK);
     }
     assert_int_equal(block_builder_finish(&b), ST_OK);
     if (copy != NULL) {
@@ -103,8 +102,7 @@ static void scan_all(struct block *blk)
     uint8_t k[64];
     size_t kl = mk(k, 500);
     block_iter_seek(&it, k, kl);
-    assert_true(block_iter_status(&it) == ST_OK ||
-                block_iter_status(&it) == ST_CORRUPT);
+    assert_true(block_iter_status(&it) == ST_OK || block_iter_status(&it) == ST_CORRUPT);
     block_iter_deinit(&it);
 }
 

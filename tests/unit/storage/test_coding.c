@@ -13,9 +13,11 @@
 static void test_varint_roundtrip(void **state)
 {
     (void)state;
+    /* clang-format off */
     const uint64_t vals[] = {0, 1, 127, 128, 300, 16383, 16384, UINT32_MAX,
                              (uint64_t)UINT32_MAX + 1, UINT64_MAX / 3,
                              UINT64_MAX};
+    /* clang-format on */
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
         uint8_t b[10];
         size_t n = enc_varint(b, vals[i]);
@@ -58,8 +60,7 @@ static void test_fixed(void **state)
     assert_int_equal(dec_u16be(b), 0xabcd);
 }
 
-static size_t mk(uint8_t *out, uint64_t token, const char *key, uint64_t hlc,
-                 uint16_t node)
+static size_t mk(uint8_t *out, uint64_t token, const char *key, uint64_t hlc, uint16_t node)
 {
     ikey_encode(out, token, key, strlen(key), (struct lsm_version){hlc, node});
     return strlen(key) + IKEY_OVERHEAD;

@@ -7,9 +7,9 @@
  * a model are in test_db_model.c. */
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,8 +46,7 @@ static void test_put_get_delete(void **state)
     /* Limits. */
     char big[300];
     memset(big, 'k', sizeof(big));
-    struct lsm_record bad = {.key = (uint8_t *)big, .key_len = 251,
-                             .version = ver(1)};
+    struct lsm_record bad = {.key = (uint8_t *)big, .key_len = 251, .version = ver(1)};
     assert_int_equal(lsm_put(f->db, &bad, &applied), ST_INVAL);
     bad.key_len = 0;
     assert_int_equal(lsm_put(f->db, &bad, &applied), ST_INVAL);
@@ -78,8 +77,10 @@ static void test_lww(void **state)
     assert_false(applied); /* equal version: a replay, ignored */
     expect(f->db, "k", "v5");
     /* Node id breaks ties on the clock. */
-    struct lsm_record r = {.key = (uint8_t *)"k", .key_len = 1,
-                           .value = (uint8_t *)"n2", .value_len = 2,
+    struct lsm_record r = {.key = (uint8_t *)"k",
+                           .key_len = 1,
+                           .value = (uint8_t *)"n2",
+                           .value_len = 2,
                            .version = {5, 2}};
     assert_int_equal(lsm_put(f->db, &r, &applied), ST_OK);
     assert_true(applied);
@@ -112,9 +113,12 @@ static void test_expiry(void **state)
 {
     struct fx *f = *state;
     open_db(f);
-    struct lsm_record r = {.key = (uint8_t *)"ttl", .key_len = 3,
-                           .value = (uint8_t *)"x", .value_len = 1,
-                           .expiry = f->now + 10, .version = ver(1)};
+    struct lsm_record r = {.key = (uint8_t *)"ttl",
+                           .key_len = 3,
+                           .value = (uint8_t *)"x",
+                           .value_len = 1,
+                           .expiry = f->now + 10,
+                           .version = ver(1)};
     assert_int_equal(lsm_put(f->db, &r, NULL), ST_OK);
     expect(f->db, "ttl", "x");
     __atomic_fetch_add(&f->now, 10, __ATOMIC_RELAXED);
@@ -130,8 +134,7 @@ static void test_expiry(void **state)
     expect(f->db, "ttl", "x");
 }
 
-static void fill(struct lsm_db *db, int from, int to, uint64_t hlc,
-                 const char *tag)
+static void fill(struct lsm_db *db, int from, int to, uint64_t hlc, const char *tag)
 {
     for (int i = from; i < to; i++) {
         char k[32], v[64];
@@ -156,8 +159,8 @@ static void test_reopen(void **state)
 {
     struct fx *f = *state;
     open_db(f);
-    fill(f->db, 0, 3000, 1, "a");   /* spills several memtables */
-    fill(f->db, 0, 100, 2, "b");    /* overwrites in the memtable */
+    fill(f->db, 0, 3000, 1, "a"); /* spills several memtables */
+    fill(f->db, 0, 100, 2, "b");  /* overwrites in the memtable */
     lsm_close(&f->db);
     open_db(f);
     check(f->db, 100, 3000, "a");
@@ -197,8 +200,8 @@ struct scan {
     char keys[5000][16];
 };
 
-static void scan_all(struct lsm_db *db, const struct lsm_snapshot *snap,
-                     uint64_t lo, uint64_t hi, unsigned flags, struct scan *s)
+static void scan_all(struct lsm_db *db, const struct lsm_snapshot *snap, uint64_t lo, uint64_t hi,
+                     unsigned flags, struct scan *s)
 {
     struct lsm_iter *it = NULL;
     assert_int_equal(lsm_iter_create(db, snap, lo, hi, flags, &it), ST_OK);
@@ -248,8 +251,7 @@ static void test_iterators_and_snapshots(void **state)
     scan_all(f->db, NULL, t, t, 0, &a);
     assert_int_equal(a.n, 1);
     assert_string_equal(a.keys[0], "key00001");
-    assert_int_equal(lsm_iter_create(f->db, NULL, 5, 4, 0, &(struct lsm_iter *){NULL}),
-                     ST_INVAL);
+    assert_int_equal(lsm_iter_create(f->db, NULL, 5, 4, 0, &(struct lsm_iter *){NULL}), ST_INVAL);
 
     /* A snapshot ignores later writes, flushes and compactions. */
     struct lsm_snapshot *snap = NULL;
@@ -291,21 +293,23 @@ static void test_batch(void **state)
     assert_int_equal(put(f->db, "x", "old", 10, &applied), ST_OK);
     struct lsm_batch *b = NULL;
     assert_int_equal(lsm_batch_create(&b), ST_OK);
-    struct lsm_record r = {.key = (uint8_t *)"x", .key_len = 1,
-                           .value = (uint8_t *)"stale", .value_len = 5,
+    struct lsm_record r = {.key = (uint8_t *)"x",
+                           .key_len = 1,
+                           .value = (uint8_t *)"stale",
+                           .value_len = 5,
                            .version = ver(5)};
-    assert_int_equal(lsm_batch_put(b, &r), ST_OK);        /* loses */
+    assert_int_equal(lsm_batch_put(b, &r), ST_OK); /* loses */
     r.key = (uint8_t *)"y";
     r.value = (uint8_t *)"y1";
     r.value_len = 2;
     r.version = ver(1);
-    assert_int_equal(lsm_batch_put(b, &r), ST_OK);        /* applies */
+    assert_int_equal(lsm_batch_put(b, &r), ST_OK); /* applies */
     r.value = (uint8_t *)"y2";
     r.version = ver(2);
-    assert_int_equal(lsm_batch_put(b, &r), ST_OK);        /* beats y1 */
+    assert_int_equal(lsm_batch_put(b, &r), ST_OK); /* beats y1 */
     r.value = (uint8_t *)"y0";
     r.version = ver(0);
-    assert_int_equal(lsm_batch_put(b, &r), ST_OK);        /* loses to y2 */
+    assert_int_equal(lsm_batch_put(b, &r), ST_OK); /* loses to y2 */
     assert_int_equal(lsm_batch_delete(b, "z", 1, ver(1), 0), ST_OK);
     assert_int_equal(lsm_batch_count(b), 5);
     size_t n = 0;
@@ -353,15 +357,16 @@ static void test_compaction_rules(void **state)
     for (int i = 0; i < 100; i++) {
         char k[32];
         snprintf(k, sizeof(k), "key%05d", i);
-        assert_int_equal(lsm_delete(f->db, k, strlen(k), ver(3), f->now, NULL),
-                         ST_OK);
+        assert_int_equal(lsm_delete(f->db, k, strlen(k), ver(3), f->now, NULL), ST_OK);
         snprintf(k, sizeof(k), "key%05d", 3000 + i);
-        assert_int_equal(
-            lsm_delete(f->db, k, strlen(k), ver(3), f->now + 5000, NULL), ST_OK);
+        assert_int_equal(lsm_delete(f->db, k, strlen(k), ver(3), f->now + 5000, NULL), ST_OK);
         snprintf(k, sizeof(k), "ttl%05d", i);
-        struct lsm_record r = {.key = (uint8_t *)k, .key_len = strlen(k),
-                               .value = (uint8_t *)"t", .value_len = 1,
-                               .expiry = f->now + 10, .version = ver(1)};
+        struct lsm_record r = {.key = (uint8_t *)k,
+                               .key_len = strlen(k),
+                               .value = (uint8_t *)"t",
+                               .value_len = 1,
+                               .expiry = f->now + 10,
+                               .version = ver(1)};
         assert_int_equal(lsm_put(f->db, &r, NULL), ST_OK);
     }
     assert_int_equal(lsm_compact_all(f->db), ST_OK);
@@ -373,33 +378,31 @@ static void test_compaction_rules(void **state)
     check(f->db, 2000, 3000, "a");
     check(f->db, 0, 100, NULL);
     static struct scan sc;
-    scan_all(f->db, NULL, 0, UINT64_MAX, LSM_READ_TOMBSTONES | LSM_READ_EXPIRED,
-             &sc);
+    scan_all(f->db, NULL, 0, UINT64_MAX, LSM_READ_TOMBSTONES | LSM_READ_EXPIRED, &sc);
     assert_int_equal(sc.n, 4000 + 100); /* nothing dropped yet */
 
     /* Past gc_grace of the old tombstones and the expiry grace. */
     __atomic_fetch_add(&f->now, 1000 + 10, __ATOMIC_RELAXED);
     assert_int_equal(lsm_compact_all(f->db), ST_OK);
-    scan_all(f->db, NULL, 0, UINT64_MAX, LSM_READ_TOMBSTONES | LSM_READ_EXPIRED,
-             &sc);
+    scan_all(f->db, NULL, 0, UINT64_MAX, LSM_READ_TOMBSTONES | LSM_READ_EXPIRED, &sc);
     /* old tombstones and expired records gone; recent tombstones kept */
     assert_int_equal(sc.n, 4000 - 100);
     struct lsm_record *r = NULL;
-    assert_int_equal(lsm_get(f->db, "key03005", 8, LSM_READ_TOMBSTONES, &r),
-                     ST_OK);
+    assert_int_equal(lsm_get(f->db, "key03005", 8, LSM_READ_TOMBSTONES, &r), ST_OK);
     assert_non_null(r);
     assert_true(r->tombstone);
     lsm_record_free(&r);
-    assert_int_equal(lsm_get(f->db, "key00005", 8, LSM_READ_TOMBSTONES, &r),
-                     ST_OK);
+    assert_int_equal(lsm_get(f->db, "key00005", 8, LSM_READ_TOMBSTONES, &r), ST_OK);
     assert_null(r);
     /* Regression: times near UINT64_MAX must not wrap into "long ago". */
-    struct lsm_record far = {.key = (uint8_t *)"far", .key_len = 3,
-                             .value = (uint8_t *)"f", .value_len = 1,
-                             .expiry = UINT64_MAX - 1, .version = ver(9)};
+    struct lsm_record far = {.key = (uint8_t *)"far",
+                             .key_len = 3,
+                             .value = (uint8_t *)"f",
+                             .value_len = 1,
+                             .expiry = UINT64_MAX - 1,
+                             .version = ver(9)};
     assert_int_equal(lsm_put(f->db, &far, NULL), ST_OK);
-    assert_int_equal(lsm_delete(f->db, "farx", 4, ver(9), UINT64_MAX, NULL),
-                     ST_OK);
+    assert_int_equal(lsm_delete(f->db, "farx", 4, ver(9), UINT64_MAX, NULL), ST_OK);
     assert_int_equal(lsm_compact_all(f->db), ST_OK);
     expect(f->db, "far", "f");
     assert_int_equal(lsm_get(f->db, "farx", 4, LSM_READ_TOMBSTONES, &r), ST_OK);
@@ -675,7 +678,6 @@ static void test_missing_and_corrupt_table(void **state)
     free(d);
 }
 
-
 static void test_wal_rotation_and_interval_sync(void **state)
 {
     struct fx *f = *state;
@@ -802,7 +804,6 @@ static void test_stalls_counted(void **state)
     check(f->db, 0, 3000, "a");
 }
 
-
 static void test_batch_atomic_on_torn_wal(void **state)
 {
     struct fx *f = *state;
@@ -814,8 +815,10 @@ static void test_batch_atomic_on_torn_wal(void **state)
     for (int i = 0; i < 50; i++) {
         char k[16];
         snprintf(k, sizeof(k), "bt%d", i);
-        struct lsm_record r = {.key = (uint8_t *)k, .key_len = strlen(k),
-                               .value = (uint8_t *)k, .value_len = strlen(k),
+        struct lsm_record r = {.key = (uint8_t *)k,
+                               .key_len = strlen(k),
+                               .value = (uint8_t *)k,
+                               .value_len = strlen(k),
                                .version = ver(1)};
         assert_int_equal(lsm_batch_put(b, &r), ST_OK);
     }
@@ -851,8 +854,10 @@ static void test_large_values(void **state)
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         char k[16];
         snprintf(k, sizeof(k), "big%zu", i);
-        struct lsm_record r = {.key = (uint8_t *)k, .key_len = strlen(k),
-                               .value = buf, .value_len = sizes[i],
+        struct lsm_record r = {.key = (uint8_t *)k,
+                               .key_len = strlen(k),
+                               .value = buf,
+                               .value_len = sizes[i],
                                .version = ver(1)};
         assert_int_equal(lsm_put(f->db, &r, NULL), ST_OK);
     }
@@ -906,7 +911,6 @@ static void test_snapshot_pins_immutable(void **state)
     check(f->db, 50, 100, "b");
 }
 
-
 static void test_manifest_sync_failure(void **state)
 {
     struct fx *f = *state;
@@ -933,7 +937,6 @@ static void test_manifest_sync_failure(void **state)
     open_db(f);
     check(f->db, 0, 200, "a");
 }
-
 
 static void wait_compactions(struct lsm_db *db, uint64_t n)
 {
@@ -996,8 +999,7 @@ static void test_tiered_compaction(void **state)
             snprintf(k, sizeof(k), "key%05d", i);
             struct lsm_version dv = {(uint64_t)round + 1, 2}; /* beats the put */
             bool applied = false;
-            assert_int_equal(lsm_delete(f->db, k, strlen(k), dv, 0, &applied),
-                             ST_OK);
+            assert_int_equal(lsm_delete(f->db, k, strlen(k), dv, 0, &applied), ST_OK);
             assert_true(applied);
         }
     }
@@ -1024,8 +1026,7 @@ static void test_tiered_compaction(void **state)
             assert_int_equal(lsm_compact_all(f->db), ST_OK);
             lsm_stats(f->db, &s);
             assert_int_equal(s.level_files[0], 1);
-            assert_true(s.space_amplification > 0.99 &&
-                        s.space_amplification < 1.01);
+            assert_true(s.space_amplification > 0.99 && s.space_amplification < 1.01);
             static struct scan sc;
             scan_all(f->db, NULL, 0, UINT64_MAX, LSM_READ_TOMBSTONES, &sc);
             assert_int_equal(sc.n, 1500 - 30);

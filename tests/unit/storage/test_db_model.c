@@ -16,7 +16,7 @@
 #define MODEL_KEYS 400
 
 struct model_ent {
-    bool present;     /* a record (put or tombstone) exists */
+    bool present; /* a record (put or tombstone) exists */
     bool tombstone;
     struct lsm_version v;
     uint64_t expiry;
@@ -47,10 +47,8 @@ static void model_check(struct fx *f, const struct model_ent *m)
         char k[16];
         snprintf(k, sizeof(k), "m%d", i);
         struct lsm_record *r = NULL;
-        assert_int_equal(lsm_get(f->db, k, strlen(k), LSM_READ_TOMBSTONES, &r),
-                         ST_OK);
-        bool expired = m[i].present && !m[i].tombstone && m[i].expiry != 0 &&
-                       m[i].expiry <= f->now;
+        assert_int_equal(lsm_get(f->db, k, strlen(k), LSM_READ_TOMBSTONES, &r), ST_OK);
+        bool expired = m[i].present && !m[i].tombstone && m[i].expiry != 0 && m[i].expiry <= f->now;
         if (!m[i].present || expired) {
             if (r != NULL)
                 fail_msg("key %s present, model says absent", k);
@@ -90,8 +88,7 @@ static void engine_state(struct fx *f, int i, struct model_ent *out)
     char k[16];
     snprintf(k, sizeof(k), "m%d", i);
     struct lsm_record *r = NULL;
-    assert_int_equal(lsm_get(f->db, k, strlen(k),
-                             LSM_READ_TOMBSTONES | LSM_READ_EXPIRED, &r),
+    assert_int_equal(lsm_get(f->db, k, strlen(k), LSM_READ_TOMBSTONES | LSM_READ_EXPIRED, &r),
                      ST_OK);
     memset(out, 0, sizeof(*out));
     if (r == NULL)
@@ -100,8 +97,7 @@ static void engine_state(struct fx *f, int i, struct model_ent *out)
     out->tombstone = r->tombstone;
     out->v = r->version;
     out->expiry = r->expiry;
-    snprintf(out->value, sizeof(out->value), "%.*s", (int)r->value_len,
-             (const char *)r->value);
+    snprintf(out->value, sizeof(out->value), "%.*s", (int)r->value_len, (const char *)r->value);
     lsm_record_free(&r);
 }
 
@@ -112,8 +108,7 @@ static bool same_state(const struct model_ent *a, const struct model_ent *b)
     if (!a->present)
         return true;
     return a->tombstone == b->tombstone && vcmp(a->v, b->v) == 0 &&
-           (a->tombstone || (a->expiry == b->expiry &&
-                             strcmp(a->value, b->value) == 0));
+           (a->tombstone || (a->expiry == b->expiry && strcmp(a->value, b->value) == 0));
 }
 
 /* Closes (whatever state the engine is in) and reopens without faults. */
@@ -145,14 +140,16 @@ static void run_model(struct fx *f, int steps, bool faults)
     int failures = 0;
     for (int step = 0; step < steps; step++) {
         if (faults && rnd() % 40 == 0)
-            env_fault_fail(f->fenv,
-                           rnd() % 2 ? ENV_FAULT_WRITE : ENV_FAULT_SYNC,
-                           1 + rnd() % 30, EIO, 0);
+            env_fault_fail(f->fenv, rnd() % 2 ? ENV_FAULT_WRITE : ENV_FAULT_SYNC, 1 + rnd() % 30,
+                           EIO, 0);
         uint64_t op = rnd() % 1000;
         if (op < 550 || (op >= 700 && op < 850)) {
             /* put or delete, possibly as part of a batch */
             int nb = op >= 700 ? 1 + (int)(rnd() % 8) : 1;
-            struct { int i; struct model_ent e; } pend[8];
+            struct {
+                int i;
+                struct model_ent e;
+            } pend[8];
             lsm_batch_clear(b);
             for (int j = 0; j < nb; j++) {
                 int i = (int)(rnd() % MODEL_KEYS);
@@ -167,15 +164,15 @@ static void run_model(struct fx *f, int steps, bool faults)
                 char k[16];
                 snprintf(k, sizeof(k), "m%d", i);
                 if (e.tombstone) {
-                    assert_int_equal(lsm_batch_delete(b, k, strlen(k), e.v, 0),
-                                     ST_OK);
+                    assert_int_equal(lsm_batch_delete(b, k, strlen(k), e.v, 0), ST_OK);
                     e.expiry = f->now;
                 } else {
                     struct lsm_record r = {.key = (uint8_t *)k,
                                            .key_len = strlen(k),
                                            .value = (uint8_t *)e.value,
                                            .value_len = strlen(e.value),
-                                           .expiry = e.expiry, .version = e.v};
+                                           .expiry = e.expiry,
+                                           .version = e.v};
                     assert_int_equal(lsm_batch_put(b, &r), ST_OK);
                 }
                 pend[j].i = i;

@@ -41,8 +41,7 @@ static void path_of(const struct fx *f, const char *name, char *out)
     snprintf(out, 4200, "%s/%s", f->dir, name);
 }
 
-static void write_str(struct lsm_env *env, const char *path, const char *s,
-                      bool sync)
+static void write_str(struct lsm_env *env, const char *path, const char *s, bool sync)
 {
     struct env_file *file = NULL;
     assert_int_equal(env->open(env, path, ENV_OPEN_CREATE, &file), ST_OK);

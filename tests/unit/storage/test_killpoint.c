@@ -55,9 +55,11 @@ static _Noreturn void child(const char *dir, int fd)
         if (i % 7 == 6) {
             st = lsm_delete(db, k, strlen(k), ver, 0, NULL);
         } else {
-            struct lsm_record r = {.key = (uint8_t *)k, .key_len = strlen(k),
+            struct lsm_record r = {.key = (uint8_t *)k,
+                                   .key_len = strlen(k),
                                    .value = (uint8_t *)v,
-                                   .value_len = strlen(v), .version = ver};
+                                   .value_len = strlen(v),
+                                   .version = ver};
             st = lsm_put(db, &r, NULL);
         }
         if (st != ST_OK)
@@ -126,14 +128,12 @@ static bool run_point(const char *point, int hit)
                 } else if (r != NULL) {
                     char v[32];
                     snprintf(v, sizeof(v), "v%d", w);
-                    ok = r->value_len == strlen(v) &&
-                         memcmp(r->value, v, r->value_len) == 0;
+                    ok = r->value_len == strlen(v) && memcmp(r->value, v, r->value_len) == 0;
                 }
             }
             if (!ok)
-                fail_msg("%s#%d: key %s wrong after crash (acked %d, got %.*s)",
-                         point, hit, k, acked, r ? (int)r->value_len : 6,
-                         r ? (const char *)r->value : "absent");
+                fail_msg("%s#%d: key %s wrong after crash (acked %d, got %.*s)", point, hit, k,
+                         acked, r ? (int)r->value_len : 6, r ? (const char *)r->value : "absent");
             lsm_record_free(&r);
         }
         lsm_close(&db);
@@ -151,12 +151,12 @@ static void test_every_kill_point(void **state)
         const char *name;
         int hit;
     } points[] = {
-        {"wal.before_append", 500},  {"wal.after_append", 1500},
-        {"wal.after_sync", 30},      {"sst.before_rename", 2},
-        {"sst.after_rename", 3},     {"manifest.before_sync", 3},
-        {"manifest.after_sync", 4},  {"current.before_rename", 1},
-        {"current.after_rename", 1}, {"flush.before_install", 2},
-        {"flush.after_install", 3},  {"compaction.before_install", 1},
+        {"wal.before_append", 500},      {"wal.after_append", 1500},
+        {"wal.after_sync", 30},          {"sst.before_rename", 2},
+        {"sst.after_rename", 3},         {"manifest.before_sync", 3},
+        {"manifest.after_sync", 4},      {"current.before_rename", 1},
+        {"current.after_rename", 1},     {"flush.before_install", 2},
+        {"flush.after_install", 3},      {"compaction.before_install", 1},
         {"compaction.after_install", 1}, {"delete.obsolete", 2},
     };
     int killed = 0;
@@ -172,8 +172,7 @@ static void test_random_kills(void **state)
     if (!killpoint_enabled())
         skip();
     /* A few extra cycles at varying depths of the busiest points. */
-    const char *names[] = {"wal.after_append", "flush.after_install",
-                           "manifest.after_sync"};
+    const char *names[] = {"wal.after_append", "flush.after_install", "manifest.after_sync"};
     for (int c = 0; c < 6; c++)
         run_point(names[c % 3], 1 + (c * 37) % (c % 3 == 0 ? 3000 : 4));
 }

@@ -37,9 +37,7 @@ static int teardown(void **state)
 static void write_log(const char *path, int n)
 {
     struct logfile_writer *w = NULL;
-    assert_int_equal(logfile_writer_create(env_posix(), path, LOGFILE_MAGIC_WAL,
-                                           1, &w),
-                     ST_OK);
+    assert_int_equal(logfile_writer_create(env_posix(), path, LOGFILE_MAGIC_WAL, 1, &w), ST_OK);
     for (int i = 0; i < n; i++) {
         size_t len = (size_t)(i * 37 % 500) + 1;
         uint8_t buf[600];
@@ -53,8 +51,7 @@ static void write_log(const char *path, int n)
 }
 
 /* Reads back: returns records read, *st the final status, *torn. */
-static int read_log(const char *path, bool newest, enum st_status *st,
-                    bool *torn)
+static int read_log(const char *path, bool newest, enum st_status *st, bool *torn)
 {
     struct logfile_reader *r = NULL;
     *torn = false;
@@ -198,8 +195,7 @@ static void test_bad_header(void **state)
     /* Wrong magic kind (a manifest read as WAL). */
     struct logfile_reader *r = NULL;
     tu_write_file(f->path, data, len);
-    assert_int_equal(logfile_reader_open(env_posix(), f->path,
-                                         LOGFILE_MAGIC_MANIFEST, true, &r),
+    assert_int_equal(logfile_reader_open(env_posix(), f->path, LOGFILE_MAGIC_MANIFEST, true, &r),
                      ST_CORRUPT);
     free(data);
 }

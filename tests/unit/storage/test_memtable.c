@@ -2,9 +2,9 @@
  * against a sorted reference, newest-version lookup, sequence filtering for
  * snapshots, and lock-free readers running beside the writer. */
 #include <pthread.h>
-#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -47,8 +47,7 @@ static void test_order(void **state)
         char key[32];
         snprintf(key, sizeof(key), "k%d", i % 1000);
         ref[i].kl = mk(ref[i].k, key, (uint64_t)(i / 1000) + 1);
-        assert_int_equal(memtable_add(m, (uint64_t)i + 1, ref[i].k, ref[i].kl,
-                                      rv, sizeof(rv)),
+        assert_int_equal(memtable_add(m, (uint64_t)i + 1, ref[i].k, ref[i].kl, rv, sizeof(rv)),
                          ST_OK);
     }
     qsort(ref, N, sizeof(*ref), cmp_ent);
@@ -135,8 +134,7 @@ static void *reader(void *p)
         memtable_iter_init(&it, a->m, UINT64_MAX);
         const uint8_t *pk = NULL;
         size_t pkl = 0;
-        for (memtable_iter_seek_first(&it); memtable_iter_valid(&it);
-             memtable_iter_next(&it)) {
+        for (memtable_iter_seek_first(&it); memtable_iter_valid(&it); memtable_iter_next(&it)) {
             const uint8_t *k, *v;
             size_t kl, vl;
             memtable_iter_entry(&it, &k, &kl, &v, &vl);
@@ -165,8 +163,7 @@ static void test_concurrent_readers(void **state)
         char key[32];
         snprintf(key, sizeof(key), "c%d", i);
         size_t kl = mk(k, key, 1);
-        assert_int_equal(memtable_add(m, (uint64_t)i + 1, k, kl, rv, sizeof(rv)),
-                         ST_OK);
+        assert_int_equal(memtable_add(m, (uint64_t)i + 1, k, kl, rv, sizeof(rv)), ST_OK);
     }
     atomic_store(&stop, 1);
     pthread_join(t, NULL);

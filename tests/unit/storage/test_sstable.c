@@ -47,8 +47,7 @@ static int cmp_rec(const void *a, const void *b)
 }
 
 /* Builds table `number` with n keys key-i (i odd: tombstone every 7th). */
-static struct rec *build(const char *dir, uint64_t number, int n, int level,
-                         struct sst_info *info)
+static struct rec *build(const char *dir, uint64_t number, int n, int level, struct sst_info *info)
 {
     struct rec *r = calloc((size_t)n, sizeof(*r));
     for (int i = 0; i < n; i++) {
@@ -58,20 +57,17 @@ static struct rec *build(const char *dir, uint64_t number, int n, int level,
         r[i].kl = (size_t)l + IKEY_OVERHEAD;
     }
     qsort(r, (size_t)n, sizeof(*r), cmp_rec);
-    struct sst_builder_opts o = {.block_size = 4096,
-                                 .compression_level = level,
-                                 .bloom_bits_per_key = 10};
+    struct sst_builder_opts o = {
+        .block_size = 4096, .compression_level = level, .bloom_bits_per_key = 10};
     struct sst_builder *b = NULL;
-    assert_int_equal(sst_builder_create(env_posix(), dir, number, &o, &b),
-                     ST_OK);
+    assert_int_equal(sst_builder_create(env_posix(), dir, number, &o, &b), ST_OK);
     for (int i = 0; i < n; i++) {
         uint8_t v[RVAL_HEADER + 100];
         bool tomb = i % 7 == 0;
         rval_encode_header(v, tomb ? RVAL_TOMBSTONE : RVAL_PUT, (uint32_t)i,
                            tomb ? 5 : 1000 + (uint64_t)i);
         memset(v + RVAL_HEADER, 'a' + i % 26, 100);
-        assert_int_equal(sst_builder_add(b, r[i].k, r[i].kl, v,
-                                         tomb ? RVAL_HEADER : sizeof(v)),
+        assert_int_equal(sst_builder_add(b, r[i].k, r[i].kl, v, tomb ? RVAL_HEADER : sizeof(v)),
                          ST_OK);
     }
     assert_int_equal(sst_builder_finish(&b, info), ST_OK);
@@ -84,8 +80,7 @@ static void check_table(struct sst_table *t, const struct rec *r, int n)
     struct buf ko = {0}, vo = {0};
     for (int i = 0; i < n; i += 3) {
         bool found = false;
-        assert_int_equal(sst_table_get(t, r[i].k, r[i].kl, &found, &ko, &vo),
-                         ST_OK);
+        assert_int_equal(sst_table_get(t, r[i].k, r[i].kl, &found, &ko, &vo), ST_OK);
         assert_true(found);
         assert_int_equal(ko.len, r[i].kl);
         assert_memory_equal(ko.data, r[i].k, r[i].kl);
@@ -94,12 +89,9 @@ static void check_table(struct sst_table *t, const struct rec *r, int n)
         char key[32];
         int l = snprintf(key, sizeof(key), "absent-%d", i);
         uint8_t k[IKEY_MAX_LEN];
-        ikey_encode(k, lsm_token(key, (size_t)l), key, (size_t)l,
-                    (struct lsm_version){1, 0});
+        ikey_encode(k, lsm_token(key, (size_t)l), key, (size_t)l, (struct lsm_version){1, 0});
         bool found = true;
-        assert_int_equal(
-            sst_table_get(t, k, (size_t)l + IKEY_OVERHEAD, &found, &ko, &vo),
-            ST_OK);
+        assert_int_equal(sst_table_get(t, k, (size_t)l + IKEY_OVERHEAD, &found, &ko, &vo), ST_OK);
         assert_false(found);
     }
     struct iter *it = NULL;
@@ -140,9 +132,7 @@ static void test_roundtrip(void **state)
         assert_int_equal(bcache_create(1 << 20, &bc), ST_OK);
         struct sst_counters ctr = {0};
         struct sst_table *t = NULL;
-        assert_int_equal(sst_table_open(env_posix(), f->dir, info.number, bc,
-                                        &ctr, &t),
-                         ST_OK);
+        assert_int_equal(sst_table_open(env_posix(), f->dir, info.number, bc, &ctr, &t), ST_OK);
         assert_int_equal(sst_table_props(t)->records, n);
         check_table(t, r, n);
         check_table(t, r, n); /* second pass from the block cache */
@@ -162,8 +152,7 @@ static void test_roundtrip(void **state)
 
 /* Opens and fully reads a damaged table: must fail cleanly or, if it opens,
  * never return a record that was not written. */
-static enum st_status probe(const char *dir, uint64_t number,
-                            const struct rec *r, int n)
+static enum st_status probe(const char *dir, uint64_t number, const struct rec *r, int n)
 {
     struct sst_table *t = NULL;
     enum st_status st = sst_table_open(env_posix(), dir, number, NULL, NULL, &t);
@@ -226,8 +215,7 @@ static void test_corruption(void **state)
     /* A missing table is an I/O error with errno ENOENT. */
     unlink(path);
     struct sst_table *t = NULL;
-    assert_int_equal(sst_table_open(env_posix(), f->dir, 9, NULL, NULL, &t),
-                     ST_IO);
+    assert_int_equal(sst_table_open(env_posix(), f->dir, 9, NULL, NULL, &t), ST_IO);
     free(bad);
     free(good);
     free(r);

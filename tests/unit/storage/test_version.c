@@ -43,14 +43,13 @@ static size_t key(uint8_t *out, const char *k, uint64_t token)
     return strlen(k) + IKEY_OVERHEAD;
 }
 
-static void add_file(struct version_edit *e, struct vset *vs, int level,
-                     uint64_t number, uint64_t lo, uint64_t hi)
+static void add_file(struct version_edit *e, struct vset *vs, int level, uint64_t number,
+                     uint64_t lo, uint64_t hi)
 {
     uint8_t a[64], b[64];
     size_t al = key(a, "a", lo), bl = key(b, "b", hi);
-    assert_int_equal(version_edit_add(e, vs, level, number, 1000 + number, a, al,
-                                      b, bl, 10, 2, 77, 500),
-                     ST_OK);
+    assert_int_equal(
+        version_edit_add(e, vs, level, number, 1000 + number, a, al, b, bl, 10, 2, 77, 500), ST_OK);
 }
 
 static void test_edit_roundtrip_and_corruption(void **state)
@@ -197,7 +196,6 @@ static void test_manifest_replay(void **state)
     vset_destroy(&vs2);
 }
 
-
 static void test_manifest_rollover(void **state)
 {
     struct fx *f = *state;
@@ -238,8 +236,7 @@ static void test_manifest_rollover(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_edit_roundtrip_and_corruption, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_edit_roundtrip_and_corruption, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manifest_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manifest_rollover, setup, teardown),
     };

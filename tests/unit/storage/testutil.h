@@ -37,8 +37,7 @@ static inline void tu_rmrf(const char *path)
             if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
                 continue;
             char sub[4096 + 512];
-            if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name) >=
-                sizeof(sub))
+            if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name) >= sizeof(sub))
                 continue;
             struct stat st;
             if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
@@ -77,8 +76,7 @@ static inline unsigned char *tu_read_file(const char *path, size_t *len)
     return b;
 }
 
-static inline void tu_write_file(const char *path, const void *data,
-                                 size_t len)
+static inline void tu_write_file(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");
     if (f != NULL) {
@@ -107,8 +105,7 @@ static inline int tu_count_suffix(const char *dir, const char *suffix)
 }
 
 /* Finds the first entry ending with `suffix`; writes its full path. */
-static inline int tu_find_suffix(const char *dir, const char *suffix,
-                                 char *out, size_t cap)
+static inline int tu_find_suffix(const char *dir, const char *suffix, char *out, size_t cap)
 {
     DIR *d = opendir(dir);
     if (d == NULL)

@@ -58,13 +58,13 @@ static void test_everything(void **state)
 {
     (void)state;
     struct bench_opts o;
-    assert_int_equal(parse(&o, ARGS("-s", "localhost:2000", "--protocol", "binary", "-t", "2",
-                                    "-c", "100", "-d", "16", "-k", "1000000", "-x", "bench_",
-                                    "--key-dist", "zipf", "-z", "1.2", "-v", "10-1000", "-r",
-                                    "1:0", "-m", "10", "-T", "2.5", "--preload",
-                                    "--preload-depth", "128", "-e", "60", "-o", "1", "-E",
-                                    "0.01", "-S", "42", "--json", "-q")),
-                     OPTS_RUN);
+    assert_int_equal(
+        parse(&o,
+              ARGS("-s", "localhost:2000", "--protocol", "binary", "-t", "2", "-c", "100", "-d",
+                   "16", "-k", "1000000", "-x", "bench_", "--key-dist", "zipf", "-z", "1.2", "-v",
+                   "10-1000", "-r", "1:0", "-m", "10", "-T", "2.5", "--preload", "--preload-depth",
+                   "128", "-e", "60", "-o", "1", "-E", "0.01", "-S", "42", "--json", "-q")),
+        OPTS_RUN);
     assert_string_equal(o.host, "localhost");
     assert_string_equal(o.port, "2000");
     assert_int_equal(o.proto, WIRE_BINARY);
@@ -119,6 +119,7 @@ static void test_refused(void **state)
 {
     (void)state;
     struct bench_opts o;
+    /* clang-format off */
     const char *const *bad[] = {
         ARGS("-t", "0"),        ARGS("-t", "257"),        ARGS("-c", "x"),
         ARGS("-d", "-1"),       ARGS("-k", "0"),          ARGS("-x", "a b"),
@@ -133,6 +134,7 @@ static void test_refused(void **state)
                    "0123456789012345678901234567890123456789012345678901234567890123456789"
                    "0123456789012345678901234567890123456789012345678901234567890123456789"),
     };
+    /* clang-format on */
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (parse(&o, bad[i]) != OPTS_USAGE)
             fail_msg("accepted: %s %s", bad[i][0], bad[i][1] ? bad[i][1] : "");
@@ -149,11 +151,11 @@ static void test_help_names_every_option(void **state)
     opts_help(f);
     fclose(f);
     static const char *const names[] = {
-        "--server",  "--protocol",      "--threads",  "--conns",          "--depth",
-        "--keys",    "--key-prefix",    "--key-dist", "--zipf-skew",      "--value-size",
-        "--ratio",   "--multiget",      "--duration", "--requests",       "--preload",
-        "--preload-only", "--preload-depth", "--exptime", "--timeout", "--max-error-rate",
-        "--seed",    "--json",          "--quiet",    "--help",           "--version",
+        "--server",       "--protocol",      "--threads",  "--conns",     "--depth",
+        "--keys",         "--key-prefix",    "--key-dist", "--zipf-skew", "--value-size",
+        "--ratio",        "--multiget",      "--duration", "--requests",  "--preload",
+        "--preload-only", "--preload-depth", "--exptime",  "--timeout",   "--max-error-rate",
+        "--seed",         "--json",          "--quiet",    "--help",      "--version",
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strstr(text, names[i]) == NULL)
@@ -166,12 +168,9 @@ static void test_help_names_every_option(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_everything),
-        cmocka_unit_test(test_ipv6_and_seq),
-        cmocka_unit_test(test_requests_bound),
-        cmocka_unit_test(test_refused),
-        cmocka_unit_test(test_help_names_every_option),
+        cmocka_unit_test(test_defaults),     cmocka_unit_test(test_everything),
+        cmocka_unit_test(test_ipv6_and_seq), cmocka_unit_test(test_requests_bound),
+        cmocka_unit_test(test_refused),      cmocka_unit_test(test_help_names_every_option),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

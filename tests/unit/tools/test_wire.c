@@ -68,8 +68,8 @@ static void test_compose_binary(void **state)
     char buf[512];
     uint64_t ids[] = {1, 2};
     size_t n = wire_compose_get(WIRE_BINARY, buf, &ks, ids, 1, 0x01020304);
-    const unsigned char getk[] = {0x80, 0x0c, 0, 5, 0, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4,
-                                  0,    0,    0, 0, 0, 0, 0, 0, 'k', 'e', 'y', ':', '1'};
+    const unsigned char getk[] = {0x80, 0x0c, 0, 5, 0, 0, 0, 0, 0, 0,   0,   5,   1,   2,  3,
+                                  4,    0,    0, 0, 0, 0, 0, 0, 0, 'k', 'e', 'y', ':', '1'};
     assert_int_equal(n, sizeof(getk));
     assert_memory_equal(buf, getk, n);
     n = wire_compose_get(WIRE_BINARY, buf, &ks, ids, 2, 7);
@@ -81,9 +81,9 @@ static void test_compose_binary(void **state)
     assert_int_equal((unsigned char)buf[59], WIRE_BIN_NOOP);
     assert_int_equal((unsigned char)buf[58 + 15], 7); /* opaque */
     n = wire_compose_set(WIRE_BINARY, buf, &ks, 5, 100, 300, 9);
-    const unsigned char set[] = {0x80, 0x01, 0, 5, 8,   0,   0,   0,   0,   0,   0,  113,
-                                 0,    0,    0, 9, 0,   0,   0,   0,   0,   0,   0,  0,
-                                 0,    0,    0, 0, 0,   0,   1,   44,  'k', 'e', 'y', ':', '5'};
+    const unsigned char set[] = {0x80, 0x01, 0, 5, 8, 0,  0,   0,   0,   0,   0,  113, 0,
+                                 0,    0,    9, 0, 0, 0,  0,   0,   0,   0,   0,  0,   0,
+                                 0,    0,    0, 0, 1, 44, 'k', 'e', 'y', ':', '5'};
     assert_int_equal(n, sizeof(set));
     assert_memory_equal(buf, set, n);
     assert_string_equal(wire_set_trailer(WIRE_BINARY), "");
@@ -578,18 +578,12 @@ static void test_match_binary(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_compose_text),
-        cmocka_unit_test(test_compose_meta),
-        cmocka_unit_test(test_compose_binary),
-        cmocka_unit_test(test_compose_size_bounds),
-        cmocka_unit_test(test_parse_text),
-        cmocka_unit_test(test_parse_meta),
-        cmocka_unit_test(test_parse_binary),
-        cmocka_unit_test(test_parse_malformed),
-        cmocka_unit_test(test_parse_incomplete),
-        cmocka_unit_test(test_match_text),
-        cmocka_unit_test(test_match_meta),
-        cmocka_unit_test(test_match_binary),
+        cmocka_unit_test(test_compose_text),     cmocka_unit_test(test_compose_meta),
+        cmocka_unit_test(test_compose_binary),   cmocka_unit_test(test_compose_size_bounds),
+        cmocka_unit_test(test_parse_text),       cmocka_unit_test(test_parse_meta),
+        cmocka_unit_test(test_parse_binary),     cmocka_unit_test(test_parse_malformed),
+        cmocka_unit_test(test_parse_incomplete), cmocka_unit_test(test_match_text),
+        cmocka_unit_test(test_match_meta),       cmocka_unit_test(test_match_binary),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -33,10 +33,10 @@ struct engine_db {
 
 /* Figures an engine can report about itself (-1 = unknown). */
 struct engine_amp {
-    double write_amp;   /* bytes written to disk / user bytes */
-    double space_amp;   /* table bytes / bytes of the live data's run */
-    uint64_t wal_syncs;     /* fdatasyncs of the WAL so far (-1 unknown) */
-    uint64_t stall_micros;  /* time writers spent stalled */
+    double write_amp;                  /* bytes written to disk / user bytes */
+    double space_amp;                  /* table bytes / bytes of the live data's run */
+    uint64_t wal_syncs;                /* fdatasyncs of the WAL so far (-1 unknown) */
+    uint64_t stall_micros;             /* time writers spent stalled */
     uint64_t cache_hits, cache_misses; /* block cache */
 };
 
@@ -47,15 +47,13 @@ struct engine {
     void (*describe)(char *buf, size_t cap);
     /* Opens a new database in `dir` (which does not exist yet). 0 ok, -1
      * with a message in err. */
-    int (*open)(const char *dir, const struct engine_cfg *cfg,
-                struct engine_db **out, char *err, size_t errcap);
+    int (*open)(const char *dir, const struct engine_cfg *cfg, struct engine_db **out, char *err,
+                size_t errcap);
     void (*close)(struct engine_db *db);
     /* 0 ok, -1 error. */
-    int (*put)(struct engine_db *db, const char *key, size_t klen,
-               const char *val, size_t vlen);
+    int (*put)(struct engine_db *db, const char *key, size_t klen, const char *val, size_t vlen);
     /* 0 ok (with *found), -1 error. */
-    int (*get)(struct engine_db *db, const char *key, size_t klen,
-               bool *found);
+    int (*get)(struct engine_db *db, const char *key, size_t klen, bool *found);
     /* Compacts everything into the last level and waits. */
     int (*compact)(struct engine_db *db);
     /* Waits until no flush or compaction is pending or running (polling the

@@ -25,8 +25,7 @@ struct ldb_db {
 
 static void ldb_describe(char *buf, size_t cap)
 {
-    snprintf(buf, cap, "LevelDB %d.%d (snappy)", leveldb_major_version(),
-             leveldb_minor_version());
+    snprintf(buf, cap, "LevelDB %d.%d (snappy)", leveldb_major_version(), leveldb_minor_version());
 }
 
 static void ldb_free_parts(struct ldb_db *l)
@@ -46,8 +45,8 @@ static void ldb_free_parts(struct ldb_db *l)
     mem_free(MEM_OTHER, l, sizeof(*l));
 }
 
-static int ldb_open(const char *dir, const struct engine_cfg *cfg,
-                    struct engine_db **out, char *err, size_t errcap)
+static int ldb_open(const char *dir, const struct engine_cfg *cfg, struct engine_db **out,
+                    char *err, size_t errcap)
 {
     struct ldb_db *l = mem_calloc(MEM_OTHER, 1, sizeof(*l));
     if (l == NULL) {
@@ -87,8 +86,7 @@ static void ldb_close(struct engine_db *db)
     ldb_free_parts((struct ldb_db *)db);
 }
 
-static int ldb_put(struct engine_db *db, const char *key, size_t klen,
-                   const char *val, size_t vlen)
+static int ldb_put(struct engine_db *db, const char *key, size_t klen, const char *val, size_t vlen)
 {
     struct ldb_db *l = (struct ldb_db *)db;
     char *e = NULL;
@@ -101,8 +99,7 @@ static int ldb_put(struct engine_db *db, const char *key, size_t klen,
     return 0;
 }
 
-static int ldb_get(struct engine_db *db, const char *key, size_t klen,
-                   bool *found)
+static int ldb_get(struct engine_db *db, const char *key, size_t klen, bool *found)
 {
     struct ldb_db *l = (struct ldb_db *)db;
     char *e = NULL;
@@ -134,8 +131,7 @@ static void ldb_settle(struct engine_db *db, unsigned max_ms)
     unsigned still = 0;
     for (unsigned t = 0; t < max_ms && still < 30; t += 10) {
         char *cur = leveldb_property_value(l->db, "leveldb.sstables");
-        still = (prev != NULL && cur != NULL && strcmp(prev, cur) == 0)
-                    ? still + 1 : 0;
+        still = (prev != NULL && cur != NULL && strcmp(prev, cur) == 0) ? still + 1 : 0;
         leveldb_free(prev);
         prev = cur;
         usleep(10000);
@@ -146,8 +142,7 @@ static void ldb_settle(struct engine_db *db, unsigned max_ms)
 static void ldb_amp(struct engine_db *db, struct engine_amp *out)
 {
     (void)db;
-    *out = (struct engine_amp){.write_amp = -1, .space_amp = -1,
-                               .wal_syncs = UINT64_MAX};
+    *out = (struct engine_amp){.write_amp = -1, .space_amp = -1, .wal_syncs = UINT64_MAX};
 }
 
 const struct engine engine_leveldb = {

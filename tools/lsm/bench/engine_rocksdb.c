@@ -48,8 +48,8 @@ static void rdb_free_parts(struct rdb_db *r)
     mem_free(MEM_OTHER, r, sizeof(*r));
 }
 
-static int rdb_open(const char *dir, const struct engine_cfg *cfg,
-                    struct engine_db **out, char *err, size_t errcap)
+static int rdb_open(const char *dir, const struct engine_cfg *cfg, struct engine_db **out,
+                    char *err, size_t errcap)
 {
     struct rdb_db *r = mem_calloc(MEM_OTHER, 1, sizeof(*r));
     if (r == NULL) {
@@ -94,8 +94,7 @@ static void rdb_close(struct engine_db *db)
     rdb_free_parts((struct rdb_db *)db);
 }
 
-static int rdb_put(struct engine_db *db, const char *key, size_t klen,
-                   const char *val, size_t vlen)
+static int rdb_put(struct engine_db *db, const char *key, size_t klen, const char *val, size_t vlen)
 {
     struct rdb_db *r = (struct rdb_db *)db;
     char *e = NULL;
@@ -108,8 +107,7 @@ static int rdb_put(struct engine_db *db, const char *key, size_t klen,
     return 0;
 }
 
-static int rdb_get(struct engine_db *db, const char *key, size_t klen,
-                   bool *found)
+static int rdb_get(struct engine_db *db, const char *key, size_t klen, bool *found)
 {
     struct rdb_db *r = (struct rdb_db *)db;
     char *e = NULL;
@@ -157,8 +155,7 @@ static void rdb_settle(struct engine_db *db, unsigned max_ms)
 static void rdb_amp(struct engine_db *db, struct engine_amp *out)
 {
     (void)db;
-    *out = (struct engine_amp){.write_amp = -1, .space_amp = -1,
-                               .wal_syncs = UINT64_MAX};
+    *out = (struct engine_amp){.write_amp = -1, .space_amp = -1, .wal_syncs = UINT64_MAX};
 }
 
 const struct engine engine_rocksdb = {

@@ -30,8 +30,8 @@ static void strata_describe(char *buf, size_t cap)
 #endif
 }
 
-static int strata_open(const char *dir, const struct engine_cfg *cfg,
-                       struct engine_db **out, char *err, size_t errcap)
+static int strata_open(const char *dir, const struct engine_cfg *cfg, struct engine_db **out,
+                       char *err, size_t errcap)
 {
     struct lsm_options o;
     lsm_options_init(&o);
@@ -68,8 +68,8 @@ static void strata_close(struct engine_db *db)
     mem_free(MEM_OTHER, s, sizeof(*s));
 }
 
-static int strata_put(struct engine_db *db, const char *key, size_t klen,
-                      const char *val, size_t vlen)
+static int strata_put(struct engine_db *db, const char *key, size_t klen, const char *val,
+                      size_t vlen)
 {
     struct strata_db *s = (struct strata_db *)db;
     struct lsm_record r = {
@@ -77,14 +77,12 @@ static int strata_put(struct engine_db *db, const char *key, size_t klen,
         .key_len = klen,
         .value = (const uint8_t *)val,
         .value_len = vlen,
-        .version = {atomic_fetch_add_explicit(&s->hlc, 1, memory_order_relaxed),
-                    1},
+        .version = {atomic_fetch_add_explicit(&s->hlc, 1, memory_order_relaxed), 1},
     };
     return lsm_put(s->db, &r, NULL) == ST_OK ? 0 : -1;
 }
 
-static int strata_get(struct engine_db *db, const char *key, size_t klen,
-                      bool *found)
+static int strata_get(struct engine_db *db, const char *key, size_t klen, bool *found)
 {
     struct strata_db *s = (struct strata_db *)db;
     struct lsm_record *r = NULL;

@@ -50,7 +50,7 @@ enum workload {
 };
 
 static const char *const workload_name[W_COUNT] = {
-    "fillseq",    "fillrandom", "overwrite",        "compact",
+    "fillseq",    "fillrandom",       "overwrite",  "compact",
     "readrandom", "readwhilewriting", "fillsync-1", "fillsync-N",
 };
 
@@ -60,7 +60,7 @@ struct opts {
     uint64_t rww_reads;
     uint64_t sync_ops;
     int sync_writers;
-    int sync_rounds;    /* fillsync repetitions; the median is reported */
+    int sync_rounds; /* fillsync repetitions; the median is reported */
     size_t value_len;
     const char *dir;
     const char *phases; /* "seq,random,sync" or a subset */
@@ -159,7 +159,7 @@ static _Noreturn void die(const char *what)
 struct writer_arg {
     struct engine_db *db;
     const struct opts *o;
-    uint64_t ops;     /* 0 = until *stop */
+    uint64_t ops; /* 0 = until *stop */
     uint64_t seed;
     uint64_t done;
     atomic_bool *stop;
@@ -191,8 +191,7 @@ static void begin(struct result *r, double *t0, double *c0)
     *c0 = cpu();
 }
 
-static void end(struct result *r, const struct opts *o, double t0, double c0,
-                uint64_t ops)
+static void end(struct result *r, const struct opts *o, double t0, double c0, uint64_t ops)
 {
     r->secs = mono() - t0;
     r->cpu_secs = cpu() - c0;
@@ -201,8 +200,8 @@ static void end(struct result *r, const struct opts *o, double t0, double c0,
     r->done = true;
 }
 
-static void fill(struct engine_db *db, const struct opts *o, bool seq,
-                 uint64_t seed, struct result *r)
+static void fill(struct engine_db *db, const struct opts *o, bool seq, uint64_t seed,
+                 struct result *r)
 {
     const struct engine *e = db->eng;
     double t0, c0;
@@ -217,8 +216,8 @@ static void fill(struct engine_db *db, const struct opts *o, bool seq,
     end(r, o, t0, c0, o->num);
 }
 
-static void readrandom(struct engine_db *db, const struct opts *o,
-                       uint64_t n, uint64_t seed, struct result *r)
+static void readrandom(struct engine_db *db, const struct opts *o, uint64_t n, uint64_t seed,
+                       struct result *r)
 {
     const struct engine *e = db->eng;
     double t0, c0;
@@ -238,16 +237,17 @@ static void readrandom(struct engine_db *db, const struct opts *o,
 
 /* `writers` threads, each `per` random writes (0 = until the reader in the
  * calling thread has done `reads` gets). */
-static void writers_run(struct engine_db *db, const struct opts *o,
-                        int writers, uint64_t per, uint64_t reads,
-                        uint64_t seed, struct result *r)
+static void writers_run(struct engine_db *db, const struct opts *o, int writers, uint64_t per,
+                        uint64_t reads, uint64_t seed, struct result *r)
 {
     pthread_t tid[MAX_WRITERS];
     struct writer_arg wa[MAX_WRITERS];
     atomic_bool stop = false;
     atomic_int ready = 0;
     for (int i = 0; i < writers; i++) {
-        wa[i] = (struct writer_arg){.db = db, .o = o, .ops = per,
+        wa[i] = (struct writer_arg){.db = db,
+                                    .o = o,
+                                    .ops = per,
                                     .seed = seed + (uint64_t)i * 7919,
                                     .stop = per == 0 ? &stop : NULL,
                                     .ready = &ready};
@@ -280,8 +280,7 @@ static void writers_run(struct engine_db *db, const struct opts *o,
 
 /* Bytes of regular files under a directory. */
 static uint64_t du_total;
-static int du_one(const char *path, const struct stat *sb, int flag,
-                  struct FTW *f)
+static int du_one(const char *path, const struct stat *sb, int flag, struct FTW *f)
 {
     (void)path;
     (void)f;
@@ -297,8 +296,7 @@ static uint64_t disk_bytes(const char *dir)
     return du_total;
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag,
-                  struct FTW *f)
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *f)
 {
     (void)sb;
     (void)flag;
@@ -311,9 +309,8 @@ static void rmrf(const char *dir)
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static struct engine_db *fresh(const struct engine *e, const struct opts *o,
-                               const char *tag, bool sync, char *path,
-                               size_t cap)
+static struct engine_db *fresh(const struct engine *e, const struct opts *o, const char *tag,
+                               bool sync, char *path, size_t cap)
 {
     snprintf(path, cap, "%s/%s-%s", o->dir, e->name, tag);
     rmrf(path);
@@ -331,9 +328,8 @@ static struct engine_db *fresh(const struct engine *e, const struct opts *o,
 static void progress(const struct engine_run *er, enum workload w)
 {
     const struct result *r = &er->r[w];
-    fprintf(stderr, "  %-8s %-17s %10.0f ops/s  %6.2f s\n", er->eng->name,
-            workload_name[w], r->secs > 0 ? (double)r->ops / r->secs : 0,
-            r->secs);
+    fprintf(stderr, "  %-8s %-17s %10.0f ops/s  %6.2f s\n", er->eng->name, workload_name[w],
+            r->secs > 0 ? (double)r->ops / r->secs : 0, r->secs);
 }
 
 static void run_random(struct engine_run *er, const struct opts *o);
@@ -377,8 +373,7 @@ static void run_random(struct engine_run *er, const struct opts *o)
     er->r[W_COMPACT].bytes = 0;
     e->amp(db, &er->amp_compacted);
     er->disk_compacted = disk_bytes(path);
-    fprintf(stderr, "  %-8s %-17s %21.2f s\n", e->name, "compact",
-            er->r[W_COMPACT].secs);
+    fprintf(stderr, "  %-8s %-17s %21.2f s\n", e->name, "compact", er->r[W_COMPACT].secs);
     readrandom(db, o, o->reads, 4, &er->r[W_READRANDOM]);
     progress(er, W_READRANDOM);
     writers_run(db, o, 1, 0, o->rww_reads, 5, &er->r[W_READWHILEWRITING]);
@@ -390,20 +385,18 @@ static void run_random(struct engine_run *er, const struct opts *o)
 
 /* One round of fillsync (1 writer, then N writers, each on a new db);
  * results go to one[], many[] at index `round`. */
-static void run_sync(struct engine_run *er, const struct opts *o, int round,
-                     struct result *one, struct result *many)
+static void run_sync(struct engine_run *er, const struct opts *o, int round, struct result *one,
+                     struct result *many)
 {
     const struct engine *e = er->eng;
     char path[4096];
     struct engine_db *db = fresh(e, o, "sync1", true, path, sizeof(path));
-    writers_run(db, o, 1, o->sync_ops, 0, 6 + (uint64_t)round * 100,
-                &one[round]);
+    writers_run(db, o, 1, o->sync_ops, 0, 6 + (uint64_t)round * 100, &one[round]);
     e->close(db);
     rmrf(path);
 
     db = fresh(e, o, "syncN", true, path, sizeof(path));
-    writers_run(db, o, o->sync_writers, o->sync_ops, 0,
-                7 + (uint64_t)round * 100, &many[round]);
+    writers_run(db, o, o->sync_writers, o->sync_ops, 0, 7 + (uint64_t)round * 100, &many[round]);
     e->amp(db, &er->amp_sync);
     e->close(db);
     rmrf(path);
@@ -465,8 +458,7 @@ static void machine_facts(const char *dir)
         }
     }
     printf("machine: %s, %ld CPUs, %.1f GiB RAM, Linux %s, %s at %s\n", model,
-           sysconf(_SC_NPROCESSORS_ONLN), (double)mem_kb / (1024.0 * 1024.0),
-           u.release, fs, dir);
+           sysconf(_SC_NPROCESSORS_ONLN), (double)mem_kb / (1024.0 * 1024.0), u.release, fs, dir);
 }
 
 static void report(struct engine_run *runs, int n, const struct opts *o)
@@ -477,14 +469,13 @@ static void report(struct engine_run *runs, int n, const struct opts *o)
     printf("same for all: memtable %zu MiB, block cache %zu MiB, %zu KiB "
            "blocks, bloom %d bits/key, zstd level %d (ours, RocksDB), L1 %zu "
            "MiB x10, %zu MiB files\n",
-           o->cfg.memtable_bytes >> 20, o->cfg.block_cache_bytes >> 20,
-           o->cfg.block_size >> 10, o->cfg.bloom_bits, o->cfg.zstd_level,
-           o->cfg.l1_bytes >> 20, o->cfg.file_bytes >> 20);
+           o->cfg.memtable_bytes >> 20, o->cfg.block_cache_bytes >> 20, o->cfg.block_size >> 10,
+           o->cfg.bloom_bits, o->cfg.zstd_level, o->cfg.l1_bytes >> 20, o->cfg.file_bytes >> 20);
     machine_facts(o->dir);
     for (int i = 0; i < n; i++)
         printf("  %-8s %s\n", runs[i].eng->name, runs[i].desc);
-    printf("\n%-17s %-9s %11s %8s %10s   %s\n", "workload", "engine", "ops/s",
-           "MB/s", "CPU µs/op", "notes");
+    printf("\n%-17s %-9s %11s %8s %10s   %s\n", "workload", "engine", "ops/s", "MB/s", "CPU µs/op",
+           "notes");
     for (int w = 0; w < W_COUNT; w++) {
         if (w == W_COMPACT)
             continue;
@@ -499,17 +490,17 @@ static void report(struct engine_run *runs, int n, const struct opts *o)
                          ", writer %.0f ops/s meanwhile",
                          r->secs > 0 ? (double)r->side_ops / r->secs : 0);
             if (w == W_FILLSYNC1 || w == W_FILLSYNCN)
-                snprintf(note, sizeof(note), "%d writer(s) x %llu ops, "
-                         "median of %d", w == W_FILLSYNC1 ? 1 : o->sync_writers,
-                         (unsigned long long)o->sync_ops, o->sync_rounds);
+                snprintf(note, sizeof(note),
+                         "%d writer(s) x %llu ops, "
+                         "median of %d",
+                         w == W_FILLSYNC1 ? 1 : o->sync_writers, (unsigned long long)o->sync_ops,
+                         o->sync_rounds);
             if (runs[i].eng == &engine_rocksdb)
-                snprintf(note + strlen(note), sizeof(note) - strlen(note),
-                         "%s*", note[0] ? " " : "");
+                snprintf(note + strlen(note), sizeof(note) - strlen(note), "%s*",
+                         note[0] ? " " : "");
             printf("%-17s %-9s %11.0f %8.1f %10.2f   %s\n",
-                   i == 0 ? (w == W_FILLSYNCN ? "fillsync-8" : workload_name[w])
-                          : "",
-                   runs[i].eng->name, rate(r),
-                   r->secs > 0 ? (double)r->bytes / r->secs / 1e6 : 0,
+                   i == 0 ? (w == W_FILLSYNCN ? "fillsync-8" : workload_name[w]) : "",
+                   runs[i].eng->name, rate(r), r->secs > 0 ? (double)r->bytes / r->secs / 1e6 : 0,
                    r->ops ? r->cpu_secs * 1e6 / (double)r->ops : 0, note);
         }
     }
@@ -526,8 +517,8 @@ static void report(struct engine_run *runs, int n, const struct opts *o)
             rdb = i;
     }
     if (ours >= 0 && (ldb >= 0 || rdb >= 0)) {
-        printf("\n%-17s %12s %12s %12s   %s\n", "ratio (ops/s)", "ours/LevelDB",
-               "ours/RocksDB", "vs faster", "target >= 1.0");
+        printf("\n%-17s %12s %12s %12s   %s\n", "ratio (ops/s)", "ours/LevelDB", "ours/RocksDB",
+               "vs faster", "target >= 1.0");
         for (int w = 0; w < W_COUNT; w++) {
             if (w == W_COMPACT)
                 continue;
@@ -537,27 +528,26 @@ static void report(struct engine_run *runs, int n, const struct opts *o)
             double best = l > rr ? l : rr;
             bool targeted = w != W_FILLSEQ;
             printf("%-17s %12.2f %12.2f %12.2f   %s\n",
-                   w == W_FILLSYNCN ? "fillsync-8" : workload_name[w],
-                   l > 0 ? us / l : 0, rr > 0 ? us / rr : 0,
-                   best > 0 ? us / best : 0,
-                   !targeted ? "(no target)"
-                   : best > 0 && us >= best ? "met" : "MISSED");
+                   w == W_FILLSYNCN ? "fillsync-8" : workload_name[w], l > 0 ? us / l : 0,
+                   rr > 0 ? us / rr : 0, best > 0 ? us / best : 0,
+                   !targeted                ? "(no target)"
+                   : best > 0 && us >= best ? "met"
+                                            : "MISSED");
         }
     }
     printf("\ngroup commit, fillsync %d writers / 1 writer (target >= 5x for "
-           "ours):", o->sync_writers);
+           "ours):",
+           o->sync_writers);
     for (int i = 0; i < n; i++) {
         double one = rate(&runs[i].r[W_FILLSYNC1]);
-        printf("  %s %.1fx", runs[i].eng->name,
-               one > 0 ? rate(&runs[i].r[W_FILLSYNCN]) / one : 0);
+        printf("  %s %.1fx", runs[i].eng->name, one > 0 ? rate(&runs[i].r[W_FILLSYNCN]) / one : 0);
     }
     printf("\nfull compaction:");
     for (int i = 0; i < n; i++)
         printf("  %s %.1f s", runs[i].eng->name, runs[i].r[W_COMPACT].secs);
     printf("\non-disk size after overwrite (settled) / after full compaction:");
     for (int i = 0; i < n; i++)
-        printf("  %s %.1f / %.1f MB", runs[i].eng->name,
-               (double)runs[i].disk_settled / 1e6,
+        printf("  %s %.1f / %.1f MB", runs[i].eng->name, (double)runs[i].disk_settled / 1e6,
                (double)runs[i].disk_compacted / 1e6);
     printf("\n");
     if (ours >= 0) {
@@ -566,15 +556,13 @@ static void report(struct engine_run *runs, int n, const struct opts *o)
                "((WAL + flush + compaction bytes) / user bytes); space "
                "amplification %.2f settled, %.2f after full compaction "
                "(target <= 1.15)\n",
-               er->amp_settled.write_amp, er->amp_settled.space_amp,
-               er->amp_compacted.space_amp);
+               er->amp_settled.write_amp, er->amp_settled.space_amp, er->amp_compacted.space_amp);
         const struct engine_amp *a = &er->amp_end;
         uint64_t lookups = a->cache_hits + a->cache_misses;
         printf("ours: write stalls %.2f s over the random phase; block cache "
                "hit rate %.0f%%; fillsync-%d: %.1f writes per WAL fdatasync\n",
                (double)a->stall_micros / 1e6,
-               lookups ? 100.0 * (double)a->cache_hits / (double)lookups : 0,
-               o->sync_writers,
+               lookups ? 100.0 * (double)a->cache_hits / (double)lookups : 0, o->sync_writers,
                er->amp_sync.wal_syncs
                    ? (double)er->r[W_FILLSYNCN].ops / (double)er->amp_sync.wal_syncs
                    : 0);
@@ -585,13 +573,12 @@ static void report(struct engine_run *runs, int n, const struct opts *o)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: lsm-bench [--num N] [--engines strata,leveldb,rocksdb]\n"
-            "  [--memtable-mb 4] [--cache-mb 64] [--block-size 4096]\n"
-            "  [--bloom-bits 10] [--zstd-level 3] [--l1-mb 10] [--file-mb 2]\n"
-            "  [--phases seq,random,sync] [--reads N] [--rww-reads N]\n"
-            "  [--sync-ops 2000] [--sync-writers 8] [--sync-rounds 5]\n"
-            "  [--dir DIR]\n");
+    fprintf(stderr, "usage: lsm-bench [--num N] [--engines strata,leveldb,rocksdb]\n"
+                    "  [--memtable-mb 4] [--cache-mb 64] [--block-size 4096]\n"
+                    "  [--bloom-bits 10] [--zstd-level 3] [--l1-mb 10] [--file-mb 2]\n"
+                    "  [--phases seq,random,sync] [--reads N] [--rww-reads N]\n"
+                    "  [--sync-ops 2000] [--sync-writers 8] [--sync-rounds 5]\n"
+                    "  [--dir DIR]\n");
     exit(EX_USAGE);
 }
 
@@ -604,9 +591,13 @@ int main(int argc, char **argv)
         .sync_rounds = 5,
         .value_len = 100,
         .phases = "seq,random,sync",
-        .cfg = {.memtable_bytes = 4u << 20, .block_cache_bytes = 64u << 20,
-                .block_size = 4096, .bloom_bits = 10, .zstd_level = 3,
-                .l1_bytes = 10u << 20, .file_bytes = 2u << 20},
+        .cfg = {.memtable_bytes = 4u << 20,
+                .block_cache_bytes = 64u << 20,
+                .block_size = 4096,
+                .bloom_bits = 10,
+                .zstd_level = 3,
+                .l1_bytes = 10u << 20,
+                .file_bytes = 2u << 20},
     };
     const char *engines = "strata,leveldb,rocksdb";
     static const struct option lo[] = {
@@ -651,9 +642,8 @@ int main(int argc, char **argv)
         default: usage();
         }
     }
-    if (optind != argc || o.num == 0 || o.sync_writers < 1 ||
-        o.sync_writers > MAX_WRITERS || o.sync_rounds < 1 ||
-        o.sync_rounds > MAX_ROUNDS)
+    if (optind != argc || o.num == 0 || o.sync_writers < 1 || o.sync_writers > MAX_WRITERS ||
+        o.sync_rounds < 1 || o.sync_rounds > MAX_ROUNDS)
         usage();
     if (o.reads == 0)
         o.reads = o.num;
