@@ -174,6 +174,20 @@ static bool op_failed(struct run *r, const char *what, enum st_status st)
     engine_fail(what, st);
 }
 
+/* The record of model entry e for key index idx; fills val with its bytes. */
+static struct lsm_record record_of(uint32_t idx, const struct sm_entry *e, const char *key,
+                                   size_t kl, uint8_t *val)
+{
+    sm_value(idx, e, val);
+    return (struct lsm_record){.key = (const uint8_t *)key,
+                               .key_len = kl,
+                               .value = val,
+                               .value_len = e->value_len,
+                               .flags = e->flags,
+                               .expiry = e->expiry,
+                               .version = {e->hlc, e->node}};
+}
+
 static void *writer_main(void *arg)
 {
     struct writer *w = arg;
@@ -208,14 +222,7 @@ static void *writer_main(void *arg)
                 if (e->kind == SM_TOMB) {
                     st = lsm_batch_delete(b, key, kl, v, 0);
                 } else {
-                    sm_value(op.key[i], e, val);
-                    struct lsm_record rec = {.key = (uint8_t *)key,
-                                             .key_len = kl,
-                                             .value = val,
-                                             .value_len = e->value_len,
-                                             .flags = e->flags,
-                                             .expiry = e->expiry,
-                                             .version = v};
+                    struct lsm_record rec = record_of(op.key[i], e, key, kl, val);
                     st = lsm_batch_put(b, &rec);
                 }
             }
@@ -231,14 +238,7 @@ static void *writer_main(void *arg)
             if (op.kind == SM_OP_DEL) {
                 st = lsm_delete(r->db, key, kl, v, 0, &got[0]);
             } else {
-                sm_value(op.key[0], e, val);
-                struct lsm_record rec = {.key = (uint8_t *)key,
-                                         .key_len = kl,
-                                         .value = val,
-                                         .value_len = e->value_len,
-                                         .flags = e->flags,
-                                         .expiry = e->expiry,
-                                         .version = v};
+                struct lsm_record rec = record_of(op.key[0], e, key, kl, val);
                 st = lsm_put(r->db, &rec, &got[0]);
             }
         }
