@@ -24,11 +24,24 @@
 #include "storage/killpoint.h"
 #include "storage/sstable.h"
 
-static struct sst_builder_opts builder_opts(const struct lsm_db *db)
+/* Tables rewritten soon are stored raw: compressing them was most of the
+ * CPU of a write-heavy load (docs/STORAGE_BENCH.md). Data that has reached
+ * the bottom stays, so it is compressed whatever its level; size-tiered
+ * keeps every run in L0, so there only flushes count as "soon". */
+bool compaction_stores_raw(const struct lsm_options *o, int level, bool flush, bool bottom)
 {
+    int from = o->compress_from_level;
+    return from > 0 &&
+           (flush || (o->compaction_style == LSM_COMPACTION_LEVELED && level < from && !bottom));
+}
+
+static struct sst_builder_opts builder_opts(const struct lsm_db *db, int level, bool flush,
+                                            bool bottom)
+{
+    bool raw = compaction_stores_raw(&db->opts, level, flush, bottom);
     return (struct sst_builder_opts){
         .block_size = db->opts.block_size,
-        .compression_level = db->opts.compression_level,
+        .compression_level = raw ? 0 : db->opts.compression_level,
         .bloom_bits_per_key = db->opts.bloom_bits_per_key,
     };
 }
@@ -36,10 +49,11 @@ static struct sst_builder_opts builder_opts(const struct lsm_db *db)
 static enum st_status add_output(struct lsm_db *db, struct version_edit *e, int level,
                                  const struct sst_info *info)
 {
-    return version_edit_add(
+    enum st_status st = version_edit_add(
         e, db->vs, level, info->number, info->size, info->smallest, info->smallest_len,
         info->largest, info->largest_len, info->props.records, info->props.tombstones,
         info->props.earliest_expiry, info->props.raw_key_bytes + info->props.raw_value_bytes);
+    return st == ST_OK ? version_edit_set_newest(e, info->number, info->props.max_version) : st;
 }
 
 enum st_status compaction_build_l0(struct lsm_db *db, struct memtable *m, struct version_edit *e)
@@ -50,7 +64,7 @@ enum st_status compaction_build_l0(struct lsm_db *db, struct memtable *m, struct
     if (!memtable_iter_valid(&it))
         return ST_OK;
     uint64_t number = vset_new_file_number(db->vs);
-    struct sst_builder_opts o = builder_opts(db);
+    struct sst_builder_opts o = builder_opts(db, 0, true, false);
     struct sst_builder *b = NULL;
     enum st_status st = sst_builder_create(db->env, db->dir, number, &o, &b);
     if (st != ST_OK)
@@ -528,7 +542,10 @@ static enum st_status run_compaction(struct lsm_db *db, struct compaction *c)
     uint64_t now = db_now(db);
     uint64_t t0 = db_monotonic_ms();
     uint64_t written = 0, read_bytes = 0;
-    struct sst_builder_opts o = builder_opts(db);
+    bool bottom = true;
+    for (int l = c->out_level + 1; l < LSM_MAX_LEVELS; l++)
+        bottom = bottom && c->v->nfiles[l] == 0;
+    struct sst_builder_opts o = builder_opts(db, c->out_level, false, bottom);
     struct sst_builder *b = NULL;
     uint8_t prev[IKEY_MAX_LEN];
     size_t prev_len = 0;

@@ -37,6 +37,7 @@ void lsm_options_init(struct lsm_options *o)
         .l0_stop_trigger = 12,
         .block_size = 16u << 10,
         .compression_level = 3,
+        .compress_from_level = 2,
         .bloom_bits_per_key = 10,
         .target_file_size = 64u << 20,
         .block_cache_size = 64u << 20,
@@ -77,6 +78,8 @@ static enum st_status validate(const struct lsm_options *o)
     BAD(o->l0_stop_trigger < o->l0_slowdown_trigger, "l0_stop_trigger");
     BAD(o->block_size < (4u << 10) || o->block_size > (64u << 10), "block_size");
     BAD(o->compression_level < 0 || o->compression_level > 22, "compression_level");
+    BAD(o->compress_from_level < 0 || o->compress_from_level > LSM_MAX_LEVELS,
+        "compress_from_level");
     BAD(o->bloom_bits_per_key > 64, "bloom_bits_per_key");
     BAD(o->target_file_size < (64u << 10), "target_file_size");
     BAD(o->max_open_files < 16, "max_open_files");
@@ -639,6 +642,7 @@ void lsm_stats(struct lsm_db *db, struct lsm_stats *s)
     s->deletes = LD(deletes);
     s->gets = LD(gets);
     s->writes_ignored_lww = LD(ignored);
+    s->lww_tables_skipped = LD(lww_tables_skipped);
     s->wal_syncs = LD(wal_syncs);
     s->group_commits = LD(group_commits);
     s->flushes = LD(flushes);

@@ -58,7 +58,7 @@ struct db_writer {
 struct db_stats_counters {
     atomic_uint_fast64_t user_bytes, wal_bytes, flush_bytes;
     atomic_uint_fast64_t compaction_read, compaction_written;
-    atomic_uint_fast64_t puts, deletes, gets, ignored;
+    atomic_uint_fast64_t puts, deletes, gets, ignored, lww_tables_skipped;
     atomic_uint_fast64_t wal_syncs, group_commits, flushes, compactions;
     atomic_uint_fast64_t stall_slowdowns, stall_stops, stall_micros;
 };
@@ -135,13 +135,19 @@ void db_wal_sync_if_due(struct lsm_db *db, uint64_t min_age_ms);
 /* ---- db_read.c ---- */
 /*
  * Newest stored entry of the key (memtables, then files): *found, and the
- * internal key and record value copied into ko/vo. `max_seq` bounds the
- * memtables (UINT64_MAX = everything). ST_IO / ST_CORRUPT.
+ * internal key and record value copied into ko/vo. ST_IO / ST_CORRUPT.
+ * With newer_than (the last-write-wins check of a write), the files are
+ * skipped when every record in them is older than *newer_than: the entry
+ * reported is then only a memtable's, which is all the check needs.
  */
 enum st_status db_lookup(struct lsm_db *db, uint64_t token, const void *key, size_t key_len,
-                         bool *found, struct buf *ko, struct buf *vo);
+                         const struct lsm_version *newer_than, bool *found, struct buf *ko,
+                         struct buf *vo);
 
 /* ---- compaction.c ---- */
+/* Whether a table written to `level` is stored uncompressed: a flush when
+ * `flush`; `bottom` when no deeper level holds data. Pure. */
+bool compaction_stores_raw(const struct lsm_options *o, int level, bool flush, bool bottom);
 /* Background thread bodies. */
 void *compaction_flush_main(void *arg);
 void *compaction_compact_main(void *arg);

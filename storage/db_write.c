@@ -470,7 +470,7 @@ static enum st_status write_entries(struct lsm_db *db, struct wentry *e, size_t 
     for (size_t i = 0; i < n && st == ST_OK; i++) {
         bool found = false;
         e[i].applied = false;
-        st = db_lookup(db, e[i].token, e[i].key, e[i].key_len, &found, &ko, &vo);
+        st = db_lookup(db, e[i].token, e[i].key, e[i].key_len, &e[i].version, &found, &ko, &vo);
         if (st != ST_OK)
             break;
         struct lsm_version cur = {0, 0};

@@ -118,6 +118,20 @@ enum st_status version_edit_add(struct version_edit *e, struct vset *vs, int lev
     return ST_OK;
 }
 
+enum st_status version_edit_set_newest(struct version_edit *e, uint64_t number,
+                                       struct lsm_version newest)
+{
+    for (size_t i = 0; i < e->nadded; i++) {
+        struct file_meta *m = e->added[i].meta;
+        if (m->number == number) {
+            m->newest = newest;
+            m->newest_known = true;
+            return ST_OK;
+        }
+    }
+    return ST_CORRUPT;
+}
+
 enum st_status version_edit_delete(struct version_edit *e, int level, uint64_t number)
 {
     enum st_status st =
@@ -195,6 +209,13 @@ enum st_status version_edit_encode(const struct version_edit *e, struct buf *out
         TRY(buf_append_varint(&b, m->earliest_expiry));
         TRY(buf_append_varint(&b, m->raw_bytes));
         TRY(put_field(out, 5, &b));
+        if (m->newest_known) {
+            b.len = 0;
+            TRY(buf_append_varint(&b, m->number));
+            TRY(buf_append_varint(&b, m->newest.hlc));
+            TRY(buf_append_varint(&b, m->newest.node));
+            TRY(put_field(out, 6, &b));
+        }
     }
 #undef TRY
 done:
@@ -264,6 +285,13 @@ enum st_status version_edit_decode(struct version_edit *e, struct vset *vs, cons
             if ((st = version_edit_add(e, vs, (int)a, b, c, sk, skl, lk, lkl, d, g, h, k)) != ST_OK)
                 return st;
             break;
+        case 6:
+            if (!dec_varint(&f, fend, &a) || !dec_varint(&f, fend, &b) ||
+                !dec_varint(&f, fend, &c) || c > UINT16_MAX)
+                return ST_CORRUPT;
+            if ((st = version_edit_set_newest(e, a, (struct lsm_version){b, (uint16_t)c})) != ST_OK)
+                return st;
+            break;
         default: break; /* a field from a newer writer */
         }
     }
@@ -275,8 +303,10 @@ enum st_status version_edit_decode(struct version_edit *e, struct vset *vs, cons
 static struct version *version_new(void)
 {
     struct version *v = mem_calloc(MEM_STORAGE, 1, sizeof(*v));
-    if (v != NULL)
+    if (v != NULL) {
         atomic_init(&v->refs, 1);
+        v->newest_known = true; /* no files: nothing newer than {0, 0} */
+    }
     return v;
 }
 
@@ -394,6 +424,14 @@ static enum st_status version_apply(const struct version *base, const struct ver
             }
         }
     }
+    v->newest_known = true;
+    for (int l = 0; l < LSM_MAX_LEVELS && v->newest_known; l++)
+        for (size_t i = 0; i < v->nfiles[l] && v->newest_known; i++) {
+            const struct file_meta *m = v->files[l][i];
+            v->newest_known = m->newest_known;
+            if (m->newest_known && version_compare(m->newest, v->newest) > 0)
+                v->newest = m->newest;
+        }
     *out = v;
     return ST_OK;
 err:
@@ -941,6 +979,8 @@ static enum st_status write_snapshot_locked(struct vset *vs)
             st = version_edit_add(&e, vs, l, m->number, m->size, m->smallest, m->smallest_len,
                                   m->largest, m->largest_len, m->records, m->tombstones,
                                   m->earliest_expiry, m->raw_bytes);
+            if (st == ST_OK && m->newest_known)
+                st = version_edit_set_newest(&e, m->number, m->newest);
         }
     e.has_next_file = true;
     e.next_file = atomic_load(&vs->next_file);

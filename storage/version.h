@@ -56,6 +56,10 @@ struct file_meta {
     uint8_t largest[IKEY_MAX_LEN];
     uint16_t smallest_len, largest_len;
     uint64_t records, tombstones, earliest_expiry, raw_bytes;
+    /* The newest version of any record in the file; unknown for files
+     * named by a manifest written before it was recorded (tag 6). */
+    struct lsm_version newest;
+    bool newest_known;
     bool being_compacted; /* guarded by the db mutex */
 };
 
@@ -64,6 +68,10 @@ struct version {
     /* L0: newest (highest number) first; L1+: sorted, disjoint ranges. */
     struct file_meta **files[LSM_MAX_LEVELS];
     size_t nfiles[LSM_MAX_LEVELS];
+    /* The newest version in any of its files, when every file's is known:
+     * a write newer than that cannot lose to anything in the tables. */
+    struct lsm_version newest;
+    bool newest_known;
 };
 
 struct edit_file {
@@ -93,6 +101,10 @@ enum st_status version_edit_add(struct version_edit *e, struct vset *vs, int lev
                                 const uint8_t *largest, size_t largest_len, uint64_t records,
                                 uint64_t tombstones, uint64_t earliest_expiry, uint64_t raw_bytes);
 enum st_status version_edit_delete(struct version_edit *e, int level, uint64_t number);
+/* Records the newest version held by new file `number` of this edit.
+ * ST_CORRUPT if the edit adds no such file. */
+enum st_status version_edit_set_newest(struct version_edit *e, uint64_t number,
+                                       struct lsm_version newest);
 /* Drops the edit's new-file metas without queueing their files for
  * deletion: after a failed manifest write the edit may be durable, so its
  * files must stay (the cleanup at the next open removes them if not). */

@@ -92,8 +92,12 @@ struct lsm_options {
     uint32_t l0_slowdown_trigger;   /* 8 files: each write sleeps 1 ms */
     uint32_t l0_stop_trigger;       /* 12 files: writes wait for compaction */
     /* SSTables */
-    size_t block_size;           /* 16 KiB, 4..64 KiB */
-    int compression_level;       /* zstd level, 3; 0 = store raw */
+    size_t block_size;     /* 16 KiB, 4..64 KiB */
+    int compression_level; /* zstd level, 3; 0 = store raw */
+    /* 2: tables that are rewritten soon are stored raw, saving the CPU of
+     * compressing them for little space: every flush, and in the leveled
+     * style every table of a level below this one. 0 = compress all. */
+    int compress_from_level;
     uint32_t bloom_bits_per_key; /* 10; 0 = no filter */
     size_t target_file_size;     /* 64 MiB per compaction output file */
     /* read path */
@@ -256,6 +260,9 @@ struct lsm_stats {
                                      sorted run (leveled: deepest level;
                                      tiered: largest run), >= 1; 0 if empty */
     uint64_t puts, deletes, gets, writes_ignored_lww;
+    /* Last-write-wins checks answered from the memtables alone: the write
+     * was newer than every record in the tables. */
+    uint64_t lww_tables_skipped;
     uint64_t wal_syncs, group_commits;
     uint64_t flushes, compactions;
     uint64_t stall_slowdowns, stall_stops, stall_micros;

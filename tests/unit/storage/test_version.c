@@ -63,6 +63,8 @@ static void test_edit_roundtrip_and_corruption(void **state)
     e.next_file = 99;
     add_file(&e, f->vs, 0, 7, 1, 5);
     add_file(&e, f->vs, 3, 8, 10, 20);
+    assert_int_equal(version_edit_set_newest(&e, 8, (struct lsm_version){1234567, 3}), ST_OK);
+    assert_int_equal(version_edit_set_newest(&e, 9, (struct lsm_version){1, 1}), ST_CORRUPT);
     assert_int_equal(version_edit_delete(&e, 1, 4), ST_OK);
     struct buf b = {0};
     assert_int_equal(version_edit_encode(&e, &b), ST_OK);
@@ -78,6 +80,10 @@ static void test_edit_roundtrip_and_corruption(void **state)
     assert_true(d.added[1].meta->earliest_expiry == 77);
     assert_memory_equal(d.added[1].meta->largest, e.added[1].meta->largest,
                         e.added[1].meta->largest_len);
+    /* The newest version travels (tag 6) only for the file that has one. */
+    assert_false(d.added[0].meta->newest_known);
+    assert_true(d.added[1].meta->newest_known);
+    assert_true(d.added[1].meta->newest.hlc == 1234567 && d.added[1].meta->newest.node == 3);
     assert_int_equal(d.ndeleted, 1);
     assert_true(d.deleted[0].level == 1 && d.deleted[0].number == 4);
     version_edit_deinit(&d);
