@@ -20,6 +20,7 @@ struct engine_cfg {
     size_t block_size;        /* data block target */
     int bloom_bits;           /* bloom filter bits per key */
     int zstd_level;           /* for the engines that use zstd */
+    int compress_from;        /* ours: lsm_options.compress_from_level */
     size_t l1_bytes;          /* level-1 target (LevelDB: fixed at 10 MiB) */
     size_t file_bytes;        /* SSTable size target */
     bool sync;                /* every write synced (fillsync); else the WAL

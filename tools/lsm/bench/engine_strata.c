@@ -40,6 +40,7 @@ static int strata_open(const char *dir, const struct engine_cfg *cfg, struct eng
     o.block_size = cfg->block_size;
     o.bloom_bits_per_key = (uint32_t)cfg->bloom_bits;
     o.compression_level = cfg->zstd_level;
+    o.compress_from_level = cfg->compress_from;
     o.l1_target_size = cfg->l1_bytes;
     o.target_file_size = cfg->file_bytes;
     o.sync_mode = cfg->sync ? LSM_SYNC_ALWAYS : LSM_SYNC_NONE;

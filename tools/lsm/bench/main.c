@@ -575,7 +575,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: lsm-bench [--num N] [--engines strata,leveldb,rocksdb]\n"
                     "  [--memtable-mb 4] [--cache-mb 64] [--block-size 4096]\n"
-                    "  [--bloom-bits 10] [--zstd-level 3] [--l1-mb 10] [--file-mb 2]\n"
+                    "  [--bloom-bits 10] [--zstd-level 3] [--compress-from-level 2]\n"
+                    "  [--l1-mb 10] [--file-mb 2]\n"
                     "  [--phases seq,random,sync] [--reads N] [--rww-reads N]\n"
                     "  [--sync-ops 2000] [--sync-writers 8] [--sync-rounds 5]\n"
                     "  [--dir DIR]\n");
@@ -596,6 +597,7 @@ int main(int argc, char **argv)
                 .block_size = 4096,
                 .bloom_bits = 10,
                 .zstd_level = 3,
+                .compress_from = 2,
                 .l1_bytes = 10u << 20,
                 .file_bytes = 2u << 20},
     };
@@ -608,6 +610,7 @@ int main(int argc, char **argv)
         {"block-size", required_argument, NULL, 'b'},
         {"bloom-bits", required_argument, NULL, 'f'},
         {"zstd-level", required_argument, NULL, 'z'},
+        {"compress-from-level", required_argument, NULL, 'C'},
         {"l1-mb", required_argument, NULL, 'L'},
         {"file-mb", required_argument, NULL, 'F'},
         {"phases", required_argument, NULL, 'p'},
@@ -630,6 +633,7 @@ int main(int argc, char **argv)
         case 'b': o.cfg.block_size = strtoull(optarg, NULL, 10); break;
         case 'f': o.cfg.bloom_bits = atoi(optarg); break;
         case 'z': o.cfg.zstd_level = atoi(optarg); break;
+        case 'C': o.cfg.compress_from = atoi(optarg); break;
         case 'L': o.cfg.l1_bytes = strtoull(optarg, NULL, 10) << 20; break;
         case 'F': o.cfg.file_bytes = strtoull(optarg, NULL, 10) << 20; break;
         case 'p': o.phases = optarg; break;
