@@ -43,7 +43,7 @@ typedef rel_time_t (*cache_clock_fn)(void);
 
 struct cache_config {
     size_t max_bytes;         /* budget for items, counted in allocator bytes */
-    size_t item_size_max;     /* largest item (header+key+value+2) accepted;
+    size_t item_size_max;     /* largest item (header+key+value+flags) accepted;
                                    0 = default (1 MiB, capped at max_bytes) */
     bool evictions;           /* false: refuse stores when full (memcached -M) */
     unsigned shards;          /* lock stripes, power of two; 0 = default (64) */
@@ -87,7 +87,7 @@ struct cache_class_stats {
     size_t chunk_size;        /* allocator bytes of an item of this class */
     uint64_t number;          /* items linked */
     uint64_t bytes;           /* allocator bytes of linked items */
-    uint64_t bytes_requested; /* header+key+value+2 of linked items */
+    uint64_t bytes_requested; /* header+key+value+flags of linked items */
     rel_time_t age; /* now - last access of the LRU-oldest item in this class (0 if none) */
     uint64_t evicted, evicted_nonzero, evicted_unfetched, evicted_active;
     rel_time_t evicted_time; /* seconds since last access of the last evicted item */
