@@ -43,10 +43,11 @@ static inline unsigned mem_class_of(size_t size)
         return (unsigned)((size + 15) / 16); /* 16 -> 1 ... 128 -> 8 */
     /* Above 128: four classes per doubling; class k of group g spans
      * (2^g + (k-1)*2^(g-2), 2^g + k*2^(g-2)]. */
+    /* Shifts, not a division: the cache derives an item's class from its
+     * size on every hit (item.h), so this is on the request path. */
     unsigned lg = (unsigned)(sizeof(size_t) * 8 - 1) - (unsigned)__builtin_clzl(size - 1);
-    size_t delta = (size_t)1 << (lg - 2);
     size_t base = (size_t)1 << lg;
-    unsigned k = (unsigned)((size - base + delta - 1) / delta); /* 1..4 */
+    unsigned k = (unsigned)((size - base + ((size_t)1 << (lg - 2)) - 1) >> (lg - 2)); /* 1..4 */
     return 8 + (lg - 7) * 4 + k;
 }
 size_t mem_class_size(unsigned cls);
