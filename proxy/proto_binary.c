@@ -407,8 +407,8 @@ enum proto_action proto_binary_command(struct conn *c)
         return respond_ok(c, &h, 0);
     case MC_BIN_NOOP: return respond_ok(c, &h, 0);
     case MC_BIN_VERSION:
-        return respond(c, h.opcode, h.opaque, MC_BIN_OK, 0, NULL, 0, NULL, 0, PROXY_VERSION_STRING,
-                       (uint32_t)strlen(PROXY_VERSION_STRING));
+        return respond(c, h.opcode, h.opaque, MC_BIN_OK, 0, NULL, 0, NULL, 0, MC_COMPAT_VERSION,
+                       (uint32_t)strlen(MC_COMPAT_VERSION));
     case MC_BIN_STAT: return do_stat(c, &h, key);
     default: return respond_error(c, h.opcode, h.opaque, MC_BIN_UNKNOWN_COMMAND);
     }

@@ -252,7 +252,7 @@ enum proto_action proto_text_line(struct conn *c, const char *line, size_t len)
     case MC_CMD_FLUSH_ALL:
         cmd_flush_all(c->w, req.exptime);
         return reply_maybe(c, req.noreply, LIT("OK\r\n"));
-    case MC_CMD_VERSION: return reply(c, LIT("VERSION " PROXY_VERSION_STRING "\r\n"));
+    case MC_CMD_VERSION: return reply(c, LIT("VERSION " MC_COMPAT_VERSION "\r\n"));
     case MC_CMD_VERBOSITY: return do_verbosity(c, &req);
     case MC_CMD_QUIT: c->close_after_write = true; return PROTO_NEXT;
     case MC_CMD_STATS: return do_stats(c, &req);

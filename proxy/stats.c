@@ -110,7 +110,8 @@ static void stats_general(struct proxy *p, struct out *o)
     put_u64(o, "pid", (uint64_t)getpid());
     put_u64(o, "uptime", clock_now());
     put_u64(o, "time", (uint64_t)clock_unix_now());
-    put_str(o, "version", PROXY_VERSION_STRING);
+    put_str(o, "version", MC_COMPAT_VERSION);
+    put_str(o, "strata_version", STRATA_VERSION);
     put_str(o, "libevent", event_get_version());
     put_u64(o, "pointer_size", sizeof(void *) * 8);
     put_rusage(o, "rusage_user", ru.ru_utime);

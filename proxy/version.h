@@ -1,8 +1,10 @@
 /*
- * version.h - the version strata-proxy reports. `version` and `stats`
- * answer MC_COMPAT_VERSION "-strata-" STRATA_VERSION: the memcached release
- * whose protocol we follow comes first, so clients that parse
- * major.minor.micro to enable features (libmemcached does) keep working.
+ * version.h - the versions strata-proxy reports. Wherever memcached reports
+ * its version (text `version`, binary VERSION, `stats` version) strata
+ * answers the plain memcached release whose behaviour it matches: clients
+ * parse that string as a number (Perl's version.pm dies on anything else)
+ * and gate features on it. Strata's own version has fields of its own:
+ * `stats` strata_version, `--version` and the start-up log line.
  */
 #pragma once
 
@@ -10,4 +12,3 @@
 #define STRATA_VERSION "0.0.0-dev"
 #endif
 #define MC_COMPAT_VERSION "1.6.18"
-#define PROXY_VERSION_STRING MC_COMPAT_VERSION "-strata-" STRATA_VERSION

@@ -491,7 +491,7 @@ static void test_version(void **state)
     assert_int_equal(memcached_version(f->mc), MEMCACHED_SUCCESS);
     const memcached_instance_st *server = memcached_server_instance_by_position(f->mc, 0);
     assert_non_null(server);
-    /* strata answers 1.6.18-strata-X.Y.Z: the first three numbers must parse. */
+    /* both servers answer the plain release number 1.6.18 */
     assert_int_equal(memcached_server_major_version(server), 1);
     assert_int_equal(memcached_server_minor_version(server), 6);
     assert_int_equal(memcached_server_micro_version(server), 18);

@@ -4,7 +4,7 @@ commands (unknown verbs, wrong arity, bad numbers, bad data blocks)."""
 import pytest
 
 from helpers import (IS_MEMCACHED, assert_healthy, expected_version_line, parse_stats,
-                     run_script)
+                     run_script, strata_semver)
 
 
 def ids_of(cases):
@@ -22,8 +22,15 @@ def test_version(conn):
 def test_stats_version_matches_version_command(conn):
     version = parse_stats(conn.stats())["version"]
     assert b"VERSION " + version.encode() + b"\r\n" == expected_version_line()
+    assert version == "1.6.18"
+
+
+def test_strata_version_has_its_own_stat(conn):
+    stats = parse_stats(conn.stats())
     if IS_MEMCACHED:
-        assert version == "1.6.18"
+        assert "strata_version" not in stats
+    else:
+        assert stats["strata_version"] == strata_semver()
 
 
 def test_verbosity(conn):
