@@ -218,8 +218,8 @@ int main(int argc, char **argv)
         rc = EX_OSERR;
         goto out_workers;
     }
-    log_info("strata-proxy %s (memcached %s) listening on %s, %u threads, %zu MB",
-             STRATA_VERSION, MC_COMPAT_VERSION, listener_addr(p->listener), s->threads, s->max_bytes >> 20);
+    log_info("strata-proxy %s (memcached %s) listening on %s, %u threads, %zu MB", STRATA_VERSION,
+             MC_COMPAT_VERSION, listener_addr(p->listener), s->threads, s->max_bytes >> 20);
 
     notify_systemd("READY=1");
 
