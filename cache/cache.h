@@ -94,6 +94,7 @@ struct cache_class_stats {
     uint64_t expired_unfetched, reclaimed, outofmemory;
     uint64_t get_hits, cmd_set, delete_hits, incr_hits, decr_hits;
     uint64_t cas_hits, cas_badval, touch_hits;
+    uint64_t crawler_reclaimed, crawler_items_checked;
 };
 
 struct cache_stats {
@@ -332,8 +333,71 @@ unsigned cache_class_stats_read(const struct cache *c, struct cache_class_stats 
 /* Zeroes the resettable counters (stats reset): hits, sets, evictions, ... */
 void cache_stats_reset(struct cache *c);
 
-/* Changes the memory budget at runtime (evicts lazily on later stores). */
+/* Changes the memory budget at runtime (evicts lazily on later stores;
+ * cache_shrink() evicts down to it now). */
 void cache_set_max_bytes(struct cache *c, size_t max_bytes);
+
+/*
+ * Evicts from the LRU tails of every shard until the items fit the budget
+ * (cache_memlimit lowering it). Referenced items cannot go at once. Returns
+ * the allocator bytes freed. Takes each shard lock in turn.
+ */
+size_t cache_shrink(struct cache *c);
+
+/* ---- walking the items (cache/walk.c): dumps and the crawler ---- */
+
+/* One item as a dump sees it; key valid only during the callback. */
+struct cache_item_view {
+    const char *key;
+    size_t nkey;
+    size_t nvalue;
+    size_t size; /* header, key, value and flags: the item's total */
+    uint32_t flags;
+    rel_time_t exptime; /* 0: never */
+    rel_time_t atime;   /* last access */
+    uint64_t cas;
+    unsigned clsid;
+    bool fetched;
+    bool key_binary; /* stored with a base64 key (meta b flag) */
+};
+
+/* Called for each item, under its shard's lock: copy what you need, call
+ * nothing of the cache. */
+typedef void (*cache_visit_fn)(void *arg, const struct cache_item_view *v);
+
+/*
+ * A resumable walk over every item, by hash position, that sees each item
+ * linked for the whole walk exactly once (even while tables grow) and
+ * reclaims the expired and flushed items it meets (counted per class as
+ * crawler_reclaimed; every item examined as crawler_items_checked). Zero it
+ * to start.
+ */
+struct cache_walk {
+    unsigned shard;
+    unsigned power; /* the shard's table size (log2) when its walk began */
+    size_t pos;     /* next position in [0, 2^power) */
+    bool in_shard;
+    uint64_t checked, reclaimed;
+};
+
+/*
+ * Walks up to `positions` hash positions, calling visit (may be NULL) for
+ * each live item whose class is selected by `classes` (NULL: all; else a
+ * CACHE_CLASSES_MAX array of flags). Returns true while items remain.
+ */
+bool cache_walk_step(struct cache *c, struct cache_walk *w, size_t positions, const bool *classes,
+                     cache_visit_fn visit, void *arg);
+
+/* Visit for cache_dump_class: false stops the dump. */
+typedef bool (*cache_dump_fn)(void *arg, const struct cache_item_view *v);
+
+/*
+ * `stats cachedump`: visits the live items of class clsid from each
+ * shard's most recently used end, at most `limit` (0: no limit) or until
+ * fn returns false. Items with base64 keys are skipped. Returns the number
+ * visited.
+ */
+size_t cache_dump_class(struct cache *c, unsigned clsid, size_t limit, cache_dump_fn fn, void *arg);
 
 /* Bytes of overhead per item beyond key and value (the header), excluding
  * the 4 bytes that non-zero client flags take, allocator rounding and the

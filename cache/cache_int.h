@@ -140,6 +140,10 @@ static inline bool shard_stale(const struct cache *c, const struct item *it, rel
     return flush_hides(c, it) || item_expired_at(item_exptime_load(it), now);
 }
 
+/* Unlinks the stale item at a chain link (hashtable_find or a bucket walk)
+ * and counts it as reclaimed. */
+void shard_reclaim_at_locked(struct cache *c, struct cache_shard *sh, struct item **link);
+
 /* Examines up to `max` buckets from the shard's maintenance cursor and
  * unlinks stale items. Returns the items reclaimed. REQUIRES: the table is
  * not growing. */

@@ -127,6 +127,16 @@ struct item *shard_find_locked(struct cache *c, struct cache_shard *sh, uint64_t
     return NULL;
 }
 
+void shard_reclaim_at_locked(struct cache *c, struct cache_shard *sh, struct item **link)
+{
+    struct item *it = *link;
+    /* Unlinked even if referenced: the memory then goes with the last
+     * cache_release(). */
+    shard_count_reclaim_locked(sh, it);
+    hashtable_remove_at(&sh->ht, link);
+    shard_forget_locked(c, sh, it);
+}
+
 size_t shard_reclaim_locked(struct cache *c, struct cache_shard *sh, size_t max, rel_time_t now)
 {
     ASSERT(!hashtable_growing(&sh->ht));
@@ -144,11 +154,7 @@ size_t shard_reclaim_locked(struct cache *c, struct cache_shard *sh, size_t max,
                 link = &it->h_next;
                 continue;
             }
-            /* Unlinked even if referenced: the memory then goes with the
-             * last cache_release(). */
-            shard_count_reclaim_locked(sh, it);
-            hashtable_remove_at(&sh->ht, link);
-            shard_forget_locked(c, sh, it);
+            shard_reclaim_at_locked(c, sh, link);
             reclaimed++;
         }
     }

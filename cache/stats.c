@@ -59,6 +59,8 @@ static void stats_add_class(struct cache_class_stats *d, const struct cache_clas
     d->cas_hits += s->cas_hits;
     d->cas_badval += s->cas_badval;
     d->touch_hits += s->touch_hits;
+    d->crawler_reclaimed += s->crawler_reclaimed;
+    d->crawler_items_checked += s->crawler_items_checked;
 }
 
 /* A class row is shown if it holds or ever held something. */

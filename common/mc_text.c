@@ -185,8 +185,9 @@ static enum mc_parse parse_flush_all(struct mc_request *req, const struct token 
     return MC_PARSE_OK;
 }
 
-static enum mc_parse parse_stats(struct mc_request *req, const char *line, size_t len,
-                                 const struct token *tok)
+/* stats and the operator commands: the words after the verb, unparsed. */
+static enum mc_parse parse_args(struct mc_request *req, const char *line, size_t len,
+                                const struct token *tok)
 {
     const char *args = tok[0].p + tok[0].len;
     const char *end = line + len;
@@ -228,11 +229,15 @@ enum mc_parse mc_text_parse(const char *line, size_t len, struct mc_request *req
         }
         if (tok_is(c, "stats")) {
             req->cmd = MC_CMD_STATS;
-            return parse_stats(req, line, len, tok);
+            return parse_args(req, line, len, tok);
         }
         if (tok_is(c, "shutdown")) {
             req->cmd = MC_CMD_SHUTDOWN;
             return MC_PARSE_OK;
+        }
+        if (tok_is(c, "slabs")) {
+            req->cmd = MC_CMD_SLABS;
+            return parse_args(req, line, len, tok);
         }
         return MC_PARSE_ERROR;
     case 'a':
@@ -245,6 +250,10 @@ enum mc_parse mc_text_parse(const char *line, size_t len, struct mc_request *req
         if (tok_is(c, "cas")) {
             req->cmd = MC_CMD_CAS;
             return parse_storage(req, tok, n, true);
+        }
+        if (tok_is(c, "cache_memlimit")) {
+            req->cmd = MC_CMD_CACHE_MEMLIMIT;
+            return parse_args(req, line, len, tok);
         }
         return MC_PARSE_ERROR;
     case 'i':
@@ -296,6 +305,10 @@ enum mc_parse mc_text_parse(const char *line, size_t len, struct mc_request *req
     if (tok_is(c, "version")) {
         req->cmd = MC_CMD_VERSION;
         return MC_PARSE_OK;
+    }
+    if (tok_is(c, "lru_crawler") || tok_is(c, "lru") || tok_is(c, "watch")) {
+        req->cmd = c->len == 11 ? MC_CMD_LRU_CRAWLER : c->len == 3 ? MC_CMD_LRU : MC_CMD_WATCH;
+        return parse_args(req, line, len, tok);
     }
     if (tok_is(c, "quit")) {
         req->cmd = MC_CMD_QUIT;

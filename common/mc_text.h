@@ -44,6 +44,13 @@ enum mc_cmd {
     MC_CMD_QUIT,
     MC_CMD_STATS,
     MC_CMD_SHUTDOWN,
+    /* Operator commands: the parser only recognises the verb and hands the
+     * rest of the line over in args; their handlers check the arguments. */
+    MC_CMD_CACHE_MEMLIMIT,
+    MC_CMD_LRU_CRAWLER,
+    MC_CMD_SLABS,
+    MC_CMD_LRU,
+    MC_CMD_WATCH,
 };
 
 enum mc_parse {
@@ -68,7 +75,7 @@ struct mc_request {
     uint64_t cas;     /* cas */
     uint64_t delta;   /* incr/decr */
     uint32_t level;   /* verbosity */
-    const char *args; /* stats: everything after "stats" */
+    const char *args; /* stats and operator commands: everything after the verb */
     size_t args_len;
     const char *error; /* MC_PARSE_CLIENT_ERROR: the reply line without CRLF */
 };

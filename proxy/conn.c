@@ -35,6 +35,10 @@
 #define RBUF_INITIAL 16384
 /* The read buffer never grows past the longest legal line plus a read. */
 #define RBUF_MAX (MC_GET_LINE_MAX + RBUF_INITIAL)
+/* A stream producer is asked for more while less than this is unsent. */
+#define STREAM_LOW_WATER (64u << 10)
+/* How soon an idle producer (a watcher with nothing new) is asked again. */
+#define STREAM_IDLE_USEC 20000
 
 static void on_readable(evutil_socket_t fd, short what, void *arg);
 static void on_writable(evutil_socket_t fd, short what, void *arg);
@@ -47,6 +51,7 @@ const char *conn_state_name(const struct conn *c)
     case CONN_PARSE_CMD: return "conn_parse_cmd";
     case CONN_NREAD: return "conn_nread";
     case CONN_SWALLOW: return "conn_swallow";
+    case CONN_STREAM: return "conn_watch"; /* memcached's name for both uses */
     case CONN_CLOSING: return "conn_closing";
     }
     return "conn_unknown";
@@ -127,9 +132,23 @@ enum st_status conn_create(struct worker *w, int fd, const struct sockaddr_stora
     return ST_OK;
 }
 
+static void stream_end(struct conn *c)
+{
+    if (c->stream_free != NULL)
+        c->stream_free(c->stream_arg);
+    c->stream_fill = NULL;
+    c->stream_free = NULL;
+    c->stream_arg = NULL;
+    if (c->stream_timer != NULL) {
+        event_free(c->stream_timer);
+        c->stream_timer = NULL;
+    }
+}
+
 static void conn_free(struct conn *c)
 {
     struct worker *w = c->w;
+    stream_end(c);
     pthread_mutex_lock(&w->conns_lock);
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -189,6 +208,49 @@ void conn_begin_swallow(struct conn *c, size_t nbytes, enum proto_action (*then)
     c->swallow = nbytes;
     c->after_swallow = then;
     set_state(c, CONN_SWALLOW);
+}
+
+static void on_stream_timer(evutil_socket_t fd, short what, void *arg);
+
+enum st_status conn_begin_stream(struct conn *c, conn_stream_fn fill, conn_stream_free_fn free,
+                                 void *arg, bool discard_input)
+{
+    ASSERT(c->stream_fill == NULL);
+    c->stream_timer = evtimer_new(c->w->base, on_stream_timer, c);
+    if (c->stream_timer == NULL) {
+        free(arg);
+        return ST_NOMEM;
+    }
+    c->stream_fill = fill;
+    c->stream_free = free;
+    c->stream_arg = arg;
+    c->stream_discard_input = discard_input;
+    set_state(c, CONN_STREAM);
+    return ST_OK;
+}
+
+/* Lets the producer queue more while the backlog is small. Returns
+ * PROTO_CLOSE when it failed. */
+static enum proto_action stream_run(struct conn *c)
+{
+    if (c->stream_discard_input)
+        conn_consume(c, c->rlen);
+    while (outq_pending(&c->out) < STREAM_LOW_WATER) {
+        switch (c->stream_fill(c, c->stream_arg)) {
+        case CONN_STREAM_MORE: continue;
+        case CONN_STREAM_IDLE: {
+            struct timeval tv = {0, STREAM_IDLE_USEC};
+            evtimer_add(c->stream_timer, &tv);
+            return PROTO_NEXT;
+        }
+        case CONN_STREAM_DONE:
+            stream_end(c);
+            set_state(c, CONN_PARSE_CMD);
+            return PROTO_NEXT;
+        case CONN_STREAM_FAIL: return PROTO_CLOSE;
+        }
+    }
+    return PROTO_NEXT;
 }
 
 void conn_consume(struct conn *c, size_t n)
@@ -315,6 +377,12 @@ static enum proto_action conn_process(struct conn *c, bool *yielded)
             }
             continue;
         }
+        case CONN_STREAM:
+            if (stream_run(c) == PROTO_CLOSE)
+                return PROTO_CLOSE;
+            if (get_state(c) == CONN_STREAM)
+                return PROTO_NEXT;
+            continue;
         default: break;
         }
         if (c->rlen == 0)
@@ -389,7 +457,9 @@ static enum st_status conn_flush(struct conn *c)
 /* Decides whether we keep reading, given the output backlog. */
 static void update_read_interest(struct conn *c)
 {
-    bool want = !c->eof && !c->close_after_write && !c->w->draining &&
+    /* While a dump streams, commands sent after it wait in the socket. */
+    bool dumping = get_state(c) == CONN_STREAM && !c->stream_discard_input;
+    bool want = !c->eof && !c->close_after_write && !c->w->draining && !dumping &&
                 outq_pending(&c->out) <= c->p->settings.out_max;
     if (want && c->paused) {
         event_add(c->rev, NULL);
@@ -420,7 +490,14 @@ static void conn_run(struct conn *c)
     /* A complete command line still buffered? (NREAD/SWALLOW consume the
      * whole buffer, so only the parse state can leave one behind.) */
     bool pending_cmd = get_state(c) == CONN_PARSE_CMD && has_complete_command(c);
-    if (s == ST_OK && (c->close_after_write || c->w->draining || (c->eof && !pending_cmd))) {
+    /* A producer that stopped at the low-water mark (not idling on its
+     * timer) has more to say: wake it again like a pending command. */
+    bool streaming = get_state(c) == CONN_STREAM;
+    bool stream_more = streaming && !evtimer_pending(c->stream_timer, NULL);
+    /* A dump goes on after the client half-closed; a watch ends. */
+    bool keep_streaming = streaming && !c->stream_discard_input;
+    if (s == ST_OK &&
+        (c->close_after_write || c->w->draining || (c->eof && !pending_cmd && !keep_streaming))) {
         conn_free(c);
         return;
     }
@@ -431,7 +508,7 @@ static void conn_run(struct conn *c)
         STAT_INCR(&c->w->stats, conn_yields);
     /* Complete commands still buffered: the socket will not wake us for
      * them, so schedule ourselves (after other connections had a turn). */
-    if (s == ST_OK && pending_cmd)
+    if (s == ST_OK && (pending_cmd || stream_more))
         event_active(c->rev, EV_READ, 0);
 }
 
@@ -456,6 +533,13 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         }
     }
     conn_run(c);
+}
+
+static void on_stream_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_run(arg);
 }
 
 static void on_writable(evutil_socket_t fd, short what, void *arg)

@@ -19,6 +19,7 @@
 #include "proxy/outq.h"
 #include "proxy/proto.h"
 
+struct conn;
 struct worker;
 struct proxy;
 struct event;
@@ -28,8 +29,23 @@ enum conn_state {
     CONN_PARSE_CMD, /* waiting for / parsing command lines */
     CONN_NREAD,     /* reading a value into c->it */
     CONN_SWALLOW,   /* discarding the value of a refused storage command */
+    CONN_STREAM,    /* a producer writes a long reply (metadump, watch) */
     CONN_CLOSING,
 };
+
+/* What a stream producer says after a call (see conn_begin_stream). */
+enum conn_stream_step {
+    CONN_STREAM_MORE, /* queued some output; call again once it drains */
+    CONN_STREAM_IDLE, /* nothing to send now; call again shortly */
+    CONN_STREAM_DONE, /* finished: the connection reads commands again */
+    CONN_STREAM_FAIL, /* out of memory or broken: close the connection */
+};
+
+/* Produces the next part of a streamed reply into c->out. */
+typedef enum conn_stream_step (*conn_stream_fn)(struct conn *c, void *arg);
+/* Releases the producer's state when the stream ends or the connection
+ * closes. */
+typedef void (*conn_stream_free_fn)(void *arg);
 
 /* Chosen by the first byte a client sends, as memcached does. */
 enum conn_proto {
@@ -75,6 +91,14 @@ struct conn {
     bool nread_meta;
     struct proto_meta_set *meta_set; /* allocated on the first ms */
 
+    /* CONN_STREAM: the producer and its state (owned by the connection
+     * until stream_free is called) */
+    conn_stream_fn stream_fill;
+    conn_stream_free_fn stream_free;
+    void *stream_arg;
+    bool stream_discard_input;  /* watch: input is ignored, not kept */
+    struct event *stream_timer; /* wakes an idle producer */
+
     enum conn_proto proto;
     uint8_t bin_opcode; /* binary request whose value is being read */
     uint32_t bin_opaque;
@@ -114,6 +138,19 @@ bool conn_tail_is_crlf(const struct conn *c);
 /* For protocol modules: drop n bytes of buffered input (views into the
  * buffer stay valid until the next read). */
 void conn_consume(struct conn *c, size_t n);
+
+/*
+ * For operator commands whose reply is long or endless (lru_crawler
+ * metadump, watch): from now on, whenever less than a few tens of KB of
+ * output are queued, fill(c, arg) is called to queue more, instead of
+ * parsing commands. CONN_STREAM_IDLE re-calls it after a short timer;
+ * CONN_STREAM_DONE returns to command parsing (input that arrived in the
+ * meantime is kept unless discard_input). free(arg) runs exactly once, when
+ * the stream ends or the connection closes. Call from a command handler;
+ * the first fill happens once the handler returns.
+ */
+enum st_status conn_begin_stream(struct conn *c, conn_stream_fn fill, conn_stream_free_fn free,
+                                 void *arg, bool discard_input);
 
 /* For protocol modules: discard the next nbytes of input, then call
  * `then` (may be NULL) to queue the deferred reply. */

@@ -26,6 +26,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "proxy/admin.h"
 #include "proxy/listener.h"
 #include "proxy/proxy.h"
 #include "proxy/settings.h"
@@ -67,6 +68,7 @@ static void on_maintain(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct main_loop *m = arg;
     cache_maintain(m->p->cache, MAINTAIN_BUDGET);
+    admin_crawler_tick(m->p);
 }
 
 static int raise_fd_limit(unsigned max_conns, unsigned threads)
@@ -172,6 +174,7 @@ int main(int argc, char **argv)
     if ((rc = raise_fd_limit(s->max_conns, s->threads)) != 0)
         return rc;
     pthread_mutex_init(&p->reset_lock, NULL);
+    admin_state_init(&p->admin, p->settings.lru_crawler);
 
     struct cache_config cc = {
         .max_bytes = s->max_bytes,
@@ -250,6 +253,7 @@ out:
     if (s->pidfile != NULL && rc == 0)
         unlink(s->pidfile);
     pthread_mutex_destroy(&p->reset_lock);
+    admin_state_deinit(&p->admin);
     settings_deinit(&p->settings);
     clock_teardown();
     log_teardown();

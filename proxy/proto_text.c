@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/mc_meta.h"
 #include "common/mc_text.h"
+#include "proxy/admin.h"
 #include "proxy/cmd.h"
 #include "proxy/conn.h"
 #include "proxy/proto_meta.h"
@@ -193,6 +194,8 @@ static void emit_stat(void *arg, const char *name, const char *value)
 
 static enum proto_action do_stats(struct conn *c, const struct mc_request *req)
 {
+    if (stats_args_are(req->args, req->args_len, "cachedump"))
+        return admin_cachedump(c, req->args + 9, req->args_len - 9);
     struct stats_ctx ctx = {c, false};
     const char *special = NULL;
     if (!stats_reply(c->p, req->args, req->args_len, emit_stat, &ctx, &special))
@@ -257,6 +260,11 @@ enum proto_action proto_text_line(struct conn *c, const char *line, size_t len)
     case MC_CMD_QUIT: c->close_after_write = true; return PROTO_NEXT;
     case MC_CMD_STATS: return do_stats(c, &req);
     case MC_CMD_SHUTDOWN: return reply(c, LIT("ERROR: shutdown not enabled\r\n"));
+    case MC_CMD_CACHE_MEMLIMIT:
+    case MC_CMD_LRU_CRAWLER:
+    case MC_CMD_SLABS:
+    case MC_CMD_LRU: return admin_text_command(c, &req);
+    case MC_CMD_WATCH: return reply(c, LIT("ERROR\r\n"));
     }
     return reply(c, LIT("ERROR\r\n"));
 }

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "proxy/admin.h"
 #include "proxy/settings.h"
 #include "proxy/stats.h"
 
@@ -23,6 +24,7 @@ struct proxy {
     struct worker *workers;
     unsigned nworkers;
     struct listener *listener;
+    struct admin_state admin; /* operator commands' runtime state */
 
     _Atomic unsigned curr_conns;
     _Atomic uint64_t total_conns;

@@ -190,6 +190,9 @@ void settings_init(struct settings *s)
     for (size_t i = 0; i < NOPTS; i++)
         if (opts[i].def != NULL && !opt_set(s, &opts[i], opts[i].def, err, sizeof(err)))
             abort(); /* a default outside its own bounds is a programming error */
+    s->dump_enabled = true;
+    s->detail_delimiter = ':';
+    s->lru_crawler = true;
 }
 
 void settings_deinit(struct settings *s)

@@ -29,6 +29,12 @@ struct settings {
     size_t out_max;          /* unsent reply bytes per connection before reading pauses */
     unsigned drain_timeout;  /* seconds a paused connection may make no write progress */
 
+    /* memcached's switches that operator commands read (set by -X, -D,
+     * -o no_lru_crawler; defaults as memcached's) */
+    bool dump_enabled;     /* -X clears: stats cachedump, lru_crawler metadump */
+    char detail_delimiter; /* -D: stats detail prefix delimiter */
+    bool lru_crawler;      /* -o no_lru_crawler clears */
+
     char *config_path; /* --config */
     bool item_size_given;
 };

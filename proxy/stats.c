@@ -166,6 +166,10 @@ static void stats_general(struct proxy *p, struct out *o)
     put_u64(o, "evictions", cs.evictions);
     put_u64(o, "reclaimed", cs.reclaimed);
     put_u64(o, "total_malloced", cs.malloced);
+    pthread_mutex_lock(&p->admin.lock);
+    put_u64(o, "lru_crawler_running", p->admin.crawl_running ? 1 : 0);
+    put_u64(o, "lru_crawler_starts", p->admin.crawler_starts);
+    pthread_mutex_unlock(&p->admin.lock);
 }
 
 static void stats_settings(struct proxy *p, struct out *o)
@@ -197,10 +201,14 @@ static void stats_settings(struct proxy *p, struct out *o)
     put_str(o, "maxconns_fast", "yes");
     put_u64(o, "hashpower_init", 0);
     put_str(o, "slab_reassign", "no");
-    put_u64(o, "slab_automove", 0);
-    put_str(o, "lru_crawler", "no");
+    pthread_mutex_lock(&p->admin.lock);
+    put_u64(o, "slab_automove", p->admin.slab_automove);
+    put_str(o, "lru_crawler", p->admin.crawler_enabled ? "yes" : "no");
+    put_u64(o, "lru_crawler_sleep", p->admin.crawler_sleep);
+    put_u64(o, "lru_crawler_tocrawl", p->admin.crawler_tocrawl);
+    pthread_mutex_unlock(&p->admin.lock);
     put_str(o, "flush_enabled", "yes");
-    put_str(o, "dump_enabled", "no");
+    put_str(o, "dump_enabled", s->dump_enabled ? "yes" : "no");
     put_str(o, "hash_algorithm", "xxh3");
     put_str(o, "lru_maintainer_thread", "no");
     put_str(o, "lru_segmented", "no");
@@ -258,8 +266,8 @@ static void stats_items(struct proxy *p, struct out *o)
         put_class_u64(o, pre, i, "expired_unfetched", c->expired_unfetched);
         put_class_u64(o, pre, i, "evicted_unfetched", c->evicted_unfetched);
         put_class_u64(o, pre, i, "evicted_active", c->evicted_active);
-        put_class_u64(o, pre, i, "crawler_reclaimed", 0);
-        put_class_u64(o, pre, i, "crawler_items_checked", 0);
+        put_class_u64(o, pre, i, "crawler_reclaimed", c->crawler_reclaimed);
+        put_class_u64(o, pre, i, "crawler_items_checked", c->crawler_items_checked);
         put_class_u64(o, pre, i, "lrutail_reflocked", 0);
         put_class_u64(o, pre, i, "moves_to_cold", 0);
         put_class_u64(o, pre, i, "moves_to_warm", 0);
@@ -346,7 +354,7 @@ static void stats_conns(struct proxy *p, struct out *o)
     }
 }
 
-static bool word_is(const char *args, size_t len, const char *w)
+bool stats_args_are(const char *args, size_t len, const char *w)
 {
     size_t n = strlen(w);
     return len >= n && memcmp(args, w, n) == 0 && (len == n || args[n] == ' ');
@@ -359,20 +367,22 @@ bool stats_reply(struct proxy *p, const char *args, size_t len, stats_emit_fn em
     *special = NULL;
     if (len == 0)
         stats_general(p, &o);
-    else if (word_is(args, len, "settings"))
+    else if (stats_args_are(args, len, "settings"))
         stats_settings(p, &o);
-    else if (word_is(args, len, "items"))
+    else if (stats_args_are(args, len, "items"))
         stats_items(p, &o);
-    else if (word_is(args, len, "slabs"))
+    else if (stats_args_are(args, len, "slabs"))
         stats_slabs(p, &o);
-    else if (word_is(args, len, "sizes"))
+    else if (stats_args_are(args, len, "sizes"))
         put_str(&o, "sizes_status", "disabled");
-    else if (word_is(args, len, "conns"))
+    else if (stats_args_are(args, len, "conns"))
         stats_conns(p, &o);
-    else if (word_is(args, len, "reset")) {
+    else if (stats_args_are(args, len, "extstore"))
+        ; /* no external storage: memcached's empty answer when none is configured */
+    else if (stats_args_are(args, len, "reset")) {
         stats_reset(p);
         *special = "RESET";
-    } else if (word_is(args, len, "detail"))
+    } else if (stats_args_are(args, len, "detail"))
         *special = "CLIENT_ERROR usage: stats detail on|off|dump";
     else
         return false;

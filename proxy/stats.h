@@ -60,5 +60,8 @@ typedef void (*stats_emit_fn)(void *ctx, const char *name, const char *value);
 bool stats_reply(struct proxy *p, const char *args, size_t args_len, stats_emit_fn emit, void *ctx,
                  const char **special);
 
+/* True if a stats argument line starts with the word w. */
+bool stats_args_are(const char *args, size_t len, const char *w);
+
 /* Sums the worker shards minus the reset baseline. */
 void stats_totals_read(struct proxy *p, struct stats_totals *t);
