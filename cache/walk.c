@@ -51,8 +51,8 @@ static void walk_bucket_locked(struct cache *c, struct cache_shard *sh, size_t b
     }
 }
 
-bool cache_walk_step(struct cache *c, struct cache_walk *w, size_t positions,
-                     const bool *classes, cache_visit_fn visit, void *arg)
+bool cache_walk_step(struct cache *c, struct cache_walk *w, size_t positions, const bool *classes,
+                     cache_visit_fn visit, void *arg)
 {
     rel_time_t now = c->clock();
     flush_check(c, now);
@@ -85,8 +85,7 @@ bool cache_walk_step(struct cache *c, struct cache_walk *w, size_t positions,
     return w->shard < c->nshards;
 }
 
-size_t cache_dump_class(struct cache *c, unsigned clsid, size_t limit, cache_dump_fn fn,
-                        void *arg)
+size_t cache_dump_class(struct cache *c, unsigned clsid, size_t limit, cache_dump_fn fn, void *arg)
 {
     rel_time_t now = c->clock();
     flush_check(c, now);

@@ -284,8 +284,8 @@ static enum conn_stream_step dump_fill(struct conn *c, void *arg)
 {
     struct dump *d = arg;
     (void)c;
-    bool more = cache_walk_step(c->p->cache, &d->walk, WALK_STEP_POSITIONS, d->classes, dump_visit,
-                                d);
+    bool more =
+        cache_walk_step(c->p->cache, &d->walk, WALK_STEP_POSITIONS, d->classes, dump_visit, d);
     if (d->failed)
         return CONN_STREAM_FAIL;
     if (more)
@@ -469,7 +469,8 @@ static bool cachedump_visit(void *arg, const struct cache_item_view *v)
 {
     struct cachedump *d = arg;
     char line[MC_KEY_MAX + 64];
-    unsigned long long exp = v->exptime == 0 ? 0 : (unsigned long long)(clock_process_started() + v->exptime);
+    unsigned long long exp =
+        v->exptime == 0 ? 0 : (unsigned long long)(clock_process_started() + v->exptime);
     int n = snprintf(line, sizeof(line), "ITEM %.*s [%zu b; %llu s]\r\n", (int)v->nkey, v->key,
                      v->nvalue, exp);
     if (n < 0 || (size_t)n >= sizeof(line))

@@ -26,8 +26,8 @@ struct proxy;
  */
 struct admin_state {
     pthread_mutex_t lock;
-    bool crawler_enabled;   /* lru_crawler enable/disable */
-    bool crawl_running;     /* a crawl is under way */
+    bool crawler_enabled; /* lru_crawler enable/disable */
+    bool crawl_running;   /* a crawl is under way */
     bool crawl_classes[CACHE_CLASSES_MAX];
     struct cache_walk crawl;
     uint64_t crawler_starts;

@@ -27,6 +27,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "proxy/admin.h"
+#include "proxy/detail.h"
 #include "proxy/listener.h"
 #include "proxy/proxy.h"
 #include "proxy/settings.h"
@@ -185,6 +186,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "strata-proxy: cannot create the cache (-m %zu bytes)\n", s->max_bytes);
         return EX_SOFTWARE;
     }
+    if (detail_create(&p->detail, s->detail_delimiter) != ST_OK)
+        return EX_OSERR;
 
     m.base = event_base_new();
     if (m.base == NULL)
@@ -250,6 +253,7 @@ out:
     if (m.base != NULL)
         event_base_free(m.base);
     cache_destroy(&p->cache);
+    detail_destroy(&p->detail);
     if (s->pidfile != NULL && rc == 0)
         unlink(s->pidfile);
     pthread_mutex_destroy(&p->reset_lock);

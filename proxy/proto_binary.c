@@ -28,6 +28,7 @@
 #include "common/mc_text.h"
 #include "proxy/cmd.h"
 #include "proxy/conn.h"
+#include "proxy/detail.h"
 #include "proxy/proxy.h"
 #include "proxy/stats.h"
 #include "proxy/version.h"
@@ -149,6 +150,7 @@ static enum proto_action do_get(struct conn *c, const struct mc_bin_header *h, c
     rel_time_t exptime = touch ? exptime_at(ext) : 0;
 
     struct item *it = cmd_get(c->w, key, h->keylen, touch, exptime);
+    detail_record_get(c->p->detail, key, h->keylen, it != NULL);
     if (it == NULL) {
         if (mc_bin_is_quiet(h->opcode))
             return PROTO_NEXT;
@@ -220,6 +222,7 @@ static enum proto_action do_store(struct conn *c, const struct mc_bin_header *h,
     /* A CAS in the header makes SET/ADD/REPLACE a compare-and-swap. */
     if (h->cas != 0 && mode != CACHE_APPEND && mode != CACHE_PREPEND)
         mode = CACHE_CAS;
+    detail_record_set(c->p->detail, key, h->keylen);
     enum cache_result res;
     struct item *it = cmd_reserve(c->w, key, h->keylen, flags, exptime, vlen, mode, &res);
     if (it == NULL)
@@ -314,11 +317,38 @@ static bool key_starts(const char *key, size_t n, const char *word)
 /* Binary STAT groups as memcached 1.6.18 matches them: "reset" and
  * "settings" by prefix, "items", "slabs" and "sizes" exactly; no "conns"
  * or "detail" in this protocol. */
+/* memcached's binary "detail ..." keys, matched by prefix as it does:
+ * " on", " off", " dump" (the text in one "detailed" row), else ENOENT. */
+static enum proto_action do_stat_detail(struct conn *c, const struct mc_bin_header *h,
+                                        const char *sub, size_t n)
+{
+    struct detail *d = c->p->detail;
+    if (key_starts(sub, n, " dump")) {
+        struct detail_text t;
+        if (detail_dump(d, &t) != ST_OK)
+            return respond_error(c, h->opcode, h->opaque, MC_BIN_ENOMEM);
+        enum proto_action a = respond(c, h->opcode, h->opaque, MC_BIN_OK, 0, NULL, 0, "detailed", 8,
+                                      t.buf, (uint32_t)t.len);
+        detail_text_free(&t);
+        if (a == PROTO_CLOSE)
+            return a;
+    } else if (key_starts(sub, n, " on")) {
+        detail_set_enabled(d, true);
+    } else if (key_starts(sub, n, " off")) {
+        detail_set_enabled(d, false);
+    } else {
+        return respond_error(c, h->opcode, h->opaque, MC_BIN_KEY_ENOENT);
+    }
+    return respond(c, h->opcode, h->opaque, MC_BIN_OK, 0, NULL, 0, NULL, 0, NULL, 0);
+}
+
 static enum proto_action do_stat(struct conn *c, const struct mc_bin_header *h, const char *key)
 {
     struct stat_ctx ctx = {c, h, false};
     const char *special = NULL;
     size_t n = h->keylen;
+    if (key_starts(key, n, "detail"))
+        return do_stat_detail(c, h, key + 6, n - 6);
     const char *group = n == 0                           ? ""
                         : key_starts(key, n, "reset")    ? "reset"
                         : key_starts(key, n, "settings") ? "settings"
@@ -391,6 +421,7 @@ enum proto_action proto_binary_command(struct conn *c)
     case MC_BIN_PREPENDQ: return do_store(c, &h, ext, key);
     case MC_BIN_DELETE:
     case MC_BIN_DELETEQ: {
+        detail_record_delete(c->p->detail, key, h.keylen);
         enum cache_result r = cmd_delete(c->w, key, h.keylen, h.cas);
         return r == CACHE_OK ? respond_ok(c, &h, 0)
                              : respond_error(c, h.opcode, h.opaque, status_of(r));

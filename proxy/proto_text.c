@@ -19,6 +19,7 @@
 #include "proxy/admin.h"
 #include "proxy/cmd.h"
 #include "proxy/conn.h"
+#include "proxy/detail.h"
 #include "proxy/proto_meta.h"
 #include "proxy/proxy.h"
 #include "proxy/stats.h"
@@ -80,6 +81,7 @@ static enum proto_action do_get(struct conn *c, const struct mc_request *req)
     size_t nkey;
     while (mc_text_next_key(&cur, end, &key, &nkey)) {
         struct item *it = cmd_get(c->w, key, nkey, touch, exptime);
+        detail_record_get(c->p->detail, key, nkey, it != NULL);
         if (it != NULL && add_value(c, it, with_cas) != ST_OK) {
             outq_rollback(&c->out, &mark);
             return reply(c, LIT("SERVER_ERROR out of memory writing get response\r\n"));
@@ -110,6 +112,7 @@ static enum proto_action reply_deferred(struct conn *c)
 static enum proto_action do_store(struct conn *c, const struct mc_request *req)
 {
     enum cache_store_mode mode = store_mode(req->cmd);
+    detail_record_set(c->p->detail, req->key, req->nkey);
     size_t nbytes = (size_t)req->nbytes + 2; /* the value and its "\r\n" */
     enum cache_result res;
     struct item *it = cmd_reserve(c->w, req->key, req->nkey, req->flags,
@@ -192,8 +195,39 @@ static void emit_stat(void *arg, const char *name, const char *value)
         ctx->failed = true;
 }
 
+/* stats detail on|off|dump: memcached reads only the first argument. */
+static enum proto_action do_stats_detail(struct conn *c, const char *args, size_t len)
+{
+    while (len > 0 && *args == ' ') {
+        args++;
+        len--;
+    }
+    const char *sp = memchr(args, ' ', len);
+    size_t n = sp != NULL ? (size_t)(sp - args) : len;
+    struct detail *d = c->p->detail;
+    if (n == 2 && memcmp(args, "on", 2) == 0) {
+        detail_set_enabled(d, true);
+        return reply(c, LIT("OK\r\n"));
+    }
+    if (n == 3 && memcmp(args, "off", 3) == 0) {
+        detail_set_enabled(d, false);
+        return reply(c, LIT("OK\r\n"));
+    }
+    if (n == 4 && memcmp(args, "dump", 4) == 0) {
+        struct detail_text t;
+        if (detail_dump(d, &t) != ST_OK)
+            return reply(c, LIT("SERVER_ERROR out of memory writing stats\r\n"));
+        enum proto_action a = reply(c, t.buf, t.len);
+        detail_text_free(&t);
+        return a;
+    }
+    return reply(c, LIT("CLIENT_ERROR usage: stats detail on|off|dump\r\n"));
+}
+
 static enum proto_action do_stats(struct conn *c, const struct mc_request *req)
 {
+    if (stats_args_are(req->args, req->args_len, "detail"))
+        return do_stats_detail(c, req->args + 6, req->args_len - 6);
     if (stats_args_are(req->args, req->args_len, "cachedump"))
         return admin_cachedump(c, req->args + 9, req->args_len - 9);
     struct stats_ctx ctx = {c, false};
@@ -245,6 +279,7 @@ enum proto_action proto_text_line(struct conn *c, const char *line, size_t len)
     case MC_CMD_INCR:
     case MC_CMD_DECR: return do_delta(c, &req);
     case MC_CMD_DELETE:
+        detail_record_delete(c->p->detail, req.key, req.nkey);
         if (cmd_delete(c->w, req.key, req.nkey, 0) == CACHE_OK)
             return reply_maybe(c, req.noreply, LIT("DELETED\r\n"));
         return reply_maybe(c, req.noreply, LIT("NOT_FOUND\r\n"));

@@ -15,6 +15,7 @@
 #include "proxy/stats.h"
 
 struct cache;
+struct detail;
 struct worker;
 struct listener;
 
@@ -25,6 +26,7 @@ struct proxy {
     unsigned nworkers;
     struct listener *listener;
     struct admin_state admin; /* operator commands' runtime state */
+    struct detail *detail;    /* stats detail */
 
     _Atomic unsigned curr_conns;
     _Atomic uint64_t total_conns;

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "proxy/conn.h"
+#include "proxy/detail.h"
 #include "proxy/listener.h"
 #include "proxy/proxy.h"
 #include "proxy/version.h"
@@ -88,6 +89,7 @@ static void stats_reset(struct proxy *p)
     atomic_store(&p->total_conns_base, atomic_load(&p->total_conns));
     atomic_store(&p->rejected_conns_base, atomic_load(&p->rejected_conns));
     cache_stats_reset(p->cache);
+    detail_clear(p->detail);
 }
 
 static void put_rusage(struct out *o, const char *name, struct timeval tv)
@@ -189,8 +191,9 @@ static void stats_settings(struct proxy *p, struct out *o)
     put_str(o, "shutdown_command", "no");
     put_u64(o, "num_threads", s->threads);
     put_u64(o, "num_threads_per_udp", s->threads);
-    put_str(o, "stat_key_prefix", ":");
-    put_str(o, "detail_enabled", "no");
+    char delim[2] = {s->detail_delimiter, '\0'};
+    put_str(o, "stat_key_prefix", delim);
+    put_str(o, "detail_enabled", detail_enabled(p->detail) ? "yes" : "no");
     put_u64(o, "reqs_per_event", s->reqs_per_event);
     put_str(o, "cas_enabled", "yes");
     put_u64(o, "tcp_backlog", s->backlog);
