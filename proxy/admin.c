@@ -185,9 +185,10 @@ static enum proto_action crawl_start(struct conn *c, const struct words *w)
         return reply(c, LIT("BADCLASS invalid class id\r\n"));
     pthread_mutex_lock(&a->lock);
     const char *answer = "OK\r\n";
-    if (!a->crawler_enabled || kind == CLASSES_HASH) {
-        /* memcached: a stopped crawler thread, or a hash walk that only
-         * metadump supports */
+    if (!a->crawler_enabled) {
+        answer = "CLIENT_ERROR lru crawler disabled\r\n";
+    } else if (kind == CLASSES_HASH) {
+        /* memcached: a hash walk is for metadump only */
         answer = "ERROR an unknown error happened\r\n";
     } else if (a->crawl_running) {
         answer = "BUSY currently processing crawler request\r\n";
@@ -304,7 +305,10 @@ static void dump_free(void *arg)
 static enum proto_action dump_start(struct conn *c, const struct words *w, bool mg)
 {
     struct proxy *p = c->p;
-    if (!p->settings.lru_crawler)
+    pthread_mutex_lock(&p->admin.lock);
+    bool enabled = p->admin.crawler_enabled;
+    pthread_mutex_unlock(&p->admin.lock);
+    if (!enabled)
         return reply(c, LIT("CLIENT_ERROR lru crawler disabled\r\n"));
     if (!p->settings.dump_enabled)
         return mg ? reply(c, LIT("ERROR key dump not allowed\r\n"))
@@ -323,13 +327,6 @@ static enum proto_action dump_start(struct conn *c, const struct words *w, bool 
         dump_free(d);
         return reply(c, LIT("BADCLASS invalid class id\r\n"));
     }
-    pthread_mutex_lock(&p->admin.lock);
-    bool enabled = p->admin.crawler_enabled;
-    pthread_mutex_unlock(&p->admin.lock);
-    if (!enabled) {
-        dump_free(d);
-        return reply(c, LIT("ERROR an unknown error happened\r\n"));
-    }
     if (conn_begin_stream(c, dump_fill, dump_free, d, false) != ST_OK)
         return reply(c, LIT("SERVER_ERROR out of memory\r\n"));
     return PROTO_NEXT;
@@ -338,11 +335,8 @@ static enum proto_action dump_start(struct conn *c, const struct words *w, bool 
 static enum proto_action do_lru_crawler(struct conn *c, const struct words *w)
 {
     struct admin_state *a = &c->p->admin;
-    if (w->n == 2 && word_is(w, 0, "crawl")) {
-        if (!c->p->settings.lru_crawler)
-            return reply(c, LIT("CLIENT_ERROR lru crawler disabled\r\n"));
+    if (w->n == 2 && word_is(w, 0, "crawl"))
         return crawl_start(c, w);
-    }
     if (w->n == 2 && word_is(w, 0, "metadump"))
         return dump_start(c, w, false);
     if (w->n == 2 && word_is(w, 0, "mgdump"))
