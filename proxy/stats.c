@@ -48,6 +48,14 @@ static void put_u64(struct out *o, const char *name, uint64_t v)
     o->emit(o->ctx, name, buf);
 }
 
+/* memcached prints its ratios and factors with two decimals */
+static void put_double(struct out *o, const char *name, double v)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%.2f", v);
+    o->emit(o->ctx, name, buf);
+}
+
 /* "items:3:number" / "3:chunk_size" */
 static void put_class_u64(struct out *o, const char *prefix, unsigned cls, const char *name,
                           uint64_t v)
@@ -209,6 +217,11 @@ static void stats_settings(struct proxy *p, struct out *o)
     put_str(o, "lru_crawler", p->admin.crawler_enabled ? "yes" : "no");
     put_u64(o, "lru_crawler_sleep", p->admin.crawler_sleep);
     put_u64(o, "lru_crawler_tocrawl", p->admin.crawler_tocrawl);
+    put_double(o, "slab_automove_ratio", p->admin.slab_automove_ratio);
+    put_u64(o, "hot_lru_pct", p->admin.hot_lru_pct);
+    put_u64(o, "warm_lru_pct", p->admin.warm_lru_pct);
+    put_double(o, "hot_max_factor", p->admin.hot_max_factor);
+    put_double(o, "warm_max_factor", p->admin.warm_max_factor);
     pthread_mutex_unlock(&p->admin.lock);
     put_str(o, "flush_enabled", "yes");
     put_str(o, "dump_enabled", s->dump_enabled ? "yes" : "no");

@@ -42,7 +42,7 @@ touch_hits touch_misses store_too_large store_no_memory auth_cmds auth_errors
 bytes_read bytes_written limit_maxbytes accepting_conns threads conn_yields
 bytes curr_items total_items expired_unfetched evicted_unfetched evictions
 reclaimed""".split()
-STRING_VALUED = {"version", "libevent"}
+STRING_VALUED = {"version", "libevent", "strata_version"}
 
 REQUIRED_SETTINGS = ["maxbytes", "maxconns", "tcpport", "udpport", "verbosity",
                      "num_threads", "item_size_max", "evictions", "cas_enabled"]
