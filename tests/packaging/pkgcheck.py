@@ -208,9 +208,12 @@ def run_unit(unit, port, workdir, expect_version=None, expect_maxbytes=None):
 
         with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
             r = mc(c, b"version\r\n", b"\r\n")
-            # "VERSION 1.6.18-strata-<version>": memcached's, then ours.
-            want = rf"VERSION \S*{re.escape(expect_version or '')}\r\n"
-            check(re.fullmatch(want.encode(), r), f"memcached 'version' ends in {expect_version}", r)
+            # memcached's plain release number; strata's own in stats strata_version
+            check(re.fullmatch(rb"VERSION \d+\.\d+\.\d+\r\n", r), "memcached 'version' is numeric", r)
+            r = mc(c, b"stats\r\n", b"END\r\n")
+            want = rf"STAT strata_version {re.escape(expect_version or '')}\S*\r\n"
+            check(re.search(want.encode(), r), f"stats strata_version is {expect_version}",
+                  re.findall(rb"STAT strata_version \S+", r))
             r = mc(c, b"set pkgtest 5 0 5\r\nhello\r\n", b"\r\n")
             check(r == b"STORED\r\n", "memcached 'set'", r)
             r = mc(c, b"get pkgtest\r\n", b"END\r\n")
