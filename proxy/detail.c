@@ -178,7 +178,8 @@ enum st_status detail_dump(struct detail *d, struct detail_text *out)
         }
     char *buf = mem_alloc(MEM_OTHER, cap);
     if (buf != NULL) {
-        qsort(all, n, sizeof(*all), prefix_cmp);
+        if (n > 0)
+            qsort(all, n, sizeof(*all), prefix_cmp);
         size_t pos = 0;
         for (size_t i = 0; i < n; i++)
             pos += (size_t)snprintf(buf + pos, cap - pos,
