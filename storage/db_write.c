@@ -118,10 +118,13 @@ void db_wal_sync_if_dirty(struct lsm_db *db)
 void db_wal_sync_if_due(struct lsm_db *db, uint64_t min_age_ms)
 {
     enum st_status st = ST_OK;
+    int err = 0;
     pthread_mutex_lock(&db->wal_mu);
     if (db->wal != NULL && db->wal_dirty && db_monotonic_ms() - db->last_sync_ms >= min_age_ms) {
         st = logfile_writer_sync(db->wal);
-        if (st == ST_OK) {
+        if (st != ST_OK) {
+            err = errno;
+        } else {
             db->wal_dirty = false;
             db->writes_since_sync = 0;
             db->last_sync_ms = db_monotonic_ms();
@@ -130,6 +133,7 @@ void db_wal_sync_if_due(struct lsm_db *db, uint64_t min_age_ms)
     }
     pthread_mutex_unlock(&db->wal_mu);
     if (st != ST_OK) {
+        log_error("storage: WAL fdatasync failed: %s", strerror(err));
         pthread_mutex_lock(&db->mu);
         db_set_bg_error_locked(db, st, "WAL sync");
         pthread_mutex_unlock(&db->mu);
@@ -165,6 +169,8 @@ static enum st_status wal_rotate_locked(struct lsm_db *db, uint64_t *number)
         st = logfile_writer_sync(db->wal);
         if (st == ST_OK)
             atomic_fetch_add_explicit(&db->st.wal_syncs, 1, memory_order_relaxed);
+        else
+            log_error("storage: WAL fdatasync before rotation failed: %s", strerror(errno));
     }
     if (st == ST_OK)
         st = db_wal_open_locked(db, n);
@@ -340,12 +346,17 @@ static void lead_group_locked(struct lsm_db *db, struct db_writer *w)
         }
     }
     bool synced = false;
+    const char *failed_call = NULL; /* what failed, for the log */
+    int failed_errno = 0;           /* its errno, taken right at the call */
     if (st == ST_OK) {
         pthread_mutex_lock(&db->wal_mu);
         const struct buf *src = count > 1 ? &group : &w->payload;
         KILL_POINT("wal.before_append");
         st = logfile_writer_append(db->wal, src->data, src->len);
-        if (st == ST_OK) {
+        if (st != ST_OK) {
+            failed_errno = errno;
+            failed_call = "write";
+        } else {
             KILL_POINT("wal.after_append");
             db->wal_dirty = true;
             db->writes_since_sync += (uint32_t)count;
@@ -357,7 +368,10 @@ static void lead_group_locked(struct lsm_db *db, struct db_writer *w)
             }
             if (sync) {
                 st = logfile_writer_sync(db->wal);
-                if (st == ST_OK) {
+                if (st != ST_OK) {
+                    failed_errno = errno;
+                    failed_call = "fdatasync";
+                } else {
                     KILL_POINT("wal.after_sync");
                     synced = true;
                     db->wal_dirty = false;
@@ -367,9 +381,9 @@ static void lead_group_locked(struct lsm_db *db, struct db_writer *w)
             }
         }
         pthread_mutex_unlock(&db->wal_mu);
-        if (st != ST_OK)
-            log_error("storage: WAL %s failed: %s; engine is now read-only",
-                      synced ? "sync" : "write", strerror(errno));
+        if (failed_call != NULL)
+            log_error("storage: WAL %s failed: %s; engine is now read-only", failed_call,
+                      strerror(failed_errno));
     }
     buf_deinit(&group);
     if (st == ST_OK) {

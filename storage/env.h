@@ -86,3 +86,7 @@ void env_fault_fail(struct lsm_env *env, enum env_fault_op op, uint64_t nth, int
 enum st_status env_fault_crash(struct lsm_env *env);
 /* Calls of kind `op` seen so far (failed or not). */
 uint64_t env_fault_count(struct lsm_env *env, enum env_fault_op op);
+/* Bytes appended to its files and not synced yet: what env_fault_crash
+ * would cut off now (directory entries aside). Lets a test wait for a
+ * background sync instead of sleeping. */
+uint64_t env_fault_unsynced_bytes(struct lsm_env *env);

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/mem.h"
@@ -477,6 +478,20 @@ uint64_t env_fault_count(struct lsm_env *env, enum env_fault_op op)
     uint64_t c = fe->count[op];
     pthread_mutex_unlock(&fe->mu);
     return c;
+}
+
+uint64_t env_fault_unsynced_bytes(struct lsm_env *env)
+{
+    struct fault_env *fe = (struct fault_env *)env;
+    uint64_t total = 0;
+    pthread_mutex_lock(&fe->mu);
+    for (struct fault_node *n = fe->nodes; n != NULL; n = n->next) {
+        struct stat sb;
+        if (stat(n->path, &sb) == 0 && (uint64_t)sb.st_size > n->synced_len)
+            total += (uint64_t)sb.st_size - n->synced_len;
+    }
+    pthread_mutex_unlock(&fe->mu);
+    return total;
 }
 
 static int write_whole(const char *path, const void *buf, size_t len)

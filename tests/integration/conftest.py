@@ -9,6 +9,9 @@
   still in sync (the next reply is exactly the `version` line).
 - bystander: a connection opened before the test, for "another connection
   still works" checks after bad input.
+
+A test whose tool or library is missing skips, or fails under CI=true
+(strata_deps.py; its report hooks are imported here).
 """
 
 import pytest
@@ -16,6 +19,7 @@ import pytest
 pytest.register_assert_rewrite("helpers")
 
 import helpers  # noqa: E402
+from strata_deps import pytest_make_collect_report, pytest_runtest_makereport  # noqa: E402,F401
 
 helpers.raise_nofile_limit()
 

@@ -16,6 +16,9 @@ import tempfile
 import threading
 import time
 
+# Missing tools and libraries: skip locally, fail under CI=true.
+from strata_deps import require_file, require_module, require_tool  # noqa: F401
+
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 # Every socket operation and every wait is bounded by one of these.
@@ -94,12 +97,13 @@ class Conn:
         self.sock = socket.create_connection(addr, timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
+        self.sent = 0  # bytes given to send() (ReadWatch leaves them out)
 
     @classmethod
     def from_socket(cls, sock, timeout=IO_TIMEOUT):
         """Wrap an already-connected socket (e.g. one with special options)."""
         c = cls.__new__(cls)
-        c.addr, c.timeout, c.sock, c.buf = sock.getpeername(), timeout, sock, b""
+        c.addr, c.timeout, c.sock, c.buf, c.sent = sock.getpeername(), timeout, sock, b"", 0
         sock.settimeout(timeout)
         return c
 
@@ -114,6 +118,7 @@ class Conn:
 
     def send(self, data):
         self.sock.sendall(data)
+        self.sent += len(data)
 
     def send_in_background(self, data):
         """Send a large request from a thread so that the server's replies can
@@ -410,6 +415,58 @@ def gets_unique(conn, key):
     assert body.endswith(CRLF)
     assert conn.read_line() == b"END\r\n"
     return int(m.group(4))
+
+
+def wait_until(condition, timeout=IO_TIMEOUT, interval=0.01):
+    """Polls condition() until it returns a true value or `timeout` seconds
+    passed; returns its last value (the caller asserts on it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+class ReadWatch:
+    """How many bytes the server has read from its clients since this was
+    created, seen through `stats` bytes_read on `admin` (a connection to the
+    same server), minus what admin itself sent. The server counts a
+    request's bytes when it reads them, so the value includes admin's own
+    `stats` request - and that is subtracted too. Lets a test wait until
+    the server has seen what another connection sent, instead of sleeping.
+    Needs a server where nothing else is sending meanwhile."""
+
+    def __init__(self, admin):
+        self.admin = admin
+        self.base = int(admin.stats_dict()["bytes_read"])
+        self.base_sent = admin.sent
+
+    def others(self):
+        read = int(self.admin.stats_dict()["bytes_read"]) - self.base
+        return read - (self.admin.sent - self.base_sent)
+
+    def wait_for(self, n, timeout=IO_TIMEOUT):
+        """Waits until the server read at least n bytes from other clients;
+        returns how many it read (assert >= n)."""
+        got = 0
+
+        def enough():
+            nonlocal got
+            got = self.others()
+            return got >= n
+        wait_until(enough, timeout)
+        return got
+
+
+def conn_states(admin):
+    """{client port: state} of the TCP client connections in `stats conns`,
+    as seen from admin."""
+    rows = {}
+    for fd, field, value in re.findall(rb"STAT (\d+):(\w+) (\S+)\r\n", admin.stats(b"conns")):
+        rows.setdefault(fd, {})[field.decode()] = value.decode()
+    return {int(row["addr"].rsplit(":", 1)[1]): row["state"] for row in rows.values()
+            if row.get("addr", "").startswith("tcp:") and "state" in row}
 
 
 def wait_for_stat(conn, name, expected, timeout=3.0):

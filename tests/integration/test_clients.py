@@ -1,19 +1,19 @@
 """Real clients against the server: pymemcache, the libmemcached command-line
-tools, and lmc_test (libmemcached's C API, built by the Makefile)."""
+tools, and lmc_test (libmemcached's C API, built by the Makefile). A missing
+client skips its test, or fails it under CI=true (strata_deps.py)."""
 
 import os
-import shutil
 import subprocess
 
 import pytest
 
-from helpers import expected_version_line, parse_stats, repo_path
-
-pymemcache = pytest.importorskip("pymemcache.client.base")
+from helpers import (expected_version_line, parse_stats, repo_path, require_file,
+                     require_module, require_tool)
 
 
 @pytest.fixture
 def client(server):
+    pymemcache = require_module("pymemcache.client.base", package="python3-pymemcache")
     c = pymemcache.Client(server.addr, connect_timeout=5, timeout=5, default_noreply=False)
     yield c
     c.close()
@@ -76,11 +76,7 @@ def test_pymemcache_stats_version_flush(client, key):
 def tool(*names):
     """Path of the first libmemcached tool found (Debian 12 renamed memcp to
     memccp, memcat to memccat, memstat to memcstat)."""
-    for name in names:
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.skip("libmemcached tools not installed (apt-get install libmemcached-tools)")
+    return require_tool(*names, package="libmemcached-tools")
 
 
 def run_tool(args):
@@ -121,11 +117,10 @@ def test_libmemcached_memstat(server):
 
 
 def test_libmemcached_c_api(server):
-    binary = repo_path(os.environ.get("STRATA_LMC_TEST_BIN",
-                                      "build/release/tests/integration/lmc_test"))
-    if not os.access(binary, os.X_OK):
-        pytest.skip("%s not built (make %s, or set STRATA_LMC_TEST_BIN)"
-                    % (binary, "build/release/tests/integration/lmc_test"))
+    default = "build/release/tests/integration/lmc_test"
+    binary = require_file(repo_path(os.environ.get("STRATA_LMC_TEST_BIN", default)),
+                          "make %s (needs libmemcached-dev, libcmocka-dev), "
+                          "or set STRATA_LMC_TEST_BIN" % default)
     done = subprocess.run([binary, "%s:%d" % server.addr], stdin=subprocess.DEVNULL,
                           capture_output=True, timeout=60)
     assert done.returncode == 0, (done.stdout + done.stderr).decode(errors="replace")

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-import pytest
+from helpers import require_tool
 
 COLLECTD = "/usr/sbin/collectd"
 
@@ -94,9 +94,8 @@ def stop(proc):
             proc.wait(5)
 
 
-@pytest.mark.skipif(not os.access(COLLECTD, os.X_OK),
-                    reason="collectd is not installed (apt-get install collectd-core)")
 def test_collectd_memcached_plugin(server, tmp_path):
+    collectd = require_tool(COLLECTD, package="collectd-core")
     with server.connect() as c:  # every kind of counter non-zero
         c.call(b"set cd_k 0 0 1\r\n1\r\nget cd_k cd_miss\r\nincr cd_k 1\r\nincr cd_miss 1\r\n"
                b"decr cd_k 1\r\ndecr cd_miss 1\r\ndelete cd_k\r\ndelete cd_miss\r\n",
@@ -105,7 +104,7 @@ def test_collectd_memcached_plugin(server, tmp_path):
     conf = tmp_path / "collectd.conf"
     conf.write_text(CONFIG.format(dir=tmp_path, port=server.addr[1]))
     log = open(tmp_path / "collectd.log", "wb")
-    proc = subprocess.Popen([COLLECTD, "-f", "-C", str(conf)], stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen([collectd, "-f", "-C", str(conf)], stdin=subprocess.DEVNULL,
                             stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 10

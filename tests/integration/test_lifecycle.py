@@ -6,10 +6,8 @@ memcached has no equivalent, so those tests run against strata only (see
 docs/COMPATIBILITY.md). Shutdown is checked on both servers where they agree.
 """
 
-import re
 import signal
 import socket
-import time
 
 import pytest
 
@@ -30,50 +28,50 @@ def one_reply(key):
     return (b"VALUE %s 0 %d\r\n" % (key, VALUE_SIZE) + b"v" * VALUE_SIZE + b"\r\nEND\r\n")
 
 
-def conn_state(stats_conns_raw, port):
-    """{fd: state} of client connections from a `stats conns` reply."""
-    states = {}
-    for fd, field, value in re.findall(rb"STAT (\d+):(\w+) (\S+)\r\n", stats_conns_raw):
-        if field == b"state":
-            states[int(fd)] = value.decode()
-    return states
+def wait_for_conn_state(admin, sock, state, timeout=5.0):
+    """Waits until `stats conns` (seen from admin) shows the connection of
+    client socket `sock` in `state`; returns the last state seen."""
+    port = sock.getsockname()[1]
+    seen = None
+
+    def reached():
+        nonlocal seen
+        seen = helpers.conn_states(admin).get(port)
+        return seen == state
+    helpers.wait_until(reached, timeout)
+    return seen
 
 
 @strata_only
 def test_reading_pauses_while_replies_back_up_then_slow_client_is_dropped(server_factory):
-    srv = server_factory("--max-output", "64k", "--drain-timeout", "2")
+    srv = server_factory("--max-output", "64k", "--drain-timeout", "3")
     key = b"bp_key"
     with srv.connect() as setup:
         store_big_value(setup, key)
     bystander = srv.connect()
-    before = int(bystander.stats_dict()["bytes_read"])
+    assert helpers.wait_for_stat(bystander, "curr_connections", 1) == "1"
+    watch = helpers.ReadWatch(bystander)
 
     # A client that pipelines gets and never reads: 2,000 requests would
-    # produce 200 MB of replies.
+    # produce 200 MB of replies. The 24 KB of requests fit in the socket
+    # buffers, so sending them completes whether or not the server reads.
     slow = socket.create_connection(srv.addr, timeout=5)
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     request = b"get %s\r\n" % key
-    slow.setblocking(False)
-    sent = 0
-    deadline = time.monotonic() + 3
-    while sent < 2000 * len(request) and time.monotonic() < deadline:
-        try:
-            sent += slow.send(request * 200)
-        except BlockingIOError:
-            time.sleep(0.01)
+    slow.sendall(request * 2000)
+    sent = 2000 * len(request)
 
-    # The server stopped reading that client: it read far less than was sent
-    # (kernel buffers hold at most a few MB), and the connection waits in
-    # conn_mwrite while others are served.
-    time.sleep(0.5)
-    states = conn_state(bystander.stats(b"conns"), srv.port)
-    assert "conn_mwrite" in states.values(), states
-    read_by_server = int(bystander.stats_dict()["bytes_read"]) - before
-    assert read_by_server < 2000 * len(request), (read_by_server, sent)
+    # The connection waits in conn_mwrite (its replies back up) while
+    # others are served.
+    assert wait_for_conn_state(bystander, slow, "conn_mwrite") == "conn_mwrite"
     assert bystander.version() == helpers.expected_version_line()
 
     # It never drains, so after --drain-timeout it is disconnected.
-    assert helpers.wait_for_stat(bystander, "curr_connections", 1, timeout=6) == "1"
+    assert helpers.wait_for_stat(bystander, "curr_connections", 1, timeout=8) == "1"
+    # Now that it is gone, what the server read from it is final: it stopped
+    # reading that client far short of what was sent.
+    read_by_server = watch.others()
+    assert 0 < read_by_server < 2000 * len(request), (read_by_server, sent)
     slow.close()
     helpers.assert_healthy(srv, bystander)
     bystander.close()
@@ -101,9 +99,12 @@ def test_signal_stops_cleanly_after_queued_replies(server_factory, sig):
     with srv.connect() as c:
         store_big_value(c, key)
     idle = srv.connect()            # an idle client must not hold up the exit
+    hits = int(idle.stats_dict()["get_hits"])
     busy = srv.connect()
     busy.send(b"get %s\r\n" % key * 50)   # 5 MB of replies, unread for now
-    time.sleep(0.3)
+    # The signal comes once replies are queued: the server answered a get.
+    assert helpers.wait_until(lambda: int(idle.stats_dict()["get_hits"]) > hits), \
+        "the server answered none of the gets"
 
     srv.proc.send_signal(sig)
     data, how = busy.read_to_eof(timeout=10)
@@ -125,21 +126,32 @@ def test_value_read_continues_while_replies_are_blocked(server_factory):
     replies wait for a client that reads slowly must still be read as data
     (strata once let the "waiting to write" state overwrite "reading a
     value"). 10 MB of replies exceed any socket buffer; strata gets an
-    output bound above that so the set is parsed before the client reads."""
-    srv = server_factory(*(["--max-output", "64m"] if helpers.IS_STRATA else []))
+    output bound above that so the set is parsed before the client reads,
+    and both servers get -R above the 21 commands of the first write so the
+    set line is parsed in the same pass as the gets."""
+    flags = ["-R", "100"] + (["--max-output", "64m"] if helpers.IS_STRATA else [])
+    srv = server_factory(*flags)
     key = b"blocked_nread"
     big = b"b" * 500_000
     with srv.connect() as c:
         c.call(b"set %s 0 0 %d\r\n" % (key, len(big)) + big + b"\r\n", b"STORED\r\n")
+    admin = srv.connect()
+    assert helpers.wait_for_stat(admin, "curr_connections", 1) == "1"
+    watch = helpers.ReadWatch(admin)
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # replies back up fast
     s.settimeout(5)
     s.connect(srv.addr)
-    c = helpers.Conn.__new__(helpers.Conn)
-    c.addr, c.timeout, c.sock, c.buf = srv.addr, 5.0, s, b""
+    c = helpers.Conn.from_socket(s, timeout=5.0)
     value = b"d" * 300_000
-    c.send(b"get %s\r\n" % key * 20 + b"set %s_2 0 0 %d\r\n" % (key, len(value)) + value[:1000])
-    time.sleep(0.5)  # the server blocks on writing replies mid-value
+    first = b"get %s\r\n" % key * 20 + b"set %s_2 0 0 %d\r\n" % (key, len(value)) + value[:1000]
+    c.send(first)
+    # The rest of the value must arrive while the replies are blocked: wait
+    # until the server has read the whole first part and the connection
+    # waits to write (strata: in the middle of the value; memcached: with
+    # the set still unparsed).
+    assert watch.wait_for(len(first)) == len(first)
+    assert wait_for_conn_state(admin, s, "conn_mwrite") == "conn_mwrite"
     t = c.send_in_background(value[1000:] + b"\r\nget %s_2\r\n" % key)
     reply = b"VALUE %s 0 %d\r\n" % (key, len(big)) + big + b"\r\nEND\r\n"
     for i in range(20):
@@ -149,3 +161,4 @@ def test_value_read_continues_while_replies_are_blocked(server_factory):
     assert c.read_exact(len(want), timeout=10) == want
     t.join(5)
     c.close()
+    admin.close()

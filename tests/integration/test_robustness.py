@@ -4,12 +4,11 @@ pipelined delivery, half-closed and vanishing clients. After each bad input
 the server must still run and serve other connections."""
 
 import socket
-import time
 
 import pytest
 
-from helpers import (CRLF, IS_MEMCACHED, assert_healthy, expected_version_line,
-                     run_script, stats_value)
+from helpers import (CRLF, ReadWatch, assert_healthy, expected_version_line,
+                     run_script, stats_value, wait_for_stat, wait_until)
 
 BAD_FORMAT = b"CLIENT_ERROR bad command line format\r\n"
 TOO_LARGE = b"SERVER_ERROR object too large for cache\r\n"
@@ -207,29 +206,44 @@ def test_megabyte_of_garbage_without_newline_closes(server, bystander):
 
 
 # A command line still without its newline after 2048 bytes closes the
-# connection, unless it is a get/gets (multi-gets may be long).
-@pytest.mark.parametrize("head, rest, reply, how", [
-    (b"x" * 2048, b"\r\n", b"ERROR\r\n", "open"),
-    (b"x" * 2049, b"\r\n", b"", "closed"),
-    (b"version " + b"k" * 3000, b"\r\n", b"", "closed"),
-    (b"get " + b"k" * 3000, b"\r\n", BAD_FORMAT, "open"),
-    (b"gets " + b"k " * 3000, b"\r\n", b"END\r\n", "open"),
-], ids=["2048-bytes", "2049-bytes", "long-version", "long-get", "long-gets"])
-def test_line_without_newline_limit(server, bystander, head, rest, reply, how):
-    with server.connect() as c:
-        c.send(head)
-        time.sleep(0.2)  # the server sees the line without its newline
-        try:
-            c.send(rest)
-        except OSError:
-            pass  # already closed
+# connection, unless it is a get/gets (multi-gets may be long). What the
+# server does depends on whether it sees the line without its newline, so
+# each line is sent two ways: in one write (the newline arrives in the same
+# read: a plain long line), and head first, the newline only once the server
+# has read the head (bytes_read says so). Both servers agree on each.
+LONG_LINES = {  # id: (head, rest, (reply, how) in one write, (reply, how) head first)
+    "2048-bytes": (b"x" * 2048, b"\r\n", (b"ERROR\r\n", "open"), (b"ERROR\r\n", "open")),
+    "2049-bytes": (b"x" * 2049, b"\r\n", (b"ERROR\r\n", "open"), (b"", "closed")),
+    "long-version": (b"version " + b"k" * 3000, b"\r\n", (expected_version_line(), "open"),
+                     (b"", "closed")),
+    "long-get": (b"get " + b"k" * 3000, b"\r\n", (BAD_FORMAT, "open"), (BAD_FORMAT, "open")),
+    "long-gets": (b"gets " + b"k " * 3000, b"\r\n", (b"END\r\n", "open"), (b"END\r\n", "open")),
+}
+
+
+@pytest.mark.parametrize("split", ["one-write", "head-first"])
+@pytest.mark.parametrize("case", list(LONG_LINES))
+def test_line_without_newline_limit(private_server, case, split):
+    head, rest, one_write, head_first = LONG_LINES[case]
+    srv = private_server  # bytes_read must count this test's clients only
+    with srv.connect() as admin, srv.connect() as c:
+        if split == "one-write":
+            reply, how = one_write
+            c.send(head + rest)
+        else:
+            reply, how = head_first
+            watch = ReadWatch(admin)
+            c.send(head)
+            assert watch.wait_for(len(head)) >= len(head), "the server did not read the head"
+            if how == "open":
+                c.send(rest)
         if how == "open":
             assert c.read_exact(len(reply)) == reply
             assert c.version() == expected_version_line()
         else:
             data, state = c.read_to_eof()
             assert data == reply and state in ("eof", "reset")
-    assert_healthy(server, bystander)
+        assert_healthy(srv, admin)
 
 
 def test_long_unknown_line_with_newline_is_an_error(conn):
@@ -240,21 +254,45 @@ def test_binary_zeros_and_high_bytes_as_commands(conn):
     conn.call(b"\xff\xfe\xfd\r\n\x01\x02\r\n", b"ERROR\r\nERROR\r\n")
 
 
-def test_client_vanishing_mid_value(server, bystander, key):
-    with server.connect() as c:
-        c.send(b"set %s 0 0 100\r\n0123456789" % key)
-    time.sleep(0.1)
-    with server.connect() as c:
-        c.call(b"get %s\r\n" % key, b"END\r\n")
-    assert_healthy(server, bystander)
+def test_client_vanishing_mid_value(private_server, key):
+    """A client that closes in the middle of a value: nothing is stored,
+    and the counters end as memcached's do (the connection is gone, no item
+    or set counted); strata also frees the memory it reserved for it."""
+    srv = private_server
+    with srv.connect() as admin:
+        assert wait_for_stat(admin, "curr_connections", 1) == "1"
+        before = admin.stats_dict()
+        watch = ReadWatch(admin)
+        with srv.connect() as c:
+            request = b"set %s 0 0 100\r\n0123456789" % key
+            c.send(request)
+            # Close only once the server is reading the value.
+            assert watch.wait_for(len(request)) == len(request)
+        assert wait_for_stat(admin, "curr_connections", 1) == "1"
+        after = admin.stats_dict()
+        admin.call(b"get %s\r\n" % key, b"END\r\n")
+        same = ["curr_items", "total_items", "cmd_set", "bytes", "curr_connections",
+                "rejected_connections"]
+        assert {n: after[n] for n in same} == {n: before[n] for n in same}
+        assert int(after["total_connections"]) == int(before["total_connections"]) + 1
+        if "total_malloced" in before:  # strata: plain stats shows item memory
+            assert after["total_malloced"] == before["total_malloced"]
+        assert_healthy(srv, admin)
 
 
-def test_client_closing_without_reading_large_replies(server, bystander, key):
-    with server.connect() as c:
-        c.call(b"set %s 0 0 100000\r\n%s\r\n" % (key, b"v" * 100000), b"STORED\r\n")
-        c.send(b"get %s\r\n" % key * 200)
-    time.sleep(0.1)
-    assert_healthy(server, bystander)
+def test_client_closing_without_reading_large_replies(private_server, key):
+    srv = private_server
+    with srv.connect() as admin:
+        assert wait_for_stat(admin, "curr_connections", 1) == "1"
+        hits = int(admin.stats_dict()["get_hits"])
+        with srv.connect() as c:
+            c.call(b"set %s 0 0 100000\r\n%s\r\n" % (key, b"v" * 100000), b"STORED\r\n")
+            c.send(b"get %s\r\n" % key * 200)
+            # Close while 20 MB of replies are queued: once some were made.
+            assert wait_until(lambda: int(admin.stats_dict()["get_hits"]) > hits)
+        # The server noticed and dropped the connection with its replies.
+        assert wait_for_stat(admin, "curr_connections", 1) == "1"
+        assert_healthy(srv, admin)
 
 
 # --- huge multi-get, pipelines, fragmentation, half-close ----------------------------
@@ -331,12 +369,15 @@ def test_pipeline_one_byte_per_write(server):
         assert c.read_exact(len(reply)) == reply
 
 
-def test_pipeline_split_at_every_byte(server):
+def test_pipeline_split_at_every_byte(private_server):
     request, reply = mixed_pipeline()
-    with server.connect() as c:
+    srv = private_server  # bytes_read must count this test's clients only
+    with srv.connect() as admin, srv.connect() as c:
+        watch = ReadWatch(admin)
         for i in range(1, len(request)):
             c.send(request[:i])
-            time.sleep(0.001)  # let the server see the first part alone
+            # The server has read the first part before the rest is sent.
+            assert watch.wait_for(c.sent) == c.sent, "split at byte %d" % i
             c.send(request[i:])
             assert c.read_exact(len(reply)) == reply, "split at byte %d" % i
 

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from helpers import (assert_healthy, expected_version_line, parse_stats, stat_lines,
-                     wait_for_stat)
+from helpers import (IS_MEMCACHED, assert_healthy, expected_version_line, parse_stats,
+                     stat_lines, wait_for_stat)
 
 NUMBER = re.compile(r"-?\d+(\.\d+)?")
 TIMEVAL = re.compile(r"\d+\.\d{6}")
@@ -42,7 +42,7 @@ touch_hits touch_misses store_too_large store_no_memory auth_cmds auth_errors
 bytes_read bytes_written limit_maxbytes accepting_conns threads conn_yields
 bytes curr_items total_items expired_unfetched evicted_unfetched evictions
 reclaimed""".split()
-STRING_VALUED = {"version", "libevent", "strata_version"}
+STRING_VALUED = {"version", "libevent", "strata_version"}  # COMPATIBILITY.md, 2
 
 REQUIRED_SETTINGS = ["maxbytes", "maxconns", "tcpport", "udpport", "verbosity",
                      "num_threads", "item_size_max", "evictions", "cas_enabled"]
@@ -84,14 +84,55 @@ def test_general_stats_exporter_rules(conn, key):
             assert NUMBER.fullmatch(value), (name, value)
 
 
-def test_settings_exporter_rules(conn):
-    settings = dict(stat_lines(conn.stats(b"settings")))
-    assert settings["maxconns"].isdigit()
+# What memcached_exporter (pkg/exporter/exporter.go, parseStatsSettings)
+# reads from `stats settings`: maxconns always; the rest only when
+# lru_crawler is "yes". A value it cannot parse makes it report up=0.
+# (collectd's memcached plugin sends only plain `stats`.)
+EXPORTER_SETTINGS_NUMBERS = {"maxconns": "max_connections",
+                             "lru_crawler_sleep": "lru_crawler_sleep",
+                             "lru_crawler_tocrawl": "lru_crawler_to_crawl",
+                             "hot_lru_pct": "lru_hot_percent", "warm_lru_pct": "lru_warm_percent",
+                             "hot_max_factor": "lru_hot_max_age_factor",
+                             "warm_max_factor": "lru_warm_max_age_factor"}
+EXPORTER_SETTINGS_BOOLS = {"lru_crawler": "lru_crawler_enabled",
+                           "lru_maintainer_thread": "lru_maintainer_thread"}
+
+
+def exporter_settings_metrics(settings):
+    """{metric: value} the exporter makes of a `stats settings` reply, as it
+    parses it (a missing key is skipped; a bad value fails the scrape)."""
+    names = ["maxconns"]
     if settings.get("lru_crawler") == "yes":
-        for name in ("lru_crawler_sleep", "lru_crawler_tocrawl", "hot_lru_pct", "warm_lru_pct",
-                     "hot_max_factor", "warm_max_factor"):
-            assert NUMBER.fullmatch(settings[name]), name
-        assert settings["lru_maintainer_thread"] in ("yes", "no")
+        names += [n for n in list(EXPORTER_SETTINGS_NUMBERS) + list(EXPORTER_SETTINGS_BOOLS)
+                  if n != "maxconns"]
+    metrics = {}
+    for name in names:
+        if name not in settings:
+            continue
+        value = settings[name]
+        if name in EXPORTER_SETTINGS_BOOLS:
+            assert value in ("yes", "no"), (name, value)
+            metrics[EXPORTER_SETTINGS_BOOLS[name]] = 1.0 if value == "yes" else 0.0
+        else:
+            assert NUMBER.fullmatch(value), (name, value)
+            metrics[EXPORTER_SETTINGS_NUMBERS[name]] = float(value)
+    return metrics
+
+
+def test_settings_exporter_rules(server_factory):
+    """Every `stats settings` value the exporter reads parses, and says what
+    the server does. Both run an LRU crawler with memcached's default
+    tunables; only memcached has an LRU maintainer thread (COMPATIBILITY.md,
+    difference 4)."""
+    srv = server_factory("-c", "500")
+    with srv.connect() as c:
+        settings = dict(stat_lines(c.stats(b"settings")))
+    expected = {"max_connections": 500.0, "lru_crawler_enabled": 1.0,
+                "lru_crawler_sleep": 100.0, "lru_crawler_to_crawl": 0.0,
+                "lru_maintainer_thread": 1.0 if IS_MEMCACHED else 0.0,
+                "lru_hot_percent": 20.0, "lru_warm_percent": 40.0,
+                "lru_hot_max_age_factor": 0.2, "lru_warm_max_age_factor": 2.0}
+    assert exporter_settings_metrics(settings) == expected
 
 
 def test_slabs_exporter_rules(conn, key):

@@ -689,7 +689,11 @@ static void test_wal_rotation_and_interval_sync(void **state)
     open_db(f);
     fill(f->db, 0, 4000, 1, "a"); /* ~300 KB of WAL, no memtable switch */
     assert_true(tu_count_suffix(f->dir, ".wal") >= 4);
-    usleep(50000); /* the background syncer catches up */
+    /* The background syncer catches up: wait (5 s at most) until nothing
+     * written is unsynced. */
+    for (int i = 0; i < 500 && env_fault_unsynced_bytes(f->fenv) > 0; i++)
+        usleep(10000);
+    assert_int_equal(env_fault_unsynced_bytes(f->fenv), 0);
     struct lsm_stats s;
     lsm_stats(f->db, &s);
     assert_true(s.wal_syncs >= 4);

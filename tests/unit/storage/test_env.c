@@ -1,6 +1,7 @@
 /* test_env.c - the POSIX env and the fault-injecting env (storage/env.h):
  * unsynced data dropped, unsynced creations/renames/unlinks undone by a
- * simulated crash, Nth write/sync failing with the chosen errno. */
+ * simulated crash (and counted before it), Nth write/sync failing with the
+ * chosen errno. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -101,11 +102,16 @@ static void test_crash_drops_unsynced(void **state)
     struct env_file *file = NULL;
     assert_int_equal(f->env->open(f->env, p, ENV_OPEN_CREATE, &file), ST_OK);
     assert_int_equal(f->env->append(f->env, file, "synced", 6), ST_OK);
+    assert_int_equal(env_fault_unsynced_bytes(f->env), 6);
     assert_int_equal(f->env->sync(f->env, file), ST_OK);
+    assert_int_equal(env_fault_unsynced_bytes(f->env), 0);
     assert_int_equal(f->env->sync_dir(f->env, f->dir), ST_OK);
     assert_int_equal(f->env->append(f->env, file, "-lost", 5), ST_OK);
     f->env->close(f->env, file);
+    /* What the crash is about to cut off. */
+    assert_int_equal(env_fault_unsynced_bytes(f->env), 5);
     assert_int_equal(env_fault_crash(f->env), ST_OK);
+    assert_int_equal(env_fault_unsynced_bytes(f->env), 0);
     size_t len;
     unsigned char *d = tu_read_file(p, &len);
     assert_non_null(d);
