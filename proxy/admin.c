@@ -101,13 +101,15 @@ static enum proto_action reply_maybe(struct conn *c, bool noreply, const char *s
     return noreply ? PROTO_NEXT : reply(c, s, n);
 }
 
-void admin_state_init(struct admin_state *a, bool crawler_enabled)
+void admin_state_init(struct admin_state *a, const struct settings *s)
 {
     memset(a, 0, sizeof(*a));
     pthread_mutex_init(&a->lock, NULL);
-    a->crawler_enabled = crawler_enabled;
-    a->crawler_sleep = 100; /* memcached's defaults, reported by stats settings */
-    a->slab_automove = 1;
+    a->crawler_enabled = s->lru_crawler;
+    a->crawler_sleep = s->lru_crawler_sleep;
+    a->crawler_tocrawl = s->lru_crawler_tocrawl;
+    /* memcached's defaults, reported by stats settings */
+    a->slab_automove = 0; /* nothing to move; `slabs automove` records a level */
     a->slab_automove_ratio = 0.8;
     a->hot_lru_pct = 20;
     a->warm_lru_pct = 40;

@@ -39,7 +39,10 @@ struct admin_state {
     double hot_max_factor, warm_max_factor;
 };
 
-void admin_state_init(struct admin_state *a, bool crawler_enabled);
+struct settings;
+
+/* Starts from the crawler options of s and memcached's LRU defaults. */
+void admin_state_init(struct admin_state *a, const struct settings *s);
 void admin_state_deinit(struct admin_state *a);
 
 /* Answers a parsed cache_memlimit / lru_crawler / slabs / lru line. */

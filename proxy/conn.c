@@ -9,6 +9,12 @@
  * stops until the client drains them; a client that makes no progress for
  * drain_timeout seconds is disconnected. A client that half-closes still
  * gets every reply before we close.
+ *
+ * Input buffers: each connection keeps its own, unless -o
+ * read_buf_mem_limit is set; then, as in memcached, a connection holds a
+ * buffer only while it has unprocessed input, taken from a pool of at most
+ * limit / threads bytes per worker, and one that finds the pool empty is
+ * closed and counted in read_buf_oom.
  */
 #include "proxy/conn.h"
 
@@ -42,6 +48,92 @@
 
 static void on_readable(evutil_socket_t fd, short what, void *arg);
 static void on_writable(evutil_socket_t fd, short what, void *arg);
+
+/* A pooled buffer on the worker's free list (its first bytes). */
+struct conn_rbuf {
+    struct conn_rbuf *next;
+};
+
+/* Owner-thread update of a gauge other threads read. */
+static void gauge_add(_Atomic uint64_t *g, int64_t d)
+{
+    atomic_store_explicit(g, atomic_load_explicit(g, memory_order_relaxed) + (uint64_t)d,
+                          memory_order_relaxed);
+}
+
+void conn_rbuf_setup(struct worker *w, size_t limit, unsigned threads)
+{
+    w->rbuf_limit = 0;
+    if (limit == 0)
+        return;
+    size_t per_worker = limit / threads;
+    w->rbuf_limit = per_worker < RBUF_INITIAL ? 1 : (unsigned)(per_worker / RBUF_INITIAL);
+}
+
+/* A buffer for c: from the pool when the limit is on. False when the pool
+ * is exhausted (counted) or memory is short. */
+static bool rbuf_acquire(struct conn *c)
+{
+    struct worker *w = c->w;
+    char *b;
+    if (w->rbuf_limit > 0 && w->rbuf_free != NULL) {
+        b = (char *)w->rbuf_free;
+        w->rbuf_free = w->rbuf_free->next;
+        gauge_add(&w->rbuf_bytes_free, -(int64_t)RBUF_INITIAL);
+    } else {
+        if (w->rbuf_limit > 0 && w->rbuf_pooled >= w->rbuf_limit) {
+            STAT_INCR(&w->stats, read_buf_oom);
+            return false;
+        }
+        b = mem_alloc(MEM_CONN, RBUF_INITIAL);
+        if (b == NULL)
+            return false;
+        if (w->rbuf_limit > 0)
+            w->rbuf_pooled++;
+        gauge_add(&w->rbuf_count, 1);
+        gauge_add(&w->rbuf_bytes, RBUF_INITIAL);
+    }
+    c->rbuf = b;
+    c->rcap = RBUF_INITIAL;
+    c->rpos = c->rlen = 0;
+    return true;
+}
+
+/* Gives c's buffer back: to the pool if it is one of its size, else to
+ * the allocator. */
+static void rbuf_release(struct conn *c)
+{
+    struct worker *w = c->w;
+    if (c->rbuf == NULL)
+        return;
+    if (w->rbuf_limit > 0 && c->rcap == RBUF_INITIAL) {
+        struct conn_rbuf *f = (struct conn_rbuf *)(void *)c->rbuf;
+        f->next = w->rbuf_free;
+        w->rbuf_free = f;
+        gauge_add(&w->rbuf_bytes_free, RBUF_INITIAL);
+    } else {
+        if (w->rbuf_limit > 0)
+            w->rbuf_pooled--;
+        gauge_add(&w->rbuf_count, -1);
+        gauge_add(&w->rbuf_bytes, -(int64_t)c->rcap);
+        mem_free(MEM_CONN, c->rbuf, c->rcap);
+    }
+    c->rbuf = NULL;
+    c->rcap = c->rpos = c->rlen = 0;
+}
+
+void conn_rbuf_teardown(struct worker *w)
+{
+    while (w->rbuf_free != NULL) {
+        struct conn_rbuf *f = w->rbuf_free;
+        w->rbuf_free = f->next;
+        mem_free(MEM_CONN, f, RBUF_INITIAL);
+        w->rbuf_pooled--;
+        gauge_add(&w->rbuf_count, -1);
+        gauge_add(&w->rbuf_bytes, -(int64_t)RBUF_INITIAL);
+        gauge_add(&w->rbuf_bytes_free, -(int64_t)RBUF_INITIAL);
+    }
+}
 
 const char *conn_state_name(const struct conn *c)
 {
@@ -104,16 +196,15 @@ enum st_status conn_create(struct worker *w, int fd, const struct sockaddr_stora
     format_peer(c->peer, sizeof(c->peer), peer);
     atomic_store(&c->last_cmd, clock_now());
     outq_init(&c->out, c->p->cache);
-    c->rbuf = mem_alloc(MEM_CONN, RBUF_INITIAL);
-    c->rcap = RBUF_INITIAL;
+    bool have_rbuf = w->rbuf_limit > 0 || rbuf_acquire(c); /* pooled: taken on input */
     c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_readable, c);
     c->wev = event_new(w->base, fd, EV_WRITE, on_writable, c);
-    if (c->rbuf == NULL || c->rev == NULL || c->wev == NULL || event_add(c->rev, NULL) != 0) {
+    if (!have_rbuf || c->rev == NULL || c->wev == NULL || event_add(c->rev, NULL) != 0) {
         if (c->rev != NULL)
             event_free(c->rev);
         if (c->wev != NULL)
             event_free(c->wev);
-        mem_free(MEM_CONN, c->rbuf, c->rcap);
+        rbuf_release(c);
         mem_free(MEM_CONN, c, sizeof(*c));
         return ST_NOMEM;
     }
@@ -165,7 +256,7 @@ static void conn_free(struct conn *c)
     cache_release(c->p->cache, c->it);
     outq_deinit(&c->out);
     proto_meta_conn_free(c);
-    mem_free(MEM_CONN, c->rbuf, c->rcap);
+    rbuf_release(c);
     atomic_fetch_sub(&c->p->curr_conns, 1);
     mem_free(MEM_CONN, c, sizeof(*c));
     worker_conn_closed(w, NULL);
@@ -180,6 +271,18 @@ void conn_close(struct conn *c)
         return;
     }
     conn_free(c);
+}
+
+bool conn_close_if_idle(struct conn *c, rel_time_t now, unsigned timeout)
+{
+    rel_time_t last = atomic_load_explicit(&c->last_cmd, memory_order_relaxed);
+    if (now <= last || now - last <= timeout)
+        return false;
+    if (c->in_handler || get_state(c) != CONN_PARSE_CMD || outq_pending(&c->out) > 0)
+        return false; /* memcached kicks only connections in conn_new_cmd / conn_read */
+    log_debug("<%d closing idle connection (%u s without a command)", c->fd, now - last);
+    conn_free(c);
+    return true;
 }
 
 void conn_begin_nread(struct conn *c, struct item *it, unsigned ntail, enum cache_store_mode mode,
@@ -276,6 +379,7 @@ static bool rbuf_make_room(struct conn *c)
     char *b = mem_realloc(MEM_CONN, c->rbuf, c->rcap, cap);
     if (b == NULL)
         return false;
+    gauge_add(&c->w->rbuf_bytes, (int64_t)(cap - c->rcap));
     c->rbuf = b;
     c->rcap = cap;
     return true;
@@ -287,13 +391,15 @@ static void rbuf_shrink(struct conn *c)
     if (c->rcap > RBUF_INITIAL && c->rlen == 0) {
         char *b = mem_realloc(MEM_CONN, c->rbuf, c->rcap, RBUF_INITIAL);
         if (b != NULL) {
+            gauge_add(&c->w->rbuf_bytes, -(int64_t)(c->rcap - RBUF_INITIAL));
             c->rbuf = b;
             c->rcap = RBUF_INITIAL;
         }
     }
 }
 
-/* One read(2). Returns ST_OK, ST_AGAIN, ST_CLOSED (EOF) or ST_IO. */
+/* One read(2). Returns ST_OK, ST_AGAIN, ST_CLOSED (EOF), ST_IO, or
+ * ST_NOMEM when no input buffer can be had. */
 static enum st_status conn_read(struct conn *c)
 {
     char *dst;
@@ -302,6 +408,8 @@ static enum st_status conn_read(struct conn *c)
         dst = c->dst; /* large values go straight into the item */
         room = c->left;
     } else {
+        if (c->rbuf == NULL && !rbuf_acquire(c))
+            return ST_NOMEM;
         if (c->rpos + c->rlen == c->rcap && !rbuf_make_room(c))
             return ST_OK; /* full; process() decides what a full buffer means */
         dst = c->rbuf + c->rpos + c->rlen;
@@ -340,11 +448,12 @@ static enum proto_action conn_process(struct conn *c, bool *yielded)
         switch (get_state(c)) {
         case CONN_NREAD: {
             size_t n = c->rlen < c->left ? c->rlen : c->left;
-            memcpy(c->dst, c->rbuf + c->rpos, n);
+            if (n > 0) /* (a pooled buffer may be absent while empty) */
+                memcpy(c->dst, c->rbuf + c->rpos, n);
             c->dst += n;
             c->left -= n;
             conn_consume(c, n);
-            if (c->left == 0 && c->tail_left > 0) {
+            if (c->left == 0 && c->tail_left > 0 && c->rlen > 0) {
                 size_t t = c->rlen < c->tail_left ? c->rlen : c->tail_left;
                 memcpy(c->tail + sizeof(c->tail) - c->tail_left, c->rbuf + c->rpos, t);
                 c->tail_left = (uint8_t)(c->tail_left - t);
@@ -501,7 +610,9 @@ static void conn_run(struct conn *c)
         conn_free(c);
         return;
     }
-    if (s == ST_OK && c->rlen == 0)
+    if (c->rlen == 0 && c->w->rbuf_limit > 0)
+        rbuf_release(c); /* pooled: held only while input waits */
+    else if (s == ST_OK && c->rlen == 0)
         rbuf_shrink(c);
     update_read_interest(c);
     if (yielded)
@@ -521,6 +632,12 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         enum st_status s = conn_read(c);
         if (s == ST_IO) {
             log_info("<%d read error: %s", c->fd, strerror(errno));
+            conn_free(c);
+            return;
+        }
+        if (s == ST_NOMEM) {
+            /* memcached closes a connection it has no read buffer for */
+            log_info("<%d no input buffer (read_buf_mem_limit), closing", c->fd);
             conn_free(c);
             return;
         }

@@ -124,6 +124,20 @@ void conn_drain(struct conn *c);
 
 struct conn *conn_next(const struct conn *c);
 
+/* Input buffer pool of worker w (worker thread, or main before it starts):
+ * setup sizes it from -o read_buf_mem_limit (0: no pool, a buffer per
+ * connection); teardown frees the idle buffers. */
+void conn_rbuf_setup(struct worker *w, size_t limit, unsigned threads);
+void conn_rbuf_teardown(struct worker *w);
+
+/*
+ * memcached's idle_timeout check (worker thread of c): closes c and returns
+ * true if it waits for a command (no value being read, no reply waiting
+ * for the socket) and its last command is more than `timeout` seconds
+ * before `now`. May free c.
+ */
+bool conn_close_if_idle(struct conn *c, rel_time_t now, unsigned timeout);
+
 /* The state as memcached names it in `stats conns` ("conn_mwrite" while
  * replies wait for the socket). Any thread. */
 const char *conn_state_name(const struct conn *c);

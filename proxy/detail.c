@@ -34,12 +34,13 @@ struct detail {
     size_t count;
 };
 
-enum st_status detail_create(struct detail **out, char delimiter)
+enum st_status detail_create(struct detail **out, char delimiter, bool enabled)
 {
     struct detail *d = mem_calloc(MEM_OTHER, 1, sizeof(*d));
     if (d == NULL)
         return ST_NOMEM;
     d->delimiter = delimiter;
+    atomic_store_explicit(&d->enabled, enabled, memory_order_relaxed);
     pthread_mutex_init(&d->lock, NULL);
     *out = d;
     return ST_OK;

@@ -18,7 +18,8 @@ struct detail;
  * recorded (memcached has no bound: a client could grow it without end). */
 #define DETAIL_PREFIXES_MAX 65536
 
-enum st_status detail_create(struct detail **out, char delimiter);
+/* enabled: collecting from the start (memcached: -D turns it on). */
+enum st_status detail_create(struct detail **out, char delimiter, bool enabled);
 /* Accepts NULL and *d == NULL; sets *d to NULL. */
 void detail_destroy(struct detail **d);
 

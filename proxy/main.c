@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -43,7 +44,7 @@
 struct main_loop {
     struct proxy *p;
     struct event_base *base;
-    struct event *sigterm, *sigint, *clock_timer, *maintain_timer;
+    struct event *sigterm, *sigint, *sigusr1, *clock_timer, *maintain_timer;
     int exit_code;
 };
 
@@ -91,6 +92,33 @@ static int raise_fd_limit(unsigned max_conns, unsigned threads)
         return EX_OSERR;
     }
     return 0;
+}
+
+/* -r, as memcached: the core limit to infinity, else to the hard limit;
+ * a soft limit still 0 means no core file can be written. */
+static int enable_coredumps(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_CORE, &rl) == 0) {
+        struct rlimit want = {RLIM_INFINITY, RLIM_INFINITY};
+        if (setrlimit(RLIMIT_CORE, &want) != 0) {
+            want.rlim_cur = want.rlim_max = rl.rlim_max;
+            (void)setrlimit(RLIMIT_CORE, &want);
+        }
+    }
+    if (getrlimit(RLIMIT_CORE, &rl) != 0 || rl.rlim_cur == 0) {
+        fprintf(stderr, "strata-proxy: -r: cannot raise the core file size limit above 0\n");
+        return EX_OSERR;
+    }
+    return 0;
+}
+
+/* -k, as memcached: lock current and future pages; if the system refuses
+ * (RLIMIT_MEMLOCK, no CAP_IPC_LOCK), warn and run unlocked. */
+static void lock_memory(void)
+{
+    if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
+        log_warn("-k: mlockall() failed: %s; running with unlocked memory", strerror(errno));
 }
 
 static int drop_privileges(const char *user)
@@ -170,23 +198,29 @@ int main(int argc, char **argv)
     const struct settings *s = &p->settings;
 
     log_setup(s->verbose == 0 ? LOG_LVL_WARN : s->verbose == 1 ? LOG_LVL_INFO : LOG_LVL_DEBUG);
+    settings_log_notes(s);
     clock_setup();
     signal(SIGPIPE, SIG_IGN);
     if ((rc = raise_fd_limit(s->max_conns, s->threads)) != 0)
         return rc;
+    if (s->enable_coredumps && (rc = enable_coredumps()) != 0)
+        return rc;
+    if (s->lock_memory)
+        lock_memory();
     pthread_mutex_init(&p->reset_lock, NULL);
-    admin_state_init(&p->admin, p->settings.lru_crawler);
+    admin_state_init(&p->admin, &p->settings);
 
     struct cache_config cc = {
         .max_bytes = s->max_bytes,
         .item_size_max = s->item_size_max,
         .evictions = !s->disable_evictions,
+        .hashpower_init = s->hashpower,
     };
     if (cache_create(&p->cache, &cc) != ST_OK) {
         fprintf(stderr, "strata-proxy: cannot create the cache (-m %zu bytes)\n", s->max_bytes);
         return EX_SOFTWARE;
     }
-    if (detail_create(&p->detail, s->detail_delimiter) != ST_OK)
+    if (detail_create(&p->detail, s->detail_delimiter, s->detail_enabled) != ST_OK)
         return EX_OSERR;
 
     m.base = event_base_new();
@@ -216,10 +250,13 @@ int main(int argc, char **argv)
 
     m.sigterm = evsignal_new(m.base, SIGTERM, on_signal, &m);
     m.sigint = evsignal_new(m.base, SIGINT, on_signal, &m);
+    /* memcached stops gracefully on SIGUSR1 (`shutdown graceful` raises it) */
+    m.sigusr1 = evsignal_new(m.base, SIGUSR1, on_signal, &m);
     m.clock_timer = add_timer(m.base, 1000000, on_clock, &m);
     m.maintain_timer = add_timer(m.base, MAINTAIN_INTERVAL_US, on_maintain, &m);
-    if (m.sigterm == NULL || m.sigint == NULL || event_add(m.sigterm, NULL) != 0 ||
-        event_add(m.sigint, NULL) != 0 || m.clock_timer == NULL || m.maintain_timer == NULL ||
+    if (m.sigterm == NULL || m.sigint == NULL || m.sigusr1 == NULL ||
+        event_add(m.sigterm, NULL) != 0 || event_add(m.sigint, NULL) != 0 ||
+        event_add(m.sigusr1, NULL) != 0 || m.clock_timer == NULL || m.maintain_timer == NULL ||
         listener_start(p->listener) != ST_OK) {
         rc = EX_OSERR;
         goto out_workers;
@@ -248,6 +285,7 @@ out:
     listener_destroy(&p->listener);
     free_event(&m.sigterm);
     free_event(&m.sigint);
+    free_event(&m.sigusr1);
     free_event(&m.clock_timer);
     free_event(&m.maintain_timer);
     if (m.base != NULL)

@@ -10,7 +10,9 @@
  */
 #include "proxy/proto_text.h"
 
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -251,6 +253,38 @@ static enum proto_action do_verbosity(struct conn *c, const struct mc_request *r
     return reply_maybe(c, req->noreply, LIT("OK\r\n"));
 }
 
+/*
+ * `shutdown [graceful]`, as memcached 1.6.18: refused without -A; with it,
+ * this connection closes without a reply and the process stops as on
+ * SIGINT (plain) or SIGUSR1 (graceful), both draining replies for
+ * --shutdown-timeout. Any other argument is an invalid mode.
+ */
+static enum proto_action do_shutdown(struct conn *c, const char *line, size_t len)
+{
+    if (!c->p->settings.shutdown_command)
+        return reply(c, LIT("ERROR: shutdown not enabled\r\n"));
+    const char *p = line, *end = line + len, *arg = NULL;
+    size_t nwords = 0, arglen = 0;
+    while (p < end) {
+        while (p < end && *p == ' ')
+            p++;
+        const char *w = p;
+        while (p < end && *p != ' ')
+            p++;
+        if (p > w && ++nwords == 2) {
+            arg = w;
+            arglen = (size_t)(p - w);
+        }
+    }
+    bool graceful = nwords == 2 && arglen == 8 && memcmp(arg, "graceful", 8) == 0;
+    if (nwords != 1 && !graceful)
+        return reply(c, LIT("CLIENT_ERROR invalid shutdown mode\r\n"));
+    log_warn("shutdown%s command from %s", graceful ? " graceful" : "", c->peer);
+    c->close_after_write = true;
+    kill(getpid(), graceful ? SIGUSR1 : SIGINT);
+    return PROTO_NEXT;
+}
+
 enum proto_action proto_text_line(struct conn *c, const char *line, size_t len)
 {
     log_debug("<%d %.*s", c->fd, (int)(len > 200 ? 200 : len), line);
@@ -258,6 +292,12 @@ enum proto_action proto_text_line(struct conn *c, const char *line, size_t len)
         return proto_meta_line(c, line, len);
     struct mc_request req;
     enum mc_parse r = mc_text_parse(line, len, &req);
+    if (req.cmd == MC_CMD_FLUSH_ALL && r != MC_PARSE_ERROR && !c->p->settings.flush_enabled) {
+        /* -F: memcached counts the command, then refuses it before it
+         * looks at the delay */
+        STAT_INCR(&c->w->stats, cmd_flush);
+        return reply_maybe(c, req.noreply, LIT("CLIENT_ERROR flush_all not allowed\r\n"));
+    }
     switch (r) {
     case MC_PARSE_OK: break;
     case MC_PARSE_ERROR: return reply(c, LIT("ERROR\r\n"));
@@ -294,7 +334,7 @@ enum proto_action proto_text_line(struct conn *c, const char *line, size_t len)
     case MC_CMD_VERBOSITY: return do_verbosity(c, &req);
     case MC_CMD_QUIT: c->close_after_write = true; return PROTO_NEXT;
     case MC_CMD_STATS: return do_stats(c, &req);
-    case MC_CMD_SHUTDOWN: return reply(c, LIT("ERROR: shutdown not enabled\r\n"));
+    case MC_CMD_SHUTDOWN: return do_shutdown(c, line, len);
     case MC_CMD_CACHE_MEMLIMIT:
     case MC_CMD_LRU_CRAWLER:
     case MC_CMD_SLABS:

@@ -1,7 +1,8 @@
 /*
  * settings.c - the option table of strata-proxy and its two readers: the
  * command line (getopt_long built from the table) and the INI config file
- * (inih). Main thread, before any other thread starts.
+ * (inih). memcached's -o list is parsed in settings_ext.c. Main thread,
+ * before any other thread starts.
  */
 #include "proxy/settings.h"
 
@@ -13,9 +14,22 @@
 #include <string.h>
 #include <sysexits.h>
 
+#include "common/log.h"
 #include "proxy/version.h"
 
-enum opt_type { T_UINT, T_SIZE, T_BOOL, T_STR, T_COUNT };
+enum opt_type {
+    T_UINT,
+    T_POWER, /* an integer within the bounds, or 0 (automatic) */
+    T_SIZE,
+    T_BOOL,
+    T_NBOOL, /* a boolean stored inverted: the option disables what the field enables */
+    T_STR,
+    T_COUNT,
+    T_CHAR,   /* one character; memcached takes the first of the argument */
+    T_FACTOR, /* a decimal number above 1 */
+    T_OCTAL,  /* an octal mask, 0..0777 */
+    T_EXT,    /* memcached's -o list, applied by settings_ext_apply */
+};
 
 struct opt_def {
     const char *name; /* config key; the long flag is the same with '-' */
@@ -61,8 +75,68 @@ static const struct opt_def opts[] = {
      "when started as root, run as this user"},
     {"verbose", 'v', T_COUNT, "0", 0, 2, 0, OFF(verbose), NULL,
      "log connection events (1) or every command (2); -v, -vv"},
+    {"shutdown_timeout", 0, T_UINT, "5", 0, 86400, 0, OFF(shutdown_timeout), "<sec>",
+     "on SIGTERM, SIGINT or shutdown, let queued replies drain this long, then close"},
+    {"idle_timeout", 0, T_UINT, "0", 0, INT32_MAX, 0, OFF(idle_timeout), "<sec>",
+     "close client connections idle for more than this; 0: never (memcached -o idle_timeout)"},
+    {"read_buf_mem_limit", 0, T_SIZE, "0", 0, (uint64_t)1 << 40, MB, OFF(read_buf_mem_limit),
+     "<num>",
+     "memory for connection input buffers, all workers; a bare number is megabytes; 0: no limit"},
+    {"hashpower", 0, T_POWER, "0", 12, 32, 0, OFF(hashpower), "<num>",
+     "initial hash table size as a power of two, 12..32; 0: automatic (memcached -o hashpower)"},
+    {"enable_shutdown", 'A', T_BOOL, "no", 0, 0, 0, OFF(shutdown_command), NULL,
+     "enable the text protocol's shutdown command"},
+    {"disable_flush_all", 'F', T_NBOOL, "no", 0, 0, 0, OFF(flush_enabled), NULL,
+     "answer flush_all with an error instead of flushing"},
+    {"disable_dumping", 'X', T_NBOOL, "no", 0, 0, 0, OFF(dump_enabled), NULL,
+     "disable stats cachedump and lru_crawler metadump"},
+    {"detail_delimiter", 'D', T_CHAR, ":", 0, 0, 0, OFF(detail_delimiter), "<char>",
+     "key prefix delimiter of stats detail; setting it turns detail collection on"},
+    {"lock_memory", 'k', T_BOOL, "no", 0, 0, 0, OFF(lock_memory), NULL,
+     "lock all paged memory (mlockall); a warning if the system refuses"},
+    {"enable_coredumps", 'r', T_BOOL, "no", 0, 0, 0, OFF(enable_coredumps), NULL,
+     "raise the core file size limit to its maximum"},
+    {"enable_largepages", 'L', T_BOOL, "no", 0, 0, 0, OFF(large_pages), NULL,
+     "accepted for memcached compatibility; does not apply (no preallocated slab memory)"},
+    {"unix_mask", 'a', T_OCTAL, "700", 0, 0777, 0, OFF(unix_mask), "<mask>",
+     "unix socket access mask, octal; strata serves TCP only, stats settings shows it"},
+    {"slab_growth_factor", 'f', T_FACTOR, "1.25", 0, 0, 0, OFF(growth_factor), "<num>",
+     "memcached's slab growth factor, above 1; reported in stats settings, does not apply"},
+    {"slab_min_size", 'n', T_UINT, "48", 1, MB, 0, OFF(chunk_size), "<bytes>",
+     "memcached's smallest chunk for key+value+flags; reported in stats settings, does not "
+     "apply"},
+    {"extended", 'o', T_EXT, NULL, 0, 0, 0, 0, "<list>",
+     "memcached's comma-separated extended options (strata-proxy(8)); may be repeated"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+/*
+ * memcached flags strata refuses: each would change what a client may do
+ * (authentication, encryption) or promise persistence, so accepting and
+ * ignoring one would be a silent security or durability hole.
+ */
+struct refused_flag {
+    int flag;
+    const char *name;
+    bool has_arg;
+    const char *why;
+};
+
+static const struct refused_flag refused[] = {
+    {'S', "enable-sasl", false,
+     "SASL authentication (-S) is not supported yet: strata-proxy serves the memcached protocol "
+     "without authentication. Bind a private address (-l) and firewall the port."},
+    {'Y', "auth-file", true,
+     "ASCII protocol authentication (-Y) is not supported yet: strata-proxy serves the memcached "
+     "protocol without authentication. Bind a private address (-l) and firewall the port."},
+    {'Z', "enable-ssl", false,
+     "TLS (-Z) is not supported yet: terminate TLS in front of strata-proxy or keep it on a "
+     "private network."},
+    {'e', "memory-file", true,
+     "a memory file (-e, restartable cache) is not supported yet: strata-proxy keeps items in "
+     "memory only."},
+};
+#define NREFUSED (sizeof(refused) / sizeof(refused[0]))
 
 /* Long-only command-line actions. */
 enum {
@@ -71,17 +145,24 @@ enum {
     ACT_DESCRIBE,
     ACT_HELP = 'h',
     ACT_VERSION = 'V',
+    REFUSED_BASE = 384,
     OPT_BASE = 512
 };
 
 static const char *type_name(enum opt_type t)
 {
     switch (t) {
-    case T_UINT: return "integer";
+    case T_UINT:
+    case T_POWER: return "integer";
     case T_SIZE: return "size";
-    case T_BOOL: return "boolean";
+    case T_BOOL:
+    case T_NBOOL: return "boolean";
     case T_STR: return "string";
     case T_COUNT: return "level";
+    case T_CHAR: return "char";
+    case T_FACTOR: return "number";
+    case T_OCTAL: return "octal";
+    case T_EXT: return "list";
     }
     return "?";
 }
@@ -139,13 +220,17 @@ static bool opt_set(struct settings *s, const struct opt_def *d, const char *val
     uint64_t v;
     switch (d->type) {
     case T_UINT:
+    case T_POWER:
     case T_COUNT: {
         char *end;
         errno = 0;
         unsigned long long u = strtoull(val, &end, 10);
-        if (errno != 0 || end == val || *end != '\0' || val[0] == '-' || u < d->min || u > d->max) {
-            snprintf(err, errlen, "invalid %s '%s' (%llu..%llu)", d->name, val,
-                     (unsigned long long)d->min, (unsigned long long)d->max);
+        bool zero_ok = d->type == T_POWER && u == 0;
+        if (errno != 0 || end == val || *end != '\0' || val[0] == '-' || (u < d->min && !zero_ok) ||
+            u > d->max) {
+            snprintf(err, errlen, "invalid %s '%s' (%s%llu..%llu)", d->name, val,
+                     d->type == T_POWER ? "0 or " : "", (unsigned long long)d->min,
+                     (unsigned long long)d->max);
             return false;
         }
         *(unsigned *)field = (unsigned)u;
@@ -160,11 +245,45 @@ static bool opt_set(struct settings *s, const struct opt_def *d, const char *val
         *(size_t *)field = (size_t)v;
         return true;
     case T_BOOL:
+    case T_NBOOL:
         if (!parse_bool(val, (bool *)field)) {
             snprintf(err, errlen, "invalid %s '%s' (yes or no)", d->name, val);
             return false;
         }
+        if (d->type == T_NBOOL)
+            *(bool *)field = !*(bool *)field;
         return true;
+    case T_CHAR:
+        if (val[0] == '\0') {
+            snprintf(err, errlen, "invalid %s: no delimiter specified", d->name);
+            return false;
+        }
+        *field = val[0];
+        return true;
+    case T_FACTOR: {
+        char *end;
+        errno = 0;
+        double f = strtod(val, &end);
+        if (errno != 0 || end == val || *end != '\0' || !(f > 1.0) || f > 1000.0) {
+            snprintf(err, errlen, "invalid %s '%s' (a number above 1)", d->name, val);
+            return false;
+        }
+        *(double *)field = f;
+        return true;
+    }
+    case T_OCTAL: {
+        char *end;
+        errno = 0;
+        unsigned long m = strtoul(val, &end, 8);
+        if (errno != 0 || end == val || *end != '\0' || val[0] == '-' || m > d->max) {
+            snprintf(err, errlen, "invalid %s '%s' (octal, 0..%llo)", d->name, val,
+                     (unsigned long long)d->max);
+            return false;
+        }
+        *(unsigned *)field = (unsigned)m;
+        return true;
+    }
+    case T_EXT: return settings_ext_apply(s, val, err, errlen);
     case T_STR: {
         if (val[0] == '\0' || strlen(val) > 4096) {
             snprintf(err, errlen, "invalid %s '%s'", d->name, val);
@@ -190,9 +309,8 @@ void settings_init(struct settings *s)
     for (size_t i = 0; i < NOPTS; i++)
         if (opts[i].def != NULL && !opt_set(s, &opts[i], opts[i].def, err, sizeof(err)))
             abort(); /* a default outside its own bounds is a programming error */
-    s->dump_enabled = true;
-    s->detail_delimiter = ':';
     s->lru_crawler = true;
+    s->lru_crawler_sleep = 100; /* memcached's default, microseconds */
 }
 
 void settings_deinit(struct settings *s)
@@ -205,6 +323,36 @@ void settings_deinit(struct settings *s)
         }
     free(s->config_path);
     s->config_path = NULL;
+    free(s->notes);
+    s->notes = NULL;
+}
+
+bool settings_add_note(struct settings *s, const char *note)
+{
+    size_t have = s->notes != NULL ? strlen(s->notes) : 0, n = strlen(note);
+    for (const char *p = s->notes; p != NULL && *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        if ((size_t)(nl - p) == n && memcmp(p, note, n) == 0)
+            return true; /* given twice: one line is enough */
+        p = nl + 1;
+    }
+    char *grown = realloc(s->notes, have + n + 2);
+    if (grown == NULL)
+        return false;
+    memcpy(grown + have, note, n);
+    grown[have + n] = '\n';
+    grown[have + n + 1] = '\0';
+    s->notes = grown;
+    return true;
+}
+
+void settings_log_notes(const struct settings *s)
+{
+    for (const char *p = s->notes; p != NULL && *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        log_warn("%.*s", (int)(nl - p), p);
+        p = nl + 1;
+    }
 }
 
 static void long_name(char *buf, size_t n, const char *name)
@@ -232,9 +380,16 @@ void settings_usage(FILE *out)
             snprintf(left, sizeof(left), "    --%s%s%s", lname, d->arg ? "=" : "",
                      d->arg ? d->arg : "");
         fprintf(out, "  %-32s %s", left, d->desc);
-        if (d->def != NULL && d->type != T_BOOL && d->type != T_COUNT)
+        if (d->def != NULL && d->type != T_BOOL && d->type != T_NBOOL && d->type != T_COUNT &&
+            d->type != T_EXT)
             fprintf(out, " (default: %s)", d->def);
         fputc('\n', out);
+    }
+    for (size_t i = 0; i < NREFUSED; i++) {
+        char left[64];
+        snprintf(left, sizeof(left), "-%c, --%s%s", refused[i].flag, refused[i].name,
+                 refused[i].has_arg ? "=<file>" : "");
+        fprintf(out, "  %-32s %s\n", left, "refused: not supported yet (exit 64)");
     }
     fprintf(out, "  %-32s %s\n", "    --config=<file>",
             "read options from an INI file, section [proxy]; flags override it");
@@ -252,7 +407,7 @@ void settings_describe(FILE *out)
         char flag[4] = "-";
         if (d->flag)
             snprintf(flag, sizeof(flag), "-%c", d->flag);
-        if (d->type == T_UINT || d->type == T_SIZE || d->type == T_COUNT)
+        if (d->type == T_UINT || d->type == T_POWER || d->type == T_SIZE || d->type == T_COUNT)
             fprintf(out, "%s\t%s\t%s\t%s\t%llu\t%llu\t%s\n", d->name, flag, type_name(d->type),
                     d->def ? d->def : "-", (unsigned long long)d->min, (unsigned long long)d->max,
                     d->desc);
@@ -268,6 +423,28 @@ static const struct opt_def *find_opt(const char *name)
         if (strcmp(opts[i].name, name) == 0)
             return &opts[i];
     return NULL;
+}
+
+/* Bookkeeping after an option was given (file or flag, not a default). */
+static void mark_given(struct settings *s, const struct opt_def *d)
+{
+    if (d->offset == OFF(item_size_max) && d->type == T_SIZE)
+        s->item_size_given = true;
+    if (d->type == T_CHAR && d->offset == OFF(detail_delimiter))
+        s->detail_enabled = true; /* memcached: -D turns detail collection on */
+}
+
+bool settings_set(struct settings *s, const char *name, const char *value, char *err, size_t errlen)
+{
+    const struct opt_def *d = find_opt(name);
+    if (d == NULL) {
+        snprintf(err, errlen, "unknown option '%s'", name);
+        return false;
+    }
+    if (!opt_set(s, d, value, err, errlen))
+        return false;
+    mark_given(s, d);
+    return true;
 }
 
 struct ini_ctx {
@@ -293,8 +470,7 @@ static int on_ini(void *arg, const char *section, const char *name, const char *
         snprintf(ctx->err, sizeof(ctx->err), "%s", err);
         return 0;
     }
-    if (d->offset == OFF(item_size_max))
-        ctx->s->item_size_given = true;
+    mark_given(ctx->s, d);
     return 1;
 }
 
@@ -337,18 +513,32 @@ static int validate(struct settings *s)
     }
     if (s->item_size_max > s->max_bytes)
         s->item_size_max = s->max_bytes;
+    bool ok = true;
+    if (s->large_pages)
+        ok &= settings_add_note(s, "-L (large pages): does not apply to strata, whose item "
+                                   "memory is not one preallocated region");
+    if (s->chunk_size != 48)
+        ok &= settings_add_note(s, "-n (slab min size): does not apply to strata's fixed size "
+                                   "classes; stats settings reports it");
+    if (s->growth_factor != 1.25)
+        ok &= settings_add_note(s, "-f (slab growth factor): does not apply to strata's fixed "
+                                   "size classes; stats settings reports it");
+    if (!ok) {
+        fprintf(stderr, "strata-proxy: out of memory\n");
+        return EX_OSERR;
+    }
     return -1;
 }
 
 int settings_parse(struct settings *s, int argc, char **argv)
 {
-    struct option longopts[NOPTS + 6];
+    struct option longopts[NOPTS + NREFUSED + 6];
     char names[NOPTS][48];
-    char shortopts[3 * NOPTS + 8] = ":hV";
+    char shortopts[3 * (NOPTS + NREFUSED) + 8] = ":hV";
     size_t sp = strlen(shortopts);
     for (size_t i = 0; i < NOPTS; i++) {
         long_name(names[i], sizeof(names[i]), opts[i].name);
-        bool has_arg = opts[i].type != T_BOOL && opts[i].type != T_COUNT;
+        bool has_arg = opts[i].type != T_BOOL && opts[i].type != T_NBOOL && opts[i].type != T_COUNT;
         longopts[i] = (struct option){names[i], has_arg ? required_argument : no_argument, NULL,
                                       (int)(OPT_BASE + i)};
         if (opts[i].flag) {
@@ -357,8 +547,16 @@ int settings_parse(struct settings *s, int argc, char **argv)
                 shortopts[sp++] = ':';
         }
     }
-    shortopts[sp] = '\0';
     size_t n = NOPTS;
+    for (size_t i = 0; i < NREFUSED; i++) {
+        shortopts[sp++] = (char)refused[i].flag;
+        if (refused[i].has_arg)
+            shortopts[sp++] = ':';
+        longopts[n++] =
+            (struct option){refused[i].name, refused[i].has_arg ? required_argument : no_argument,
+                            NULL, (int)(REFUSED_BASE + i)};
+    }
+    shortopts[sp] = '\0';
     longopts[n++] = (struct option){"config", required_argument, NULL, ACT_CONFIG};
     longopts[n++] = (struct option){"check-config", no_argument, NULL, ACT_CHECK};
     longopts[n++] = (struct option){"describe-config", no_argument, NULL, ACT_DESCRIBE};
@@ -387,13 +585,24 @@ int settings_parse(struct settings *s, int argc, char **argv)
         case ':':
             snprintf(msg, sizeof(msg), "option '%s' needs a value", argv[optind - 1]);
             return usage_error(msg);
+        case 'S':
+        case 'Y':
+        case 'Z':
+        case 'e':
+            for (size_t i = 0; i < NREFUSED; i++)
+                if (refused[i].flag == opt)
+                    return usage_error(refused[i].why);
+            break;
         case '?':
             if (optopt != 0 && optopt < 256)
                 snprintf(msg, sizeof(msg), "unknown option '-%c'", optopt);
             else
                 snprintf(msg, sizeof(msg), "unknown option '%s'", argv[optind - 1]);
             return usage_error(msg);
-        default: break;
+        default:
+            if (opt >= REFUSED_BASE && opt < REFUSED_BASE + (int)NREFUSED)
+                return usage_error(refused[opt - REFUSED_BASE].why);
+            break;
         }
     }
     if (optind < argc) {
@@ -423,18 +632,19 @@ int settings_parse(struct settings *s, int argc, char **argv)
             unsigned *c = (unsigned *)((char *)s + d->offset);
             if (*c < d->max)
                 (*c)++;
-        } else if (d->type == T_BOOL) {
-            *(bool *)((char *)s + d->offset) = true;
+        } else if (d->type == T_BOOL || d->type == T_NBOOL) {
+            *(bool *)((char *)s + d->offset) = d->type == T_BOOL;
         } else if (!opt_set(s, d, optarg, err, sizeof(err))) {
             return usage_error(err);
         }
-        if (d->offset == OFF(item_size_max))
-            s->item_size_given = true;
+        mark_given(s, d);
     }
     int rc = validate(s);
     if (rc >= 0)
         return rc;
     if (check) {
+        if (s->notes != NULL)
+            fputs(s->notes, stdout); /* what start-up would log */
         printf("configuration ok\n");
         return 0;
     }

@@ -13,29 +13,48 @@
 #include <stdio.h>
 
 struct settings {
-    unsigned port;           /* -p, TCP port */
-    char *listen_addr;       /* -l, interface to bind */
-    size_t max_bytes;        /* -m, item memory in bytes */
-    unsigned max_conns;      /* -c, client connections */
-    unsigned threads;        /* -t, worker threads */
-    size_t item_size_max;    /* -I, largest item */
-    bool disable_evictions;  /* -M */
-    unsigned udp_port;       /* -U, must be 0 */
-    unsigned verbose;        /* number of -v */
-    char *pidfile;           /* -P */
-    char *user;              /* -u: drop privileges to this user when root */
-    unsigned backlog;        /* -b, listen backlog */
-    unsigned reqs_per_event; /* -R, commands per connection per wakeup */
-    size_t out_max;          /* unsent reply bytes per connection before reading pauses */
-    unsigned drain_timeout;  /* seconds a paused connection may make no write progress */
+    unsigned port;             /* -p, TCP port */
+    char *listen_addr;         /* -l, interface to bind */
+    size_t max_bytes;          /* -m, item memory in bytes */
+    unsigned max_conns;        /* -c, client connections */
+    unsigned threads;          /* -t, worker threads */
+    size_t item_size_max;      /* -I, largest item */
+    bool disable_evictions;    /* -M */
+    unsigned udp_port;         /* -U, must be 0 */
+    unsigned verbose;          /* number of -v */
+    char *pidfile;             /* -P */
+    char *user;                /* -u: drop privileges to this user when root */
+    unsigned backlog;          /* -b, listen backlog */
+    unsigned reqs_per_event;   /* -R, commands per connection per wakeup */
+    size_t out_max;            /* unsent reply bytes per connection before reading pauses */
+    unsigned drain_timeout;    /* seconds a paused connection may make no write progress */
+    unsigned shutdown_timeout; /* seconds SIGTERM/SIGINT/shutdown let replies drain */
 
-    /* memcached's switches that operator commands read (set by -X, -D,
-     * -o no_lru_crawler; defaults as memcached's) */
-    bool dump_enabled;     /* -X clears: stats cachedump, lru_crawler metadump */
-    char detail_delimiter; /* -D: stats detail prefix delimiter */
-    bool lru_crawler;      /* -o no_lru_crawler clears */
+    /* memcached's flags and -o options with a meaning for strata */
+    unsigned idle_timeout;     /* -o idle_timeout: close clients idle longer; 0 off */
+    size_t read_buf_mem_limit; /* -o read_buf_mem_limit: input buffer bytes, all workers; 0 off */
+    unsigned hashpower;        /* -o hashpower: initial 2^N hash buckets; 0 automatic */
+    bool shutdown_command;     /* -A: the text `shutdown` command is enabled */
+    bool dump_enabled;         /* not -X: stats cachedump / lru_crawler metadump allowed */
+    bool flush_enabled;        /* not -F: flush_all allowed */
+    char detail_delimiter;     /* -D: key prefix delimiter of `stats detail` */
+    bool detail_enabled;       /* -D given: `stats detail` collection starts on */
+    bool lock_memory;          /* -k: mlockall */
+    bool enable_coredumps;     /* -r: raise RLIMIT_CORE */
+    bool large_pages;          /* -L: accepted, nothing to apply */
+    unsigned unix_mask;        /* -a: octal; no unix socket is served */
+    unsigned chunk_size;       /* -n: memcached's smallest slab chunk; reported only */
+    double growth_factor;      /* -f: memcached's slab growth factor; reported only */
+
+    /* the LRU crawler's start-up state (-o lru_crawler, no_lru_crawler,
+     * lru_crawler_sleep, lru_crawler_tocrawl); `lru_crawler` commands
+     * change it at run time (proxy/admin.h) */
+    bool lru_crawler;
+    unsigned lru_crawler_sleep;
+    unsigned lru_crawler_tocrawl;
 
     char *config_path; /* --config */
+    char *notes;       /* start-up notes ("-o x: ..." lines), see settings_log_notes */
     bool item_size_given;
 };
 
@@ -51,6 +70,22 @@ void settings_deinit(struct settings *s);
  * a bad flag; EX_CONFIG for a bad config file or an invalid combination.
  */
 int settings_parse(struct settings *s, int argc, char **argv);
+
+/* Logs the start-up notes: one line per accepted memcached option that
+ * does not apply to strata. Call once the log is set up. */
+void settings_log_notes(const struct settings *s);
+
+/*
+ * Applies one -o argument (memcached's comma-separated extended options;
+ * settings_ext.c) to *s. Returns false with a message in err for an unknown
+ * option or a value memcached would refuse.
+ */
+bool settings_ext_apply(struct settings *s, const char *list, char *err, size_t errlen);
+/* Records a start-up note (deduplicated). False when out of memory. */
+bool settings_add_note(struct settings *s, const char *note);
+/* Sets the table option `name` from text, as the config file would. */
+bool settings_set(struct settings *s, const char *name, const char *value, char *err,
+                  size_t errlen);
 
 void settings_usage(FILE *out);
 /* Prints every option: config name, flag, type, default, bounds, meaning. */

@@ -133,6 +133,16 @@ static void stats_general(struct proxy *p, struct out *o)
     put_u64(o, "rejected_connections",
             atomic_load(&p->rejected_conns) - atomic_load(&p->rejected_conns_base));
     put_u64(o, "connection_structures", curr + 1);
+    uint64_t rb_count = 0, rb_bytes = 0, rb_free = 0;
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        rb_count += atomic_load_explicit(&p->workers[i].rbuf_count, memory_order_relaxed);
+        rb_bytes += atomic_load_explicit(&p->workers[i].rbuf_bytes, memory_order_relaxed);
+        rb_free += atomic_load_explicit(&p->workers[i].rbuf_bytes_free, memory_order_relaxed);
+    }
+    put_u64(o, "read_buf_count", rb_count);
+    put_u64(o, "read_buf_bytes", rb_bytes);
+    put_u64(o, "read_buf_bytes_free", rb_free);
+    put_u64(o, "read_buf_oom", t.read_buf_oom);
     put_u64(o, "cmd_get", t.cmd_get);
     put_u64(o, "cmd_set", t.cmd_set);
     put_u64(o, "cmd_flush", t.cmd_flush);
@@ -157,6 +167,8 @@ static void stats_general(struct proxy *p, struct out *o)
     put_u64(o, "store_no_memory", t.store_no_memory);
     put_u64(o, "auth_cmds", t.auth_cmds);
     put_u64(o, "auth_errors", t.auth_errors);
+    if (p->settings.idle_timeout > 0) /* memcached lists it only then */
+        put_u64(o, "idle_kicks", t.idle_kicks);
     put_u64(o, "bytes_read", t.bytes_read);
     put_u64(o, "bytes_written", t.bytes_written);
     put_u64(o, "limit_maxbytes", cs.limit_maxbytes);
@@ -195,8 +207,14 @@ static void stats_settings(struct proxy *p, struct out *o)
     put_u64(o, "oldest", 0);
     put_str(o, "evictions", s->disable_evictions ? "off" : "on");
     put_str(o, "domain_socket", "NULL");
-    put_str(o, "umask", "700");
-    put_str(o, "shutdown_command", "no");
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%o", s->unix_mask);
+    put_str(o, "umask", buf);
+    put_str(o, "shutdown_command", s->shutdown_command ? "yes" : "no");
+    /* -f and -n are memcached's slab geometry: shown as given, not applied */
+    snprintf(buf, sizeof(buf), "%.2f", s->growth_factor);
+    put_str(o, "growth_factor", buf);
+    put_u64(o, "chunk_size", s->chunk_size);
     put_u64(o, "num_threads", s->threads);
     put_u64(o, "num_threads_per_udp", s->threads);
     char delim[2] = {s->detail_delimiter, '\0'};
@@ -205,12 +223,15 @@ static void stats_settings(struct proxy *p, struct out *o)
     put_u64(o, "reqs_per_event", s->reqs_per_event);
     put_str(o, "cas_enabled", "yes");
     put_u64(o, "tcp_backlog", s->backlog);
-    put_str(o, "binding_protocol", "ascii");
+    /* text and binary on one port, chosen by a client's first byte */
+    put_str(o, "binding_protocol", "auto-negotiate");
     put_str(o, "auth_enabled_sasl", "no");
     put_str(o, "auth_enabled_ascii", "no");
     put_u64(o, "item_size_max", s->item_size_max);
+    /* strata always turns a client over -c away at once (no_maxconns_fast
+     * is accepted and does not apply) */
     put_str(o, "maxconns_fast", "yes");
-    put_u64(o, "hashpower_init", 0);
+    put_u64(o, "hashpower_init", s->hashpower);
     put_str(o, "slab_reassign", "no");
     pthread_mutex_lock(&p->admin.lock);
     put_u64(o, "slab_automove", p->admin.slab_automove);
@@ -223,13 +244,14 @@ static void stats_settings(struct proxy *p, struct out *o)
     put_double(o, "hot_max_factor", p->admin.hot_max_factor);
     put_double(o, "warm_max_factor", p->admin.warm_max_factor);
     pthread_mutex_unlock(&p->admin.lock);
-    put_str(o, "flush_enabled", "yes");
+    put_str(o, "flush_enabled", s->flush_enabled ? "yes" : "no");
     put_str(o, "dump_enabled", s->dump_enabled ? "yes" : "no");
     put_str(o, "hash_algorithm", "xxh3");
     put_str(o, "lru_maintainer_thread", "no");
     put_str(o, "lru_segmented", "no");
     put_str(o, "temp_lru", "no");
-    put_u64(o, "idle_timeout", 0);
+    put_u64(o, "idle_timeout", s->idle_timeout);
+    put_u64(o, "read_buf_mem_limit", s->read_buf_mem_limit);
     put_str(o, "track_sizes", "no");
     put_str(o, "ssl_enabled", "no");
     put_str(o, "allocator", mem_allocator_name());

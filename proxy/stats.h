@@ -23,7 +23,8 @@ struct proxy;
     X(incr_misses) X(incr_hits) X(decr_misses) X(decr_hits) X(cas_misses)      \
     X(cas_hits) X(cas_badval) X(touch_hits) X(touch_misses)                    \
     X(store_too_large) X(store_no_memory) X(auth_cmds) X(auth_errors)          \
-    X(bytes_read) X(bytes_written) X(conn_yields)
+    X(bytes_read) X(bytes_written) X(conn_yields) X(idle_kicks)                \
+    X(read_buf_oom)
 /* clang-format on */
 
 struct worker_stats {

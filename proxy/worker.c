@@ -1,7 +1,8 @@
 /*
- * worker.c - worker thread lifecycle and connection hand-off (see
- * worker.h). worker_dispatch runs on the acceptor thread; everything else
- * on the worker's own thread except init/start/stop/join (main thread).
+ * worker.c - worker thread lifecycle, connection hand-off and the idle
+ * connection check (see worker.h). worker_dispatch runs on the acceptor
+ * thread; everything else on the worker's own thread except
+ * init/start/stop/join (main thread).
  */
 #include "proxy/worker.h"
 
@@ -13,13 +14,14 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "proxy/conn.h"
 #include "proxy/proxy.h"
 
-/* Seconds a stopping worker waits for replies to drain before closing. */
-#define WORKER_STOP_GRACE 5
+/* How often a worker looks for idle connections (-o idle_timeout). */
+#define WORKER_IDLE_CHECK_US 1000000
 
 struct worker_newconn {
     struct worker_newconn *next;
@@ -58,11 +60,42 @@ static void begin_drain(struct worker *w)
         event_base_loopbreak(w->base);
         return;
     }
-    struct timeval tv = {WORKER_STOP_GRACE, 0};
+    unsigned grace = w->proxy->settings.shutdown_timeout;
+    if (grace == 0) {
+        worker_close_all(w);
+        event_base_loopbreak(w->base);
+        return;
+    }
+    struct timeval tv = {(time_t)grace, 0};
     w->shutdown_timer = evtimer_new(w->base, on_shutdown_timer, w);
     if (w->shutdown_timer == NULL || evtimer_add(w->shutdown_timer, &tv) != 0) {
         worker_close_all(w);
         event_base_loopbreak(w->base);
+    }
+}
+
+/*
+ * memcached's idle_timeout: a connection waiting for a command (nothing
+ * half-read, no reply waiting for the socket) whose last command is more
+ * than idle_timeout seconds old is closed and counted in idle_kicks. One
+ * walk of this worker's own list per second; the list is only changed on
+ * this thread, so the walk needs no lock.
+ */
+static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    if (w->draining)
+        return;
+    rel_time_t now = clock_now();
+    unsigned limit = w->proxy->settings.idle_timeout;
+    struct conn *c = w->conns;
+    while (c != NULL) {
+        struct conn *next = conn_next(c);
+        if (conn_close_if_idle(c, now, limit))
+            STAT_INCR(&w->stats, idle_kicks);
+        c = next;
     }
 }
 
@@ -101,6 +134,7 @@ enum st_status worker_init(struct worker *w, unsigned id, struct proxy *p)
     w->notify_fd = -1;
     pthread_mutex_init(&w->queue_lock, NULL);
     pthread_mutex_init(&w->conns_lock, NULL);
+    conn_rbuf_setup(w, p->settings.read_buf_mem_limit, p->settings.threads);
 
     struct event_config *cfg = event_config_new();
     if (cfg == NULL)
@@ -117,12 +151,19 @@ enum st_status worker_init(struct worker *w, unsigned id, struct proxy *p)
     w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, on_notify, w);
     if (w->notify_ev == NULL || event_add(w->notify_ev, NULL) != 0)
         return ST_NOMEM;
+    if (p->settings.idle_timeout > 0) {
+        struct timeval tv = {WORKER_IDLE_CHECK_US / 1000000, WORKER_IDLE_CHECK_US % 1000000};
+        w->idle_timer = event_new(w->base, -1, EV_PERSIST, on_idle_timer, w);
+        if (w->idle_timer == NULL || event_add(w->idle_timer, &tv) != 0)
+            return ST_NOMEM;
+    }
     return ST_OK;
 }
 
 void worker_deinit(struct worker *w)
 {
     worker_close_all(w);
+    conn_rbuf_teardown(w);
     struct worker_newconn *q = w->queue;
     while (q != NULL) {
         struct worker_newconn *next = q->next;
@@ -133,6 +174,8 @@ void worker_deinit(struct worker *w)
     w->queue = NULL;
     if (w->shutdown_timer != NULL)
         event_free(w->shutdown_timer);
+    if (w->idle_timer != NULL)
+        event_free(w->idle_timer);
     if (w->notify_ev != NULL)
         event_free(w->notify_ev);
     if (w->notify_fd >= 0)

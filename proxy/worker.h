@@ -18,6 +18,7 @@ struct event;
 struct proxy;
 struct conn;
 struct worker_newconn;
+struct conn_rbuf;
 
 struct worker {
     unsigned id;
@@ -27,6 +28,15 @@ struct worker {
     int notify_fd; /* eventfd: new connections or shutdown */
     struct event *notify_ev;
     struct event *shutdown_timer;
+    struct event *idle_timer; /* -o idle_timeout only */
+
+    /* Input buffers (conn.c). With -o read_buf_mem_limit, a pool of at
+     * most rbuf_limit buffers: rbuf_pooled allocated, idle ones listed in
+     * rbuf_free. The gauges are read by `stats`. */
+    unsigned rbuf_limit; /* 0: each connection owns its buffer */
+    unsigned rbuf_pooled;
+    struct conn_rbuf *rbuf_free;
+    _Atomic uint64_t rbuf_count, rbuf_bytes, rbuf_bytes_free;
 
     pthread_mutex_t queue_lock; /* guards queue and stopping */
     struct worker_newconn *queue;

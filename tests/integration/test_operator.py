@@ -255,6 +255,25 @@ def test_lru_crawler_disable_enable(server_factory):
         c.call(b"lru_crawler crawl all\r\n", b"OK\r\n")
 
 
+def test_lru_crawler_options(server_factory):
+    srv = server_factory("-o", "no_lru_crawler,lru_crawler_sleep=50,lru_crawler_tocrawl=7")
+    with srv.connect() as c:
+        settings = parse_stats(c.stats(b"settings"))
+        assert (settings["lru_crawler"], settings["lru_crawler_sleep"],
+                settings["lru_crawler_tocrawl"]) == ("no", "50", "7")
+        c.call(b"lru_crawler crawl all\r\n", b"CLIENT_ERROR lru crawler disabled\r\n")
+        c.call(b"lru_crawler metadump all\r\n", b"CLIENT_ERROR lru crawler disabled\r\n")
+        c.call(b"lru_crawler enable\r\n", b"OK\r\n")
+        assert parse_stats(c.stats(b"settings"))["lru_crawler"] == "yes"
+
+
+def test_dumps_disabled_by_dash_x(server_factory):
+    with server_factory("-X").connect() as c:
+        assert parse_stats(c.stats(b"settings"))["dump_enabled"] == "no"
+        c.call(b"stats cachedump 1 1\r\n", b"CLIENT_ERROR stats cachedump not allowed\r\n")
+        c.call(b"lru_crawler metadump all\r\n", b"ERROR metadump not allowed\r\n")
+
+
 def test_metadump_lists_every_live_item(private_server):
     with private_server.connect() as c:
         c.call(b"flush_all\r\n", b"OK\r\n")
