@@ -247,10 +247,9 @@ enum cache_result cache_meta_commit(struct cache *c, struct item *it, enum cache
         break;
     case CACHE_APPEND:
     case CACHE_PREPEND:
-        if (old == NULL) {
-            if ((mflags & CACHE_META_VIVIFY) == 0)
-                res = CACHE_NOT_STORED;
-        } else if (cas_in != 0 && old->cas != cas_in)
+        if (old == NULL)
+            res = CACHE_NOT_STORED;
+        else if (cas_in != 0 && old->cas != cas_in)
             res = CACHE_EXISTS;
         else
             store = cache_concat_locked(c, sh, old, it, mode == CACHE_APPEND, now, &res);
@@ -259,11 +258,13 @@ enum cache_result cache_meta_commit(struct cache *c, struct item *it, enum cache
         if (old == NULL) {
             res = CACHE_NOT_FOUND;
         } else if (old->cas != cas_in) {
-            if ((mflags & CACHE_META_INVALIDATE) && cas_in < old->cas) {
+            if ((mflags & CACHE_META_INVALIDATE) && cas_in != 0 && cas_in < old->cas) {
                 /* An invalidation racing a newer value: keep the data as a
-                 * stale item that a client will be asked to refresh. */
+                 * stale item that a client will be asked to refresh. CAS 0
+                 * means "no CAS" to memcached, never "older". */
                 atomic_store_explicit(&it->exptime, item_exptime_load(old), memory_order_relaxed);
                 it->iflags |= (uint8_t)(ITEM_STALE | (old->iflags & ITEM_TOKEN_SENT));
+                sh->cls[item_clsid(old)].st.cas_hits++;
             } else {
                 sh->cls[item_clsid(old)].st.cas_badval++;
                 res = CACHE_EXISTS;

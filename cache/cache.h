@@ -184,7 +184,9 @@ enum cache_result cache_touch(struct cache *c, const char *key, size_t nkey, rel
  * result keeps the item's length when it fits, padded with spaces on the
  * right (memcached's in-place update); when it does not fit the item grows
  * to the length of the number. Flags and exptime are kept; CAS changes.
- * A non-zero cas_in must equal the item's CAS (CACHE_EXISTS otherwise).
+ * A non-zero cas_in must equal the item's CAS (CACHE_EXISTS otherwise);
+ * as in memcached, an empty value is refused before the CAS is compared
+ * (CACHE_NON_NUMERIC even on a mismatch), any other value after.
  * Returns CACHE_OK with *result (and *cas_out if not NULL), CACHE_NOT_FOUND,
  * CACHE_NON_NUMERIC (also for an empty value or one over 20 digits+padding
  * that does not parse), CACHE_NO_MEMORY.
@@ -196,7 +198,12 @@ enum cache_result cache_delta(struct cache *c, const char *key, size_t nkey, boo
  * FLUSH_ALL: at == 0 or at <= now invalidates every item stored before this
  * call; otherwise every item stored before time `at` becomes invalid when
  * the clock reaches `at` (items stored at or after `at` survive). A later
- * flush replaces a pending delayed one.
+ * flush replaces a pending delayed one. at == CLOCK_LONG_AGO (a time before
+ * the process started) invalidates nothing, as nothing is that old, and
+ * drops a pending delayed flush (memcached 1.6.18).
+ * Items a flush has invalidated stay invalid whatever later flushes say
+ * (memcached keeps one cutoff that the next flush_all overwrites, which
+ * can bring them back; see docs/COMPATIBILITY.md).
  */
 void cache_flush(struct cache *c, rel_time_t at);
 
@@ -213,10 +220,10 @@ void cache_flush(struct cache *c, rel_time_t at);
 
 /* Flags of cache_meta_commit(). */
 #define CACHE_META_INVALIDATE \
-    0x1u                           /* CACHE_CAS: an older cas_in stores the item
-                                      marked stale, with the old TTL and token */
+    0x1u                           /* CACHE_CAS: an older, non-zero cas_in stores
+                                      the item marked stale, with the old TTL and
+                                      token (cas_in 0 is a mismatch, as without) */
 #define CACHE_META_KEY_BINARY 0x2u /* the key came base64-encoded (echoed so) */
-#define CACHE_META_VIVIFY 0x4u     /* append/prepend on a miss stores the data */
 
 /* cache_commit() with meta options; cache_commit(..) is this with 0. */
 enum cache_result cache_meta_commit(struct cache *c, struct item *it, enum cache_store_mode mode,
@@ -235,6 +242,9 @@ struct cache_meta_ttl {
                         exptime to vivify_exptime and win */
     int recache_pos; /* R: win if the exptime is set, below recache_time,
                         and no token was sent */
+    int fail_pos;    /* a flag here fails the request (mg's too-long
+                        opaque): memcached has already acted on the flags
+                        before it, and acts on none from it on */
     rel_time_t touch_exptime, vivify_exptime, recache_time;
 };
 
@@ -250,9 +260,9 @@ struct cache_meta_info {
     rel_time_t idle; /* l: seconds since the last access */
 };
 
-#define CACHE_META_TTL_NONE     \
-    {                           \
-        -1, -1, -1, -1, 0, 0, 0 \
+#define CACHE_META_TTL_NONE         \
+    {                               \
+        -1, -1, -1, -1, -1, 0, 0, 0 \
     }
 
 /*
@@ -262,6 +272,11 @@ struct cache_meta_info {
  * item (flags 0) and returns it with info->created. Counts get_hits, or
  * touch_hits when T is given. NULL on a miss (*miss says why) or when a
  * vivify allocation fails.
+ * With ttl->fail_pos >= 0 (the request fails there, as memcached 1.6.18
+ * finds out only while wording the reply): the item is still created (N)
+ * and the flags before fail_pos are acted on, but no token is handed out,
+ * nothing is counted, and the item is bumped and marked fetched only
+ * unless no_bump. The reference returned is the caller's to release.
  */
 struct item *cache_meta_get(struct cache *c, const char *key, size_t nkey,
                             const struct cache_meta_ttl *ttl, bool no_bump,

@@ -132,6 +132,8 @@ enum cache_result cache_delta(struct cache *c, const char *key, size_t nkey, boo
     uint64_t value;
     if (it == NULL) {
         res = CACHE_NOT_FOUND;
+    } else if (it->nvalue == 0) {
+        res = CACHE_NON_NUMERIC; /* memcached checks this before the CAS */
     } else if (cas_in != 0 && it->cas != cas_in) {
         res = CACHE_EXISTS;
     } else {

@@ -3,7 +3,8 @@
  * cutoff (every item whose CAS is below it is invalid, and lookups, the
  * eviction walk and cache_maintain drop such items lazily). A delayed flush
  * is kept pending until some operation sees its time arrive and turns it
- * into a cutoff. Called by worker threads.
+ * into a cutoff. The cutoff only grows, so a later flush never brings
+ * back what an earlier one hid. Called by worker threads.
  */
 #include "cache/cache_int.h"
 
@@ -34,7 +35,10 @@ void cache_flush(struct cache *c, rel_time_t at)
 {
     rel_time_t now = c->clock();
     pthread_mutex_lock(&c->flush_lock);
-    if (at == 0 || at <= now) {
+    if (at == CLOCK_LONG_AGO) {
+        /* Cutoffs only ever grow: what earlier flushes hid stays hidden. */
+        atomic_store_explicit(&c->flush_pending, 0, memory_order_release);
+    } else if (at == 0 || at <= now) {
         flush_cut_locked(c);
         atomic_store_explicit(&c->flush_pending, 0, memory_order_release);
     } else {

@@ -38,7 +38,7 @@ static rel_time_t meta_ttl_walk(const struct cache_meta_ttl *m, rel_time_t expti
 {
     rel_time_t cur = exptime;
     int last = meta_ttl_last(m);
-    for (int pos = 0; pos <= last; pos++) {
+    for (int pos = 0; pos <= last && pos != m->fail_pos; pos++) {
         if (pos == m->touch_pos) {
             cur = m->touch_exptime;
         } else if (pos == m->vivify_pos) {
@@ -114,13 +114,16 @@ struct item *cache_meta_get(struct cache *c, const char *key, size_t nkey,
         /* A stale item hands its token to the first fetch after the mark. */
         if (info->stale && !info->token_sent)
             info->won = true;
+        if (ttl->fail_pos >= 0)
+            info->won = false; /* the failed request's reply carries no W */
         if (info->won)
             it->iflags |= ITEM_TOKEN_SENT;
         if (!no_bump)
             lru_touch_locked(c, sh, it, now, true);
-        if (ttl->touch_pos >= 0)
+        /* memcached counts a failed hit nowhere */
+        if (ttl->fail_pos < 0 && ttl->touch_pos >= 0)
             sh->cls[item_clsid(it)].st.touch_hits++;
-        else
+        else if (ttl->fail_pos < 0)
             sh->cls[item_clsid(it)].st.get_hits++;
     }
     shard_leave(sh);
@@ -235,6 +238,9 @@ enum cache_result cache_meta_delta(struct cache *c, const char *key, size_t nkey
         atomic_fetch_sub_explicit(&cur->refcount, 1, memory_order_relaxed); /* still linked */
         a->created = true;
         a->value = a->initial;
+    } else if (it->nvalue == 0) {
+        res = CACHE_NON_NUMERIC; /* memcached checks this before the CAS */
+        goto out;
     } else if (a->cas_in != 0 && it->cas != a->cas_in) {
         res = CACHE_EXISTS;
         goto out;

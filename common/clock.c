@@ -32,6 +32,11 @@ rel_time_t clock_now(void)
     return atomic_load_explicit(&clock_current, memory_order_relaxed);
 }
 
+rel_time_t clock_uptime(void)
+{
+    return clock_now() - CLOCK_UPTIME_OFFSET;
+}
+
 time_t clock_process_started(void)
 {
     return clock_started;
@@ -47,10 +52,10 @@ rel_time_t clock_exptime(int64_t exptime)
     if (exptime == 0)
         return 0;
     if (exptime < 0)
-        return 1;
+        return CLOCK_LONG_AGO;
     if (exptime > CLOCK_MAX_RELATIVE_EXPTIME) {
         if (exptime <= (int64_t)clock_started)
-            return 1;
+            return CLOCK_LONG_AGO;
         int64_t rel = exptime - (int64_t)clock_started;
         return rel > UINT32_MAX ? UINT32_MAX : (rel_time_t)rel;
     }

@@ -56,7 +56,7 @@ bool mc_bin_is_quiet(uint8_t op)
 /* Shape rule of one opcode: extras length, key presence, value presence. */
 enum key_rule { KEY_NONE, KEY_REQUIRED, KEY_OPTIONAL };
 /* VALUE_UNCHECKED: memcached never looks at the body length beyond key and
- * extras (TOUCH, GAT*). */
+ * extras (TOUCH, GAT*, STAT). */
 enum value_rule { VALUE_NONE, VALUE_ALLOWED, VALUE_UNCHECKED };
 
 struct shape {
@@ -94,7 +94,7 @@ static bool shape_of(uint8_t op, struct shape *s)
     case MC_BIN_VERSION: *s = (struct shape){0, KEY_NONE, VALUE_NONE}; return true;
     case MC_BIN_FLUSH:
     case MC_BIN_FLUSHQ: *s = (struct shape){-1, KEY_NONE, VALUE_NONE}; return true;
-    case MC_BIN_STAT: *s = (struct shape){0, KEY_OPTIONAL, VALUE_NONE}; return true;
+    case MC_BIN_STAT: *s = (struct shape){0, KEY_OPTIONAL, VALUE_UNCHECKED}; return true;
     case MC_BIN_TOUCH:
     case MC_BIN_GAT:
     case MC_BIN_GATQ:
@@ -110,12 +110,13 @@ static bool shape_of(uint8_t op, struct shape *s)
 enum mc_bin_shape mc_bin_check_shape(const struct mc_bin_header *h)
 {
     struct shape s;
+    /* memcached's order: lengths, key length, then the opcode */
     if ((uint32_t)h->keylen + h->extlen > h->bodylen)
         return MC_BIN_SHAPE_SHORT;
-    if (!shape_of(h->opcode, &s))
-        return MC_BIN_SHAPE_UNKNOWN;
     if (h->keylen > MC_KEY_MAX)
         return MC_BIN_SHAPE_INVALID;
+    if (!shape_of(h->opcode, &s))
+        return MC_BIN_SHAPE_UNKNOWN;
     if (s.extlen >= 0 ? h->extlen != s.extlen : (h->extlen != 0 && h->extlen != 4))
         return MC_BIN_SHAPE_INVALID;
     if ((s.key == KEY_REQUIRED && h->keylen == 0) || (s.key == KEY_NONE && h->keylen != 0))

@@ -96,7 +96,15 @@ void mc_bin_decode_header(const uint8_t *p, struct mc_bin_header *h);
 /* Encodes h into 24 bytes at p. */
 void mc_bin_encode_header(uint8_t *p, const struct mc_bin_header *h);
 
-/* What a request header's shape says, before its body is read. */
+/*
+ * memcached reads a request's header, extras and key into its 16 KB read
+ * buffer before looking at them; a request whose header, extras and key
+ * do not fit gets its connection closed, without an answer, once that much
+ * has arrived.
+ */
+#define MC_BIN_HEAD_MAX 16384
+
+/* What a request header's shape says, once header, extras and key are in. */
 enum mc_bin_shape {
     MC_BIN_SHAPE_OK,
     MC_BIN_SHAPE_UNKNOWN, /* unknown opcode: UNKNOWN_COMMAND once the body is skipped */
@@ -106,13 +114,25 @@ enum mc_bin_shape {
 
 /*
  * Checks key/extras/body lengths against the opcode with memcached 1.6's
- * rules: e.g. SET needs 8 bytes of extras and a key, GET no extras, a key
- * and no value, INCR 20 bytes of extras and no value; keys at most 250
- * bytes. TOUCH and GAT* do not check for a value (memcached reads their
- * extra body bytes as the next packet: see mc_bin_consumed()).
+ * rules, in its order: a body shorter than key and extras, then a key over
+ * 250 bytes (any opcode, even an unknown one), then per opcode: e.g. SET
+ * needs 8 bytes of extras and a key, GET no extras, a key and no value,
+ * INCR 20 bytes of extras and no value. TOUCH, GAT* and STAT do not check
+ * for a value (memcached reads their extra body bytes as the next packet).
  * REQUIRES: h->magic == MC_BIN_REQ_MAGIC.
  */
 enum mc_bin_shape mc_bin_check_shape(const struct mc_bin_header *h);
+
+/*
+ * memcached holds the length of a body it skips (or of a value it refuses)
+ * in an int: one of 2^31 bytes or more is negative there, so it answers at
+ * once and skips nothing; the bytes that follow are read as the next
+ * request. True when `len` is such a length.
+ */
+static inline bool mc_bin_len_is_negative(uint32_t len)
+{
+    return len > (uint32_t)INT32_MAX;
+}
 
 /* True for the SASL opcodes, which have a shape but are answered
  * UNKNOWN_COMMAND while authentication is not built. */

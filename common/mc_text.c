@@ -107,11 +107,16 @@ static enum mc_parse parse_keys(struct mc_request *req, const char *rest, const 
 {
     req->keys = rest;
     req->keys_len = (size_t)(end - rest);
+    req->keys_error = NULL;
     const char *cur = rest, *k;
     size_t nk;
-    while (mc_text_next_key(&cur, end, &k, &nk))
-        if (!mc_key_valid(k, nk))
-            return client_error(req, ERR_FORMAT);
+    while (mc_text_next_key(&cur, end, &k, &nk)) {
+        if (!mc_key_valid(k, nk)) {
+            req->keys_len = (size_t)(k - rest);
+            req->keys_error = ERR_FORMAT;
+            break;
+        }
+    }
     return MC_PARSE_OK;
 }
 

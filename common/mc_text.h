@@ -69,6 +69,10 @@ struct mc_request {
     size_t nkey;
     const char *keys; /* get family: the keys, space separated, validated */
     size_t keys_len;
+    /* get family: a key over MC_KEY_MAX bytes ends `keys` before it, and
+     * this is the reply once the keys before it have been fetched
+     * (memcached looks them up, counts and touches them, then fails). */
+    const char *keys_error;
     uint32_t flags;
     int32_t exptime;  /* as sent; also flush_all's delay */
     int32_t nbytes;   /* storage commands: value length, 0..INT_MAX-2 */

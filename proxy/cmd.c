@@ -128,6 +128,8 @@ struct item *cmd_meta_get(struct worker *w, const char *key, size_t nkey,
 {
     enum cache_miss miss;
     struct item *it = cache_meta_get(cache_of(w), key, nkey, ttl, no_bump, info, &miss);
+    if (it != NULL && ttl->fail_pos >= 0)
+        return it; /* memcached counts a failed hit nowhere (a miss, yes) */
     if (it != NULL && ttl->touch_pos >= 0) {
         STAT_INCR(&w->stats, cmd_touch);
         STAT_INCR(&w->stats, touch_hits);

@@ -46,7 +46,8 @@ enum cache_result cmd_delta(struct worker *w, const char *key, size_t nkey, bool
 /* ---- meta commands: the cache's meta calls, counted as memcached does ---- */
 
 /* mg: a hit counts cmd_touch/touch_hits when T is given, else cmd_get and
- * get_hits; a miss cmd_get/get_misses; a vivified item is a get hit. */
+ * get_hits; a miss cmd_get/get_misses; a vivified item is a get hit. A
+ * hit of a failing request (ttl->fail_pos >= 0) counts nothing. */
 struct item *cmd_meta_get(struct worker *w, const char *key, size_t nkey,
                           const struct cache_meta_ttl *ttl, bool no_bump,
                           struct cache_meta_info *info);

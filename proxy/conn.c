@@ -515,13 +515,14 @@ static enum proto_action conn_process(struct conn *c, bool *yielded)
         const char *start = c->rbuf + c->rpos;
         const char *nl = memchr(start, '\n', c->rlen);
         if (nl == NULL) {
+            /* Bad input ends the connection, but the commands before it
+             * were complete: their replies still go out first. */
             if (c->rlen > MC_LINE_MAX && !mc_text_is_long_line_ok(start, c->rlen)) {
                 log_info("<%d line over %d bytes without newline, closing", c->fd, MC_LINE_MAX);
-                return PROTO_CLOSE;
-            }
-            if (c->rlen >= MC_GET_LINE_MAX) {
+                c->close_after_write = true;
+            } else if (c->rlen >= MC_GET_LINE_MAX) {
                 log_info("<%d get line over %u bytes, closing", c->fd, MC_GET_LINE_MAX);
-                return PROTO_CLOSE;
+                c->close_after_write = true;
             }
             return PROTO_NEXT;
         }

@@ -2,15 +2,21 @@
  * proto_binary.c - memcached binary protocol front end (see
  * proto_binary.h). Worker thread of the connection.
  *
- *   header (24 B) ─► shape check ─► extras + key buffered ─► cmd_* ─► response
- *        │               ├─ unknown opcode: body skipped, then UNKNOWN_COMMAND
- *        │               ├─ inconsistent lengths: EINVAL, then close
- *        │               └─ body shorter than key + extras: UNKNOWN_COMMAND, close
+ *   header (24 B) ─► extras + key buffered ─► shape check ─► cmd_* ─► response
+ *        │                    │                   ├─ unknown opcode: body skipped,
+ *        │                    │                   │  then UNKNOWN_COMMAND
+ *        │                    │                   ├─ inconsistent lengths, key over
+ *        │                    │                   │  250 bytes: EINVAL, then close
+ *        │                    │                   └─ body shorter than key + extras:
+ *        │                    │                      UNKNOWN_COMMAND, then close
+ *        │                    └─ over 16 KB: close (memcached's read buffer)
  *        └─ bad magic: close once earlier replies are out (no resync possible)
  *
  * Exact memcached 1.6.18 behaviour, tested against it: a refused value (too
  * large, SASL, unknown opcode) is answered only after it has been read and
  * dropped, so a header claiming 2 GB gets no answer and costs no memory;
+ * but a length of 2^31 or more is negative in memcached's int, so that
+ * one is answered at once and nothing is skipped (mc_bin_len_is_negative);
  * exptimes are unsigned 32-bit; a CAS in the header turns SET/ADD/REPLACE
  * into compare-and-swap and guards APPEND/PREPEND/DELETE.
  *
@@ -47,10 +53,12 @@ bool proto_binary_ready(const struct conn *c)
     mc_bin_decode_header(peek(c), &h);
     if (h.magic != MC_BIN_REQ_MAGIC)
         return true;
-    enum mc_bin_shape shape = mc_bin_check_shape(&h);
-    if (shape == MC_BIN_SHAPE_INVALID || shape == MC_BIN_SHAPE_SHORT)
-        return true;
-    return c->rlen >= MC_BIN_HEADER_LEN + (size_t)h.extlen + h.keylen;
+    /* As memcached: whatever the lengths say, nothing is decided before
+     * header, extras and key are in (or its read buffer is full). */
+    size_t head = MC_BIN_HEADER_LEN + (size_t)h.extlen + h.keylen;
+    if (head > MC_BIN_HEAD_MAX)
+        return c->rlen >= MC_BIN_HEAD_MAX;
+    return c->rlen >= head;
 }
 
 /* An unsigned 32-bit exptime from extras (memcached reads them unsigned:
@@ -107,9 +115,13 @@ static enum proto_action respond_deferred(struct conn *c)
     return respond_error(c, c->bin_opcode, c->bin_opaque, c->bin_status);
 }
 
+/* Answers `status` once `body` more bytes have been read and dropped; at
+ * once, skipping nothing, when memcached's int sees a negative length. */
 static enum proto_action refuse_after_body(struct conn *c, const struct mc_bin_header *h,
-                                           size_t body, enum mc_bin_status status)
+                                           uint32_t body, enum mc_bin_status status)
 {
+    if (mc_bin_len_is_negative(body))
+        return respond_error(c, h->opcode, h->opaque, status);
     c->bin_opcode = h->opcode;
     c->bin_opaque = h->opaque;
     c->bin_status = (uint16_t)status;
@@ -215,7 +227,8 @@ static enum proto_action do_store(struct conn *c, const struct mc_bin_header *h,
                                   const char *key)
 {
     uint32_t vlen = h->bodylen - h->extlen - h->keylen;
-    enum cache_store_mode mode = store_mode(h->opcode);
+    enum cache_store_mode opmode = store_mode(h->opcode);
+    enum cache_store_mode mode = opmode;
     /* SET/ADD/REPLACE carry flags and exptime; APPEND/PREPEND keep the old. */
     uint32_t flags = h->extlen == 8 ? mc_bin_get32(ext) : 0;
     rel_time_t exptime = h->extlen == 8 ? exptime_at(ext + 4) : 0;
@@ -224,7 +237,9 @@ static enum proto_action do_store(struct conn *c, const struct mc_bin_header *h,
         mode = CACHE_CAS;
     detail_record_set(c->p->detail, key, h->keylen);
     enum cache_result res;
-    struct item *it = cmd_reserve(c->w, key, h->keylen, flags, exptime, vlen, mode, &res);
+    /* A refused SET drops the old value even with a CAS: memcached decides
+     * that by opcode, before it looks at the CAS. */
+    struct item *it = cmd_reserve(c->w, key, h->keylen, flags, exptime, vlen, opmode, &res);
     if (it == NULL)
         return refuse_after_body(c, h, vlen, status_of(res));
     c->bin_opcode = h->opcode;
@@ -375,6 +390,11 @@ enum proto_action proto_binary_command(struct conn *c)
         return PROTO_NEXT;
     }
     size_t head = MC_BIN_HEADER_LEN + (size_t)h.extlen + h.keylen;
+    if (head > MC_BIN_HEAD_MAX) {
+        log_info("<%d binary request head of %zu bytes, closing", c->fd, head);
+        c->close_after_write = true; /* earlier replies still go out */
+        return PROTO_NEXT;
+    }
     switch (mc_bin_check_shape(&h)) {
     case MC_BIN_SHAPE_OK: break;
     case MC_BIN_SHAPE_UNKNOWN:
@@ -395,7 +415,7 @@ enum proto_action proto_binary_command(struct conn *c)
     /* The views stay valid: consuming moves indices, not bytes. */
     conn_consume(c, head);
     if (mc_bin_is_sasl(h.opcode)) /* no authentication built yet */
-        return refuse_after_body(c, &h, h.bodylen - (head - MC_BIN_HEADER_LEN),
+        return refuse_after_body(c, &h, (uint32_t)(h.bodylen - (head - MC_BIN_HEADER_LEN)),
                                  MC_BIN_UNKNOWN_COMMAND);
     log_debug("<%d binary opcode 0x%02x key %.*s", c->fd, h.opcode, (int)h.keylen, key);
 

@@ -136,12 +136,36 @@ static void ttl_positions(const struct mc_meta_request *req, struct cache_meta_t
     ttl->recache_time = clock_exptime(req->recache_ttl);
 }
 
+/*
+ * An mg whose opaque is too long: memcached notices only while wording the
+ * reply, so the lookup has happened (a miss is counted, N has created the
+ * item, T before the opaque has touched it) and then the reply is the
+ * error. Its "locked" flags (N T R l h) delay the bump to after the reply,
+ * which then never comes; without them the lookup itself has bumped.
+ */
+static enum proto_action meta_get_failed(struct conn *c, const struct mc_meta_request *req,
+                                         struct cache_meta_ttl *ttl)
+{
+    bool locked = false;
+    for (unsigned i = 0; i < req->nflags; i++) {
+        const struct mc_meta_token *t = &req->flags[i];
+        if (t->p[0] == 'O' && t->n > MC_META_OPAQUE_MAX && ttl->fail_pos < 0)
+            ttl->fail_pos = (int)i;
+        if (memchr("NTRlh", t->p[0], 5) != NULL)
+            locked = true;
+    }
+    struct cache_meta_info info;
+    struct item *it = cmd_meta_get(c->w, req->key, req->nkey, ttl, req->no_bump || locked, &info);
+    cache_release(c->p->cache, it);
+    return reply_error(c, "CLIENT_ERROR opaque token too long\r\n");
+}
+
 static enum proto_action meta_get(struct conn *c, const struct mc_meta_request *req)
 {
-    if (req->opaque_too_long)
-        return reply_error(c, "CLIENT_ERROR opaque token too long\r\n");
     struct cache_meta_ttl ttl;
     ttl_positions(req, &ttl);
+    if (req->opaque_too_long)
+        return meta_get_failed(c, req, &ttl);
     struct cache_meta_info info;
     struct item *it = cmd_meta_get(c->w, req->key, req->nkey, &ttl, req->no_bump, &info);
     struct meta_line l = {.n = 0};
@@ -205,11 +229,8 @@ static enum proto_action meta_set(struct conn *c, const struct mc_meta_request *
     case 'R': mode = CACHE_REPLACE; break;
     default: break;
     }
-    if ((mode == CACHE_APPEND || mode == CACHE_PREPEND) && req->has_vivify) {
-        /* append/prepend with N creates the item on a miss, with N's TTL */
-        mflags |= CACHE_META_VIVIFY;
-        exptime = clock_exptime(req->vivify_ttl);
-    }
+    /* memcached 1.6.18 parses N on ms and ignores it: an append or
+     * prepend on a miss is NS, and nothing is created. */
     if (req->has_cas && (mode == CACHE_SET || mode == CACHE_REPLACE))
         mode = CACHE_CAS;
     if (req->invalidate && mode == CACHE_CAS)

@@ -89,6 +89,10 @@ static enum proto_action do_get(struct conn *c, const struct mc_request *req)
             return reply(c, LIT("SERVER_ERROR out of memory writing get response\r\n"));
         }
     }
+    if (req->keys_error != NULL) { /* a key too long after these */
+        outq_rollback(&c->out, &mark);
+        return reply_line(c, req->keys_error);
+    }
     return reply(c, LIT("END\r\n"));
 }
 
@@ -302,7 +306,9 @@ enum proto_action proto_text_line(struct conn *c, const char *line, size_t len)
     case MC_PARSE_OK: break;
     case MC_PARSE_ERROR: return reply(c, LIT("ERROR\r\n"));
     case MC_PARSE_CLIENT_ERROR: return req.noreply ? PROTO_NEXT : reply_line(c, req.error);
-    case MC_PARSE_CLOSE: return PROTO_CLOSE;
+    case MC_PARSE_CLOSE:
+        c->close_after_write = true;
+        return PROTO_NEXT; /* earlier replies go out */
     }
 
     switch (req.cmd) {

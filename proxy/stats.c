@@ -118,7 +118,7 @@ static void stats_general(struct proxy *p, struct out *o)
     unsigned curr = atomic_load(&p->curr_conns);
 
     put_u64(o, "pid", (uint64_t)getpid());
-    put_u64(o, "uptime", clock_now());
+    put_u64(o, "uptime", clock_uptime());
     put_u64(o, "time", (uint64_t)clock_unix_now());
     put_str(o, "version", MC_COMPAT_VERSION);
     put_str(o, "strata_version", STRATA_VERSION);

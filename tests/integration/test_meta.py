@@ -266,6 +266,42 @@ def test_ms_mode(conn, key, mode, exists, reply, after):
         conn.call(b"mg %s v\r\n" % key, b"VA %d\r\n%s\r\n" % (len(after), after))
 
 
+# memcached 1.6.18 parses N on ms and ignores it: append/prepend on a miss
+# stay NS and create nothing, and N never sets a TTL.
+MS_N_IGNORED_CASES = [
+    ("MA-miss", [
+        (b"ms {k} 1 MA N100\r\nx\r\n", b"NS\r\n"),
+        (b"mg {k} v t\r\n", b"EN\r\n"),
+    ]),
+    ("MP-miss", [
+        (b"ms {k} 1 MP N100\r\nx\r\n", b"NS\r\n"),
+        (b"mg {k} v t\r\n", b"EN\r\n"),
+    ]),
+    ("MA-miss-return-flags", [
+        (b"ms {k} 1 MA N100 c k O9\r\nx\r\n", b"NS c0 k{k} O9\r\n"),
+        (b"mg {k} v\r\n", b"EN\r\n"),
+    ]),
+    ("MP-miss-quiet", [
+        (b"ms {k} 1 MP N100 q\r\nx\r\nmn\r\n", b"NS\r\nMN\r\n"),
+        (b"mg {k} v\r\n", b"EN\r\n"),
+    ]),
+    ("MA-hit-keeps-ttl", [
+        (b"ms {k} 1\r\ny\r\n", b"HD\r\n"),
+        (b"ms {k} 1 MA N100\r\nx\r\n", b"HD\r\n"),
+        (b"mg {k} v t\r\n", b"VA 2 t-1\r\nyx\r\n"),
+    ]),
+    ("set-with-N", [
+        (b"ms {k} 1 N100\r\nx\r\n", b"HD\r\n"),
+        (b"mg {k} v t\r\n", b"VA 1 t-1\r\nx\r\n"),
+    ]),
+]
+
+
+@run_cases(MS_N_IGNORED_CASES)
+def test_ms_N_is_ignored(conn, key, steps):
+    run_meta(conn, key, steps)
+
+
 MS_CASES = [
     ("append-prepend-add-keep-flags-and-ttl", [
         (b"ms {k} 1 F7 T100\r\na\r\n", b"HD\r\n"),
@@ -400,6 +436,30 @@ def test_ms_invalidate_first_fetch_wins(conn, key):
     conn.call(b"ms %s 1 C%d I\r\nz\r\n" % (key, old), b"HD\r\n")
     conn.call(b"mg %s v\r\n" % key, b"VA 1 X W\r\nz\r\n")
     conn.call(b"mg %s v\r\n" % key, b"VA 1 Z X\r\nz\r\n")
+
+
+def test_ms_invalidate_with_cas_zero_is_refused(conn, key):
+    """C0 is "no CAS" to memcached, never an older one: with I it is EX
+    (counted in cas_badval) and the item stays as it was."""
+    conn.call(b"ms %s 1 T100\r\na\r\n" % key, b"HD\r\n")
+    before = conn.stats_dict()
+    conn.call(b"ms %s 1 I C0\r\nz\r\n" % key, b"EX\r\n")
+    conn.call(b"ms %s 1 I C0 c k\r\nz\r\n" % key, b"EX c0 k%s\r\n" % key)
+    after = conn.stats_dict()
+    assert int(after["cas_badval"]) - int(before["cas_badval"]) == 2
+    assert after["cas_hits"] == before["cas_hits"]
+    check(conn, key, b"mg {k} v t\r\n", M(b"VA 1 t" + ttl(100) + b"\r\na\r\n"))
+
+
+def test_ms_invalidate_stale_store_counts_a_cas_hit(conn, key):
+    conn.call(b"ms %s 1\r\na\r\n" % key, b"HD\r\n")
+    old = meta_cas(conn, key)
+    conn.call(b"ms %s 1\r\nb\r\n" % key, b"HD\r\n")
+    before = conn.stats_dict()
+    conn.call(b"ms %s 1 C%d I\r\nz\r\n" % (key, old), b"HD\r\n")
+    after = conn.stats_dict()
+    assert int(after["cas_hits"]) - int(before["cas_hits"]) == 1
+    assert after["cas_badval"] == before["cas_badval"]
 
 
 # --- ms errors ---------------------------------------------------------------------
@@ -593,6 +653,68 @@ def test_ma_with_N_creates_the_item_before_a_late_error(conn, key):
     the miss has already created the item."""
     conn.call(b"ma %s N0 J5 O%s\r\n" % (key, b"x" * 32), b"CLIENT_ERROR opaque token too long\r\n")
     conn.call(b"mg %s v\r\n" % key, b"VA 1\r\n5\r\n")
+
+
+LONG_OPAQUE = b"O" + b"9" * 32
+
+# An mg whose opaque is too long: memcached finds out while wording the
+# reply, so what came before has been done. (id, value stored first or None,
+# failing request, check request, check reply, counters the failing request
+# moves). Its "locked" flags (N T R l h) delay the bump past the error.
+MG_LATE_ERROR_CASES = [
+    ("N-before-creates-with-ttl-no-win", None, b"mg {k} N100 {O}\r\n",
+     b"mg {k} v t h\r\n", M(b"VA 0 t" + ttl(100) + b" h0\r\n\r\n"), {}),
+    ("N-after-creates-without-ttl", None, b"mg {k} {O} N100\r\n",
+     b"mg {k} v t h\r\n", b"VA 0 t-1 h0\r\n\r\n", {}),
+    ("T-before-touches", b"x", b"mg {k} T100 {O}\r\n",
+     b"mg {k} v t h\r\n", M(b"VA 1 t" + ttl(100) + b" h0\r\nx\r\n"), {}),
+    ("T-after-does-not", b"x", b"mg {k} {O} T100\r\n",
+     b"mg {k} v t h\r\n", b"VA 1 t-1 h0\r\nx\r\n", {}),
+    ("plain-hit-is-fetched", b"x", b"mg {k} v {O}\r\n",
+     b"mg {k} v t h\r\n", b"VA 1 t-1 h1\r\nx\r\n", {}),
+    ("h-hit-is-not", b"x", b"mg {k} h {O}\r\n",
+     b"mg {k} v t h\r\n", b"VA 1 t-1 h0\r\nx\r\n", {}),
+    ("miss-is-counted", None, b"mg {k} v {O}\r\n",
+     b"mg {k} v\r\n", b"EN\r\n", {"cmd_get": 1, "get_misses": 1}),
+    ("stale-keeps-its-token", b"x", b"md {k} I\r\nmg {k} {O}\r\n",
+     b"mg {k} v\r\n", b"VA 1 X W\r\nx\r\n", {}),
+]
+
+
+@pytest.mark.parametrize("value, request_, probe, reply, moved",
+                         [c[1:] for c in MG_LATE_ERROR_CASES],
+                         ids=[c[0] for c in MG_LATE_ERROR_CASES])
+def test_mg_with_long_opaque_acts_before_failing(private_server, key, value, request_, probe,
+                                                 reply, moved):
+    with private_server.connect() as c:
+        if value is not None:
+            c.call(b"ms %s %d\r\n%s\r\n" % (key, len(value), value), b"HD\r\n")
+        request_ = request_.replace(b"{O}", LONG_OPAQUE)
+        if request_.startswith(b"md "):  # mark it stale first
+            first, request_ = request_.split(b"\r\n", 1)
+            c.call(fill(first + b"\r\n", key), b"HD\r\n")
+        before = c.stats_dict()
+        c.call(fill(request_, key), b"CLIENT_ERROR opaque token too long\r\n")
+        after = c.stats_dict()
+        changed = {n: int(after[n]) - int(before[n]) for n in COUNTER_NAMES
+                   if after[n] != before[n]}
+        assert changed == moved
+        check(c, key, probe, reply)
+
+
+def test_ma_on_empty_value_is_non_numeric_before_the_cas(conn, key):
+    """memcached refuses a 0-byte value before it compares the CAS; other
+    non-numbers are compared first."""
+    conn.call(b"ms %s 0\r\n\r\n" % key, b"HD\r\n")
+    cas = meta_cas(conn, key)
+    conn.call(b"ma %s C%d\r\n" % (key, cas + 1), NON_NUMERIC)
+    conn.call(b"ma %s C%d q\r\nmn\r\n" % (key, cas + 1), NON_NUMERIC + b"MN\r\n")
+    conn.call(b"ma %s C%d N0 MD\r\n" % (key, cas), NON_NUMERIC)
+    conn.call(b"incr %s 1\r\n" % key, NON_NUMERIC)
+    conn.call(b"ms %s 3\r\nabc\r\n" % key, b"HD\r\n")
+    cas = meta_cas(conn, key)
+    conn.call(b"ma %s C%d\r\n" % (key, cas + 1), b"EX\r\n")
+    conn.call(b"ma %s C%d\r\n" % (key, cas), NON_NUMERIC)
 
 
 # --- ma -------------------------------------------------------------------------------
@@ -866,6 +988,37 @@ MG_WIN_CASES = [
 @run_cases(MG_WIN_CASES)
 def test_mg_win_flags(conn, key, steps):
     run_meta(conn, key, steps)
+
+
+# --- the clock behind TTLs ---------------------------------------------------------------
+# memcached's clock starts at 62 (2 s plus its 60 s update interval) while
+# its `uptime` starts at 2: an item created already expired (exptime 1)
+# reports the TTL 1 - clock, modulo 2^32, i.e. 2^32 - 59 - uptime.
+
+def test_ttl_of_items_created_already_expired(conn, key):
+    def uptime():
+        return int(conn.stats_dict()["uptime"])
+
+    conn.call(b"ms %s_t 1\r\nx\r\n" % key, b"HD\r\n")
+    low = uptime()
+    replies = []
+    for request_ in (b"mg {k}_n N-1 t v\r\n", b"mg {k}_t T-1 t\r\n", b"ma {k}_a N-1 t\r\n",
+                     b"mg {k}_m N2592001 t\r\n"):
+        conn.send(fill(request_, key))
+        replies.append(read_meta_reply(conn))
+    high = uptime()
+    for reply in replies:
+        m = re.match(rb"(?:HD|VA 0) t(\d+)(?: W)?\r\n", reply)
+        assert m, reply
+        assert 2 ** 32 - 59 - high <= int(m.group(1)) <= 2 ** 32 - 59 - low, (reply, low, high)
+
+
+def test_uptime_starts_at_two(server_factory):
+    started = time.monotonic()
+    srv = server_factory()
+    with srv.connect() as c:
+        up = int(c.stats_dict()["uptime"])
+    assert 2 <= up <= 3 + (time.monotonic() - started)
 
 
 # --- base64 keys (b) -----------------------------------------------------------------

@@ -472,6 +472,19 @@ static void test_cas_guards_append_and_delta(void **state)
     assert_int_equal(v, 6);
 }
 
+static void test_delta_empty_value_before_cas(void **state)
+{
+    /* memcached: an empty value is non-numeric even with a wrong CAS */
+    struct cache *c = *state;
+    assert_int_equal(set(c, "e", ""), CACHE_STORED);
+    uint64_t cas = cas_of(c, "e");
+    assert_int_equal(cache_delta(c, "e", 1, true, 1, cas + 1, NULL, NULL), CACHE_NON_NUMERIC);
+    assert_int_equal(set(c, "x", "abc"), CACHE_STORED);
+    cas = cas_of(c, "x");
+    assert_int_equal(cache_delta(c, "x", 1, true, 1, cas + 1, NULL, NULL), CACHE_EXISTS);
+    assert_int_equal(cache_delta(c, "x", 1, true, 1, cas, NULL, NULL), CACHE_NON_NUMERIC);
+}
+
 static void test_append_too_large(void **state)
 {
     (void)state;
@@ -749,6 +762,35 @@ static void test_flush_replaces_pending(void **state)
     check_value(c, "c", "1");
 }
 
+static void test_flush_never_resurrects(void **state)
+{
+    /* memcached keeps one cutoff that each flush_all overwrites; ours only
+     * grows (docs/COMPATIBILITY.md) */
+    struct cache *c = *state;
+    assert_int_equal(set(c, "a", "1"), CACHE_STORED);
+    assert_int_equal(set(c, "b", "1"), CACHE_STORED);
+    cache_flush(c, 0);
+    cache_flush(c, fake_now + 10); /* a delayed flush after an immediate one */
+    check_miss(c, "a", CACHE_MISS_FLUSHED);
+    cache_flush(c, CLOCK_LONG_AGO); /* a time before the start */
+    check_miss(c, "b", CACHE_MISS_FLUSHED);
+    fake_now += 20;
+    assert_int_equal(stats(c).curr_items, 0);
+}
+
+static void test_flush_before_start_flushes_nothing(void **state)
+{
+    struct cache *c = *state;
+    assert_int_equal(set(c, "a", "1"), CACHE_STORED);
+    cache_flush(c, CLOCK_LONG_AGO);
+    check_value(c, "a", "1");
+    /* ...and drops a pending delayed flush, as any later flush does */
+    cache_flush(c, fake_now + 10);
+    cache_flush(c, CLOCK_LONG_AGO);
+    fake_now += 20;
+    check_value(c, "a", "1");
+}
+
 /* ---- references ---- */
 
 static void test_reference_outlives_unlink(void **state)
@@ -943,6 +985,7 @@ int main(void)
         T(test_flushed_counts_as_absent),
         T(test_cas_changes_on_every_modification),
         T(test_append_prepend),
+        T(test_delta_empty_value_before_cas),
         T(test_append_too_large),
         T(test_delta_basic),
         T(test_delta_length_rules),
@@ -954,6 +997,8 @@ int main(void)
         T(test_flush_delayed),
         T(test_flush_delayed_first_op_is_get),
         T(test_flush_replaces_pending),
+        T(test_flush_never_resurrects),
+        T(test_flush_before_start_flushes_nothing),
         T(test_reference_outlives_unlink),
         T(test_many_references),
         T(test_too_large),

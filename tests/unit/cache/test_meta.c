@@ -161,6 +161,100 @@ static void test_store_invalidate_older_cas(void **state)
                      CACHE_EXISTS);
 }
 
+static void test_store_invalidate_cas_zero_is_a_mismatch(void **state)
+{
+    /* memcached: a CAS of 0 is "no CAS", never older than the item's */
+    struct cache *c = *state;
+    put(c, "k", "a", 0);
+    enum cache_result res;
+    struct item *it = cache_reserve(c, "k", 1, 0, 0, 1, &res);
+    memcpy(item_data_mut(it), "z", 1);
+    assert_int_equal(cache_meta_commit(c, it, CACHE_CAS, 0, CACHE_META_INVALIDATE, NULL),
+                     CACHE_EXISTS);
+    struct cache_meta_ttl ttl = CACHE_META_TTL_NONE;
+    struct cache_meta_info info;
+    it = mget(c, "k", &ttl, &info);
+    assert_false(info.stale);
+    assert_memory_equal(item_value(it), "a", 1);
+    cache_release(c, it);
+}
+
+static uint64_t class_get_hits(struct cache *c)
+{
+    struct cache_class_stats cls[CACHE_CLASSES_MAX];
+    unsigned n = cache_class_stats_read(c, cls);
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < n; i++)
+        sum += cls[i].get_hits + cls[i].touch_hits;
+    return sum;
+}
+
+static void test_failing_get_acts_up_to_the_failure(void **state)
+{
+    struct cache *c = *state;
+    struct cache_meta_ttl ttl = CACHE_META_TTL_NONE;
+    struct cache_meta_info info;
+    /* N before the failing flag: created, with N's TTL, but not won */
+    ttl.vivify_pos = 0;
+    ttl.vivify_exptime = 1100;
+    ttl.fail_pos = 1;
+    struct item *it = cache_meta_get(c, "a", 1, &ttl, true, &info, NULL);
+    assert_non_null(it);
+    assert_true(info.created && !info.won);
+    assert_int_equal(item_exptime(it), 1100);
+    cache_release(c, it);
+    assert_int_equal(class_get_hits(c), 0);
+    struct cache_meta_ttl none = CACHE_META_TTL_NONE;
+    it = mget(c, "a", &none, &info);
+    assert_true(!info.token_sent && !info.won && !info.fetched);
+    cache_release(c, it);
+    /* N after it: created, never expiring */
+    ttl.vivify_pos = 1;
+    ttl.fail_pos = 0;
+    it = cache_meta_get(c, "b", 1, &ttl, true, &info, NULL);
+    assert_int_equal(item_exptime(it), 0);
+    cache_release(c, it);
+    /* T before it touches; a hit is not counted; no_bump leaves it unfetched */
+    put(c, "c", "x", 0);
+    ttl = (struct cache_meta_ttl)CACHE_META_TTL_NONE;
+    ttl.touch_pos = 0;
+    ttl.touch_exptime = 1200;
+    ttl.fail_pos = 1;
+    uint64_t hits = class_get_hits(c);
+    it = cache_meta_get(c, "c", 1, &ttl, true, &info, NULL);
+    assert_int_equal(item_exptime(it), 1200);
+    cache_release(c, it);
+    assert_int_equal(class_get_hits(c), hits);
+    it = cache_meta_peek(c, "c", 1, &info);
+    assert_false(info.fetched);
+    cache_release(c, it);
+    /* without no_bump the lookup itself marks it fetched */
+    ttl = (struct cache_meta_ttl)CACHE_META_TTL_NONE;
+    ttl.fail_pos = 0;
+    it = cache_meta_get(c, "c", 1, &ttl, false, &info, NULL);
+    cache_release(c, it);
+    it = cache_meta_peek(c, "c", 1, &info);
+    assert_true(info.fetched);
+    cache_release(c, it);
+}
+
+static void test_arith_empty_value(void **state)
+{
+    /* memcached refuses an empty value before it compares the CAS */
+    struct cache *c = *state;
+    uint64_t cas = put(c, "e", "", 0);
+    struct cache_meta_arith a = {.incr = true, .delta = 1, .ttl = CACHE_META_TTL_NONE};
+    a.cas_in = cas + 1;
+    assert_int_equal(cache_meta_delta(c, "e", 1, &a), CACHE_NON_NUMERIC);
+    a.cas_in = cas;
+    assert_int_equal(cache_meta_delta(c, "e", 1, &a), CACHE_NON_NUMERIC);
+    cas = put(c, "x", "abc", 0);
+    a.cas_in = cas + 1; /* other non-numbers: the CAS first */
+    assert_int_equal(cache_meta_delta(c, "x", 1, &a), CACHE_EXISTS);
+    a.cas_in = cas;
+    assert_int_equal(cache_meta_delta(c, "x", 1, &a), CACHE_NON_NUMERIC);
+}
+
 static void test_arith(void **state)
 {
     struct cache *c = *state;
@@ -213,6 +307,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ttl_flags_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalidate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_invalidate_older_cas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_invalidate_cas_zero_is_a_mismatch, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_failing_get_acts_up_to_the_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_arith_empty_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_arith, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peek_does_not_fetch, setup, teardown),
     };

@@ -69,6 +69,9 @@ static void test_shapes(void **state)
         {req(MC_BIN_SASL_AUTH, 0, 0, 4), MC_BIN_SHAPE_INVALID},
         {req(MC_BIN_VERBOSITY, 0, 4, 4), MC_BIN_SHAPE_UNKNOWN}, /* not in 1.6.18 */
         {req(0x7f, 0, 0, 1000), MC_BIN_SHAPE_UNKNOWN},
+        {req(0x7f, 251, 0, 251), MC_BIN_SHAPE_INVALID}, /* key checked before opcode */
+        {req(0x7f, 10, 0, 5), MC_BIN_SHAPE_SHORT},
+        {req(MC_BIN_STAT, 5, 0, 9), MC_BIN_SHAPE_OK}, /* body beyond the key unchecked */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         if (mc_bin_check_shape(&cases[i].h) != cases[i].want)
