@@ -67,6 +67,8 @@ enum st_status cache_create(struct cache **out, const struct cache_config *cfg)
     c->evictions = cfg->evictions;
     c->bump_interval = cfg->bump_interval == 0 ? CACHE_DEFAULT_BUMP_INTERVAL : cfg->bump_interval;
     c->clock = cfg->clock != NULL ? cfg->clock : clock_now;
+    c->on_evict = cfg->on_evict;
+    c->evict_arg = cfg->evict_arg;
     atomic_init(&c->bytes, 0);
     atomic_init(&c->max_bytes, cfg->max_bytes);
     atomic_init(&c->cas_last, 0);

@@ -34,6 +34,7 @@
 
 struct cache;
 struct item;
+struct cache_item_view;
 
 #define CACHE_KEY_MAX 250
 /* Size classes reported in stats; item sizes map onto mem.h classes. */
@@ -51,6 +52,13 @@ struct cache_config {
     rel_time_t bump_interval; /* an item moves to the LRU head at most once per
                                    this many seconds; 0 = default (2) */
     cache_clock_fn clock;     /* NULL = clock_now(); tests pass a fake clock */
+    /* Called for each item evicted from an LRU tail to make room (not for
+     * expired or flushed items reclaimed on the way), with the item's view
+     * (as cache_walk_step's visit), under its shard's lock, from whichever
+     * thread evicts: copy what you need, call nothing of the cache. NULL:
+     * nobody is told. (The proxy's `watch evictions`.) */
+    void (*on_evict)(void *arg, const struct cache_item_view *v);
+    void *evict_arg; /* passed to on_evict */
 };
 
 /* Results of operations (outcomes, not failures). */

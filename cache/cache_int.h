@@ -47,6 +47,8 @@ struct cache {
     bool evictions;
     rel_time_t bump_interval;
     cache_clock_fn clock;
+    void (*on_evict)(void *arg, const struct cache_item_view *v); /* may be NULL */
+    void *evict_arg;
     pthread_mutex_t flush_lock; /* serialises flush conversions */
 
     /* Written on every store: padded apart so they do not share a cache
@@ -164,6 +166,11 @@ size_t delta_format(uint64_t v, char *buf);
 enum cache_result delta_apply_locked(struct cache *c, struct cache_shard *sh, uint64_t hv,
                                      struct item *it, bool incr, uint64_t delta, rel_time_t now,
                                      uint64_t *result, struct item **out);
+
+/* ---- walk.c ---- */
+
+/* Fills a view of the item for a visitor (key borrowed from the item). */
+void walk_view_fill(const struct item *it, struct cache_item_view *v);
 
 /* ---- budget.c ---- */
 

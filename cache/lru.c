@@ -67,6 +67,11 @@ size_t lru_evict_locked(struct cache *c, struct cache_shard *sh, size_t need, re
             lru_move_head(&sh->lru, it);
         } else {
             lru_count_eviction(sh, it, now);
+            if (c->on_evict != NULL) {
+                struct cache_item_view v;
+                walk_view_fill(it, &v);
+                c->on_evict(c->evict_arg, &v);
+            }
             freed += shard_unlink_locked(c, sh, it);
         }
         it = prev;

@@ -11,7 +11,7 @@
 /* Rounds of cache_shrink(); each must free something to go on. */
 #define SHRINK_ROUNDS_MAX 1024
 
-static void view_fill(const struct item *it, struct cache_item_view *v)
+void walk_view_fill(const struct item *it, struct cache_item_view *v)
 {
     v->key = it->data;
     v->nkey = it->nkey;
@@ -44,7 +44,7 @@ static void walk_bucket_locked(struct cache *c, struct cache_shard *sh, size_t b
         }
         if (visit != NULL && (classes == NULL || classes[item_clsid(it)])) {
             struct cache_item_view v;
-            view_fill(it, &v);
+            walk_view_fill(it, &v);
             visit(arg, &v);
         }
         link = &it->h_next;
@@ -104,7 +104,7 @@ size_t cache_dump_class(struct cache *c, unsigned clsid, size_t limit, cache_dum
                 shard_stale(c, it, now))
                 continue;
             struct cache_item_view v;
-            view_fill(it, &v);
+            walk_view_fill(it, &v);
             if (!fn(arg, &v)) {
                 stop = true;
                 break;

@@ -18,6 +18,7 @@
 #include "common/mc_text.h"
 #include "common/mem.h"
 #include "common/numparse.h"
+#include "common/uri.h"
 #include "proxy/conn.h"
 #include "proxy/proxy.h"
 
@@ -229,26 +230,6 @@ struct dump {
     bool mg; /* mgdump: "mg <key>" lines, "EN" at the end */
     bool failed;
 };
-
-/* memcached's uriencode: every byte but [A-Za-z0-9._~-] as %XX. */
-static size_t uri_encode(const char *s, size_t n, char *out)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char b = (unsigned char)s[i];
-        bool plain = (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9') ||
-                     b == '-' || b == '.' || b == '_' || b == '~';
-        if (plain) {
-            out[o++] = (char)b;
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[b >> 4];
-            out[o++] = hex[b & 15];
-        }
-    }
-    return o;
-}
 
 static void dump_visit(void *arg, const struct cache_item_view *v)
 {

@@ -8,17 +8,126 @@
  *                                          so every protocol gets them
  *
  * Each function does the cache operation and counts it in the calling
- * worker's shard, with memcached's counter semantics. Worker threads.
+ * worker's shard, with memcached's counter semantics, and reports it to
+ * `watch` (fetchers: one item_get line per client-visible lookup;
+ * mutations: one item_store line per storage outcome) when somebody
+ * watches: otherwise that costs one relaxed load. Worker threads.
  */
 #include "proxy/cmd.h"
 
+#include <string.h>
+
 #include "common/clock.h"
 #include "proxy/proxy.h"
+#include "proxy/watch.h"
 #include "proxy/worker.h"
 
 static struct cache *cache_of(struct worker *w)
 {
     return w->proxy->cache;
+}
+
+/* ---- watch hooks: each starts with watch_wants(), one relaxed load ---- */
+
+static struct watch_state *watch_of(struct worker *w)
+{
+    return &w->proxy->watch;
+}
+
+/* An item_get line for a lookup that returned `it` (NULL: missed, `miss`
+ * says why). */
+static void note_fetch(struct worker *w, const char *key, size_t nkey, const struct item *it,
+                       enum cache_miss miss)
+{
+    if (!watch_wants(watch_of(w), WATCH_FETCHERS))
+        return;
+    if (it != NULL) {
+        watch_log_fetch(watch_of(w), key, nkey, WATCH_FETCH_FOUND, item_class(it), item_nvalue(it));
+        return;
+    }
+    enum watch_fetch st = miss == CACHE_MISS_EXPIRED   ? WATCH_FETCH_EXPIRED
+                          : miss == CACHE_MISS_FLUSHED ? WATCH_FETCH_FLUSHED
+                                                       : WATCH_FETCH_NOT_FOUND;
+    watch_log_fetch(watch_of(w), key, nkey, st, 0, 0);
+}
+
+/* What an item_get line says about an item that touch, delete or
+ * incr/decr will act on: those cache calls return no item, so when
+ * fetchers are watched the item is looked up (without bumping it) just
+ * before. */
+struct fetch_peek {
+    bool watching;
+    unsigned clsid;
+    size_t nvalue;
+};
+
+static void peek_begin(struct worker *w, const char *key, size_t nkey, struct fetch_peek *pk)
+{
+    pk->watching = watch_wants(watch_of(w), WATCH_FETCHERS);
+    pk->clsid = 0;
+    pk->nvalue = 0;
+    if (!pk->watching)
+        return;
+    struct cache_meta_info info;
+    struct item *it = cache_meta_peek(cache_of(w), key, nkey, &info);
+    if (it != NULL) {
+        pk->clsid = item_class(it);
+        pk->nvalue = item_nvalue(it);
+        cache_release(cache_of(w), it);
+    }
+}
+
+/* found: the command found the key (whatever it then did with it). */
+static void peek_end(struct worker *w, const char *key, size_t nkey, const struct fetch_peek *pk,
+                     bool found)
+{
+    if (!pk->watching)
+        return;
+    if (found)
+        watch_log_fetch(watch_of(w), key, nkey, WATCH_FETCH_FOUND, pk->clsid, pk->nvalue);
+    else
+        watch_log_fetch(watch_of(w), key, nkey, WATCH_FETCH_NOT_FOUND, 0, 0);
+}
+
+/* A storage command's item, copied before the commit takes it. */
+struct store_note {
+    bool watching;
+    char key[CACHE_KEY_MAX];
+    size_t nkey;
+    rel_time_t exptime;
+    unsigned clsid;
+    size_t nvalue;
+};
+
+static void store_note_begin(struct worker *w, const struct item *it, struct store_note *n)
+{
+    n->watching = watch_wants(watch_of(w), WATCH_MUTATIONS);
+    if (!n->watching)
+        return;
+    n->nkey = item_nkey(it);
+    memcpy(n->key, item_key(it), n->nkey);
+    n->exptime = item_exptime(it);
+    n->clsid = item_class(it);
+    n->nvalue = item_nvalue(it);
+}
+
+static void store_note_end(struct worker *w, struct store_note *n, enum cache_result r,
+                           enum cache_store_mode mode)
+{
+    if (!n->watching)
+        return;
+    if (r == CACHE_STORED && (mode == CACHE_APPEND || mode == CACHE_PREPEND)) {
+        /* memcached reports the joined item, which keeps the old TTL */
+        struct cache_meta_info info;
+        struct item *it = cache_meta_peek(cache_of(w), n->key, n->nkey, &info);
+        if (it != NULL) {
+            n->exptime = item_exptime(it);
+            n->clsid = item_class(it);
+            n->nvalue = item_nvalue(it);
+            cache_release(cache_of(w), it);
+        }
+    }
+    watch_log_store(watch_of(w), n->key, n->nkey, r, mode, n->exptime, n->clsid, n->nvalue);
 }
 
 struct item *cmd_get(struct worker *w, const char *key, size_t nkey, bool touch, rel_time_t exptime)
@@ -45,6 +154,7 @@ struct item *cmd_get(struct worker *w, const char *key, size_t nkey, bool touch,
         STAT_INCR(&w->stats, get_expired);
     else if (miss == CACHE_MISS_FLUSHED)
         STAT_INCR(&w->stats, get_flushed);
+    note_fetch(w, key, nkey, it, miss);
     return it;
 }
 
@@ -60,6 +170,9 @@ struct item *cmd_reserve(struct worker *w, const char *key, size_t nkey, uint32_
     else
         STAT_INCR(&w->stats, store_no_memory);
     cache_reserve_failed(cache_of(w), key, nkey, mode);
+    /* memcached logs a refused store without an item: no TTL, class or size */
+    if (watch_wants(watch_of(w), WATCH_MUTATIONS))
+        watch_log_store(watch_of(w), key, nkey, *res, mode, 0, 0, 0);
     return NULL;
 }
 
@@ -77,7 +190,10 @@ void cmd_store_aborted(struct worker *w, struct item *it)
 
 enum cache_result cmd_delete(struct worker *w, const char *key, size_t nkey, uint64_t cas_in)
 {
+    struct fetch_peek pk;
+    peek_begin(w, key, nkey, &pk);
     enum cache_result r = cache_delete(cache_of(w), key, nkey, cas_in);
+    peek_end(w, key, nkey, &pk, r != CACHE_NOT_FOUND);
     if (r == CACHE_OK)
         STAT_INCR(&w->stats, delete_hits);
     else if (r == CACHE_NOT_FOUND)
@@ -87,7 +203,10 @@ enum cache_result cmd_delete(struct worker *w, const char *key, size_t nkey, uin
 
 enum cache_result cmd_touch(struct worker *w, const char *key, size_t nkey, rel_time_t exptime)
 {
+    struct fetch_peek pk;
+    peek_begin(w, key, nkey, &pk);
     enum cache_result r = cache_touch(cache_of(w), key, nkey, exptime);
+    peek_end(w, key, nkey, &pk, r != CACHE_NOT_FOUND);
     STAT_INCR(&w->stats, cmd_touch);
     if (r == CACHE_OK)
         STAT_INCR(&w->stats, touch_hits);
@@ -99,7 +218,10 @@ enum cache_result cmd_touch(struct worker *w, const char *key, size_t nkey, rel_
 enum cache_result cmd_delta(struct worker *w, const char *key, size_t nkey, bool incr,
                             uint64_t delta, uint64_t cas_in, uint64_t *value, uint64_t *cas_out)
 {
+    struct fetch_peek pk;
+    peek_begin(w, key, nkey, &pk);
     enum cache_result r = cache_delta(cache_of(w), key, nkey, incr, delta, cas_in, value, cas_out);
+    peek_end(w, key, nkey, &pk, r != CACHE_NOT_FOUND);
     if (r == CACHE_NOT_FOUND) {
         if (incr)
             STAT_INCR(&w->stats, incr_misses);
@@ -141,6 +263,9 @@ struct item *cmd_meta_get(struct worker *w, const char *key, size_t nkey,
         STAT_INCR(&w->stats, get_misses);
         count_miss(w, miss);
     }
+    /* an item vivified by N is logged as the miss it was (memcached logs
+     * no store for it) */
+    note_fetch(w, key, nkey, info->created ? NULL : it, miss);
     return it;
 }
 
@@ -148,7 +273,10 @@ enum cache_result cmd_meta_store(struct worker *w, struct item *it, enum cache_s
                                  uint64_t cas_in, unsigned mflags, uint64_t *cas_out)
 {
     STAT_INCR(&w->stats, cmd_set);
+    struct store_note note;
+    store_note_begin(w, it, &note);
     enum cache_result r = cache_meta_commit(cache_of(w), it, mode, cas_in, mflags, cas_out);
+    store_note_end(w, &note, r, mode);
     if (mode == CACHE_CAS) {
         if (r == CACHE_STORED)
             STAT_INCR(&w->stats, cas_hits);
@@ -168,8 +296,11 @@ enum cache_result cmd_meta_delete(struct worker *w, const char *key, size_t nkey
                                   uint64_t cas_in, bool invalidate, bool new_ttl,
                                   rel_time_t exptime)
 {
+    struct fetch_peek pk;
+    peek_begin(w, key, nkey, &pk);
     enum cache_result r =
         cache_meta_delete(cache_of(w), key, nkey, has_cas, cas_in, invalidate, new_ttl, exptime);
+    peek_end(w, key, nkey, &pk, r != CACHE_NOT_FOUND);
     if (r == CACHE_OK && !invalidate)
         STAT_INCR(&w->stats, delete_hits);
     else if (r == CACHE_NOT_FOUND || r == CACHE_EXISTS)
@@ -180,7 +311,20 @@ enum cache_result cmd_meta_delete(struct worker *w, const char *key, size_t nkey
 enum cache_result cmd_meta_delta(struct worker *w, const char *key, size_t nkey,
                                  struct cache_meta_arith *a)
 {
+    struct fetch_peek pk;
+    peek_begin(w, key, nkey, &pk);
     enum cache_result r = cache_meta_delta(cache_of(w), key, nkey, a);
+    peek_end(w, key, nkey, &pk, r != CACHE_NOT_FOUND && !(r == CACHE_OK && a->created));
+    /* memcached stores an auto-created counter with an add, and logs it */
+    if (r == CACHE_OK && a->created && watch_wants(watch_of(w), WATCH_MUTATIONS)) {
+        struct cache_meta_info info;
+        struct item *it = cache_meta_peek(cache_of(w), key, nkey, &info);
+        if (it != NULL) {
+            watch_log_store(watch_of(w), key, nkey, CACHE_STORED, CACHE_ADD, item_exptime(it),
+                            item_class(it), item_nvalue(it));
+            cache_release(cache_of(w), it);
+        }
+    }
     if (r == CACHE_NOT_FOUND) {
         if (a->incr)
             STAT_INCR(&w->stats, incr_misses);
@@ -199,7 +343,9 @@ struct item *cmd_meta_debug(struct worker *w, const char *key, size_t nkey,
                             struct cache_meta_info *info)
 {
     STAT_INCR(&w->stats, cmd_meta);
-    return cache_meta_peek(cache_of(w), key, nkey, info);
+    struct item *it = cache_meta_peek(cache_of(w), key, nkey, info);
+    note_fetch(w, key, nkey, it, CACHE_MISS_ABSENT);
+    return it;
 }
 
 void cmd_flush_all(struct worker *w, int64_t delay)

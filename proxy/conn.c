@@ -36,6 +36,7 @@
 #include "proxy/proto_meta.h"
 #include "proxy/proto_text.h"
 #include "proxy/proxy.h"
+#include "proxy/watch.h"
 #include "proxy/worker.h"
 
 #define RBUF_INITIAL 16384
@@ -220,6 +221,8 @@ enum st_status conn_create(struct worker *w, int fd, const struct sockaddr_stora
     pthread_mutex_unlock(&w->conns_lock);
     atomic_fetch_add(&c->p->total_conns, 1);
     log_debug("<%d new client connection from %s", fd, c->peer);
+    if (watch_wants(&c->p->watch, WATCH_CONNEVENTS))
+        watch_log_conn(&c->p->watch, false, c->peer, fd, WATCH_CLOSE_NORMAL);
     return ST_OK;
 }
 
@@ -236,10 +239,13 @@ static void stream_end(struct conn *c)
     }
 }
 
-static void conn_free(struct conn *c)
+/* Frees the connection; `why` is what `watch connevents` reports. */
+static void conn_free(struct conn *c, enum watch_close_reason why)
 {
     struct worker *w = c->w;
     stream_end(c);
+    if (watch_wants(&c->p->watch, WATCH_CONNEVENTS))
+        watch_log_conn(&c->p->watch, true, c->peer, c->fd, why);
     pthread_mutex_lock(&w->conns_lock);
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -270,7 +276,8 @@ void conn_close(struct conn *c)
         c->dead = true;
         return;
     }
-    conn_free(c);
+    /* only the worker's shutdown closes connections from outside */
+    conn_free(c, WATCH_CLOSE_SHUTDOWN);
 }
 
 bool conn_close_if_idle(struct conn *c, rel_time_t now, unsigned timeout)
@@ -281,7 +288,7 @@ bool conn_close_if_idle(struct conn *c, rel_time_t now, unsigned timeout)
     if (c->in_handler || get_state(c) != CONN_PARSE_CMD || outq_pending(&c->out) > 0)
         return false; /* memcached kicks only connections in conn_new_cmd / conn_read */
     log_debug("<%d closing idle connection (%u s without a command)", c->fd, now - last);
-    conn_free(c);
+    conn_free(c, WATCH_CLOSE_IDLE_TIMEOUT);
     return true;
 }
 
@@ -584,16 +591,17 @@ static void update_read_interest(struct conn *c)
 static void conn_run(struct conn *c)
 {
     bool yielded;
+    watch_set_client_fd(c->fd); /* cfd= of the lines its commands log */
     c->in_handler = true;
     enum proto_action a = conn_process(c, &yielded);
     c->in_handler = false;
     if (a == PROTO_CLOSE || c->dead) {
-        conn_free(c);
+        conn_free(c, c->dead ? WATCH_CLOSE_SHUTDOWN : WATCH_CLOSE_ERROR);
         return;
     }
     enum st_status s = conn_flush(c);
     if (s == ST_IO || s == ST_CLOSED) {
-        conn_free(c);
+        conn_free(c, WATCH_CLOSE_ERROR);
         return;
     }
     atomic_store_explicit(&c->write_blocked, s == ST_AGAIN, memory_order_relaxed);
@@ -608,7 +616,12 @@ static void conn_run(struct conn *c)
     bool keep_streaming = streaming && !c->stream_discard_input;
     if (s == ST_OK &&
         (c->close_after_write || c->w->draining || (c->eof && !pending_cmd && !keep_streaming))) {
-        conn_free(c);
+        enum watch_close_reason why = WATCH_CLOSE_NORMAL;
+        if (c->w->draining)
+            why = WATCH_CLOSE_SHUTDOWN;
+        else if (c->close_after_write && !c->quitting)
+            why = WATCH_CLOSE_ERROR;
+        conn_free(c, why);
         return;
     }
     if (c->rlen == 0 && c->w->rbuf_limit > 0)
@@ -633,13 +646,13 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         enum st_status s = conn_read(c);
         if (s == ST_IO) {
             log_info("<%d read error: %s", c->fd, strerror(errno));
-            conn_free(c);
+            conn_free(c, WATCH_CLOSE_ERROR);
             return;
         }
         if (s == ST_NOMEM) {
             /* memcached closes a connection it has no read buffer for */
             log_info("<%d no input buffer (read_buf_mem_limit), closing", c->fd);
-            conn_free(c);
+            conn_free(c, WATCH_CLOSE_ERROR); /* memcached's reason: none set, "error" */
             return;
         }
         if (s == ST_CLOSED) {
@@ -667,7 +680,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     if (what & EV_TIMEOUT) {
         log_info("<%d client did not read its replies for %u s, closing", c->fd,
                  c->p->settings.drain_timeout);
-        conn_free(c);
+        conn_free(c, WATCH_CLOSE_ERROR);
         return;
     }
     conn_run(c);
@@ -677,7 +690,7 @@ void conn_drain(struct conn *c)
 {
     /* Replies already queued still go out; nothing new is read. */
     if (outq_pending(&c->out) == 0) {
-        conn_free(c);
+        conn_free(c, WATCH_CLOSE_SHUTDOWN);
         return;
     }
     update_read_interest(c);

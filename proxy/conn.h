@@ -104,7 +104,8 @@ struct conn {
     uint32_t bin_opaque;
 
     bool eof;               /* the client shut down its sending side */
-    bool close_after_write; /* quit or shutdown: close once replies are out */
+    bool close_after_write; /* quit, shutdown or a fatal error: close once replies are out */
+    bool quitting;          /* close_after_write for quit: `watch` says reason=normal */
     bool paused;            /* reading stopped: too much unsent output */
     bool in_handler;        /* guards against freeing inside processing */
     bool dead;              /* close requested while in_handler */

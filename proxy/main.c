@@ -33,6 +33,7 @@
 #include "proxy/proxy.h"
 #include "proxy/settings.h"
 #include "proxy/version.h"
+#include "proxy/watch.h"
 #include "proxy/worker.h"
 
 /* Cache maintenance: every 100 ms, at most this many hash buckets. */
@@ -209,12 +210,15 @@ int main(int argc, char **argv)
         lock_memory();
     pthread_mutex_init(&p->reset_lock, NULL);
     admin_state_init(&p->admin, &p->settings);
+    watch_state_init(&p->watch, s->watcher_logbuf_size);
 
     struct cache_config cc = {
         .max_bytes = s->max_bytes,
         .item_size_max = s->item_size_max,
         .evictions = !s->disable_evictions,
         .hashpower_init = s->hashpower,
+        .on_evict = watch_on_evict, /* `watch evictions`; checks the mask first */
+        .evict_arg = &p->watch,
     };
     if (cache_create(&p->cache, &cc) != ST_OK) {
         fprintf(stderr, "strata-proxy: cannot create the cache (-m %zu bytes)\n", s->max_bytes);
@@ -296,6 +300,7 @@ out:
         unlink(s->pidfile);
     pthread_mutex_destroy(&p->reset_lock);
     admin_state_deinit(&p->admin);
+    watch_state_deinit(&p->watch);
     settings_deinit(&p->settings);
     clock_teardown();
     log_teardown();

@@ -451,7 +451,7 @@ enum proto_action proto_binary_command(struct conn *c)
     case MC_BIN_DECREMENT:
     case MC_BIN_DECREMENTQ: return do_delta(c, &h, ext, key);
     case MC_BIN_QUIT:
-    case MC_BIN_QUITQ: c->close_after_write = true; return respond_ok(c, &h, 0);
+    case MC_BIN_QUITQ: c->close_after_write = c->quitting = true; return respond_ok(c, &h, 0);
     case MC_BIN_FLUSH:
     case MC_BIN_FLUSHQ:
         cmd_flush_all(c->w, h.extlen == 4 ? mc_bin_get32(ext) : 0);

@@ -26,6 +26,7 @@
 #include "proxy/proxy.h"
 #include "proxy/stats.h"
 #include "proxy/version.h"
+#include "proxy/watch.h"
 #include "proxy/worker.h"
 
 #define LIT(s) s, sizeof(s) - 1
@@ -338,14 +339,14 @@ enum proto_action proto_text_line(struct conn *c, const char *line, size_t len)
         return reply_maybe(c, req.noreply, LIT("OK\r\n"));
     case MC_CMD_VERSION: return reply(c, LIT("VERSION " MC_COMPAT_VERSION "\r\n"));
     case MC_CMD_VERBOSITY: return do_verbosity(c, &req);
-    case MC_CMD_QUIT: c->close_after_write = true; return PROTO_NEXT;
+    case MC_CMD_QUIT: c->close_after_write = c->quitting = true; return PROTO_NEXT;
     case MC_CMD_STATS: return do_stats(c, &req);
     case MC_CMD_SHUTDOWN: return do_shutdown(c, line, len);
     case MC_CMD_CACHE_MEMLIMIT:
     case MC_CMD_LRU_CRAWLER:
     case MC_CMD_SLABS:
     case MC_CMD_LRU: return admin_text_command(c, &req);
-    case MC_CMD_WATCH: return reply(c, LIT("ERROR\r\n"));
+    case MC_CMD_WATCH: return watch_command(c, req.args, req.args_len);
     }
     return reply(c, LIT("ERROR\r\n"));
 }

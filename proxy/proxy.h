@@ -13,6 +13,7 @@
 #include "proxy/admin.h"
 #include "proxy/settings.h"
 #include "proxy/stats.h"
+#include "proxy/watch.h"
 
 struct cache;
 struct detail;
@@ -27,6 +28,7 @@ struct proxy {
     struct listener *listener;
     struct admin_state admin; /* operator commands' runtime state */
     struct detail *detail;    /* stats detail */
+    struct watch_state watch; /* `watch` log watchers */
 
     _Atomic unsigned curr_conns;
     _Atomic uint64_t total_conns;

@@ -16,6 +16,7 @@
 
 #include "common/log.h"
 #include "proxy/version.h"
+#include "proxy/watch.h"
 
 enum opt_type {
     T_UINT,
@@ -311,6 +312,7 @@ void settings_init(struct settings *s)
             abort(); /* a default outside its own bounds is a programming error */
     s->lru_crawler = true;
     s->lru_crawler_sleep = 100; /* memcached's default, microseconds */
+    s->watcher_logbuf_size = WATCH_LOGBUF_DEFAULT;
 }
 
 void settings_deinit(struct settings *s)

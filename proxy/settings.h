@@ -52,6 +52,7 @@ struct settings {
     bool lru_crawler;
     unsigned lru_crawler_sleep;
     unsigned lru_crawler_tocrawl;
+    size_t watcher_logbuf_size; /* -o watcher_logbuf_size (KB there): each `watch` buffer */
 
     char *config_path; /* --config */
     char *notes;       /* start-up notes ("-o x: ..." lines), see settings_log_notes */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "proxy/settings.h"
+#include "proxy/watch.h"
 
 enum ext_arg {
     EXT_NOARG,  /* a flag; a value after '=' is ignored, as memcached does */
@@ -68,7 +69,7 @@ static const struct ext_def exts[] = {
      "stuck LRU tail to repair"},
     {"hash_algorithm", EXT_NEEDARG, CK_HASH, 0, 0, NULL,
      "does not apply: strata's hash table always uses xxh3"},
-    /* the crawler's four set struct settings fields (apply_crawler) */
+    /* the crawler's four set struct settings fields (apply_runtime) */
     {"lru_crawler", EXT_NOARG, CK_ANY, 0, 0, NULL, NULL},
     {"no_lru_crawler", EXT_NOARG, CK_ANY, 0, 0, NULL, NULL},
     {"lru_crawler_sleep", EXT_NEEDARG, CK_INT, 0, 1000000, NULL, NULL},
@@ -83,7 +84,8 @@ static const struct ext_def exts[] = {
      "does not apply: " NO_LRU " (short-TTL items are evicted like others)"},
     /* memcached takes a negative idle_timeout and never kicks: 0 here */
     {"idle_timeout", EXT_NEEDARG, CK_INT, -0x80000000LL, 0x7fffffffLL, "idle_timeout", NULL},
-    {"watcher_logbuf_size", EXT_NEEDARG, CK_INT, 0, U32, NULL, "does not apply: " NO_LOGGER},
+    /* set by apply_runtime() */
+    {"watcher_logbuf_size", EXT_NEEDARG, CK_INT, 0, U32, NULL, NULL},
     {"worker_logbuf_size", EXT_NEEDARG, CK_INT, 0, U32, NULL, "does not apply: " NO_LOGGER},
     {"track_sizes", EXT_NOARG, CK_ANY, 0, 0, NULL,
      "does not apply: stats sizes is answered the same way with or without it"},
@@ -165,8 +167,9 @@ static bool check_value(const struct ext_def *e, const char *v)
     return false;
 }
 
-/* The LRU crawler's options; false if e is not one of them. */
-static bool apply_crawler(struct settings *s, const struct ext_def *e, const char *value)
+/* Options that set struct settings fields strata uses at run time (the
+ * LRU crawler's and the watchers' buffer); false if e is not one of them. */
+static bool apply_runtime(struct settings *s, const struct ext_def *e, const char *value)
 {
     if (strcmp(e->name, "lru_crawler") == 0)
         s->lru_crawler = true;
@@ -176,6 +179,8 @@ static bool apply_crawler(struct settings *s, const struct ext_def *e, const cha
         s->lru_crawler_sleep = (unsigned)strtoul(value, NULL, 10);
     else if (strcmp(e->name, "lru_crawler_tocrawl") == 0)
         s->lru_crawler_tocrawl = (unsigned)strtoul(value, NULL, 10);
+    else if (strcmp(e->name, "watcher_logbuf_size") == 0)
+        s->watcher_logbuf_size = watch_logbuf_bytes(strtoull(value, NULL, 10));
     else
         return false;
     return true;
@@ -207,7 +212,7 @@ static bool apply_one(struct settings *s, const char *item, char *err, size_t er
             snprintf(err, errlen, "invalid -o %s '%s'", e->name, value);
         return false;
     }
-    if (apply_crawler(s, e, value))
+    if (apply_runtime(s, e, value))
         return true;
     if (e->option != NULL)
         return settings_set(s, e->option, value[0] == '-' ? "0" : value, err, errlen);

@@ -251,6 +251,7 @@ static void stats_settings(struct proxy *p, struct out *o)
     put_str(o, "lru_segmented", "no");
     put_str(o, "temp_lru", "no");
     put_u64(o, "idle_timeout", s->idle_timeout);
+    put_u64(o, "watcher_logbuf_size", s->watcher_logbuf_size);
     put_u64(o, "read_buf_mem_limit", s->read_buf_mem_limit);
     put_str(o, "track_sizes", "no");
     put_str(o, "ssl_enabled", "no");

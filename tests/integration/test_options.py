@@ -53,7 +53,8 @@ MEMCACHED_EXTENDED = [
 # The ones that change what strata does; every other one is logged at
 # start-up as not applying.
 APPLIED_IN_STRATA = {"maxconns_fast", "hashpower", "idle_timeout", "read_buf_mem_limit",
-                     "lru_crawler", "no_lru_crawler", "lru_crawler_sleep", "lru_crawler_tocrawl"}
+                     "lru_crawler", "no_lru_crawler", "lru_crawler_sleep", "lru_crawler_tocrawl",
+                     "watcher_logbuf_size"}
 
 
 def run(*args, timeout=10):

@@ -2,7 +2,8 @@
  * test_lru.c - memory budget and LRU policy of the L1 item store: eviction
  * order, recently read items surviving, the byte limit holding, evictions
  * off, references pinning items, eviction from other shards, eviction
- * counters, cache_maintain reclaiming expired and flushed items.
+ * counters, cache_maintain reclaiming expired and flushed items, the
+ * on_evict callback.
  * Single-threaded, with a fake clock.
  */
 #include <setjmp.h>
@@ -436,6 +437,91 @@ static void test_eviction_reclaims_expired_first(void **state)
     cache_destroy(&c);
 }
 
+/* What the on_evict callback saw. */
+struct evict_log {
+    int n;
+    char keys[40][8];
+    struct cache_item_view v[40];
+};
+
+static void record_eviction(void *arg, const struct cache_item_view *v)
+{
+    struct evict_log *log = arg;
+    assert_true(log->n < 40);
+    assert_true(v->nkey < sizeof(log->keys[0]));
+    memcpy(log->keys[log->n], v->key, v->nkey);
+    log->keys[log->n][v->nkey] = '\0';
+    log->v[log->n] = *v;
+    log->v[log->n].key = log->keys[log->n]; /* the item's key dies with it */
+    log->n++;
+}
+
+/* Every eviction (and only evictions: not expired items reclaimed on the
+ * way) reaches on_evict with the item's view; cache_shrink too. */
+static void test_eviction_callback(void **state)
+{
+    (void)state;
+    struct evict_log log = {0};
+    struct cache_config cfg = {
+        .max_bytes = 16 * BIG_USABLE,
+        .item_size_max = 16 * BIG_USABLE,
+        .evictions = true,
+        .shards = 1,
+        .clock = fake_clock,
+        .on_evict = record_eviction,
+        .evict_arg = &log,
+    };
+    struct cache *c = NULL;
+    assert_int_equal(cache_create(&c, &cfg), ST_OK);
+    rel_time_t stored_at[16];
+    for (int i = 0; i < 16; i++) {
+        /* k0002 expires before the evictions start; k0003 has a long TTL */
+        rel_time_t exp = i == 2 ? fake_now + 15 : i == 3 ? fake_now + 1000 : 0;
+        stored_at[i] = fake_now;
+        assert_int_equal(put(c, key_of(i), BIG, exp), CACHE_STORED);
+        fake_now += 10;
+    }
+    assert_int_equal(log.n, 0);
+    struct item *probe = cache_get(c, key_of(0), 5, NULL); /* fetched, bumped to the head */
+    unsigned cls = item_class(probe);
+    cache_release(c, probe);
+    rel_time_t read_at = fake_now;
+    fake_now += 7;
+    /* Tail to head: k0001 .. k0015, k0000. Sixteen stores free sixteen
+     * slots: k0002 reclaimed (not reported), fifteen evictions. */
+    for (int i = 100; i < 116; i++)
+        assert_int_equal(put(c, key_of(i), BIG, 0), CACHE_STORED);
+    assert_int_equal(log.n, 15);
+    assert_int_equal(stats(c).evictions, 15);
+    int expect[15];
+    expect[0] = 1;
+    for (int k = 1; k < 14; k++)
+        expect[k] = k + 2; /* k0003 .. k0015 */
+    expect[14] = 0;
+    for (int k = 0; k < 15; k++) {
+        int i = expect[k];
+        const struct cache_item_view *v = &log.v[k];
+        assert_string_equal(log.keys[k], key_of(i));
+        assert_int_equal(v->nkey, 5);
+        assert_int_equal(v->nvalue, BIG);
+        assert_int_equal(v->clsid, cls);
+        assert_int_equal(v->fetched, i == 0);
+        assert_int_equal(v->exptime, i == 3 ? stored_at[3] + 1000 : 0);
+        assert_int_equal(v->atime, i == 0 ? read_at : stored_at[i]);
+    }
+
+    /* Lowering the limit evicts now, through the same callback. */
+    log.n = 0;
+    cache_set_max_bytes(c, 4 * BIG_USABLE);
+    assert_true(cache_shrink(c) > 0);
+    struct cache_stats st = stats(c);
+    assert_true(log.n >= 12);
+    assert_int_equal(st.evictions, 15 + (uint64_t)log.n);
+    assert_int_equal(st.curr_items, 16 - (uint64_t)log.n);
+    assert_string_equal(log.keys[0], key_of(100)); /* the oldest first */
+    cache_destroy(&c);
+}
+
 #define T(name) cmocka_unit_test_setup(name, setup)
 
 int main(void)
@@ -454,6 +540,7 @@ int main(void)
         T(test_set_max_bytes),
         T(test_maintain_reclaims),
         T(test_eviction_reclaims_expired_first),
+        T(test_eviction_callback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
