@@ -98,6 +98,7 @@ static void stats_reset(struct proxy *p)
     atomic_store(&p->rejected_conns_base, atomic_load(&p->rejected_conns));
     cache_stats_reset(p->cache);
     detail_clear(p->detail);
+    watch_stats_reset(&p->watch);
 }
 
 static void put_rusage(struct out *o, const char *name, struct timeval tv)
@@ -192,6 +193,11 @@ static void stats_general(struct proxy *p, struct out *o)
     put_u64(o, "lru_crawler_running", p->admin.crawl_running ? 1 : 0);
     put_u64(o, "lru_crawler_starts", p->admin.crawler_starts);
     pthread_mutex_unlock(&p->admin.lock);
+    struct watch_stats w;
+    watch_stats_read(&p->watch, &w);
+    put_u64(o, "log_watcher_skipped", w.skipped);
+    put_u64(o, "log_watcher_sent", w.sent);
+    put_u64(o, "log_watchers", w.watchers);
 }
 
 static void stats_settings(struct proxy *p, struct out *o)

@@ -77,6 +77,14 @@ void watch_stats_read(struct watch_state *ws, struct watch_stats *st)
     pthread_mutex_unlock(&ws->lock);
 }
 
+void watch_stats_reset(struct watch_state *ws)
+{
+    pthread_mutex_lock(&ws->lock);
+    ws->sent = 0;
+    ws->skipped = 0;
+    pthread_mutex_unlock(&ws->lock);
+}
+
 /* ---- the registry ---- */
 
 /* REQUIRES: ws->lock. */

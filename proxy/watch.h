@@ -105,6 +105,8 @@ static inline bool watch_wants(struct watch_state *ws, unsigned events)
 }
 
 void watch_stats_read(struct watch_state *ws, struct watch_stats *st);
+/* `stats reset`: zeroes sent and skipped (memcached keeps log_watchers). */
+void watch_stats_reset(struct watch_state *ws);
 
 /*
  * `watch [types...]` (args: the words after "watch"). Replies as memcached

@@ -370,6 +370,42 @@ def test_several_watchers_each_get_the_lines(srv):
     assert seen[0] == seen[1] == seen[2]  # the same event: same ts and gid
 
 
+def test_watcher_stats(server_factory):
+    """stats counts watchers (log_watchers) and the lines they were sent
+    (log_watcher_sent); stats reset zeroes the lines, not the watchers.
+    memcached's logger thread adds its counts up now and then: poll."""
+    srv = server_factory()
+    c = srv.connect()
+
+    def wait_stats(pred):
+        deadline = time.monotonic() + LINE_WAIT
+        while True:
+            st = c.stats_dict()
+            if pred(st):
+                return st
+            assert time.monotonic() < deadline, st
+            time.sleep(0.05)
+
+    st = c.stats_dict()
+    assert (st["log_watchers"], st["log_watcher_sent"], st["log_watcher_skipped"]) == \
+        ("0", "0", "0")
+    watchers = [Watcher(srv, b"fetchers") for _ in range(2)]
+    try:
+        c.call(b"get watch_stats_key\r\n", b"END\r\n")
+        for w in watchers:
+            w.lines_for(of_key(b"watch_stats_key", "item_get"), 1)
+        wait_stats(lambda st: st["log_watchers"] == "2" and int(st["log_watcher_sent"]) >= 2)
+        c.call(b"stats reset\r\n", b"RESET\r\n")
+        st = c.stats_dict()
+        assert st["log_watchers"] == "2"
+        assert int(st["log_watcher_sent"]) < 2
+    finally:
+        for w in watchers:
+            w.close()
+    wait_stats(lambda st: st["log_watchers"] == "0")
+    c.close()
+
+
 def test_watcher_limit(server_factory):
     srv = server_factory()
     watchers = [Watcher(srv) for _ in range(WATCHER_LIMIT)]
