@@ -454,6 +454,8 @@ enum proto_action proto_binary_command(struct conn *c)
     case MC_BIN_QUITQ: c->close_after_write = c->quitting = true; return respond_ok(c, &h, 0);
     case MC_BIN_FLUSH:
     case MC_BIN_FLUSHQ:
+        if (!c->p->settings.flush_enabled) /* -F; memcached does not count it here */
+            return respond_error(c, h.opcode, h.opaque, MC_BIN_AUTH_ERROR);
         cmd_flush_all(c->w, h.extlen == 4 ? mc_bin_get32(ext) : 0);
         return respond_ok(c, &h, 0);
     case MC_BIN_NOOP: return respond_ok(c, &h, 0);

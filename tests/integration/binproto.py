@@ -37,6 +37,7 @@ E2BIG = 0x0003
 EINVAL = 0x0004
 NOT_STORED = 0x0005
 DELTA_BADVAL = 0x0006
+AUTH_ERROR = 0x0020
 UNKNOWN_COMMAND = 0x0081
 ENOMEM = 0x0082
 
@@ -50,6 +51,7 @@ ERROR_TEXT = {
     EINVAL: b"Invalid arguments",
     NOT_STORED: b"Not stored.",
     DELTA_BADVAL: b"Non-numeric server-side value for incr or decr",
+    AUTH_ERROR: b"Auth failure.",
     UNKNOWN_COMMAND: b"Unknown command",
     ENOMEM: b"Out of memory",
 }

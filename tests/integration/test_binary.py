@@ -839,6 +839,18 @@ def test_value_over_item_size_is_refused_after_the_body(server, bystander, key):
     assert_healthy(server, bystander)
 
 
+def test_value_over_item_size_is_counted(server_factory, key):
+    """strata counts a binary store refused as too large in store_too_large,
+    as it counts a text one; memcached 1.6.18 counts only text ones
+    (docs/COMPATIBILITY.md item 3)."""
+    srv = server_factory()
+    with srv.connect() as c:
+        c.send(store_packet(SET, key, ITEM_SIZE_MAX))
+        expect_error(c, SET, E2BIG, opaque=5)
+    with srv.connect() as c:
+        assert c.stats_dict()["store_too_large"] == ("0" if IS_MEMCACHED else "1")
+
+
 @pytest.mark.parametrize("opcode", [ADD, REPLACE, APPEND, PREPEND, SETQ, APPENDQ],
                          ids=["ADD", "REPLACE", "APPEND", "PREPEND", "SETQ", "APPENDQ"])
 def test_value_over_item_size(bconn, key, opcode):

@@ -277,6 +277,24 @@ def test_disable_flush_all(server_factory, key):
         assert c.stats_dict(b"settings")["flush_enabled"] == "no"
 
 
+def test_disable_flush_all_binary(server_factory, key):
+    """-F refuses binary FLUSH and FLUSHQ with status 0x20 (auth error, the
+    quiet one too), not counted in cmd_flush; the item stays."""
+    import binproto as bp
+    srv = server_factory("-F")
+    with srv.connect() as c:
+        c.call(b"set %s 0 0 1\r\nv\r\n" % key, b"STORED\r\n")
+    with srv.connect() as b:
+        for op in (bp.FLUSH, bp.FLUSHQ):
+            b.send(bp.request(op, extras=bp.expiry_extras(0), opaque=7))
+            assert b.read_exact(bp.HEADER_LEN + 13) == bp.error_response(op, bp.AUTH_ERROR, 7)
+        b.send(bp.request(bp.NOOP, opaque=9))
+        assert b.read_exact(bp.HEADER_LEN) == bp.response(bp.NOOP, opaque=9)
+    with srv.connect() as c:
+        c.call(b"get %s\r\n" % key, b"VALUE %s 0 1\r\nv\r\nEND\r\n" % key)
+        assert c.stats_dict()["cmd_flush"] == "0"
+
+
 def test_disable_dumping(server_factory):
     """Will pass on strata once `stats cachedump` and `lru_crawler metadump`
     are implemented; -X must then refuse them as memcached does."""
