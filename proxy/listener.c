@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,7 +29,8 @@
 struct listener {
     struct proxy *p;
     struct event_base *base;
-    int fd;
+    /* Atomic: `stats conns` on a worker reads it while main may stop us. */
+    _Atomic int fd;
     struct event *ev;
     struct event *backoff;
     unsigned next_worker;
@@ -37,7 +39,7 @@ struct listener {
 
 int listener_fd(const struct listener *l)
 {
-    return l->fd;
+    return atomic_load_explicit(&l->fd, memory_order_relaxed);
 }
 
 const char *listener_addr(const struct listener *l)
@@ -155,18 +157,28 @@ enum st_status listener_start(struct listener *l)
     return event_add(l->ev, NULL) == 0 ? ST_OK : ST_NOMEM;
 }
 
-void listener_destroy(struct listener **lp)
+void listener_stop(struct listener *l)
 {
-    struct listener *l = lp != NULL ? *lp : NULL;
     if (l == NULL)
         return;
     if (l->ev != NULL)
         event_free(l->ev);
     if (l->backoff != NULL)
         event_free(l->backoff);
-    if (l->fd >= 0)
-        close(l->fd);
+    l->ev = NULL;
+    l->backoff = NULL;
+    int fd = atomic_exchange(&l->fd, -1);
+    if (fd >= 0)
+        close(fd);
     atomic_store(&l->p->accepting, false);
+}
+
+void listener_destroy(struct listener **lp)
+{
+    struct listener *l = lp != NULL ? *lp : NULL;
+    if (l == NULL)
+        return;
+    listener_stop(l);
     mem_free(MEM_OTHER, l, sizeof(*l));
     *lp = NULL;
 }

@@ -14,9 +14,14 @@ struct listener;
 enum st_status listener_create(struct listener **out, struct proxy *p, struct event_base *base);
 /* Starts accepting. */
 enum st_status listener_start(struct listener *l);
-/* Stops accepting and closes the socket. Accepts NULL. */
+/*
+ * Stops accepting and closes the socket; the listener stays readable by
+ * workers (`stats conns`) until listener_destroy. Accepts NULL.
+ */
+void listener_stop(struct listener *l);
+/* Stops if needed and frees; call once no worker runs. Accepts NULL. */
 void listener_destroy(struct listener **l);
 
-/* For `stats conns` (any thread; immutable after creation). */
+/* For `stats conns` (any thread): the socket, -1 once stopped. */
 int listener_fd(const struct listener *l);
 const char *listener_addr(const struct listener *l);

@@ -275,14 +275,18 @@ int main(int argc, char **argv)
     rc = 0;
 
 out_workers:
-    /* Stop accepting first, then let workers flush their replies. */
-    listener_destroy(&p->listener);
+    /*
+     * Stop accepting first, then let workers flush their replies. A worker
+     * still draining may run `stats conns`, which reads the listener and
+     * every worker's connection list: nothing is freed until all are joined.
+     */
+    listener_stop(p->listener);
     for (unsigned i = 0; i < p->nworkers; i++)
         worker_stop(&p->workers[i]);
-    for (unsigned i = 0; i < p->nworkers; i++) {
+    for (unsigned i = 0; i < p->nworkers; i++)
         worker_join(&p->workers[i]);
+    for (unsigned i = 0; i < p->nworkers; i++)
         worker_deinit(&p->workers[i]);
-    }
     mem_free(MEM_OTHER, p->workers, s->threads * sizeof(*p->workers));
     p->workers = NULL;
 out:

@@ -379,8 +379,8 @@ static void put_conn_secs(struct out *o, int fd, rel_time_t last)
 
 static void stats_conns(struct proxy *p, struct out *o)
 {
-    if (p->listener != NULL) {
-        int lfd = listener_fd(p->listener);
+    int lfd = p->listener != NULL ? listener_fd(p->listener) : -1;
+    if (lfd >= 0) {
         put_conn_row(o, lfd, "addr", listener_addr(p->listener));
         put_conn_row(o, lfd, "state", "conn_listening");
         put_conn_secs(o, lfd, clock_now());
