@@ -301,6 +301,7 @@ static enum st_status replay_wals(struct lsm_db *db, const uint64_t *wals, size_
         logfile_reader_destroy(&r);
     }
     atomic_store(&db->last_seq, seq);
+    db->seq_alloc = seq;
     if (st == ST_OK)
         st = compaction_build_l0(db, db->mem, e);
     return st;
@@ -318,10 +319,10 @@ static void db_free(struct lsm_db *db)
         db->env->unlock(db->env, db->lock);
     if (db->wal_segs != NULL)
         mem_free(MEM_STORAGE, db->wal_segs, db->wal_segs_cap * sizeof(uint64_t));
-    for (int i = 0; i < DB_STRIPES; i++)
-        pthread_mutex_destroy(&db->stripes[i]);
     pthread_mutex_destroy(&db->mu);
+    pthread_mutex_destroy(&db->sync_mu);
     pthread_mutex_destroy(&db->wal_mu);
+    pthread_cond_destroy(&db->pipe_cv);
     pthread_cond_destroy(&db->bg_cv);
     pthread_cond_destroy(&db->done_cv);
     mem_free(MEM_STORAGE, db, sizeof(*db));
@@ -345,10 +346,10 @@ enum st_status lsm_open(const char *path, const struct lsm_options *opts, struct
     snprintf(db->dir, sizeof(db->dir), "%s", path);
     db->opts = o;
     db->env = o.env != NULL ? o.env : env_posix();
-    for (int i = 0; i < DB_STRIPES; i++)
-        pthread_mutex_init(&db->stripes[i], NULL);
     pthread_mutex_init(&db->mu, NULL);
+    pthread_mutex_init(&db->sync_mu, NULL);
     pthread_mutex_init(&db->wal_mu, NULL);
+    pthread_cond_init(&db->pipe_cv, NULL);
     pthread_cond_init(&db->bg_cv, NULL);
     pthread_cond_init(&db->done_cv, NULL);
     atomic_init(&db->last_seq, 0);
@@ -520,6 +521,7 @@ enum st_status lsm_flush(struct lsm_db *db)
     db->q_tail = &w;
     while (db->q_head != &w)
         pthread_cond_wait(&w.cv, &db->mu);
+    db_drain_commits_locked(db);
     while (db->imm != NULL && db->bg_error == ST_OK && !db->shutting_down)
         pthread_cond_wait(&db->done_cv, &db->mu);
     struct memtable *fresh = NULL;
@@ -542,12 +544,14 @@ enum st_status lsm_flush(struct lsm_db *db)
         }
     }
     if (st == ST_OK) {
+        pthread_mutex_lock(&db->sync_mu);
         pthread_mutex_lock(&db->wal_mu);
         if (db->wal_dirty)
             st = logfile_writer_sync(db->wal);
         if (st == ST_OK)
             st = db_wal_open_locked(db, n);
         pthread_mutex_unlock(&db->wal_mu);
+        pthread_mutex_unlock(&db->sync_mu);
         if (st != ST_OK)
             db_set_bg_error_locked(db, st, "WAL rotation");
     }
@@ -603,6 +607,8 @@ void lsm_stats(struct lsm_db *db, struct lsm_stats *s)
     for (int l = 0; l < LSM_MAX_LEVELS; l++) {
         s->level_files[l] = v->nfiles[l];
         s->level_bytes[l] = version_level_bytes(v, l);
+        for (size_t i = 0; i < v->nfiles[l]; i++)
+            s->table_records += v->files[l][i]->records;
         total += s->level_bytes[l];
         if (s->level_bytes[l] > 0)
             last = s->level_bytes[l];
@@ -641,8 +647,8 @@ void lsm_stats(struct lsm_db *db, struct lsm_stats *s)
     s->puts = LD(puts);
     s->deletes = LD(deletes);
     s->gets = LD(gets);
-    s->writes_ignored_lww = LD(ignored);
-    s->lww_tables_skipped = LD(lww_tables_skipped);
+    s->gets_past_first_hit = LD(gets_past_first_hit);
+    s->gets_newer_below = LD(gets_newer_below);
     s->wal_syncs = LD(wal_syncs);
     s->group_commits = LD(group_commits);
     s->flushes = LD(flushes);
