@@ -57,10 +57,8 @@ static enum st_status lookup_pinned(struct lsm_db *db, const struct lsm_snapshot
                                     const uint8_t *ikey, size_t iklen, bool *found, struct buf *ko,
                                     struct buf *vo)
 {
-    unsigned extra = 0;
+    struct get_trace trace = {0};
     uint64_t best_hlc = 0;
-    bool first_found = false;
-    struct lsm_version first = {0, 0};
     struct memtable *mts[2] = {s->mem, s->imm};
     *found = false;
     for (int i = 0; i < 2; i++) {
@@ -69,13 +67,14 @@ static enum st_status lookup_pinned(struct lsm_db *db, const struct lsm_snapshot
         uint64_t lo, hi;
         if (mts[i] == NULL)
             continue;
-        if (*found && (!memtable_hlc_bounds(mts[i], &lo, &hi) || hi < best_hlc))
+        bool had = *found;
+        if (had && (!memtable_hlc_bounds(mts[i], &lo, &hi) || hi < best_hlc))
             continue; /* holds nothing at or above what we have */
-        if (*found)
-            extra++;
+        if (had)
+            trace.probes_after_hit++;
         if (!memtable_get(mts[i], ikey, iklen, s->seq, &fk, &fkl, &fv, &fvl))
             continue;
-        if (*found && ikey_compare(fk, fkl, ko->data, ko->len) >= 0)
+        if (had && ikey_compare(fk, fkl, ko->data, ko->len) >= 0)
             continue; /* not newer than the active memtable's */
         ko->len = vo->len = 0;
         enum st_status st = buf_append(ko, fk, fkl);
@@ -84,22 +83,16 @@ static enum st_status lookup_pinned(struct lsm_db *db, const struct lsm_snapshot
         if (st != ST_OK)
             return st;
         *found = true;
+        trace.newer_after_hit = had;
         struct ikey k;
         ikey_decode(ko->data, ko->len, &k);
         best_hlc = k.version.hlc;
-        if (!first_found) {
-            first_found = true;
-            first = k.version;
-        }
     }
-    enum st_status st = version_get(s->v, db->tc, ikey, iklen, found, ko, vo, &extra);
-    if (st == ST_OK && first_found && extra > 0) {
+    enum st_status st = version_get(s->v, db->tc, ikey, iklen, found, ko, vo, &trace);
+    if (trace.probes_after_hit > 0)
         atomic_fetch_add_explicit(&db->st.gets_past_first_hit, 1, memory_order_relaxed);
-        struct ikey k;
-        ikey_decode(ko->data, ko->len, &k);
-        if (version_compare(k.version, first) > 0)
-            atomic_fetch_add_explicit(&db->st.gets_newer_below, 1, memory_order_relaxed);
-    }
+    if (trace.newer_after_hit)
+        atomic_fetch_add_explicit(&db->st.gets_newer_below, 1, memory_order_relaxed);
     return st;
 }
 

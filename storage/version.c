@@ -526,7 +526,7 @@ static struct lsm_version entry_version(const struct buf *ko)
 
 enum st_status version_get(struct version *v, struct tcache *tc, const uint8_t *ikey,
                            size_t ikey_len, bool *found, struct buf *ikey_out, struct buf *rval_out,
-                           unsigned *probes_after_hit)
+                           struct get_trace *trace)
 {
     struct buf k2 = {0}, v2 = {0};
     enum st_status st = ST_OK;
@@ -546,8 +546,9 @@ enum st_status version_get(struct version *v, struct tcache *tc, const uint8_t *
                 continue;
             if (*found && version_compare(file_newest(m), best) <= 0)
                 continue;
-            if (*found && probes_after_hit != NULL)
-                (*probes_after_hit)++;
+            bool had = *found;
+            if (had && trace != NULL)
+                trace->probes_after_hit++;
             bool hit = false;
             if ((st = file_get(tc, m, ikey, ikey_len, &hit, &k2, &v2)) != ST_OK)
                 break;
@@ -560,6 +561,8 @@ enum st_status version_get(struct version *v, struct tcache *tc, const uint8_t *
                 v2 = t;
                 *found = true;
                 best = entry_version(ikey_out);
+                if (had && trace != NULL)
+                    trace->newer_after_hit = true;
             }
         }
     }

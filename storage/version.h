@@ -136,12 +136,16 @@ uint64_t version_level_bytes(const struct version *v, int level);
  * is skipped, and the descent stops once no deeper level can hold a
  * higher version (newest_from). On entry *found says whether ikey_out/
  * rval_out already hold a candidate (from the memtables); on return they
- * hold the winner. *probes_after_hit counts tables read while a candidate
- * was already held. ST_OK, ST_IO, ST_CORRUPT.
+ * hold the winner. `trace` (may be NULL) records the cost. ST_OK, ST_IO,
+ * ST_CORRUPT.
  */
+struct get_trace {
+    unsigned probes_after_hit; /* layers read while a candidate was held */
+    bool newer_after_hit;      /* one of them held a higher version */
+};
 enum st_status version_get(struct version *v, struct tcache *tc, const uint8_t *ikey,
                            size_t ikey_len, bool *found, struct buf *ikey_out, struct buf *rval_out,
-                           unsigned *probes_after_hit);
+                           struct get_trace *trace);
 /*
  * Appends to `its` (a MEM_STORAGE array of *n entries, capacity *cap) one
  * iterator per L0 file and one concatenating iterator per deeper level.

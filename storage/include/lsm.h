@@ -37,7 +37,10 @@ struct lsm_env;      /* file I/O table (storage/env.h); NULL = POSIX */
 #define LSM_MAX_LEVELS 7
 
 /* Version of a record: hybrid-logical-clock timestamp, then the writing
- * node's id as tie-break. Compared lexicographically; larger is newer. */
+ * node's id as tie-break. Compared lexicographically; larger is newer. A
+ * version names one write: storing the same version twice is a replay of
+ * that write (same contents); two different records with one version are
+ * the caller's bug, and which of them reads back is unspecified. */
 struct lsm_version {
     uint64_t hlc;
     uint16_t node;
