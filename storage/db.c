@@ -514,13 +514,18 @@ enum st_status lsm_flush(struct lsm_db *db)
     /* Become the commit leader so no write runs during the switch. */
     struct db_writer w = {0};
     pthread_cond_init(&w.cv, NULL);
+    atomic_init(&w.state, DB_WRITER_QUEUED);
     if (db->q_tail != NULL)
         db->q_tail->next = &w;
     else
         db->q_head = &w;
     db->q_tail = &w;
-    while (db->q_head != &w)
-        pthread_cond_wait(&w.cv, &db->mu);
+    db->q_len++;
+    if (db->q_head != &w) {
+        pthread_mutex_unlock(&db->mu);
+        db_writer_wait(&w);
+        pthread_mutex_lock(&db->mu);
+    }
     db_drain_commits_locked(db);
     while (db->imm != NULL && db->bg_error == ST_OK && !db->shutting_down)
         pthread_cond_wait(&db->done_cv, &db->mu);
@@ -568,10 +573,11 @@ enum st_status lsm_flush(struct lsm_db *db)
     memtable_unref(&fresh);
     /* Leave the queue. */
     db->q_head = w.next;
+    db->q_len--;
     if (db->q_head == NULL)
         db->q_tail = NULL;
     else
-        pthread_cond_signal(&db->q_head->cv);
+        db_writer_wake(db->q_head, DB_WRITER_LEAD);
     while (st == ST_OK && db->flushes_done < target && db->bg_error == ST_OK && !db->shutting_down)
         pthread_cond_wait(&db->done_cv, &db->mu);
     if (st == ST_OK && db->flushes_done < target)

@@ -44,13 +44,16 @@ struct wentry {
 };
 
 /* A writer waiting in the group-commit queue (on its own stack). */
+enum { DB_WRITER_QUEUED = 0, DB_WRITER_LEAD = 1, DB_WRITER_DONE = 2 };
 struct db_writer {
     struct db_writer *next;
     struct buf payload; /* framed WAL record of its entries */
     size_t n;           /* entries, one sequence number each */
     enum st_status status;
-    bool done;
-    pthread_cond_t cv;
+    /* QUEUED until it heads the queue (LEAD) or its group committed
+     * (DONE); waited on as a futex, without db->mu. */
+    _Atomic uint32_t state;
+    pthread_cond_t cv; /* as a leader: waiting for followers, under db->mu */
 };
 
 struct db_stats_counters {
@@ -80,7 +83,9 @@ struct lsm_db {
     uint64_t mem_log_number; /* first WAL segment holding mem's records */
     uint64_t imm_next_log;   /* mem_log_number of the memtable after imm */
     struct db_writer *q_head, *q_tail;
+    size_t q_len;                     /* writers queued, the head included */
     struct db_writer *leader_waiting; /* a leader gathering followers */
+    uint32_t leader_wants;            /* ... until q_len reaches this */
     uint32_t last_group_size;         /* writers in the last commit group */
     uint64_t last_group_end_us;       /* when it completed (monotonic) */
     /*
@@ -129,6 +134,10 @@ uint64_t db_monotonic_ms(void);
 void db_set_bg_error_locked(struct lsm_db *db, enum st_status st, const char *what);
 
 /* ---- db_write.c ---- */
+/* Sets w->state and wakes its owner. */
+void db_writer_wake(struct db_writer *w, uint32_t state);
+/* Waits until w->state leaves DB_WRITER_QUEUED; returns it. No lock held. */
+uint32_t db_writer_wait(struct db_writer *w);
 /* Encodes entries into a WAL batch payload. */
 enum st_status db_batch_encode(const struct wentry *e, size_t n, struct buf *out);
 /* Decodes a WAL batch payload and inserts each record into `m`, numbering

@@ -17,8 +17,10 @@
  *     varint rval length, record value (ikey.h)
  */
 #include <errno.h>
+#include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -332,10 +334,9 @@ static void wait_for_followers_locked(struct lsm_db *db, struct db_writer *w)
     if (!busy && start - db->last_group_end_us > 1000)
         return;
     db->leader_waiting = w;
+    db->leader_wants = db->last_group_size;
     for (;;) {
-        size_t queued = 0;
-        for (struct db_writer *x = w; x != NULL; x = x->next)
-            queued++;
+        size_t queued = db->q_len;
         uint64_t now = monotonic_us();
         busy = db->groups_done != db->tickets;
         uint64_t deadline = start + GROUP_WAIT_MAX_US;
@@ -428,10 +429,11 @@ static void lead_group_locked(struct lsm_db *db, struct db_writer *w)
     /* Hand the queue on: the next group appends while this one syncs. */
     pthread_mutex_lock(&db->mu);
     db->q_head = last->next;
+    db->q_len -= count;
     if (db->q_head == NULL)
         db->q_tail = NULL;
     else
-        pthread_cond_signal(&db->q_head->cv);
+        db_writer_wake(db->q_head, DB_WRITER_LEAD);
     db->last_group_size = (uint32_t)count;
     pthread_mutex_unlock(&db->mu);
 
@@ -467,15 +469,36 @@ static void lead_group_locked(struct lsm_db *db, struct db_writer *w)
     pthread_cond_broadcast(&db->pipe_cv);
     if (db->leader_waiting != NULL)
         pthread_cond_signal(&db->leader_waiting->cv);
-    for (struct db_writer *x = w;; x = x->next) {
+    db->last_group_end_us = monotonic_us();
+    /* Wake the group without db->mu: each member returns at once instead
+     * of queueing for the mutex behind the others. */
+    pthread_mutex_unlock(&db->mu);
+    w->status = st;
+    for (struct db_writer *x = w->next, *next; w != last; x = next) {
+        next = x->next; /* x may be gone once woken */
         x->status = st;
-        x->done = true;
-        if (x != w)
-            pthread_cond_signal(&x->cv);
-        if (x == last)
+        bool end = x == last;
+        db_writer_wake(x, DB_WRITER_DONE);
+        if (end)
             break;
     }
-    db->last_group_end_us = monotonic_us();
+    pthread_mutex_lock(&db->mu);
+}
+
+void db_writer_wake(struct db_writer *w, uint32_t state)
+{
+    atomic_store_explicit(&w->state, state, memory_order_release);
+    /* A private futex wake only hashes the address: harmless if w's owner
+     * saw the state first and already returned. */
+    syscall(SYS_futex, &w->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+uint32_t db_writer_wait(struct db_writer *w)
+{
+    uint32_t s;
+    while ((s = atomic_load_explicit(&w->state, memory_order_acquire)) == DB_WRITER_QUEUED)
+        syscall(SYS_futex, &w->state, FUTEX_WAIT_PRIVATE, DB_WRITER_QUEUED, NULL, NULL, 0);
+    return s;
 }
 
 /* Queues w and returns its commit status. */
@@ -483,23 +506,26 @@ static enum st_status commit(struct lsm_db *db, struct db_writer *w)
 {
     pthread_cond_init(&w->cv, NULL);
     w->next = NULL;
-    w->done = false;
+    atomic_init(&w->state, DB_WRITER_QUEUED);
     pthread_mutex_lock(&db->mu);
     if (db->q_tail != NULL)
         db->q_tail->next = w;
     else
         db->q_head = w;
     db->q_tail = w;
-    if (db->leader_waiting != NULL)
+    /* Wake a gathering leader only once its group is complete: each
+     * wake-up is a context switch the arriving writers pay for too. */
+    if (++db->q_len >= db->leader_wants && db->leader_waiting != NULL)
         pthread_cond_signal(&db->leader_waiting->cv);
-    while (!w->done && db->q_head != w)
-        pthread_cond_wait(&w->cv, &db->mu);
-    if (!w->done)
-        lead_group_locked(db, w);
-    enum st_status st = w->status;
+    bool lead = db->q_head == w;
     pthread_mutex_unlock(&db->mu);
+    if (lead || db_writer_wait(w) == DB_WRITER_LEAD) {
+        pthread_mutex_lock(&db->mu);
+        lead_group_locked(db, w);
+        pthread_mutex_unlock(&db->mu);
+    }
     pthread_cond_destroy(&w->cv);
-    return st;
+    return w->status;
 }
 
 /* ------------------------------------------------------ entry points */

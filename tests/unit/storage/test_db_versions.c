@@ -39,8 +39,7 @@ static struct lsm_stats stats(struct lsm_db *db)
 static uint64_t get_hlc(struct lsm_db *db, const char *k)
 {
     struct lsm_record *r = NULL;
-    assert_int_equal(lsm_get(db, k, strlen(k), LSM_READ_TOMBSTONES | LSM_READ_EXPIRED, &r),
-                     ST_OK);
+    assert_int_equal(lsm_get(db, k, strlen(k), LSM_READ_TOMBSTONES | LSM_READ_EXPIRED, &r), ST_OK);
     uint64_t h = r != NULL ? r->version.hlc : 0;
     lsm_record_free(&r);
     return h;

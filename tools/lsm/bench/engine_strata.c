@@ -80,7 +80,7 @@ static int strata_put(struct engine_db *db, const char *key, size_t klen, const 
         .value_len = vlen,
         .version = {atomic_fetch_add_explicit(&s->hlc, 1, memory_order_relaxed), 1},
     };
-    return lsm_put(s->db, &r, NULL) == ST_OK ? 0 : -1;
+    return lsm_put(s->db, &r) == ST_OK ? 0 : -1;
 }
 
 static int strata_get(struct engine_db *db, const char *key, size_t klen, bool *found)
