@@ -1,9 +1,9 @@
 /*
  * engine_strata.c - lsm-bench's driver for Strata's own engine (lsm.h).
- * Each write carries a fresh version from one atomic counter, so every
- * write applies (last-write-wins never ignores one). The sync policy is a
- * database option here (always for fillsync, none otherwise), where
- * LevelDB and RocksDB take it per write.
+ * Writes are blind (lsm_put has no applied result since 79fe7f9); each
+ * carries a fresh version from one atomic counter, so versions arrive in
+ * order. The sync policy is a database option here (always for fillsync,
+ * none otherwise), where LevelDB and RocksDB take it per write.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -80,7 +80,7 @@ static int strata_put(struct engine_db *db, const char *key, size_t klen, const 
         .value_len = vlen,
         .version = {atomic_fetch_add_explicit(&s->hlc, 1, memory_order_relaxed), 1},
     };
-    return lsm_put(s->db, &r, NULL) == ST_OK ? 0 : -1;
+    return lsm_put(s->db, &r) == ST_OK ? 0 : -1;
 }
 
 static int strata_get(struct engine_db *db, const char *key, size_t klen, bool *found)
