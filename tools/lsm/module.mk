@@ -8,7 +8,7 @@
 #                                        two tables: compression off, and each
 #                                        engine's production compression
 #                                        (docs/STORAGE_BENCH.md), ~4-5 minutes
-#   make bench-storage BENCH_NUM=10000000   the 10M-key run (long)
+#   make bench-storage BENCH_NUM=10000000   the 10M-key run (~1 hour on 2 cores)
 #
 # Kill points: lsm-stress needs them compiled in. Debug and asan builds have
 # them already (killpoint.h); in release (the default MODE) the storage
