@@ -191,11 +191,20 @@ void sm_gen_next(struct sm_gen *g, const struct sm_entry *model, struct sm_op *o
             uint64_t r = sm_rand(&g->rng);
             uint64_t hlc = cur->hlc;
             uint16_t node = cur->node;
+            op->stale = true;
+            if (r % 3 == 0) {
+                /* An equal version is the same write replayed: the engine
+                 * stores it again, so it must be the same record. */
+                op->kind = SM_OP_PUT;
+                op->rec[0] = *cur;
+                return;
+            }
             if (r % 3 == 1)
                 hlc--;
-            else if (r % 3 == 2 && node > 0)
+            else if (node > 0)
                 node--;
-            op->stale = true;
+            else
+                hlc--;
             if ((r >> 8) & 1) {
                 op->kind = SM_OP_PUT;
                 make_put(g, &op->rec[0], hlc, false);

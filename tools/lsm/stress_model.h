@@ -64,7 +64,7 @@ enum sm_op_kind {
 /* One operation of a stream; a put or delete has n == 1. */
 struct sm_op {
     enum sm_op_kind kind;
-    bool stale; /* a deliberately old version: must not apply */
+    bool stale; /* a deliberately old (or replayed) version: never wins */
     int n;
     uint32_t key[SM_MAX_BATCH];
     struct sm_entry rec[SM_MAX_BATCH]; /* kind LIVE or TOMB */
@@ -89,8 +89,10 @@ void sm_gen_init(struct sm_gen *g, const struct sm_config *cfg, uint32_t cycle, 
  * of keys the thread owns in `model`, which must be the state after every
  * earlier operation of the stream. */
 void sm_gen_next(struct sm_gen *g, const struct sm_entry *model, struct sm_op *op);
-/* Applies `op` to `model` under last-write-wins (strictly newer version);
- * applied[i] (may be NULL) says whether entry i applied. */
+/* Applies `op` to `model` under last-write-wins, as the engine resolves
+ * it: an entry replaces the key's record when its version is strictly
+ * higher (a tombstone is a version like any other; an equal version is the
+ * same write replayed). applied[i] (may be NULL) says whether entry i won. */
 void sm_apply(struct sm_entry *model, const struct sm_op *op, bool *applied);
 
 /* Key bytes of index `idx` (8..48 bytes, not NUL-terminated); returns the
