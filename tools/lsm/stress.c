@@ -14,12 +14,14 @@
  *
  * `run` opens the database, writes a start record to <state>.acks, then T
  * writer threads each play their deterministic stream (stress_model.h) of
- * puts, overwrites, deletes, batches, expiring and deliberately stale writes
- * on the keys they own (writes are blind: the model resolves last-write-wins
- * itself) and read back their own keys; each acknowledged operation is then
- * appended to the ack
- * log with one write(2) (survives a SIGKILL: the page cache is the
- * kernel's). A maintenance thread flushes, compacts and scans. With
+ * puts, overwrites, deletes, batches, expiring writes, flushes, full
+ * compactions and stale writes (versions older than the key's newest,
+ * written after it) on the keys they own. Writes are blind, so the model
+ * resolves last-write-wins itself; the threads read back every key a stale
+ * write hit and a quarter of the others. Each acknowledged operation is
+ * then appended to the ack log with one write(2) (survives a SIGKILL: the
+ * page cache is the kernel's). A maintenance thread flushes, compacts and
+ * scans. With
  * --power-loss-ms the database runs on the fault env (storage/env.h): at
  * that moment every later write and sync fails, the threads stop, and the
  * files are cut back to what was synced, as a power loss would leave them.
@@ -29,9 +31,9 @@
  * keys of thread t must equal the state after its acknowledged operations,
  * or after those plus the one in flight (all of it or nothing); with
  * prefix, the state after any prefix of its stream. Either way: nothing
- * deleted comes back, every record's bytes match its version, gets and a
- * full scan agree, and a second reopen sees the same. On success it writes
- * the state of the next cycle. Exit status: 0 ok, 1 verification failed,
+ * deleted comes back, no older version wins, every record's bytes match its
+ * version, gets and a full scan agree, and a second reopen sees the same.
+ * On success it writes the state of the next cycle. Exit status: 0 ok, 1 verification failed,
  * 3 online check failed in run, 4 unexpected engine error, 5 open failed,
  * 64 usage.
  */
@@ -56,9 +58,6 @@
 #define EXIT_ONLINE 3
 #define EXIT_ENGINE 4
 #define EXIT_OPEN 5
-
-/* Tombstones may be dropped by compaction when gc_grace is this short. */
-#define TOMB_SAFE_GRACE 864000u
 
 struct args {
     const char *dir, *state;
@@ -134,9 +133,12 @@ struct run {
     struct lsm_env *fenv; /* fault env with --power-loss-ms, else NULL */
     int ack_fd;
     uint64_t t0;
+    bool tomb_may_vanish;
     atomic_bool stop;
     atomic_bool power_lost;
-    atomic_uint_fast64_t ops, stale, batches, reads, flushes, compactions, scans, scanned;
+    atomic_uint_fast64_t ops, stale_ops, stale_entries, batches, flushes_op, compactions_op;
+    atomic_uint_fast64_t reads, flushes, compactions, scans, scanned;
+    atomic_uint_fast64_t parked;
 };
 
 struct writer {
@@ -189,6 +191,61 @@ static struct lsm_record record_of(uint32_t idx, const struct sm_entry *e, const
                                .version = {e->hlc, e->node}};
 }
 
+/* Issues `op`: the engine call(s) of a write, flush or compaction. */
+static enum st_status issue(struct run *r, const struct sm_op *op, struct lsm_batch *b,
+                            uint8_t *val)
+{
+    char key[SM_KEY_CAP];
+    switch (op->kind) {
+    case SM_OP_FLUSH: return lsm_flush(r->db);
+    case SM_OP_COMPACT: return lsm_compact_all(r->db);
+    case SM_OP_BATCH: {
+        enum st_status st = ST_OK;
+        lsm_batch_clear(b);
+        for (int i = 0; i < op->n && st == ST_OK; i++) {
+            const struct sm_entry *e = &op->rec[i];
+            size_t kl = sm_key(op->key[i], key);
+            struct lsm_version v = {e->hlc, e->node};
+            if (e->kind == SM_TOMB) {
+                st = lsm_batch_delete(b, key, kl, v, 0);
+            } else {
+                struct lsm_record rec = record_of(op->key[i], e, key, kl, val);
+                st = lsm_batch_put(b, &rec);
+            }
+        }
+        if (st != ST_OK)
+            engine_fail("batch build", st);
+        return lsm_write(r->db, b);
+    }
+    default: {
+        const struct sm_entry *e = &op->rec[0];
+        size_t kl = sm_key(op->key[0], key);
+        if (op->kind == SM_OP_DEL)
+            return lsm_delete(r->db, key, kl, (struct lsm_version){e->hlc, e->node}, 0);
+        struct lsm_record rec = record_of(op->key[0], e, key, kl, val);
+        return lsm_put(r->db, &rec);
+    }
+    }
+}
+
+/* Reads key idx back and compares it with the model (false: the run is
+ * ending after a power loss). */
+static bool read_back(struct run *r, uint32_t idx, const char *what, uint8_t *scratch)
+{
+    char key[SM_KEY_CAP];
+    size_t kl = sm_key(idx, key);
+    struct lsm_record *rec = NULL;
+    enum st_status st = lsm_get(r->db, key, kl, LSM_READ_TOMBSTONES | LSM_READ_EXPIRED, &rec);
+    if (st != ST_OK)
+        return !op_failed(r, "get", st);
+    uint64_t now_hi = (uint64_t)time(NULL) + 1;
+    if (!sm_match(idx, &r->st.e[idx], rec, now_hi, r->tomb_may_vanish, scratch))
+        online_fail(what, idx, &r->st.e[idx], rec);
+    lsm_record_free(&rec);
+    atomic_fetch_add_explicit(&r->reads, 1, memory_order_relaxed);
+    return true;
+}
+
 static void *writer_main(void *arg)
 {
     struct writer *w = arg;
@@ -202,46 +259,27 @@ static void *writer_main(void *arg)
     if (val == NULL || scratch == NULL || lsm_batch_create(&b) != ST_OK)
         engine_fail("allocation", ST_NOMEM);
     uint64_t rng = sm_mix(r->t0 ^ w->thread);
-    bool tomb_may_vanish = r->st.cfg.gc_grace < TOMB_SAFE_GRACE;
 
     while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
         struct sm_op op;
         sm_gen_next(&g, model, &op);
+        if (op.deadline != 0 && (uint64_t)time(NULL) + SM_STALE_GUARD >= op.deadline) {
+            /* A stale write against a record about to expire: once it has
+             * expired, compaction may drop it and the stale write would
+             * then legitimately apply. The stream is fixed, so this thread
+             * stops here (the op was never issued: not in flight). */
+            atomic_fetch_add_explicit(&r->parked, 1, memory_order_relaxed);
+            while (!atomic_load(&r->stop))
+                usleep(10000);
+            break;
+        }
         struct sm_entry saved[SM_MAX_BATCH];
         for (int i = 0; i < op.n; i++)
             saved[i] = model[op.key[i]];
         /* The model resolves last-write-wins itself: the engine no longer
          * says whether a write won. */
         sm_apply(model, &op, NULL);
-        char key[SM_KEY_CAP];
-        enum st_status st = ST_OK;
-        if (op.kind == SM_OP_BATCH) {
-            lsm_batch_clear(b);
-            for (int i = 0; i < op.n && st == ST_OK; i++) {
-                const struct sm_entry *e = &op.rec[i];
-                size_t kl = sm_key(op.key[i], key);
-                struct lsm_version v = {e->hlc, e->node};
-                if (e->kind == SM_TOMB) {
-                    st = lsm_batch_delete(b, key, kl, v, 0);
-                } else {
-                    struct lsm_record rec = record_of(op.key[i], e, key, kl, val);
-                    st = lsm_batch_put(b, &rec);
-                }
-            }
-            if (st != ST_OK)
-                engine_fail("batch build", st);
-            st = lsm_write(r->db, b);
-        } else {
-            const struct sm_entry *e = &op.rec[0];
-            size_t kl = sm_key(op.key[0], key);
-            struct lsm_version v = {e->hlc, e->node};
-            if (op.kind == SM_OP_DEL) {
-                st = lsm_delete(r->db, key, kl, v, 0);
-            } else {
-                struct lsm_record rec = record_of(op.key[0], e, key, kl, val);
-                st = lsm_put(r->db, &rec);
-            }
-        }
+        enum st_status st = issue(r, &op, b, val);
         if (st != ST_OK) {
             /* Not acknowledged: the model goes back (the verifier treats
              * it as the operation in flight). */
@@ -255,28 +293,28 @@ static void *writer_main(void *arg)
             _exit(EXIT_ENGINE);
         }
         atomic_fetch_add_explicit(&r->ops, 1, memory_order_relaxed);
-        if (op.stale)
-            atomic_fetch_add_explicit(&r->stale, 1, memory_order_relaxed);
+        if (op.nstale > 0) {
+            atomic_fetch_add_explicit(&r->stale_ops, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&r->stale_entries, (uint64_t)op.nstale, memory_order_relaxed);
+        }
         if (op.kind == SM_OP_BATCH)
             atomic_fetch_add_explicit(&r->batches, 1, memory_order_relaxed);
+        else if (op.kind == SM_OP_FLUSH)
+            atomic_fetch_add_explicit(&r->flushes_op, 1, memory_order_relaxed);
+        else if (op.kind == SM_OP_COMPACT)
+            atomic_fetch_add_explicit(&r->compactions_op, 1, memory_order_relaxed);
 
-        /* Read one of our keys back (always the key of a stale write: the
-         * newer version must still win): we are its only writer. */
-        if (op.stale || sm_rand(&rng) % 4 == 0) {
-            uint32_t idx = op.key[op.stale ? 0 : sm_rand(&rng) % (uint64_t)op.n];
-            size_t kl = sm_key(idx, key);
-            struct lsm_record *rec = NULL;
-            st = lsm_get(r->db, key, kl, LSM_READ_TOMBSTONES | LSM_READ_EXPIRED, &rec);
-            if (st != ST_OK) {
-                op_failed(r, "get", st);
-                break;
-            }
-            uint64_t now_hi = (uint64_t)time(NULL) + 1;
-            if (!sm_match(idx, &model[idx], rec, now_hi, tomb_may_vanish, scratch))
-                online_fail("read back", idx, &model[idx], rec);
-            lsm_record_free(&rec);
-            atomic_fetch_add_explicit(&r->reads, 1, memory_order_relaxed);
-        }
+        /* Read back every key a stale entry hit (the newer version must
+         * still win, wherever it sits), and a quarter of the time one of
+         * the others: we are their only writer. */
+        bool ok = true;
+        for (int i = 0; ok && i < op.n; i++)
+            if (op.stale[i])
+                ok = read_back(r, op.key[i], "stale write won", scratch);
+        if (ok && op.n > 0 && sm_rand(&rng) % 4 == 0)
+            ok = read_back(r, op.key[sm_rand(&rng) % (uint64_t)op.n], "read back", scratch);
+        if (!ok)
+            break;
     }
     lsm_batch_destroy(&b);
     mem_free(MEM_OTHER, val, SM_MAX_VALUE);
@@ -400,6 +438,7 @@ static int cmd_run(const struct args *a)
         return EXIT_OPEN;
     }
     r.t0 = (uint64_t)time(NULL);
+    r.tomb_may_vanish = r.st.cfg.gc_grace < SM_TOMB_SAFE_GRACE;
     if (sm_ack_write(r.ack_fd, r.st.cycle, SM_ACK_START, r.t0) != 0)
         return EXIT_ENGINE;
 
@@ -439,14 +478,18 @@ static int cmd_run(const struct args *a)
         }
         env_fault_destroy(&r.fenv);
     }
-    printf("run: cycle %u: %llu ops (%llu batches, %llu stale), %llu reads, "
-           "%llu flushes, %llu compactions, %llu scans (%llu records), "
-           "%llu wal syncs, %llu groups%s\n",
+    printf("run: cycle %u: %llu ops (%llu batches, %llu with %llu stale entries, %llu flushes "
+           "and %llu compactions in the streams), %llu reads (%llu past the first hit, %llu "
+           "newer below), %llu flushes, %llu compactions, %llu scans (%llu "
+           "records), %llu wal syncs, %llu groups, %llu writers parked%s\n",
            r.st.cycle, (unsigned long long)r.ops, (unsigned long long)r.batches,
-           (unsigned long long)r.stale, (unsigned long long)r.reads, (unsigned long long)r.flushes,
+           (unsigned long long)r.stale_ops, (unsigned long long)r.stale_entries,
+           (unsigned long long)r.flushes_op, (unsigned long long)r.compactions_op,
+           (unsigned long long)r.reads, (unsigned long long)s.gets_past_first_hit,
+           (unsigned long long)s.gets_newer_below, (unsigned long long)r.flushes,
            (unsigned long long)r.compactions, (unsigned long long)r.scans,
            (unsigned long long)r.scanned, (unsigned long long)s.wal_syncs,
-           (unsigned long long)s.group_commits,
+           (unsigned long long)s.group_commits, (unsigned long long)r.parked,
            a->power_loss_ms >= 0 ? "; power loss simulated" : "");
     close(r.ack_fd);
     sm_state_deinit(&r.st);
@@ -599,7 +642,8 @@ static void describe(uint32_t idx, const struct sm_entry *m, const struct lsm_re
 }
 
 struct thread_result {
-    uint64_t chosen; /* operations of the stream the database holds */
+    uint64_t chosen;                   /* operations of the stream the database holds */
+    uint64_t stale_ops, stale_entries; /* among them */
     bool ok;
 };
 
@@ -612,7 +656,7 @@ static struct thread_result check_thread(const struct sm_state *st, struct sm_en
                                          uint8_t *scratch)
 {
     const struct sm_config *cfg = &st->cfg;
-    bool tv = cfg->gc_grace < TOMB_SAFE_GRACE;
+    bool tv = cfg->gc_grace < SM_TOMB_SAFE_GRACE;
     uint64_t last = started ? acked + 1 : 0; /* prefixes 0..last */
     struct thread_result res = {.ok = false};
     struct sm_entry *start = mem_alloc(MEM_OTHER, cfg->keys * sizeof(*start));
@@ -682,6 +726,8 @@ static struct thread_result check_thread(const struct sm_state *st, struct sm_en
         struct sm_op op;
         sm_gen_next(&g, model, &op);
         sm_apply(model, &op, NULL);
+        res.stale_ops += op.nstale > 0;
+        res.stale_entries += (uint64_t)op.nstale;
     }
     mem_free(MEM_OTHER, start, cfg->keys * sizeof(*start));
     res.ok = true;
@@ -705,7 +751,7 @@ static int cmd_verify(const struct args *a)
         fprintf(stderr, "cannot read %s: %s\n", ap, strerror(errno));
         return EX_NOINPUT;
     }
-    bool tv = cfg->gc_grace < TOMB_SAFE_GRACE;
+    bool tv = cfg->gc_grace < SM_TOMB_SAFE_GRACE;
     struct lsm_options o;
     db_options(cfg, LSM_SYNC_ALWAYS, NULL, &o);
     o.create_if_missing = true; /* a kill before the first open completed */
@@ -741,12 +787,14 @@ static int cmd_verify(const struct args *a)
         lsm_close(&db);
         now_hi = now2 > now_hi ? now2 : now_hi;
     }
-    uint64_t total_acked = 0, inflight_applied = 0, lost = 0;
+    uint64_t total_acked = 0, inflight_applied = 0, lost = 0, stale_ops = 0, stale_entries = 0;
     for (uint32_t t = 0; ok && t < cfg->threads; t++) {
         struct thread_result tr =
             check_thread(&st, st.e, t, acked[t], started, t0, a->prefix, &f, now_hi, scratch);
         ok = tr.ok;
         total_acked += acked[t];
+        stale_ops += tr.stale_ops;
+        stale_entries += tr.stale_entries;
         if (tr.chosen > acked[t])
             inflight_applied++;
         else
@@ -772,10 +820,11 @@ static int cmd_verify(const struct args *a)
                       (unsigned long long)stats.level_files[l]);
     printf("verify: cycle %u ok (%s): %llu acked ops, %llu in-flight ops "
            "applied, %llu acked ops lost (allowed), %llu live + %llu tombstones, "
-           "files %s, open %llu ms\n",
+           "%llu stale ops (%llu entries), files %s, open %llu ms\n",
            st.cycle, a->prefix ? "prefix" : "strong", (unsigned long long)total_acked,
            (unsigned long long)inflight_applied, (unsigned long long)lost, (unsigned long long)live,
-           (unsigned long long)tomb, levels, (unsigned long long)t_open);
+           (unsigned long long)tomb, (unsigned long long)stale_ops,
+           (unsigned long long)stale_entries, levels, (unsigned long long)t_open);
     st.cycle++;
     int rc = 0;
     if (sm_state_save(a->state, &st) != 0 || truncate(ap, 0) != 0) {
