@@ -684,6 +684,16 @@ static bool may_vanish(const struct lsm_record *x, uint64_t now_hi, bool tomb_ma
     return x->expiry != 0 && x->expiry <= now_hi;
 }
 
+static void show_record(const char *what, const struct lsm_record *x)
+{
+    fprintf(stderr, "  %s: %s hlc %llx node %u len %zu flags %x exp %llu\n", what,
+            x == NULL      ? "absent"
+            : x->tombstone ? "tombstone"
+                           : "live",
+            x ? (unsigned long long)x->version.hlc : 0ull, x ? x->version.node : 0,
+            x ? x->value_len : 0, x ? x->flags : 0u, x ? (unsigned long long)x->expiry : 0ull);
+}
+
 /* Reads every key twice (with and without tombstones/expired) and scans
  * the whole token space; checks gets, visibility and the scan agree. */
 static bool fetch_all(struct lsm_db *db, uint32_t keys, bool tomb_may_vanish, struct fetched *f,
@@ -742,12 +752,19 @@ static bool fetch_all(struct lsm_db *db, uint32_t keys, bool tomb_may_vanish, st
                 ok = vfail("scan: token order broken at key %u", idx);
             else if (seen[idx])
                 ok = vfail("scan: key %u twice", idx);
-            else if (!same_version(&rec, f->rec[idx]))
+            else if (!same_version(&rec, f->rec[idx])) {
                 /* Nothing writes during verify: between the gets and the
                  * scan a record may vanish (compaction), never appear or
                  * change version. */
                 ok = vfail("scan: key %u differs from its get", idx);
-            else
+                show_record("get", f->rec[idx]);
+                show_record("scan", &rec);
+                struct lsm_record *again = NULL;
+                if (lsm_get(db, rec.key, rec.key_len, LSM_READ_TOMBSTONES | LSM_READ_EXPIRED,
+                            &again) == ST_OK)
+                    show_record("get again", again);
+                lsm_record_free(&again);
+            } else
                 seen[idx] = true;
             f->scanned += ok;
             prev = tok;

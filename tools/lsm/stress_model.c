@@ -198,11 +198,12 @@ static uint32_t pick_stale_key(struct sm_gen *g, bool latest)
 /*
  * A stale entry against `cur`, the key's newest record: a version below
  * cur's (just below, below on the node only, or far below, from an earlier
- * cycle) with a new put or a tombstone, or cur itself replayed. False when
- * cur may not be targeted (see SM_TOMB_SAFE_GRACE). Lowers *deadline to
- * cur's expiry when cur expires. Several stale writes may share a version
- * below the newest with different contents: none of them is ever read,
- * since the newest shadows them for as long as any may exist.
+ * cycle) with a new put or a tombstone, or cur itself replayed (live
+ * only). False when cur may not be targeted (see SM_TOMB_SAFE_GRACE).
+ * Lowers *deadline to cur's expiry when cur expires. Several stale writes
+ * may share a version below the newest with different contents: none of
+ * them is ever read, since the newest shadows them for as long as any may
+ * exist.
  */
 static bool make_stale(struct sm_gen *g, const struct sm_entry *cur, struct sm_entry *e,
                        uint64_t *deadline)
@@ -215,8 +216,11 @@ static bool make_stale(struct sm_gen *g, const struct sm_entry *cur, struct sm_e
     if (cur->kind == SM_LIVE && cur->expiry != 0 && (*deadline == 0 || cur->expiry < *deadline))
         *deadline = cur->expiry;
     uint64_t r = sm_rand(&g->rng);
-    if (r % 8 == 0) {
-        *e = *cur; /* the same write replayed: equal version, same record */
+    if (r % 8 == 0 && cur->kind == SM_LIVE) {
+        /* The same write replayed: equal version, same record. Not for a
+         * tombstone: its deletion time (deleted_at 0 = now) would differ,
+         * and of two records with one version either may be read. */
+        *e = *cur;
         return true;
     }
     uint64_t hlc = cur->hlc;
