@@ -213,6 +213,18 @@ static void delete_unreferenced(struct lsm_db *db)
     db->env->listdir(db->env, db->dir, cleanup_cb, db);
 }
 
+static bool wal_is_empty_file(struct lsm_db *db, const char *path)
+{
+    struct env_file *f = NULL;
+    uint64_t size = 1;
+    if (db->env->open(db->env, path, ENV_OPEN_READ, &f) == ST_OK) {
+        if (db->env->size(db->env, f, &size) != ST_OK)
+            size = 1;
+        db->env->close(db->env, f);
+    }
+    return size == 0;
+}
+
 /* Replays WAL segments into memtables, flushing to L0 when full. */
 static enum st_status replay_wals(struct lsm_db *db, const uint64_t *wals, size_t n,
                                   struct version_edit *e)
@@ -244,6 +256,13 @@ static enum st_status replay_wals(struct lsm_db *db, const uint64_t *wals, size_
             continue;
         char path[FILENAME_MAX_PATH];
         filename_path(path, db->dir, FILENAME_WAL, wals[i]);
+        if (i < newest && wal_is_empty_file(db, path)) {
+            /* Written by an older version that did not sync a new
+             * segment's header: never synced, so it never held a synced
+             * record (rotation syncs a segment that has records). */
+            log_warn("storage: WAL segment %s is empty (never synced); skipped", path);
+            continue;
+        }
         struct logfile_reader *r = NULL;
         st = logfile_reader_open(db->env, path, LOGFILE_MAGIC_WAL, i >= newest, &r);
         if (st == ST_CORRUPT && db->opts.wal_recover_to_corruption) {
@@ -616,14 +635,14 @@ void lsm_stats(struct lsm_db *db, struct lsm_stats *s)
         for (size_t i = 0; i < v->nfiles[l]; i++)
             s->table_records += v->files[l][i]->records;
         total += s->level_bytes[l];
-        if (s->level_bytes[l] > 0)
+        if (l > 0 && s->level_bytes[l] > last)
             last = s->level_bytes[l];
     }
     /* Space amplification: all table bytes over the largest sorted run
-     * (leveled: the deepest non-empty level; tiered: the largest L0 run,
-     * when nothing deeper exists), what a full compaction would leave at
-     * best. */
-    if (db->opts.compaction_style == LSM_COMPACTION_TIERED && last == s->level_bytes[0]) {
+     * (leveled: the largest level below L0 — not the deepest, which may
+     * have only begun to fill; tiered, or nothing below L0: the largest
+     * L0 run), a lower bound of what a full compaction would leave. */
+    if (last == 0) {
         last = 0;
         for (size_t i = 0; i < v->nfiles[0]; i++)
             if (v->files[0][i]->size > last)

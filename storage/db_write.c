@@ -92,6 +92,10 @@ enum st_status db_wal_open_locked(struct lsm_db *db, uint64_t number)
     filename_path(path, db->dir, FILENAME_WAL, number);
     struct logfile_writer *w = NULL;
     enum st_status st = logfile_writer_create(db->env, path, LOGFILE_MAGIC_WAL, number, &w);
+    /* The header too: a segment that gets no record before the next
+     * rotation is never synced again, and recovery must find it whole. */
+    if (st == ST_OK)
+        st = logfile_writer_sync(w);
     if (st == ST_OK)
         st = db->env->sync_dir(db->env, db->dir);
     if (st != ST_OK) {

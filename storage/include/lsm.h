@@ -261,8 +261,9 @@ struct lsm_stats {
     uint64_t compaction_bytes_written;
     double write_amplification; /* (wal + flush + compaction) / user */
     double space_amplification; /* table bytes / bytes of the largest
-                                     sorted run (leveled: deepest level;
-                                     tiered: largest run), >= 1; 0 if empty */
+                                     sorted run (leveled: largest level
+                                     below L0; tiered: largest run), >= 1;
+                                     0 if empty */
     uint64_t puts, deletes, gets;
     /* Gets that found the key and still had to look deeper, because a
      * deeper memtable or table could hold a higher version (its version
