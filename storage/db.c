@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zstd.h>
 
 #include "common/log.h"
 #include "common/mem.h"
@@ -77,7 +78,8 @@ static enum st_status validate(const struct lsm_options *o)
     BAD(o->l0_slowdown_trigger < o->l0_compaction_trigger, "l0_slowdown_trigger");
     BAD(o->l0_stop_trigger < o->l0_slowdown_trigger, "l0_stop_trigger");
     BAD(o->block_size < (4u << 10) || o->block_size > (64u << 10), "block_size");
-    BAD(o->compression_level < 0 || o->compression_level > 22, "compression_level");
+    BAD(o->compression_level < ZSTD_minCLevel() || o->compression_level > ZSTD_maxCLevel(),
+        "compression_level");
     BAD(o->compress_from_level < 0 || o->compress_from_level > LSM_MAX_LEVELS,
         "compress_from_level");
     BAD(o->bloom_bits_per_key > 64, "bloom_bits_per_key");

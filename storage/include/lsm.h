@@ -99,7 +99,7 @@ struct lsm_options {
     uint32_t l0_stop_trigger;       /* 12 files: writes wait for compaction */
     /* SSTables */
     size_t block_size;     /* 16 KiB, 4..64 KiB */
-    int compression_level; /* zstd level, 3; 0 = store raw */
+    int compression_level; /* zstd level, 3; 0 = store raw; < 0 zstd's fast levels */
     /* 2: tables that are rewritten soon are stored raw, saving the CPU of
      * compressing them for little space: every flush, and in the leveled
      * style every table of a level below this one. 0 = compress all. */

@@ -1028,7 +1028,13 @@ static void test_options_validation(void **state)
     o = f->o;
     o.l0_stop_trigger = 1;
     assert_int_equal(lsm_open(f->dir, &o, &f->db), ST_INVAL);
+    o = f->o;
+    o.compression_level = 23;
+    assert_int_equal(lsm_open(f->dir, &o, &f->db), ST_INVAL);
     assert_null(f->db);
+    o.compression_level = -1; /* zstd's fast levels are allowed */
+    assert_int_equal(lsm_open(f->dir, &o, &f->db), ST_OK);
+    lsm_close(&f->db);
 }
 
 int main(void)

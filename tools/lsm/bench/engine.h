@@ -24,11 +24,12 @@ struct engine_cfg {
      * L0/L1 and zstd below; ours zstd from compress_from_level and at the
      * bottom level (lsm_options_init). */
     bool compress;
-    int zstd_level;    /* for the engines that use zstd */
-    int compress_from; /* ours: lsm_options.compress_from_level; -1 = its default */
-    size_t l1_bytes;   /* level-1 target (LevelDB: fixed at 10 MiB) */
-    size_t file_bytes; /* SSTable size target */
-    bool sync;         /* every write synced (fillsync); else the WAL is
+    int zstd_level;        /* RocksDB's zstd level */
+    int strata_zstd_level; /* ours; STRATA_LEVEL_DEFAULT = lsm_options_init's */
+    int compress_from;     /* ours: lsm_options.compress_from_level; -1 = its default */
+    size_t l1_bytes;       /* level-1 target (LevelDB: fixed at 10 MiB) */
+    size_t file_bytes;     /* SSTable size target */
+    bool sync;             /* every write synced (fillsync); else the WAL is
                           written but never synced by the write */
 };
 
@@ -38,6 +39,7 @@ struct engine_db {
 };
 
 #define ENGINE_UNKNOWN UINT64_MAX
+#define STRATA_LEVEL_DEFAULT (-1000)
 
 /* Figures an engine can report about itself: -1 (doubles) or
  * ENGINE_UNKNOWN (counters) when it cannot. Counters are cumulative since

@@ -32,13 +32,15 @@ static void strata_describe(const struct engine_cfg *cfg, char *buf, size_t cap)
     struct lsm_options o;
     lsm_options_init(&o);
     int from = cfg->compress_from >= 0 ? cfg->compress_from : o.compress_from_level;
+    int level = cfg->strata_zstd_level != STRATA_LEVEL_DEFAULT ? cfg->strata_zstd_level
+                                                               : o.compression_level;
     if (!cfg->compress)
         snprintf(buf, cap, "strata %s: no compression (compression_level 0)", v);
     else
         snprintf(buf, cap,
                  "strata %s: zstd level %d from L%d and at the bottom level, flushes and "
                  "upper levels raw (compress_from_level %d)",
-                 v, cfg->zstd_level, from, from);
+                 v, level, from, from);
 }
 
 static int strata_open(const char *dir, const struct engine_cfg *cfg, struct engine_db **out,
@@ -50,7 +52,10 @@ static int strata_open(const char *dir, const struct engine_cfg *cfg, struct eng
     o.block_cache_size = cfg->block_cache_bytes;
     o.block_size = cfg->block_size;
     o.bloom_bits_per_key = (uint32_t)cfg->bloom_bits;
-    o.compression_level = cfg->compress ? cfg->zstd_level : 0;
+    if (!cfg->compress)
+        o.compression_level = 0;
+    else if (cfg->strata_zstd_level != STRATA_LEVEL_DEFAULT)
+        o.compression_level = cfg->strata_zstd_level;
     if (cfg->compress_from >= 0)
         o.compress_from_level = cfg->compress_from;
     o.l1_target_size = cfg->l1_bytes;

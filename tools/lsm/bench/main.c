@@ -474,7 +474,8 @@ static void usage(void)
     fprintf(stderr, "usage: lsm-bench [--num N] [--engines strata,leveldb,rocksdb]\n"
                     "  [--compression off,default] [--phases seq,random,sync]\n"
                     "  [--memtable-mb 4] [--cache-mb 64] [--block-size 4096]\n"
-                    "  [--bloom-bits 10] [--zstd-level 3] [--compress-from-level N]\n"
+                    "  [--bloom-bits 10] [--zstd-level 3 (RocksDB)] [--strata-zstd-level N (ours; "
+                    "default: the engine's)] [--compress-from-level N]\n"
                     "  [--l1-mb 10] [--file-mb 2]\n"
                     "  [--reads N] [--rww-reads N] [--seeks N] [--scans N] [--scan-len 1000]\n"
                     "  [--sync-ops 2000] [--sync-writers 8] [--sync-rounds 5]\n"
@@ -524,6 +525,7 @@ int main(int argc, char **argv)
                 .block_size = 4096,
                 .bloom_bits = 10,
                 .zstd_level = 3,
+                .strata_zstd_level = STRATA_LEVEL_DEFAULT,
                 .compress_from = -1,
                 .l1_bytes = 10u << 20,
                 .file_bytes = 2u << 20},
@@ -538,6 +540,7 @@ int main(int argc, char **argv)
         {"block-size", required_argument, NULL, 'b'},
         {"bloom-bits", required_argument, NULL, 'f'},
         {"zstd-level", required_argument, NULL, 'z'},
+        {"strata-zstd-level", required_argument, NULL, 'y'},
         {"compress-from-level", required_argument, NULL, 'C'},
         {"l1-mb", required_argument, NULL, 'L'},
         {"file-mb", required_argument, NULL, 'F'},
@@ -565,6 +568,7 @@ int main(int argc, char **argv)
         case 'b': o.cfg.block_size = strtoull(optarg, NULL, 10); break;
         case 'f': o.cfg.bloom_bits = atoi(optarg); break;
         case 'z': o.cfg.zstd_level = atoi(optarg); break;
+        case 'y': o.cfg.strata_zstd_level = atoi(optarg); break;
         case 'C': o.cfg.compress_from = atoi(optarg); break;
         case 'L': o.cfg.l1_bytes = strtoull(optarg, NULL, 10) << 20; break;
         case 'F': o.cfg.file_bytes = strtoull(optarg, NULL, 10) << 20; break;
