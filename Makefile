@@ -137,11 +137,9 @@ all-asan: all $(UNIT_TESTS) $(TEST_BINS)
 	tools/run-tests.sh $(B) strata
 
 # A race makes the process exit 66, which fails its test (the integration
-# fixture checks strata's exit status). TSan's lock-order checker tracks at
-# most 64 mutexes held at once; an engine batch write holds one per lock
-# stripe it touches (always taken in stripe order), so that checker is off.
+# fixture checks strata's exit status). The lock-order checker is on too.
 all-tsan: all $(UNIT_TESTS) $(TEST_BINS)
-	TSAN_OPTIONS=detect_deadlocks=0:second_deadlock_stack=1 \
+	TSAN_OPTIONS=detect_deadlocks=1:second_deadlock_stack=1 \
 	tools/run-tests.sh $(B) strata
 
 bench: deps-test

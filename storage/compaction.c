@@ -53,7 +53,9 @@ static enum st_status add_output(struct lsm_db *db, struct version_edit *e, int 
         e, db->vs, level, info->number, info->size, info->smallest, info->smallest_len,
         info->largest, info->largest_len, info->props.records, info->props.tombstones,
         info->props.earliest_expiry, info->props.raw_key_bytes + info->props.raw_value_bytes);
-    return st == ST_OK ? version_edit_set_newest(e, info->number, info->props.max_version) : st;
+    if (st == ST_OK)
+        st = version_edit_set_newest(e, info->number, info->props.max_version);
+    return st == ST_OK ? version_edit_set_oldest(e, info->number, info->props.min_version) : st;
 }
 
 enum st_status compaction_build_l0(struct lsm_db *db, struct memtable *m, struct version_edit *e)
@@ -217,6 +219,9 @@ struct compaction {
     size_t nin[2];
     bool full;   /* manual: every file of every level */
     bool tiered; /* size-tiered: L0 runs merged into one L0 run */
+    /* Lowest HLC in the memtables when the inputs were picked: records
+     * there may be older versions of keys the inputs hold. */
+    uint64_t mem_min_hlc;
 };
 
 static uint64_t level_target(const struct lsm_db *db, int level)
@@ -425,25 +430,31 @@ static bool stopping(struct lsm_db *db)
     return s;
 }
 
-/* Whether a file outside the compaction's inputs may hold the key (then
- * an older version may exist there, and a tombstone or an expired record
- * must be kept to keep shadowing it). */
-static bool outside_may_hold(const struct compaction *c, const uint8_t *k, size_t kl)
+static bool is_input(const struct file_meta *m, const void *arg)
 {
+    const struct compaction *c = arg;
     if (c->full)
-        return false; /* every file is an input */
-    if (!c->tiered)
-        return version_key_beyond(c->v, c->out_level, k, kl);
-    for (size_t i = 0; i < c->v->nfiles[0]; i++) {
-        const struct file_meta *f = c->v->files[0][i];
-        bool input = false;
-        for (size_t j = 0; j < c->nin[0] && !input; j++)
-            input = c->in[0][j] == f;
-        if (!input && ikey_user_compare(k, kl, f->smallest, f->smallest_len) >= 0 &&
-            ikey_user_compare(k, kl, f->largest, f->largest_len) <= 0)
-            return true;
-    }
-    return version_key_beyond(c->v, 0, k, kl);
+        return true;
+    for (int side = 0; side < 2; side++)
+        for (size_t j = 0; j < c->nin[side]; j++)
+            if (c->in[side][j] == m)
+                return true;
+    return false;
+}
+
+/*
+ * Whether a version of the key older than or equal to `ver` may exist
+ * outside the compaction's inputs: in another table (deeper, or shallower:
+ * writes are blind, so an old version may arrive after a newer one was
+ * compacted down) or in a memtable. Then a tombstone or an expired record
+ * at `ver` must be kept to go on shadowing it.
+ */
+static bool older_outside(const struct compaction *c, const uint8_t *k, size_t kl,
+                          struct lsm_version ver)
+{
+    if (c->mem_min_hlc <= ver.hlc)
+        return true;
+    return !c->full && version_older_outside(c->v, is_input, c, k, kl, ver);
 }
 
 /* Whether `t + grace <= now`, without overflow (t comes from clients). */
@@ -580,8 +591,15 @@ static enum st_status run_compaction(struct lsm_db *db, struct compaction *c)
         bool droppable =
             (kind == RVAL_TOMBSTONE && aged(expiry, db->opts.gc_grace_seconds, now)) ||
             (kind == RVAL_PUT && expiry != 0 && aged(expiry, db->opts.expired_grace_seconds, now));
-        if (droppable && !outside_may_hold(c, k, kl))
-            continue;
+        if (droppable) {
+            struct ikey ik;
+            if (!ikey_decode(k, kl, &ik)) {
+                st = ST_CORRUPT;
+                break;
+            }
+            if (!older_outside(c, k, kl, ik.version))
+                continue;
+        }
         if (b == NULL) {
             st = sst_builder_create(db->env, db->dir, vset_new_file_number(db->vs), &o, &b);
             if (st != ST_OK)
@@ -660,6 +678,16 @@ void *compaction_compact_main(void *arg)
             }
             wait_bg_locked(db, 1000);
             continue;
+        }
+        /* With the inputs' version, under the same lock: every record is
+         * in a table of c.v or in one of these memtables, or arrives later
+         * (after any gc_grace that lets a tombstone go). */
+        c.mem_min_hlc = UINT64_MAX;
+        struct memtable *mts[2] = {db->mem, db->imm};
+        for (int i = 0; i < 2; i++) {
+            uint64_t lo, hi;
+            if (mts[i] != NULL && memtable_hlc_bounds(mts[i], &lo, &hi) && lo < c.mem_min_hlc)
+                c.mem_min_hlc = lo;
         }
         pthread_mutex_unlock(&db->mu);
         enum st_status st = run_compaction(db, &c);

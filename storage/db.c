@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zstd.h>
 
 #include "common/log.h"
 #include "common/mem.h"
@@ -77,7 +78,8 @@ static enum st_status validate(const struct lsm_options *o)
     BAD(o->l0_slowdown_trigger < o->l0_compaction_trigger, "l0_slowdown_trigger");
     BAD(o->l0_stop_trigger < o->l0_slowdown_trigger, "l0_stop_trigger");
     BAD(o->block_size < (4u << 10) || o->block_size > (64u << 10), "block_size");
-    BAD(o->compression_level < 0 || o->compression_level > 22, "compression_level");
+    BAD(o->compression_level < ZSTD_minCLevel() || o->compression_level > ZSTD_maxCLevel(),
+        "compression_level");
     BAD(o->compress_from_level < 0 || o->compress_from_level > LSM_MAX_LEVELS,
         "compress_from_level");
     BAD(o->bloom_bits_per_key > 64, "bloom_bits_per_key");
@@ -213,6 +215,18 @@ static void delete_unreferenced(struct lsm_db *db)
     db->env->listdir(db->env, db->dir, cleanup_cb, db);
 }
 
+static bool wal_is_empty_file(struct lsm_db *db, const char *path)
+{
+    struct env_file *f = NULL;
+    uint64_t size = 1;
+    if (db->env->open(db->env, path, ENV_OPEN_READ, &f) == ST_OK) {
+        if (db->env->size(db->env, f, &size) != ST_OK)
+            size = 1;
+        db->env->close(db->env, f);
+    }
+    return size == 0;
+}
+
 /* Replays WAL segments into memtables, flushing to L0 when full. */
 static enum st_status replay_wals(struct lsm_db *db, const uint64_t *wals, size_t n,
                                   struct version_edit *e)
@@ -244,6 +258,13 @@ static enum st_status replay_wals(struct lsm_db *db, const uint64_t *wals, size_
             continue;
         char path[FILENAME_MAX_PATH];
         filename_path(path, db->dir, FILENAME_WAL, wals[i]);
+        if (i < newest && wal_is_empty_file(db, path)) {
+            /* Written by an older version that did not sync a new
+             * segment's header: never synced, so it never held a synced
+             * record (rotation syncs a segment that has records). */
+            log_warn("storage: WAL segment %s is empty (never synced); skipped", path);
+            continue;
+        }
         struct logfile_reader *r = NULL;
         st = logfile_reader_open(db->env, path, LOGFILE_MAGIC_WAL, i >= newest, &r);
         if (st == ST_CORRUPT && db->opts.wal_recover_to_corruption) {
@@ -301,6 +322,7 @@ static enum st_status replay_wals(struct lsm_db *db, const uint64_t *wals, size_
         logfile_reader_destroy(&r);
     }
     atomic_store(&db->last_seq, seq);
+    db->seq_alloc = seq;
     if (st == ST_OK)
         st = compaction_build_l0(db, db->mem, e);
     return st;
@@ -318,10 +340,10 @@ static void db_free(struct lsm_db *db)
         db->env->unlock(db->env, db->lock);
     if (db->wal_segs != NULL)
         mem_free(MEM_STORAGE, db->wal_segs, db->wal_segs_cap * sizeof(uint64_t));
-    for (int i = 0; i < DB_STRIPES; i++)
-        pthread_mutex_destroy(&db->stripes[i]);
     pthread_mutex_destroy(&db->mu);
+    pthread_mutex_destroy(&db->sync_mu);
     pthread_mutex_destroy(&db->wal_mu);
+    pthread_cond_destroy(&db->pipe_cv);
     pthread_cond_destroy(&db->bg_cv);
     pthread_cond_destroy(&db->done_cv);
     mem_free(MEM_STORAGE, db, sizeof(*db));
@@ -345,10 +367,10 @@ enum st_status lsm_open(const char *path, const struct lsm_options *opts, struct
     snprintf(db->dir, sizeof(db->dir), "%s", path);
     db->opts = o;
     db->env = o.env != NULL ? o.env : env_posix();
-    for (int i = 0; i < DB_STRIPES; i++)
-        pthread_mutex_init(&db->stripes[i], NULL);
     pthread_mutex_init(&db->mu, NULL);
+    pthread_mutex_init(&db->sync_mu, NULL);
     pthread_mutex_init(&db->wal_mu, NULL);
+    pthread_cond_init(&db->pipe_cv, NULL);
     pthread_cond_init(&db->bg_cv, NULL);
     pthread_cond_init(&db->done_cv, NULL);
     atomic_init(&db->last_seq, 0);
@@ -513,13 +535,19 @@ enum st_status lsm_flush(struct lsm_db *db)
     /* Become the commit leader so no write runs during the switch. */
     struct db_writer w = {0};
     pthread_cond_init(&w.cv, NULL);
+    atomic_init(&w.state, DB_WRITER_QUEUED);
     if (db->q_tail != NULL)
         db->q_tail->next = &w;
     else
         db->q_head = &w;
     db->q_tail = &w;
-    while (db->q_head != &w)
-        pthread_cond_wait(&w.cv, &db->mu);
+    db->q_len++;
+    if (db->q_head != &w) {
+        pthread_mutex_unlock(&db->mu);
+        db_writer_wait(&w);
+        pthread_mutex_lock(&db->mu);
+    }
+    db_drain_commits_locked(db);
     while (db->imm != NULL && db->bg_error == ST_OK && !db->shutting_down)
         pthread_cond_wait(&db->done_cv, &db->mu);
     struct memtable *fresh = NULL;
@@ -542,12 +570,14 @@ enum st_status lsm_flush(struct lsm_db *db)
         }
     }
     if (st == ST_OK) {
+        pthread_mutex_lock(&db->sync_mu);
         pthread_mutex_lock(&db->wal_mu);
         if (db->wal_dirty)
             st = logfile_writer_sync(db->wal);
         if (st == ST_OK)
             st = db_wal_open_locked(db, n);
         pthread_mutex_unlock(&db->wal_mu);
+        pthread_mutex_unlock(&db->sync_mu);
         if (st != ST_OK)
             db_set_bg_error_locked(db, st, "WAL rotation");
     }
@@ -564,10 +594,11 @@ enum st_status lsm_flush(struct lsm_db *db)
     memtable_unref(&fresh);
     /* Leave the queue. */
     db->q_head = w.next;
+    db->q_len--;
     if (db->q_head == NULL)
         db->q_tail = NULL;
     else
-        pthread_cond_signal(&db->q_head->cv);
+        db_writer_wake(db->q_head, DB_WRITER_LEAD);
     while (st == ST_OK && db->flushes_done < target && db->bg_error == ST_OK && !db->shutting_down)
         pthread_cond_wait(&db->done_cv, &db->mu);
     if (st == ST_OK && db->flushes_done < target)
@@ -603,15 +634,17 @@ void lsm_stats(struct lsm_db *db, struct lsm_stats *s)
     for (int l = 0; l < LSM_MAX_LEVELS; l++) {
         s->level_files[l] = v->nfiles[l];
         s->level_bytes[l] = version_level_bytes(v, l);
+        for (size_t i = 0; i < v->nfiles[l]; i++)
+            s->table_records += v->files[l][i]->records;
         total += s->level_bytes[l];
-        if (s->level_bytes[l] > 0)
+        if (l > 0 && s->level_bytes[l] > last)
             last = s->level_bytes[l];
     }
     /* Space amplification: all table bytes over the largest sorted run
-     * (leveled: the deepest non-empty level; tiered: the largest L0 run,
-     * when nothing deeper exists), what a full compaction would leave at
-     * best. */
-    if (db->opts.compaction_style == LSM_COMPACTION_TIERED && last == s->level_bytes[0]) {
+     * (leveled: the largest level below L0 — not the deepest, which may
+     * have only begun to fill; tiered, or nothing below L0: the largest
+     * L0 run), a lower bound of what a full compaction would leave. */
+    if (last == 0) {
         last = 0;
         for (size_t i = 0; i < v->nfiles[0]; i++)
             if (v->files[0][i]->size > last)
@@ -641,8 +674,8 @@ void lsm_stats(struct lsm_db *db, struct lsm_stats *s)
     s->puts = LD(puts);
     s->deletes = LD(deletes);
     s->gets = LD(gets);
-    s->writes_ignored_lww = LD(ignored);
-    s->lww_tables_skipped = LD(lww_tables_skipped);
+    s->gets_past_first_hit = LD(gets_past_first_hit);
+    s->gets_newer_below = LD(gets_newer_below);
     s->wal_syncs = LD(wal_syncs);
     s->group_commits = LD(group_commits);
     s->flushes = LD(flushes);

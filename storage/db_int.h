@@ -5,11 +5,13 @@
  *
  * Locks, in acquisition order (never take an earlier one while holding a
  * later one):
- *   1. key stripes (stripe[i], ascending i)  serialise LWW check + insert
- *   2. db->mu       memtables, writer queue, bg state, WAL segment list
- *   3. db->wal_mu   WAL file I/O (commit leader, periodic syncer, rotation)
+ *   1. db->mu       memtables, writer queue, commit pipeline, bg state, WAL
+ *                   segment list
+ *   2. db->sync_mu  one WAL fdatasync at a time; held across it so that
+ *                   appends (wal_mu) go on meanwhile
+ *   3. db->wal_mu   WAL appends and the WAL's bookkeeping
  *   4. vset / tcache / bcache internal mutexes (leaf locks)
- * The commit leader drops db->mu for its I/O and memtable inserts.
+ * Commit groups drop db->mu for their I/O and memtable inserts.
  */
 #pragma once
 
@@ -28,8 +30,6 @@
 #include "storage/tcache.h"
 #include "storage/version.h"
 
-#define DB_STRIPES 256
-
 /* One record of a write, validated, with its token computed. */
 struct wentry {
     uint64_t token;
@@ -41,24 +41,25 @@ struct wentry {
     uint64_t expiry; /* deletion time for a tombstone */
     struct lsm_version version;
     bool tombstone;
-    bool applied;
 };
 
 /* A writer waiting in the group-commit queue (on its own stack). */
+enum { DB_WRITER_QUEUED = 0, DB_WRITER_LEAD = 1, DB_WRITER_DONE = 2 };
 struct db_writer {
     struct db_writer *next;
-    struct buf payload; /* encoded batch of its applied entries */
-    const struct wentry *entries;
-    size_t n;
+    struct buf payload; /* framed WAL record of its entries */
+    size_t n;           /* entries, one sequence number each */
     enum st_status status;
-    bool done;
-    pthread_cond_t cv;
+    /* QUEUED until it heads the queue (LEAD) or its group committed
+     * (DONE); waited on as a futex, without db->mu. */
+    _Atomic uint32_t state;
+    pthread_cond_t cv; /* as a leader: waiting for followers, under db->mu */
 };
 
 struct db_stats_counters {
     atomic_uint_fast64_t user_bytes, wal_bytes, flush_bytes;
     atomic_uint_fast64_t compaction_read, compaction_written;
-    atomic_uint_fast64_t puts, deletes, gets, ignored, lww_tables_skipped;
+    atomic_uint_fast64_t puts, deletes, gets, gets_past_first_hit, gets_newer_below;
     atomic_uint_fast64_t wal_syncs, group_commits, flushes, compactions;
     atomic_uint_fast64_t stall_slowdowns, stall_stops, stall_micros;
 };
@@ -74,8 +75,6 @@ struct lsm_db {
     struct sst_counters counters;
     struct db_stats_counters st;
 
-    pthread_mutex_t stripes[DB_STRIPES];
-
     pthread_mutex_t mu;
     pthread_cond_t bg_cv;   /* wakes the background threads */
     pthread_cond_t done_cv; /* a flush/compaction finished or failed */
@@ -84,11 +83,24 @@ struct lsm_db {
     uint64_t mem_log_number; /* first WAL segment holding mem's records */
     uint64_t imm_next_log;   /* mem_log_number of the memtable after imm */
     struct db_writer *q_head, *q_tail;
+    size_t q_len;                     /* writers queued, the head included */
     struct db_writer *leader_waiting; /* a leader gathering followers */
+    uint32_t leader_wants;            /* ... until q_len reaches this */
     uint32_t last_group_size;         /* writers in the last commit group */
     uint64_t last_group_end_us;       /* when it completed (monotonic) */
-    atomic_uint_fast64_t last_seq;
-    enum st_status bg_error; /* ST_OK, or why the engine is read-only */
+    /*
+     * The commit pipeline: a group takes ticket `tickets + 1` and its
+     * sequence numbers when it leaves the queue, appends to the WAL, hands
+     * the queue to the next leader, syncs, then inserts into the memtable
+     * once every earlier ticket has (so last_seq only ever covers
+     * completed inserts). Memtable switches and WAL rotations wait for
+     * groups_done == tickets.
+     */
+    uint64_t tickets, groups_done;
+    uint64_t seq_alloc;            /* last sequence number handed to a group */
+    pthread_cond_t pipe_cv;        /* groups_done advanced */
+    atomic_uint_fast64_t last_seq; /* every insert up to it is visible */
+    enum st_status bg_error;       /* ST_OK, or why the engine is read-only */
     atomic_bool read_only;
     bool shutting_down;
     uint64_t flushes_done; /* completed flushes, for lsm_flush waiters */
@@ -100,8 +112,11 @@ struct lsm_db {
     uint8_t compact_ptr[LSM_MAX_LEVELS][IKEY_MAX_LEN]; /* round robin */
     uint16_t compact_ptr_len[LSM_MAX_LEVELS];
 
+    pthread_mutex_t sync_mu;
     pthread_mutex_t wal_mu;
     struct logfile_writer *wal;
+    uint64_t wal_appended; /* ticket of the last group appended */
+    uint64_t wal_synced;   /* every ticket up to it is synced */
     uint64_t wal_number;
     uint64_t last_sync_ms;
     uint32_t writes_since_sync;
@@ -119,7 +134,11 @@ uint64_t db_monotonic_ms(void);
 void db_set_bg_error_locked(struct lsm_db *db, enum st_status st, const char *what);
 
 /* ---- db_write.c ---- */
-/* Encodes entries that applied into a WAL batch payload. */
+/* Sets w->state and wakes its owner. */
+void db_writer_wake(struct db_writer *w, uint32_t state);
+/* Waits until w->state leaves DB_WRITER_QUEUED; returns it. No lock held. */
+uint32_t db_writer_wait(struct db_writer *w);
+/* Encodes entries into a WAL batch payload. */
 enum st_status db_batch_encode(const struct wentry *e, size_t n, struct buf *out);
 /* Decodes a WAL batch payload and inserts each record into `m`, numbering
  * them from *seq (advanced). ST_CORRUPT, ST_NOMEM. Recovery only. */
@@ -133,16 +152,10 @@ void db_wal_sync_if_dirty(struct lsm_db *db);
 void db_wal_sync_if_due(struct lsm_db *db, uint64_t min_age_ms);
 
 /* ---- db_read.c ---- */
-/*
- * Newest stored entry of the key (memtables, then files): *found, and the
- * internal key and record value copied into ko/vo. ST_IO / ST_CORRUPT.
- * With newer_than (the last-write-wins check of a write), the files are
- * skipped when every record in them is older than *newer_than: the entry
- * reported is then only a memtable's, which is all the check needs.
- */
-enum st_status db_lookup(struct lsm_db *db, uint64_t token, const void *key, size_t key_len,
-                         const struct lsm_version *newer_than, bool *found, struct buf *ko,
-                         struct buf *vo);
+/* Waits until every commit group in flight has inserted its records.
+ * REQUIRES: db->mu held, and the caller at the head of the writer queue (no
+ * new group can start). */
+void db_drain_commits_locked(struct lsm_db *db);
 
 /* ---- compaction.c ---- */
 /* Whether a table written to `level` is stored uncompressed: a flush when

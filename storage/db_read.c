@@ -1,11 +1,13 @@
 /*
- * db_read.c - the read path: point lookups (memtable, immutable memtable,
- * L0 newest first, one file per deeper level), snapshots and token-range
- * iterators. Any user thread; takes db->mu only to pin the memtables and
- * the version, never during I/O.
+ * db_read.c - the read path: point lookups that resolve last-write-wins
+ * across layers (the highest version of the key wins, wherever it is),
+ * snapshots and token-range iterators. Any user thread; takes db->mu only
+ * to pin the memtables and the version, never during I/O.
  *
- *   get ──► pin (mem, imm, version) ──► mem ──► imm ──► L0 (newest first)
- *       ──► L1..Ln (binary search, bloom, block cache) ──► expiry/tombstone
+ *   get ──► pin (mem, imm, version) ──► mem ──► imm? ──► L0 files?
+ *       ──► L1..Ln? (binary search, bloom, block cache) ──► expiry/tombstone
+ *   (? = only while that layer's version bounds allow a higher version than
+ *    the one in hand: written in version order, the first hit ends it)
  */
 #include <string.h>
 
@@ -43,56 +45,66 @@ static void unpin(struct lsm_snapshot *s)
     version_unref(&s->v);
 }
 
-/* Looks in the memtables only; *found stays false on a miss. */
-static enum st_status lookup_memtables(const struct lsm_snapshot *s, const uint8_t *ikey,
-                                       size_t iklen, bool *found, struct buf *ko, struct buf *vo)
-{
-    const uint8_t *fk, *fv;
-    size_t fkl, fvl;
-    struct memtable *mts[2] = {s->mem, s->imm};
-    for (int i = 0; i < 2; i++) {
-        if (mts[i] != NULL && memtable_get(mts[i], ikey, iklen, s->seq, &fk, &fkl, &fv, &fvl)) {
-            ko->len = vo->len = 0;
-            enum st_status st = buf_append(ko, fk, fkl);
-            if (st == ST_OK)
-                st = buf_append(vo, fv, fvl);
-            *found = st == ST_OK;
-            return st;
-        }
-    }
-    return ST_OK;
-}
-
+/*
+ * The highest version of the key in the pinned memtables and tables, into
+ * ko/vo. The active memtable is read first; the immutable one and the
+ * tables only when their version bounds allow a higher version than the
+ * one already found (for keys written in version order, never). Counts the
+ * gets that had to look past their first hit, and those that found a
+ * higher version there.
+ */
 static enum st_status lookup_pinned(struct lsm_db *db, const struct lsm_snapshot *s,
                                     const uint8_t *ikey, size_t iklen, bool *found, struct buf *ko,
                                     struct buf *vo)
 {
-    enum st_status st = lookup_memtables(s, ikey, iklen, found, ko, vo);
-    if (st != ST_OK || *found)
-        return st;
-    return version_get(s->v, db->tc, ikey, iklen, found, ko, vo);
+    struct get_trace trace = {0};
+    uint64_t best_hlc = 0;
+    struct memtable *mts[2] = {s->mem, s->imm};
+    *found = false;
+    for (int i = 0; i < 2; i++) {
+        const uint8_t *fk, *fv;
+        size_t fkl, fvl;
+        uint64_t lo, hi;
+        if (mts[i] == NULL)
+            continue;
+        bool had = *found;
+        if (had && (!memtable_hlc_bounds(mts[i], &lo, &hi) || hi < best_hlc))
+            continue; /* holds nothing at or above what we have */
+        if (had)
+            trace.probes_after_hit++;
+        if (!memtable_get(mts[i], ikey, iklen, s->seq, &fk, &fkl, &fv, &fvl))
+            continue;
+        if (had && ikey_compare(fk, fkl, ko->data, ko->len) >= 0)
+            continue; /* not newer than the active memtable's */
+        ko->len = vo->len = 0;
+        enum st_status st = buf_append(ko, fk, fkl);
+        if (st == ST_OK)
+            st = buf_append(vo, fv, fvl);
+        if (st != ST_OK)
+            return st;
+        *found = true;
+        trace.newer_after_hit = had;
+        struct ikey k;
+        ikey_decode(ko->data, ko->len, &k);
+        best_hlc = k.version.hlc;
+    }
+    enum st_status st = version_get(s->v, db->tc, ikey, iklen, found, ko, vo, &trace);
+    if (trace.probes_after_hit > 0)
+        atomic_fetch_add_explicit(&db->st.gets_past_first_hit, 1, memory_order_relaxed);
+    if (trace.newer_after_hit)
+        atomic_fetch_add_explicit(&db->st.gets_newer_below, 1, memory_order_relaxed);
+    return st;
 }
 
-enum st_status db_lookup(struct lsm_db *db, uint64_t token, const void *key, size_t key_len,
-                         const struct lsm_version *newer_than, bool *found, struct buf *ko,
-                         struct buf *vo)
+static enum st_status db_lookup(struct lsm_db *db, const void *key, size_t key_len, bool *found,
+                                struct buf *ko, struct buf *vo)
 {
     uint8_t ik[IKEY_MAX_LEN];
-    ikey_encode(ik, token, key, key_len, (struct lsm_version){0, 0});
+    ikey_encode(ik, lsm_token(key, key_len), key, key_len, (struct lsm_version){0, 0});
     struct lsm_snapshot s;
     pin(db, &s);
     s.seq = UINT64_MAX;
-    *found = false;
-    enum st_status st;
-    /* The pins are consistent (see pin()): a record is in one of the
-     * memtables or in a table of s.v, so if every table is older than
-     * newer_than, only the memtables need a look. */
-    if (newer_than != NULL && s.v->newest_known && version_compare(*newer_than, s.v->newest) > 0) {
-        st = lookup_memtables(&s, ik, key_len + IKEY_OVERHEAD, found, ko, vo);
-        atomic_fetch_add_explicit(&db->st.lww_tables_skipped, 1, memory_order_relaxed);
-    } else {
-        st = lookup_pinned(db, &s, ik, key_len + IKEY_OVERHEAD, found, ko, vo);
-    }
+    enum st_status st = lookup_pinned(db, &s, ik, key_len + IKEY_OVERHEAD, found, ko, vo);
     unpin(&s);
     return st;
 }
@@ -118,8 +130,7 @@ enum st_status lsm_get(struct lsm_db *db, const void *key, size_t key_len, unsig
     atomic_fetch_add_explicit(&db->st.gets, 1, memory_order_relaxed);
     struct buf ko = {0}, vo = {0};
     bool found = false;
-    enum st_status st =
-        db_lookup(db, lsm_token(key, key_len), key, key_len, NULL, &found, &ko, &vo);
+    enum st_status st = db_lookup(db, key, key_len, &found, &ko, &vo);
     if (st != ST_OK || !found)
         goto out;
     struct ikey k;

@@ -1,14 +1,15 @@
 /*
- * db_write.c - the write path: validation, last-write-wins check under key
- * stripes, group commit (a leader/follower queue: the leader writes every
- * queued batch with one append and at most one fdatasync, then inserts
- * them into the memtable), memtable switching, write stalls and batches.
- * Called from any user thread; see db_int.h for the lock order.
+ * db_write.c - the write path: validation, group commit, memtable
+ * switching, write stalls and batches. Writes are blind: nothing here reads
+ * a stored version; versions resolve on read and in compaction. Called
+ * from any user thread; see db_int.h for the lock order.
  *
- *   put/delete/write ──► validate ──► lock stripes ──► LWW lookup
- *        ──► encode batch ──► queue ──► leader: make room (stall/switch)
- *        ──► WAL append (+sync) ──► memtable insert ──► wake followers
- *        ──► unlock stripes ──► applied?
+ *   put/delete/write ──► validate ──► encode batch ──► queue
+ *     ──► leader: make room (stall/switch) ──► take the queued group,
+ *         its ticket and sequence numbers ──► WAL append
+ *     ──► hand the queue to the next leader (its append overlaps our sync)
+ *     ──► fdatasync (one covers every group appended before it)
+ *     ──► memtable insert, in ticket order ──► wake the group
  *
  * WAL batch payload (inside one logfile record; docs/formats/wal.md):
  *   varint count, then count times:
@@ -16,8 +17,10 @@
  *     varint rval length, record value (ikey.h)
  */
 #include <errno.h>
+#include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,13 +36,8 @@
 
 enum st_status db_batch_encode(const struct wentry *e, size_t n, struct buf *out)
 {
-    size_t count = 0;
-    for (size_t i = 0; i < n; i++)
-        count += e[i].applied;
-    enum st_status st = buf_append_varint(out, count);
+    enum st_status st = buf_append_varint(out, n);
     for (size_t i = 0; i < n && st == ST_OK; i++) {
-        if (!e[i].applied)
-            continue;
         size_t klen = e[i].key_len + IKEY_OVERHEAD;
         size_t vlen = RVAL_HEADER + e[i].value_len;
         if ((st = buf_reserve(out, 20 + klen + vlen)) != ST_OK)
@@ -94,6 +92,10 @@ enum st_status db_wal_open_locked(struct lsm_db *db, uint64_t number)
     filename_path(path, db->dir, FILENAME_WAL, number);
     struct logfile_writer *w = NULL;
     enum st_status st = logfile_writer_create(db->env, path, LOGFILE_MAGIC_WAL, number, &w);
+    /* The header too: a segment that gets no record before the next
+     * rotation is never synced again, and recovery must find it whole. */
+    if (st == ST_OK)
+        st = logfile_writer_sync(w);
     if (st == ST_OK)
         st = db->env->sync_dir(db->env, db->dir);
     if (st != ST_OK) {
@@ -104,6 +106,7 @@ enum st_status db_wal_open_locked(struct lsm_db *db, uint64_t number)
     logfile_writer_destroy(&db->wal);
     db->wal = w;
     db->wal_number = number;
+    db->wal_synced = db->wal_appended; /* the old segment was synced */
     db->wal_dirty = false;
     db->writes_since_sync = 0;
     db->last_sync_ms = db_monotonic_ms();
@@ -115,29 +118,54 @@ void db_wal_sync_if_dirty(struct lsm_db *db)
     db_wal_sync_if_due(db, 0);
 }
 
-void db_wal_sync_if_due(struct lsm_db *db, uint64_t min_age_ms)
+/*
+ * Syncs the WAL through ticket `through` (0: whatever is appended, if the
+ * last sync is min_age_ms old). db->sync_mu is held across the fdatasync,
+ * db->wal_mu only around the bookkeeping, so groups keep appending while
+ * it runs; one fdatasync covers every group appended before it started.
+ * The segment cannot change meanwhile: rotation takes sync_mu too.
+ */
+static enum st_status wal_sync(struct lsm_db *db, uint64_t through, uint64_t min_age_ms)
 {
+    pthread_mutex_lock(&db->sync_mu);
+    pthread_mutex_lock(&db->wal_mu);
+    bool need = through > 0 ? db->wal_synced < through
+                            : db->wal != NULL && db->wal_dirty &&
+                                  db_monotonic_ms() - db->last_sync_ms >= min_age_ms;
+    uint64_t target = db->wal_appended;
+    struct logfile_writer *wal = db->wal;
+    pthread_mutex_unlock(&db->wal_mu);
     enum st_status st = ST_OK;
     int err = 0;
-    pthread_mutex_lock(&db->wal_mu);
-    if (db->wal != NULL && db->wal_dirty && db_monotonic_ms() - db->last_sync_ms >= min_age_ms) {
-        st = logfile_writer_sync(db->wal);
-        if (st != ST_OK) {
-            err = errno;
-        } else {
-            db->wal_dirty = false;
+    if (need) {
+        st = logfile_writer_sync(wal);
+        err = errno;
+        pthread_mutex_lock(&db->wal_mu);
+        if (st == ST_OK) {
+            db->wal_synced = target;
+            if (db->wal_appended == target)
+                db->wal_dirty = false;
             db->writes_since_sync = 0;
             db->last_sync_ms = db_monotonic_ms();
             atomic_fetch_add_explicit(&db->st.wal_syncs, 1, memory_order_relaxed);
         }
+        pthread_mutex_unlock(&db->wal_mu);
     }
-    pthread_mutex_unlock(&db->wal_mu);
+    pthread_mutex_unlock(&db->sync_mu);
     if (st != ST_OK) {
-        log_error("storage: WAL fdatasync failed: %s", strerror(err));
+        log_error("storage: WAL fdatasync failed: %s; engine is now read-only", strerror(err));
         pthread_mutex_lock(&db->mu);
         db_set_bg_error_locked(db, st, "WAL sync");
         pthread_mutex_unlock(&db->mu);
+    } else if (need) {
+        KILL_POINT("wal.after_sync");
     }
+    return st;
+}
+
+void db_wal_sync_if_due(struct lsm_db *db, uint64_t min_age_ms)
+{
+    wal_sync(db, 0, min_age_ms);
 }
 
 static enum st_status wal_segs_push_locked(struct lsm_db *db, uint64_t n)
@@ -155,15 +183,23 @@ static enum st_status wal_segs_push_locked(struct lsm_db *db, uint64_t n)
     return ST_OK;
 }
 
+void db_drain_commits_locked(struct lsm_db *db)
+{
+    while (db->groups_done != db->tickets)
+        pthread_cond_wait(&db->pipe_cv, &db->mu);
+}
+
 /* Closes the current segment (synced: only the newest segment may have a
  * torn tail) and starts a new one. REQUIRES: db->mu held, caller is the
  * commit leader (or no writer runs). */
 static enum st_status wal_rotate_locked(struct lsm_db *db, uint64_t *number)
 {
+    db_drain_commits_locked(db);
     uint64_t n = vset_new_file_number(db->vs);
     enum st_status st = wal_segs_push_locked(db, n);
     if (st != ST_OK)
         return st;
+    pthread_mutex_lock(&db->sync_mu);
     pthread_mutex_lock(&db->wal_mu);
     if (db->wal != NULL && db->wal_dirty) {
         st = logfile_writer_sync(db->wal);
@@ -175,6 +211,7 @@ static enum st_status wal_rotate_locked(struct lsm_db *db, uint64_t *number)
     if (st == ST_OK)
         st = db_wal_open_locked(db, n);
     pthread_mutex_unlock(&db->wal_mu);
+    pthread_mutex_unlock(&db->sync_mu);
     if (st != ST_OK) {
         db->nwal_segs--;
         db_set_bg_error_locked(db, st, "WAL rotation");
@@ -281,33 +318,39 @@ static uint64_t monotonic_us(void)
 }
 
 /*
- * With synced commits, writers released by the previous group come back a
- * few microseconds after the next leader has already taken its group, so
- * groups alternate at half the writers. When the previous group was bigger
- * than the queue and ended moments ago, the leader waits up to
- * GROUP_WAIT_US for it to refill: one fsync then covers every writer.
+ * With synced commits, a leader that cannot sync yet (an earlier group's
+ * fdatasync is still running) loses nothing by waiting for more writers:
+ * it waits until the queue is as long as the last group was or the
+ * earlier groups are done, then for a moment longer (writers released by
+ * the last group come back a few microseconds after it ends), so one
+ * fdatasync covers as many writers as possible.
  * REQUIRES: db->mu held by the leader w.
  */
 #define GROUP_WAIT_US 200u
+#define GROUP_WAIT_MAX_US 2000u
 
 static void wait_for_followers_locked(struct lsm_db *db, struct db_writer *w)
 {
     if (db->opts.sync_mode != LSM_SYNC_ALWAYS || db->last_group_size <= 1)
         return;
     uint64_t start = monotonic_us();
-    if (start - db->last_group_end_us > 1000)
+    bool busy = db->groups_done != db->tickets;
+    if (!busy && start - db->last_group_end_us > 1000)
         return;
     db->leader_waiting = w;
+    db->leader_wants = db->last_group_size;
     for (;;) {
-        size_t queued = 0;
-        for (struct db_writer *x = w; x != NULL; x = x->next)
-            queued++;
+        size_t queued = db->q_len;
         uint64_t now = monotonic_us();
-        if (queued >= db->last_group_size || now - start >= GROUP_WAIT_US)
+        busy = db->groups_done != db->tickets;
+        uint64_t deadline = start + GROUP_WAIT_MAX_US;
+        if (!busy && db->last_group_end_us + GROUP_WAIT_US < deadline)
+            deadline = db->last_group_end_us + GROUP_WAIT_US;
+        if (queued >= db->last_group_size || now >= deadline)
             break;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)(GROUP_WAIT_US - (now - start)) * 1000L;
+        ts.tv_nsec += (long)(deadline - now) * 1000L;
         ts.tv_sec += ts.tv_nsec / 1000000000L;
         ts.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&w->cv, &db->mu, &ts);
@@ -315,25 +358,62 @@ static void wait_for_followers_locked(struct lsm_db *db, struct db_writer *w)
     db->leader_waiting = NULL;
 }
 
+/*
+ * Appends the group's records to the WAL as one write; says whether the
+ * group must be synced before it is acknowledged. ST_IO.
+ */
+static enum st_status wal_append_group(struct lsm_db *db, const struct buf *src, size_t writers,
+                                       uint64_t ticket, bool *sync)
+{
+    pthread_mutex_lock(&db->wal_mu);
+    KILL_POINT("wal.before_append");
+    enum st_status st = logfile_writer_append(db->wal, src->data, src->len);
+    int err = errno;
+    *sync = false;
+    if (st == ST_OK) {
+        KILL_POINT("wal.after_append");
+        db->wal_appended = ticket;
+        db->wal_dirty = true;
+        db->writes_since_sync += (uint32_t)writers;
+        *sync = db->opts.sync_mode == LSM_SYNC_ALWAYS;
+        if (db->opts.sync_mode == LSM_SYNC_INTERVAL)
+            *sync = db->writes_since_sync >= db->opts.sync_interval_writes ||
+                    db_monotonic_ms() - db->last_sync_ms >= db->opts.sync_interval_ms;
+    }
+    pthread_mutex_unlock(&db->wal_mu);
+    if (st != ST_OK)
+        log_error("storage: WAL write failed: %s; engine is now read-only", strerror(err));
+    return st;
+}
+
+/*
+ * Runs one commit group as leader. REQUIRES: db->mu held, w at the queue
+ * head. Returns with db->mu held and every group member done; the queue
+ * was handed to the next leader as soon as the group's WAL append was
+ * done, so the next group appends while this one syncs and inserts.
+ */
 static void lead_group_locked(struct lsm_db *db, struct db_writer *w)
 {
     enum st_status st = make_room_locked(db);
     if (st == ST_OK)
         wait_for_followers_locked(db, w);
     struct db_writer *last = w;
-    size_t bytes = w->payload.len, count = 1;
+    size_t bytes = w->payload.len, count = 1, records = w->n;
     if (st == ST_OK) {
         /* An empty payload is lsm_flush holding its place: stop there. */
         while (last->next != NULL && last->next->payload.len > 0 &&
                bytes + last->next->payload.len <= GROUP_MAX_BYTES) {
             last = last->next;
             bytes += last->payload.len;
+            records += last->n;
             count++;
         }
     }
     struct memtable *m = db->mem;
     memtable_ref(m);
-    uint64_t seq = atomic_load(&db->last_seq);
+    uint64_t seq = db->seq_alloc;
+    db->seq_alloc += records;
+    uint64_t ticket = ++db->tickets;
     pthread_mutex_unlock(&db->mu);
 
     struct buf group = {0};
@@ -345,52 +425,36 @@ static void lead_group_locked(struct lsm_db *db, struct db_writer *w)
                 break;
         }
     }
-    bool synced = false;
-    const char *failed_call = NULL; /* what failed, for the log */
-    int failed_errno = 0;           /* its errno, taken right at the call */
-    if (st == ST_OK) {
-        pthread_mutex_lock(&db->wal_mu);
-        const struct buf *src = count > 1 ? &group : &w->payload;
-        KILL_POINT("wal.before_append");
-        st = logfile_writer_append(db->wal, src->data, src->len);
-        if (st != ST_OK) {
-            failed_errno = errno;
-            failed_call = "write";
-        } else {
-            KILL_POINT("wal.after_append");
-            db->wal_dirty = true;
-            db->writes_since_sync += (uint32_t)count;
-            bool sync = db->opts.sync_mode == LSM_SYNC_ALWAYS;
-            if (db->opts.sync_mode == LSM_SYNC_INTERVAL) {
-                uint64_t now = db_monotonic_ms();
-                sync = db->writes_since_sync >= db->opts.sync_interval_writes ||
-                       now - db->last_sync_ms >= db->opts.sync_interval_ms;
-            }
-            if (sync) {
-                st = logfile_writer_sync(db->wal);
-                if (st != ST_OK) {
-                    failed_errno = errno;
-                    failed_call = "fdatasync";
-                } else {
-                    KILL_POINT("wal.after_sync");
-                    synced = true;
-                    db->wal_dirty = false;
-                    db->writes_since_sync = 0;
-                    db->last_sync_ms = db_monotonic_ms();
-                }
-            }
-        }
-        pthread_mutex_unlock(&db->wal_mu);
-        if (failed_call != NULL)
-            log_error("storage: WAL %s failed: %s; engine is now read-only", failed_call,
-                      strerror(failed_errno));
-    }
+    bool sync = false;
+    if (st == ST_OK)
+        st = wal_append_group(db, count > 1 ? &group : &w->payload, count, ticket, &sync);
     buf_deinit(&group);
+
+    /* Hand the queue on: the next group appends while this one syncs. */
+    pthread_mutex_lock(&db->mu);
+    db->q_head = last->next;
+    db->q_len -= count;
+    if (db->q_head == NULL)
+        db->q_tail = NULL;
+    else
+        db_writer_wake(db->q_head, DB_WRITER_LEAD);
+    db->last_group_size = (uint32_t)count;
+    pthread_mutex_unlock(&db->mu);
+
+    if (st == ST_OK && sync)
+        st = wal_sync(db, ticket, 0);
+
+    /* Inserts in ticket order; after a failure, no later group is acked
+     * either (its record follows one that may not be durable). */
+    pthread_mutex_lock(&db->mu);
+    while (db->groups_done != ticket - 1)
+        pthread_cond_wait(&db->pipe_cv, &db->mu);
+    if (st == ST_OK && db->bg_error != ST_OK)
+        st = db->bg_error;
+    pthread_mutex_unlock(&db->mu);
     if (st == ST_OK) {
         atomic_fetch_add_explicit(&db->st.wal_bytes, bytes, memory_order_relaxed);
         atomic_fetch_add_explicit(&db->st.group_commits, 1, memory_order_relaxed);
-        if (synced)
-            atomic_fetch_add_explicit(&db->st.wal_syncs, 1, memory_order_relaxed);
         for (struct db_writer *x = w; st == ST_OK; x = x->next) {
             st = db_batch_replay(m, x->payload.data + LOGFILE_RECORD_HEADER,
                                  x->payload.len - LOGFILE_RECORD_HEADER, &seq);
@@ -403,23 +467,42 @@ static void lead_group_locked(struct lsm_db *db, struct db_writer *w)
     pthread_mutex_lock(&db->mu);
     if (st != ST_OK && st != ST_CLOSED)
         db_set_bg_error_locked(db, st, "write");
-    else
+    else if (st == ST_OK)
         atomic_store(&db->last_seq, seq);
-    for (struct db_writer *x = w;; x = x->next) {
+    db->groups_done = ticket;
+    pthread_cond_broadcast(&db->pipe_cv);
+    if (db->leader_waiting != NULL)
+        pthread_cond_signal(&db->leader_waiting->cv);
+    db->last_group_end_us = monotonic_us();
+    /* Wake the group without db->mu: each member returns at once instead
+     * of queueing for the mutex behind the others. */
+    pthread_mutex_unlock(&db->mu);
+    w->status = st;
+    for (struct db_writer *x = w->next, *next; w != last; x = next) {
+        next = x->next; /* x may be gone once woken */
         x->status = st;
-        x->done = true;
-        if (x != w)
-            pthread_cond_signal(&x->cv);
-        if (x == last)
+        bool end = x == last;
+        db_writer_wake(x, DB_WRITER_DONE);
+        if (end)
             break;
     }
-    db->q_head = last->next;
-    if (db->q_head == NULL)
-        db->q_tail = NULL;
-    else
-        pthread_cond_signal(&db->q_head->cv);
-    db->last_group_size = (uint32_t)count;
-    db->last_group_end_us = monotonic_us();
+    pthread_mutex_lock(&db->mu);
+}
+
+void db_writer_wake(struct db_writer *w, uint32_t state)
+{
+    atomic_store_explicit(&w->state, state, memory_order_release);
+    /* A private futex wake only hashes the address: harmless if w's owner
+     * saw the state first and already returned. */
+    syscall(SYS_futex, &w->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+uint32_t db_writer_wait(struct db_writer *w)
+{
+    uint32_t s;
+    while ((s = atomic_load_explicit(&w->state, memory_order_acquire)) == DB_WRITER_QUEUED)
+        syscall(SYS_futex, &w->state, FUTEX_WAIT_PRIVATE, DB_WRITER_QUEUED, NULL, NULL, 0);
+    return s;
 }
 
 /* Queues w and returns its commit status. */
@@ -427,123 +510,58 @@ static enum st_status commit(struct lsm_db *db, struct db_writer *w)
 {
     pthread_cond_init(&w->cv, NULL);
     w->next = NULL;
-    w->done = false;
+    atomic_init(&w->state, DB_WRITER_QUEUED);
     pthread_mutex_lock(&db->mu);
     if (db->q_tail != NULL)
         db->q_tail->next = w;
     else
         db->q_head = w;
     db->q_tail = w;
-    if (db->leader_waiting != NULL)
+    /* Wake a gathering leader only once its group is complete: each
+     * wake-up is a context switch the arriving writers pay for too. */
+    if (++db->q_len >= db->leader_wants && db->leader_waiting != NULL)
         pthread_cond_signal(&db->leader_waiting->cv);
-    while (!w->done && db->q_head != w)
-        pthread_cond_wait(&w->cv, &db->mu);
-    if (!w->done)
-        lead_group_locked(db, w);
-    enum st_status st = w->status;
+    bool lead = db->q_head == w;
     pthread_mutex_unlock(&db->mu);
+    if (lead || db_writer_wait(w) == DB_WRITER_LEAD) {
+        pthread_mutex_lock(&db->mu);
+        lead_group_locked(db, w);
+        pthread_mutex_unlock(&db->mu);
+    }
     pthread_cond_destroy(&w->cv);
-    return st;
+    return w->status;
 }
 
 /* ------------------------------------------------------ entry points */
 
-static int cmp_u16(const void *a, const void *b)
+/* Logs and commits the entries as one WAL record, without reading
+ * anything: the versions resolve on read. */
+static enum st_status write_entries(struct lsm_db *db, const struct wentry *e, size_t n)
 {
-    uint16_t x = *(const uint16_t *)a, y = *(const uint16_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static enum st_status write_entries(struct lsm_db *db, struct wentry *e, size_t n,
-                                    size_t *applied_out)
-{
-    if (applied_out != NULL)
-        *applied_out = 0;
     if (n == 0)
         return ST_OK;
     if (atomic_load(&db->read_only))
         return db->bg_error != ST_OK ? db->bg_error : ST_IO;
-    uint16_t small[16];
-    uint16_t *stripes = small;
-    if (n > 16 && (stripes = mem_alloc(MEM_STORAGE, n * sizeof(*stripes))) == NULL)
-        return ST_NOMEM;
-    for (size_t i = 0; i < n; i++)
-        stripes[i] = (uint16_t)(e[i].token % DB_STRIPES);
-    qsort(stripes, n, sizeof(*stripes), cmp_u16);
-    size_t ns = 0;
-    for (size_t i = 0; i < n; i++)
-        if (ns == 0 || stripes[ns - 1] != stripes[i])
-            stripes[ns++] = stripes[i];
-    for (size_t i = 0; i < ns; i++)
-        pthread_mutex_lock(&db->stripes[stripes[i]]);
-
-    enum st_status st = ST_OK;
-    struct buf ko = {0}, vo = {0};
-    size_t applied = 0;
     uint64_t user_bytes = 0;
-    for (size_t i = 0; i < n && st == ST_OK; i++) {
-        bool found = false;
-        e[i].applied = false;
-        st = db_lookup(db, e[i].token, e[i].key, e[i].key_len, &e[i].version, &found, &ko, &vo);
-        if (st != ST_OK)
-            break;
-        struct lsm_version cur = {0, 0};
-        bool have = false;
-        if (found) {
-            struct ikey k;
-            ikey_decode(ko.data, ko.len, &k);
-            cur = k.version;
-            have = true;
-        }
-        /* Earlier records of this batch for the same key compete too. */
-        for (size_t j = 0; j < i; j++) {
-            if (e[j].applied && e[j].token == e[i].token && e[j].key_len == e[i].key_len &&
-                memcmp(e[j].key, e[i].key, e[i].key_len) == 0 &&
-                (!have || version_compare(e[j].version, cur) > 0)) {
-                cur = e[j].version;
-                have = true;
-            }
-        }
-        if (!have || version_compare(e[i].version, cur) > 0) {
-            e[i].applied = true;
-            applied++;
-            user_bytes += e[i].key_len + e[i].value_len;
-        }
+    for (size_t i = 0; i < n; i++)
+        user_bytes += e[i].key_len + e[i].value_len;
+    struct db_writer w = {0};
+    w.n = n;
+    enum st_status st = buf_reserve(&w.payload, LOGFILE_RECORD_HEADER + 24 * n + user_bytes);
+    if (st == ST_OK) {
+        w.payload.len = LOGFILE_RECORD_HEADER;
+        st = db_batch_encode(e, n, &w.payload);
     }
-    buf_deinit(&ko);
-    buf_deinit(&vo);
-
-    if (st == ST_OK && applied > 0) {
-        struct db_writer w = {0};
-        w.entries = e;
-        w.n = n;
-        st = buf_reserve(&w.payload, LOGFILE_RECORD_HEADER);
-        if (st == ST_OK) {
-            w.payload.len = LOGFILE_RECORD_HEADER;
-            st = db_batch_encode(e, n, &w.payload);
-        }
-        if (st == ST_OK && w.payload.len - LOGFILE_RECORD_HEADER > LOGFILE_MAX_RECORD)
-            st = ST_INVAL;
-        if (st == ST_OK) {
-            logfile_frame_inplace(w.payload.data, w.payload.len - LOGFILE_RECORD_HEADER);
-            st = commit(db, &w);
-        }
-        buf_deinit(&w.payload);
+    if (st == ST_OK && w.payload.len - LOGFILE_RECORD_HEADER > LOGFILE_MAX_RECORD)
+        st = ST_INVAL;
+    if (st == ST_OK) {
+        logfile_frame_inplace(w.payload.data, w.payload.len - LOGFILE_RECORD_HEADER);
+        st = commit(db, &w);
     }
-    for (size_t i = ns; i > 0; i--)
-        pthread_mutex_unlock(&db->stripes[stripes[i - 1]]);
-    if (stripes != small)
-        mem_free(MEM_STORAGE, stripes, n * sizeof(*stripes));
-    if (st != ST_OK) {
-        for (size_t i = 0; i < n; i++)
-            e[i].applied = false;
-        return st;
-    }
-    atomic_fetch_add_explicit(&db->st.user_bytes, user_bytes, memory_order_relaxed);
-    atomic_fetch_add_explicit(&db->st.ignored, n - applied, memory_order_relaxed);
-    if (applied_out != NULL)
-        *applied_out = applied;
-    return ST_OK;
+    buf_deinit(&w.payload);
+    if (st == ST_OK)
+        atomic_fetch_add_explicit(&db->st.user_bytes, user_bytes, memory_order_relaxed);
+    return st;
 }
 
 static enum st_status check_key(const void *key, size_t key_len)
@@ -551,10 +569,8 @@ static enum st_status check_key(const void *key, size_t key_len)
     return key != NULL && key_len > 0 && key_len <= LSM_MAX_KEY_LEN ? ST_OK : ST_INVAL;
 }
 
-enum st_status lsm_put(struct lsm_db *db, const struct lsm_record *rec, bool *applied)
+enum st_status lsm_put(struct lsm_db *db, const struct lsm_record *rec)
 {
-    if (applied != NULL)
-        *applied = false;
     if (rec->tombstone || check_key(rec->key, rec->key_len) != ST_OK ||
         rec->value_len > db->opts.max_value_len || (rec->value == NULL && rec->value_len > 0))
         return ST_INVAL;
@@ -568,19 +584,14 @@ enum st_status lsm_put(struct lsm_db *db, const struct lsm_record *rec, bool *ap
         .expiry = rec->expiry,
         .version = rec->version,
     };
-    size_t n = 0;
-    enum st_status st = write_entries(db, &e, 1, &n);
+    enum st_status st = write_entries(db, &e, 1);
     atomic_fetch_add_explicit(&db->st.puts, 1, memory_order_relaxed);
-    if (applied != NULL)
-        *applied = n == 1;
     return st;
 }
 
 enum st_status lsm_delete(struct lsm_db *db, const void *key, size_t key_len,
-                          struct lsm_version version, uint64_t deleted_at, bool *applied)
+                          struct lsm_version version, uint64_t deleted_at)
 {
-    if (applied != NULL)
-        *applied = false;
     if (check_key(key, key_len) != ST_OK)
         return ST_INVAL;
     struct wentry e = {
@@ -591,11 +602,8 @@ enum st_status lsm_delete(struct lsm_db *db, const void *key, size_t key_len,
         .version = version,
         .tombstone = true,
     };
-    size_t n = 0;
-    enum st_status st = write_entries(db, &e, 1, &n);
+    enum st_status st = write_entries(db, &e, 1);
     atomic_fetch_add_explicit(&db->st.deletes, 1, memory_order_relaxed);
-    if (applied != NULL)
-        *applied = n == 1;
     return st;
 }
 
@@ -693,15 +701,8 @@ size_t lsm_batch_count(const struct lsm_batch *b)
     return b->n;
 }
 
-bool lsm_batch_applied(const struct lsm_batch *b, size_t i)
+enum st_status lsm_write(struct lsm_db *db, struct lsm_batch *b)
 {
-    return i < b->n && b->e[i].applied;
-}
-
-enum st_status lsm_write(struct lsm_db *db, struct lsm_batch *b, size_t *applied_count)
-{
-    if (applied_count != NULL)
-        *applied_count = 0;
     uint64_t now = db_now(db);
     for (size_t i = 0; i < b->n; i++) {
         if (b->e[i].value_len > db->opts.max_value_len)
@@ -713,7 +714,7 @@ enum st_status lsm_write(struct lsm_db *db, struct lsm_batch *b, size_t *applied
         if (b->e[i].tombstone && b->e[i].expiry == 0)
             b->e[i].expiry = now;
     }
-    enum st_status st = write_entries(db, b->e, b->n, applied_count);
+    enum st_status st = write_entries(db, b->e, b->n);
     /* Back to offsets so the batch stays reusable and clearable. */
     for (size_t i = 0; i < b->n; i++) {
         b->e[i].key = (const uint8_t *)(uintptr_t)(b->e[i].key - b->bytes.data);

@@ -42,6 +42,8 @@ struct memtable {
     uint64_t bloom_bits;
     atomic_size_t bytes;
     atomic_uint_fast64_t count;
+    /* HLC bounds of the versions inserted (memtable_hlc_bounds). */
+    _Atomic uint64_t min_hlc, max_hlc;
     atomic_int max_height;
     uint64_t rng;
     struct arena_block *blocks;
@@ -152,6 +154,8 @@ enum st_status memtable_create(size_t expected_bytes, struct memtable **out)
     atomic_init(&m->refs, 1);
     atomic_init(&m->bytes, 0);
     atomic_init(&m->count, 0);
+    atomic_init(&m->min_hlc, UINT64_MAX);
+    atomic_init(&m->max_hlc, 0);
     atomic_init(&m->max_height, 1);
     m->rng = 0x9e3779b97f4a7c15ull;
     m->head = node_new(m, MT_MAX_HEIGHT, 0, 0);
@@ -262,6 +266,12 @@ enum st_status memtable_add(struct memtable *m, uint64_t seq, const uint8_t *ike
     n->seq = seq;
     n->token = dec_u64be(ikey);
     bloom_add(m, n->token); /* before the node is published below */
+    /* Bounds too: a reader that sees the node also sees them widened. */
+    uint64_t hlc = dec_u64be(ikey + ikey_len - 10);
+    if (hlc < atomic_load_explicit(&m->min_hlc, memory_order_relaxed))
+        atomic_store_explicit(&m->min_hlc, hlc, memory_order_relaxed);
+    if (hlc > atomic_load_explicit(&m->max_hlc, memory_order_relaxed))
+        atomic_store_explicit(&m->max_hlc, hlc, memory_order_relaxed);
     memcpy(node_ikey(n), ikey, ikey_len);
     if (rval_len > 0)
         memcpy(node_rval(n), rval, rval_len);
@@ -307,6 +317,14 @@ bool memtable_get(struct memtable *m, const uint8_t *ikey, size_t ikey_len, uint
         }
     }
     return false;
+}
+
+bool memtable_hlc_bounds(const struct memtable *m, uint64_t *min_hlc, uint64_t *max_hlc)
+{
+    struct memtable *mm = (struct memtable *)m;
+    *min_hlc = atomic_load_explicit(&mm->min_hlc, memory_order_relaxed);
+    *max_hlc = atomic_load_explicit(&mm->max_hlc, memory_order_relaxed);
+    return *min_hlc <= *max_hlc;
 }
 
 size_t memtable_bytes(const struct memtable *m)

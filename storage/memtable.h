@@ -26,10 +26,10 @@ void memtable_ref(struct memtable *m);
 void memtable_unref(struct memtable **m);
 
 /*
- * Inserts a copy of the entry. REQUIRES: one writer at a time; `seq`
+ * Inserts a copy of the entry. Versions of a key sort newest first
+ * whatever their arrival order. REQUIRES: one writer at a time; `seq`
  * greater than every earlier insert's. An entry equal in internal key to an
- * existing one is inserted after it (never happens: LWW drops equal
- * versions before). ST_NOMEM.
+ * existing one (the same write replayed) is inserted after it. ST_NOMEM.
  */
 enum st_status memtable_add(struct memtable *m, uint64_t seq, const uint8_t *ikey, size_t ikey_len,
                             const uint8_t *rval, size_t rval_len);
@@ -42,6 +42,14 @@ enum st_status memtable_add(struct memtable *m, uint64_t seq, const uint8_t *ike
 bool memtable_get(struct memtable *m, const uint8_t *ikey, size_t ikey_len, uint64_t max_seq,
                   const uint8_t **found_ikey, size_t *found_ikey_len, const uint8_t **rval,
                   size_t *rval_len);
+
+/*
+ * Bounds of the versions' HLCs inserted so far: every entry's version v has
+ * min_hlc <= v.hlc <= max_hlc. False while empty. Any thread (a bound read
+ * during an insert may miss that insert: readers pin after the inserts they
+ * must see are done).
+ */
+bool memtable_hlc_bounds(const struct memtable *m, uint64_t *min_hlc, uint64_t *max_hlc);
 
 /* Bytes of entries and skip-list nodes (what counts against
  * memtable_size; the arena's unused tail is not counted). */

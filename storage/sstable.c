@@ -54,7 +54,7 @@ enum st_status sst_builder_create(struct lsm_env *env, const char *dir, uint64_t
     filename_path(b->path, dir, FILENAME_SST, number);
     b->props.min_token = UINT64_MAX;
     b->props.min_version = (struct lsm_version){UINT64_MAX, UINT16_MAX};
-    if (opts->compression_level > 0) {
+    if (opts->compression_level != 0) {
         b->cctx = ZSTD_createCCtx();
         if (b->cctx == NULL) {
             mem_free(MEM_STORAGE, b, sizeof(*b));

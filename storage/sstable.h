@@ -74,7 +74,7 @@ struct sst_props {
 
 struct sst_builder_opts {
     size_t block_size;
-    int compression_level; /* 0 = none */
+    int compression_level; /* 0 = none; < 0 zstd's fast levels */
     uint32_t bloom_bits_per_key;
 };
 

@@ -132,6 +132,30 @@ enum st_status version_edit_set_newest(struct version_edit *e, uint64_t number,
     return ST_CORRUPT;
 }
 
+enum st_status version_edit_set_oldest(struct version_edit *e, uint64_t number,
+                                       struct lsm_version oldest)
+{
+    for (size_t i = 0; i < e->nadded; i++) {
+        struct file_meta *m = e->added[i].meta;
+        if (m->number == number) {
+            m->oldest = oldest;
+            m->oldest_known = true;
+            return ST_OK;
+        }
+    }
+    return ST_CORRUPT;
+}
+
+struct lsm_version file_newest(const struct file_meta *m)
+{
+    return m->newest_known ? m->newest : (struct lsm_version){UINT64_MAX, UINT16_MAX};
+}
+
+struct lsm_version file_oldest(const struct file_meta *m)
+{
+    return m->oldest_known ? m->oldest : (struct lsm_version){0, 0};
+}
+
 enum st_status version_edit_delete(struct version_edit *e, int level, uint64_t number)
 {
     enum st_status st =
@@ -216,6 +240,13 @@ enum st_status version_edit_encode(const struct version_edit *e, struct buf *out
             TRY(buf_append_varint(&b, m->newest.node));
             TRY(put_field(out, 6, &b));
         }
+        if (m->oldest_known) {
+            b.len = 0;
+            TRY(buf_append_varint(&b, m->number));
+            TRY(buf_append_varint(&b, m->oldest.hlc));
+            TRY(buf_append_varint(&b, m->oldest.node));
+            TRY(put_field(out, 7, &b));
+        }
     }
 #undef TRY
 done:
@@ -292,6 +323,13 @@ enum st_status version_edit_decode(struct version_edit *e, struct vset *vs, cons
             if ((st = version_edit_set_newest(e, a, (struct lsm_version){b, (uint16_t)c})) != ST_OK)
                 return st;
             break;
+        case 7:
+            if (!dec_varint(&f, fend, &a) || !dec_varint(&f, fend, &b) ||
+                !dec_varint(&f, fend, &c) || c > UINT16_MAX)
+                return ST_CORRUPT;
+            if ((st = version_edit_set_oldest(e, a, (struct lsm_version){b, (uint16_t)c})) != ST_OK)
+                return st;
+            break;
         default: break; /* a field from a newer writer */
         }
     }
@@ -303,10 +341,8 @@ enum st_status version_edit_decode(struct version_edit *e, struct vset *vs, cons
 static struct version *version_new(void)
 {
     struct version *v = mem_calloc(MEM_STORAGE, 1, sizeof(*v));
-    if (v != NULL) {
-        atomic_init(&v->refs, 1);
-        v->newest_known = true; /* no files: nothing newer than {0, 0} */
-    }
+    if (v != NULL)
+        atomic_init(&v->refs, 1); /* no files: newest_from all {0, 0} */
     return v;
 }
 
@@ -424,14 +460,15 @@ static enum st_status version_apply(const struct version *base, const struct ver
             }
         }
     }
-    v->newest_known = true;
-    for (int l = 0; l < LSM_MAX_LEVELS && v->newest_known; l++)
-        for (size_t i = 0; i < v->nfiles[l] && v->newest_known; i++) {
-            const struct file_meta *m = v->files[l][i];
-            v->newest_known = m->newest_known;
-            if (m->newest_known && version_compare(m->newest, v->newest) > 0)
-                v->newest = m->newest;
+    struct lsm_version bound = {0, 0};
+    for (int l = LSM_MAX_LEVELS - 1; l >= 0; l--) {
+        for (size_t i = 0; i < v->nfiles[l]; i++) {
+            struct lsm_version n = file_newest(v->files[l][i]);
+            if (version_compare(n, bound) > 0)
+                bound = n;
         }
+        v->newest_from[l] = bound;
+    }
     *out = v;
     return ST_OK;
 err:
@@ -473,57 +510,84 @@ static enum st_status file_get(struct tcache *tc, const struct file_meta *m, con
     return st;
 }
 
-enum st_status version_get(struct version *v, struct tcache *tc, const uint8_t *ikey,
-                           size_t ikey_len, bool *found, struct buf *ikey_out, struct buf *rval_out)
+/* Whether the entry in ko is newer than the best held in best_k. */
+static bool newer_entry(const struct buf *ko, bool have, const struct buf *best_k)
 {
-    *found = false;
-    /* L0 files may overlap and, with size-tiered compaction, a merged run
-     * has a new number but old data: take the newest version over every
-     * L0 file that may hold the key instead of trusting file order. */
+    /* Same user key: internal-key order is version descending. */
+    return !have || ikey_compare(ko->data, ko->len, best_k->data, best_k->len) < 0;
+}
+
+static struct lsm_version entry_version(const struct buf *ko)
+{
+    struct ikey k;
+    ikey_decode(ko->data, ko->len, &k);
+    return k.version;
+}
+
+enum st_status version_get(struct version *v, struct tcache *tc, const uint8_t *ikey,
+                           size_t ikey_len, bool *found, struct buf *ikey_out, struct buf *rval_out,
+                           struct get_trace *trace)
+{
     struct buf k2 = {0}, v2 = {0};
-    for (size_t i = 0; i < v->nfiles[0]; i++) {
-        struct file_meta *m = v->files[0][i];
-        if (!file_may_hold(m, ikey, ikey_len))
-            continue;
-        bool hit = false;
-        enum st_status st = file_get(tc, m, ikey, ikey_len, &hit, &k2, &v2);
-        if (st != ST_OK) {
-            buf_deinit(&k2);
-            buf_deinit(&v2);
-            return st;
+    enum st_status st = ST_OK;
+    struct lsm_version best = *found ? entry_version(ikey_out) : (struct lsm_version){0, 0};
+    for (int l = 0; l < LSM_MAX_LEVELS && st == ST_OK; l++) {
+        if (*found && version_compare(v->newest_from[l], best) <= 0)
+            break; /* nothing below can be newer than what we hold */
+        size_t i = 0, end = v->nfiles[l];
+        if (l > 0) {
+            /* Sorted and disjoint: one candidate file. */
+            i = level_find(v->files[l], v->nfiles[l], ikey, ikey_len);
+            end = i < end ? i + 1 : i;
         }
-        if (hit && (!*found || ikey_compare(k2.data, k2.len, ikey_out->data, ikey_out->len) <
-                                   0)) { /* newer sorts first */
-            struct buf t = *ikey_out;
-            *ikey_out = k2;
-            k2 = t;
-            t = *rval_out;
-            *rval_out = v2;
-            v2 = t;
-            *found = true;
+        for (; i < end; i++) {
+            struct file_meta *m = v->files[l][i];
+            if (!file_may_hold(m, ikey, ikey_len))
+                continue;
+            if (*found && version_compare(file_newest(m), best) <= 0)
+                continue;
+            bool had = *found;
+            if (had && trace != NULL)
+                trace->probes_after_hit++;
+            bool hit = false;
+            if ((st = file_get(tc, m, ikey, ikey_len, &hit, &k2, &v2)) != ST_OK)
+                break;
+            if (hit && newer_entry(&k2, *found, ikey_out)) {
+                struct buf t = *ikey_out;
+                *ikey_out = k2;
+                k2 = t;
+                t = *rval_out;
+                *rval_out = v2;
+                v2 = t;
+                *found = true;
+                best = entry_version(ikey_out);
+                if (had && trace != NULL)
+                    trace->newer_after_hit = true;
+            }
         }
     }
     buf_deinit(&k2);
     buf_deinit(&v2);
-    if (*found)
-        return ST_OK;
-    for (int l = 1; l < LSM_MAX_LEVELS; l++) {
-        size_t i = level_find(v->files[l], v->nfiles[l], ikey, ikey_len);
-        if (i >= v->nfiles[l] || !file_may_hold(v->files[l][i], ikey, ikey_len))
-            continue;
-        enum st_status st = file_get(tc, v->files[l][i], ikey, ikey_len, found, ikey_out, rval_out);
-        if (st != ST_OK || *found)
-            return st;
-    }
-    return ST_OK;
+    return st;
 }
 
-bool version_key_beyond(const struct version *v, int level, const uint8_t *ikey, size_t ikey_len)
+bool version_older_outside(const struct version *v,
+                           bool (*is_input)(const struct file_meta *m, const void *arg),
+                           const void *arg, const uint8_t *ikey, size_t ikey_len,
+                           struct lsm_version ver)
 {
-    for (int l = level + 1; l < LSM_MAX_LEVELS; l++) {
-        size_t i = level_find(v->files[l], v->nfiles[l], ikey, ikey_len);
-        if (i < v->nfiles[l] && file_may_hold(v->files[l][i], ikey, ikey_len))
-            return true;
+    for (int l = 0; l < LSM_MAX_LEVELS; l++) {
+        size_t i = 0, end = v->nfiles[l];
+        if (l > 0) {
+            i = level_find(v->files[l], v->nfiles[l], ikey, ikey_len);
+            end = i < end ? i + 1 : i;
+        }
+        for (; i < end; i++) {
+            struct file_meta *m = v->files[l][i];
+            if (file_may_hold(m, ikey, ikey_len) && version_compare(file_oldest(m), ver) <= 0 &&
+                !is_input(m, arg))
+                return true;
+        }
     }
     return false;
 }
@@ -981,6 +1045,8 @@ static enum st_status write_snapshot_locked(struct vset *vs)
                                   m->earliest_expiry, m->raw_bytes);
             if (st == ST_OK && m->newest_known)
                 st = version_edit_set_newest(&e, m->number, m->newest);
+            if (st == ST_OK && m->oldest_known)
+                st = version_edit_set_oldest(&e, m->number, m->oldest);
         }
     e.has_next_file = true;
     e.next_file = atomic_load(&vs->next_file);

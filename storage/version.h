@@ -17,6 +17,8 @@
  *      varint len + smallest internal key, varint len + largest internal
  *      key, varint records, varint tombstones, varint earliest expiry,
  *      varint raw key+value bytes
+ *   6  newest version of a new file: varint number, varint hlc, varint node
+ *   7  oldest version of a new file: varint number, varint hlc, varint node
  *
  * Threads: a version is immutable and reference-counted (readers pin it);
  * vset_log_and_apply is serialised inside the vset (flush and compaction
@@ -56,10 +58,11 @@ struct file_meta {
     uint8_t largest[IKEY_MAX_LEN];
     uint16_t smallest_len, largest_len;
     uint64_t records, tombstones, earliest_expiry, raw_bytes;
-    /* The newest version of any record in the file; unknown for files
-     * named by a manifest written before it was recorded (tag 6). */
-    struct lsm_version newest;
-    bool newest_known;
+    /* Bounds of the versions of the records in the file (tags 6 and 7);
+     * unknown for files named by a manifest written before they were
+     * recorded, and then taken as the widest: newest {max}, oldest {0}. */
+    struct lsm_version newest, oldest;
+    bool newest_known, oldest_known;
     bool being_compacted; /* guarded by the db mutex */
 };
 
@@ -68,10 +71,10 @@ struct version {
     /* L0: newest (highest number) first; L1+: sorted, disjoint ranges. */
     struct file_meta **files[LSM_MAX_LEVELS];
     size_t nfiles[LSM_MAX_LEVELS];
-    /* The newest version in any of its files, when every file's is known:
-     * a write newer than that cannot lose to anything in the tables. */
-    struct lsm_version newest;
-    bool newest_known;
+    /* newest_from[l]: an upper bound of the versions in levels >= l (a
+     * point read holding a version at least that new stops descending);
+     * {0, 0} when those levels are empty. */
+    struct lsm_version newest_from[LSM_MAX_LEVELS];
 };
 
 struct edit_file {
@@ -101,10 +104,15 @@ enum st_status version_edit_add(struct version_edit *e, struct vset *vs, int lev
                                 const uint8_t *largest, size_t largest_len, uint64_t records,
                                 uint64_t tombstones, uint64_t earliest_expiry, uint64_t raw_bytes);
 enum st_status version_edit_delete(struct version_edit *e, int level, uint64_t number);
-/* Records the newest version held by new file `number` of this edit.
- * ST_CORRUPT if the edit adds no such file. */
+/* Records the newest / oldest version held by new file `number` of this
+ * edit. ST_CORRUPT if the edit adds no such file. */
 enum st_status version_edit_set_newest(struct version_edit *e, uint64_t number,
                                        struct lsm_version newest);
+enum st_status version_edit_set_oldest(struct version_edit *e, uint64_t number,
+                                       struct lsm_version oldest);
+/* A file's version bounds, the widest when unknown. */
+struct lsm_version file_newest(const struct file_meta *m);
+struct lsm_version file_oldest(const struct file_meta *m);
 /* Drops the edit's new-file metas without queueing their files for
  * deletion: after a failed manifest write the edit may be durable, so its
  * files must stay (the cleanup at the next open removes them if not). */
@@ -122,15 +130,22 @@ void version_unref(struct version **v);
 uint64_t version_level_bytes(const struct version *v, int level);
 
 /*
- * Looks the user key of `ikey` up: the newest version among the L0 files
- * that may hold it, else the one candidate file of each deeper level, first
- * hit wins (every deeper level is older than L0 and than the levels above
- * it). Copies the entry into ikey_out/rval_out. ST_OK (*found says),
- * ST_IO, ST_CORRUPT.
+ * Looks the user key of `ikey` up and keeps the highest version: every L0
+ * file whose range may hold it, then the one candidate file of each deeper
+ * level. A file whose newest version is not above the best found so far
+ * is skipped, and the descent stops once no deeper level can hold a
+ * higher version (newest_from). On entry *found says whether ikey_out/
+ * rval_out already hold a candidate (from the memtables); on return they
+ * hold the winner. `trace` (may be NULL) records the cost. ST_OK, ST_IO,
+ * ST_CORRUPT.
  */
+struct get_trace {
+    unsigned probes_after_hit; /* layers read while a candidate was held */
+    bool newer_after_hit;      /* one of them held a higher version */
+};
 enum st_status version_get(struct version *v, struct tcache *tc, const uint8_t *ikey,
-                           size_t ikey_len, bool *found, struct buf *ikey_out,
-                           struct buf *rval_out);
+                           size_t ikey_len, bool *found, struct buf *ikey_out, struct buf *rval_out,
+                           struct get_trace *trace);
 /*
  * Appends to `its` (a MEM_STORAGE array of *n entries, capacity *cap) one
  * iterator per L0 file and one concatenating iterator per deeper level.
@@ -142,9 +157,17 @@ enum st_status version_add_iters(struct version *v, struct tcache *tc, struct it
  * borrowed from `v`, which the iterator pins. */
 enum st_status version_level_iter_create(struct version *v, struct file_meta **files, size_t n,
                                          struct tcache *tc, struct iter **out);
-/* Whether any file at a level deeper than `level` may hold the user key of
- * `ikey` (compaction: may a tombstone be dropped). */
-bool version_key_beyond(const struct version *v, int level, const uint8_t *ikey, size_t ikey_len);
+/*
+ * Whether a file of `v` for which is_input(file, arg) is false (files
+ * outside a compaction) may hold a version of the user key of `ikey` older
+ * than or equal to `ver`: its key range holds the key and its oldest
+ * version is not above `ver`. Compaction may drop a tombstone or an expired
+ * record only when none does, or the older version would come back.
+ */
+bool version_older_outside(const struct version *v,
+                           bool (*is_input)(const struct file_meta *m, const void *arg),
+                           const void *arg, const uint8_t *ikey, size_t ikey_len,
+                           struct lsm_version ver);
 
 /* ---- version set ---- */
 

@@ -4,9 +4,12 @@
  * The only header a user of the engine includes. A database is a directory
  * holding a write-ahead log, sorted string tables (SSTables) in levels and a
  * manifest. Records are ordered by (XXH3-64 token of the key, key), so any
- * token range is one contiguous scan. Conflicting writes resolve
- * last-write-wins on the record version: a write whose version is not newer
- * than the stored one is ignored and the call says so.
+ * token range is one contiguous scan. Writes are blind: every record is
+ * stored with its version without reading anything first, and conflicting
+ * versions of a key resolve last-write-wins when read and when compacted
+ * (the highest version is the key's value; an older version written later
+ * never shadows it). A caller that must know whether its write won (a
+ * compare-and-set) serialises per key above the engine and reads first.
  *
  * Thread-safety: every function taking a `struct lsm_db *` may be called from
  * any number of threads at once, except lsm_open/lsm_close. The engine owns
@@ -34,7 +37,10 @@ struct lsm_env;      /* file I/O table (storage/env.h); NULL = POSIX */
 #define LSM_MAX_LEVELS 7
 
 /* Version of a record: hybrid-logical-clock timestamp, then the writing
- * node's id as tie-break. Compared lexicographically; larger is newer. */
+ * node's id as tie-break. Compared lexicographically; larger is newer. A
+ * version names one write: storing the same version twice is a replay of
+ * that write (same contents); two different records with one version are
+ * the caller's bug, and which of them reads back is unspecified. */
 struct lsm_version {
     uint64_t hlc;
     uint16_t node;
@@ -93,7 +99,7 @@ struct lsm_options {
     uint32_t l0_stop_trigger;       /* 12 files: writes wait for compaction */
     /* SSTables */
     size_t block_size;     /* 16 KiB, 4..64 KiB */
-    int compression_level; /* zstd level, 3; 0 = store raw */
+    int compression_level; /* zstd level, 3; 0 = store raw; < 0 zstd's fast levels */
     /* 2: tables that are rewritten soon are stored raw, saving the CPU of
      * compressing them for little space: every flush, and in the leveled
      * style every table of a level below this one. 0 = compress all. */
@@ -150,19 +156,20 @@ enum st_status lsm_open(const char *path, const struct lsm_options *opts, struct
 void lsm_close(struct lsm_db **db);
 
 /*
- * Writes `rec` (rec->tombstone must be false) if its version is newer than
- * the stored version of the key (tombstones included). *applied (may be
- * NULL) says whether it was. Durable when it returns ST_OK as the sync mode
- * promises. Returns ST_INVAL (key empty or > LSM_MAX_KEY_LEN, value >
- * max_value_len), ST_IO (I/O failed: the engine is now read-only, see
- * lsm_stats.read_only; the write was not acknowledged), ST_CLOSED.
+ * Stores `rec` (rec->tombstone must be false) at its version. It becomes
+ * the key's value if no higher version of the key is stored (tombstones
+ * included); a version equal to a stored one is the same write replayed.
+ * Durable when it returns ST_OK as the sync mode promises. Returns ST_INVAL
+ * (key empty or > LSM_MAX_KEY_LEN, value > max_value_len), ST_IO (I/O
+ * failed: the engine is now read-only, see lsm_stats.read_only; the write
+ * was not acknowledged), ST_CLOSED.
  */
-enum st_status lsm_put(struct lsm_db *db, const struct lsm_record *rec, bool *applied);
+enum st_status lsm_put(struct lsm_db *db, const struct lsm_record *rec);
 
-/* Writes a tombstone for `key` at `version` under the same LWW rule.
+/* Stores a tombstone for `key` at `version`, resolved as lsm_put.
  * `deleted_at` is unix seconds (0 = now), the start of its gc_grace. */
 enum st_status lsm_delete(struct lsm_db *db, const void *key, size_t key_len,
-                          struct lsm_version version, uint64_t deleted_at, bool *applied);
+                          struct lsm_version version, uint64_t deleted_at);
 
 /* Read flags. */
 #define LSM_READ_TOMBSTONES 1u /* report tombstones (rec->tombstone) */
@@ -195,16 +202,13 @@ enum st_status lsm_batch_put(struct lsm_batch *batch, const struct lsm_record *r
 enum st_status lsm_batch_delete(struct lsm_batch *batch, const void *key, size_t key_len,
                                 struct lsm_version version, uint64_t deleted_at);
 size_t lsm_batch_count(const struct lsm_batch *batch);
-/* After lsm_write: whether entry i (in insertion order) applied. */
-bool lsm_batch_applied(const struct lsm_batch *batch, size_t i);
 
 /*
- * Applies every record of `batch` that wins LWW against the stored version
- * (a key repeated in the batch competes with itself), atomically: after a
- * crash either all applied records of the batch are present or none.
- * *applied_count (may be NULL) counts them. Errors as lsm_put.
+ * Stores every record of `batch` atomically (after a crash either all are
+ * present or none), each resolved as lsm_put (a key repeated in the batch
+ * competes with itself). Errors as lsm_put.
  */
-enum st_status lsm_write(struct lsm_db *db, struct lsm_batch *batch, size_t *applied_count);
+enum st_status lsm_write(struct lsm_db *db, struct lsm_batch *batch);
 
 /* ---- snapshots and iterators ---- */
 
@@ -257,12 +261,17 @@ struct lsm_stats {
     uint64_t compaction_bytes_written;
     double write_amplification; /* (wal + flush + compaction) / user */
     double space_amplification; /* table bytes / bytes of the largest
-                                     sorted run (leveled: deepest level;
-                                     tiered: largest run), >= 1; 0 if empty */
-    uint64_t puts, deletes, gets, writes_ignored_lww;
-    /* Last-write-wins checks answered from the memtables alone: the write
-     * was newer than every record in the tables. */
-    uint64_t lww_tables_skipped;
+                                     sorted run (leveled: largest level
+                                     below L0; tiered: largest run), >= 1;
+                                     0 if empty */
+    uint64_t puts, deletes, gets;
+    /* Gets that found the key and still had to look deeper, because a
+     * deeper memtable or table could hold a higher version (its version
+     * bounds said so), and those among them that did find a higher one:
+     * the cost of blind writes arriving out of version order. */
+    uint64_t gets_past_first_hit, gets_newer_below;
+    /* Records in all tables (every version each table holds). */
+    uint64_t table_records;
     uint64_t wal_syncs, group_commits;
     uint64_t flushes, compactions;
     uint64_t stall_slowdowns, stall_stops, stall_micros;

@@ -3,11 +3,15 @@
 
 Runs lsm-stress (tools/lsm/stress.c) in a loop of cycles:
 
-    run (writes, overwrites, deletes, batches; acks logged)
+    run (writes, overwrites, deletes, batches, older versions written
+         after newer ones; acks logged)
       -> SIGKILL at a random moment | SIGKILL at a named kill point
          | simulated power loss | clean close
       -> verify (reopen twice; every acknowledged write present with its
-         latest value, no deleted key back, no corruption) -> next cycle
+         latest value, no deleted key back, no older version winning, no
+         corruption; in half the cycles, drawn at random, then a full
+         compaction after which exactly the newest version of each key
+         remains) -> next cycle
 
 Invariants: after a SIGKILL every sync mode must keep every acknowledged
 write (a process kill loses nothing: the WAL is in the page cache), so those
@@ -72,6 +76,12 @@ class Driver:
         self.acked = 0
         self.inflight = 0
         self.lost = 0
+        self.stale_ops = 0
+        self.stale_entries = 0
+        self.compacted = 0
+        self.run_checked = 0
+        self.run_lines = 0
+        self.newer_below = 0
 
     def log(self, msg):
         print(msg, flush=True)
@@ -170,9 +180,12 @@ class Driver:
         invariant = "prefix" if kind == "powerloss" and sync != "always" else "strong"
         vout = ""
         if ok:
-            v = subprocess.run([self.a.bin, "verify", "--dir", self.db,
-                                "--state", self.state, "--invariant", invariant],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            self.account_run(logpath)
+            vcmd = [self.a.bin, "verify", "--dir", self.db, "--state", self.state,
+                    "--invariant", invariant]
+            if self.rng.random() < 0.5:
+                vcmd.append("--compact")
+            v = subprocess.run(vcmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)
             with open(logpath, "a") as logf:
                 logf.write(v.stdout)
@@ -196,14 +209,35 @@ class Driver:
 
     def account(self, line):
         # "verify: cycle N ok (strong): A acked ops, I in-flight ops applied,
-        #  L acked ops lost (allowed), ..."
+        #  L acked ops lost (allowed), X live + Y tombstones, S stale ops
+        #  (E entries), files ..., open T ms, compacted: R table records
+        #  for K keys | not compacted"
         try:
             body = line.split("): ", 1)[1].split(", ")
             self.acked += int(body[0].split()[0])
             self.inflight += int(body[1].split()[0])
             self.lost += int(body[2].split()[0])
+            stale = body[4].split()
+            self.stale_ops += int(stale[0])
+            self.stale_entries += int(stale[3].lstrip("("))
+            self.compacted += body[-1].startswith("compacted:")
         except (IndexError, ValueError):
             pass
+
+    def account_run(self, logpath):
+        # A run that ended by itself (power loss, clean close) prints
+        # "run: cycle N: ... (P past the first hit, B newer below), ...
+        #  (C checked), ..."; a killed one prints nothing.
+        with open(logpath) as f:
+            for line in f:
+                if not line.startswith("run: cycle "):
+                    continue
+                try:
+                    self.newer_below += int(line.split(" newer below")[0].split()[-1])
+                    self.run_checked += int(line.split(" checked)")[0].split("(")[-1])
+                    self.run_lines += 1
+                except (IndexError, ValueError):
+                    pass
 
     def pick_random_kind(self):
         r = self.rng.random()
@@ -274,6 +308,12 @@ class Driver:
                  f" {self.acked} acknowledged ops verified, {self.inflight} in-flight"
                  f" ops found applied, {self.lost} acked ops lost after simulated"
                  f" power loss with sync=interval/none (allowed)")
+        self.log(f"out of order: {self.stale_ops} acknowledged ops with {self.stale_entries}"
+                 f" stale entries (older than the key's newest version, or replaying it)"
+                 f" verified; {self.compacted}"
+                 f" verifies after a full compaction, plus {self.run_checked} full compactions"
+                 f" checked inside the {self.run_lines} runs that ended by themselves, whose"
+                 f" reads found a newer version below the first hit {self.newer_below} times")
         if missing and self.a.seconds == 0:
             self.log("kill points never reached: " + ", ".join(missing))
             self.failed += len(missing)

@@ -4,8 +4,11 @@
 #                                        reopen / verify cycles, every named
 #                                        kill point, ~3 minutes on 2 cores
 #   make crash-test CRASH_SECONDS=3600   the long version (runs that long)
-#   make bench-storage                   ours vs LevelDB vs RocksDB, 1M keys
-#   make bench-storage BENCH_NUM=10000000   the 10M-key run (long)
+#   make bench-storage                   ours vs LevelDB vs RocksDB, 1M keys,
+#                                        two tables: compression off, and each
+#                                        engine's production compression
+#                                        (docs/STORAGE_BENCH.md), ~4-5 minutes
+#   make bench-storage BENCH_NUM=10000000   the 10M-key run (~1 hour on 2 cores)
 #
 # Kill points: lsm-stress needs them compiled in. Debug and asan builds have
 # them already (killpoint.h); in release (the default MODE) the storage
@@ -62,7 +65,8 @@ $(LSM_BENCH_BIN): $(LSM_BENCH_SRCS:%.c=$(B)/obj/%.o) $(STORAGE_LIB) $(COMMON_LIB
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LSM_BENCH_LIBS) $(LIBS_ALL)
 
 # BENCH_NUM=10000000 for the long run; BENCH_STORAGE_ARGS for anything else
-# (lsm-bench --help), e.g. --memtable-mb 64 or --engines strata,leveldb.
+# (lsm-bench --help), e.g. --memtable-mb 64, --engines strata,leveldb or
+# --compression default (one table).
 BENCH_NUM ?= 1000000
 BENCH_STORAGE_ARGS ?=
 bench-storage:

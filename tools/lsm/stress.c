@@ -7,18 +7,22 @@
  *   lsm-stress run    --dir D --state F [--sync always|interval|none]
  *                     [--seconds S] [--power-loss-ms MS]
  *   lsm-stress verify --dir D --state F [--invariant strong|prefix]
- *                     [--reopens N]
+ *                     [--reopens N] [--compact]
  *
  *   init ─► state(cycle 0) ─► run ─(SIGKILL / kill point / power loss /
  *   clean exit)─► verify ─► state(cycle 1) ─► run ─► ...
  *
  * `run` opens the database, writes a start record to <state>.acks, then T
  * writer threads each play their deterministic stream (stress_model.h) of
- * puts, overwrites, deletes, batches, expiring and deliberately stale writes
- * on the keys they own, checking every "applied" flag and reading back
- * their own keys; each acknowledged operation is then appended to the ack
- * log with one write(2) (survives a SIGKILL: the page cache is the
- * kernel's). A maintenance thread flushes, compacts and scans. With
+ * puts, overwrites, deletes, batches, expiring writes, flushes, full
+ * compactions and stale writes (versions older than the key's newest,
+ * written after it) on the keys they own. Writes are blind, so the model
+ * resolves last-write-wins itself; the threads read back every key a stale
+ * write hit and a quarter of the others. Each acknowledged operation is
+ * then appended to the ack log with one write(2) (survives a SIGKILL: the
+ * page cache is the kernel's). A maintenance thread flushes, compacts,
+ * scans, and now and then holds the writers to run a full compaction after
+ * which the tables must hold exactly the newest version of each key. With
  * --power-loss-ms the database runs on the fault env (storage/env.h): at
  * that moment every later write and sync fails, the threads stop, and the
  * files are cut back to what was synced, as a power loss would leave them.
@@ -28,9 +32,11 @@
  * keys of thread t must equal the state after its acknowledged operations,
  * or after those plus the one in flight (all of it or nothing); with
  * prefix, the state after any prefix of its stream. Either way: nothing
- * deleted comes back, every record's bytes match its version, gets and a
- * full scan agree, and a second reopen sees the same. On success it writes
- * the state of the next cycle. Exit status: 0 ok, 1 verification failed,
+ * deleted comes back, no older version wins, every record's bytes match its
+ * version, gets and a full scan agree, and a second reopen sees the same.
+ * With --compact it then runs a full compaction, reads everything again and
+ * checks that the tables hold one record per key. On success it writes the
+ * state of the next cycle. Exit status: 0 ok, 1 verification failed,
  * 3 online check failed in run, 4 unexpected engine error, 5 open failed,
  * 64 usage.
  */
@@ -56,9 +62,6 @@
 #define EXIT_ENGINE 4
 #define EXIT_OPEN 5
 
-/* Tombstones may be dropped by compaction when gc_grace is this short. */
-#define TOMB_SAFE_GRACE 864000u
-
 struct args {
     const char *dir, *state;
     uint32_t keys, threads;
@@ -69,6 +72,7 @@ struct args {
     double seconds;
     long power_loss_ms;
     bool prefix;
+    bool compact;
     int reopens;
 };
 
@@ -79,7 +83,9 @@ static void usage(void)
                     "          --style leveled|tiered --gc-grace SECONDS (864000)\n"
                     "  run:    --sync always|interval|none (always) --seconds S (0 = until\n"
                     "          killed) --power-loss-ms MS (simulate a power loss then)\n"
-                    "  verify: --invariant strong|prefix (strong) --reopens N (2)\n");
+                    "  verify: --invariant strong|prefix (strong) --reopens N (2)\n"
+                    "          --compact (then a full compaction must keep exactly the\n"
+                    "          newest version of every key)\n");
     exit(EX_USAGE);
 }
 
@@ -126,6 +132,16 @@ static void db_options(const struct sm_config *cfg, enum lsm_sync_mode sync, str
 
 /* ---------------------------------------------------------------- run -- */
 
+/* Writers pass the gate for each operation; the maintenance thread closes
+ * it to compact and check with no operation in flight, when the writers'
+ * models are exactly what the database holds. */
+struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool closed;
+    unsigned active; /* writers inside */
+};
+
 struct run {
     const struct args *a;
     struct sm_state st;
@@ -133,9 +149,13 @@ struct run {
     struct lsm_env *fenv; /* fault env with --power-loss-ms, else NULL */
     int ack_fd;
     uint64_t t0;
+    bool tomb_may_vanish;
+    struct gate gate;
     atomic_bool stop;
     atomic_bool power_lost;
-    atomic_uint_fast64_t ops, stale, batches, reads, flushes, compactions, scans, scanned;
+    atomic_uint_fast64_t ops, stale_ops, stale_entries, batches, flushes_op, compactions_op;
+    atomic_uint_fast64_t reads, flushes, compactions, checked_compactions, scans, scanned;
+    atomic_uint_fast64_t parked;
 };
 
 struct writer {
@@ -143,6 +163,45 @@ struct writer {
     uint32_t thread;
     pthread_t tid;
 };
+
+/* False when the run is stopping. */
+static bool gate_enter(struct run *r)
+{
+    pthread_mutex_lock(&r->gate.mu);
+    while (r->gate.closed && !atomic_load(&r->stop))
+        pthread_cond_wait(&r->gate.cv, &r->gate.mu);
+    bool ok = !atomic_load(&r->stop);
+    if (ok)
+        r->gate.active++;
+    pthread_mutex_unlock(&r->gate.mu);
+    return ok;
+}
+
+static void gate_leave(struct run *r)
+{
+    pthread_mutex_lock(&r->gate.mu);
+    if (--r->gate.active == 0)
+        pthread_cond_broadcast(&r->gate.cv);
+    pthread_mutex_unlock(&r->gate.mu);
+}
+
+/* Closes the gate and waits until no writer is inside. */
+static void gate_close(struct run *r)
+{
+    pthread_mutex_lock(&r->gate.mu);
+    r->gate.closed = true;
+    while (r->gate.active > 0)
+        pthread_cond_wait(&r->gate.cv, &r->gate.mu);
+    pthread_mutex_unlock(&r->gate.mu);
+}
+
+static void gate_open(struct run *r)
+{
+    pthread_mutex_lock(&r->gate.mu);
+    r->gate.closed = false;
+    pthread_cond_broadcast(&r->gate.cv);
+    pthread_mutex_unlock(&r->gate.mu);
+}
 
 static _Noreturn void online_fail(const char *what, uint32_t idx, const struct sm_entry *m,
                                   const struct lsm_record *got)
@@ -188,6 +247,61 @@ static struct lsm_record record_of(uint32_t idx, const struct sm_entry *e, const
                                .version = {e->hlc, e->node}};
 }
 
+/* Issues `op`: the engine call(s) of a write, flush or compaction. */
+static enum st_status issue(struct run *r, const struct sm_op *op, struct lsm_batch *b,
+                            uint8_t *val)
+{
+    char key[SM_KEY_CAP];
+    switch (op->kind) {
+    case SM_OP_FLUSH: return lsm_flush(r->db);
+    case SM_OP_COMPACT: return lsm_compact_all(r->db);
+    case SM_OP_BATCH: {
+        enum st_status st = ST_OK;
+        lsm_batch_clear(b);
+        for (int i = 0; i < op->n && st == ST_OK; i++) {
+            const struct sm_entry *e = &op->rec[i];
+            size_t kl = sm_key(op->key[i], key);
+            struct lsm_version v = {e->hlc, e->node};
+            if (e->kind == SM_TOMB) {
+                st = lsm_batch_delete(b, key, kl, v, 0);
+            } else {
+                struct lsm_record rec = record_of(op->key[i], e, key, kl, val);
+                st = lsm_batch_put(b, &rec);
+            }
+        }
+        if (st != ST_OK)
+            engine_fail("batch build", st);
+        return lsm_write(r->db, b);
+    }
+    default: {
+        const struct sm_entry *e = &op->rec[0];
+        size_t kl = sm_key(op->key[0], key);
+        if (op->kind == SM_OP_DEL)
+            return lsm_delete(r->db, key, kl, (struct lsm_version){e->hlc, e->node}, 0);
+        struct lsm_record rec = record_of(op->key[0], e, key, kl, val);
+        return lsm_put(r->db, &rec);
+    }
+    }
+}
+
+/* Reads key idx back and compares it with the model (false: the run is
+ * ending after a power loss). */
+static bool read_back(struct run *r, uint32_t idx, const char *what, uint8_t *scratch)
+{
+    char key[SM_KEY_CAP];
+    size_t kl = sm_key(idx, key);
+    struct lsm_record *rec = NULL;
+    enum st_status st = lsm_get(r->db, key, kl, LSM_READ_TOMBSTONES | LSM_READ_EXPIRED, &rec);
+    if (st != ST_OK)
+        return !op_failed(r, "get", st);
+    uint64_t now_hi = (uint64_t)time(NULL) + 1;
+    if (!sm_match(idx, &r->st.e[idx], rec, now_hi, r->tomb_may_vanish, scratch))
+        online_fail(what, idx, &r->st.e[idx], rec);
+    lsm_record_free(&rec);
+    atomic_fetch_add_explicit(&r->reads, 1, memory_order_relaxed);
+    return true;
+}
+
 static void *writer_main(void *arg)
 {
     struct writer *w = arg;
@@ -201,85 +315,65 @@ static void *writer_main(void *arg)
     if (val == NULL || scratch == NULL || lsm_batch_create(&b) != ST_OK)
         engine_fail("allocation", ST_NOMEM);
     uint64_t rng = sm_mix(r->t0 ^ w->thread);
-    bool tomb_may_vanish = r->st.cfg.gc_grace < TOMB_SAFE_GRACE;
 
-    while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
+    while (gate_enter(r)) {
         struct sm_op op;
         sm_gen_next(&g, model, &op);
+        if (op.deadline != 0 && (uint64_t)time(NULL) + SM_STALE_GUARD >= op.deadline) {
+            /* A stale write against a record about to expire: once it has
+             * expired, compaction may drop it and the stale write would
+             * then legitimately apply. The stream is fixed, so this thread
+             * stops here (the op was never issued: not in flight). */
+            gate_leave(r);
+            atomic_fetch_add_explicit(&r->parked, 1, memory_order_relaxed);
+            while (!atomic_load(&r->stop))
+                usleep(10000);
+            break;
+        }
         struct sm_entry saved[SM_MAX_BATCH];
         for (int i = 0; i < op.n; i++)
             saved[i] = model[op.key[i]];
-        bool want[SM_MAX_BATCH], got[SM_MAX_BATCH];
-        sm_apply(model, &op, want);
-        char key[SM_KEY_CAP];
-        enum st_status st = ST_OK;
-        if (op.kind == SM_OP_BATCH) {
-            lsm_batch_clear(b);
-            for (int i = 0; i < op.n && st == ST_OK; i++) {
-                const struct sm_entry *e = &op.rec[i];
-                size_t kl = sm_key(op.key[i], key);
-                struct lsm_version v = {e->hlc, e->node};
-                if (e->kind == SM_TOMB) {
-                    st = lsm_batch_delete(b, key, kl, v, 0);
-                } else {
-                    struct lsm_record rec = record_of(op.key[i], e, key, kl, val);
-                    st = lsm_batch_put(b, &rec);
-                }
-            }
-            if (st != ST_OK)
-                engine_fail("batch build", st);
-            st = lsm_write(r->db, b, NULL);
-            for (int i = 0; i < op.n; i++)
-                got[i] = st == ST_OK && lsm_batch_applied(b, (size_t)i);
-        } else {
-            const struct sm_entry *e = &op.rec[0];
-            size_t kl = sm_key(op.key[0], key);
-            struct lsm_version v = {e->hlc, e->node};
-            if (op.kind == SM_OP_DEL) {
-                st = lsm_delete(r->db, key, kl, v, 0, &got[0]);
-            } else {
-                struct lsm_record rec = record_of(op.key[0], e, key, kl, val);
-                st = lsm_put(r->db, &rec, &got[0]);
-            }
-        }
+        /* The model resolves last-write-wins itself: the engine no longer
+         * says whether a write won. */
+        sm_apply(model, &op, NULL);
+        enum st_status st = issue(r, &op, b, val);
         if (st != ST_OK) {
             /* Not acknowledged: the model goes back (the verifier treats
              * it as the operation in flight). */
             for (int i = op.n - 1; i >= 0; i--)
                 model[op.key[i]] = saved[i];
+            gate_leave(r);
             op_failed(r, "write", st);
             break;
         }
-        for (int i = 0; i < op.n; i++)
-            if (got[i] != want[i])
-                online_fail(got[i] ? "stale write applied" : "newer write ignored", op.key[i],
-                            &saved[i], NULL);
         if (sm_ack_write(r->ack_fd, r->st.cycle, w->thread, g.next - 1) != 0) {
             fprintf(stderr, "ack log write: %s\n", strerror(errno));
             _exit(EXIT_ENGINE);
         }
+        gate_leave(r);
         atomic_fetch_add_explicit(&r->ops, 1, memory_order_relaxed);
-        if (op.stale)
-            atomic_fetch_add_explicit(&r->stale, 1, memory_order_relaxed);
+        if (op.nstale > 0) {
+            atomic_fetch_add_explicit(&r->stale_ops, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&r->stale_entries, (uint64_t)op.nstale, memory_order_relaxed);
+        }
         if (op.kind == SM_OP_BATCH)
             atomic_fetch_add_explicit(&r->batches, 1, memory_order_relaxed);
+        else if (op.kind == SM_OP_FLUSH)
+            atomic_fetch_add_explicit(&r->flushes_op, 1, memory_order_relaxed);
+        else if (op.kind == SM_OP_COMPACT)
+            atomic_fetch_add_explicit(&r->compactions_op, 1, memory_order_relaxed);
 
-        /* Read one of our keys back: we are its only writer. */
-        if (sm_rand(&rng) % 4 == 0) {
-            uint32_t idx = op.key[sm_rand(&rng) % (uint64_t)op.n];
-            size_t kl = sm_key(idx, key);
-            struct lsm_record *rec = NULL;
-            st = lsm_get(r->db, key, kl, LSM_READ_TOMBSTONES | LSM_READ_EXPIRED, &rec);
-            if (st != ST_OK) {
-                op_failed(r, "get", st);
-                break;
-            }
-            uint64_t now_hi = (uint64_t)time(NULL) + 1;
-            if (!sm_match(idx, &model[idx], rec, now_hi, tomb_may_vanish, scratch))
-                online_fail("read back", idx, &model[idx], rec);
-            lsm_record_free(&rec);
-            atomic_fetch_add_explicit(&r->reads, 1, memory_order_relaxed);
-        }
+        /* Read back every key a stale entry hit (the newer version must
+         * still win, wherever it sits), and a quarter of the time one of
+         * the others: we are their only writer. */
+        bool ok = true;
+        for (int i = 0; ok && i < op.n; i++)
+            if (op.stale[i])
+                ok = read_back(r, op.key[i], "stale write won", scratch);
+        if (ok && op.n > 0 && sm_rand(&rng) % 4 == 0)
+            ok = read_back(r, op.key[sm_rand(&rng) % (uint64_t)op.n], "read back", scratch);
+        if (!ok)
+            break;
     }
     lsm_batch_destroy(&b);
     mem_free(MEM_OTHER, val, SM_MAX_VALUE);
@@ -339,6 +433,74 @@ static void scan_check(struct run *r, uint64_t *rng, uint8_t *scratch)
     atomic_fetch_add_explicit(&r->scans, 1, memory_order_relaxed);
 }
 
+/*
+ * With the writers held at the gate: a full compaction, then a full scan
+ * (tombstones and expired records included) must show every key exactly as
+ * the model has it, and the tables must hold one record per key the scan
+ * found: a full compaction keeps only the newest version. `table_records`
+ * is read after the scan, so a compaction finishing in between (which can
+ * only drop records) does not make it fail.
+ */
+static void compact_check(struct run *r, uint8_t *scratch)
+{
+    uint32_t keys = r->st.cfg.keys;
+    const struct sm_entry *model = r->st.e;
+    gate_close(r);
+    enum st_status st = lsm_compact_all(r->db);
+    atomic_fetch_add_explicit(&r->compactions, 1, memory_order_relaxed);
+    bool *seen = NULL;
+    struct lsm_iter *it = NULL;
+    if (st == ST_OK) {
+        seen = mem_calloc(MEM_OTHER, keys, sizeof(*seen));
+        st = seen == NULL ? ST_NOMEM
+                          : lsm_iter_create(r->db, NULL, 0, UINT64_MAX,
+                                            LSM_READ_TOMBSTONES | LSM_READ_EXPIRED, &it);
+    }
+    uint64_t n = 0, may = 0;
+    if (st == ST_OK) {
+        struct lsm_record rec;
+        uint64_t now_hi = (uint64_t)time(NULL) + 1;
+        while (lsm_iter_next(it, &rec)) {
+            uint32_t idx;
+            if (!sm_key_parse(rec.key, rec.key_len, &idx) || idx >= keys || seen[idx]) {
+                fprintf(stderr, "ONLINE CHECK FAILED: scan after full compaction returned "
+                                "a foreign or repeated key\n");
+                _exit(EXIT_ONLINE);
+            }
+            if (!sm_match(idx, &model[idx], &rec, now_hi, r->tomb_may_vanish, scratch))
+                online_fail("after full compaction", idx, &model[idx], &rec);
+            seen[idx] = true;
+            n++;
+        }
+        st = lsm_iter_status(it);
+        for (uint32_t i = 0; st == ST_OK && i < keys; i++) {
+            if (!seen[i] && !sm_match(i, &model[i], NULL, now_hi, r->tomb_may_vanish, scratch))
+                online_fail("missing after full compaction", i, &model[i], NULL);
+            may += model[i].kind != SM_NONE;
+        }
+    }
+    lsm_iter_destroy(&it);
+    if (st == ST_OK && !atomic_load(&r->power_lost)) {
+        struct lsm_stats s;
+        lsm_stats(r->db, &s);
+        if (s.table_records > n || s.table_records > may) {
+            fprintf(stderr,
+                    "ONLINE CHECK FAILED: after a full compaction the tables hold %llu "
+                    "records for %llu keys found (%llu the model allows): older versions "
+                    "survived\n",
+                    (unsigned long long)s.table_records, (unsigned long long)n,
+                    (unsigned long long)may);
+            _exit(EXIT_ONLINE);
+        }
+        atomic_fetch_add_explicit(&r->checked_compactions, 1, memory_order_relaxed);
+    }
+    if (seen != NULL)
+        mem_free(MEM_OTHER, seen, keys * sizeof(*seen));
+    gate_open(r);
+    if (st != ST_OK && st != ST_CLOSED)
+        op_failed(r, "full compaction check", st);
+}
+
 static void *maint_main(void *arg)
 {
     struct run *r = arg;
@@ -350,18 +512,22 @@ static void *maint_main(void *arg)
         usleep((useconds_t)(20000 + sm_rand(&rng) % 280000));
         if (atomic_load(&r->stop))
             break;
-        uint32_t p = (uint32_t)(sm_rand(&rng) % 10);
+        uint32_t p = (uint32_t)(sm_rand(&rng) % 20);
         enum st_status st = ST_OK;
-        if (p < 3) {
+        if (p < 6) {
             st = lsm_flush(r->db);
             atomic_fetch_add_explicit(&r->flushes, 1, memory_order_relaxed);
-        } else if (p < 4) {
+        } else if (p < 7) {
             st = lsm_compact_all(r->db);
             atomic_fetch_add_explicit(&r->compactions, 1, memory_order_relaxed);
+        } else if (p < 9) {
+            compact_check(r, scratch);
         } else {
             scan_check(r, &rng, scratch);
         }
         if (st != ST_OK && st != ST_CLOSED && op_failed(r, "maintenance", st))
+            break;
+        if (atomic_load(&r->power_lost))
             break;
     }
     mem_free(MEM_OTHER, scratch, SM_MAX_VALUE);
@@ -377,8 +543,9 @@ static int cmd_run(const struct args *a)
     }
     char ap[4096];
     ack_path(a, ap, sizeof(ap));
-    /* A second run of the same cycle would replay the same versions, which
-     * the engine rightly ignores: every run must be followed by verify. */
+    /* A second run of the same cycle would write the same versions again
+     * over a state that does not know the first: every run must be
+     * followed by verify, which writes the next cycle's state. */
     uint64_t acked[SM_MAX_THREADS], t0_prev;
     bool started_prev;
     if (sm_ack_read(ap, r.st.cycle, r.st.cfg.threads, acked, &t0_prev, &started_prev) != 0 ||
@@ -402,6 +569,9 @@ static int cmd_run(const struct args *a)
         return EXIT_OPEN;
     }
     r.t0 = (uint64_t)time(NULL);
+    r.tomb_may_vanish = r.st.cfg.gc_grace < SM_TOMB_SAFE_GRACE;
+    pthread_mutex_init(&r.gate.mu, NULL);
+    pthread_cond_init(&r.gate.cv, NULL);
     if (sm_ack_write(r.ack_fd, r.st.cycle, SM_ACK_START, r.t0) != 0)
         return EXIT_ENGINE;
 
@@ -428,6 +598,9 @@ static int cmd_run(const struct args *a)
         env_fault_fail(r.fenv, ENV_FAULT_SYNC, 1, EIO, 1);
     }
     atomic_store(&r.stop, true);
+    pthread_mutex_lock(&r.gate.mu);
+    pthread_cond_broadcast(&r.gate.cv);
+    pthread_mutex_unlock(&r.gate.mu);
     for (uint32_t t = 0; t < nt; t++)
         pthread_join(w[t].tid, NULL);
     pthread_join(maint, NULL);
@@ -441,15 +614,21 @@ static int cmd_run(const struct args *a)
         }
         env_fault_destroy(&r.fenv);
     }
-    printf("run: cycle %u: %llu ops (%llu batches, %llu stale), %llu reads, "
-           "%llu flushes, %llu compactions, %llu scans (%llu records), "
-           "%llu wal syncs, %llu groups%s\n",
+    printf("run: cycle %u: %llu ops (%llu batches, %llu with %llu stale entries, %llu flushes "
+           "and %llu compactions in the streams), %llu reads (%llu past the first hit, %llu "
+           "newer below), %llu flushes, %llu compactions (%llu checked), %llu scans (%llu "
+           "records), %llu wal syncs, %llu groups, %llu writers parked%s\n",
            r.st.cycle, (unsigned long long)r.ops, (unsigned long long)r.batches,
-           (unsigned long long)r.stale, (unsigned long long)r.reads, (unsigned long long)r.flushes,
-           (unsigned long long)r.compactions, (unsigned long long)r.scans,
-           (unsigned long long)r.scanned, (unsigned long long)s.wal_syncs,
-           (unsigned long long)s.group_commits,
-           a->power_loss_ms >= 0 ? "; power loss simulated" : "");
+           (unsigned long long)r.stale_ops, (unsigned long long)r.stale_entries,
+           (unsigned long long)r.flushes_op, (unsigned long long)r.compactions_op,
+           (unsigned long long)r.reads, (unsigned long long)s.gets_past_first_hit,
+           (unsigned long long)s.gets_newer_below, (unsigned long long)r.flushes,
+           (unsigned long long)r.compactions, (unsigned long long)r.checked_compactions,
+           (unsigned long long)r.scans, (unsigned long long)r.scanned,
+           (unsigned long long)s.wal_syncs, (unsigned long long)s.group_commits,
+           (unsigned long long)r.parked, a->power_loss_ms >= 0 ? "; power loss simulated" : "");
+    pthread_mutex_destroy(&r.gate.mu);
+    pthread_cond_destroy(&r.gate.cv);
     close(r.ack_fd);
     sm_state_deinit(&r.st);
     return 0;
@@ -460,6 +639,7 @@ static int cmd_run(const struct args *a)
 struct fetched {
     struct lsm_record **rec; /* per key, with tombstones and expired */
     bool *visible;           /* a plain get found it */
+    uint64_t scanned;        /* records of the full scan */
 };
 
 static void fetched_free(struct fetched *f, uint32_t keys)
@@ -502,6 +682,16 @@ static bool may_vanish(const struct lsm_record *x, uint64_t now_hi, bool tomb_ma
     if (x->tombstone)
         return tomb_may_vanish;
     return x->expiry != 0 && x->expiry <= now_hi;
+}
+
+static void show_record(const char *what, const struct lsm_record *x)
+{
+    fprintf(stderr, "  %s: %s hlc %llx node %u len %zu flags %x exp %llu\n", what,
+            x == NULL      ? "absent"
+            : x->tombstone ? "tombstone"
+                           : "live",
+            x ? (unsigned long long)x->version.hlc : 0ull, x ? x->version.node : 0,
+            x ? x->value_len : 0, x ? x->flags : 0u, x ? (unsigned long long)x->expiry : 0ull);
 }
 
 /* Reads every key twice (with and without tombstones/expired) and scans
@@ -562,11 +752,21 @@ static bool fetch_all(struct lsm_db *db, uint32_t keys, bool tomb_may_vanish, st
                 ok = vfail("scan: token order broken at key %u", idx);
             else if (seen[idx])
                 ok = vfail("scan: key %u twice", idx);
-            else if (!same_version(&rec, f->rec[idx]) &&
-                     !(f->rec[idx] == NULL && may_vanish(&rec, now_hi, true)))
+            else if (!same_version(&rec, f->rec[idx])) {
+                /* Nothing writes during verify: between the gets and the
+                 * scan a record may vanish (compaction), never appear or
+                 * change version. */
                 ok = vfail("scan: key %u differs from its get", idx);
-            else
+                show_record("get", f->rec[idx]);
+                show_record("scan", &rec);
+                struct lsm_record *again = NULL;
+                if (lsm_get(db, rec.key, rec.key_len, LSM_READ_TOMBSTONES | LSM_READ_EXPIRED,
+                            &again) == ST_OK)
+                    show_record("get again", again);
+                lsm_record_free(&again);
+            } else
                 seen[idx] = true;
+            f->scanned += ok;
             prev = tok;
             first = false;
         }
@@ -601,7 +801,8 @@ static void describe(uint32_t idx, const struct sm_entry *m, const struct lsm_re
 }
 
 struct thread_result {
-    uint64_t chosen; /* operations of the stream the database holds */
+    uint64_t chosen;                   /* operations of the stream the database holds */
+    uint64_t stale_ops, stale_entries; /* among them */
     bool ok;
 };
 
@@ -614,7 +815,7 @@ static struct thread_result check_thread(const struct sm_state *st, struct sm_en
                                          uint8_t *scratch)
 {
     const struct sm_config *cfg = &st->cfg;
-    bool tv = cfg->gc_grace < TOMB_SAFE_GRACE;
+    bool tv = cfg->gc_grace < SM_TOMB_SAFE_GRACE;
     uint64_t last = started ? acked + 1 : 0; /* prefixes 0..last */
     struct thread_result res = {.ok = false};
     struct sm_entry *start = mem_alloc(MEM_OTHER, cfg->keys * sizeof(*start));
@@ -684,11 +885,57 @@ static struct thread_result check_thread(const struct sm_state *st, struct sm_en
         struct sm_op op;
         sm_gen_next(&g, model, &op);
         sm_apply(model, &op, NULL);
+        res.stale_ops += op.nstale > 0;
+        res.stale_entries += (uint64_t)op.nstale;
     }
     mem_free(MEM_OTHER, start, cfg->keys * sizeof(*start));
     res.ok = true;
     res.chosen = best;
     return res;
+}
+
+/*
+ * Once the streams are resolved (`model` is what the database holds): a
+ * full compaction, then gets and a full scan must agree, every key must
+ * still be the model's newest version (or gone, if compaction may drop
+ * it), and the tables must hold one record per key: exactly the newest
+ * version survives. *records / *may_hold: the tables' records and the keys
+ * the model says may have one (live, tombstoned or expired).
+ */
+static bool compact_verify(const char *dir, const struct lsm_options *o, const struct sm_state *st,
+                           bool tv, uint8_t *scratch, uint64_t *records, uint64_t *may_hold)
+{
+    uint32_t keys = st->cfg.keys;
+    struct lsm_db *db = NULL;
+    enum st_status s = lsm_open(dir, o, &db);
+    if (s != ST_OK)
+        return vfail("open for the full compaction: %s", st_status_name(s));
+    s = lsm_compact_all(db);
+    bool ok = s == ST_OK || vfail("full compaction: %s", st_status_name(s));
+    struct fetched f = {0};
+    uint64_t now_hi = 0, may = 0;
+    if (ok)
+        ok = fetch_all(db, keys, tv, &f, &now_hi);
+    for (uint32_t i = 0; ok && i < keys; i++) {
+        if (!sm_match(i, &st->e[i], f.rec[i], now_hi, tv, scratch)) {
+            ok = vfail("key %u differs from the model after a full compaction", i);
+            describe(i, &st->e[i], f.rec[i]);
+        }
+        may += st->e[i].kind != SM_NONE;
+    }
+    /* Read after the scan: a compaction finishing meanwhile only drops. */
+    struct lsm_stats stats;
+    lsm_stats(db, &stats);
+    if (ok && (stats.table_records > f.scanned || stats.table_records > may))
+        ok = vfail("after a full compaction the tables hold %llu records for %llu keys "
+                   "scanned (the model allows %llu): an older version survived",
+                   (unsigned long long)stats.table_records, (unsigned long long)f.scanned,
+                   (unsigned long long)may);
+    *records = stats.table_records;
+    *may_hold = may;
+    fetched_free(&f, keys);
+    lsm_close(&db);
+    return ok;
 }
 
 static int cmd_verify(const struct args *a)
@@ -707,7 +954,7 @@ static int cmd_verify(const struct args *a)
         fprintf(stderr, "cannot read %s: %s\n", ap, strerror(errno));
         return EX_NOINPUT;
     }
-    bool tv = cfg->gc_grace < TOMB_SAFE_GRACE;
+    bool tv = cfg->gc_grace < SM_TOMB_SAFE_GRACE;
     struct lsm_options o;
     db_options(cfg, LSM_SYNC_ALWAYS, NULL, &o);
     o.create_if_missing = true; /* a kill before the first open completed */
@@ -743,12 +990,14 @@ static int cmd_verify(const struct args *a)
         lsm_close(&db);
         now_hi = now2 > now_hi ? now2 : now_hi;
     }
-    uint64_t total_acked = 0, inflight_applied = 0, lost = 0;
+    uint64_t total_acked = 0, inflight_applied = 0, lost = 0, stale_ops = 0, stale_entries = 0;
     for (uint32_t t = 0; ok && t < cfg->threads; t++) {
         struct thread_result tr =
             check_thread(&st, st.e, t, acked[t], started, t0, a->prefix, &f, now_hi, scratch);
         ok = tr.ok;
         total_acked += acked[t];
+        stale_ops += tr.stale_ops;
+        stale_entries += tr.stale_entries;
         if (tr.chosen > acked[t])
             inflight_applied++;
         else
@@ -760,6 +1009,9 @@ static int cmd_verify(const struct args *a)
         tomb += f.rec[i] != NULL && f.rec[i]->tombstone;
     }
     fetched_free(&f, cfg->keys);
+    uint64_t records = 0, may_hold = 0;
+    if (ok && a->compact)
+        ok = compact_verify(a->dir, &o, &st, tv, scratch, &records, &may_hold);
     mem_free(MEM_OTHER, scratch, SM_MAX_VALUE);
     if (!ok) {
         fprintf(stderr, "verify: cycle %u FAILED (%s invariant)\n", st.cycle,
@@ -772,12 +1024,17 @@ static int cmd_verify(const struct args *a)
     for (int l = 0; l < LSM_MAX_LEVELS; l++)
         n += snprintf(levels + n, sizeof(levels) - (size_t)n, "%s%llu", l ? "/" : "",
                       (unsigned long long)stats.level_files[l]);
+    char compacted[96] = "not compacted";
+    if (a->compact)
+        snprintf(compacted, sizeof(compacted), "compacted: %llu table records for %llu keys",
+                 (unsigned long long)records, (unsigned long long)may_hold);
     printf("verify: cycle %u ok (%s): %llu acked ops, %llu in-flight ops "
            "applied, %llu acked ops lost (allowed), %llu live + %llu tombstones, "
-           "files %s, open %llu ms\n",
+           "%llu stale ops (%llu entries), files %s, open %llu ms, %s\n",
            st.cycle, a->prefix ? "prefix" : "strong", (unsigned long long)total_acked,
            (unsigned long long)inflight_applied, (unsigned long long)lost, (unsigned long long)live,
-           (unsigned long long)tomb, levels, (unsigned long long)t_open);
+           (unsigned long long)tomb, (unsigned long long)stale_ops,
+           (unsigned long long)stale_entries, levels, (unsigned long long)t_open, compacted);
     st.cycle++;
     int rc = 0;
     if (sm_state_save(a->state, &st) != 0 || truncate(ap, 0) != 0) {
@@ -839,6 +1096,7 @@ int main(int argc, char **argv)
         {"power-loss-ms", required_argument, NULL, 'P'},
         {"invariant", required_argument, NULL, 'i'},
         {"reopens", required_argument, NULL, 'r'},
+        {"compact", no_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -855,6 +1113,7 @@ int main(int argc, char **argv)
         case 'T': a.seconds = strtod(optarg, NULL); break;
         case 'P': a.power_loss_ms = strtol(optarg, NULL, 10); break;
         case 'r': a.reopens = atoi(optarg); break;
+        case 'c': a.compact = true; break;
         case 'y':
             if (strcmp(optarg, "leveled") == 0)
                 a.style = LSM_COMPACTION_LEVELED;

@@ -172,74 +172,205 @@ static void make_del(struct sm_gen *g, struct sm_entry *e, uint64_t hlc)
     *e = (struct sm_entry){.hlc = hlc, .node = (uint16_t)(1 + g->thread), .kind = SM_TOMB};
 }
 
+static void push_recent(struct sm_gen *g, uint32_t key)
+{
+    g->recent[g->nrecent % SM_RECENT] = key;
+    g->nrecent++;
+}
+
+/* The key of a stale write. `latest`: one of the 16 keys this stream wrote
+ * last (after a flush or compaction: their newest versions just moved into
+ * a table). Otherwise half of the picks are among the last SM_RECENT keys
+ * (newest version in the memtable, the immutable one, L0 or deeper), the
+ * rest anywhere (versions of earlier cycles, deep in the levels or in the
+ * single run a full compaction left). */
+static uint32_t pick_stale_key(struct sm_gen *g, bool latest)
+{
+    uint64_t r = sm_rand(&g->rng);
+    uint32_t have = g->nrecent < SM_RECENT ? g->nrecent : SM_RECENT;
+    if (have == 0 || (!latest && r % 2 == 0))
+        return pick_key(g);
+    uint32_t window = latest || (r >> 1) % 2 == 0 ? (have < 16 ? have : 16) : have;
+    uint32_t age = (uint32_t)((r >> 8) % window);
+    return g->recent[(g->nrecent - 1 - age) % SM_RECENT];
+}
+
+/*
+ * A stale entry against `cur`, the key's newest record: a version below
+ * cur's (just below, below on the node only, or far below, from an earlier
+ * cycle) with a new put or a tombstone, or cur itself replayed (live
+ * only). False when cur may not be targeted (see SM_TOMB_SAFE_GRACE).
+ * Lowers *deadline to cur's expiry when cur expires. Several stale writes
+ * may share a version below the newest with different contents: none of
+ * them is ever read, since the newest shadows them for as long as any may
+ * exist.
+ */
+static bool make_stale(struct sm_gen *g, const struct sm_entry *cur, struct sm_entry *e,
+                       uint64_t *deadline)
+{
+    bool long_gc = g->cfg->gc_grace >= SM_TOMB_SAFE_GRACE;
+    bool ok = (cur->kind == SM_LIVE && cur->expiry == 0) || (long_gc && cur->kind == SM_TOMB) ||
+              (long_gc && cur->kind == SM_LIVE && cur->expiry >= g->t0 + SM_STALE_EXPIRY_MIN);
+    if (!ok)
+        return false;
+    if (cur->kind == SM_LIVE && cur->expiry != 0 && (*deadline == 0 || cur->expiry < *deadline))
+        *deadline = cur->expiry;
+    uint64_t r = sm_rand(&g->rng);
+    if (r % 8 == 0 && cur->kind == SM_LIVE) {
+        /* The same write replayed: equal version, same record. Not for a
+         * tombstone: its deletion time (deleted_at 0 = now) would differ,
+         * and of two records with one version either may be read. */
+        *e = *cur;
+        return true;
+    }
+    uint64_t hlc = cur->hlc;
+    uint16_t node = (uint16_t)(r >> 16);
+    switch ((r >> 3) % 3) {
+    case 0:
+        if (cur->node > 0) {
+            hlc = cur->hlc;
+            node = (uint16_t)((r >> 16) % cur->node);
+        } else {
+            hlc--;
+        }
+        break;
+    case 1: hlc--; break;
+    default: {
+        uint64_t span = hlc - 1 < (1ull << 40) ? hlc - 1 : (1ull << 40);
+        hlc -= 1 + (r >> 24) % span;
+        break;
+    }
+    }
+    if ((r >> 5) % 3 == 0)
+        make_del(g, e, hlc);
+    else
+        make_put(g, e, hlc, (r >> 7) % 4 == 0);
+    e->node = node;
+    return true;
+}
+
+/* A single put or delete that is stale against `key`; false if the key's
+ * record may not be targeted. */
+static bool make_stale_op(struct sm_gen *g, const struct sm_entry *model, uint32_t key,
+                          struct sm_op *op)
+{
+    op->n = 1;
+    op->key[0] = key;
+    if (!make_stale(g, &model[key], &op->rec[0], &op->deadline))
+        return false;
+    op->kind = op->rec[0].kind == SM_TOMB ? SM_OP_DEL : SM_OP_PUT;
+    op->stale[0] = true;
+    op->nstale = 1;
+    return true;
+}
+
+static void make_batch(struct sm_gen *g, const struct sm_entry *model, uint64_t base,
+                       struct sm_op *op)
+{
+    op->kind = SM_OP_BATCH;
+    op->n = 2 + (int)(sm_rand(&g->rng) % (SM_MAX_BATCH - 1));
+    int fresh[SM_MAX_BATCH], nfresh = 0;
+    for (int i = 0; i < op->n; i++) {
+        /* One entry in eight is stale against the key's record before the
+         * batch (so older than every new entry of the batch as well). */
+        if (sm_rand(&g->rng) % 8 == 0) {
+            uint32_t k = pick_stale_key(g, false);
+            if (make_stale(g, &model[k], &op->rec[i], &op->deadline)) {
+                op->key[i] = k;
+                op->stale[i] = true;
+                op->nstale++;
+                continue;
+            }
+        }
+        op->key[i] = pick_key(g);
+        uint32_t q = (uint32_t)(sm_rand(&g->rng) % 10);
+        if (q < 7)
+            make_put(g, &op->rec[i], base | (uint64_t)i, q == 0);
+        else
+            make_del(g, &op->rec[i], base | (uint64_t)i);
+        fresh[nfresh++] = i;
+    }
+    /* Among the new entries: sometimes two exchange versions, and one in
+     * four batches repeats a key with an older version later in the batch
+     * (a key repeated in a batch competes with itself). Stale entries are
+     * left alone: given a new version they could equal a stored one. */
+    uint64_t r = sm_rand(&g->rng);
+    if (nfresh >= 2 && r % 4 == 0) {
+        int a = fresh[(r >> 8) % (uint64_t)nfresh];
+        int b = fresh[(r >> 16) % (uint64_t)nfresh];
+        uint64_t h = op->rec[a].hlc;
+        op->rec[a].hlc = op->rec[b].hlc;
+        op->rec[b].hlc = h;
+    }
+    if (nfresh >= 2 && (r >> 2) % 4 == 0) {
+        int j = 1 + (int)((r >> 24) % (uint64_t)(nfresh - 1));
+        int i = (int)((r >> 32) % (uint64_t)j);
+        int ej = fresh[j], ei = fresh[i];
+        op->key[ej] = op->key[ei];
+        if (op->rec[ej].hlc > op->rec[ei].hlc) {
+            uint64_t h = op->rec[ei].hlc;
+            op->rec[ei].hlc = op->rec[ej].hlc;
+            op->rec[ej].hlc = h;
+        }
+        op->stale[ej] = true;
+        op->nstale++;
+    }
+    for (int i = 0; i < nfresh; i++)
+        push_recent(g, op->key[fresh[i]]);
+}
+
 void sm_gen_next(struct sm_gen *g, const struct sm_entry *model, struct sm_op *op)
 {
     /* Versions grow with (cycle, op index, entry): a new write always wins
      * over anything written in an earlier cycle or operation. */
     uint64_t base = ((uint64_t)(g->cycle + 1) << 36) | (g->next << 4);
     g->next++;
-    uint32_t p = (uint32_t)(sm_rand(&g->rng) % 100);
-    op->stale = false;
     op->n = 1;
-    op->key[0] = pick_key(g);
-    if (p >= 85) {
-        /* A deliberately stale write: only against a live record that never
-         * expires, because tombstones past gc_grace and expired records may
-         * be dropped by compaction, after which an old version applies. */
-        const struct sm_entry *cur = &model[op->key[0]];
-        if (cur->kind == SM_LIVE && cur->expiry == 0) {
-            uint64_t r = sm_rand(&g->rng);
-            uint64_t hlc = cur->hlc;
-            uint16_t node = cur->node;
-            if (r % 3 == 1)
-                hlc--;
-            else if (r % 3 == 2 && node > 0)
-                node--;
-            op->stale = true;
-            if ((r >> 8) & 1) {
-                op->kind = SM_OP_PUT;
-                make_put(g, &op->rec[0], hlc, false);
-            } else {
-                op->kind = SM_OP_DEL;
-                make_del(g, &op->rec[0], hlc);
-            }
-            op->rec[0].node = node;
+    op->nstale = 0;
+    op->deadline = 0;
+    memset(op->stale, 0, sizeof(op->stale));
+    /* Right after this stream flushed or compacted: stale writes against
+     * the keys it wrote just before, whose newest versions now sit in a
+     * table while the stale ones go to the memtable. */
+    if (g->follow_up > 0) {
+        g->follow_up--;
+        if (make_stale_op(g, model, pick_stale_key(g, true), op))
             return;
-        }
-        p = 0; /* not eligible: a plain put */
     }
-    if (p < 45) {
+    uint32_t p = (uint32_t)(sm_rand(&g->rng) % 10000);
+    if (p < 50) {
+        op->kind = p < 4 ? SM_OP_COMPACT : SM_OP_FLUSH;
+        op->n = 0;
+        g->follow_up = 1 + (uint32_t)(sm_rand(&g->rng) % 4);
+        return;
+    }
+    if (p < 2000) {
+        /* A deliberately stale single put or delete (see make_stale);
+         * a plain put when the key's record may not be targeted. */
+        if (make_stale_op(g, model, pick_stale_key(g, false), op))
+            return;
         op->kind = SM_OP_PUT;
         make_put(g, &op->rec[0], base, false);
-    } else if (p < 55) {
+        push_recent(g, op->key[0]);
+        return;
+    }
+    uint32_t q = (uint32_t)(sm_rand(&g->rng) % 85);
+    if (q >= 70) {
+        make_batch(g, model, base, op);
+        return;
+    }
+    op->key[0] = pick_key(g);
+    if (q < 45) {
+        op->kind = SM_OP_PUT;
+        make_put(g, &op->rec[0], base, false);
+    } else if (q < 55) {
         op->kind = SM_OP_PUT;
         make_put(g, &op->rec[0], base, true);
-    } else if (p < 70) {
+    } else {
         op->kind = SM_OP_DEL;
         make_del(g, &op->rec[0], base);
-    } else {
-        op->kind = SM_OP_BATCH;
-        op->n = 2 + (int)(sm_rand(&g->rng) % (SM_MAX_BATCH - 1));
-        for (int i = 0; i < op->n; i++) {
-            if (i > 0)
-                op->key[i] = pick_key(g);
-            uint32_t q = (uint32_t)(sm_rand(&g->rng) % 10);
-            if (q < 7)
-                make_put(g, &op->rec[i], base | (uint64_t)i, q == 0);
-            else
-                make_del(g, &op->rec[i], base | (uint64_t)i);
-        }
-        /* Sometimes a later entry carries the older version: a key repeated
-         * in a batch competes with itself. */
-        uint64_t r = sm_rand(&g->rng);
-        if (r % 4 == 0) {
-            int a = (int)((r >> 8) % (uint64_t)op->n);
-            int b = (int)((r >> 16) % (uint64_t)op->n);
-            uint64_t h = op->rec[a].hlc;
-            op->rec[a].hlc = op->rec[b].hlc;
-            op->rec[b].hlc = h;
-        }
     }
+    push_recent(g, op->key[0]);
 }
 
 void sm_apply(struct sm_entry *model, const struct sm_op *op, bool *applied)

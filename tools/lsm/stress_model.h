@@ -1,13 +1,20 @@
 /*
  * stress_model.h - the expected state of lsm-stress (tools/lsm/stress.c):
  * key and value derivation, the deterministic per-thread operation streams,
- * the state file and the acknowledgement log. Used by both the `run`
- * process (which may be killed at any instant) and the `verify` process
- * that replays the same streams to know what the database must hold.
+ * last-write-wins resolution, the state file and the acknowledgement log.
+ * Used by both the `run` process (which may be killed at any instant) and
+ * the `verify` process that replays the same streams to know what the
+ * database must hold.
  *
  * Ownership of keys: writer thread t of T owns the keys whose index is
  * t mod T, so each thread's stream is sequential on its keys and the
  * verifier can replay every stream independently.
+ *
+ * Writes are blind (storage/include/lsm.h): the engine stores every version
+ * and resolves last-write-wins when it reads and compacts, so the model
+ * resolves it itself (sm_apply) and the streams deliberately write older
+ * versions after newer ones ("stale" writes) to check that the newer one
+ * keeps winning in every layer.
  */
 #pragma once
 
@@ -21,6 +28,23 @@
 #define SM_MAX_BATCH 12
 #define SM_KEY_CAP 64
 #define SM_MAX_VALUE (128u << 10)
+/* Keys a thread wrote last, the targets of most stale writes. */
+#define SM_RECENT 256
+
+/* A gc_grace below this lets compaction drop tombstones during the test (the
+ * crash driver uses 1 s); then a write older than a dropped tombstone
+ * legitimately applies again, so stale writes only target records that no
+ * compaction may drop: live ones that never expire. */
+#define SM_TOMB_SAFE_GRACE 864000u
+/* With a long gc_grace, stale writes also target tombstones and live records
+ * that expire, but only those expiring at least SM_STALE_EXPIRY_MIN seconds
+ * after the run's start: once a record has expired, compaction may drop it
+ * (expired_grace 0) and an older write arriving after that applies again.
+ * The writer issues such a write only while the record's expiry is more
+ * than SM_STALE_GUARD seconds away (struct sm_op.deadline), else it stops:
+ * the stream is fixed, the clock is not. */
+#define SM_STALE_EXPIRY_MIN 8
+#define SM_STALE_GUARD 2
 
 enum sm_kind {
     SM_NONE = 0, /* never written */
@@ -59,13 +83,22 @@ enum sm_op_kind {
     SM_OP_PUT = 0,
     SM_OP_DEL,
     SM_OP_BATCH,
+    SM_OP_FLUSH,   /* lsm_flush: no entries; stale writes follow */
+    SM_OP_COMPACT, /* lsm_compact_all: no entries; stale writes follow */
 };
 
-/* One operation of a stream; a put or delete has n == 1. */
+/* One operation of a stream; a put or delete has n == 1, a flush or
+ * compaction n == 0. */
 struct sm_op {
     enum sm_op_kind kind;
-    bool stale; /* a deliberately old version: must not apply */
     int n;
+    /* Entries older than the key's newest version when generated (or equal
+     * to it: the same write replayed); they never win. */
+    int nstale;
+    bool stale[SM_MAX_BATCH];
+    /* 0, or the earliest expiry of a live record a stale entry is older
+     * than: issue only before deadline - SM_STALE_GUARD. */
+    uint64_t deadline;
     uint32_t key[SM_MAX_BATCH];
     struct sm_entry rec[SM_MAX_BATCH]; /* kind LIVE or TOMB */
 };
@@ -77,6 +110,10 @@ struct sm_gen {
     uint64_t t0; /* the run's start time: expiries derive from it */
     uint32_t cycle, thread;
     uint64_t next; /* index of the next operation */
+    /* Ring of the keys of this stream's latest (not stale) entries. */
+    uint32_t recent[SM_RECENT];
+    uint32_t nrecent;   /* entries pushed so far */
+    uint32_t follow_up; /* stale writes still due after a flush/compaction */
 };
 
 /* splitmix64 step and mixer. */
@@ -89,8 +126,10 @@ void sm_gen_init(struct sm_gen *g, const struct sm_config *cfg, uint32_t cycle, 
  * of keys the thread owns in `model`, which must be the state after every
  * earlier operation of the stream. */
 void sm_gen_next(struct sm_gen *g, const struct sm_entry *model, struct sm_op *op);
-/* Applies `op` to `model` under last-write-wins (strictly newer version);
- * applied[i] (may be NULL) says whether entry i applied. */
+/* Applies `op` to `model` under last-write-wins, as the engine resolves
+ * it: an entry replaces the key's record when its version is strictly
+ * higher (a tombstone is a version like any other; an equal version is the
+ * same write replayed). applied[i] (may be NULL) says whether entry i won. */
 void sm_apply(struct sm_entry *model, const struct sm_op *op, bool *applied);
 
 /* Key bytes of index `idx` (8..48 bytes, not NUL-terminated); returns the

@@ -71,8 +71,7 @@ static inline struct lsm_version ver(uint64_t hlc)
     return (struct lsm_version){hlc, 1};
 }
 
-static inline enum st_status put(struct lsm_db *db, const char *k, const char *v, uint64_t hlc,
-                                 bool *applied)
+static inline enum st_status put(struct lsm_db *db, const char *k, const char *v, uint64_t hlc)
 {
     struct lsm_record r = {
         .key = (const uint8_t *)k,
@@ -82,7 +81,7 @@ static inline enum st_status put(struct lsm_db *db, const char *k, const char *v
         .flags = 7,
         .version = ver(hlc),
     };
-    return lsm_put(db, &r, applied);
+    return lsm_put(db, &r);
 }
 
 /* Asserts the value of k (NULL = absent). */

@@ -1,7 +1,5 @@
-/* test_db_tables.c - engine behaviour that depends on what the tables
- * hold: the last-write-wins check that skips tables older than the write
- * (and the newest version kept across a reopen), and which tables are
- * stored compressed (compress_from_level). */
+/* test_db_tables.c - which tables are stored compressed
+ * (compress_from_level). Version bounds of tables: test_db_versions.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,7 +25,7 @@ static uint64_t table_bytes_after(struct fx *f, int compress_from_level, bool co
     for (int i = 0; i < 2000; i++) {
         char k[32];
         snprintf(k, sizeof(k), "key%05d", i);
-        assert_int_equal(put(f->db, k, v, 1, NULL), ST_OK);
+        assert_int_equal(put(f->db, k, v, 1), ST_OK);
     }
     assert_int_equal(lsm_flush(f->db), ST_OK);
     if (compact)
@@ -81,68 +79,10 @@ static void test_compression_by_level(void **state)
     assert_false(compaction_stores_raw(&o, 1, false, false));
 }
 
-/* A write newer than every record in the tables is checked against the
- * memtables only; anything else still looks in the tables, and the answer
- * is the same either way. The tables' newest version survives a reopen. */
-static void test_lww_skips_older_tables(void **state)
-{
-    struct fx *f = *state;
-    open_db(f);
-    bool applied;
-    struct lsm_stats s;
-    assert_int_equal(put(f->db, "a", "a10", 10, &applied), ST_OK);
-    assert_int_equal(put(f->db, "b", "b100", 100, &applied), ST_OK);
-    assert_int_equal(lsm_flush(f->db), ST_OK); /* tables' newest: 100 */
-    lsm_stats(f->db, &s);
-    uint64_t skipped = s.lww_tables_skipped;
-
-    /* Below the tables' newest: they are read. "a" has 10 there. */
-    assert_int_equal(put(f->db, "a", "a9", 9, &applied), ST_OK);
-    assert_false(applied);
-    assert_int_equal(put(f->db, "a", "a50", 50, &applied), ST_OK);
-    assert_true(applied);
-    assert_int_equal(put(f->db, "b", "b100", 100, &applied), ST_OK); /* equal: ignored */
-    assert_false(applied);
-    lsm_stats(f->db, &s);
-    assert_true(s.lww_tables_skipped == skipped);
-
-    /* Above it: only the memtables, which still decide between writes. */
-    assert_int_equal(put(f->db, "b", "b200", 200, &applied), ST_OK);
-    assert_true(applied);
-    assert_int_equal(put(f->db, "b", "b150", 150, &applied), ST_OK);
-    assert_false(applied);
-    assert_int_equal(lsm_delete(f->db, "c", 1, ver(300), 0, &applied), ST_OK);
-    assert_true(applied);
-    lsm_stats(f->db, &s);
-    assert_true(s.lww_tables_skipped == skipped + 3);
-    expect(f->db, "a", "a50");
-    expect(f->db, "b", "b200");
-
-    /* After a reopen (manifest snapshot, WAL replayed into a table) the
-     * tables hold up to 300: 250 reads them, 400 does not. */
-    lsm_close(&f->db);
-    open_db(f);
-    lsm_stats(f->db, &s);
-    skipped = s.lww_tables_skipped;
-    assert_int_equal(put(f->db, "b", "b250", 250, &applied), ST_OK);
-    assert_true(applied);
-    assert_int_equal(put(f->db, "a", "a40", 40, &applied), ST_OK);
-    assert_false(applied);
-    lsm_stats(f->db, &s);
-    assert_true(s.lww_tables_skipped == skipped);
-    assert_int_equal(put(f->db, "a", "a400", 400, &applied), ST_OK);
-    assert_true(applied);
-    lsm_stats(f->db, &s);
-    assert_true(s.lww_tables_skipped == skipped + 1);
-    expect(f->db, "a", "a400");
-    expect(f->db, "b", "b250");
-}
-
 int main(void)
 {
 #define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_lww_skips_older_tables),
         T(test_compression_by_level),
     };
 #undef T

@@ -72,16 +72,13 @@ static void test_fdatasync_failure(void **state)
     struct fx *f = *state;
     f->o.sync_mode = LSM_SYNC_ALWAYS;
     open_db(f);
-    bool applied;
-    assert_int_equal(put(f->db, "before", "1", 1, &applied), ST_OK);
+    assert_int_equal(put(f->db, "before", "1", 1), ST_OK);
     env_fault_fail(f->fenv, ENV_FAULT_SYNC, 1, ENOSPC, 0);
     struct captured cap;
     capture_start(&cap);
-    applied = true;
-    enum st_status st = put(f->db, "k", "2", 1, &applied);
+    enum st_status st = put(f->db, "k", "2", 1);
     char *log = capture_stop(&cap);
     assert_int_equal(st, ST_IO);
-    assert_false(applied);
     expect_logged(log, "WAL fdatasync failed: No space left on device", "WAL write failed");
     free(log);
     expect_read_only(f->db);
@@ -98,11 +95,9 @@ static void test_write_failure(void **state)
     env_fault_fail(f->fenv, ENV_FAULT_WRITE, 1, EIO, 0);
     struct captured cap;
     capture_start(&cap);
-    bool applied = true;
-    enum st_status st = put(f->db, "k", "1", 1, &applied);
+    enum st_status st = put(f->db, "k", "1", 1);
     char *log = capture_stop(&cap);
     assert_int_equal(st, ST_IO);
-    assert_false(applied);
     expect_logged(log, "WAL write failed: Input/output error", "fdatasync");
     free(log);
     expect_read_only(f->db);
@@ -120,11 +115,10 @@ static void test_interval_fdatasync_failure(void **state)
     env_fault_fail(f->fenv, ENV_FAULT_SYNC, 1, EIO, 0);
     struct captured cap;
     capture_start(&cap);
-    bool applied;
     enum st_status st = ST_OK;
     /* Writes until one is refused (5 s at most). */
     for (int i = 0; i < 500 && st == ST_OK; i++) {
-        st = put(f->db, "k", "v", (uint64_t)i + 1, &applied);
+        st = put(f->db, "k", "v", (uint64_t)i + 1);
         if (st == ST_OK)
             usleep(10000);
     }

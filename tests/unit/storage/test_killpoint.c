@@ -54,14 +54,14 @@ static _Noreturn void child(const char *dir, int fd)
         enum st_status st;
         struct lsm_version ver = {(uint64_t)i + 1, 1};
         if (i % 7 == 6) {
-            st = lsm_delete(db, k, strlen(k), ver, 0, NULL);
+            st = lsm_delete(db, k, strlen(k), ver, 0);
         } else {
             struct lsm_record r = {.key = (uint8_t *)k,
                                    .key_len = strlen(k),
                                    .value = (uint8_t *)v,
                                    .value_len = strlen(v),
                                    .version = ver};
-            st = lsm_put(db, &r, NULL);
+            st = lsm_put(db, &r);
         }
         if (st != ST_OK)
             _exit(3);

@@ -84,6 +84,8 @@ static void test_get_newest_and_seq(void **state)
     assert_int_equal(memtable_create(1u << 20, &m), ST_OK);
     uint8_t k[64], rv[RVAL_HEADER + 1];
     size_t kl;
+    uint64_t lo0, hi0;
+    assert_false(memtable_hlc_bounds(m, &lo0, &hi0)); /* empty */
     for (uint64_t ver = 1; ver <= 5; ver++) {
         /* Versions inserted out of order: 3,1,5,2,4. */
         uint64_t hv = (ver * 3) % 5 + 1;
@@ -95,6 +97,9 @@ static void test_get_newest_and_seq(void **state)
     kl = mk(k, "key", 0);
     const uint8_t *fk, *fv;
     size_t fkl, fvl;
+    uint64_t lo, hi;
+    assert_true(memtable_hlc_bounds(m, &lo, &hi));
+    assert_true(lo == 1 && hi == 5);
     assert_true(memtable_get(m, k, kl, UINT64_MAX, &fk, &fkl, &fv, &fvl));
     struct ikey ik;
     assert_true(ikey_decode(fk, fkl, &ik));

@@ -65,6 +65,8 @@ static void test_edit_roundtrip_and_corruption(void **state)
     add_file(&e, f->vs, 3, 8, 10, 20);
     assert_int_equal(version_edit_set_newest(&e, 8, (struct lsm_version){1234567, 3}), ST_OK);
     assert_int_equal(version_edit_set_newest(&e, 9, (struct lsm_version){1, 1}), ST_CORRUPT);
+    assert_int_equal(version_edit_set_oldest(&e, 8, (struct lsm_version){1200, 9}), ST_OK);
+    assert_int_equal(version_edit_set_oldest(&e, 9, (struct lsm_version){1, 1}), ST_CORRUPT);
     assert_int_equal(version_edit_delete(&e, 1, 4), ST_OK);
     struct buf b = {0};
     assert_int_equal(version_edit_encode(&e, &b), ST_OK);
@@ -84,6 +86,12 @@ static void test_edit_roundtrip_and_corruption(void **state)
     assert_false(d.added[0].meta->newest_known);
     assert_true(d.added[1].meta->newest_known);
     assert_true(d.added[1].meta->newest.hlc == 1234567 && d.added[1].meta->newest.node == 3);
+    /* So does the oldest (tag 7); unknown bounds read as the widest. */
+    assert_false(d.added[0].meta->oldest_known);
+    assert_true(d.added[1].meta->oldest_known);
+    assert_true(d.added[1].meta->oldest.hlc == 1200 && d.added[1].meta->oldest.node == 9);
+    assert_true(file_oldest(d.added[0].meta).hlc == 0);
+    assert_true(file_newest(d.added[0].meta).hlc == UINT64_MAX);
     assert_int_equal(d.ndeleted, 1);
     assert_true(d.deleted[0].level == 1 && d.deleted[0].number == 4);
     version_edit_deinit(&d);
@@ -202,6 +210,74 @@ static void test_manifest_replay(void **state)
     vset_destroy(&vs2);
 }
 
+static void add_bounded(struct version_edit *e, struct vset *vs, int level, uint64_t number,
+                        uint64_t lo, uint64_t hi, uint64_t oldest, uint64_t newest)
+{
+    add_file(e, vs, level, number, lo, hi);
+    assert_int_equal(version_edit_set_oldest(e, number, (struct lsm_version){oldest, 0}), ST_OK);
+    assert_int_equal(version_edit_set_newest(e, number, (struct lsm_version){newest, 0}), ST_OK);
+}
+
+static bool never_input(const struct file_meta *m, const void *arg)
+{
+    (void)m;
+    (void)arg;
+    return false;
+}
+
+static bool is_listed(const struct file_meta *m, const void *arg)
+{
+    return m->number == *(const uint64_t *)arg;
+}
+
+/* newest_from bounds each level and everything below it; a file outside
+ * a compaction may hold an older version only if its range holds the key
+ * and its oldest version is not above the one in question. */
+static void test_version_bounds(void **state)
+{
+    struct fx *f = *state;
+    bool exists;
+    assert_int_equal(vset_recover(f->vs, &exists), ST_OK);
+    assert_int_equal(vset_write_snapshot(f->vs), ST_OK);
+    struct version_edit e;
+    version_edit_init(&e);
+    add_bounded(&e, f->vs, 0, 10, 1, 100, 50, 60);  /* L0: versions 50..60 */
+    add_bounded(&e, f->vs, 1, 11, 1, 40, 20, 30);   /* L1: 20..30 */
+    add_bounded(&e, f->vs, 1, 12, 41, 100, 25, 45); /* L1: 25..45 */
+    add_bounded(&e, f->vs, 3, 13, 1, 100, 5, 10);   /* L3: 5..10 */
+    assert_int_equal(vset_log_and_apply(f->vs, &e), ST_OK);
+    version_edit_deinit(&e);
+    struct version *v = vset_current(f->vs);
+    assert_true(v->newest_from[0].hlc == 60);
+    assert_true(v->newest_from[1].hlc == 45);
+    assert_true(v->newest_from[2].hlc == 10);
+    assert_true(v->newest_from[3].hlc == 10);
+    assert_true(v->newest_from[4].hlc == 0);
+    uint8_t k[64];
+    size_t kl = key(k, "a", 30); /* token 30, "a": in files 10, 11, 13 */
+    struct lsm_version at = {4, 0};
+    assert_false(version_older_outside(v, never_input, NULL, k, kl, at)); /* all newer */
+    at.hlc = 5;
+    assert_true(version_older_outside(v, never_input, NULL, k, kl, at)); /* file 13 */
+    uint64_t excl = 13;
+    assert_false(version_older_outside(v, is_listed, &excl, k, kl, at));
+    at.hlc = 20;
+    assert_true(version_older_outside(v, is_listed, &excl, k, kl, at)); /* file 11 */
+    kl = key(k, "a", 50); /* in files 10, 12, 13: 12's oldest is 25 */
+    at.hlc = 24;
+    assert_false(version_older_outside(v, is_listed, &excl, k, kl, at));
+    version_unref(&v);
+    /* The bounds survive a replay. */
+    struct vset *vs2 = NULL;
+    assert_int_equal(vset_create(env_posix(), f->dir, &vs2), ST_OK);
+    assert_int_equal(vset_recover(vs2, &exists), ST_OK);
+    v = vset_current(vs2);
+    assert_true(v->newest_from[1].hlc == 45);
+    assert_true(v->files[1][1]->oldest_known && v->files[1][1]->oldest.hlc == 25);
+    version_unref(&v);
+    vset_destroy(&vs2);
+}
+
 static void test_manifest_rollover(void **state)
 {
     struct fx *f = *state;
@@ -245,6 +321,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_edit_roundtrip_and_corruption, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manifest_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manifest_rollover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_bounds, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,17 +1,18 @@
 /*
  * main.c - lsm-bench: a db_bench-style benchmark that runs the same
  * workloads, in one process, through Strata's engine, LevelDB and RocksDB
- * (engine.h), then prints ops/s, MB/s and CPU µs/op per engine, the ratios
- * ours/LevelDB and ours/RocksDB, and our write and space amplification.
+ * (engine.h), once with compression off for all three and once with each
+ * engine's production compression, then prints the report (report.c).
  * Single-threaded driver; worker threads only inside a workload.
  *
- *   for each engine:
+ *   for each compression setting (off, default), for each engine:
  *     fillseq (new db)
- *     fillrandom (new db) ─► overwrite ─► settle ─► full compaction
- *        ─► readrandom ─► readwhilewriting (1 reader, 1 writer)
- *   then --sync-rounds rounds, engines taking turns:
- *     fillsync, 1 writer (new db)   fillsync, 8 writers (new db)
- *   ─► medians ─► table, ratios, targets
+ *     fillrandom (new db) ─► overwrite ─► settle ─► readrandom
+ *        ─► seekrandom ─► scan ─► full compaction
+ *        ─► readwhilewriting (1 reader, 1 writer)
+ *   then --sync-rounds rounds, settings and engines taking turns:
+ *     fillsync, 1 writer (new db)   fillsync, N writers (new db)
+ *   ─► medians ─► two tables, ratios, targets, amplification
  */
 #include <errno.h>
 #include <ftw.h>
@@ -23,69 +24,13 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
-#include <sys/utsname.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/mem.h"
+#include "tools/lsm/bench/bench.h"
 #include "tools/lsm/bench/engine.h"
-
-#define KEY_LEN 16
-#define MAX_ENGINES 3
-#define MAX_WRITERS 64
-#define MAX_ROUNDS 9
-
-enum workload {
-    W_FILLSEQ,
-    W_FILLRANDOM,
-    W_OVERWRITE,
-    W_COMPACT,
-    W_READRANDOM,
-    W_READWHILEWRITING,
-    W_FILLSYNC1,
-    W_FILLSYNCN,
-    W_COUNT
-};
-
-static const char *const workload_name[W_COUNT] = {
-    "fillseq",    "fillrandom",       "overwrite",  "compact",
-    "readrandom", "readwhilewriting", "fillsync-1", "fillsync-N",
-};
-
-struct opts {
-    uint64_t num;
-    uint64_t reads;
-    uint64_t rww_reads;
-    uint64_t sync_ops;
-    int sync_writers;
-    int sync_rounds; /* fillsync repetitions; the median is reported */
-    size_t value_len;
-    const char *dir;
-    const char *phases; /* "seq,random,sync" or a subset */
-    const struct engine *engines[MAX_ENGINES];
-    int n_engines;
-    struct engine_cfg cfg;
-};
-
-struct result {
-    bool done;
-    double secs;
-    uint64_t ops;
-    uint64_t bytes;
-    double cpu_secs;
-    uint64_t found;
-    uint64_t side_ops; /* readwhilewriting: writes done meanwhile */
-};
-
-struct engine_run {
-    const struct engine *eng;
-    char desc[128];
-    struct result r[W_COUNT];
-    struct engine_amp amp_settled, amp_compacted, amp_end, amp_sync;
-    uint64_t disk_settled, disk_compacted;
-};
 
 /* ---- timing ---- */
 
@@ -103,6 +48,22 @@ static double cpu(void)
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Bytes the process (every thread) passed to write(2)-family calls:
+ * "wchar" of /proc/self/io; 0 if unavailable. No engine writes its files
+ * through mmap, so this counts WAL, tables, manifests and info logs. */
+static uint64_t process_written(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    char line[128];
+    unsigned long long v = 0;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "wchar: %llu", &v) == 1)
+            break;
+    if (f != NULL)
+        fclose(f);
+    return v;
 }
 
 /* ---- keys and values ---- */
@@ -158,7 +119,7 @@ static _Noreturn void die(const char *what)
 
 struct writer_arg {
     struct engine_db *db;
-    const struct opts *o;
+    const struct bench_opts *o;
     uint64_t ops; /* 0 = until *stop */
     uint64_t seed;
     uint64_t done;
@@ -184,14 +145,15 @@ static void *writer_main(void *p)
     return NULL;
 }
 
-static void begin(struct result *r, double *t0, double *c0)
+static void begin(struct bench_result *r, double *t0, double *c0)
 {
     memset(r, 0, sizeof(*r));
     *t0 = mono();
     *c0 = cpu();
 }
 
-static void end(struct result *r, const struct opts *o, double t0, double c0, uint64_t ops)
+static void end(struct bench_result *r, const struct bench_opts *o, double t0, double c0,
+                uint64_t ops)
 {
     r->secs = mono() - t0;
     r->cpu_secs = cpu() - c0;
@@ -200,24 +162,32 @@ static void end(struct result *r, const struct opts *o, double t0, double c0, ui
     r->done = true;
 }
 
-static void fill(struct engine_db *db, const struct opts *o, bool seq, uint64_t seed,
-                 struct result *r)
+/* `num` writes, keys in order or uniform; marks each key in `seen` (one bit
+ * per key, may be NULL) and returns how many were new. */
+static uint64_t fill(struct engine_db *db, const struct bench_opts *o, bool seq, uint64_t seed,
+                     uint64_t *seen, struct bench_result *r)
 {
     const struct engine *e = db->eng;
     double t0, c0;
-    uint64_t s = seed;
+    uint64_t s = seed, fresh_keys = 0;
     char key[KEY_LEN];
     begin(r, &t0, &c0);
     for (uint64_t i = 0; i < o->num; i++) {
-        make_key(seq ? i : rnd(&s) % o->num, key);
+        uint64_t k = seq ? i : rnd(&s) % o->num;
+        make_key(k, key);
         if (e->put(db, key, KEY_LEN, value_at(&s), o->value_len) != 0)
             die("put");
+        if (seen != NULL && !(seen[k / 64] & (1ull << (k % 64)))) {
+            seen[k / 64] |= 1ull << (k % 64);
+            fresh_keys++;
+        }
     }
     end(r, o, t0, c0, o->num);
+    return fresh_keys;
 }
 
-static void readrandom(struct engine_db *db, const struct opts *o, uint64_t n, uint64_t seed,
-                       struct result *r)
+static void readrandom(struct engine_db *db, const struct bench_opts *o, uint64_t n, uint64_t seed,
+                       struct bench_result *r)
 {
     const struct engine *e = db->eng;
     double t0, c0;
@@ -235,10 +205,33 @@ static void readrandom(struct engine_db *db, const struct opts *o, uint64_t n, u
     r->found = found;
 }
 
+/* `n` iterators, each from a uniform random key: seekrandom reads one
+ * record (len 1, keys_in_db 0), the scan `len` records (ours: a token
+ * range sized by keys_in_db). ops = iterators; bytes = records read. */
+static void scanrandom(struct engine_db *db, const struct bench_opts *o, uint64_t n, size_t len,
+                       uint64_t keys_in_db, uint64_t seed, struct bench_result *r)
+{
+    const struct engine *e = db->eng;
+    double t0, c0;
+    uint64_t s = seed, records = 0;
+    char key[KEY_LEN];
+    begin(r, &t0, &c0);
+    for (uint64_t i = 0; i < n; i++) {
+        size_t got = 0;
+        make_key(rnd(&s) % o->num, key);
+        if (e->scan(db, key, KEY_LEN, len, keys_in_db, &got) != 0)
+            die("scan");
+        records += got;
+    }
+    end(r, o, t0, c0, n);
+    r->bytes = records * (KEY_LEN + o->value_len);
+    r->found = records;
+}
+
 /* `writers` threads, each `per` random writes (0 = until the reader in the
  * calling thread has done `reads` gets). */
-static void writers_run(struct engine_db *db, const struct opts *o, int writers, uint64_t per,
-                        uint64_t reads, uint64_t seed, struct result *r)
+static void writers_run(struct engine_db *db, const struct bench_opts *o, int writers, uint64_t per,
+                        uint64_t reads, uint64_t seed, struct bench_result *r)
 {
     pthread_t tid[MAX_WRITERS];
     struct writer_arg wa[MAX_WRITERS];
@@ -260,7 +253,7 @@ static void writers_run(struct engine_db *db, const struct opts *o, int writers,
     begin(r, &t0, &c0);
     uint64_t total = 0;
     if (per == 0) {
-        struct result rr;
+        struct bench_result rr;
         readrandom(db, o, reads, seed ^ 0xabcdef, &rr);
         atomic_store(&stop, true);
         for (int i = 0; i < writers; i++)
@@ -278,21 +271,28 @@ static void writers_run(struct engine_db *db, const struct opts *o, int writers,
     end(r, o, t0, c0, total);
 }
 
-/* Bytes of regular files under a directory. */
-static uint64_t du_total;
+/* ---- files ---- */
+
+/* Bytes of regular files under a directory, and of table files among
+ * them (ours and RocksDB: *.sst, LevelDB: *.ldb). */
+static uint64_t du_total, du_tables;
 static int du_one(const char *path, const struct stat *sb, int flag, struct FTW *f)
 {
-    (void)path;
-    (void)f;
-    if (flag == FTW_F)
-        du_total += (uint64_t)sb->st_size;
+    if (flag != FTW_F)
+        return 0;
+    du_total += (uint64_t)sb->st_size;
+    const char *ext = path + f->base + strcspn(path + f->base, ".");
+    if (strcmp(ext, ".sst") == 0 || strcmp(ext, ".ldb") == 0)
+        du_tables += (uint64_t)sb->st_size;
     return 0;
 }
 
-static uint64_t disk_bytes(const char *dir)
+static uint64_t disk_bytes(const char *dir, uint64_t *tables)
 {
     du_total = 0;
+    du_tables = 0;
     nftw(dir, du_one, 16, FTW_PHYS);
+    *tables = du_tables;
     return du_total;
 }
 
@@ -309,12 +309,14 @@ static void rmrf(const char *dir)
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static struct engine_db *fresh(const struct engine *e, const struct opts *o, const char *tag,
-                               bool sync, char *path, size_t cap)
+static struct engine_db *fresh(const struct engine *e, const struct bench_opts *o,
+                               enum bench_comp comp, const char *tag, bool sync, char *path,
+                               size_t cap)
 {
     snprintf(path, cap, "%s/%s-%s", o->dir, e->name, tag);
     rmrf(path);
     struct engine_cfg cfg = o->cfg;
+    cfg.compress = comp == COMP_DEFAULT;
     cfg.sync = sync;
     struct engine_db *db = NULL;
     char err[512];
@@ -325,248 +327,144 @@ static struct engine_db *fresh(const struct engine *e, const struct opts *o, con
     return db;
 }
 
-static void progress(const struct engine_run *er, enum workload w)
+/* ---- phases ---- */
+
+static const char *const comp_tag[COMP_COUNT] = {"raw", "default"};
+
+static void progress(const struct bench_run *br, enum bench_comp comp, enum workload w,
+                     const struct bench_opts *o)
 {
-    const struct result *r = &er->r[w];
-    fprintf(stderr, "  %-8s %-17s %10.0f ops/s  %6.2f s\n", er->eng->name, workload_name[w],
-            r->secs > 0 ? (double)r->ops / r->secs : 0, r->secs);
+    const struct bench_result *r = &br->r[w];
+    fprintf(stderr, "  %-7s %-8s %-17s %10.0f ops/s  %6.2f s\n", comp_tag[comp], br->eng->name,
+            report_workload_name(w, o), r->secs > 0 ? (double)r->ops / r->secs : 0, r->secs);
 }
 
-static void run_random(struct engine_run *er, const struct opts *o);
-
-static void run_engine(struct engine_run *er, const struct opts *o)
+/* fillrandom ─► overwrite ─► settle ─► reads and scans on the settled
+ * LSM ─► full compaction ─► readwhilewriting */
+static void run_random(struct bench_run *br, enum bench_comp comp, const struct bench_opts *o)
 {
-    const struct engine *e = er->eng;
+    const struct engine *e = br->eng;
     char path[4096];
-    e->describe(er->desc, sizeof(er->desc));
+    size_t words = (size_t)((o->num + 63) / 64);
+    uint64_t *seen = mem_calloc(MEM_OTHER, words, sizeof(*seen));
+    if (seen == NULL)
+        die("allocation");
+    struct engine_db *db = fresh(e, o, comp, "random", false, path, sizeof(path));
+    uint64_t w0 = process_written();
+    br->live_keys = fill(db, o, false, 2, seen, &br->r[W_FILLRANDOM]);
+    progress(br, comp, W_FILLRANDOM, o);
+    br->live_keys += fill(db, o, false, 3, seen, &br->r[W_OVERWRITE]);
+    progress(br, comp, W_OVERWRITE, o);
+    mem_free(MEM_OTHER, seen, words * sizeof(*seen));
+    /* A 10M-key run needs longer than 1M to work off its backlog. */
+    unsigned max_ms = (unsigned)(60000 * (o->num / 1000000 + 1));
+    e->settle(db, max_ms);
+    br->process_written = process_written() - w0;
+    br->user_written = br->r[W_FILLRANDOM].bytes + br->r[W_OVERWRITE].bytes;
+    e->stats(db, &br->settled);
+    br->disk_settled = disk_bytes(path, &br->tables_settled);
 
-    struct engine_db *db;
+    e->stats(db, &br->read0);
+    readrandom(db, o, o->reads, 4, &br->r[W_READRANDOM]);
+    e->stats(db, &br->read1);
+    progress(br, comp, W_READRANDOM, o);
+    scanrandom(db, o, o->seeks, 1, 0, 8, &br->r[W_SEEKRANDOM]);
+    progress(br, comp, W_SEEKRANDOM, o);
+    scanrandom(db, o, o->scans, o->scan_len, br->live_keys, 9, &br->r[W_SCAN]);
+    progress(br, comp, W_SCAN, o);
+
+    double t0, c0;
+    begin(&br->r[W_COMPACT], &t0, &c0);
+    if (e->compact(db) != 0)
+        die("compaction");
+    end(&br->r[W_COMPACT], o, t0, c0, 0);
+    br->r[W_COMPACT].bytes = 0;
+    e->stats(db, &br->compacted);
+    br->disk_compacted = disk_bytes(path, &br->tables_compacted);
+    fprintf(stderr, "  %-7s %-8s %-17s %21.2f s\n", comp_tag[comp], e->name, "compact",
+            br->r[W_COMPACT].secs);
+
+    e->stats(db, &br->rww0);
+    writers_run(db, o, 1, 0, o->rww_reads, 5, &br->r[W_READWHILEWRITING]);
+    e->stats(db, &br->rww1);
+    progress(br, comp, W_READWHILEWRITING, o);
+    e->stats(db, &br->end);
+    e->close(db);
+    rmrf(path);
+}
+
+static void run_engine(struct bench_run *br, enum bench_comp comp, const struct bench_opts *o)
+{
+    const struct engine *e = br->eng;
+    struct engine_cfg cfg = o->cfg;
+    cfg.compress = comp == COMP_DEFAULT;
+    e->describe(&cfg, br->desc, sizeof(br->desc));
     if (strstr(o->phases, "seq") != NULL) {
-        db = fresh(e, o, "fillseq", false, path, sizeof(path));
-        fill(db, o, true, 1, &er->r[W_FILLSEQ]);
-        progress(er, W_FILLSEQ);
+        char path[4096];
+        struct engine_db *db = fresh(e, o, comp, "fillseq", false, path, sizeof(path));
+        fill(db, o, true, 1, NULL, &br->r[W_FILLSEQ]);
+        progress(br, comp, W_FILLSEQ, o);
         e->close(db);
         rmrf(path);
     }
     if (strstr(o->phases, "random") != NULL)
-        run_random(er, o);
-}
-
-/* fillrandom ─► overwrite ─► settle ─► compaction ─► reads */
-static void run_random(struct engine_run *er, const struct opts *o)
-{
-    const struct engine *e = er->eng;
-    char path[4096];
-    struct engine_db *db = fresh(e, o, "random", false, path, sizeof(path));
-    fill(db, o, false, 2, &er->r[W_FILLRANDOM]);
-    progress(er, W_FILLRANDOM);
-    fill(db, o, false, 3, &er->r[W_OVERWRITE]);
-    progress(er, W_OVERWRITE);
-    e->settle(db, 60000);
-    e->amp(db, &er->amp_settled);
-    er->disk_settled = disk_bytes(path);
-    double t0, c0;
-    begin(&er->r[W_COMPACT], &t0, &c0);
-    if (e->compact(db) != 0)
-        die("compaction");
-    end(&er->r[W_COMPACT], o, t0, c0, 0);
-    er->r[W_COMPACT].bytes = 0;
-    e->amp(db, &er->amp_compacted);
-    er->disk_compacted = disk_bytes(path);
-    fprintf(stderr, "  %-8s %-17s %21.2f s\n", e->name, "compact", er->r[W_COMPACT].secs);
-    readrandom(db, o, o->reads, 4, &er->r[W_READRANDOM]);
-    progress(er, W_READRANDOM);
-    writers_run(db, o, 1, 0, o->rww_reads, 5, &er->r[W_READWHILEWRITING]);
-    progress(er, W_READWHILEWRITING);
-    e->amp(db, &er->amp_end);
-    e->close(db);
-    rmrf(path);
+        run_random(br, comp, o);
 }
 
 /* One round of fillsync (1 writer, then N writers, each on a new db);
  * results go to one[], many[] at index `round`. */
-static void run_sync(struct engine_run *er, const struct opts *o, int round, struct result *one,
-                     struct result *many)
+static void run_sync(struct bench_run *br, enum bench_comp comp, const struct bench_opts *o,
+                     int round, struct bench_result *one, struct bench_result *many)
 {
-    const struct engine *e = er->eng;
+    const struct engine *e = br->eng;
     char path[4096];
-    struct engine_db *db = fresh(e, o, "sync1", true, path, sizeof(path));
+    struct engine_db *db = fresh(e, o, comp, "sync1", true, path, sizeof(path));
     writers_run(db, o, 1, o->sync_ops, 0, 6 + (uint64_t)round * 100, &one[round]);
     e->close(db);
     rmrf(path);
 
-    db = fresh(e, o, "syncN", true, path, sizeof(path));
+    db = fresh(e, o, comp, "syncN", true, path, sizeof(path));
     writers_run(db, o, o->sync_writers, o->sync_ops, 0, 7 + (uint64_t)round * 100, &many[round]);
-    e->amp(db, &er->amp_sync);
+    e->stats(db, &br->sync);
     e->close(db);
     rmrf(path);
 }
 
-/* ---- report ---- */
-
-static double rate(const struct result *r)
+static double rate(const struct bench_result *r)
 {
     return r->done && r->secs > 0 ? (double)r->ops / r->secs : 0;
 }
 
 /* The result with the median rate of n (insertion sort; n is small). */
-static struct result median(struct result *r, int n)
+static struct bench_result median(struct bench_result *r, int n)
 {
     for (int i = 1; i < n; i++)
         for (int j = i; j > 0 && rate(&r[j - 1]) > rate(&r[j]); j--) {
-            struct result t = r[j];
+            struct bench_result t = r[j];
             r[j] = r[j - 1];
             r[j - 1] = t;
         }
     return r[n / 2];
 }
 
-static void machine_facts(const char *dir)
+/* fsync latency on a VM drifts by 2x within minutes: the settings and
+ * engines take turns, round after round, and each keeps its median. */
+static void run_sync_rounds(struct bench_run runs[COMP_COUNT][MAX_ENGINES],
+                            const struct bench_opts *o)
 {
-    char model[256] = "?", line[512];
-    long mem_kb = 0;
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-        if (strncmp(line, "model name", 10) == 0) {
-            char *c = strchr(line, ':');
-            if (c != NULL) {
-                snprintf(model, sizeof(model), "%s", c + 2);
-                model[strcspn(model, "\n")] = 0;
-            }
-            break;
+    static struct bench_result one[COMP_COUNT][MAX_ENGINES][MAX_ROUNDS];
+    static struct bench_result many[COMP_COUNT][MAX_ENGINES][MAX_ROUNDS];
+    for (int r = 0; r < o->sync_rounds; r++)
+        for (int c = 0; c < COMP_COUNT; c++)
+            for (int i = 0; o->comps[c] && i < o->n_engines; i++)
+                run_sync(&runs[c][i], (enum bench_comp)c, o, r, one[c][i], many[c][i]);
+    for (int c = 0; c < COMP_COUNT; c++)
+        for (int i = 0; o->comps[c] && i < o->n_engines; i++) {
+            runs[c][i].r[W_FILLSYNC1] = median(one[c][i], o->sync_rounds);
+            runs[c][i].r[W_FILLSYNCN] = median(many[c][i], o->sync_rounds);
+            progress(&runs[c][i], (enum bench_comp)c, W_FILLSYNC1, o);
+            progress(&runs[c][i], (enum bench_comp)c, W_FILLSYNCN, o);
         }
-    if (f != NULL)
-        fclose(f);
-    f = fopen("/proc/meminfo", "r");
-    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-        if (sscanf(line, "MemTotal: %ld kB", &mem_kb) == 1)
-            break;
-    if (f != NULL)
-        fclose(f);
-    struct utsname u;
-    uname(&u);
-    struct statfs sf;
-    const char *fs = "?";
-    if (statfs(dir, &sf) == 0) {
-        switch ((unsigned long)sf.f_type) {
-        case 0xEF53: fs = "ext4"; break;
-        case 0x58465342: fs = "xfs"; break;
-        case 0x9123683E: fs = "btrfs"; break;
-        case 0x01021994: fs = "tmpfs (fsync is free: fillsync meaningless)"; break;
-        case 0x794c7630: fs = "overlayfs"; break;
-        default: fs = "other"; break;
-        }
-    }
-    printf("machine: %s, %ld CPUs, %.1f GiB RAM, Linux %s, %s at %s\n", model,
-           sysconf(_SC_NPROCESSORS_ONLN), (double)mem_kb / (1024.0 * 1024.0), u.release, fs, dir);
-}
-
-static void report(struct engine_run *runs, int n, const struct opts *o)
-{
-    printf("\nlsm-bench: %llu keys, %d-byte keys, %zu-byte values (half "
-           "compressible), WAL on, sync off except fillsync\n",
-           (unsigned long long)o->num, KEY_LEN, o->value_len);
-    printf("same for all: memtable %zu MiB, block cache %zu MiB, %zu KiB "
-           "blocks, bloom %d bits/key, zstd level %d (ours, RocksDB), L1 %zu "
-           "MiB x10, %zu MiB files\n",
-           o->cfg.memtable_bytes >> 20, o->cfg.block_cache_bytes >> 20, o->cfg.block_size >> 10,
-           o->cfg.bloom_bits, o->cfg.zstd_level, o->cfg.l1_bytes >> 20, o->cfg.file_bytes >> 20);
-    machine_facts(o->dir);
-    for (int i = 0; i < n; i++)
-        printf("  %-8s %s\n", runs[i].eng->name, runs[i].desc);
-    printf("\n%-17s %-9s %11s %8s %10s   %s\n", "workload", "engine", "ops/s", "MB/s", "CPU µs/op",
-           "notes");
-    for (int w = 0; w < W_COUNT; w++) {
-        if (w == W_COMPACT)
-            continue;
-        for (int i = 0; i < n; i++) {
-            const struct result *r = &runs[i].r[w];
-            char note[160] = "";
-            if (w == W_READRANDOM || w == W_READWHILEWRITING)
-                snprintf(note, sizeof(note), "%.0f%% found",
-                         r->ops ? 100.0 * (double)r->found / (double)r->ops : 0);
-            if (w == W_READWHILEWRITING)
-                snprintf(note + strlen(note), sizeof(note) - strlen(note),
-                         ", writer %.0f ops/s meanwhile",
-                         r->secs > 0 ? (double)r->side_ops / r->secs : 0);
-            if (w == W_FILLSYNC1 || w == W_FILLSYNCN)
-                snprintf(note, sizeof(note),
-                         "%d writer(s) x %llu ops, "
-                         "median of %d",
-                         w == W_FILLSYNC1 ? 1 : o->sync_writers, (unsigned long long)o->sync_ops,
-                         o->sync_rounds);
-            if (runs[i].eng == &engine_rocksdb)
-                snprintf(note + strlen(note), sizeof(note) - strlen(note), "%s*",
-                         note[0] ? " " : "");
-            printf("%-17s %-9s %11.0f %8.1f %10.2f   %s\n",
-                   i == 0 ? (w == W_FILLSYNCN ? "fillsync-8" : workload_name[w]) : "",
-                   runs[i].eng->name, rate(r), r->secs > 0 ? (double)r->bytes / r->secs / 1e6 : 0,
-                   r->ops ? r->cpu_secs * 1e6 / (double)r->ops : 0, note);
-        }
-    }
-    printf("* Debian's librocksdb is built with assertions on, which slows its "
-           "writes by 25-35%%.\n");
-
-    int ours = -1, ldb = -1, rdb = -1;
-    for (int i = 0; i < n; i++) {
-        if (runs[i].eng == &engine_strata)
-            ours = i;
-        if (runs[i].eng == &engine_leveldb)
-            ldb = i;
-        if (runs[i].eng == &engine_rocksdb)
-            rdb = i;
-    }
-    if (ours >= 0 && (ldb >= 0 || rdb >= 0)) {
-        printf("\n%-17s %12s %12s %12s   %s\n", "ratio (ops/s)", "ours/LevelDB", "ours/RocksDB",
-               "vs faster", "target >= 1.0");
-        for (int w = 0; w < W_COUNT; w++) {
-            if (w == W_COMPACT)
-                continue;
-            double us = rate(&runs[ours].r[w]);
-            double l = ldb >= 0 ? rate(&runs[ldb].r[w]) : 0;
-            double rr = rdb >= 0 ? rate(&runs[rdb].r[w]) : 0;
-            double best = l > rr ? l : rr;
-            bool targeted = w != W_FILLSEQ;
-            printf("%-17s %12.2f %12.2f %12.2f   %s\n",
-                   w == W_FILLSYNCN ? "fillsync-8" : workload_name[w], l > 0 ? us / l : 0,
-                   rr > 0 ? us / rr : 0, best > 0 ? us / best : 0,
-                   !targeted                ? "(no target)"
-                   : best > 0 && us >= best ? "met"
-                                            : "MISSED");
-        }
-    }
-    printf("\ngroup commit, fillsync %d writers / 1 writer (target >= 5x for "
-           "ours):",
-           o->sync_writers);
-    for (int i = 0; i < n; i++) {
-        double one = rate(&runs[i].r[W_FILLSYNC1]);
-        printf("  %s %.1fx", runs[i].eng->name, one > 0 ? rate(&runs[i].r[W_FILLSYNCN]) / one : 0);
-    }
-    printf("\nfull compaction:");
-    for (int i = 0; i < n; i++)
-        printf("  %s %.1f s", runs[i].eng->name, runs[i].r[W_COMPACT].secs);
-    printf("\non-disk size after overwrite (settled) / after full compaction:");
-    for (int i = 0; i < n; i++)
-        printf("  %s %.1f / %.1f MB", runs[i].eng->name, (double)runs[i].disk_settled / 1e6,
-               (double)runs[i].disk_compacted / 1e6);
-    printf("\n");
-    if (ours >= 0) {
-        const struct engine_run *er = &runs[ours];
-        printf("ours: write amplification %.2f after fillrandom+overwrite "
-               "((WAL + flush + compaction bytes) / user bytes); space "
-               "amplification %.2f settled, %.2f after full compaction "
-               "(target <= 1.15)\n",
-               er->amp_settled.write_amp, er->amp_settled.space_amp, er->amp_compacted.space_amp);
-        const struct engine_amp *a = &er->amp_end;
-        uint64_t lookups = a->cache_hits + a->cache_misses;
-        printf("ours: write stalls %.2f s over the random phase; block cache "
-               "hit rate %.0f%%; fillsync-%d: %.1f writes per WAL fdatasync\n",
-               (double)a->stall_micros / 1e6,
-               lookups ? 100.0 * (double)a->cache_hits / (double)lookups : 0, o->sync_writers,
-               er->amp_sync.wal_syncs
-                   ? (double)er->r[W_FILLSYNCN].ops / (double)er->amp_sync.wal_syncs
-                   : 0);
-    }
 }
 
 /* ---- main ---- */
@@ -574,19 +472,49 @@ static void report(struct engine_run *runs, int n, const struct opts *o)
 static void usage(void)
 {
     fprintf(stderr, "usage: lsm-bench [--num N] [--engines strata,leveldb,rocksdb]\n"
+                    "  [--compression off,default] [--phases seq,random,sync]\n"
                     "  [--memtable-mb 4] [--cache-mb 64] [--block-size 4096]\n"
-                    "  [--bloom-bits 10] [--zstd-level 3] [--compress-from-level 2]\n"
+                    "  [--bloom-bits 10] [--zstd-level 3 (RocksDB)] [--strata-zstd-level N (ours; "
+                    "default: the engine's)] [--compress-from-level N]\n"
                     "  [--l1-mb 10] [--file-mb 2]\n"
-                    "  [--phases seq,random,sync] [--reads N] [--rww-reads N]\n"
+                    "  [--reads N] [--rww-reads N] [--seeks N] [--scans N] [--scan-len 1000]\n"
                     "  [--sync-ops 2000] [--sync-writers 8] [--sync-rounds 5]\n"
-                    "  [--dir DIR]\n");
+                    "  [--dir DIR]\n"
+                    "defaults: --reads N, --rww-reads N/2, --seeks N/10, --scans N/500 (at\n"
+                    "least 100); --compress-from-level: ours' default (lsm_options_init)\n");
     exit(EX_USAGE);
+}
+
+static void parse_list(const char *arg, struct bench_opts *o, bool engines)
+{
+    char list[256];
+    snprintf(list, sizeof(list), "%s", arg);
+    for (char *save = NULL, *t = strtok_r(list, ",", &save); t != NULL;
+         t = strtok_r(NULL, ",", &save)) {
+        if (!engines) {
+            if (strcmp(t, "off") == 0)
+                o->comps[COMP_OFF] = true;
+            else if (strcmp(t, "default") == 0)
+                o->comps[COMP_DEFAULT] = true;
+            else
+                usage();
+            continue;
+        }
+        const struct engine *e = strcmp(t, "strata") == 0    ? &engine_strata
+                                 : strcmp(t, "leveldb") == 0 ? &engine_leveldb
+                                 : strcmp(t, "rocksdb") == 0 ? &engine_rocksdb
+                                                             : NULL;
+        if (e == NULL || o->n_engines == MAX_ENGINES)
+            usage();
+        o->engines[o->n_engines++] = e;
+    }
 }
 
 int main(int argc, char **argv)
 {
-    struct opts o = {
+    struct bench_opts o = {
         .num = 1000000,
+        .scan_len = 1000,
         .sync_ops = 2000,
         .sync_writers = 8,
         .sync_rounds = 5,
@@ -597,25 +525,31 @@ int main(int argc, char **argv)
                 .block_size = 4096,
                 .bloom_bits = 10,
                 .zstd_level = 3,
-                .compress_from = 2,
+                .strata_zstd_level = STRATA_LEVEL_DEFAULT,
+                .compress_from = -1,
                 .l1_bytes = 10u << 20,
                 .file_bytes = 2u << 20},
     };
-    const char *engines = "strata,leveldb,rocksdb";
+    const char *engines = "strata,leveldb,rocksdb", *comps = "off,default";
     static const struct option lo[] = {
         {"num", required_argument, NULL, 'n'},
         {"engines", required_argument, NULL, 'e'},
+        {"compression", required_argument, NULL, 'Z'},
         {"memtable-mb", required_argument, NULL, 'm'},
         {"cache-mb", required_argument, NULL, 'c'},
         {"block-size", required_argument, NULL, 'b'},
         {"bloom-bits", required_argument, NULL, 'f'},
         {"zstd-level", required_argument, NULL, 'z'},
+        {"strata-zstd-level", required_argument, NULL, 'y'},
         {"compress-from-level", required_argument, NULL, 'C'},
         {"l1-mb", required_argument, NULL, 'L'},
         {"file-mb", required_argument, NULL, 'F'},
         {"phases", required_argument, NULL, 'p'},
         {"reads", required_argument, NULL, 'r'},
         {"rww-reads", required_argument, NULL, 'w'},
+        {"seeks", required_argument, NULL, 'k'},
+        {"scans", required_argument, NULL, 'S'},
+        {"scan-len", required_argument, NULL, 'l'},
         {"sync-ops", required_argument, NULL, 's'},
         {"sync-writers", required_argument, NULL, 'W'},
         {"sync-rounds", required_argument, NULL, 'R'},
@@ -628,17 +562,22 @@ int main(int argc, char **argv)
         switch (c) {
         case 'n': o.num = strtoull(optarg, NULL, 10); break;
         case 'e': engines = optarg; break;
+        case 'Z': comps = optarg; break;
         case 'm': o.cfg.memtable_bytes = strtoull(optarg, NULL, 10) << 20; break;
         case 'c': o.cfg.block_cache_bytes = strtoull(optarg, NULL, 10) << 20; break;
         case 'b': o.cfg.block_size = strtoull(optarg, NULL, 10); break;
         case 'f': o.cfg.bloom_bits = atoi(optarg); break;
         case 'z': o.cfg.zstd_level = atoi(optarg); break;
+        case 'y': o.cfg.strata_zstd_level = atoi(optarg); break;
         case 'C': o.cfg.compress_from = atoi(optarg); break;
         case 'L': o.cfg.l1_bytes = strtoull(optarg, NULL, 10) << 20; break;
         case 'F': o.cfg.file_bytes = strtoull(optarg, NULL, 10) << 20; break;
         case 'p': o.phases = optarg; break;
         case 'r': o.reads = strtoull(optarg, NULL, 10); break;
         case 'w': o.rww_reads = strtoull(optarg, NULL, 10); break;
+        case 'k': o.seeks = strtoull(optarg, NULL, 10); break;
+        case 'S': o.scans = strtoull(optarg, NULL, 10); break;
+        case 'l': o.scan_len = strtoull(optarg, NULL, 10); break;
         case 's': o.sync_ops = strtoull(optarg, NULL, 10); break;
         case 'W': o.sync_writers = atoi(optarg); break;
         case 'R': o.sync_rounds = atoi(optarg); break;
@@ -646,13 +585,19 @@ int main(int argc, char **argv)
         default: usage();
         }
     }
-    if (optind != argc || o.num == 0 || o.sync_writers < 1 || o.sync_writers > MAX_WRITERS ||
-        o.sync_rounds < 1 || o.sync_rounds > MAX_ROUNDS)
+    if (optind != argc || o.num == 0 || o.scan_len == 0 || o.sync_writers < 1 ||
+        o.sync_writers > MAX_WRITERS || o.sync_rounds < 1 || o.sync_rounds > MAX_ROUNDS)
         usage();
+    parse_list(engines, &o, true);
+    parse_list(comps, &o, false);
     if (o.reads == 0)
         o.reads = o.num;
     if (o.rww_reads == 0)
         o.rww_reads = o.num / 2;
+    if (o.seeks == 0)
+        o.seeks = o.num / 10 > 0 ? o.num / 10 : 1;
+    if (o.scans == 0)
+        o.scans = o.num / 500 > 100 ? o.num / 500 : 100;
     char tmpl[4096];
     if (o.dir == NULL) {
         const char *t = getenv("TMPDIR");
@@ -666,42 +611,21 @@ int main(int argc, char **argv)
         perror(o.dir);
         return EX_CANTCREAT;
     }
-    char list[256];
-    snprintf(list, sizeof(list), "%s", engines);
-    for (char *save = NULL, *t = strtok_r(list, ",", &save); t != NULL;
-         t = strtok_r(NULL, ",", &save)) {
-        const struct engine *e = strcmp(t, "strata") == 0    ? &engine_strata
-                                 : strcmp(t, "leveldb") == 0 ? &engine_leveldb
-                                 : strcmp(t, "rocksdb") == 0 ? &engine_rocksdb
-                                                             : NULL;
-        if (e == NULL || o.n_engines == MAX_ENGINES)
-            usage();
-        o.engines[o.n_engines++] = e;
-    }
     setvbuf(stdout, NULL, _IOLBF, 0);
     pool_setup();
-    struct engine_run runs[MAX_ENGINES];
-    memset(runs, 0, sizeof(runs));
-    for (int i = 0; i < o.n_engines; i++) {
-        runs[i].eng = o.engines[i];
-        fprintf(stderr, "== %s\n", o.engines[i]->name);
-        run_engine(&runs[i], &o);
-    }
-    if (strstr(o.phases, "sync") != NULL) {
-        /* fsync latency on a VM drifts by 2x within minutes: the engines
-         * take turns, round after round, and each keeps its median. */
-        struct result one[MAX_ENGINES][MAX_ROUNDS], many[MAX_ENGINES][MAX_ROUNDS];
-        for (int r = 0; r < o.sync_rounds; r++)
-            for (int i = 0; i < o.n_engines; i++)
-                run_sync(&runs[i], &o, r, one[i], many[i]);
-        for (int i = 0; i < o.n_engines; i++) {
-            runs[i].r[W_FILLSYNC1] = median(one[i], o.sync_rounds);
-            runs[i].r[W_FILLSYNCN] = median(many[i], o.sync_rounds);
-            progress(&runs[i], W_FILLSYNC1);
-            progress(&runs[i], W_FILLSYNCN);
+    static struct bench_run runs[COMP_COUNT][MAX_ENGINES];
+    double t0 = mono();
+    for (int k = 0; k < COMP_COUNT; k++)
+        for (int i = 0; o.comps[k] && i < o.n_engines; i++) {
+            runs[k][i].eng = o.engines[i];
+            fprintf(stderr, "== %s, compression %s\n", o.engines[i]->name,
+                    k == COMP_OFF ? "off" : "default");
+            run_engine(&runs[k][i], (enum bench_comp)k, &o);
         }
-    }
-    report(runs, o.n_engines, &o);
+    if (strstr(o.phases, "sync") != NULL)
+        run_sync_rounds(runs, &o);
+    report_print(runs, &o);
+    printf("\nwhole run: %.0f s\n", mono() - t0);
     if (o.dir == tmpl)
         rmrf(tmpl);
     mem_free(MEM_OTHER, value_pool, POOL_LEN + 4096);
