@@ -118,32 +118,35 @@ enum st_status version_edit_add(struct version_edit *e, struct vset *vs, int lev
     return ST_OK;
 }
 
+/* The meta of new file `number` of this edit, NULL if it adds none. */
+static struct file_meta *added_meta(struct version_edit *e, uint64_t number)
+{
+    for (size_t i = 0; i < e->nadded; i++)
+        if (e->added[i].meta->number == number)
+            return e->added[i].meta;
+    return NULL;
+}
+
 enum st_status version_edit_set_newest(struct version_edit *e, uint64_t number,
                                        struct lsm_version newest)
 {
-    for (size_t i = 0; i < e->nadded; i++) {
-        struct file_meta *m = e->added[i].meta;
-        if (m->number == number) {
-            m->newest = newest;
-            m->newest_known = true;
-            return ST_OK;
-        }
-    }
-    return ST_CORRUPT;
+    struct file_meta *m = added_meta(e, number);
+    if (m == NULL)
+        return ST_CORRUPT;
+    m->newest = newest;
+    m->newest_known = true;
+    return ST_OK;
 }
 
 enum st_status version_edit_set_oldest(struct version_edit *e, uint64_t number,
                                        struct lsm_version oldest)
 {
-    for (size_t i = 0; i < e->nadded; i++) {
-        struct file_meta *m = e->added[i].meta;
-        if (m->number == number) {
-            m->oldest = oldest;
-            m->oldest_known = true;
-            return ST_OK;
-        }
-    }
-    return ST_CORRUPT;
+    struct file_meta *m = added_meta(e, number);
+    if (m == NULL)
+        return ST_CORRUPT;
+    m->oldest = oldest;
+    m->oldest_known = true;
+    return ST_OK;
 }
 
 struct lsm_version file_newest(const struct file_meta *m)
