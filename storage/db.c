@@ -215,16 +215,19 @@ static void delete_unreferenced(struct lsm_db *db)
     db->env->listdir(db->env, db->dir, cleanup_cb, db);
 }
 
-static bool wal_is_empty_file(struct lsm_db *db, const char *path)
+/* *size of WAL segment `number` (0 when unknown); false if it cannot be
+ * opened or sized. */
+static bool wal_file_size(struct lsm_db *db, uint64_t number, uint64_t *size)
 {
+    char path[FILENAME_MAX_PATH];
+    filename_path(path, db->dir, FILENAME_WAL, number);
     struct env_file *f = NULL;
-    uint64_t size = 1;
-    if (db->env->open(db->env, path, ENV_OPEN_READ, &f) == ST_OK) {
-        if (db->env->size(db->env, f, &size) != ST_OK)
-            size = 1;
-        db->env->close(db->env, f);
-    }
-    return size == 0;
+    *size = 0;
+    if (db->env->open(db->env, path, ENV_OPEN_READ, &f) != ST_OK)
+        return false;
+    bool ok = db->env->size(db->env, f, size) == ST_OK;
+    db->env->close(db->env, f);
+    return ok;
 }
 
 /* Replays WAL segments into memtables, flushing to L0 when full. */
@@ -238,15 +241,9 @@ static enum st_status replay_wals(struct lsm_db *db, const uint64_t *wals, size_
     for (size_t i = n; i > 0; i--) {
         if (wals[i - 1] < log_number)
             break;
-        char path[FILENAME_MAX_PATH];
-        filename_path(path, db->dir, FILENAME_WAL, wals[i - 1]);
-        struct env_file *f = NULL;
-        uint64_t size = 0;
-        if (db->env->open(db->env, path, ENV_OPEN_READ, &f) == ST_OK) {
-            db->env->size(db->env, f, &size);
-            db->env->close(db->env, f);
-        }
         newest = i - 1;
+        uint64_t size;
+        wal_file_size(db, wals[i - 1], &size); /* unreadable: its open reports it */
         if (size > LOGFILE_HEADER_SIZE)
             break;
     }
@@ -258,7 +255,8 @@ static enum st_status replay_wals(struct lsm_db *db, const uint64_t *wals, size_
             continue;
         char path[FILENAME_MAX_PATH];
         filename_path(path, db->dir, FILENAME_WAL, wals[i]);
-        if (i < newest && wal_is_empty_file(db, path)) {
+        uint64_t size;
+        if (i < newest && wal_file_size(db, wals[i], &size) && size == 0) {
             /* Written by an older version that did not sync a new
              * segment's header: never synced, so it never held a synced
              * record (rotation syncs a segment that has records). */
@@ -547,51 +545,12 @@ enum st_status lsm_flush(struct lsm_db *db)
         db_writer_wait(&w);
         pthread_mutex_lock(&db->mu);
     }
-    db_drain_commits_locked(db);
     while (db->imm != NULL && db->bg_error == ST_OK && !db->shutting_down)
         pthread_cond_wait(&db->done_cv, &db->mu);
-    struct memtable *fresh = NULL;
-    uint64_t n = 0;
     st = db->bg_error != ST_OK ? db->bg_error
          : db->shutting_down   ? ST_CLOSED
-                               : memtable_create(db->opts.memtable_size, &fresh);
-    if (st == ST_OK) {
-        n = vset_new_file_number(db->vs);
-        if (db->nwal_segs == db->wal_segs_cap) {
-            size_t ncap = db->wal_segs_cap ? db->wal_segs_cap * 2 : 8;
-            uint64_t *a = mem_realloc(MEM_STORAGE, db->wal_segs,
-                                      db->wal_segs_cap * sizeof(uint64_t), ncap * sizeof(uint64_t));
-            if (a == NULL)
-                st = ST_NOMEM;
-            else {
-                db->wal_segs = a;
-                db->wal_segs_cap = ncap;
-            }
-        }
-    }
-    if (st == ST_OK) {
-        pthread_mutex_lock(&db->sync_mu);
-        pthread_mutex_lock(&db->wal_mu);
-        if (db->wal_dirty)
-            st = logfile_writer_sync(db->wal);
-        if (st == ST_OK)
-            st = db_wal_open_locked(db, n);
-        pthread_mutex_unlock(&db->wal_mu);
-        pthread_mutex_unlock(&db->sync_mu);
-        if (st != ST_OK)
-            db_set_bg_error_locked(db, st, "WAL rotation");
-    }
-    uint64_t target = db->flushes_done + 1;
-    if (st == ST_OK) {
-        db->wal_segs[db->nwal_segs++] = n;
-        db->imm = db->mem;
-        db->imm_next_log = n;
-        db->mem = fresh;
-        fresh = NULL;
-        db->mem_log_number = n;
-        pthread_cond_broadcast(&db->bg_cv);
-    }
-    memtable_unref(&fresh);
+                               : db_switch_memtable_locked(db);
+    uint64_t target = db->flushes_done + 1; /* the next flush is of our switch */
     /* Leave the queue. */
     db->q_head = w.next;
     db->q_len--;

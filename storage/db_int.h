@@ -152,6 +152,10 @@ void db_wal_sync_if_dirty(struct lsm_db *db);
 void db_wal_sync_if_due(struct lsm_db *db, uint64_t min_age_ms);
 
 /* ---- db_read.c ---- */
+/* Makes the memtable immutable (the flush thread's next job) and starts an
+ * empty one on a new WAL segment. REQUIRES: db->mu held, the caller at the
+ * head of the writer queue, db->imm == NULL. ST_IO/ST_NOMEM. */
+enum st_status db_switch_memtable_locked(struct lsm_db *db);
 /* Waits until every commit group in flight has inserted its records.
  * REQUIRES: db->mu held, and the caller at the head of the writer queue (no
  * new group can start). */

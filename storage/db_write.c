@@ -223,6 +223,25 @@ static enum st_status wal_rotate_locked(struct lsm_db *db, uint64_t *number)
 
 /* --------------------------------------------------------- make room */
 
+enum st_status db_switch_memtable_locked(struct lsm_db *db)
+{
+    struct memtable *fresh = NULL;
+    enum st_status st = memtable_create(db->opts.memtable_size, &fresh);
+    if (st != ST_OK)
+        return st;
+    uint64_t n;
+    if ((st = wal_rotate_locked(db, &n)) != ST_OK) {
+        memtable_unref(&fresh);
+        return st;
+    }
+    db->imm = db->mem;
+    db->imm_next_log = n;
+    db->mem = fresh;
+    db->mem_log_number = n;
+    pthread_cond_broadcast(&db->bg_cv);
+    return ST_OK;
+}
+
 static size_t l0_files(struct lsm_db *db)
 {
     struct version *v = vset_current(db->vs);
@@ -289,27 +308,14 @@ static enum st_status make_room_locked(struct lsm_db *db)
                                       memory_order_relaxed);
             continue;
         }
-        struct memtable *fresh = NULL;
-        enum st_status st = memtable_create(db->opts.memtable_size, &fresh);
+        enum st_status st = db_switch_memtable_locked(db);
         if (st != ST_OK)
             return st;
-        uint64_t n;
-        if ((st = wal_rotate_locked(db, &n)) != ST_OK) {
-            memtable_unref(&fresh);
-            return st;
-        }
-        db->imm = db->mem;
-        db->imm_next_log = n;
-        db->mem = fresh;
-        db->mem_log_number = n;
-        pthread_cond_broadcast(&db->bg_cv);
     }
 }
 
 /* ------------------------------------------------------ group commit */
 
-/* Runs one commit group as leader. REQUIRES: db->mu held, w at the queue
- * head. Returns with db->mu held and every group member done. */
 static uint64_t monotonic_us(void)
 {
     struct timespec ts;
@@ -478,13 +484,11 @@ static void lead_group_locked(struct lsm_db *db, struct db_writer *w)
      * of queueing for the mutex behind the others. */
     pthread_mutex_unlock(&db->mu);
     w->status = st;
-    for (struct db_writer *x = w->next, *next; w != last; x = next) {
-        next = x->next; /* x may be gone once woken */
+    for (struct db_writer *x = w->next, *end = last->next; x != end;) {
+        struct db_writer *next = x->next; /* read first: x is gone once woken */
         x->status = st;
-        bool end = x == last;
         db_writer_wake(x, DB_WRITER_DONE);
-        if (end)
-            break;
+        x = next;
     }
     pthread_mutex_lock(&db->mu);
 }

@@ -486,19 +486,30 @@ static bool file_may_hold(const struct file_meta *m, const uint8_t *ikey, size_t
            ikey_user_compare(ikey, len, m->largest, m->largest_len) <= 0;
 }
 
-/* Index of the first file of a sorted level whose largest user key >= the
- * user key of ikey (n if none). */
-static size_t level_find(struct file_meta *const *files, size_t n, const uint8_t *ikey, size_t len)
+/*
+ * The files of level `l` that may hold the user key of ikey by position:
+ * [*first, return value). All of L0 (its files overlap); in a sorted,
+ * disjoint level at most one, found by binary search on the largest keys.
+ * The caller still checks the file's range (file_may_hold).
+ */
+static size_t level_candidates(const struct version *v, int l, const uint8_t *ikey, size_t len,
+                               size_t *first)
 {
+    size_t n = v->nfiles[l];
+    *first = 0;
+    if (l == 0)
+        return n;
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (ikey_user_compare(files[mid]->largest, files[mid]->largest_len, ikey, len) < 0)
+        struct file_meta *m = v->files[l][mid];
+        if (ikey_user_compare(m->largest, m->largest_len, ikey, len) < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo;
+    *first = lo;
+    return lo < n ? lo + 1 : lo;
 }
 
 static enum st_status file_get(struct tcache *tc, const struct file_meta *m, const uint8_t *ikey,
@@ -537,12 +548,7 @@ enum st_status version_get(struct version *v, struct tcache *tc, const uint8_t *
     for (int l = 0; l < LSM_MAX_LEVELS && st == ST_OK; l++) {
         if (*found && version_compare(v->newest_from[l], best) <= 0)
             break; /* nothing below can be newer than what we hold */
-        size_t i = 0, end = v->nfiles[l];
-        if (l > 0) {
-            /* Sorted and disjoint: one candidate file. */
-            i = level_find(v->files[l], v->nfiles[l], ikey, ikey_len);
-            end = i < end ? i + 1 : i;
-        }
+        size_t i, end = level_candidates(v, l, ikey, ikey_len, &i);
         for (; i < end; i++) {
             struct file_meta *m = v->files[l][i];
             if (!file_may_hold(m, ikey, ikey_len))
@@ -580,11 +586,7 @@ bool version_older_outside(const struct version *v,
                            struct lsm_version ver)
 {
     for (int l = 0; l < LSM_MAX_LEVELS; l++) {
-        size_t i = 0, end = v->nfiles[l];
-        if (l > 0) {
-            i = level_find(v->files[l], v->nfiles[l], ikey, ikey_len);
-            end = i < end ? i + 1 : i;
-        }
+        size_t i, end = level_candidates(v, l, ikey, ikey_len, &i);
         for (; i < end; i++) {
             struct file_meta *m = v->files[l][i];
             if (file_may_hold(m, ikey, ikey_len) && version_compare(file_oldest(m), ver) <= 0 &&
