@@ -27,7 +27,8 @@ enum st_status block_builder_add(struct block_builder *b, const uint8_t *key, si
 {
     size_t shared = 0;
     enum st_status st;
-    if (b->count == 0 || b->since_restart == BLOCK_RESTART_INTERVAL) {
+    uint32_t interval = b->restart_interval ? b->restart_interval : BLOCK_RESTART_INTERVAL;
+    if (b->count == 0 || b->since_restart >= interval) {
         uint8_t off[4];
         enc_u32le(off, (uint32_t)b->data.len);
         if ((st = buf_append(&b->restarts, off, 4)) != ST_OK)
@@ -190,6 +191,25 @@ void block_iter_next(struct block_iter *it)
         decode_next(it);
 }
 
+/* The key of restart entry i, in place (a restart entry shares no bytes
+ * with its predecessor, so it needs no cursor to rebuild it). */
+static bool restart_key(const struct block *b, uint32_t i, const uint8_t **key, size_t *len)
+{
+    size_t off = dec_u32le(b->data + b->restarts_off + 4 * (size_t)i);
+    if (off >= b->restarts_off)
+        return false;
+    const uint8_t *p = b->data + off;
+    const uint8_t *end = b->data + b->restarts_off;
+    uint64_t shared, unshared, vlen;
+    if (!dec_varint(&p, end, &shared) || !dec_varint(&p, end, &unshared) ||
+        !dec_varint(&p, end, &vlen) || shared != 0 || unshared > (uint64_t)(end - p) ||
+        unshared < IKEY_OVERHEAD + 1 || unshared > IKEY_MAX_LEN)
+        return false;
+    *key = p;
+    *len = (size_t)unshared;
+    return true;
+}
+
 void block_iter_seek(struct block_iter *it, const uint8_t *target, size_t target_len)
 {
     if (it->status != ST_OK)
@@ -199,16 +219,13 @@ void block_iter_seek(struct block_iter *it, const uint8_t *target, size_t target
     uint32_t lo = 0, hi = b->nrestarts - 1;
     while (lo < hi) {
         uint32_t mid = (lo + hi + 1) / 2;
-        it->key_len = 0;
-        it->next = dec_u32le(b->data + b->restarts_off + 4 * mid);
-        decode_next(it);
-        if (it->status != ST_OK)
-            return;
-        if (!it->valid) {
-            corrupt(it); /* a restart must point at an entry */
+        const uint8_t *key;
+        size_t key_len;
+        if (!restart_key(b, mid, &key, &key_len)) {
+            corrupt(it); /* a restart must point at a whole first entry */
             return;
         }
-        if (ikey_compare(it->key, it->key_len, target, target_len) < 0)
+        if (ikey_compare(key, key_len, target, target_len) < 0)
             lo = mid;
         else
             hi = mid - 1;

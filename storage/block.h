@@ -13,7 +13,9 @@
  *                    varint unshared    key bytes that follow
  *                    varint value_len
  *                    unshared key bytes, then value bytes
- *   u32 restart[r] offset of every restart entry (one per 16 entries)
+ *   u32 restart[r] offset of every restart entry (data blocks: one per
+ *                  16 entries; index blocks: every entry, so a seek is a
+ *                  pure binary search over uncompressed keys)
  *   u32 r          number of restarts (>= 1)
  *
  * Keys are internal keys (ikey.h) in ikey_compare order.
@@ -37,6 +39,7 @@ struct block_builder {
     struct buf last_key;
     uint32_t since_restart;
     uint32_t count;
+    uint32_t restart_interval; /* entries per restart; 0: BLOCK_RESTART_INTERVAL */
 };
 
 /* Zeroed builder: ready. */

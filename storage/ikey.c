@@ -42,28 +42,6 @@ int version_compare(struct lsm_version a, struct lsm_version b)
     return 0;
 }
 
-int ikey_user_compare(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
-{
-    /* The token is big-endian, so memcmp orders it numerically. */
-    int c = memcmp(a, b, 8);
-    if (c != 0)
-        return c;
-    size_t ak = alen - IKEY_OVERHEAD, bk = blen - IKEY_OVERHEAD;
-    c = memcmp(a + 8, b + 8, ak < bk ? ak : bk);
-    if (c != 0)
-        return c;
-    return ak < bk ? -1 : ak > bk ? 1 : 0;
-}
-
-int ikey_compare(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
-{
-    int c = ikey_user_compare(a, alen, b, blen);
-    if (c != 0)
-        return c;
-    /* Newest first: a larger version sorts before a smaller one. */
-    return memcmp(b + blen - 10, a + alen - 10, 10);
-}
-
 bool ikey_same_user_key(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
     return alen == blen && ikey_user_compare(a, alen, b, blen) == 0;

@@ -27,7 +27,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
+#include "storage/coding.h"
 #include "storage/include/lsm.h"
 
 #define IKEY_OVERHEAD 18u
@@ -49,10 +51,34 @@ void ikey_encode(uint8_t *out, uint64_t token, const void *key, size_t key_len,
                  struct lsm_version v);
 /* Decodes; false when `len` < 19 (every caller then reports ST_CORRUPT). */
 bool ikey_decode(const uint8_t *p, size_t len, struct ikey *out);
+/* Compares only (token, user key) of two internal keys. Inline: every
+ * seek, merge step and memtable search runs it, and tokens almost always
+ * differ, so the common case is one 8-byte load per key. */
+static inline int ikey_user_compare(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    uint64_t ta = dec_u64be(a), tb = dec_u64be(b);
+    if (ta != tb)
+        return ta < tb ? -1 : 1;
+    size_t ak = alen - IKEY_OVERHEAD, bk = blen - IKEY_OVERHEAD;
+    int c = memcmp(a + 8, b + 8, ak < bk ? ak : bk);
+    if (c != 0)
+        return c;
+    return ak < bk ? -1 : ak > bk ? 1 : 0;
+}
+
 /* Total order described above; both must be well formed (>= 19 bytes). */
-int ikey_compare(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
-/* Compares only (token, user key) of two internal keys. */
-int ikey_user_compare(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
+static inline int ikey_compare(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    int c = ikey_user_compare(a, alen, b, blen);
+    if (c != 0)
+        return c;
+    /* Newest first: a larger version sorts before a smaller one. */
+    uint64_t ha = dec_u64be(a + alen - 10), hb = dec_u64be(b + blen - 10);
+    if (ha != hb)
+        return ha > hb ? -1 : 1;
+    uint16_t na = dec_u16be(a + alen - 2), nb = dec_u16be(b + blen - 2);
+    return na > nb ? -1 : na < nb ? 1 : 0;
+}
 /* Whether both internal keys name the same user key (token and key). */
 bool ikey_same_user_key(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 /* Compares versions: <0, 0, >0 as a is older, equal, newer than b. */

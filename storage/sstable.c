@@ -49,6 +49,7 @@ enum st_status sst_builder_create(struct lsm_env *env, const char *dir, uint64_t
     b->env = env;
     b->number = number;
     b->opts = *opts;
+    b->index.restart_interval = 1; /* seeks binary-search the index */
     snprintf(b->dir, sizeof(b->dir), "%s", dir);
     filename_path(b->tmp_path, dir, FILENAME_SST_TMP, number);
     filename_path(b->path, dir, FILENAME_SST, number);

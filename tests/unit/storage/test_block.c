@@ -23,10 +23,11 @@ static size_t mk(uint8_t *out, int i)
     return (size_t)l + IKEY_OVERHEAD;
 }
 
-static struct block *build(int n, struct buf *copy)
+static struct block *build(int n, struct buf *copy, uint32_t interval)
 {
     struct block_builder b = {0};
     block_builder_reset(&b);
+    b.restart_interval = interval;
     for (int i = 0; i < n; i++) {
         uint8_t k[64];
         size_t kl = mk(k, i * 2);
@@ -47,11 +48,10 @@ static struct block *build(int n, struct buf *copy)
     return blk;
 }
 
-static void test_roundtrip_and_seek(void **state)
+static void roundtrip_and_seek(uint32_t interval)
 {
-    (void)state;
     enum { N = 1000 };
-    struct block *blk = build(N, NULL);
+    struct block *blk = build(N, NULL, interval);
     struct block_iter it;
     block_iter_init(&it, blk);
     block_iter_seek_first(&it);
@@ -89,6 +89,50 @@ static void test_roundtrip_and_seek(void **state)
     assert_null(blk);
 }
 
+/* Data blocks (a restart per 16 entries), index blocks (every entry) and
+ * an odd interval: seeks binary-search the restarts in place. */
+static void test_roundtrip_and_seek(void **state)
+{
+    (void)state;
+    roundtrip_and_seek(0);
+    roundtrip_and_seek(1);
+    roundtrip_and_seek(3);
+}
+
+/* A restart offset that names an entry sharing bytes with its predecessor
+ * (possible only in a corrupt block) is reported, not followed. */
+static void test_restart_into_shared_entry(void **state)
+{
+    (void)state;
+    struct buf good = {0};
+    struct block *blk = build(40, &good, 0);
+    block_unref(&blk);
+    /* Point the second restart (entry 16) at entry 1, which shares the
+     * key prefix with entry 0; entry 1 starts where a one-entry block's
+     * restart array does. */
+    struct block *solo = build(1, NULL, 0);
+    size_t second_entry = solo->restarts_off;
+    block_unref(&solo);
+    uint32_t nrestarts = dec_u32le(good.data + good.len - 4);
+    assert_int_equal(nrestarts, 3);
+    size_t roff = good.len - 4 - 4 * (size_t)nrestarts;
+    enc_u32le(good.data + roff + 4, (uint32_t)second_entry);
+    uint8_t *d = mem_alloc(MEM_STORAGE, good.len);
+    memcpy(d, good.data, good.len);
+    struct block *b = NULL;
+    assert_int_equal(block_create(d, good.len, good.len, &b), ST_OK);
+    struct block_iter it;
+    block_iter_init(&it, b);
+    uint8_t k[64];
+    size_t kl = mk(k, 70);
+    block_iter_seek(&it, k, kl);
+    assert_false(it.valid);
+    assert_int_equal(block_iter_status(&it), ST_CORRUPT);
+    block_iter_deinit(&it);
+    block_unref(&b);
+    buf_deinit(&good);
+}
+
 static void scan_all(struct block *blk)
 {
     struct block_iter it;
@@ -106,11 +150,10 @@ static void scan_all(struct block *blk)
     block_iter_deinit(&it);
 }
 
-static void test_truncated_and_flipped(void **state)
+static void truncated_and_flipped(uint32_t interval)
 {
-    (void)state;
     struct buf good = {0};
-    struct block *blk = build(100, &good);
+    struct block *blk = build(100, &good, interval);
     block_unref(&blk);
     for (size_t cut = 0; cut < good.len; cut++) {
         uint8_t *d = mem_alloc(MEM_STORAGE, cut ? cut : 1);
@@ -140,6 +183,13 @@ static void test_truncated_and_flipped(void **state)
     buf_deinit(&good);
 }
 
+static void test_truncated_and_flipped(void **state)
+{
+    (void)state;
+    truncated_and_flipped(0);
+    truncated_and_flipped(1);
+}
+
 static void test_empty_block(void **state)
 {
     (void)state;
@@ -163,6 +213,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_and_seek),
+        cmocka_unit_test(test_restart_into_shared_entry),
         cmocka_unit_test(test_truncated_and_flipped),
         cmocka_unit_test(test_empty_block),
     };
