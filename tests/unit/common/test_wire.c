@@ -1,0 +1,1354 @@
+/* test_wire.c - cluster protocol codec: frame layout, body round trips,
+ * truncation, bit flips, size limits, back-to-back frames and garbage. Inputs
+ * to the parsers are copied into heap blocks of their exact size so that the
+ * sanitizer build catches any read past them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <xxhash.h>
+
+#include "common/mem.h"
+#include "common/wire.h"
+
+/* ---- Helpers --------------------------------------------------------------- */
+
+/* xorshift64*: the same sequence on every libc, unlike rand(). */
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return rng * 0x2545f4914f6cdd1dull;
+}
+
+/* A heap copy of exactly n bytes (at least one allocated). */
+static uint8_t *copy_exact(const uint8_t *p, size_t n)
+{
+    uint8_t *c = malloc(n > 0 ? n : 1);
+    assert_non_null(c);
+    if (n > 0)
+        memcpy(c, p, n);
+    return c;
+}
+
+/* wire_parse_frame on an exact-size copy; the frame's body is not usable
+ * afterwards (the copy is gone), its header fields are. */
+static enum wire_result parse_exact(const uint8_t *p, size_t n, size_t limit, struct wire_frame *f,
+                                    size_t *need)
+{
+    uint8_t *c = copy_exact(p, n);
+    enum wire_result r = wire_parse_frame(c, n, limit, f, need);
+    free(c);
+    return r;
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+    return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+/* Recomputes a header's check after a test edited it, the way the spec
+ * defines it (independently of wire.c). */
+static void reseal_header(uint8_t *h)
+{
+    put_le32(h + 20, (uint32_t)XXH3_64bits(h, 20));
+}
+
+/* ---- Samples ---------------------------------------------------------------- */
+
+static uint8_t big_key[WIRE_REC_KEY_MAX];
+static uint8_t big_value[3000];
+static char long_msg[WIRE_MSG_MAX];
+
+static int setup_samples(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(big_key); i++)
+        big_key[i] = (uint8_t)('a' + i % 26);
+    for (size_t i = 0; i < sizeof(big_value); i++)
+        big_value[i] = (uint8_t)(i * 7 + 3);
+    memset(long_msg, 'm', sizeof(long_msg));
+    return 0;
+}
+
+static struct wire_record rec_plain(void)
+{
+    return (struct wire_record){.key = (const uint8_t *)"user:42",
+                                .key_len = 7,
+                                .value = (const uint8_t *)"hello world",
+                                .value_len = 11,
+                                .flags = 0xdeadbeef,
+                                .expiry = 1700000000,
+                                .version = {0x0123456789abcdefull, 7},
+                                .tombstone = false};
+}
+
+static struct wire_record rec_tomb(void)
+{
+    return (struct wire_record){.key = (const uint8_t *)"gone",
+                                .key_len = 4,
+                                .value = NULL,
+                                .value_len = 0,
+                                .flags = 0,
+                                .expiry = 1700000123,
+                                .version = {UINT64_MAX, UINT16_MAX},
+                                .tombstone = true};
+}
+
+static struct wire_record rec_big(void)
+{
+    return (struct wire_record){.key = big_key,
+                                .key_len = sizeof(big_key),
+                                .value = big_value,
+                                .value_len = sizeof(big_value),
+                                .flags = 1,
+                                .expiry = 0,
+                                .version = {1, 0},
+                                .tombstone = false};
+}
+
+static struct wire_handshake hs_sample(void)
+{
+    struct wire_handshake h = {.version = WIRE_VERSION_MAX,
+                               .cluster = "prod-eu",
+                               .cluster_len = 7,
+                               .short_id = 0x1234,
+                               .generation = 0x0011223344556677ull,
+                               .addr = "10.0.0.5:7311",
+                               .addr_len = 13};
+    for (int i = 0; i < WIRE_NODE_ID_LEN; i++)
+        h.node_id[i] = (uint8_t)(0xa0 + i);
+    return h;
+}
+
+static struct wire_handshake_reply hs_accept(void)
+{
+    struct wire_handshake_reply h = {.accept = true, .version = 1, .short_id = 9, .generation = 77};
+    for (int i = 0; i < WIRE_NODE_ID_LEN; i++)
+        h.node_id[i] = (uint8_t)(0x10 + i);
+    return h;
+}
+
+static struct wire_handshake_reply hs_refuse(void)
+{
+    return (struct wire_handshake_reply){.accept = false,
+                                         .reason = WIRE_REFUSE_CLUSTER,
+                                         .msg = "cluster name prod-eu != prod-us",
+                                         .msg_len = 31};
+}
+
+static void c_handshake(struct wire_buf *b)
+{
+    struct wire_handshake h = hs_sample();
+    wire_compose_handshake(b, &h);
+}
+
+static void c_accept(struct wire_buf *b)
+{
+    struct wire_handshake_reply h = hs_accept();
+    wire_compose_handshake_reply(b, &h);
+}
+
+static void c_refuse(struct wire_buf *b)
+{
+    struct wire_handshake_reply h = hs_refuse();
+    wire_compose_handshake_reply(b, &h);
+}
+
+static void c_refuse_empty(struct wire_buf *b)
+{
+    struct wire_handshake_reply h = {.accept = false, .reason = WIRE_REFUSE_SHUTDOWN};
+    wire_compose_handshake_reply(b, &h);
+}
+
+static void c_ping(struct wire_buf *b)
+{
+    wire_compose_ping(b, 0x1122334455667788ull);
+}
+
+static void c_error(struct wire_buf *b)
+{
+    struct wire_error e = {.code = WIRE_ERR_NOT_PRIMARY, .msg = "not primary", .msg_len = 11};
+    wire_compose_error(b, &e);
+}
+
+static void c_error_long(struct wire_buf *b)
+{
+    struct wire_error e = {.code = WIRE_ERR_INTERNAL, .msg = long_msg, .msg_len = WIRE_MSG_MAX};
+    wire_compose_error(b, &e);
+}
+
+static void c_read(struct wire_buf *b)
+{
+    wire_compose_read(b, (const uint8_t *)"user:42", 7);
+}
+
+static void c_read_found(struct wire_buf *b)
+{
+    struct wire_record r = rec_plain();
+    wire_compose_read_reply(b, &r);
+}
+
+static void c_read_tomb(struct wire_buf *b)
+{
+    struct wire_record r = rec_tomb();
+    wire_compose_read_reply(b, &r);
+}
+
+static void c_read_big(struct wire_buf *b)
+{
+    struct wire_record r = rec_big();
+    wire_compose_read_reply(b, &r);
+}
+
+static void c_read_miss(struct wire_buf *b)
+{
+    wire_compose_read_reply(b, NULL);
+}
+
+static void c_digest_found(struct wire_buf *b)
+{
+    struct wire_record r = rec_plain();
+    wire_compose_digest_reply(b, &r);
+}
+
+static void c_digest_miss(struct wire_buf *b)
+{
+    wire_compose_digest_reply(b, NULL);
+}
+
+static void c_write(struct wire_buf *b)
+{
+    struct wire_record recs[3] = {rec_plain(), rec_tomb(), rec_big()};
+    wire_compose_write(b, recs, 3);
+}
+
+static void c_empty(struct wire_buf *b)
+{
+    (void)b;
+}
+
+/* Which parser a body belongs to. */
+enum parser {
+    P_HANDSHAKE,
+    P_HS_REPLY,
+    P_PING,
+    P_ERROR,
+    P_READ,
+    P_READ_REPLY,
+    P_DIGEST_REPLY,
+    P_WRITE,
+    P_EMPTY, /* WRITE response: no body */
+    P_COUNT
+};
+
+struct sample {
+    const char *name;
+    uint8_t op;
+    uint16_t flags;
+    enum parser parser;
+    void (*compose)(struct wire_buf *b);
+};
+
+#define R WIRE_FLAG_RESPONSE
+#define D WIRE_FLAG_DIGEST
+static const struct sample samples[] = {
+    {"handshake", WIRE_OP_HANDSHAKE, 0, P_HANDSHAKE, c_handshake},
+    {"accept", WIRE_OP_HANDSHAKE, R, P_HS_REPLY, c_accept},
+    {"refuse", WIRE_OP_HANDSHAKE, R, P_HS_REPLY, c_refuse},
+    {"refuse-empty", WIRE_OP_HANDSHAKE, R, P_HS_REPLY, c_refuse_empty},
+    {"ping", WIRE_OP_PING, 0, P_PING, c_ping},
+    {"pong", WIRE_OP_PING, R, P_PING, c_ping},
+    {"error", WIRE_OP_ERROR, R, P_ERROR, c_error},
+    {"error-long", WIRE_OP_ERROR, R, P_ERROR, c_error_long},
+    {"read", WIRE_OP_READ, 0, P_READ, c_read},
+    {"read-digest", WIRE_OP_READ, D, P_READ, c_read},
+    {"read-found", WIRE_OP_READ, R, P_READ_REPLY, c_read_found},
+    {"read-tomb", WIRE_OP_READ, R, P_READ_REPLY, c_read_tomb},
+    {"read-big", WIRE_OP_READ, R, P_READ_REPLY, c_read_big},
+    {"read-miss", WIRE_OP_READ, R, P_READ_REPLY, c_read_miss},
+    {"digest-found", WIRE_OP_READ, R | D, P_DIGEST_REPLY, c_digest_found},
+    {"digest-miss", WIRE_OP_READ, R | D, P_DIGEST_REPLY, c_digest_miss},
+    {"write", WIRE_OP_WRITE, 0, P_WRITE, c_write},
+    {"write-ack", WIRE_OP_WRITE, R, P_EMPTY, c_empty},
+};
+#undef R
+#undef D
+#define NSAMPLES (sizeof(samples) / sizeof(samples[0]))
+
+/* Parses a body with the parser of its kind. A WRITE that parses is also
+ * walked record by record, as its contract promises that works. */
+static enum wire_result parse_as(enum parser p, const uint8_t *body, size_t len)
+{
+    switch (p) {
+    case P_HANDSHAKE: {
+        struct wire_handshake h;
+        return wire_parse_handshake(body, len, &h);
+    }
+    case P_HS_REPLY: {
+        struct wire_handshake_reply h;
+        return wire_parse_handshake_reply(body, len, &h);
+    }
+    case P_PING: {
+        uint64_t hlc;
+        return wire_parse_ping(body, len, &hlc);
+    }
+    case P_ERROR: {
+        struct wire_error e;
+        return wire_parse_error(body, len, &e);
+    }
+    case P_READ: {
+        const uint8_t *key;
+        size_t key_len;
+        return wire_parse_read(body, len, &key, &key_len);
+    }
+    case P_READ_REPLY: {
+        bool found;
+        struct wire_record rec;
+        return wire_parse_read_reply(body, len, &found, &rec);
+    }
+    case P_DIGEST_REPLY: {
+        struct wire_digest d;
+        return wire_parse_digest_reply(body, len, &d);
+    }
+    case P_WRITE: {
+        struct wire_reader r;
+        size_t n = 0;
+        enum wire_result res = wire_parse_write(body, len, &r, &n);
+        if (res == WIRE_OK) {
+            assert_true(n >= 1);
+            for (size_t i = 0; i < n; i++) {
+                struct wire_record rec;
+                wire_get_record(&r, &rec);
+                assert_false(r.bad);
+            }
+            assert_true(wire_reader_done(&r));
+        }
+        return res;
+    }
+    case P_EMPTY: return len == 0 ? WIRE_OK : WIRE_MALFORMED;
+    case P_COUNT: break;
+    }
+    fail_msg("bad parser %d", (int)p);
+    return WIRE_MALFORMED;
+}
+
+/* Composes sample s as one frame at the end of b; returns its offset. */
+static size_t compose_sample(struct wire_buf *b, const struct sample *s, uint64_t id)
+{
+    size_t mark = wire_begin_frame(b, s->op, s->flags, id);
+    s->compose(b);
+    assert_int_equal(wire_end_frame(b, mark, WIRE_FRAME_MAX_DEFAULT), ST_OK);
+    return mark;
+}
+
+/* Only the body of sample s, in a fresh buffer (caller deinits). */
+static void compose_body(struct wire_buf *b, const struct sample *s)
+{
+    wire_buf_init(b);
+    s->compose(b);
+    assert_int_equal(b->err, ST_OK);
+}
+
+static void assert_record_equal(const struct wire_record *a, const struct wire_record *b)
+{
+    assert_int_equal(a->key_len, b->key_len);
+    assert_memory_equal(a->key, b->key, a->key_len);
+    assert_int_equal(a->value_len, b->value_len);
+    if (a->value_len > 0)
+        assert_memory_equal(a->value, b->value, a->value_len);
+    assert_int_equal(a->flags, b->flags);
+    assert_int_equal(a->expiry, b->expiry);
+    assert_int_equal(a->version.hlc, b->version.hlc);
+    assert_int_equal(a->version.node, b->version.node);
+    assert_int_equal(a->tombstone, b->tombstone);
+}
+
+/* ---- Frame layout --------------------------------------------------------- */
+
+/* Pins the header to the spec's table, byte by byte. */
+static void test_header_golden(void **state)
+{
+    (void)state;
+    struct wire_buf b;
+    wire_buf_init(&b);
+    size_t m = wire_begin_frame(&b, WIRE_OP_PING, WIRE_FLAG_RESPONSE, 0x0102030405060708ull);
+    wire_compose_ping(&b, 0x1122334455667788ull);
+    assert_int_equal(wire_end_frame(&b, m, WIRE_FRAME_MAX_DEFAULT), ST_OK);
+    assert_int_equal(b.len, WIRE_HEADER_LEN + 8);
+
+    const uint8_t want[20] = {'S', 'T', 'R', 'C', 1, 0x02, 0x01, 0x00, 8, 7,
+                              6,   5,   4,   3,   2, 1,    8,    0,    0, 0};
+    assert_memory_equal(b.data, want, sizeof(want));
+    assert_int_equal(get_le32(b.data + 20), (uint32_t)XXH3_64bits(b.data, 20));
+    const uint8_t body[8] = {0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11};
+    assert_memory_equal(b.data + 32, body, 8);
+    assert_int_equal(get_le64(b.data + 24), XXH3_64bits(body, 8));
+
+    struct wire_frame f;
+    size_t need = 0;
+    assert_int_equal(wire_parse_frame(b.data, b.len, WIRE_FRAME_MAX_DEFAULT, &f, &need), WIRE_OK);
+    assert_int_equal(f.version, 1);
+    assert_int_equal(f.opcode, WIRE_OP_PING);
+    assert_int_equal(f.flags, WIRE_FLAG_RESPONSE);
+    assert_int_equal(f.id, 0x0102030405060708ull);
+    assert_int_equal(f.body_len, 8);
+    assert_ptr_equal(f.body, b.data + 32);
+    assert_int_equal(f.size, 40);
+    wire_buf_deinit(&b);
+}
+
+/* The numbers in the spec's opcode table, flags and codes: renumbering any
+ * breaks mixed-version clusters, so it must break this test first. */
+static void test_numbers_and_names(void **state)
+{
+    (void)state;
+    static const struct {
+        uint8_t op;
+        const char *name;
+    } ops[] = {
+        {0x01, "HANDSHAKE"},  {0x02, "PING"},        {0x03, "ERROR"},      {0x10, "GOSSIP_SYN"},
+        {0x11, "GOSSIP_ACK"}, {0x12, "GOSSIP_ACK2"}, {0x20, "READ"},       {0x21, "WRITE"},
+        {0x22, "RMW"},        {0x30, "MERKLE_TREE"}, {0x31, "RANGE_READ"}, {0x32, "HINT_REPLAY"},
+    };
+    unsigned named = 0;
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        assert_non_null(wire_opcode_name(ops[i].op));
+        assert_string_equal(wire_opcode_name(ops[i].op), ops[i].name);
+    }
+    for (unsigned op = 0; op < 256; op++)
+        named += wire_opcode_name((uint8_t)op) != NULL;
+    assert_int_equal(named, sizeof(ops) / sizeof(ops[0]));
+    assert_int_equal(WIRE_FLAG_RESPONSE, 1);
+    assert_int_equal(WIRE_FLAG_DIGEST, 2);
+    assert_int_equal(WIRE_ERR_UNKNOWN_OPCODE, 1);
+    assert_int_equal(WIRE_ERR_INTERNAL, 9);
+    assert_int_equal(WIRE_REFUSE_CLUSTER, 1);
+    assert_int_equal(WIRE_REFUSE_SHUTDOWN, 7);
+    for (int r = WIRE_OK; r <= WIRE_MALFORMED; r++)
+        assert_non_null(wire_result_name((enum wire_result)r));
+}
+
+/* ---- Body fields -------------------------------------------------------- */
+
+static const uint64_t varints[] = {0,          1,
+                                   127,        128,
+                                   255,        16383,
+                                   16384,      (1ull << 32) - 1,
+                                   1ull << 32, (1ull << 63) - 1,
+                                   1ull << 63, UINT64_MAX - 1,
+                                   UINT64_MAX};
+static const size_t varint_sizes[] = {1, 1, 1, 2, 2, 2, 3, 5, 5, 9, 10, 10, 10};
+
+static void put_all_fields(struct wire_buf *b)
+{
+    wire_put_u8(b, 0xab);
+    wire_put_u16(b, 0xbeef);
+    wire_put_u32(b, 0xcafef00d);
+    wire_put_u64(b, 0x0123456789abcdefull);
+    for (size_t i = 0; i < sizeof(varints) / sizeof(varints[0]); i++)
+        wire_put_varint(b, varints[i]);
+    wire_put_raw(b, "0123456789abcdef", 16);
+    wire_put_bytes(b, "abc", 3);
+    wire_put_bytes(b, NULL, 0);
+}
+
+/* Reads back what put_all_fields wrote; returns false once the reader went
+ * bad (all later values must then be 0 / NULL). */
+static bool get_all_fields(struct wire_reader *r, bool check)
+{
+    uint8_t u8 = wire_get_u8(r);
+    uint16_t u16 = wire_get_u16(r);
+    uint32_t u32 = wire_get_u32(r);
+    uint64_t u64 = wire_get_u64(r);
+    if (check) {
+        assert_int_equal(u8, 0xab);
+        assert_int_equal(u16, 0xbeef);
+        assert_int_equal(u32, 0xcafef00d);
+        assert_int_equal(u64, 0x0123456789abcdefull);
+    }
+    for (size_t i = 0; i < sizeof(varints) / sizeof(varints[0]); i++) {
+        uint64_t v = wire_get_varint(r);
+        if (check)
+            assert_int_equal(v, varints[i]);
+        else if (r->bad)
+            assert_int_equal(v, 0);
+    }
+    const uint8_t *raw = wire_get_raw(r, 16);
+    size_t n1 = 99, n2 = 99;
+    const uint8_t *s1 = wire_get_bytes(r, 3, &n1);
+    const uint8_t *s2 = wire_get_bytes(r, 0, &n2);
+    if (check) {
+        assert_non_null(raw);
+        assert_memory_equal(raw, "0123456789abcdef", 16);
+        assert_int_equal(n1, 3);
+        assert_memory_equal(s1, "abc", 3);
+        assert_non_null(s2);
+        assert_int_equal(n2, 0);
+    }
+    if (r->bad) {
+        assert_null(s2);
+        assert_int_equal(n2, 0);
+        assert_int_equal(wire_get_u64(r), 0);
+        assert_null(wire_get_raw(r, 0));
+    }
+    return !r->bad;
+}
+
+static void test_fields_round_trip(void **state)
+{
+    (void)state;
+    struct wire_buf b;
+    wire_buf_init(&b);
+    for (size_t i = 0; i < sizeof(varints) / sizeof(varints[0]); i++) {
+        size_t before = b.len;
+        wire_put_varint(&b, varints[i]);
+        assert_int_equal(b.len - before, varint_sizes[i]);
+    }
+    wire_buf_clear(&b);
+    put_all_fields(&b);
+    assert_int_equal(b.err, ST_OK);
+
+    uint8_t *c = copy_exact(b.data, b.len);
+    struct wire_reader r;
+    wire_reader_init(&r, c, b.len);
+    assert_true(get_all_fields(&r, true));
+    assert_true(wire_reader_done(&r));
+    /* one byte more than there is */
+    assert_int_equal(wire_get_u8(&r), 0);
+    assert_true(r.bad);
+    assert_false(wire_reader_done(&r));
+    free(c);
+    wire_buf_deinit(&b);
+}
+
+/* Every prefix of the field sequence: the reader goes bad, returns zeros,
+ * never reads past the prefix (exact-size copies under ASan). */
+static void test_reader_bounds(void **state)
+{
+    (void)state;
+    struct wire_buf b;
+    wire_buf_init(&b);
+    put_all_fields(&b);
+    for (size_t k = 0; k < b.len; k++) {
+        uint8_t *c = copy_exact(b.data, k);
+        struct wire_reader r;
+        wire_reader_init(&r, c, k);
+        assert_false(get_all_fields(&r, false));
+        assert_false(wire_reader_done(&r));
+        free(c);
+    }
+    /* a NULL, empty body */
+    struct wire_reader r;
+    wire_reader_init(&r, NULL, 0);
+    assert_int_equal(wire_get_varint(&r), 0);
+    assert_true(r.bad);
+    wire_buf_deinit(&b);
+}
+
+static void test_varint_and_bytes_rules(void **state)
+{
+    (void)state;
+    static const struct {
+        uint8_t bytes[12];
+        size_t n;
+        bool ok;
+        uint64_t v;
+    } cases[] = {
+        {{0x00}, 1, true, 0},
+        {{0x7f}, 1, true, 127},
+        {{0x80, 0x01}, 2, true, 128},
+        {{0x80}, 1, false, 0},             /* ends inside */
+        {{0x80, 0x00}, 2, false, 0},       /* longer form of 0 */
+        {{0xff, 0x80, 0x00}, 3, false, 0}, /* longer form of 127 */
+        {{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, 10, true, UINT64_MAX},
+        {{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02}, 10, false, 0}, /* 65 bits */
+        {{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01}, 11, false, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint8_t *c = copy_exact(cases[i].bytes, cases[i].n);
+        struct wire_reader r;
+        wire_reader_init(&r, c, cases[i].n);
+        uint64_t v = wire_get_varint(&r);
+        if (r.bad == cases[i].ok)
+            fail_msg("varint case %zu", i);
+        assert_int_equal(v, cases[i].v);
+        if (cases[i].ok)
+            assert_true(wire_reader_done(&r));
+        free(c);
+    }
+
+    /* byte strings: over max, over what is left, a 64-bit length */
+    static const uint8_t over_max[] = {4, 'a', 'b', 'c', 'd'};
+    static const uint8_t over_left[] = {5, 'a', 'b', 'c', 'd'};
+    static const uint8_t huge[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    struct wire_reader r;
+    size_t n = 99;
+    wire_reader_init(&r, over_max, sizeof(over_max));
+    assert_null(wire_get_bytes(&r, 3, &n));
+    assert_int_equal(n, 0);
+    assert_true(r.bad);
+    wire_reader_init(&r, over_max, sizeof(over_max));
+    assert_non_null(wire_get_bytes(&r, 4, &n));
+    assert_true(wire_reader_done(&r));
+    wire_reader_init(&r, over_left, sizeof(over_left));
+    assert_null(wire_get_bytes(&r, SIZE_MAX, &n));
+    assert_true(r.bad);
+    wire_reader_init(&r, huge, sizeof(huge));
+    assert_null(wire_get_bytes(&r, SIZE_MAX, &n));
+    assert_true(r.bad);
+}
+
+/* ---- Bodies ------------------------------------------------------------- */
+
+/* Composes a body in a frame, parses the frame back, returns the body view
+ * (valid until b is deinit'ed). */
+static const uint8_t *frame_body(struct wire_buf *b, const struct sample *s, uint32_t *len)
+{
+    wire_buf_init(b);
+    compose_sample(b, s, 42);
+    struct wire_frame f;
+    size_t need;
+    assert_int_equal(wire_parse_frame(b->data, b->len, WIRE_FRAME_MAX_DEFAULT, &f, &need), WIRE_OK);
+    assert_int_equal(f.opcode, s->op);
+    assert_int_equal(f.flags, s->flags);
+    assert_int_equal(f.id, 42);
+    assert_int_equal(f.size, b->len);
+    *len = f.body_len;
+    return f.body;
+}
+
+static const struct sample *sample_named(const char *name)
+{
+    for (size_t i = 0; i < NSAMPLES; i++)
+        if (strcmp(samples[i].name, name) == 0)
+            return &samples[i];
+    fail_msg("no sample %s", name);
+    return NULL;
+}
+
+/* Composing a parsed body again gives the same bytes: one encoding. */
+static void assert_recomposes(const uint8_t *body, uint32_t len, struct wire_buf *again)
+{
+    assert_int_equal(again->err, ST_OK);
+    assert_int_equal(again->len, len);
+    assert_memory_equal(again->data, body, len);
+    wire_buf_deinit(again);
+}
+
+static void test_handshake_round_trip(void **state)
+{
+    (void)state;
+    struct wire_buf b, again;
+    uint32_t len;
+    const uint8_t *body = frame_body(&b, sample_named("handshake"), &len);
+    struct wire_handshake want = hs_sample(), got;
+    assert_int_equal(wire_parse_handshake(body, len, &got), WIRE_OK);
+    assert_int_equal(got.version, want.version);
+    assert_int_equal(got.cluster_len, want.cluster_len);
+    assert_memory_equal(got.cluster, want.cluster, want.cluster_len);
+    assert_memory_equal(got.node_id, want.node_id, WIRE_NODE_ID_LEN);
+    assert_int_equal(got.short_id, want.short_id);
+    assert_int_equal(got.generation, want.generation);
+    assert_int_equal(got.addr_len, want.addr_len);
+    assert_memory_equal(got.addr, want.addr, want.addr_len);
+    wire_buf_init(&again);
+    wire_compose_handshake(&again, &got);
+    assert_recomposes(body, len, &again);
+    wire_buf_deinit(&b);
+
+    /* accept */
+    body = frame_body(&b, sample_named("accept"), &len);
+    struct wire_handshake_reply wa = hs_accept(), ga;
+    assert_int_equal(wire_parse_handshake_reply(body, len, &ga), WIRE_OK);
+    assert_true(ga.accept);
+    assert_int_equal(ga.version, wa.version);
+    assert_memory_equal(ga.node_id, wa.node_id, WIRE_NODE_ID_LEN);
+    assert_int_equal(ga.short_id, wa.short_id);
+    assert_int_equal(ga.generation, wa.generation);
+    wire_buf_init(&again);
+    wire_compose_handshake_reply(&again, &ga);
+    assert_recomposes(body, len, &again);
+    wire_buf_deinit(&b);
+
+    /* refuse */
+    body = frame_body(&b, sample_named("refuse"), &len);
+    struct wire_handshake_reply wr = hs_refuse(), gr;
+    assert_int_equal(wire_parse_handshake_reply(body, len, &gr), WIRE_OK);
+    assert_false(gr.accept);
+    assert_int_equal(gr.reason, wr.reason);
+    assert_int_equal(gr.msg_len, wr.msg_len);
+    assert_memory_equal(gr.msg, wr.msg, wr.msg_len);
+    wire_buf_init(&again);
+    wire_compose_handshake_reply(&again, &gr);
+    assert_recomposes(body, len, &again);
+    wire_buf_deinit(&b);
+}
+
+static void test_ping_error_round_trip(void **state)
+{
+    (void)state;
+    struct wire_buf b, again;
+    uint32_t len;
+    const uint8_t *body = frame_body(&b, sample_named("ping"), &len);
+    uint64_t hlc = 0;
+    assert_int_equal(wire_parse_ping(body, len, &hlc), WIRE_OK);
+    assert_int_equal(hlc, 0x1122334455667788ull);
+    wire_buf_deinit(&b);
+
+    body = frame_body(&b, sample_named("error"), &len);
+    struct wire_error e;
+    assert_int_equal(wire_parse_error(body, len, &e), WIRE_OK);
+    assert_int_equal(e.code, WIRE_ERR_NOT_PRIMARY);
+    assert_int_equal(e.msg_len, 11);
+    assert_memory_equal(e.msg, "not primary", 11);
+    wire_buf_init(&again);
+    wire_compose_error(&again, &e);
+    assert_recomposes(body, len, &again);
+    wire_buf_deinit(&b);
+
+    body = frame_body(&b, sample_named("error-long"), &len);
+    assert_int_equal(wire_parse_error(body, len, &e), WIRE_OK);
+    assert_int_equal(e.msg_len, WIRE_MSG_MAX);
+    wire_buf_deinit(&b);
+}
+
+static void test_read_write_round_trip(void **state)
+{
+    (void)state;
+    struct wire_buf b, again;
+    uint32_t len;
+
+    const uint8_t *body = frame_body(&b, sample_named("read-digest"), &len);
+    const uint8_t *key;
+    size_t key_len;
+    assert_int_equal(wire_parse_read(body, len, &key, &key_len), WIRE_OK);
+    assert_int_equal(key_len, 7);
+    assert_memory_equal(key, "user:42", 7);
+    wire_buf_deinit(&b);
+
+    static const struct {
+        const char *sample;
+        struct wire_record (*rec)(void);
+    } replies[] = {{"read-found", rec_plain}, {"read-tomb", rec_tomb}, {"read-big", rec_big}};
+    for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
+        body = frame_body(&b, sample_named(replies[i].sample), &len);
+        struct wire_record want = replies[i].rec(), got;
+        bool found = false;
+        assert_int_equal(wire_parse_read_reply(body, len, &found, &got), WIRE_OK);
+        assert_true(found);
+        assert_record_equal(&got, &want);
+        wire_buf_init(&again);
+        wire_compose_read_reply(&again, &got);
+        assert_recomposes(body, len, &again);
+        wire_buf_deinit(&b);
+    }
+
+    body = frame_body(&b, sample_named("read-miss"), &len);
+    bool found = true;
+    struct wire_record unused;
+    assert_int_equal(wire_parse_read_reply(body, len, &found, &unused), WIRE_OK);
+    assert_false(found);
+    assert_int_equal(len, 1);
+    wire_buf_deinit(&b);
+
+    body = frame_body(&b, sample_named("digest-found"), &len);
+    struct wire_digest d;
+    struct wire_record plain = rec_plain();
+    assert_int_equal(wire_parse_digest_reply(body, len, &d), WIRE_OK);
+    assert_true(d.found);
+    assert_int_equal(d.version.hlc, plain.version.hlc);
+    assert_int_equal(d.version.node, plain.version.node);
+    assert_int_equal(d.digest, wire_record_digest(&plain));
+    wire_buf_deinit(&b);
+
+    body = frame_body(&b, sample_named("digest-miss"), &len);
+    assert_int_equal(wire_parse_digest_reply(body, len, &d), WIRE_OK);
+    assert_false(d.found);
+    wire_buf_deinit(&b);
+
+    body = frame_body(&b, sample_named("write"), &len);
+    struct wire_record want[3] = {rec_plain(), rec_tomb(), rec_big()}, got[3];
+    struct wire_reader r;
+    size_t n = 0;
+    assert_int_equal(wire_parse_write(body, len, &r, &n), WIRE_OK);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        wire_get_record(&r, &got[i]);
+        assert_false(r.bad);
+        assert_record_equal(&got[i], &want[i]);
+    }
+    assert_true(wire_reader_done(&r));
+    wire_buf_init(&again);
+    wire_compose_write(&again, got, 3);
+    assert_recomposes(body, len, &again);
+    wire_buf_deinit(&b);
+}
+
+/* The digest is what the spec says, and every field changes it. */
+static void test_record_digest(void **state)
+{
+    (void)state;
+    struct wire_record rec = rec_plain();
+    struct wire_buf b;
+    wire_buf_init(&b);
+    wire_put_record(&b, &rec);
+    size_t prefix = b.len - rec.value_len;
+    uint64_t want = XXH3_64bits_withSeed(rec.value, rec.value_len, XXH3_64bits(b.data, prefix));
+    assert_int_equal(wire_record_digest(&rec), want);
+    wire_buf_deinit(&b);
+
+    struct wire_record v[8];
+    for (int i = 0; i < 8; i++)
+        v[i] = rec_plain();
+    v[1].key = (const uint8_t *)"user:43";
+    v[2].version.hlc++;
+    v[3].version.node++;
+    v[4].flags ^= 1;
+    v[5].expiry++;
+    v[6].value_len--; /* "hello worl" */
+    v[7].tombstone = true;
+    v[7].value_len = 0;
+    for (int i = 0; i < 8; i++)
+        for (int j = i + 1; j < 8; j++)
+            assert_true(wire_record_digest(&v[i]) != wire_record_digest(&v[j]));
+}
+
+/* Every proper prefix of every valid body, and the body with one byte more,
+ * is malformed. */
+static void test_bodies_truncated_or_long(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < NSAMPLES; i++) {
+        struct wire_buf b;
+        compose_body(&b, &samples[i]);
+        uint8_t *c = copy_exact(b.data, b.len);
+        assert_int_equal(parse_as(samples[i].parser, c, b.len), WIRE_OK);
+        free(c);
+        for (size_t k = 0; k < b.len; k++) {
+            c = copy_exact(b.data, k);
+            if (parse_as(samples[i].parser, c, k) != WIRE_MALFORMED)
+                fail_msg("%s: prefix %zu of %zu parsed", samples[i].name, k, b.len);
+            free(c);
+        }
+        wire_put_u8(&b, 0);
+        c = copy_exact(b.data, b.len);
+        if (parse_as(samples[i].parser, c, b.len) != WIRE_MALFORMED)
+            fail_msg("%s: trailing byte accepted", samples[i].name);
+        free(c);
+        wire_buf_deinit(&b);
+    }
+}
+
+/* Bodies that are complete but break a field's rule. */
+static void test_bodies_invalid_fields(void **state)
+{
+    (void)state;
+    /* a RECORD after the found byte: key, hlc, node, flags, expiry, tomb, value */
+#define REC_TAIL(tomb, ...)                                                                      \
+    1, 2, 3, 4, 5, 6, 7, 8, /* hlc */ 1, 0, /* node */ 0, 0, 0, 0, /* flags */ 0, 0, 0, 0, 0, 0, \
+        0, 0, /* expiry */ tomb, __VA_ARGS__
+    static const uint8_t key0[] = {1, 0, REC_TAIL(0, 0)};
+    static const uint8_t ok[] = {1, 1, 'k', REC_TAIL(0, 0)};
+    static const uint8_t tomb2[] = {1, 1, 'k', REC_TAIL(2, 0)};
+    static const uint8_t tomb_val[] = {1, 1, 'k', REC_TAIL(1, 1, 'v')};
+    static const uint8_t found2[] = {2, 1, 'k', REC_TAIL(0, 0)};
+#undef REC_TAIL
+    assert_int_equal(parse_as(P_READ_REPLY, ok, sizeof(ok)), WIRE_OK);
+    assert_int_equal(parse_as(P_READ_REPLY, key0, sizeof(key0)), WIRE_MALFORMED);
+    assert_int_equal(parse_as(P_READ_REPLY, tomb2, sizeof(tomb2)), WIRE_MALFORMED);
+    assert_int_equal(parse_as(P_READ_REPLY, tomb_val, sizeof(tomb_val)), WIRE_MALFORMED);
+    assert_int_equal(parse_as(P_READ_REPLY, found2, sizeof(found2)), WIRE_MALFORMED);
+
+    /* key of 251 bytes (length varint 0xfb 0x01) */
+    uint8_t long_key[2 + 251];
+    long_key[0] = 0xfb;
+    long_key[1] = 0x01;
+    memset(long_key + 2, 'k', 251);
+    assert_int_equal(parse_as(P_READ, long_key, sizeof(long_key)), WIRE_MALFORMED);
+    static const uint8_t key250_hdr[] = {0xfa, 0x01};
+    uint8_t key250[2 + 250];
+    memcpy(key250, key250_hdr, 2);
+    memset(key250 + 2, 'k', 250);
+    assert_int_equal(parse_as(P_READ, key250, sizeof(key250)), WIRE_OK);
+
+    /* WRITE counts: zero, and more than the bytes can hold */
+    static const uint8_t count0[] = {0};
+    static const uint8_t count_huge[] = {0xff, 0xff, 0xff, 0xff, 0x0f};
+    assert_int_equal(parse_as(P_WRITE, count0, sizeof(count0)), WIRE_MALFORMED);
+    assert_int_equal(parse_as(P_WRITE, count_huge, sizeof(count_huge)), WIRE_MALFORMED);
+
+    /* handshake reply outcome 2; a message one byte over the limit */
+    static const uint8_t outcome2[] = {2, 0, 0, 0};
+    assert_int_equal(parse_as(P_HS_REPLY, outcome2, sizeof(outcome2)), WIRE_MALFORMED);
+    struct wire_buf b;
+    wire_buf_init(&b);
+    wire_put_u16(&b, 1);
+    wire_put_varint(&b, WIRE_MSG_MAX + 1);
+    for (int i = 0; i < WIRE_MSG_MAX + 1; i++)
+        wire_put_u8(&b, 'x');
+    assert_int_equal(parse_as(P_ERROR, b.data, b.len), WIRE_MALFORMED);
+
+    /* handshake: empty cluster name, empty address */
+    wire_buf_clear(&b);
+    struct wire_handshake h = hs_sample();
+    wire_put_u8(&b, 1);
+    wire_put_bytes(&b, "", 0);
+    wire_put_raw(&b, h.node_id, WIRE_NODE_ID_LEN);
+    wire_put_u16(&b, 1);
+    wire_put_u64(&b, 1);
+    wire_put_bytes(&b, "a:1", 3);
+    assert_int_equal(parse_as(P_HANDSHAKE, b.data, b.len), WIRE_MALFORMED);
+    wire_buf_clear(&b);
+    wire_put_u8(&b, 1);
+    wire_put_bytes(&b, "c", 1);
+    wire_put_raw(&b, h.node_id, WIRE_NODE_ID_LEN);
+    wire_put_u16(&b, 1);
+    wire_put_u64(&b, 1);
+    wire_put_bytes(&b, "", 0);
+    assert_int_equal(parse_as(P_HANDSHAKE, b.data, b.len), WIRE_MALFORMED);
+    wire_buf_deinit(&b);
+
+    /* digest found byte 3 */
+    static const uint8_t digest3[] = {3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    assert_int_equal(parse_as(P_DIGEST_REPLY, digest3, sizeof(digest3)), WIRE_MALFORMED);
+}
+
+/* A composer given an invalid field leaves nothing behind: the frames
+ * before stay intact, the error is reported once, and the next frame
+ * composes normally. */
+static void test_compose_rejects_invalid(void **state)
+{
+    (void)state;
+    struct wire_buf b;
+    wire_buf_init(&b);
+    compose_sample(&b, sample_named("ping"), 1);
+    size_t good = b.len;
+
+    struct wire_record long_key = rec_big();
+    long_key.key_len = WIRE_REC_KEY_MAX + 1;
+    struct wire_record no_key = rec_plain();
+    no_key.key_len = 0;
+    struct wire_record tomb_val = rec_plain();
+    tomb_val.tombstone = true;
+    struct wire_handshake h = hs_sample();
+    h.cluster_len = 0;
+    struct wire_error e = {.code = 1, .msg = long_msg, .msg_len = WIRE_MSG_MAX + 1};
+
+    for (int i = 0; i < 8; i++) {
+        size_t m = wire_begin_frame(&b, WIRE_OP_WRITE, 0, 2);
+        switch (i) {
+        case 0: wire_compose_write(&b, &long_key, 1); break;
+        case 1: wire_compose_write(&b, &no_key, 1); break;
+        case 2: wire_compose_write(&b, &tomb_val, 1); break;
+        case 3: wire_compose_write(&b, NULL, 0); break;
+        case 4: wire_compose_read_reply(&b, &long_key); break;
+        case 5: wire_compose_handshake(&b, &h); break;
+        case 6: wire_compose_error(&b, &e); break;
+        case 7: wire_compose_read(&b, NULL, 0); break;
+        }
+        wire_put_u64(&b, 5); /* ignored: the error is sticky */
+        assert_int_equal(wire_end_frame(&b, m, WIRE_FRAME_MAX_DEFAULT), ST_INVAL);
+        assert_int_equal(b.len, good);
+        assert_int_equal(b.err, ST_OK);
+    }
+    /* undefined flag bits */
+    size_t m = wire_begin_frame(&b, WIRE_OP_PING, 0x0004, 3);
+    wire_compose_ping(&b, 1);
+    assert_int_equal(wire_end_frame(&b, m, WIRE_FRAME_MAX_DEFAULT), ST_INVAL);
+    assert_int_equal(b.len, good);
+    /* abort */
+    m = wire_begin_frame(&b, WIRE_OP_PING, 0, 4);
+    wire_compose_ping(&b, 1);
+    wire_abort_frame(&b, m);
+    assert_int_equal(b.len, good);
+
+    compose_sample(&b, sample_named("write"), 5);
+    struct wire_frame f;
+    size_t need;
+    assert_int_equal(wire_parse_frame(b.data, b.len, WIRE_FRAME_MAX_DEFAULT, &f, &need), WIRE_OK);
+    assert_int_equal(f.id, 1);
+    assert_int_equal(f.size, good);
+    assert_int_equal(
+        wire_parse_frame(b.data + good, b.len - good, WIRE_FRAME_MAX_DEFAULT, &f, &need), WIRE_OK);
+    assert_int_equal(f.id, 5);
+    wire_buf_deinit(&b);
+}
+
+/* ---- Frames --------------------------------------------------------------- */
+
+/* Every proper prefix of every sample frame asks for more, with the right
+ * count, and never yields a frame. */
+static void test_frame_truncations(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < NSAMPLES; i++) {
+        struct wire_buf b;
+        wire_buf_init(&b);
+        compose_sample(&b, &samples[i], 1000 + i);
+        for (size_t k = 0; k < b.len; k++) {
+            struct wire_frame f;
+            size_t need = 0;
+            enum wire_result r = parse_exact(b.data, k, WIRE_FRAME_MAX_DEFAULT, &f, &need);
+            if (r != WIRE_NEED_MORE)
+                fail_msg("%s: prefix %zu gave %s", samples[i].name, k, wire_result_name(r));
+            assert_int_equal(need, k < WIRE_HEADER_LEN ? WIRE_HEADER_LEN : b.len);
+            assert_true(need > k);
+        }
+        struct wire_frame f;
+        size_t need;
+        assert_int_equal(parse_exact(b.data, b.len, WIRE_FRAME_MAX_DEFAULT, &f, &need), WIRE_OK);
+        wire_buf_deinit(&b);
+    }
+}
+
+/*
+ * Every single-bit flip of every sample frame is caught, by the part of the
+ * frame that covers the bit: magic bytes 0..3, version byte 4, the header
+ * check bytes 5..23 (the check itself included), the body check bytes 24..31
+ * and the body. No byte is left uncovered. XXH3 is a hash, not a CRC: a flip
+ * that keeps a check equal is possible in principle (2^-32 for the header,
+ * 2^-64 for the body), but these inputs are fixed, so the test is exact.
+ */
+static void test_frame_bit_flips(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < NSAMPLES; i++) {
+        struct wire_buf b;
+        wire_buf_init(&b);
+        compose_sample(&b, &samples[i], 0x8000000000000001ull);
+        uint8_t *c = copy_exact(b.data, b.len);
+        for (size_t bit = 0; bit < b.len * 8; bit++) {
+            size_t at = bit / 8;
+            c[at] ^= (uint8_t)(1u << (bit % 8));
+            struct wire_frame f;
+            size_t need;
+            enum wire_result r = wire_parse_frame(c, b.len, WIRE_FRAME_MAX_DEFAULT, &f, &need);
+            enum wire_result want = at < 4    ? WIRE_BAD_MAGIC
+                                    : at == 4 ? WIRE_BAD_VERSION
+                                              : WIRE_BAD_CHECKSUM;
+            if (r != want)
+                fail_msg("%s: bit %zu (byte %zu) gave %s", samples[i].name, bit, at,
+                         wire_result_name(r));
+            c[at] ^= (uint8_t)(1u << (bit % 8));
+        }
+        free(c);
+        wire_buf_deinit(&b);
+    }
+}
+
+/* Sets a composed frame's body length field and reseals its header, as a
+ * peer with a bigger limit (or a bug) would send it. */
+static void set_body_len(uint8_t *h, uint32_t n)
+{
+    put_le32(h + 16, n);
+    reseal_header(h);
+}
+
+static void test_frame_limits(void **state)
+{
+    (void)state;
+    struct wire_buf b;
+    wire_buf_init(&b);
+    size_t m = wire_begin_frame(&b, WIRE_OP_WRITE, 0, 77);
+    for (int i = 0; i < 100; i++)
+        wire_put_u8(&b, (uint8_t)i);
+    assert_int_equal(wire_end_frame(&b, m, WIRE_HEADER_LEN + 99), ST_INVAL);
+    assert_int_equal(b.len, 0);
+    m = wire_begin_frame(&b, WIRE_OP_WRITE, 0, 77);
+    for (int i = 0; i < 100; i++)
+        wire_put_u8(&b, (uint8_t)i);
+    assert_int_equal(wire_end_frame(&b, m, WIRE_HEADER_LEN + 100), ST_OK);
+
+    struct wire_frame f;
+    size_t need;
+    assert_int_equal(parse_exact(b.data, b.len, b.len, &f, &need), WIRE_OK);
+    memset(&f, 0, sizeof(f));
+    assert_int_equal(parse_exact(b.data, b.len, b.len - 1, &f, &need), WIRE_OVERSIZED);
+    assert_int_equal(f.id, 77); /* header fields kept for an ERROR reply */
+    assert_int_equal(f.body_len, 100);
+    assert_null(f.body);
+
+    /* A huge declared length is refused from the header alone, before any
+     * body byte: 32 bytes are all the parser gets. */
+    static const uint32_t lens[] = {UINT32_MAX, WIRE_FRAME_MAX_DEFAULT - WIRE_HEADER_LEN + 1,
+                                    1u << 31};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        set_body_len(b.data, lens[i]);
+        assert_int_equal(parse_exact(b.data, WIRE_HEADER_LEN, WIRE_FRAME_MAX_DEFAULT, &f, &need),
+                         WIRE_OVERSIZED);
+        assert_int_equal(f.body_len, lens[i]);
+        assert_int_equal(f.size, (size_t)lens[i] + WIRE_HEADER_LEN);
+    }
+    /* exactly at the limit: wait for it */
+    set_body_len(b.data, WIRE_FRAME_MAX_DEFAULT - WIRE_HEADER_LEN);
+    assert_int_equal(parse_exact(b.data, b.len, WIRE_FRAME_MAX_DEFAULT, &f, &need), WIRE_NEED_MORE);
+    assert_int_equal(need, WIRE_FRAME_MAX_DEFAULT);
+    /* a limit below the header size refuses every frame */
+    set_body_len(b.data, 0);
+    assert_int_equal(parse_exact(b.data, WIRE_HEADER_LEN, 16, &f, &need), WIRE_OVERSIZED);
+    wire_buf_deinit(&b);
+}
+
+/* Undefined flag bits in a verified header: malformed, header kept. */
+static void test_frame_reserved_flags(void **state)
+{
+    (void)state;
+    struct wire_buf b;
+    wire_buf_init(&b);
+    compose_sample(&b, sample_named("ping"), 9);
+    for (unsigned bit = 2; bit < 16; bit++) {
+        uint8_t *c = copy_exact(b.data, b.len);
+        c[6 + bit / 8] |= (uint8_t)(1u << (bit % 8));
+        reseal_header(c);
+        struct wire_frame f;
+        size_t need;
+        memset(&f, 0, sizeof(f));
+        assert_int_equal(wire_parse_frame(c, b.len, WIRE_FRAME_MAX_DEFAULT, &f, &need),
+                         WIRE_MALFORMED);
+        assert_int_equal(f.id, 9);
+        free(c);
+    }
+    wire_buf_deinit(&b);
+}
+
+/* Another protocol on the port is refused from its first bytes. */
+static void test_frame_early_rejects(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *bytes;
+        size_t n;
+        enum wire_result want;
+    } cases[] = {
+        {"", 0, WIRE_NEED_MORE},
+        {"S", 1, WIRE_NEED_MORE},
+        {"STRC", 4, WIRE_NEED_MORE},
+        {"STRC\x01", 5, WIRE_NEED_MORE},
+        {"get foo\r\n", 9, WIRE_BAD_MAGIC},
+        {"GET / HTTP/1.1\r\n", 16, WIRE_BAD_MAGIC},
+        {"\x80\x00", 2, WIRE_BAD_MAGIC}, /* memcached binary */
+        {"SX", 2, WIRE_BAD_MAGIC},
+        {"STRC\x00", 5, WIRE_BAD_VERSION},
+        {"STRC\x02", 5, WIRE_BAD_VERSION},
+        {"STRC\xff", 5, WIRE_BAD_VERSION},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct wire_frame f;
+        size_t need = 0;
+        enum wire_result r = parse_exact((const uint8_t *)cases[i].bytes, cases[i].n,
+                                         WIRE_FRAME_MAX_DEFAULT, &f, &need);
+        if (r != cases[i].want)
+            fail_msg("case %zu gave %s", i, wire_result_name(r));
+        if (r == WIRE_NEED_MORE)
+            assert_int_equal(need, WIRE_HEADER_LEN);
+    }
+    struct wire_frame f;
+    size_t need = 0;
+    assert_int_equal(wire_parse_frame(NULL, 0, WIRE_FRAME_MAX_DEFAULT, &f, &need), WIRE_NEED_MORE);
+}
+
+/* All samples back to back in one buffer, then the same byte stream fed
+ * in chunks of every size from 1 to 80 bytes, as reads would deliver it. */
+static void test_frames_back_to_back(void **state)
+{
+    (void)state;
+    struct wire_buf b;
+    wire_buf_init(&b);
+    size_t offs[NSAMPLES + 1];
+    for (size_t i = 0; i < NSAMPLES; i++)
+        offs[i] = compose_sample(&b, &samples[i], i + 1);
+    offs[NSAMPLES] = b.len;
+
+    size_t pos = 0, seen = 0;
+    for (;;) {
+        struct wire_frame f;
+        size_t need;
+        enum wire_result r =
+            wire_parse_frame(b.data + pos, b.len - pos, WIRE_FRAME_MAX_DEFAULT, &f, &need);
+        if (r == WIRE_NEED_MORE)
+            break;
+        assert_int_equal(r, WIRE_OK);
+        assert_int_equal(pos, offs[seen]);
+        assert_int_equal(f.id, seen + 1);
+        assert_int_equal(f.opcode, samples[seen].op);
+        assert_int_equal(f.flags, samples[seen].flags);
+        assert_int_equal(parse_as(samples[seen].parser, f.body, f.body_len), WIRE_OK);
+        pos += f.size;
+        seen++;
+    }
+    assert_int_equal(seen, NSAMPLES);
+    assert_int_equal(pos, b.len);
+
+    uint8_t *in = malloc(b.len);
+    assert_non_null(in);
+    for (size_t chunk = 1; chunk <= 80; chunk++) {
+        size_t have = 0, done = 0, fed = 0;
+        seen = 0;
+        while (fed < b.len) {
+            size_t n = b.len - fed < chunk ? b.len - fed : chunk;
+            memcpy(in + have, b.data + fed, n);
+            have += n;
+            fed += n;
+            for (;;) {
+                struct wire_frame f;
+                size_t need;
+                enum wire_result r =
+                    wire_parse_frame(in + done, have - done, WIRE_FRAME_MAX_DEFAULT, &f, &need);
+                if (r == WIRE_NEED_MORE) {
+                    assert_true(need > have - done);
+                    break;
+                }
+                assert_int_equal(r, WIRE_OK);
+                assert_int_equal(f.id, seen + 1);
+                assert_memory_equal(f.body, b.data + offs[seen] + WIRE_HEADER_LEN, f.body_len);
+                done += f.size;
+                seen++;
+            }
+        }
+        assert_int_equal(seen, NSAMPLES);
+        assert_int_equal(done, b.len);
+    }
+    free(in);
+    wire_buf_deinit(&b);
+}
+
+/* Random input never crashes or reads out of bounds; whatever parses is
+ * consistent. Three shapes: pure noise, noise behind a valid magic and
+ * version (reaches the header check), and valid frames with bytes changed
+ * and the header resealed (reaches the body check and, when the body check
+ * is recomputed too, the body parsers). Fixed seed, bounded. */
+static void test_garbage(void **state)
+{
+    (void)state;
+    struct wire_buf all;
+    wire_buf_init(&all);
+    size_t offs[NSAMPLES + 1];
+    for (size_t i = 0; i < NSAMPLES; i++)
+        offs[i] = compose_sample(&all, &samples[i], i);
+    offs[NSAMPLES] = all.len;
+
+    uint8_t tmp[4096];
+    unsigned oks = 0, body_oks = 0;
+    for (int iter = 0; iter < 30000; iter++) {
+        size_t n;
+        int shape = iter % 3;
+        size_t which = (size_t)(rnd() % NSAMPLES);
+        if (shape == 2) {
+            n = offs[which + 1] - offs[which];
+            memcpy(tmp, all.data + offs[which], n);
+            int edits = 1 + (int)(rnd() % 4);
+            for (int e = 0; e < edits; e++)
+                tmp[rnd() % n] = (uint8_t)rnd();
+            memcpy(tmp, WIRE_MAGIC, 4);
+            tmp[4] = 1;
+            if (rnd() % 2)
+                tmp[6] &= 0x03; /* mostly defined flags */
+            reseal_header(tmp);
+            if (rnd() % 2 && get_le32(tmp + 16) <= n - WIRE_HEADER_LEN) {
+                uint64_t sum = XXH3_64bits(tmp + WIRE_HEADER_LEN, get_le32(tmp + 16));
+                for (int i = 0; i < 8; i++)
+                    tmp[24 + i] = (uint8_t)(sum >> (8 * i));
+            }
+        } else {
+            n = (size_t)(rnd() % 200);
+            for (size_t i = 0; i < n; i++)
+                tmp[i] = (uint8_t)rnd();
+            if (shape == 1 && n >= 5) {
+                memcpy(tmp, WIRE_MAGIC, 4);
+                tmp[4] = 1;
+                if (n >= WIRE_HEADER_LEN && rnd() % 2) {
+                    put_le32(tmp + 16, (uint32_t)(rnd() % (n - WIRE_HEADER_LEN + 1)));
+                    reseal_header(tmp);
+                }
+            }
+        }
+        uint8_t *c = copy_exact(tmp, n);
+        struct wire_frame f;
+        size_t need = 0;
+        enum wire_result r = wire_parse_frame(c, n, WIRE_FRAME_MAX_DEFAULT, &f, &need);
+        assert_true(r >= WIRE_OK && r <= WIRE_MALFORMED);
+        if (r == WIRE_NEED_MORE)
+            assert_true(need > n && need <= WIRE_FRAME_MAX_DEFAULT);
+        if (r == WIRE_OK) {
+            oks++;
+            assert_true(f.size <= n);
+            assert_ptr_equal(f.body, c + WIRE_HEADER_LEN);
+            /* every parser on the body: a body of one kind handed to
+             * another is the worst a confused peer can do */
+            for (int p = 0; p < P_COUNT; p++)
+                body_oks += parse_as((enum parser)p, f.body, f.body_len) == WIRE_OK;
+        }
+        free(c);
+    }
+    /* the shapes did reach the deep paths */
+    assert_true(oks > 1000);
+    assert_true(body_oks > 100);
+    wire_buf_deinit(&all);
+}
+
+/* The buffer's memory is accounted, kept across clear, and freed. */
+static void test_buf_memory(void **state)
+{
+    (void)state;
+    size_t before = mem_bytes(MEM_CONN);
+    struct wire_buf b;
+    wire_buf_init(&b);
+    for (int i = 0; i < 2000; i++)
+        compose_sample(&b, sample_named("read-big"), (uint64_t)i);
+    assert_true(b.len > 2000 * 3000);
+    assert_true(mem_bytes(MEM_CONN) >= before + b.cap);
+    size_t cap = b.cap;
+    wire_buf_clear(&b);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(b.cap, cap);
+    wire_buf_deinit(&b);
+    assert_int_equal(mem_bytes(MEM_CONN), before);
+    assert_null(b.data);
+    wire_buf_deinit(&b); /* twice is harmless */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_header_golden),
+        cmocka_unit_test(test_numbers_and_names),
+        cmocka_unit_test(test_fields_round_trip),
+        cmocka_unit_test(test_reader_bounds),
+        cmocka_unit_test(test_varint_and_bytes_rules),
+        cmocka_unit_test(test_handshake_round_trip),
+        cmocka_unit_test(test_ping_error_round_trip),
+        cmocka_unit_test(test_read_write_round_trip),
+        cmocka_unit_test(test_record_digest),
+        cmocka_unit_test(test_bodies_truncated_or_long),
+        cmocka_unit_test(test_bodies_invalid_fields),
+        cmocka_unit_test(test_compose_rejects_invalid),
+        cmocka_unit_test(test_frame_truncations),
+        cmocka_unit_test(test_frame_bit_flips),
+        cmocka_unit_test(test_frame_limits),
+        cmocka_unit_test(test_frame_reserved_flags),
+        cmocka_unit_test(test_frame_early_rejects),
+        cmocka_unit_test(test_frames_back_to_back),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_buf_memory),
+    };
+    return cmocka_run_group_tests(tests, setup_samples, NULL);
+}
