@@ -102,6 +102,7 @@ include common/module.mk
 include cache/module.mk
 include storage/module.mk
 include proxy/module.mk
+include server/module.mk
 include tools/module.mk
 include tools/lsm/module.mk
 include tests/module.mk

@@ -1,0 +1,7 @@
+# server/: strata-node - the coordinator executor, membership, hinted
+# handoff, repair (uses common and storage; ARCHITECTURE.md "Layout").
+# Everything but main.c goes into a library the unit tests link.
+SERVER_SRCS := $(filter-out server/main.c,$(wildcard server/*.c))
+SERVER_LIB := $(B)/lib/libstrata_server.a
+$(eval $(call archive,$(SERVER_LIB),$(SERVER_SRCS:%.c=$(B)/obj/%.o)))
+$(B)/obj/server/%.o: CFLAGS_ALL += -Istorage/include
