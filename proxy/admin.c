@@ -94,7 +94,7 @@ static bool word_double(const struct words *w, size_t i, double *out)
 
 static enum proto_action reply(struct conn *c, const char *s, size_t n)
 {
-    return outq_add(&c->out, s, n) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
+    return outq_add(conn_out(c), s, n) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
 }
 
 static enum proto_action reply_maybe(struct conn *c, bool noreply, const char *s, size_t n)
@@ -235,7 +235,7 @@ static void dump_visit(void *arg, const struct cache_item_view *v)
 {
     struct dump *d = arg;
     /* "key=" + 3 bytes per key byte + the fields */
-    char *p = outq_reserve(&d->c->out, 3 * MC_KEY_MAX + 160);
+    char *p = outq_reserve(conn_out(d->c), 3 * MC_KEY_MAX + 160);
     if (p == NULL) {
         d->failed = true;
         return;
@@ -260,7 +260,7 @@ static void dump_visit(void *arg, const struct cache_item_view *v)
                              exp, (unsigned long long)(clock_process_started() + v->atime), v->cas,
                              v->fetched ? "yes" : "no", v->clsid, v->size);
     }
-    if (outq_commit(&d->c->out, n) != ST_OK)
+    if (outq_commit(conn_out(d->c), n) != ST_OK)
         d->failed = true;
 }
 
@@ -275,7 +275,7 @@ static enum conn_stream_step dump_fill(struct conn *c, void *arg)
     if (more)
         return CONN_STREAM_MORE;
     const char *end = d->mg ? "EN\r\n" : "END\r\n";
-    if (outq_add(&c->out, end, strlen(end)) != ST_OK)
+    if (outq_add(conn_out(c), end, strlen(end)) != ST_OK)
         return CONN_STREAM_FAIL;
     return CONN_STREAM_DONE;
 }
@@ -455,7 +455,7 @@ static bool cachedump_visit(void *arg, const struct cache_item_view *v)
     /* memcached: stop before the reply (with its END) would pass 2 MB */
     if (d->bytes + (size_t)n + 6 > CACHEDUMP_MAX_BYTES)
         return false;
-    if (outq_add(&d->c->out, line, (size_t)n) != ST_OK) {
+    if (outq_add(conn_out(d->c), line, (size_t)n) != ST_OK) {
         d->failed = true;
         return false;
     }
@@ -477,11 +477,11 @@ enum proto_action admin_cachedump(struct conn *c, const char *args, size_t len)
     if (id >= ADMIN_CLASS_LIMIT)
         return reply(c, LIT("CLIENT_ERROR Illegal slab id\r\n"));
     struct outq_mark mark;
-    outq_mark(&c->out, &mark);
+    outq_mark(conn_out(c), &mark);
     struct cachedump d = {c, 0, false};
     cache_dump_class(c->p->cache, id, limit, cachedump_visit, &d);
     if (d.failed) {
-        outq_rollback(&c->out, &mark);
+        outq_rollback(conn_out(c), &mark);
         return reply(c, LIT("SERVER_ERROR out of memory writing stats\r\n"));
     }
     return reply(c, LIT("END\r\n"));

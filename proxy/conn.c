@@ -50,6 +50,14 @@
 static void on_readable(evutil_socket_t fd, short what, void *arg);
 static void on_writable(evutil_socket_t fd, short what, void *arg);
 
+/* A reply position held for a command that completes later. */
+struct conn_slot {
+    struct conn_slot *next;
+    struct conn *c; /* NULL once the connection is gone */
+    struct outq out;
+    bool done;
+};
+
 /* A pooled buffer on the worker's free list (its first bytes). */
 struct conn_rbuf {
     struct conn_rbuf *next;
@@ -226,6 +234,8 @@ enum st_status conn_create(struct worker *w, int fd, const struct sockaddr_stora
     return ST_OK;
 }
 
+static void slots_orphan(struct conn *c);
+
 static void stream_end(struct conn *c)
 {
     if (c->stream_free != NULL)
@@ -237,6 +247,130 @@ static void stream_end(struct conn *c)
         event_free(c->stream_timer);
         c->stream_timer = NULL;
     }
+}
+
+/* ------------------------------------------------------------ slots */
+
+static struct conn_slot *slot_new(struct conn *c, bool done)
+{
+    struct conn_slot *s = mem_alloc(MEM_CONN, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->next = NULL;
+    s->c = c;
+    s->done = done;
+    outq_init(&s->out, c->p->cache);
+    if (c->slots_tail != NULL)
+        c->slots_tail->next = s;
+    else
+        c->slots = s;
+    c->slots_tail = s;
+    return s;
+}
+
+static void slot_free(struct conn_slot *s)
+{
+    outq_deinit(&s->out);
+    mem_free(MEM_CONN, s, sizeof(*s));
+}
+
+struct outq *conn_out(struct conn *c)
+{
+    if (c->completing != NULL)
+        return &c->completing->out;
+    /* conn_defer leaves a done slot at the tail: nothing to allocate. */
+    return c->slots_tail != NULL ? &c->slots_tail->out : &c->out;
+}
+
+struct conn_slot *conn_defer(struct conn *c)
+{
+    ASSERT(c->completing == NULL);
+    struct conn_slot *t = c->slots_tail;
+    struct conn_slot *s;
+    if (t != NULL && t->done && t->out.pending == 0 && t->out.niov == 0) {
+        s = t; /* the empty tail becomes the waiting slot */
+    } else {
+        s = slot_new(c, false);
+        if (s == NULL)
+            return NULL;
+    }
+    /* And a tail behind it for the replies of the meantime. */
+    if (slot_new(c, true) == NULL) {
+        if (s != t) {
+            /* undo: s is the tail, just appended */
+            struct conn_slot **pp = &c->slots;
+            while (*pp != s)
+                pp = &(*pp)->next;
+            *pp = NULL;
+            c->slots_tail = t;
+            slot_free(s);
+        }
+        return NULL;
+    }
+    s->done = false;
+    c->slots_pending++;
+    return s;
+}
+
+/* Moves the replies of the leading done slots to c->out. False when out
+ * of memory (the connection must close: order can no longer be kept). */
+static bool slots_collect(struct conn *c)
+{
+    while (c->slots != NULL && c->slots->done) {
+        struct conn_slot *s = c->slots;
+        if (outq_splice(&c->out, &s->out) != ST_OK)
+            return false;
+        c->slots = s->next;
+        if (c->slots == NULL)
+            c->slots_tail = NULL;
+        slot_free(s);
+    }
+    return true;
+}
+
+/* The connection closes: done slots go, waiting ones are left to their
+ * completers, which free them in conn_slot_done. */
+static void slots_orphan(struct conn *c)
+{
+    struct conn_slot *s = c->slots;
+    while (s != NULL) {
+        struct conn_slot *next = s->next;
+        if (s->done)
+            slot_free(s);
+        else
+            s->c = NULL;
+        s = next;
+    }
+    c->slots = c->slots_tail = NULL;
+    c->slots_pending = 0;
+}
+
+struct conn *conn_slot_enter(struct conn_slot *s)
+{
+    ASSERT(!s->done);
+    struct conn *c = s->c;
+    if (c != NULL) {
+        ASSERT(c->completing == NULL);
+        c->completing = s;
+    }
+    return c;
+}
+
+void conn_slot_done(struct conn_slot *s)
+{
+    struct conn *c = s->c;
+    if (c == NULL) {
+        slot_free(s);
+        return;
+    }
+    c->completing = NULL;
+    s->done = true;
+    c->slots_pending--;
+    /* The oldest reply is ready: run the connection from the event loop
+     * (collect, write, go on with buffered commands), never nested in
+     * whatever called us. */
+    if (s == c->slots)
+        event_active(c->rev, EV_READ, 0);
 }
 
 /* Frees the connection; `why` is what `watch connevents` reports. */
@@ -261,6 +395,7 @@ static void conn_free(struct conn *c, enum watch_close_reason why)
     close(c->fd);
     cache_release(c->p->cache, c->it);
     outq_deinit(&c->out);
+    slots_orphan(c);
     proto_meta_conn_free(c);
     rbuf_release(c);
     atomic_fetch_sub(&c->p->curr_conns, 1);
@@ -285,7 +420,8 @@ bool conn_close_if_idle(struct conn *c, rel_time_t now, unsigned timeout)
     rel_time_t last = atomic_load_explicit(&c->last_cmd, memory_order_relaxed);
     if (now <= last || now - last <= timeout)
         return false;
-    if (c->in_handler || get_state(c) != CONN_PARSE_CMD || outq_pending(&c->out) > 0)
+    if (c->in_handler || get_state(c) != CONN_PARSE_CMD || outq_pending(&c->out) > 0 ||
+        c->slots != NULL)
         return false; /* memcached kicks only connections in conn_new_cmd / conn_read */
     log_debug("<%d closing idle connection (%u s without a command)", c->fd, now - last);
     conn_free(c, WATCH_CLOSE_IDLE_TIMEOUT);
@@ -501,6 +637,11 @@ static enum proto_action conn_process(struct conn *c, bool *yielded)
             continue;
         default: break;
         }
+        /* A command runs only once every earlier one has completed. */
+        if (c->slots_pending > 0)
+            return PROTO_NEXT;
+        if (c->slots != NULL && !slots_collect(c))
+            return PROTO_CLOSE;
         if (c->rlen == 0)
             return PROTO_NEXT;
         if (c->proto == CONN_PROTO_UNKNOWN)
@@ -577,7 +718,7 @@ static void update_read_interest(struct conn *c)
     /* While a dump streams, commands sent after it wait in the socket. */
     bool dumping = get_state(c) == CONN_STREAM && !c->stream_discard_input;
     bool want = !c->eof && !c->close_after_write && !c->w->draining && !dumping &&
-                outq_pending(&c->out) <= c->p->settings.out_max;
+                c->slots_pending == 0 && outq_pending(&c->out) <= c->p->settings.out_max;
     if (want && c->paused) {
         event_add(c->rev, NULL);
         c->paused = false;
@@ -595,6 +736,8 @@ static void conn_run(struct conn *c)
     c->in_handler = true;
     enum proto_action a = conn_process(c, &yielded);
     c->in_handler = false;
+    if (a != PROTO_CLOSE && !c->dead && c->slots != NULL && !slots_collect(c))
+        a = PROTO_CLOSE;
     if (a == PROTO_CLOSE || c->dead) {
         conn_free(c, c->dead ? WATCH_CLOSE_SHUTDOWN : WATCH_CLOSE_ERROR);
         return;
@@ -607,14 +750,16 @@ static void conn_run(struct conn *c)
     atomic_store_explicit(&c->write_blocked, s == ST_AGAIN, memory_order_relaxed);
     /* A complete command line still buffered? (NREAD/SWALLOW consume the
      * whole buffer, so only the parse state can leave one behind.) */
-    bool pending_cmd = get_state(c) == CONN_PARSE_CMD && has_complete_command(c);
+    bool pending_cmd =
+        get_state(c) == CONN_PARSE_CMD && c->slots_pending == 0 && has_complete_command(c);
     /* A producer that stopped at the low-water mark (not idling on its
      * timer) has more to say: wake it again like a pending command. */
     bool streaming = get_state(c) == CONN_STREAM;
     bool stream_more = streaming && !evtimer_pending(c->stream_timer, NULL);
     /* A dump goes on after the client half-closed; a watch ends. */
     bool keep_streaming = streaming && !c->stream_discard_input;
-    if (s == ST_OK &&
+    /* Replies still to come (slots) keep the connection, whatever ends it. */
+    if (s == ST_OK && c->slots == NULL &&
         (c->close_after_write || c->w->draining || (c->eof && !pending_cmd && !keep_streaming))) {
         enum watch_close_reason why = WATCH_CLOSE_NORMAL;
         if (c->w->draining)
@@ -642,7 +787,9 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct conn *c = arg;
-    if (!c->eof) {
+    /* Paused, the event only fires when made active (a completed slot):
+     * run the connection without reading past the backpressure. */
+    if (!c->eof && !c->paused) {
         enum st_status s = conn_read(c);
         if (s == ST_IO) {
             log_info("<%d read error: %s", c->fd, strerror(errno));
@@ -688,8 +835,9 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 
 void conn_drain(struct conn *c)
 {
-    /* Replies already queued still go out; nothing new is read. */
-    if (outq_pending(&c->out) == 0) {
+    /* Replies already queued (or still to complete) go out; nothing new
+     * is read. */
+    if (outq_pending(&c->out) == 0 && c->slots == NULL) {
         conn_free(c, WATCH_CLOSE_SHUTDOWN);
         return;
     }

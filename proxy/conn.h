@@ -20,6 +20,7 @@
 #include "proxy/proto.h"
 
 struct conn;
+struct conn_slot;
 struct worker;
 struct proxy;
 struct event;
@@ -107,8 +108,15 @@ struct conn {
     bool close_after_write; /* quit, shutdown or a fatal error: close once replies are out */
     bool quitting;          /* close_after_write for quit: `watch` says reason=normal */
     bool paused;            /* reading stopped: too much unsent output */
-    bool in_handler;        /* guards against freeing inside processing */
-    bool dead;              /* close requested while in_handler */
+
+    /* Replies of commands that complete later (conn_defer), in request
+     * order: slots[0..] wait behind c->out; a done slot at the tail takes
+     * the replies of commands answered at once meanwhile. */
+    struct conn_slot *slots, *slots_tail;
+    struct conn_slot *completing; /* conn_slot_enter .. conn_slot_done */
+    unsigned slots_pending;       /* slots whose command has not completed */
+    bool in_handler;              /* guards against freeing inside processing */
+    bool dead;                    /* close requested while in_handler */
 };
 
 /* Creates a connection for an accepted socket on worker w. Takes the fd
@@ -166,6 +174,33 @@ void conn_consume(struct conn *c, size_t n);
  */
 enum st_status conn_begin_stream(struct conn *c, conn_stream_fn fill, conn_stream_free_fn free,
                                  void *arg, bool discard_input);
+
+/*
+ * Where a protocol module queues the reply of the command it handles: the
+ * connection's queue, or, while an earlier command is still to complete,
+ * the slot behind it (replies leave in request order), or, inside
+ * conn_slot_enter .. conn_slot_done, the completing slot's queue.
+ */
+struct outq *conn_out(struct conn *c);
+
+/*
+ * Asynchronous completion. A command that cannot answer at once takes a
+ * slot: its reply keeps its place among the connection's replies, and
+ * the connection runs no further command until every slot is done (so a
+ * client sees memcached's order of effects); one command may take several
+ * slots (a multiget over several owners). Returns NULL when out of memory
+ * (the command then answers at once, e.g. with SERVER_ERROR).
+ * Worker thread of c; the completion must come on the same thread, later
+ * (not from within the command's handler).
+ */
+struct conn_slot *conn_defer(struct conn *c);
+/* Starts completing s: returns its connection, whose conn_out() is now the
+ * slot's queue, or NULL if the connection has closed meanwhile (then just
+ * call conn_slot_done). */
+struct conn *conn_slot_enter(struct conn_slot *s);
+/* The slot's reply is complete; it leaves once every earlier reply has.
+ * Frees s. May run the connection's next commands, and may free it. */
+void conn_slot_done(struct conn_slot *s);
 
 /* For protocol modules: discard the next nbytes of input, then call
  * `then` (may be NULL) to queue the deferred reply. */

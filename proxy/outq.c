@@ -91,6 +91,34 @@ char *outq_reserve(struct outq *q, size_t n)
     return c->data;
 }
 
+/* Grows q's iovec and item arrays to hold at least niov and nitems. */
+static enum st_status reserve_arrays(struct outq *q, unsigned niov, unsigned nitems)
+{
+    if (niov > q->iov_cap) {
+        unsigned cap = q->iov_cap ? q->iov_cap : 64;
+        while (cap < niov)
+            cap *= 2;
+        struct iovec *iov =
+            mem_realloc(MEM_CONN, q->iov, q->iov_cap * sizeof(*iov), cap * sizeof(*iov));
+        if (iov == NULL)
+            return ST_NOMEM;
+        q->iov = iov;
+        q->iov_cap = cap;
+    }
+    if (nitems > q->items_cap) {
+        unsigned cap = q->items_cap ? q->items_cap : 16;
+        while (cap < nitems)
+            cap *= 2;
+        struct item **items =
+            mem_realloc(MEM_CONN, q->items, q->items_cap * sizeof(*items), cap * sizeof(*items));
+        if (items == NULL)
+            return ST_NOMEM;
+        q->items = items;
+        q->items_cap = cap;
+    }
+    return ST_OK;
+}
+
 static enum st_status push_iov(struct outq *q, const void *p, size_t n)
 {
     if (q->niov > q->iov_sent) {
@@ -101,15 +129,8 @@ static enum st_status push_iov(struct outq *q, const void *p, size_t n)
             return ST_OK;
         }
     }
-    if (q->niov == q->iov_cap) {
-        unsigned cap = q->iov_cap ? q->iov_cap * 2 : 64;
-        struct iovec *iov =
-            mem_realloc(MEM_CONN, q->iov, q->iov_cap * sizeof(*iov), cap * sizeof(*iov));
-        if (iov == NULL)
-            return ST_NOMEM;
-        q->iov = iov;
-        q->iov_cap = cap;
-    }
+    if (reserve_arrays(q, q->niov + 1, 0) != ST_OK)
+        return ST_NOMEM;
     q->iov[q->niov].iov_base = (void *)(uintptr_t)p;
     q->iov[q->niov].iov_len = n;
     q->niov++;
@@ -140,16 +161,9 @@ enum st_status outq_add(struct outq *q, const void *p, size_t n)
 
 enum st_status outq_add_item(struct outq *q, struct item *it, const void *p, size_t n)
 {
-    if (q->nitems == q->items_cap) {
-        unsigned cap = q->items_cap ? q->items_cap * 2 : 16;
-        struct item **items =
-            mem_realloc(MEM_CONN, q->items, q->items_cap * sizeof(*items), cap * sizeof(*items));
-        if (items == NULL) {
-            cache_release(q->cache, it);
-            return ST_NOMEM;
-        }
-        q->items = items;
-        q->items_cap = cap;
+    if (reserve_arrays(q, 0, q->nitems + 1) != ST_OK) {
+        cache_release(q->cache, it);
+        return ST_NOMEM;
     }
     q->items[q->nitems++] = it;
     return push_iov(q, p, n);
@@ -169,6 +183,35 @@ enum st_status outq_add_value(struct outq *q, struct item *it, const char *suffi
     }
     cache_release(q->cache, it);
     return p == NULL ? ST_NOMEM : outq_commit(q, nvalue + nsuffix);
+}
+
+enum st_status outq_splice(struct outq *dst, struct outq *src)
+{
+    ASSERT(src->iov_sent == 0 && src->cache == dst->cache);
+    enum st_status s = reserve_arrays(dst, dst->niov + src->niov, dst->nitems + src->nitems);
+    if (s != ST_OK)
+        return s;
+    /* The iovecs point into src's chunks and items, which move along:
+     * nothing is copied but the arrays. */
+    if (src->niov > 0)
+        memcpy(dst->iov + dst->niov, src->iov, src->niov * sizeof(*src->iov));
+    dst->niov += src->niov;
+    if (src->nitems > 0)
+        memcpy(dst->items + dst->nitems, src->items, src->nitems * sizeof(*src->items));
+    dst->nitems += src->nitems;
+    if (src->head != NULL) {
+        if (dst->tail != NULL)
+            dst->tail->next = src->head;
+        else
+            dst->head = src->head;
+        dst->tail = src->tail;
+    }
+    dst->pending += src->pending;
+    src->niov = src->nitems = 0;
+    src->head = src->tail = NULL;
+    src->pending = 0;
+    outq_deinit(src);
+    return ST_OK;
 }
 
 void outq_mark(const struct outq *q, struct outq_mark *m)

@@ -68,6 +68,11 @@ enum st_status outq_add_item(struct outq *q, struct item *it, const void *p, siz
  * large. Takes ownership of the caller's reference, as outq_add_item. */
 enum st_status outq_add_value(struct outq *q, struct item *it, const char *suffix, size_t nsuffix);
 
+/* Moves everything queued in src (nothing of it written yet) to the end
+ * of dst, without copying bytes; src is left empty (deinitialised). On
+ * ST_NOMEM both are unchanged. Both must release items to the same cache. */
+enum st_status outq_splice(struct outq *dst, struct outq *src);
+
 void outq_mark(const struct outq *q, struct outq_mark *m);
 /* Drops everything queued after the mark (releasing items). */
 void outq_rollback(struct outq *q, const struct outq_mark *m);

@@ -32,8 +32,10 @@
 #include "common/log.h"
 #include "common/mc_binary.h"
 #include "common/mc_text.h"
+#include "common/mem.h"
 #include "proxy/cmd.h"
 #include "proxy/conn.h"
+#include "proxy/defer.h"
 #include "proxy/detail.h"
 #include "proxy/proxy.h"
 #include "proxy/stats.h"
@@ -74,7 +76,7 @@ static enum proto_action respond(struct conn *c, uint8_t opcode, uint32_t opaque
                                  uint16_t keylen, const void *val, uint32_t vlen)
 {
     size_t total = MC_BIN_HEADER_LEN + extlen + (size_t)keylen + vlen;
-    uint8_t *p = (uint8_t *)outq_reserve(&c->out, total);
+    uint8_t *p = (uint8_t *)outq_reserve(conn_out(c), total);
     if (p == NULL)
         return PROTO_CLOSE;
     struct mc_bin_header h = {
@@ -97,7 +99,7 @@ static enum proto_action respond(struct conn *c, uint8_t opcode, uint32_t opaque
     off += keylen;
     if (vlen > 0)
         memcpy(p + off, val, vlen);
-    return outq_commit(&c->out, total) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
+    return outq_commit(conn_out(c), total) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
 }
 
 static enum proto_action respond_error(struct conn *c, uint8_t opcode, uint32_t opaque,
@@ -151,18 +153,14 @@ static enum mc_bin_status status_of(enum cache_result r)
     return MC_BIN_ENOMEM;
 }
 
-static enum proto_action do_get(struct conn *c, const struct mc_bin_header *h, const uint8_t *ext,
-                                const char *key)
+/* Queues the answer of a get-family request h (key: its key) given the
+ * lookup's result. Takes the item reference. */
+static enum proto_action get_answer(struct conn *c, const struct mc_bin_header *h, const char *key,
+                                    struct item *it)
 {
-    bool touch = h->opcode == MC_BIN_TOUCH || h->opcode == MC_BIN_GAT || h->opcode == MC_BIN_GATQ ||
-                 h->opcode == MC_BIN_GATK || h->opcode == MC_BIN_GATKQ;
     bool with_key = h->opcode == MC_BIN_GETK || h->opcode == MC_BIN_GETKQ ||
                     h->opcode == MC_BIN_GATK || h->opcode == MC_BIN_GATKQ;
     bool with_value = h->opcode != MC_BIN_TOUCH;
-    rel_time_t exptime = touch ? exptime_at(ext) : 0;
-
-    struct item *it = cmd_get(c->w, key, h->keylen, touch, exptime);
-    detail_record_get(c->p->detail, key, h->keylen, it != NULL);
     if (it == NULL) {
         if (mc_bin_is_quiet(h->opcode))
             return PROTO_NEXT;
@@ -184,7 +182,7 @@ static enum proto_action do_get(struct conn *c, const struct mc_bin_header *h, c
     }
     /* Large value: header, flags and key copied; the value sent from the item. */
     size_t head = MC_BIN_HEADER_LEN + 4 + keylen;
-    uint8_t *p = (uint8_t *)outq_reserve(&c->out, head);
+    uint8_t *p = (uint8_t *)outq_reserve(conn_out(c), head);
     if (p == NULL) {
         cache_release(c->p->cache, it);
         return PROTO_CLOSE;
@@ -201,11 +199,61 @@ static enum proto_action do_get(struct conn *c, const struct mc_bin_header *h, c
     mc_bin_encode_header(p, &rh);
     memcpy(p + MC_BIN_HEADER_LEN, flags, 4);
     memcpy(p + MC_BIN_HEADER_LEN + 4, key, keylen);
-    if (outq_commit(&c->out, head) != ST_OK) {
+    if (outq_commit(conn_out(c), head) != ST_OK) {
         cache_release(c->p->cache, it);
         return PROTO_CLOSE;
     }
-    return outq_add_item(&c->out, it, item_value(it), vlen) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
+    return outq_add_item(conn_out(c), it, item_value(it), vlen) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
+}
+
+/* A get-family request whose lookup completes later (--test_async_reads). */
+struct get_job {
+    struct defer_job base;
+    struct conn_slot *slot;
+    struct mc_bin_header h;
+    bool touch;
+    rel_time_t exptime;
+    char key[];
+};
+
+static void get_job_run(struct defer_job *job, struct worker *w, bool cancelled)
+{
+    struct get_job *j = (struct get_job *)job;
+    struct conn *c = conn_slot_enter(j->slot);
+    if (c != NULL && !cancelled) {
+        struct item *it = cmd_get(w, j->key, j->h.keylen, j->touch, j->exptime);
+        detail_record_get(c->p->detail, j->key, j->h.keylen, it != NULL);
+        if (get_answer(c, &j->h, j->key, it) == PROTO_CLOSE)
+            c->close_after_write = true;
+    }
+    conn_slot_done(j->slot);
+    mem_free(MEM_CONN, j, sizeof(*j) + j->h.keylen);
+}
+
+static enum proto_action do_get(struct conn *c, const struct mc_bin_header *h, const uint8_t *ext,
+                                const char *key)
+{
+    bool touch = h->opcode == MC_BIN_TOUCH || h->opcode == MC_BIN_GAT || h->opcode == MC_BIN_GATQ ||
+                 h->opcode == MC_BIN_GATK || h->opcode == MC_BIN_GATKQ;
+    rel_time_t exptime = touch ? exptime_at(ext) : 0;
+    if (c->p->settings.test_async_reads) {
+        struct get_job *j = mem_alloc(MEM_CONN, sizeof(*j) + h->keylen);
+        if (j != NULL && (j->slot = conn_defer(c)) != NULL) {
+            j->base.run = get_job_run;
+            j->h = *h;
+            j->touch = touch;
+            j->exptime = exptime;
+            memcpy(j->key, key, h->keylen);
+            defer_push(c->w, &j->base);
+            return PROTO_NEXT;
+        }
+        if (j != NULL)
+            mem_free(MEM_CONN, j, sizeof(*j) + h->keylen);
+        return respond_error(c, h->opcode, h->opaque, MC_BIN_ENOMEM);
+    }
+    struct item *it = cmd_get(c->w, key, h->keylen, touch, exptime);
+    detail_record_get(c->p->detail, key, h->keylen, it != NULL);
+    return get_answer(c, h, key, it);
 }
 
 static enum cache_store_mode store_mode(uint8_t op)

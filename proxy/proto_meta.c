@@ -20,6 +20,7 @@
 #include "common/mem.h"
 #include "proxy/cmd.h"
 #include "proxy/conn.h"
+#include "proxy/defer.h"
 #include "proxy/proxy.h"
 #include "proxy/worker.h"
 
@@ -86,7 +87,7 @@ static void line_opaque(struct meta_line *l, const struct mc_meta_token *t)
 
 static enum proto_action reply(struct conn *c, const char *s, size_t n)
 {
-    return outq_add(&c->out, s, n) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
+    return outq_add(conn_out(c), s, n) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
 }
 
 static enum proto_action reply_error(struct conn *c, const char *line)
@@ -99,12 +100,12 @@ static enum proto_action reply_error(struct conn *c, const char *line)
 static enum proto_action reply_line(struct conn *c, struct meta_line *l, struct item *it)
 {
     line_put(l, LIT("\r\n"));
-    enum st_status s = outq_add(&c->out, l->buf, l->n);
+    enum st_status s = outq_add(conn_out(c), l->buf, l->n);
     if (it == NULL || s != ST_OK) {
         cache_release(c->p->cache, it);
         return s == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
     }
-    return outq_add_value(&c->out, it, "\r\n", 2) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
+    return outq_add_value(conn_out(c), it, "\r\n", 2) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
 }
 
 /* Echoes O and k for replies without an item (miss, NF, EX). */
@@ -415,6 +416,43 @@ static enum proto_action meta_debug(struct conn *c, const struct mc_meta_request
     return reply_line(c, &l, NULL);
 }
 
+/* An mg that completes later (--test_async_reads): the line is kept and
+ * parsed again then, the request's views pointing into the copy. */
+struct mg_job {
+    struct defer_job base;
+    struct conn_slot *slot;
+    size_t len;
+    char line[];
+};
+
+static void mg_job_run(struct defer_job *job, struct worker *w, bool cancelled)
+{
+    (void)w;
+    struct mg_job *j = (struct mg_job *)job;
+    struct conn *c = conn_slot_enter(j->slot);
+    struct mc_meta_request req;
+    if (c != NULL && !cancelled && mc_meta_parse(j->line, j->len, &req) == MC_PARSE_OK &&
+        meta_get(c, &req) == PROTO_CLOSE)
+        c->close_after_write = true;
+    conn_slot_done(j->slot);
+    mem_free(MEM_CONN, j, sizeof(*j) + j->len);
+}
+
+static enum proto_action meta_get_later(struct conn *c, const char *line, size_t len)
+{
+    struct mg_job *j = mem_alloc(MEM_CONN, sizeof(*j) + len);
+    if (j == NULL || (j->slot = conn_defer(c)) == NULL) {
+        if (j != NULL)
+            mem_free(MEM_CONN, j, sizeof(*j) + len);
+        return reply_error(c, "SERVER_ERROR out of memory\r\n");
+    }
+    j->base.run = mg_job_run;
+    j->len = len;
+    memcpy(j->line, line, len);
+    defer_push(c->w, &j->base);
+    return PROTO_NEXT;
+}
+
 enum proto_action proto_meta_line(struct conn *c, const char *line, size_t len)
 {
     struct mc_meta_request req;
@@ -431,7 +469,10 @@ enum proto_action proto_meta_line(struct conn *c, const char *line, size_t len)
     default: return reply(c, LIT("ERROR\r\n"));
     }
     switch (req.cmd) {
-    case MC_META_GET: return meta_get(c, &req);
+    case MC_META_GET:
+        if (c->p->settings.test_async_reads)
+            return meta_get_later(c, line, len);
+        return meta_get(c, &req);
     case MC_META_SET: return meta_set(c, &req);
     case MC_META_DELETE: return meta_delete(c, &req);
     case MC_META_ARITH: return meta_arith(c, &req);

@@ -18,9 +18,11 @@
 #include "common/log.h"
 #include "common/mc_meta.h"
 #include "common/mc_text.h"
+#include "common/mem.h"
 #include "proxy/admin.h"
 #include "proxy/cmd.h"
 #include "proxy/conn.h"
+#include "proxy/defer.h"
 #include "proxy/detail.h"
 #include "proxy/proto_meta.h"
 #include "proxy/proxy.h"
@@ -34,19 +36,19 @@
 static enum proto_action reply(struct conn *c, const char *s, size_t n)
 {
     /* Out of memory for a reply line: the stream would desync; drop it. */
-    return outq_add(&c->out, s, n) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
+    return outq_add(conn_out(c), s, n) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
 }
 
 static enum proto_action reply_line(struct conn *c, const char *line)
 {
     size_t n = strlen(line);
-    char *p = outq_reserve(&c->out, n + 2);
+    char *p = outq_reserve(conn_out(c), n + 2);
     if (p == NULL)
         return PROTO_CLOSE;
     memcpy(p, line, n);
     p[n] = '\r';
     p[n + 1] = '\n';
-    return outq_commit(&c->out, n + 2) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
+    return outq_commit(conn_out(c), n + 2) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
 }
 
 static enum proto_action reply_maybe(struct conn *c, bool noreply, const char *s, size_t n)
@@ -57,19 +59,72 @@ static enum proto_action reply_maybe(struct conn *c, bool noreply, const char *s
 /* Appends one hit of a get-family command. Takes the item reference. */
 static enum st_status add_value(struct conn *c, struct item *it, bool with_cas)
 {
-    char *p = outq_reserve(&c->out, MC_VALUE_HEADER_MAX);
+    char *p = outq_reserve(conn_out(c), MC_VALUE_HEADER_MAX);
     if (p == NULL) {
         cache_release(c->p->cache, it);
         return ST_NOMEM;
     }
     size_t n = mc_text_value_header(p, item_key(it), item_nkey(it), item_flags(it), item_nvalue(it),
                                     with_cas, item_cas(it));
-    enum st_status s = outq_commit(&c->out, n);
+    enum st_status s = outq_commit(conn_out(c), n);
     if (s != ST_OK) {
         cache_release(c->p->cache, it);
         return s;
     }
-    return outq_add_value(&c->out, it, "\r\n", 2);
+    return outq_add_value(conn_out(c), it, "\r\n", 2);
+}
+
+/* One key of a get-family command whose lookup completes later. */
+struct get_job {
+    struct defer_job base;
+    struct conn_slot *slot;
+    bool touch, with_cas;
+    rel_time_t exptime;
+    size_t nkey;
+    char key[];
+};
+
+static void get_job_free(struct get_job *j)
+{
+    mem_free(MEM_CONN, j, sizeof(*j) + j->nkey);
+}
+
+static void get_job_run(struct defer_job *job, struct worker *w, bool cancelled)
+{
+    struct get_job *j = (struct get_job *)job;
+    struct conn *c = conn_slot_enter(j->slot);
+    if (c != NULL && !cancelled) {
+        struct item *it = cmd_get(w, j->key, j->nkey, j->touch, j->exptime);
+        detail_record_get(c->p->detail, j->key, j->nkey, it != NULL);
+        /* The lines of the keys before this one may be gone already: an
+         * error here cannot replace the whole reply as at once. */
+        if (it != NULL && add_value(c, it, j->with_cas) != ST_OK)
+            c->close_after_write = true;
+    }
+    conn_slot_done(j->slot);
+    get_job_free(j);
+}
+
+/* The lookup of one key, on the next loop turn (--test_async_reads). */
+static bool get_later(struct conn *c, const char *key, size_t nkey, bool touch, bool with_cas,
+                      rel_time_t exptime)
+{
+    struct get_job *j = mem_alloc(MEM_CONN, sizeof(*j) + nkey);
+    if (j == NULL)
+        return false;
+    j->slot = conn_defer(c);
+    if (j->slot == NULL) {
+        mem_free(MEM_CONN, j, sizeof(*j) + nkey);
+        return false;
+    }
+    j->base.run = get_job_run;
+    j->touch = touch;
+    j->with_cas = with_cas;
+    j->exptime = exptime;
+    j->nkey = nkey;
+    memcpy(j->key, key, nkey);
+    defer_push(c->w, &j->base);
+    return true;
 }
 
 static enum proto_action do_get(struct conn *c, const struct mc_request *req)
@@ -77,21 +132,31 @@ static enum proto_action do_get(struct conn *c, const struct mc_request *req)
     bool touch = req->cmd == MC_CMD_GAT || req->cmd == MC_CMD_GATS;
     bool with_cas = req->cmd == MC_CMD_GETS || req->cmd == MC_CMD_GATS;
     rel_time_t exptime = touch ? clock_exptime(req->exptime) : 0;
+    /* A bad key after good ones replaces the whole reply, which only the
+     * synchronous path can do (it rolls its values back). */
+    bool later = c->p->settings.test_async_reads && req->keys_error == NULL;
     struct outq_mark mark;
-    outq_mark(&c->out, &mark);
+    outq_mark(conn_out(c), &mark);
 
     const char *cur = req->keys, *end = req->keys + req->keys_len, *key;
     size_t nkey;
     while (mc_text_next_key(&cur, end, &key, &nkey)) {
+        if (later) {
+            if (!get_later(c, key, nkey, touch, with_cas, exptime)) {
+                c->close_after_write = true; /* earlier keys are on their way */
+                return reply(c, LIT("SERVER_ERROR out of memory writing get response\r\n"));
+            }
+            continue;
+        }
         struct item *it = cmd_get(c->w, key, nkey, touch, exptime);
         detail_record_get(c->p->detail, key, nkey, it != NULL);
         if (it != NULL && add_value(c, it, with_cas) != ST_OK) {
-            outq_rollback(&c->out, &mark);
+            outq_rollback(conn_out(c), &mark);
             return reply(c, LIT("SERVER_ERROR out of memory writing get response\r\n"));
         }
     }
     if (req->keys_error != NULL) { /* a key too long after these */
-        outq_rollback(&c->out, &mark);
+        outq_rollback(conn_out(c), &mark);
         return reply_line(c, req->keys_error);
     }
     return reply(c, LIT("END\r\n"));
@@ -188,7 +253,7 @@ static void emit_stat(void *arg, const char *name, const char *value)
 {
     struct stats_ctx *ctx = arg;
     size_t nn = strlen(name), nv = strlen(value);
-    char *p = outq_reserve(&ctx->c->out, 5 + nn + 1 + nv + 2);
+    char *p = outq_reserve(conn_out(ctx->c), 5 + nn + 1 + nv + 2);
     if (p == NULL) {
         ctx->failed = true;
         return;
@@ -198,7 +263,7 @@ static void emit_stat(void *arg, const char *name, const char *value)
     p[5 + nn] = ' ';
     memcpy(p + 6 + nn, value, nv);
     memcpy(p + 6 + nn + nv, "\r\n", 2);
-    if (outq_commit(&ctx->c->out, 8 + nn + nv) != ST_OK)
+    if (outq_commit(conn_out(ctx->c), 8 + nn + nv) != ST_OK)
         ctx->failed = true;
 }
 

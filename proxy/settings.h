@@ -42,6 +42,7 @@ struct settings {
     bool lock_memory;          /* -k: mlockall */
     bool enable_coredumps;     /* -r: raise RLIMIT_CORE */
     bool large_pages;          /* -L: accepted, nothing to apply */
+    bool test_async_reads;     /* tests only: lookups complete through conn_defer */
     unsigned unix_mask;        /* -a: octal; no unix socket is served */
     unsigned chunk_size;       /* -n: memcached's smallest slab chunk; reported only */
     double growth_factor;      /* -f: memcached's slab growth factor; reported only */

@@ -342,7 +342,7 @@ static enum conn_stream_step watch_fill(struct conn *c, void *arg)
         n = w->len;
     if (n > WATCH_FILL_MAX)
         n = WATCH_FILL_MAX;
-    enum st_status s = outq_add(&c->out, w->buf + w->head, n);
+    enum st_status s = outq_add(conn_out(c), w->buf + w->head, n);
     if (s == ST_OK) {
         w->head = (w->head + n) % w->cap;
         w->len -= n;
@@ -378,7 +378,7 @@ static enum proto_action reply_maybe(struct conn *c, bool noreply, const char *s
 {
     if (noreply)
         return PROTO_NEXT;
-    return outq_add(&c->out, s, n) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
+    return outq_add(conn_out(c), s, n) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
 }
 
 enum proto_action watch_command(struct conn *c, const char *args, size_t len)
@@ -434,5 +434,5 @@ enum proto_action watch_command(struct conn *c, const char *args, size_t len)
         return reply_maybe(c, noreply, LIT("WATCHER_FAILED failed to add log watcher\r\n"));
     /* Lines buffered from now on follow this: the first fill comes after
      * the handler returns. */
-    return outq_add(&c->out, LIT("OK\r\n")) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
+    return outq_add(conn_out(c), LIT("OK\r\n")) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
 }

@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "proxy/conn.h"
+#include "proxy/defer.h"
 #include "proxy/proxy.h"
 
 /* How often a worker looks for idle connections (-o idle_timeout). */
@@ -151,6 +152,8 @@ enum st_status worker_init(struct worker *w, unsigned id, struct proxy *p)
     w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, on_notify, w);
     if (w->notify_ev == NULL || event_add(w->notify_ev, NULL) != 0)
         return ST_NOMEM;
+    if (defer_init(w) != ST_OK)
+        return ST_NOMEM;
     if (p->settings.idle_timeout > 0) {
         struct timeval tv = {WORKER_IDLE_CHECK_US / 1000000, WORKER_IDLE_CHECK_US % 1000000};
         w->idle_timer = event_new(w->base, -1, EV_PERSIST, on_idle_timer, w);
@@ -163,6 +166,7 @@ enum st_status worker_init(struct worker *w, unsigned id, struct proxy *p)
 void worker_deinit(struct worker *w)
 {
     worker_close_all(w);
+    defer_deinit(w); /* after the connections: their slots are orphans now */
     conn_rbuf_teardown(w);
     struct worker_newconn *q = w->queue;
     while (q != NULL) {

@@ -19,6 +19,7 @@ struct proxy;
 struct conn;
 struct worker_newconn;
 struct conn_rbuf;
+struct defer_job;
 
 struct worker {
     unsigned id;
@@ -29,6 +30,10 @@ struct worker {
     struct event *notify_ev;
     struct event *shutdown_timer;
     struct event *idle_timer; /* -o idle_timeout only */
+
+    /* Jobs for the next loop turn (defer.c). */
+    struct defer_job *defer_head, *defer_tail;
+    struct event *defer_ev;
 
     /* Input buffers (conn.c). With -o read_buf_mem_limit, a pool of at
      * most rbuf_limit buffers: rbuf_pooled allocated, idle ones listed in
