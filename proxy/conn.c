@@ -192,6 +192,12 @@ static void format_peer(char *buf, size_t n, const struct sockaddr_storage *ss)
     }
 }
 
+/* Gives a value the reply queue held back to the L1 cache. */
+static void conn_release_value(void *cache, void *item)
+{
+    cache_release(cache, item);
+}
+
 enum st_status conn_create(struct worker *w, int fd, const struct sockaddr_storage *peer,
                            socklen_t peerlen)
 {
@@ -204,7 +210,7 @@ enum st_status conn_create(struct worker *w, int fd, const struct sockaddr_stora
     c->fd = fd;
     format_peer(c->peer, sizeof(c->peer), peer);
     atomic_store(&c->last_cmd, clock_now());
-    outq_init(&c->out, c->p->cache);
+    outq_init(&c->out, conn_release_value, c->p->cache);
     bool have_rbuf = w->rbuf_limit > 0 || rbuf_acquire(c); /* pooled: taken on input */
     c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_readable, c);
     c->wev = event_new(w->base, fd, EV_WRITE, on_writable, c);
@@ -259,7 +265,7 @@ static struct conn_slot *slot_new(struct conn *c, bool done)
     s->next = NULL;
     s->c = c;
     s->done = done;
-    outq_init(&s->out, c->p->cache);
+    outq_init(&s->out, conn_release_value, c->p->cache);
     if (c->slots_tail != NULL)
         c->slots_tail->next = s;
     else

@@ -1,15 +1,15 @@
 /*
- * outq.c - reply queue: arena chunks, iovecs, held item references (see
+ * outq.c - reply queue: arena chunks, iovecs, held value references (see
  * outq.h). Worker thread of the owning connection only.
  */
 #include "proxy/outq.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "cache/cache.h"
 #include "common/assert.h"
 #include "common/mem.h"
 
@@ -22,17 +22,18 @@ struct outq_chunk {
     char data[];
 };
 
-void outq_init(struct outq *q, struct cache *cache)
+void outq_init(struct outq *q, outq_release_fn release, void *release_ctx)
 {
     memset(q, 0, sizeof(*q));
-    q->cache = cache;
+    q->release = release;
+    q->release_ctx = release_ctx;
 }
 
-static void release_items_from(struct outq *q, unsigned from)
+static void release_refs_from(struct outq *q, unsigned from)
 {
-    for (unsigned i = from; i < q->nitems; i++)
-        cache_release(q->cache, q->items[i]);
-    q->nitems = from;
+    for (unsigned i = from; i < q->nrefs; i++)
+        q->release(q->release_ctx, q->refs[i]);
+    q->nrefs = from;
 }
 
 static void free_chunks_after(struct outq_chunk *c)
@@ -48,20 +49,24 @@ static void free_chunks_after(struct outq_chunk *c)
 
 void outq_deinit(struct outq *q)
 {
-    release_items_from(q, 0);
+    release_refs_from(q, 0);
     if (q->head != NULL) {
         free_chunks_after(q->head);
         mem_free(MEM_CONN, q->head, sizeof(*q->head) + q->head->size);
     }
     mem_free(MEM_CONN, q->iov, q->iov_cap * sizeof(*q->iov));
-    mem_free(MEM_CONN, q->items, q->items_cap * sizeof(*q->items));
+    mem_free(MEM_CONN, q->refs, q->refs_cap * sizeof(*q->refs));
+    outq_release_fn release = q->release;
+    void *ctx = q->release_ctx;
     memset(q, 0, sizeof(*q));
+    q->release = release; /* a deinitialised queue can be used again */
+    q->release_ctx = ctx;
 }
 
 /* Empties a fully written queue, keeping the first chunk and the arrays. */
 static void outq_reset(struct outq *q)
 {
-    release_items_from(q, 0);
+    release_refs_from(q, 0);
     q->niov = q->iov_sent = 0;
     q->pending = 0;
     if (q->head != NULL) {
@@ -91,8 +96,8 @@ char *outq_reserve(struct outq *q, size_t n)
     return c->data;
 }
 
-/* Grows q's iovec and item arrays to hold at least niov and nitems. */
-static enum st_status reserve_arrays(struct outq *q, unsigned niov, unsigned nitems)
+/* Grows q's iovec and reference arrays to hold at least niov and nrefs. */
+static enum st_status reserve_arrays(struct outq *q, unsigned niov, unsigned nrefs)
 {
     if (niov > q->iov_cap) {
         unsigned cap = q->iov_cap ? q->iov_cap : 64;
@@ -105,16 +110,16 @@ static enum st_status reserve_arrays(struct outq *q, unsigned niov, unsigned nit
         q->iov = iov;
         q->iov_cap = cap;
     }
-    if (nitems > q->items_cap) {
-        unsigned cap = q->items_cap ? q->items_cap : 16;
-        while (cap < nitems)
+    if (nrefs > q->refs_cap) {
+        unsigned cap = q->refs_cap ? q->refs_cap : 16;
+        while (cap < nrefs)
             cap *= 2;
-        struct item **items =
-            mem_realloc(MEM_CONN, q->items, q->items_cap * sizeof(*items), cap * sizeof(*items));
-        if (items == NULL)
+        void **refs =
+            mem_realloc(MEM_CONN, q->refs, q->refs_cap * sizeof(*refs), cap * sizeof(*refs));
+        if (refs == NULL)
             return ST_NOMEM;
-        q->items = items;
-        q->items_cap = cap;
+        q->refs = refs;
+        q->refs_cap = cap;
     }
     return ST_OK;
 }
@@ -159,46 +164,47 @@ enum st_status outq_add(struct outq *q, const void *p, size_t n)
     return outq_commit(q, n);
 }
 
-enum st_status outq_add_item(struct outq *q, struct item *it, const void *p, size_t n)
+enum st_status outq_add_ref(struct outq *q, void *ref, const void *p, size_t n)
 {
-    if (reserve_arrays(q, 0, q->nitems + 1) != ST_OK) {
-        cache_release(q->cache, it);
+    if (reserve_arrays(q, 0, q->nrefs + 1) != ST_OK) {
+        q->release(q->release_ctx, ref);
         return ST_NOMEM;
     }
-    q->items[q->nitems++] = it;
+    q->refs[q->nrefs++] = ref;
     return push_iov(q, p, n);
 }
 
-enum st_status outq_add_value(struct outq *q, struct item *it, const char *suffix, size_t nsuffix)
+enum st_status outq_add_value(struct outq *q, void *ref, const void *v, size_t n,
+                              const char *suffix, size_t nsuffix)
 {
-    size_t nvalue = item_nvalue(it);
-    if (nvalue + nsuffix > OUTQ_COPY_MAX) {
-        enum st_status s = outq_add_item(q, it, item_value(it), nvalue);
+    if (n + nsuffix > OUTQ_COPY_MAX) {
+        enum st_status s = outq_add_ref(q, ref, v, n);
         return s != ST_OK || nsuffix == 0 ? s : outq_add(q, suffix, nsuffix);
     }
-    char *p = outq_reserve(q, nvalue + nsuffix);
+    char *p = outq_reserve(q, n + nsuffix);
     if (p != NULL) {
-        memcpy(p, item_value(it), nvalue);
-        memcpy(p + nvalue, suffix, nsuffix);
+        memcpy(p, v, n);
+        memcpy(p + n, suffix, nsuffix);
     }
-    cache_release(q->cache, it);
-    return p == NULL ? ST_NOMEM : outq_commit(q, nvalue + nsuffix);
+    q->release(q->release_ctx, ref);
+    return p == NULL ? ST_NOMEM : outq_commit(q, n + nsuffix);
 }
 
 enum st_status outq_splice(struct outq *dst, struct outq *src)
 {
-    ASSERT(src->iov_sent == 0 && src->cache == dst->cache);
-    enum st_status s = reserve_arrays(dst, dst->niov + src->niov, dst->nitems + src->nitems);
+    ASSERT(src->iov_sent == 0 && src->release == dst->release &&
+           src->release_ctx == dst->release_ctx);
+    enum st_status s = reserve_arrays(dst, dst->niov + src->niov, dst->nrefs + src->nrefs);
     if (s != ST_OK)
         return s;
-    /* The iovecs point into src's chunks and items, which move along:
-     * nothing is copied but the arrays. */
+    /* The iovecs point into src's chunks and referenced values, which
+     * move along: nothing is copied but the arrays. */
     if (src->niov > 0)
         memcpy(dst->iov + dst->niov, src->iov, src->niov * sizeof(*src->iov));
     dst->niov += src->niov;
-    if (src->nitems > 0)
-        memcpy(dst->items + dst->nitems, src->items, src->nitems * sizeof(*src->items));
-    dst->nitems += src->nitems;
+    if (src->nrefs > 0)
+        memcpy(dst->refs + dst->nrefs, src->refs, src->nrefs * sizeof(*src->refs));
+    dst->nrefs += src->nrefs;
     if (src->head != NULL) {
         if (dst->tail != NULL)
             dst->tail->next = src->head;
@@ -207,7 +213,7 @@ enum st_status outq_splice(struct outq *dst, struct outq *src)
         dst->tail = src->tail;
     }
     dst->pending += src->pending;
-    src->niov = src->nitems = 0;
+    src->niov = src->nrefs = 0;
     src->head = src->tail = NULL;
     src->pending = 0;
     outq_deinit(src);
@@ -218,7 +224,7 @@ void outq_mark(const struct outq *q, struct outq_mark *m)
 {
     m->niov = q->niov;
     m->last_len = q->niov > 0 ? q->iov[q->niov - 1].iov_len : 0;
-    m->nitems = q->nitems;
+    m->nrefs = q->nrefs;
     m->tail = q->tail;
     m->tail_used = q->tail != NULL ? q->tail->used : 0;
     m->pending = q->pending;
@@ -229,7 +235,7 @@ void outq_rollback(struct outq *q, const struct outq_mark *m)
     /* Nothing after the mark can have been written: writes happen only
      * between commands, and a mark lives within one command. */
     ASSERT(q->iov_sent <= m->niov);
-    release_items_from(q, m->nitems);
+    release_refs_from(q, m->nrefs);
     q->niov = m->niov;
     if (m->niov > 0)
         q->iov[m->niov - 1].iov_len = m->last_len;

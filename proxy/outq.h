@@ -3,8 +3,10 @@
  *
  * Replies are gathered for a whole read batch and written with writev:
  * short lines go into an arena of chunks (contiguous lines share one
- * iovec), values go out straight from their cache items, whose references
- * the queue holds until the bytes are written. Owned by one connection,
+ * iovec), values go out straight from where the executor keeps them (an
+ * L1 cache item, a buffer read from the engine): the queue holds a
+ * reference to each until its bytes are written, and gives it back through
+ * the release callback the queue was made with. Owned by one connection,
  * used only by its worker thread.
  */
 #pragma once
@@ -15,21 +17,23 @@
 
 #include "common/status.h"
 
-struct cache;
-struct item;
 struct outq_chunk;
 
+/* Gives back a reference the queue held (a value written or dropped). */
+typedef void (*outq_release_fn)(void *ctx, void *ref);
+
 /* Values up to this size are copied into the reply arena: cheaper than an
- * extra iovec plus holding (and later releasing) the item reference.
- * Larger ones are sent from the item with outq_add_item(). */
+ * extra iovec plus holding (and later releasing) the reference. Larger
+ * ones are sent from where they are, with outq_add_ref(). */
 #define OUTQ_COPY_MAX 1024
 
 struct outq {
-    struct cache *cache; /* where held items are released; borrowed */
+    outq_release_fn release; /* gives held references back */
+    void *release_ctx;       /* its first argument; borrowed */
     struct iovec *iov;
     unsigned niov, iov_cap, iov_sent; /* iov[iov_sent..niov) is unsent */
-    struct item **items;
-    unsigned nitems, items_cap;
+    void **refs;                      /* held until written */
+    unsigned nrefs, refs_cap;
     struct outq_chunk *head, *tail; /* arena */
     size_t pending;                 /* unsent bytes */
 };
@@ -38,14 +42,14 @@ struct outq {
 struct outq_mark {
     unsigned niov;
     size_t last_len;
-    unsigned nitems;
+    unsigned nrefs;
     struct outq_chunk *tail;
     size_t tail_used;
     size_t pending;
 };
 
-void outq_init(struct outq *q, struct cache *cache);
-/* Releases held items and frees the arena. */
+void outq_init(struct outq *q, outq_release_fn release, void *release_ctx);
+/* Releases held references and frees the arena. */
 void outq_deinit(struct outq *q);
 
 /*
@@ -59,22 +63,26 @@ enum st_status outq_commit(struct outq *q, size_t n);
 /* Copies n bytes into the queue. */
 enum st_status outq_add(struct outq *q, const void *p, size_t n);
 
-/* Queues n bytes at p inside item `it` and takes ownership of the
- * caller's reference to it (released once written, or on failure). */
-enum st_status outq_add_item(struct outq *q, struct item *it, const void *p, size_t n);
+/* Queues n bytes at p, which live as long as reference `ref`, and takes
+ * ownership of the caller's reference (released once written, or at once
+ * on failure). */
+enum st_status outq_add_ref(struct outq *q, void *ref, const void *p, size_t n);
 
-/* Queues the value of `it` followed by nsuffix bytes of suffix (the
- * "\r\n" items do not store): copied when small, sent from the item when
- * large. Takes ownership of the caller's reference, as outq_add_item. */
-enum st_status outq_add_value(struct outq *q, struct item *it, const char *suffix, size_t nsuffix);
+/* Queues the n bytes of a value at p (alive while `ref` is held) followed
+ * by nsuffix bytes of suffix (the "\r\n" values are stored without):
+ * copied when small, sent from p when large. Takes ownership of the
+ * caller's reference, as outq_add_ref. */
+enum st_status outq_add_value(struct outq *q, void *ref, const void *p, size_t n,
+                              const char *suffix, size_t nsuffix);
 
 /* Moves everything queued in src (nothing of it written yet) to the end
  * of dst, without copying bytes; src is left empty (deinitialised). On
- * ST_NOMEM both are unchanged. Both must release items to the same cache. */
+ * ST_NOMEM both are unchanged. Both must release through the same
+ * callback. */
 enum st_status outq_splice(struct outq *dst, struct outq *src);
 
 void outq_mark(const struct outq *q, struct outq_mark *m);
-/* Drops everything queued after the mark (releasing items). */
+/* Drops everything queued after the mark (releasing references). */
 void outq_rollback(struct outq *q, const struct outq_mark *m);
 
 /*

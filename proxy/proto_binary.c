@@ -203,7 +203,7 @@ static enum proto_action get_answer(struct conn *c, const struct mc_bin_header *
         cache_release(c->p->cache, it);
         return PROTO_CLOSE;
     }
-    return outq_add_item(conn_out(c), it, item_value(it), vlen) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
+    return outq_add_ref(conn_out(c), it, item_value(it), vlen) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
 }
 
 /* A get-family request whose lookup completes later (--test_async_reads). */

@@ -105,7 +105,9 @@ static enum proto_action reply_line(struct conn *c, struct meta_line *l, struct 
         cache_release(c->p->cache, it);
         return s == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
     }
-    return outq_add_value(conn_out(c), it, "\r\n", 2) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
+    return outq_add_value(conn_out(c), it, item_value(it), item_nvalue(it), "\r\n", 2) == ST_OK
+               ? PROTO_NEXT
+               : PROTO_CLOSE;
 }
 
 /* Echoes O and k for replies without an item (miss, NF, EX). */

@@ -71,7 +71,7 @@ static enum st_status add_value(struct conn *c, struct item *it, bool with_cas)
         cache_release(c->p->cache, it);
         return s;
     }
-    return outq_add_value(conn_out(c), it, "\r\n", 2);
+    return outq_add_value(conn_out(c), it, item_value(it), item_nvalue(it), "\r\n", 2);
 }
 
 /* One key of a get-family command whose lookup completes later. */
