@@ -21,6 +21,8 @@
 #include "common/uri.h"
 #include "proxy/conn.h"
 #include "proxy/proxy.h"
+#include "proxy/stats.h"
+#include "proxy/watch.h"
 
 #define LIT(s) s, sizeof(s) - 1
 #define ADMIN_MAX_WORDS 8
@@ -485,4 +487,24 @@ enum proto_action admin_cachedump(struct conn *c, const char *args, size_t len)
         return reply(c, LIT("SERVER_ERROR out of memory writing stats\r\n"));
     }
     return reply(c, LIT("END\r\n"));
+}
+
+enum proto_action admin_text_line(struct conn *c, const struct mc_request *req, const char *line,
+                                  size_t len)
+{
+    (void)line;
+    (void)len;
+    switch (req->cmd) {
+    case MC_CMD_CACHE_MEMLIMIT:
+    case MC_CMD_LRU_CRAWLER:
+    case MC_CMD_SLABS:
+    case MC_CMD_LRU: return admin_text_command(c, req);
+    case MC_CMD_WATCH: return watch_command(c, req->args, req->args_len);
+    case MC_CMD_STATS:
+        if (stats_args_are(req->args, req->args_len, "cachedump"))
+            return admin_cachedump(c, req->args + 9, req->args_len - 9);
+        break;
+    default: break;
+    }
+    return reply(c, LIT("ERROR\r\n"));
 }

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "cache/cache.h"
-#include "proxy/proto.h"
+#include "frontend/proto.h"
 
 struct conn;
 struct mc_request;
@@ -50,6 +50,12 @@ enum proto_action admin_text_command(struct conn *c, const struct mc_request *re
 
 /* `stats cachedump <class> <limit>` (args: the words after "cachedump"). */
 enum proto_action admin_cachedump(struct conn *c, const char *args, size_t len);
+
+/* The front end's text_command (frontend/exec.h): the operator commands
+ * (cache_memlimit, lru_crawler, slabs, lru, watch, stats detail, stats
+ * cachedump) of a parsed line. */
+enum proto_action admin_text_line(struct conn *c, const struct mc_request *req, const char *line,
+                                  size_t len);
 
 /* Main thread's maintenance tick: runs a requested crawl a bounded step at
  * a time. */

@@ -18,7 +18,10 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "proxy/admin.h"
+#include "proxy/detail.h"
 #include "proxy/proxy.h"
+#include "proxy/stats.h"
 #include "proxy/watch.h"
 #include "proxy/worker.h"
 
@@ -130,8 +133,67 @@ static void store_note_end(struct worker *w, struct store_note *n, enum cache_re
     watch_log_store(watch_of(w), n->key, n->nkey, r, mode, n->exptime, n->clsid, n->nvalue);
 }
 
-struct item *cmd_get(struct worker *w, const char *key, size_t nkey, bool touch, rel_time_t exptime)
+/* ---- the front end's types and the cache's: the same memcached model ---- */
+
+#define SAME(a, b) _Static_assert((int)(a) == (int)(b), #a " is " #b)
+SAME(FE_OK, CACHE_OK);
+SAME(FE_STORED, CACHE_STORED);
+SAME(FE_NOT_STORED, CACHE_NOT_STORED);
+SAME(FE_EXISTS, CACHE_EXISTS);
+SAME(FE_NOT_FOUND, CACHE_NOT_FOUND);
+SAME(FE_NON_NUMERIC, CACHE_NON_NUMERIC);
+SAME(FE_TOO_LARGE, CACHE_TOO_LARGE);
+SAME(FE_NO_MEMORY, CACHE_NO_MEMORY);
+SAME(FE_SET, CACHE_SET);
+SAME(FE_ADD, CACHE_ADD);
+SAME(FE_REPLACE, CACHE_REPLACE);
+SAME(FE_APPEND, CACHE_APPEND);
+SAME(FE_PREPEND, CACHE_PREPEND);
+SAME(FE_CAS, CACHE_CAS);
+SAME(FE_META_INVALIDATE, CACHE_META_INVALIDATE);
+SAME(FE_META_KEY_BINARY, CACHE_META_KEY_BINARY);
+
+static enum fe_result result_of(enum cache_result r)
 {
+    return (enum fe_result)r;
+}
+
+static enum cache_store_mode store_mode(enum fe_store_mode m)
+{
+    return (enum cache_store_mode)m;
+}
+
+static struct cache_meta_ttl ttl_of(const struct fe_meta_ttl *t)
+{
+    return (struct cache_meta_ttl){
+        .t_pos = t->t_pos,
+        .touch_pos = t->touch_pos,
+        .vivify_pos = t->vivify_pos,
+        .recache_pos = t->recache_pos,
+        .fail_pos = t->fail_pos,
+        .touch_exptime = t->touch_exptime,
+        .vivify_exptime = t->vivify_exptime,
+        .recache_time = t->recache_time,
+    };
+}
+
+static struct fe_meta_info info_of(const struct cache_meta_info *i)
+{
+    return (struct fe_meta_info){
+        .created = i->created,
+        .won = i->won,
+        .token_sent = i->token_sent,
+        .stale = i->stale,
+        .fetched = i->fetched,
+        .key_binary = i->key_binary,
+        .ttl = i->ttl,
+        .idle = i->idle,
+    };
+}
+
+static void *cmd_get(void *wctx, const char *key, size_t nkey, bool touch, rel_time_t exptime)
+{
+    struct worker *w = wctx;
     enum cache_miss miss;
     struct item *it;
     if (touch) {
@@ -158,13 +220,18 @@ struct item *cmd_get(struct worker *w, const char *key, size_t nkey, bool touch,
     return it;
 }
 
-struct item *cmd_reserve(struct worker *w, const char *key, size_t nkey, uint32_t flags,
-                         rel_time_t exptime, size_t nbytes, enum cache_store_mode mode,
-                         enum cache_result *res)
+static void *cmd_reserve(void *wctx, const char *key, size_t nkey, uint32_t flags,
+                         rel_time_t exptime, size_t nbytes, enum fe_store_mode fmode,
+                         enum fe_result *fres)
 {
-    struct item *it = cache_reserve(cache_of(w), key, nkey, flags, exptime, nbytes, res);
+    struct worker *w = wctx;
+    enum cache_store_mode mode = store_mode(fmode);
+    enum cache_result r;
+    struct item *it = cache_reserve(cache_of(w), key, nkey, flags, exptime, nbytes, &r);
+    *fres = result_of(r);
     if (it != NULL)
         return it;
+    enum cache_result *res = &r;
     if (*res == CACHE_TOO_LARGE)
         STAT_INCR(&w->stats, store_too_large);
     else
@@ -176,20 +243,16 @@ struct item *cmd_reserve(struct worker *w, const char *key, size_t nkey, uint32_
     return NULL;
 }
 
-enum cache_result cmd_store(struct worker *w, struct item *it, enum cache_store_mode mode,
-                            uint64_t cas_in, uint64_t *cas_out)
+static void cmd_store_aborted(void *wctx, void *it)
 {
-    return cmd_meta_store(w, it, mode, cas_in, 0, cas_out);
-}
-
-void cmd_store_aborted(struct worker *w, struct item *it)
-{
+    struct worker *w = wctx;
     STAT_INCR(&w->stats, cmd_set);
     cache_release(cache_of(w), it);
 }
 
-enum cache_result cmd_delete(struct worker *w, const char *key, size_t nkey, uint64_t cas_in)
+static enum fe_result cmd_delete(void *wctx, const char *key, size_t nkey, uint64_t cas_in)
 {
+    struct worker *w = wctx;
     struct fetch_peek pk;
     peek_begin(w, key, nkey, &pk);
     enum cache_result r = cache_delete(cache_of(w), key, nkey, cas_in);
@@ -198,11 +261,12 @@ enum cache_result cmd_delete(struct worker *w, const char *key, size_t nkey, uin
         STAT_INCR(&w->stats, delete_hits);
     else if (r == CACHE_NOT_FOUND)
         STAT_INCR(&w->stats, delete_misses);
-    return r;
+    return result_of(r);
 }
 
-enum cache_result cmd_touch(struct worker *w, const char *key, size_t nkey, rel_time_t exptime)
+static enum fe_result cmd_touch(void *wctx, const char *key, size_t nkey, rel_time_t exptime)
 {
+    struct worker *w = wctx;
     struct fetch_peek pk;
     peek_begin(w, key, nkey, &pk);
     enum cache_result r = cache_touch(cache_of(w), key, nkey, exptime);
@@ -212,12 +276,13 @@ enum cache_result cmd_touch(struct worker *w, const char *key, size_t nkey, rel_
         STAT_INCR(&w->stats, touch_hits);
     else
         STAT_INCR(&w->stats, touch_misses);
-    return r;
+    return result_of(r);
 }
 
-enum cache_result cmd_delta(struct worker *w, const char *key, size_t nkey, bool incr,
-                            uint64_t delta, uint64_t cas_in, uint64_t *value, uint64_t *cas_out)
+static enum fe_result cmd_delta(void *wctx, const char *key, size_t nkey, bool incr, uint64_t delta,
+                                uint64_t cas_in, uint64_t *value, uint64_t *cas_out)
 {
+    struct worker *w = wctx;
     struct fetch_peek pk;
     peek_begin(w, key, nkey, &pk);
     enum cache_result r = cache_delta(cache_of(w), key, nkey, incr, delta, cas_in, value, cas_out);
@@ -233,7 +298,7 @@ enum cache_result cmd_delta(struct worker *w, const char *key, size_t nkey, bool
         else
             STAT_INCR(&w->stats, decr_hits);
     }
-    return r;
+    return result_of(r);
 }
 
 static void count_miss(struct worker *w, enum cache_miss miss)
@@ -244,12 +309,17 @@ static void count_miss(struct worker *w, enum cache_miss miss)
         STAT_INCR(&w->stats, get_flushed);
 }
 
-struct item *cmd_meta_get(struct worker *w, const char *key, size_t nkey,
-                          const struct cache_meta_ttl *ttl, bool no_bump,
-                          struct cache_meta_info *info)
+static void *cmd_meta_get(void *wctx, const char *key, size_t nkey, const struct fe_meta_ttl *fttl,
+                          bool no_bump, struct fe_meta_info *finfo)
 {
+    struct worker *w = wctx;
+    struct cache_meta_ttl cttl = ttl_of(fttl);
+    const struct cache_meta_ttl *ttl = &cttl;
+    struct cache_meta_info cinfo;
+    struct cache_meta_info *info = &cinfo;
     enum cache_miss miss;
     struct item *it = cache_meta_get(cache_of(w), key, nkey, ttl, no_bump, info, &miss);
+    *finfo = info_of(info);
     if (it != NULL && ttl->fail_pos >= 0)
         return it; /* memcached counts a failed hit nowhere (a miss, yes) */
     if (it != NULL && ttl->touch_pos >= 0) {
@@ -269,9 +339,12 @@ struct item *cmd_meta_get(struct worker *w, const char *key, size_t nkey,
     return it;
 }
 
-enum cache_result cmd_meta_store(struct worker *w, struct item *it, enum cache_store_mode mode,
-                                 uint64_t cas_in, unsigned mflags, uint64_t *cas_out)
+static enum fe_result cmd_store(void *wctx, void *item, enum fe_store_mode fmode, uint64_t cas_in,
+                                unsigned mflags, uint64_t *cas_out)
 {
+    struct worker *w = wctx;
+    struct item *it = item;
+    enum cache_store_mode mode = store_mode(fmode);
     STAT_INCR(&w->stats, cmd_set);
     struct store_note note;
     store_note_begin(w, it, &note);
@@ -289,13 +362,14 @@ enum cache_result cmd_meta_store(struct worker *w, struct item *it, enum cache_s
         STAT_INCR(&w->stats, store_no_memory);
     else if (r == CACHE_TOO_LARGE)
         STAT_INCR(&w->stats, store_too_large);
-    return r;
+    return result_of(r);
 }
 
-enum cache_result cmd_meta_delete(struct worker *w, const char *key, size_t nkey, bool has_cas,
-                                  uint64_t cas_in, bool invalidate, bool new_ttl,
-                                  rel_time_t exptime)
+static enum fe_result cmd_meta_delete(void *wctx, const char *key, size_t nkey, bool has_cas,
+                                      uint64_t cas_in, bool invalidate, bool new_ttl,
+                                      rel_time_t exptime)
 {
+    struct worker *w = wctx;
     struct fetch_peek pk;
     peek_begin(w, key, nkey, &pk);
     enum cache_result r =
@@ -305,15 +379,29 @@ enum cache_result cmd_meta_delete(struct worker *w, const char *key, size_t nkey
         STAT_INCR(&w->stats, delete_hits);
     else if (r == CACHE_NOT_FOUND || r == CACHE_EXISTS)
         STAT_INCR(&w->stats, delete_misses);
-    return r;
+    return result_of(r);
 }
 
-enum cache_result cmd_meta_delta(struct worker *w, const char *key, size_t nkey,
-                                 struct cache_meta_arith *a)
+static enum fe_result cmd_meta_delta(void *wctx, const char *key, size_t nkey,
+                                     struct fe_meta_arith *fa)
 {
+    struct worker *w = wctx;
+    struct cache_meta_arith ca = {
+        .incr = fa->incr,
+        .delta = fa->delta,
+        .cas_in = fa->cas_in,
+        .vivify = fa->vivify,
+        .initial = fa->initial,
+        .ttl = ttl_of(&fa->ttl),
+    };
+    struct cache_meta_arith *a = &ca;
     struct fetch_peek pk;
     peek_begin(w, key, nkey, &pk);
     enum cache_result r = cache_meta_delta(cache_of(w), key, nkey, a);
+    fa->value = ca.value;
+    fa->cas = ca.cas;
+    fa->created = ca.created;
+    fa->ttl_reported = ca.ttl_reported;
     peek_end(w, key, nkey, &pk, r != CACHE_NOT_FOUND && !(r == CACHE_OK && a->created));
     /* memcached stores an auto-created counter with an add, and logs it */
     if (r == CACHE_OK && a->created && watch_wants(watch_of(w), WATCH_MUTATIONS)) {
@@ -336,23 +424,106 @@ enum cache_result cmd_meta_delta(struct worker *w, const char *key, size_t nkey,
         else
             STAT_INCR(&w->stats, decr_hits);
     }
-    return r;
+    return result_of(r);
 }
 
-struct item *cmd_meta_debug(struct worker *w, const char *key, size_t nkey,
-                            struct cache_meta_info *info)
+static void *cmd_meta_debug(void *wctx, const char *key, size_t nkey, struct fe_meta_info *finfo)
 {
+    struct worker *w = wctx;
     STAT_INCR(&w->stats, cmd_meta);
-    struct item *it = cache_meta_peek(cache_of(w), key, nkey, info);
+    struct cache_meta_info info;
+    struct item *it = cache_meta_peek(cache_of(w), key, nkey, &info);
+    *finfo = info_of(&info);
     note_fetch(w, key, nkey, it, CACHE_MISS_ABSENT);
     return it;
 }
 
-void cmd_flush_all(struct worker *w, int64_t delay)
+static void cmd_flush_all(void *wctx, int64_t delay, bool allowed)
 {
+    struct worker *w = wctx;
     STAT_INCR(&w->stats, cmd_flush);
+    if (!allowed)
+        return; /* -F: counted, then refused */
     /* memcached: a delay of 0 or less flushes now; otherwise the delay is
      * an exptime (relative or absolute), converted the same way. */
     rel_time_t at = delay > 0 ? clock_exptime(delay) : 0;
     cache_flush(cache_of(w), at);
 }
+
+/* ---- the executor the front end calls ---- */
+
+static void cmd_view(void *exec, void *item, struct fe_item_view *v)
+{
+    (void)exec;
+    struct item *it = item;
+    v->key = item_key(it);
+    v->nkey = item_nkey(it);
+    v->value = item_data_mut(it);
+    v->nvalue = item_nvalue(it);
+    v->flags = item_flags(it);
+    v->cas = item_cas(it);
+    v->clsid = item_class(it);
+    v->bytes = item_bytes(it);
+}
+
+static void cmd_release(void *exec, void *item)
+{
+    struct proxy *p = exec;
+    cache_release(p->cache, item);
+}
+
+static void cmd_note(void *wctx, enum fe_note what, const char *key, size_t nkey, bool hit)
+{
+    struct worker *w = wctx;
+    struct detail *d = w->proxy->detail;
+    switch (what) {
+    case FE_NOTE_GET: detail_record_get(d, key, nkey, hit); break;
+    case FE_NOTE_SET: detail_record_set(d, key, nkey); break;
+    case FE_NOTE_DELETE: detail_record_delete(d, key, nkey); break;
+    }
+}
+
+static enum st_status cmd_detail(void *exec, enum fe_detail what,
+                                 void (*emit)(void *arg, const char *text, size_t len), void *arg)
+{
+    struct detail *d = ((struct proxy *)exec)->detail;
+    switch (what) {
+    case FE_DETAIL_ON: detail_set_enabled(d, true); return ST_OK;
+    case FE_DETAIL_OFF: detail_set_enabled(d, false); return ST_OK;
+    case FE_DETAIL_DUMP: break;
+    }
+    struct detail_text t;
+    if (detail_dump(d, &t) != ST_OK)
+        return ST_NOMEM;
+    emit(arg, t.buf, t.len);
+    detail_text_free(&t);
+    return ST_OK;
+}
+
+static bool cmd_stats(void *exec, const char *args, size_t len,
+                      void (*emit)(void *arg, const char *name, const char *value), void *arg,
+                      const char **special)
+{
+    return stats_reply(exec, args, len, emit, arg, special);
+}
+
+const struct fe_exec_ops cmd_exec_ops = {
+    .view = cmd_view,
+    .release = cmd_release,
+    .get = cmd_get,
+    .reserve = cmd_reserve,
+    .store = cmd_store,
+    .store_aborted = cmd_store_aborted,
+    .delete = cmd_delete,
+    .touch = cmd_touch,
+    .delta = cmd_delta,
+    .flush_all = cmd_flush_all,
+    .meta_get = cmd_meta_get,
+    .meta_delete = cmd_meta_delete,
+    .meta_delta = cmd_meta_delta,
+    .meta_debug = cmd_meta_debug,
+    .note = cmd_note,
+    .detail = cmd_detail,
+    .stats = cmd_stats,
+    .text_command = admin_text_line,
+};

@@ -32,6 +32,7 @@
 #include "common/mc_binary.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
+#include "proxy/cmd.h"
 #include "proxy/proto_binary.h"
 #include "proxy/proto_meta.h"
 #include "proxy/proto_text.h"
@@ -192,12 +193,6 @@ static void format_peer(char *buf, size_t n, const struct sockaddr_storage *ss)
     }
 }
 
-/* Gives a value the reply queue held back to the L1 cache. */
-static void conn_release_value(void *cache, void *item)
-{
-    cache_release(cache, item);
-}
-
 enum st_status conn_create(struct worker *w, int fd, const struct sockaddr_storage *peer,
                            socklen_t peerlen)
 {
@@ -207,10 +202,13 @@ enum st_status conn_create(struct worker *w, int fd, const struct sockaddr_stora
         return ST_NOMEM;
     c->w = w;
     c->p = w->proxy;
+    c->xo = &cmd_exec_ops;
+    c->exec = c->p;
+    c->wctx = w;
     c->fd = fd;
     format_peer(c->peer, sizeof(c->peer), peer);
     atomic_store(&c->last_cmd, clock_now());
-    outq_init(&c->out, conn_release_value, c->p->cache);
+    outq_init(&c->out, c->xo->release, c->exec);
     bool have_rbuf = w->rbuf_limit > 0 || rbuf_acquire(c); /* pooled: taken on input */
     c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_readable, c);
     c->wev = event_new(w->base, fd, EV_WRITE, on_writable, c);
@@ -265,7 +263,7 @@ static struct conn_slot *slot_new(struct conn *c, bool done)
     s->next = NULL;
     s->c = c;
     s->done = done;
-    outq_init(&s->out, conn_release_value, c->p->cache);
+    outq_init(&s->out, c->xo->release, c->exec);
     if (c->slots_tail != NULL)
         c->slots_tail->next = s;
     else
@@ -399,7 +397,8 @@ static void conn_free(struct conn *c, enum watch_close_reason why)
     event_free(c->rev);
     event_free(c->wev);
     close(c->fd);
-    cache_release(c->p->cache, c->it);
+    if (c->it != NULL)
+        c->xo->release(c->exec, c->it);
     outq_deinit(&c->out);
     slots_orphan(c);
     proto_meta_conn_free(c);
@@ -434,14 +433,16 @@ bool conn_close_if_idle(struct conn *c, rel_time_t now, unsigned timeout)
     return true;
 }
 
-void conn_begin_nread(struct conn *c, struct item *it, unsigned ntail, enum cache_store_mode mode,
+void conn_begin_nread(struct conn *c, void *it, unsigned ntail, enum fe_store_mode mode,
                       uint64_t cas_in, bool noreply)
 {
     ASSERT(c->it == NULL);
     ASSERT(ntail <= sizeof(c->tail));
     c->it = it;
-    c->dst = item_data_mut(it);
-    c->left = item_nvalue(it);
+    struct fe_item_view v;
+    c->xo->view(c->exec, it, &v);
+    c->dst = v.value;
+    c->left = v.nvalue;
     c->tail_left = (uint8_t)ntail;
     c->mode = mode;
     c->cas_in = cas_in;

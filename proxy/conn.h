@@ -13,11 +13,11 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "cache/cache.h"
 #include "common/clock.h"
 #include "common/status.h"
+#include "frontend/exec.h"
+#include "frontend/proto.h"
 #include "proxy/outq.h"
-#include "proxy/proto.h"
 
 struct conn;
 struct conn_slot;
@@ -59,6 +59,10 @@ struct conn {
     struct conn *prev, *next; /* worker's list, under worker->conns_lock */
     struct worker *w;
     struct proxy *p;
+    /* The executor commands go to, its context and this worker's. */
+    const struct fe_exec_ops *xo;
+    void *exec;
+    void *wctx;
     int fd;
     struct event *rev, *wev;
     _Atomic int state;          /* enum conn_state; read by stats conns */
@@ -72,12 +76,12 @@ struct conn {
     struct outq out;
 
     /* CONN_NREAD: the value being read for a storage command */
-    struct item *it;   /* reserved item; owned by the connection */
+    void *it;          /* reserved item (executor's); owned by the connection */
     char *dst;         /* next value byte to fill */
     size_t left;       /* value bytes still to read */
     uint8_t tail_left; /* terminator bytes still to read into tail */
     char tail[2];      /* the "\r\n" a text value must end with */
-    enum cache_store_mode mode;
+    enum fe_store_mode mode;
     uint64_t cas_in;
     bool noreply;
 
@@ -154,7 +158,7 @@ const char *conn_state_name(const struct conn *c);
 /* For protocol modules: start reading the value of item `it` (takes the
  * reference), then `ntail` terminator bytes (0 or 2) into c->tail, which
  * the nread_done callback checks: items do not store the terminator. */
-void conn_begin_nread(struct conn *c, struct item *it, unsigned ntail, enum cache_store_mode mode,
+void conn_begin_nread(struct conn *c, void *it, unsigned ntail, enum fe_store_mode mode,
                       uint64_t cas_in, bool noreply);
 /* True if the terminator read after a text value is "\r\n". */
 bool conn_tail_is_crlf(const struct conn *c);

@@ -2,7 +2,7 @@
  * proto_binary.c - memcached binary protocol front end (see
  * proto_binary.h). Worker thread of the connection.
  *
- *   header (24 B) ─► extras + key buffered ─► shape check ─► cmd_* ─► response
+ *   header (24 B) ─► extras + key buffered ─► shape check ─► executor ─► response
  *        │                    │                   ├─ unknown opcode: body skipped,
  *        │                    │                   │  then UNKNOWN_COMMAND
  *        │                    │                   ├─ inconsistent lengths, key over
@@ -33,10 +33,8 @@
 #include "common/mc_binary.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
-#include "proxy/cmd.h"
 #include "proxy/conn.h"
 #include "proxy/defer.h"
-#include "proxy/detail.h"
 #include "proxy/proxy.h"
 #include "proxy/stats.h"
 #include "proxy/version.h"
@@ -138,25 +136,32 @@ static enum proto_action respond_ok(struct conn *c, const struct mc_bin_header *
     return respond(c, h->opcode, h->opaque, MC_BIN_OK, cas, NULL, 0, NULL, 0, NULL, 0);
 }
 
-static enum mc_bin_status status_of(enum cache_result r)
+static enum mc_bin_status status_of(enum fe_result r)
 {
     switch (r) {
-    case CACHE_OK:
-    case CACHE_STORED: return MC_BIN_OK;
-    case CACHE_NOT_STORED: return MC_BIN_NOT_STORED;
-    case CACHE_EXISTS: return MC_BIN_KEY_EEXISTS;
-    case CACHE_NOT_FOUND: return MC_BIN_KEY_ENOENT;
-    case CACHE_NON_NUMERIC: return MC_BIN_DELTA_BADVAL;
-    case CACHE_TOO_LARGE: return MC_BIN_E2BIG;
-    case CACHE_NO_MEMORY: return MC_BIN_ENOMEM;
+    case FE_OK:
+    case FE_STORED: return MC_BIN_OK;
+    case FE_NOT_STORED: return MC_BIN_NOT_STORED;
+    case FE_EXISTS: return MC_BIN_KEY_EEXISTS;
+    case FE_NOT_FOUND: return MC_BIN_KEY_ENOENT;
+    case FE_NON_NUMERIC: return MC_BIN_DELTA_BADVAL;
+    case FE_TOO_LARGE: return MC_BIN_E2BIG;
+    case FE_NO_MEMORY: return MC_BIN_ENOMEM;
     }
     return MC_BIN_ENOMEM;
+}
+
+/* stats detail's record of a command on a key (when the daemon keeps it). */
+static void note(struct conn *c, enum fe_note what, const char *key, size_t nkey, bool hit)
+{
+    if (c->xo->note != NULL)
+        c->xo->note(c->wctx, what, key, nkey, hit);
 }
 
 /* Queues the answer of a get-family request h (key: its key) given the
  * lookup's result. Takes the item reference. */
 static enum proto_action get_answer(struct conn *c, const struct mc_bin_header *h, const char *key,
-                                    struct item *it)
+                                    void *it)
 {
     bool with_key = h->opcode == MC_BIN_GETK || h->opcode == MC_BIN_GETKQ ||
                     h->opcode == MC_BIN_GATK || h->opcode == MC_BIN_GATKQ;
@@ -170,21 +175,23 @@ static enum proto_action get_answer(struct conn *c, const struct mc_bin_header *
         return respond_error(c, h->opcode, h->opaque, MC_BIN_KEY_ENOENT);
     }
     uint8_t flags[4];
-    mc_bin_put32(flags, item_flags(it));
-    uint32_t vlen = with_value ? (uint32_t)item_nvalue(it) : 0;
+    struct fe_item_view v;
+    c->xo->view(c->exec, it, &v);
+    mc_bin_put32(flags, v.flags);
+    uint32_t vlen = with_value ? (uint32_t)v.nvalue : 0;
     uint16_t keylen = with_key ? h->keylen : 0;
     enum proto_action a;
     if (vlen <= OUTQ_COPY_MAX) {
-        a = respond(c, h->opcode, h->opaque, MC_BIN_OK, item_cas(it), flags, 4, key, keylen,
-                    item_value(it), vlen);
-        cache_release(c->p->cache, it);
+        a = respond(c, h->opcode, h->opaque, MC_BIN_OK, v.cas, flags, 4, key, keylen, v.value,
+                    vlen);
+        c->xo->release(c->exec, it);
         return a;
     }
     /* Large value: header, flags and key copied; the value sent from the item. */
     size_t head = MC_BIN_HEADER_LEN + 4 + keylen;
     uint8_t *p = (uint8_t *)outq_reserve(conn_out(c), head);
     if (p == NULL) {
-        cache_release(c->p->cache, it);
+        c->xo->release(c->exec, it);
         return PROTO_CLOSE;
     }
     struct mc_bin_header rh = {
@@ -194,16 +201,16 @@ static enum proto_action get_answer(struct conn *c, const struct mc_bin_header *
         .extlen = 4,
         .bodylen = 4 + keylen + vlen,
         .opaque = h->opaque,
-        .cas = item_cas(it),
+        .cas = v.cas,
     };
     mc_bin_encode_header(p, &rh);
     memcpy(p + MC_BIN_HEADER_LEN, flags, 4);
     memcpy(p + MC_BIN_HEADER_LEN + 4, key, keylen);
     if (outq_commit(conn_out(c), head) != ST_OK) {
-        cache_release(c->p->cache, it);
+        c->xo->release(c->exec, it);
         return PROTO_CLOSE;
     }
-    return outq_add_ref(conn_out(c), it, item_value(it), vlen) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
+    return outq_add_ref(conn_out(c), it, v.value, vlen) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
 }
 
 /* A get-family request whose lookup completes later (--test_async_reads). */
@@ -218,11 +225,12 @@ struct get_job {
 
 static void get_job_run(struct defer_job *job, struct worker *w, bool cancelled)
 {
+    (void)w;
     struct get_job *j = (struct get_job *)job;
     struct conn *c = conn_slot_enter(j->slot);
     if (c != NULL && !cancelled) {
-        struct item *it = cmd_get(w, j->key, j->h.keylen, j->touch, j->exptime);
-        detail_record_get(c->p->detail, j->key, j->h.keylen, it != NULL);
+        void *it = c->xo->get(c->wctx, j->key, j->h.keylen, j->touch, j->exptime);
+        note(c, FE_NOTE_GET, j->key, j->h.keylen, it != NULL);
         if (get_answer(c, &j->h, j->key, it) == PROTO_CLOSE)
             c->close_after_write = true;
     }
@@ -251,23 +259,23 @@ static enum proto_action do_get(struct conn *c, const struct mc_bin_header *h, c
             mem_free(MEM_CONN, j, sizeof(*j) + h->keylen);
         return respond_error(c, h->opcode, h->opaque, MC_BIN_ENOMEM);
     }
-    struct item *it = cmd_get(c->w, key, h->keylen, touch, exptime);
-    detail_record_get(c->p->detail, key, h->keylen, it != NULL);
+    void *it = c->xo->get(c->wctx, key, h->keylen, touch, exptime);
+    note(c, FE_NOTE_GET, key, h->keylen, it != NULL);
     return get_answer(c, h, key, it);
 }
 
-static enum cache_store_mode store_mode(uint8_t op)
+static enum fe_store_mode store_mode(uint8_t op)
 {
     switch (op) {
     case MC_BIN_ADD:
-    case MC_BIN_ADDQ: return CACHE_ADD;
+    case MC_BIN_ADDQ: return FE_ADD;
     case MC_BIN_REPLACE:
-    case MC_BIN_REPLACEQ: return CACHE_REPLACE;
+    case MC_BIN_REPLACEQ: return FE_REPLACE;
     case MC_BIN_APPEND:
-    case MC_BIN_APPENDQ: return CACHE_APPEND;
+    case MC_BIN_APPENDQ: return FE_APPEND;
     case MC_BIN_PREPEND:
-    case MC_BIN_PREPENDQ: return CACHE_PREPEND;
-    default: return CACHE_SET;
+    case MC_BIN_PREPENDQ: return FE_PREPEND;
+    default: return FE_SET;
     }
 }
 
@@ -275,19 +283,19 @@ static enum proto_action do_store(struct conn *c, const struct mc_bin_header *h,
                                   const char *key)
 {
     uint32_t vlen = h->bodylen - h->extlen - h->keylen;
-    enum cache_store_mode opmode = store_mode(h->opcode);
-    enum cache_store_mode mode = opmode;
+    enum fe_store_mode opmode = store_mode(h->opcode);
+    enum fe_store_mode mode = opmode;
     /* SET/ADD/REPLACE carry flags and exptime; APPEND/PREPEND keep the old. */
     uint32_t flags = h->extlen == 8 ? mc_bin_get32(ext) : 0;
     rel_time_t exptime = h->extlen == 8 ? exptime_at(ext + 4) : 0;
     /* A CAS in the header makes SET/ADD/REPLACE a compare-and-swap. */
-    if (h->cas != 0 && mode != CACHE_APPEND && mode != CACHE_PREPEND)
-        mode = CACHE_CAS;
-    detail_record_set(c->p->detail, key, h->keylen);
-    enum cache_result res;
+    if (h->cas != 0 && mode != FE_APPEND && mode != FE_PREPEND)
+        mode = FE_CAS;
+    note(c, FE_NOTE_SET, key, h->keylen, false);
+    enum fe_result res;
     /* A refused SET drops the old value even with a CAS: memcached decides
      * that by opcode, before it looks at the CAS. */
-    struct item *it = cmd_reserve(c->w, key, h->keylen, flags, exptime, vlen, opmode, &res);
+    void *it = c->xo->reserve(c->wctx, key, h->keylen, flags, exptime, vlen, opmode, &res);
     if (it == NULL)
         return refuse_after_body(c, h, vlen, status_of(res));
     c->bin_opcode = h->opcode;
@@ -298,20 +306,20 @@ static enum proto_action do_store(struct conn *c, const struct mc_bin_header *h,
 
 enum proto_action proto_binary_nread_done(struct conn *c)
 {
-    struct item *it = c->it;
+    void *it = c->it;
     c->it = NULL;
     uint64_t cas = 0;
-    enum cache_result r = cmd_store(c->w, it, c->mode, c->cas_in, &cas);
-    if (r == CACHE_STORED)
+    enum fe_result r = c->xo->store(c->wctx, it, c->mode, c->cas_in, 0, &cas);
+    if (r == FE_STORED)
         return c->noreply ? PROTO_NEXT
                           : respond(c, c->bin_opcode, c->bin_opaque, MC_BIN_OK, cas, NULL, 0, NULL,
                                     0, NULL, 0);
     /* memcached reports a failed add as "exists" and a failed replace as
      * "not found"; append/prepend say "not stored". */
     enum mc_bin_status st = status_of(r);
-    if (r == CACHE_NOT_STORED && c->mode == CACHE_ADD)
+    if (r == FE_NOT_STORED && c->mode == FE_ADD)
         st = MC_BIN_KEY_EEXISTS;
-    else if (r == CACHE_NOT_STORED && c->mode == CACHE_REPLACE)
+    else if (r == FE_NOT_STORED && c->mode == FE_REPLACE)
         st = MC_BIN_KEY_ENOENT;
     return respond_error(c, c->bin_opcode, c->bin_opaque, st);
 }
@@ -325,25 +333,26 @@ static enum proto_action do_delta(struct conn *c, const struct mc_bin_header *h,
     uint64_t delta = mc_bin_get64(ext), initial = mc_bin_get64(ext + 8);
     uint32_t expiration = mc_bin_get32(ext + 16);
     uint64_t value = 0, cas = 0;
-    enum cache_result r = cmd_delta(c->w, key, h->keylen, incr, delta, h->cas, &value, &cas);
-    for (int attempt = 0; r == CACHE_NOT_FOUND && expiration != 0xffffffffu && attempt < 2;
+    enum fe_result r = c->xo->delta(c->wctx, key, h->keylen, incr, delta, h->cas, &value, &cas);
+    for (int attempt = 0; r == FE_NOT_FOUND && expiration != 0xffffffffu && attempt < 2;
          attempt++) {
         char num[24];
         size_t n = mc_u64_to_str(initial, num);
-        struct item *it =
-            cmd_reserve(c->w, key, h->keylen, 0, exptime_at(ext + 16), n, CACHE_ADD, &r);
+        void *it = c->xo->reserve(c->wctx, key, h->keylen, 0, exptime_at(ext + 16), n, FE_ADD, &r);
         if (it == NULL)
             break;
-        memcpy(item_data_mut(it), num, n);
-        r = cmd_store(c->w, it, CACHE_ADD, 0, &cas);
-        if (r == CACHE_STORED) {
+        struct fe_item_view v;
+        c->xo->view(c->exec, it, &v);
+        memcpy(v.value, num, n);
+        r = c->xo->store(c->wctx, it, FE_ADD, 0, 0, &cas);
+        if (r == FE_STORED) {
             value = initial;
-            r = CACHE_OK;
-        } else if (r == CACHE_NOT_STORED) { /* created meanwhile: apply the delta */
-            r = cmd_delta(c->w, key, h->keylen, incr, delta, h->cas, &value, &cas);
+            r = FE_OK;
+        } else if (r == FE_NOT_STORED) { /* created meanwhile: apply the delta */
+            r = c->xo->delta(c->wctx, key, h->keylen, incr, delta, h->cas, &value, &cas);
         }
     }
-    if (r != CACHE_OK)
+    if (r != FE_OK)
         return respond_error(c, h->opcode, h->opaque, status_of(r));
     if (mc_bin_is_quiet(h->opcode))
         return PROTO_NEXT;
@@ -377,6 +386,20 @@ static bool key_starts(const char *key, size_t n, const char *word)
     return n >= strlen(word) && memcmp(key, word, strlen(word)) == 0;
 }
 
+/* The "detailed" row of a binary stats detail dump. */
+struct detail_emit {
+    struct conn *c;
+    const struct mc_bin_header *h;
+    enum proto_action action;
+};
+
+static void emit_detail(void *arg, const char *text, size_t len)
+{
+    struct detail_emit *e = arg;
+    e->action = respond(e->c, e->h->opcode, e->h->opaque, MC_BIN_OK, 0, NULL, 0, "detailed", 8,
+                        text, (uint32_t)len);
+}
+
 /* Binary STAT groups as memcached 1.6.18 matches them: "reset" and
  * "settings" by prefix, "items", "slabs" and "sizes" exactly; no "conns"
  * or "detail" in this protocol. */
@@ -385,23 +408,22 @@ static bool key_starts(const char *key, size_t n, const char *word)
 static enum proto_action do_stat_detail(struct conn *c, const struct mc_bin_header *h,
                                         const char *sub, size_t n)
 {
-    struct detail *d = c->p->detail;
-    if (key_starts(sub, n, " dump")) {
-        struct detail_text t;
-        if (detail_dump(d, &t) != ST_OK)
-            return respond_error(c, h->opcode, h->opaque, MC_BIN_ENOMEM);
-        enum proto_action a = respond(c, h->opcode, h->opaque, MC_BIN_OK, 0, NULL, 0, "detailed", 8,
-                                      t.buf, (uint32_t)t.len);
-        detail_text_free(&t);
-        if (a == PROTO_CLOSE)
-            return a;
-    } else if (key_starts(sub, n, " on")) {
-        detail_set_enabled(d, true);
-    } else if (key_starts(sub, n, " off")) {
-        detail_set_enabled(d, false);
-    } else {
+    enum fe_detail what;
+    if (key_starts(sub, n, " dump"))
+        what = FE_DETAIL_DUMP;
+    else if (key_starts(sub, n, " on"))
+        what = FE_DETAIL_ON;
+    else if (key_starts(sub, n, " off"))
+        what = FE_DETAIL_OFF;
+    else
         return respond_error(c, h->opcode, h->opaque, MC_BIN_KEY_ENOENT);
-    }
+    if (c->xo->detail == NULL)
+        return respond_error(c, h->opcode, h->opaque, MC_BIN_KEY_ENOENT);
+    struct detail_emit e = {c, h, PROTO_NEXT};
+    if (c->xo->detail(c->exec, what, emit_detail, &e) != ST_OK)
+        return respond_error(c, h->opcode, h->opaque, MC_BIN_ENOMEM);
+    if (e.action == PROTO_CLOSE)
+        return PROTO_CLOSE;
     return respond(c, h->opcode, h->opaque, MC_BIN_OK, 0, NULL, 0, NULL, 0, NULL, 0);
 }
 
@@ -421,7 +443,7 @@ static enum proto_action do_stat(struct conn *c, const struct mc_bin_header *h, 
                                                          : NULL;
     if (group == NULL)
         return respond_error(c, h->opcode, h->opaque, MC_BIN_KEY_ENOENT);
-    stats_reply(c->p, group, strlen(group), emit_stat, &ctx, &special);
+    c->xo->stats(c->exec, group, strlen(group), emit_stat, &ctx, &special);
     if (ctx.failed)
         return PROTO_CLOSE;
     /* An empty packet ends the list. */
@@ -489,10 +511,10 @@ enum proto_action proto_binary_command(struct conn *c)
     case MC_BIN_PREPENDQ: return do_store(c, &h, ext, key);
     case MC_BIN_DELETE:
     case MC_BIN_DELETEQ: {
-        detail_record_delete(c->p->detail, key, h.keylen);
-        enum cache_result r = cmd_delete(c->w, key, h.keylen, h.cas);
-        return r == CACHE_OK ? respond_ok(c, &h, 0)
-                             : respond_error(c, h.opcode, h.opaque, status_of(r));
+        note(c, FE_NOTE_DELETE, key, h.keylen, false);
+        enum fe_result r = c->xo->delete (c->wctx, key, h.keylen, h.cas);
+        return r == FE_OK ? respond_ok(c, &h, 0)
+                          : respond_error(c, h.opcode, h.opaque, status_of(r));
     }
     case MC_BIN_INCREMENT:
     case MC_BIN_INCREMENTQ:
@@ -504,7 +526,7 @@ enum proto_action proto_binary_command(struct conn *c)
     case MC_BIN_FLUSHQ:
         if (!c->p->settings.flush_enabled) /* -F; memcached does not count it here */
             return respond_error(c, h.opcode, h.opaque, MC_BIN_AUTH_ERROR);
-        cmd_flush_all(c->w, h.extlen == 4 ? mc_bin_get32(ext) : 0);
+        c->xo->flush_all(c->wctx, h.extlen == 4 ? mc_bin_get32(ext) : 0, true);
         return respond_ok(c, &h, 0);
     case MC_BIN_NOOP: return respond_ok(c, &h, 0);
     case MC_BIN_VERSION:

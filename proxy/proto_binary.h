@@ -7,7 +7,7 @@
 
 #include <stdbool.h>
 
-#include "proxy/proto.h"
+#include "frontend/proto.h"
 
 struct conn;
 

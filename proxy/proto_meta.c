@@ -1,9 +1,9 @@
 /*
  * proto_meta.c - meta protocol commands (see proto_meta.h):
  *
- *   line ─► mc_meta_parse ─► mg/md/ma/me: cmd_meta_* ─► reply
- *                          └► ms: cmd_reserve ─► CONN_NREAD ─► nread_done
- *                                 ─► cmd_meta_store ─► reply
+ *   line ─► mc_meta_parse ─► mg/md/ma/me: executor's meta_* ─► reply
+ *                          └► ms: reserve ─► CONN_NREAD ─► nread_done
+ *                                 ─► store ─► reply
  *
  * Replies are "<code>[ <return flags>]\r\n" with the return flags in the
  * order the client asked for them (then Z, X, W). Quiet mode (q) hides the
@@ -18,7 +18,6 @@
 #include "common/log.h"
 #include "common/mc_meta.h"
 #include "common/mem.h"
-#include "proxy/cmd.h"
 #include "proxy/conn.h"
 #include "proxy/defer.h"
 #include "proxy/proxy.h"
@@ -97,17 +96,19 @@ static enum proto_action reply_error(struct conn *c, const char *line)
 
 /* Sends the line with "\r\n" and, if `it` is not NULL, its value. Takes
  * the item reference. */
-static enum proto_action reply_line(struct conn *c, struct meta_line *l, struct item *it)
+static enum proto_action reply_line(struct conn *c, struct meta_line *l, void *it)
 {
     line_put(l, LIT("\r\n"));
     enum st_status s = outq_add(conn_out(c), l->buf, l->n);
     if (it == NULL || s != ST_OK) {
-        cache_release(c->p->cache, it);
+        if (it != NULL)
+            c->xo->release(c->exec, it);
         return s == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
     }
-    return outq_add_value(conn_out(c), it, item_value(it), item_nvalue(it), "\r\n", 2) == ST_OK
-               ? PROTO_NEXT
-               : PROTO_CLOSE;
+    struct fe_item_view v;
+    c->xo->view(c->exec, it, &v);
+    return outq_add_value(conn_out(c), it, v.value, v.nvalue, "\r\n", 2) == ST_OK ? PROTO_NEXT
+                                                                                  : PROTO_CLOSE;
 }
 
 /* Echoes O and k for replies without an item (miss, NF, EX). */
@@ -122,9 +123,9 @@ static void line_echo(struct meta_line *l, const struct mc_meta_request *req)
     }
 }
 
-static void ttl_positions(const struct mc_meta_request *req, struct cache_meta_ttl *ttl)
+static void ttl_positions(const struct mc_meta_request *req, struct fe_meta_ttl *ttl)
 {
-    *ttl = (struct cache_meta_ttl)CACHE_META_TTL_NONE;
+    *ttl = (struct fe_meta_ttl)FE_META_TTL_NONE;
     for (unsigned i = 0; i < req->nflags; i++) {
         switch (req->flags[i].p[0]) {
         case 't': ttl->t_pos = (int)i; break;
@@ -147,7 +148,7 @@ static void ttl_positions(const struct mc_meta_request *req, struct cache_meta_t
  * which then never comes; without them the lookup itself has bumped.
  */
 static enum proto_action meta_get_failed(struct conn *c, const struct mc_meta_request *req,
-                                         struct cache_meta_ttl *ttl)
+                                         struct fe_meta_ttl *ttl)
 {
     bool locked = false;
     for (unsigned i = 0; i < req->nflags; i++) {
@@ -157,20 +158,21 @@ static enum proto_action meta_get_failed(struct conn *c, const struct mc_meta_re
         if (memchr("NTRlh", t->p[0], 5) != NULL)
             locked = true;
     }
-    struct cache_meta_info info;
-    struct item *it = cmd_meta_get(c->w, req->key, req->nkey, ttl, req->no_bump || locked, &info);
-    cache_release(c->p->cache, it);
+    struct fe_meta_info info;
+    void *it = c->xo->meta_get(c->wctx, req->key, req->nkey, ttl, req->no_bump || locked, &info);
+    if (it != NULL)
+        c->xo->release(c->exec, it);
     return reply_error(c, "CLIENT_ERROR opaque token too long\r\n");
 }
 
 static enum proto_action meta_get(struct conn *c, const struct mc_meta_request *req)
 {
-    struct cache_meta_ttl ttl;
+    struct fe_meta_ttl ttl;
     ttl_positions(req, &ttl);
     if (req->opaque_too_long)
         return meta_get_failed(c, req, &ttl);
-    struct cache_meta_info info;
-    struct item *it = cmd_meta_get(c->w, req->key, req->nkey, &ttl, req->no_bump, &info);
+    struct fe_meta_info info;
+    void *it = c->xo->meta_get(c->wctx, req->key, req->nkey, &ttl, req->no_bump, &info);
     struct meta_line l = {.n = 0};
     if (it == NULL) {
         if (req->quiet)
@@ -179,23 +181,25 @@ static enum proto_action meta_get(struct conn *c, const struct mc_meta_request *
         line_echo(&l, req);
         return reply_line(c, &l, NULL);
     }
+    struct fe_item_view v;
+    c->xo->view(c->exec, it, &v);
     if (req->value) {
         line_put(&l, LIT("VA "));
-        l.n += mc_u64_to_str(item_nvalue(it), l.buf + l.n);
+        l.n += mc_u64_to_str(v.nvalue, l.buf + l.n);
     } else {
         line_put(&l, LIT("HD"));
     }
     for (unsigned i = 0; i < req->nflags; i++) {
         const struct mc_meta_token *t = &req->flags[i];
         switch (t->p[0]) {
-        case 's': line_flag_u64(&l, 's', item_nvalue(it)); break;
+        case 's': line_flag_u64(&l, 's', v.nvalue); break;
         case 't': line_flag_ttl(&l, info.ttl); break;
-        case 'c': line_flag_u64(&l, 'c', item_cas(it)); break;
-        case 'f': line_flag_u64(&l, 'f', item_flags(it)); break;
+        case 'c': line_flag_u64(&l, 'c', v.cas); break;
+        case 'f': line_flag_u64(&l, 'f', v.flags); break;
         case 'l': line_flag_u64(&l, 'l', info.idle); break;
         case 'h': line_put(&l, info.fetched ? " h1" : " h0", 3); break;
         case 'O': line_opaque(&l, t); break;
-        case 'k': line_key(&l, item_key(it), item_nkey(it), info.key_binary); break;
+        case 'k': line_key(&l, v.key, v.nkey, info.key_binary); break;
         default: break;
         }
     }
@@ -206,7 +210,7 @@ static enum proto_action meta_get(struct conn *c, const struct mc_meta_request *
     if (info.won)
         line_put(&l, LIT(" W"));
     if (!req->value) {
-        cache_release(c->p->cache, it);
+        c->xo->release(c->exec, it);
         it = NULL;
     }
     return reply_line(c, &l, it);
@@ -222,36 +226,36 @@ static enum proto_action reply_deferred(struct conn *c)
 static enum proto_action meta_set(struct conn *c, const struct mc_meta_request *req)
 {
     size_t nbytes = (size_t)req->vlen + 2;
-    enum cache_store_mode mode = CACHE_SET;
-    unsigned mflags = req->key_binary ? CACHE_META_KEY_BINARY : 0;
+    enum fe_store_mode mode = FE_SET;
+    unsigned mflags = req->key_binary ? FE_META_KEY_BINARY : 0;
     rel_time_t exptime = req->has_ttl ? clock_exptime(req->ttl) : 0;
     switch (req->mode) {
-    case 'E': mode = CACHE_ADD; break;
-    case 'A': mode = CACHE_APPEND; break;
-    case 'P': mode = CACHE_PREPEND; break;
-    case 'R': mode = CACHE_REPLACE; break;
+    case 'E': mode = FE_ADD; break;
+    case 'A': mode = FE_APPEND; break;
+    case 'P': mode = FE_PREPEND; break;
+    case 'R': mode = FE_REPLACE; break;
     default: break;
     }
     /* memcached 1.6.18 parses N on ms and ignores it: an append or
      * prepend on a miss is NS, and nothing is created. */
-    if (req->has_cas && (mode == CACHE_SET || mode == CACHE_REPLACE))
-        mode = CACHE_CAS;
-    if (req->invalidate && mode == CACHE_CAS)
-        mflags |= CACHE_META_INVALIDATE;
-    enum cache_result res;
+    if (req->has_cas && (mode == FE_SET || mode == FE_REPLACE))
+        mode = FE_CAS;
+    if (req->invalidate && mode == FE_CAS)
+        mflags |= FE_META_INVALIDATE;
+    enum fe_result res;
     /* memcached drops the old value of a refused ms in every mode */
-    struct item *it = cmd_reserve(c->w, req->key, req->nkey, req->client_flags, exptime,
-                                  (size_t)req->vlen, CACHE_SET, &res);
+    void *it = c->xo->reserve(c->wctx, req->key, req->nkey, req->client_flags, exptime,
+                              (size_t)req->vlen, FE_SET, &res);
     if (it == NULL) {
-        c->deferred_line = res == CACHE_TOO_LARGE ? "SERVER_ERROR object too large for cache\r\n"
-                                                  : "SERVER_ERROR out of memory storing object\r\n";
+        c->deferred_line = res == FE_TOO_LARGE ? "SERVER_ERROR object too large for cache\r\n"
+                                               : "SERVER_ERROR out of memory storing object\r\n";
         conn_begin_swallow(c, nbytes, reply_deferred);
         return PROTO_NEXT;
     }
     if (c->meta_set == NULL) {
         c->meta_set = mem_alloc(MEM_CONN, sizeof(*c->meta_set));
         if (c->meta_set == NULL) {
-            cache_release(c->p->cache, it);
+            c->xo->release(c->exec, it);
             return PROTO_CLOSE;
         }
     }
@@ -280,26 +284,26 @@ static enum proto_action meta_set(struct conn *c, const struct mc_meta_request *
 
 enum proto_action proto_meta_nread_done(struct conn *c)
 {
-    struct item *it = c->it;
+    void *it = c->it;
     struct proto_meta_set *ms = c->meta_set;
     c->it = NULL;
     c->nread_meta = false;
     if (!conn_tail_is_crlf(c)) {
-        cmd_store_aborted(c->w, it);
+        c->xo->store_aborted(c->wctx, it);
         return reply(c, LIT("CLIENT_ERROR bad data chunk\r\n"));
     }
     uint64_t cas = 0;
     struct meta_line l = {.n = 0};
-    switch (cmd_meta_store(c->w, it, c->mode, c->cas_in, ms->mflags, &cas)) {
-    case CACHE_STORED:
+    switch (c->xo->store(c->wctx, it, c->mode, c->cas_in, ms->mflags, &cas)) {
+    case FE_STORED:
         if (ms->quiet)
             return PROTO_NEXT;
         line_put(&l, LIT("HD"));
         break;
-    case CACHE_NOT_STORED: line_put(&l, LIT("NS")); break;
-    case CACHE_EXISTS: line_put(&l, LIT("EX")); break;
-    case CACHE_NOT_FOUND: line_put(&l, LIT("NF")); break;
-    case CACHE_TOO_LARGE: return reply(c, LIT("SERVER_ERROR object too large for cache\r\n"));
+    case FE_NOT_STORED: line_put(&l, LIT("NS")); break;
+    case FE_EXISTS: line_put(&l, LIT("EX")); break;
+    case FE_NOT_FOUND: line_put(&l, LIT("NF")); break;
+    case FE_TOO_LARGE: return reply(c, LIT("SERVER_ERROR object too large for cache\r\n"));
     default: return reply(c, LIT("SERVER_ERROR out of memory storing object\r\n"));
     }
     for (const char *o = ms->order; *o != '\0'; o++) {
@@ -320,15 +324,15 @@ static enum proto_action meta_delete(struct conn *c, const struct mc_meta_reques
     if (req->opaque_too_long)
         return reply_error(c, "CLIENT_ERROR opaque token too long\r\n");
     struct meta_line l = {.n = 0};
-    switch (cmd_meta_delete(c->w, req->key, req->nkey, req->has_cas, req->cas, req->invalidate,
-                            req->has_ttl, clock_exptime(req->ttl))) {
-    case CACHE_OK:
+    switch (c->xo->meta_delete(c->wctx, req->key, req->nkey, req->has_cas, req->cas,
+                               req->invalidate, req->has_ttl, clock_exptime(req->ttl))) {
+    case FE_OK:
         if (req->quiet)
             return PROTO_NEXT;
         line_put(&l, LIT("HD"));
         break;
-    case CACHE_EXISTS: line_put(&l, LIT("EX")); break;
-    case CACHE_NO_MEMORY: return reply(c, LIT("SERVER_ERROR out of memory\r\n"));
+    case FE_EXISTS: line_put(&l, LIT("EX")); break;
+    case FE_NO_MEMORY: return reply(c, LIT("SERVER_ERROR out of memory\r\n"));
     default: line_put(&l, LIT("NF")); break;
     }
     line_echo(&l, req);
@@ -337,7 +341,7 @@ static enum proto_action meta_delete(struct conn *c, const struct mc_meta_reques
 
 static enum proto_action meta_arith(struct conn *c, const struct mc_meta_request *req)
 {
-    struct cache_meta_arith a = {
+    struct fe_meta_arith a = {
         .incr = true,
         .delta = req->delta,
         .cas_in = req->has_cas ? req->cas : 0,
@@ -354,19 +358,19 @@ static enum proto_action meta_arith(struct conn *c, const struct mc_meta_request
     }
     ttl_positions(req, &a.ttl);
     a.ttl.recache_pos = -1;
-    enum cache_result r = cmd_meta_delta(c->w, req->key, req->nkey, &a);
+    enum fe_result r = c->xo->meta_delta(c->wctx, req->key, req->nkey, &a);
     /* memcached checks the opaque while wording the reply: after the
      * increment or creation has been done */
-    if (r == CACHE_NON_NUMERIC)
+    if (r == FE_NON_NUMERIC)
         return reply(c, LIT("CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"));
-    if (r == CACHE_NO_MEMORY)
+    if (r == FE_NO_MEMORY)
         return req->has_vivify ? reply(c, LIT("SERVER_ERROR Out of memory allocating new item\r\n"))
                                : reply(c, LIT("SERVER_ERROR out of memory\r\n"));
     if (req->opaque_too_long)
         return reply_error(c, "CLIENT_ERROR opaque token too long\r\n");
     struct meta_line l = {.n = 0};
-    if (r != CACHE_OK) {
-        line_put(&l, r == CACHE_EXISTS ? "EX" : "NF", 2);
+    if (r != FE_OK) {
+        line_put(&l, r == FE_EXISTS ? "EX" : "NF", 2);
         line_echo(&l, req);
         return reply_line(c, &l, NULL);
     }
@@ -400,21 +404,23 @@ static enum proto_action meta_arith(struct conn *c, const struct mc_meta_request
 
 static enum proto_action meta_debug(struct conn *c, const struct mc_meta_request *req)
 {
-    struct cache_meta_info info;
-    struct item *it = cmd_meta_debug(c->w, req->key, req->nkey, &info);
+    struct fe_meta_info info;
+    void *it = c->xo->meta_debug(c->wctx, req->key, req->nkey, &info);
     if (it == NULL)
         return reply(c, LIT("EN\r\n"));
+    struct fe_item_view v;
+    c->xo->view(c->exec, it, &v);
     struct meta_line l = {.n = 0};
     line_put(&l, LIT("ME "));
     if (info.key_binary)
-        l.n += mc_base64_encode(item_key(it), item_nkey(it), l.buf + l.n);
+        l.n += mc_base64_encode(v.key, v.nkey, l.buf + l.n);
     else
-        line_put(&l, item_key(it), item_nkey(it));
-    l.n += (size_t)snprintf(
-        l.buf + l.n, sizeof(l.buf) - l.n, " exp=%lld la=%u cas=%llu fetch=%s cls=%u size=%zu",
-        (long long)info.ttl, (unsigned)info.idle, (unsigned long long)item_cas(it),
-        info.fetched ? "yes" : "no", item_class(it), item_bytes(it));
-    cache_release(c->p->cache, it);
+        line_put(&l, v.key, v.nkey);
+    l.n += (size_t)snprintf(l.buf + l.n, sizeof(l.buf) - l.n,
+                            " exp=%lld la=%u cas=%llu fetch=%s cls=%u size=%zu",
+                            (long long)info.ttl, (unsigned)info.idle, (unsigned long long)v.cas,
+                            info.fetched ? "yes" : "no", v.clsid, v.bytes);
+    c->xo->release(c->exec, it);
     return reply_line(c, &l, NULL);
 }
 

@@ -19,16 +19,12 @@
 #include "common/mc_meta.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
-#include "proxy/admin.h"
-#include "proxy/cmd.h"
 #include "proxy/conn.h"
 #include "proxy/defer.h"
-#include "proxy/detail.h"
 #include "proxy/proto_meta.h"
 #include "proxy/proxy.h"
 #include "proxy/stats.h"
 #include "proxy/version.h"
-#include "proxy/watch.h"
 #include "proxy/worker.h"
 
 #define LIT(s) s, sizeof(s) - 1
@@ -57,21 +53,29 @@ static enum proto_action reply_maybe(struct conn *c, bool noreply, const char *s
 }
 
 /* Appends one hit of a get-family command. Takes the item reference. */
-static enum st_status add_value(struct conn *c, struct item *it, bool with_cas)
+static enum st_status add_value(struct conn *c, void *it, bool with_cas)
 {
+    struct fe_item_view v;
+    c->xo->view(c->exec, it, &v);
     char *p = outq_reserve(conn_out(c), MC_VALUE_HEADER_MAX);
     if (p == NULL) {
-        cache_release(c->p->cache, it);
+        c->xo->release(c->exec, it);
         return ST_NOMEM;
     }
-    size_t n = mc_text_value_header(p, item_key(it), item_nkey(it), item_flags(it), item_nvalue(it),
-                                    with_cas, item_cas(it));
+    size_t n = mc_text_value_header(p, v.key, v.nkey, v.flags, v.nvalue, with_cas, v.cas);
     enum st_status s = outq_commit(conn_out(c), n);
     if (s != ST_OK) {
-        cache_release(c->p->cache, it);
+        c->xo->release(c->exec, it);
         return s;
     }
-    return outq_add_value(conn_out(c), it, item_value(it), item_nvalue(it), "\r\n", 2);
+    return outq_add_value(conn_out(c), it, v.value, v.nvalue, "\r\n", 2);
+}
+
+/* stats detail's record of a command on a key (when the daemon keeps it). */
+static void note(struct conn *c, enum fe_note what, const char *key, size_t nkey, bool hit)
+{
+    if (c->xo->note != NULL)
+        c->xo->note(c->wctx, what, key, nkey, hit);
 }
 
 /* One key of a get-family command whose lookup completes later. */
@@ -91,11 +95,12 @@ static void get_job_free(struct get_job *j)
 
 static void get_job_run(struct defer_job *job, struct worker *w, bool cancelled)
 {
+    (void)w;
     struct get_job *j = (struct get_job *)job;
     struct conn *c = conn_slot_enter(j->slot);
     if (c != NULL && !cancelled) {
-        struct item *it = cmd_get(w, j->key, j->nkey, j->touch, j->exptime);
-        detail_record_get(c->p->detail, j->key, j->nkey, it != NULL);
+        void *it = c->xo->get(c->wctx, j->key, j->nkey, j->touch, j->exptime);
+        note(c, FE_NOTE_GET, j->key, j->nkey, it != NULL);
         /* The lines of the keys before this one may be gone already: an
          * error here cannot replace the whole reply as at once. */
         if (it != NULL && add_value(c, it, j->with_cas) != ST_OK)
@@ -148,8 +153,8 @@ static enum proto_action do_get(struct conn *c, const struct mc_request *req)
             }
             continue;
         }
-        struct item *it = cmd_get(c->w, key, nkey, touch, exptime);
-        detail_record_get(c->p->detail, key, nkey, it != NULL);
+        void *it = c->xo->get(c->wctx, key, nkey, touch, exptime);
+        note(c, FE_NOTE_GET, key, nkey, it != NULL);
         if (it != NULL && add_value(c, it, with_cas) != ST_OK) {
             outq_rollback(conn_out(c), &mark);
             return reply(c, LIT("SERVER_ERROR out of memory writing get response\r\n"));
@@ -162,15 +167,15 @@ static enum proto_action do_get(struct conn *c, const struct mc_request *req)
     return reply(c, LIT("END\r\n"));
 }
 
-static enum cache_store_mode store_mode(enum mc_cmd cmd)
+static enum fe_store_mode store_mode(enum mc_cmd cmd)
 {
     switch (cmd) {
-    case MC_CMD_ADD: return CACHE_ADD;
-    case MC_CMD_REPLACE: return CACHE_REPLACE;
-    case MC_CMD_APPEND: return CACHE_APPEND;
-    case MC_CMD_PREPEND: return CACHE_PREPEND;
-    case MC_CMD_CAS: return CACHE_CAS;
-    default: return CACHE_SET;
+    case MC_CMD_ADD: return FE_ADD;
+    case MC_CMD_REPLACE: return FE_REPLACE;
+    case MC_CMD_APPEND: return FE_APPEND;
+    case MC_CMD_PREPEND: return FE_PREPEND;
+    case MC_CMD_CAS: return FE_CAS;
+    default: return FE_SET;
     }
 }
 
@@ -183,18 +188,17 @@ static enum proto_action reply_deferred(struct conn *c)
 
 static enum proto_action do_store(struct conn *c, const struct mc_request *req)
 {
-    enum cache_store_mode mode = store_mode(req->cmd);
-    detail_record_set(c->p->detail, req->key, req->nkey);
+    enum fe_store_mode mode = store_mode(req->cmd);
+    note(c, FE_NOTE_SET, req->key, req->nkey, false);
     size_t nbytes = (size_t)req->nbytes + 2; /* the value and its "\r\n" */
-    enum cache_result res;
-    struct item *it = cmd_reserve(c->w, req->key, req->nkey, req->flags,
-                                  clock_exptime(req->exptime), (size_t)req->nbytes, mode, &res);
+    enum fe_result res;
+    void *it = c->xo->reserve(c->wctx, req->key, req->nkey, req->flags, clock_exptime(req->exptime),
+                              (size_t)req->nbytes, mode, &res);
     if (it == NULL) {
         /* memcached answers once the refused value has been read */
-        c->deferred_line = req->noreply ? NULL
-                           : res == CACHE_TOO_LARGE
-                               ? "SERVER_ERROR object too large for cache\r\n"
-                               : "SERVER_ERROR out of memory storing object\r\n";
+        c->deferred_line = req->noreply          ? NULL
+                           : res == FE_TOO_LARGE ? "SERVER_ERROR object too large for cache\r\n"
+                                                 : "SERVER_ERROR out of memory storing object\r\n";
         conn_begin_swallow(c, nbytes, reply_deferred);
         return PROTO_NEXT;
     }
@@ -204,18 +208,18 @@ static enum proto_action do_store(struct conn *c, const struct mc_request *req)
 
 enum proto_action proto_text_nread_done(struct conn *c)
 {
-    struct item *it = c->it;
+    void *it = c->it;
     c->it = NULL;
     if (!conn_tail_is_crlf(c)) {
-        cmd_store_aborted(c->w, it);
+        c->xo->store_aborted(c->wctx, it);
         return reply_maybe(c, c->noreply, LIT("CLIENT_ERROR bad data chunk\r\n"));
     }
-    switch (cmd_store(c->w, it, c->mode, c->cas_in, NULL)) {
-    case CACHE_STORED: return reply_maybe(c, c->noreply, LIT("STORED\r\n"));
-    case CACHE_NOT_STORED: return reply_maybe(c, c->noreply, LIT("NOT_STORED\r\n"));
-    case CACHE_EXISTS: return reply_maybe(c, c->noreply, LIT("EXISTS\r\n"));
-    case CACHE_NOT_FOUND: return reply_maybe(c, c->noreply, LIT("NOT_FOUND\r\n"));
-    case CACHE_TOO_LARGE:
+    switch (c->xo->store(c->wctx, it, c->mode, c->cas_in, 0, NULL)) {
+    case FE_STORED: return reply_maybe(c, c->noreply, LIT("STORED\r\n"));
+    case FE_NOT_STORED: return reply_maybe(c, c->noreply, LIT("NOT_STORED\r\n"));
+    case FE_EXISTS: return reply_maybe(c, c->noreply, LIT("EXISTS\r\n"));
+    case FE_NOT_FOUND: return reply_maybe(c, c->noreply, LIT("NOT_FOUND\r\n"));
+    case FE_TOO_LARGE:
         return reply_maybe(c, c->noreply, LIT("SERVER_ERROR object too large for cache\r\n"));
     default:
         return reply_maybe(c, c->noreply, LIT("SERVER_ERROR out of memory storing object\r\n"));
@@ -225,9 +229,9 @@ enum proto_action proto_text_nread_done(struct conn *c)
 static enum proto_action do_delta(struct conn *c, const struct mc_request *req)
 {
     uint64_t value;
-    switch (cmd_delta(c->w, req->key, req->nkey, req->cmd == MC_CMD_INCR, req->delta, 0, &value,
-                      NULL)) {
-    case CACHE_OK: {
+    switch (c->xo->delta(c->wctx, req->key, req->nkey, req->cmd == MC_CMD_INCR, req->delta, 0,
+                         &value, NULL)) {
+    case FE_OK: {
         if (req->noreply)
             return PROTO_NEXT;
         char buf[24];
@@ -236,12 +240,21 @@ static enum proto_action do_delta(struct conn *c, const struct mc_request *req)
         buf[n++] = '\n';
         return reply(c, buf, n);
     }
-    case CACHE_NOT_FOUND: return reply_maybe(c, req->noreply, LIT("NOT_FOUND\r\n"));
-    case CACHE_NON_NUMERIC:
+    case FE_NOT_FOUND: return reply_maybe(c, req->noreply, LIT("NOT_FOUND\r\n"));
+    case FE_NON_NUMERIC:
         return reply_maybe(c, req->noreply,
                            LIT("CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"));
     default: return reply_maybe(c, req->noreply, LIT("SERVER_ERROR out of memory\r\n"));
     }
+}
+
+/* An operator command the daemon answers, or ERROR if it has none. */
+static enum proto_action text_command(struct conn *c, const struct mc_request *req,
+                                      const char *line, size_t len)
+{
+    if (c->xo->text_command == NULL)
+        return reply(c, LIT("ERROR\r\n"));
+    return c->xo->text_command(c, req, line, len);
 }
 
 struct stats_ctx {
@@ -267,6 +280,14 @@ static void emit_stat(void *arg, const char *name, const char *value)
         ctx->failed = true;
 }
 
+/* The text of a stats detail dump. */
+static void emit_detail(void *arg, const char *text, size_t len)
+{
+    struct stats_ctx *ctx = arg;
+    if (reply(ctx->c, text, len) == PROTO_CLOSE)
+        ctx->failed = true;
+}
+
 /* stats detail on|off|dump: memcached reads only the first argument. */
 static enum proto_action do_stats_detail(struct conn *c, const char *args, size_t len)
 {
@@ -276,35 +297,36 @@ static enum proto_action do_stats_detail(struct conn *c, const char *args, size_
     }
     const char *sp = memchr(args, ' ', len);
     size_t n = sp != NULL ? (size_t)(sp - args) : len;
-    struct detail *d = c->p->detail;
-    if (n == 2 && memcmp(args, "on", 2) == 0) {
-        detail_set_enabled(d, true);
-        return reply(c, LIT("OK\r\n"));
-    }
-    if (n == 3 && memcmp(args, "off", 3) == 0) {
-        detail_set_enabled(d, false);
-        return reply(c, LIT("OK\r\n"));
-    }
-    if (n == 4 && memcmp(args, "dump", 4) == 0) {
-        struct detail_text t;
-        if (detail_dump(d, &t) != ST_OK)
-            return reply(c, LIT("SERVER_ERROR out of memory writing stats\r\n"));
-        enum proto_action a = reply(c, t.buf, t.len);
-        detail_text_free(&t);
-        return a;
-    }
-    return reply(c, LIT("CLIENT_ERROR usage: stats detail on|off|dump\r\n"));
+    enum fe_detail what;
+    if (n == 2 && memcmp(args, "on", 2) == 0)
+        what = FE_DETAIL_ON;
+    else if (n == 3 && memcmp(args, "off", 3) == 0)
+        what = FE_DETAIL_OFF;
+    else if (n == 4 && memcmp(args, "dump", 4) == 0)
+        what = FE_DETAIL_DUMP;
+    else
+        return reply(c, LIT("CLIENT_ERROR usage: stats detail on|off|dump\r\n"));
+    if (c->xo->detail == NULL)
+        return reply(c, LIT("ERROR\r\n"));
+    struct stats_ctx ctx = {c, false};
+    if (c->xo->detail(c->exec, what, emit_detail, &ctx) != ST_OK)
+        return reply(c, LIT("SERVER_ERROR out of memory writing stats\r\n"));
+    if (ctx.failed)
+        return PROTO_CLOSE;
+    return what == FE_DETAIL_DUMP ? PROTO_NEXT : reply(c, LIT("OK\r\n"));
 }
 
-static enum proto_action do_stats(struct conn *c, const struct mc_request *req)
+static enum proto_action do_stats(struct conn *c, const struct mc_request *req, const char *line,
+                                  size_t len)
 {
+    /* memcached's subcommands whose replies are not STAT lines */
     if (stats_args_are(req->args, req->args_len, "detail"))
         return do_stats_detail(c, req->args + 6, req->args_len - 6);
     if (stats_args_are(req->args, req->args_len, "cachedump"))
-        return admin_cachedump(c, req->args + 9, req->args_len - 9);
+        return text_command(c, req, line, len);
     struct stats_ctx ctx = {c, false};
     const char *special = NULL;
-    if (!stats_reply(c->p, req->args, req->args_len, emit_stat, &ctx, &special))
+    if (!c->xo->stats(c->exec, req->args, req->args_len, emit_stat, &ctx, &special))
         return reply(c, LIT("ERROR\r\n"));
     if (ctx.failed)
         return PROTO_CLOSE;
@@ -365,7 +387,7 @@ enum proto_action proto_text_line(struct conn *c, const char *line, size_t len)
     if (req.cmd == MC_CMD_FLUSH_ALL && r != MC_PARSE_ERROR && !c->p->settings.flush_enabled) {
         /* -F: memcached counts the command, then refuses it before it
          * looks at the delay */
-        STAT_INCR(&c->w->stats, cmd_flush);
+        c->xo->flush_all(c->wctx, 0, false);
         return reply_maybe(c, req.noreply, LIT("CLIENT_ERROR flush_all not allowed\r\n"));
     }
     switch (r) {
@@ -391,27 +413,27 @@ enum proto_action proto_text_line(struct conn *c, const char *line, size_t len)
     case MC_CMD_INCR:
     case MC_CMD_DECR: return do_delta(c, &req);
     case MC_CMD_DELETE:
-        detail_record_delete(c->p->detail, req.key, req.nkey);
-        if (cmd_delete(c->w, req.key, req.nkey, 0) == CACHE_OK)
+        note(c, FE_NOTE_DELETE, req.key, req.nkey, false);
+        if (c->xo->delete (c->wctx, req.key, req.nkey, 0) == FE_OK)
             return reply_maybe(c, req.noreply, LIT("DELETED\r\n"));
         return reply_maybe(c, req.noreply, LIT("NOT_FOUND\r\n"));
     case MC_CMD_TOUCH:
-        if (cmd_touch(c->w, req.key, req.nkey, clock_exptime(req.exptime)) == CACHE_OK)
+        if (c->xo->touch(c->wctx, req.key, req.nkey, clock_exptime(req.exptime)) == FE_OK)
             return reply_maybe(c, req.noreply, LIT("TOUCHED\r\n"));
         return reply_maybe(c, req.noreply, LIT("NOT_FOUND\r\n"));
     case MC_CMD_FLUSH_ALL:
-        cmd_flush_all(c->w, req.exptime);
+        c->xo->flush_all(c->wctx, req.exptime, true);
         return reply_maybe(c, req.noreply, LIT("OK\r\n"));
     case MC_CMD_VERSION: return reply(c, LIT("VERSION " MC_COMPAT_VERSION "\r\n"));
     case MC_CMD_VERBOSITY: return do_verbosity(c, &req);
     case MC_CMD_QUIT: c->close_after_write = c->quitting = true; return PROTO_NEXT;
-    case MC_CMD_STATS: return do_stats(c, &req);
+    case MC_CMD_STATS: return do_stats(c, &req, line, len);
     case MC_CMD_SHUTDOWN: return do_shutdown(c, line, len);
     case MC_CMD_CACHE_MEMLIMIT:
     case MC_CMD_LRU_CRAWLER:
     case MC_CMD_SLABS:
-    case MC_CMD_LRU: return admin_text_command(c, &req);
-    case MC_CMD_WATCH: return watch_command(c, req.args, req.args_len);
+    case MC_CMD_LRU:
+    case MC_CMD_WATCH: return text_command(c, &req, line, len);
     }
     return reply(c, LIT("ERROR\r\n"));
 }

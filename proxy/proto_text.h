@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "proxy/proto.h"
+#include "frontend/proto.h"
 
 struct conn;
 

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "cache/cache.h"
-#include "proxy/proto.h"
+#include "frontend/proto.h"
 
 struct conn;
 struct watch_watcher;
