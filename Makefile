@@ -100,6 +100,7 @@ endef
 
 include common/module.mk
 include cache/module.mk
+include frontend/module.mk
 include storage/module.mk
 include proxy/module.mk
 include server/module.mk

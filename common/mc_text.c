@@ -378,3 +378,9 @@ size_t mc_text_value_header(char *buf, const char *key, size_t nkey, uint32_t fl
     *p++ = '\n';
     return (size_t)(p - buf);
 }
+
+bool mc_text_args_are(const char *args, size_t len, const char *w)
+{
+    size_t n = strlen(w);
+    return len >= n && memcmp(args, w, n) == 0 && (len == n || args[n] == ' ');
+}

@@ -14,6 +14,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The memcached release whose behaviour strata matches, reported wherever
+ * memcached reports its version (text `version`, binary VERSION, `stats`):
+ * clients parse it as a number and gate features on it. */
+#define MC_COMPAT_VERSION "1.6.18"
+
 #define MC_KEY_MAX 250
 /* A command line without '\n' longer than this closes the connection
  * (memcached: 2048), unless it is a get-family line, see below. */
@@ -105,6 +110,9 @@ bool mc_text_next_key(const char **cursor, const char *end, const char **key, si
  * 1.6 we accept control bytes (protocol.txt discourages them, memcached
  * never refused them, and clients rely on that). */
 bool mc_key_valid(const char *key, size_t nkey);
+/* Whether the arguments of a command (e.g. `stats`'s) start with word w,
+ * followed by nothing or a space. */
+bool mc_text_args_are(const char *args, size_t len, const char *w);
 
 /* Writes the decimal form of v; returns its length (at most 20). */
 size_t mc_u64_to_str(uint64_t v, char *buf);

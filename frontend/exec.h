@@ -49,7 +49,8 @@ enum fe_store_mode {
 };
 
 /* Flags of a meta set (store()'s mflags). */
-#define FE_META_INVALIDATE 0x1u /* FE_CAS: an older, non-zero cas_in stores the
+#define FE_META_INVALIDATE \
+    0x1u                        /* FE_CAS: an older, non-zero cas_in stores the
                                    item marked stale (ms I) */
 #define FE_META_KEY_BINARY 0x2u /* the key came base64-encoded (echoed so) */
 
@@ -104,14 +105,14 @@ struct fe_meta_info {
 struct fe_meta_arith {
     bool incr;
     uint64_t delta;
-    uint64_t cas_in;         /* 0: no compare */
-    bool vivify;             /* N: a miss creates the item holding `initial` */
-    uint64_t initial;        /* J */
-    struct fe_meta_ttl ttl;  /* t, T, N (recache_pos unused) */
-    uint64_t value;          /* out on FE_OK: the result, or `initial` */
-    uint64_t cas;            /* out */
-    bool created;            /* out */
-    int64_t ttl_reported;    /* out: t, as fe_meta_info.ttl */
+    uint64_t cas_in;        /* 0: no compare */
+    bool vivify;            /* N: a miss creates the item holding `initial` */
+    uint64_t initial;       /* J */
+    struct fe_meta_ttl ttl; /* t, T, N (recache_pos unused) */
+    uint64_t value;         /* out on FE_OK: the result, or `initial` */
+    uint64_t cas;           /* out */
+    bool created;           /* out */
+    int64_t ttl_reported;   /* out: t, as fe_meta_info.ttl */
 };
 
 /* What `stats detail` records per key prefix (memcached -D), and the
@@ -161,8 +162,7 @@ struct fe_exec_ops {
     enum fe_result (*meta_delete)(void *wctx, const char *key, size_t nkey, bool has_cas,
                                   uint64_t cas_in, bool invalidate, bool new_ttl,
                                   rel_time_t exptime);
-    enum fe_result (*meta_delta)(void *wctx, const char *key, size_t nkey,
-                                 struct fe_meta_arith *a);
+    enum fe_result (*meta_delta)(void *wctx, const char *key, size_t nkey, struct fe_meta_arith *a);
     /* me: a look without bumping; NULL if absent. */
     void *(*meta_debug)(void *wctx, const char *key, size_t nkey, struct fe_meta_info *info);
 

@@ -19,10 +19,16 @@
 #include "common/mem.h"
 #include "common/numparse.h"
 #include "common/uri.h"
-#include "proxy/conn.h"
+#include "frontend/conn.h"
 #include "proxy/proxy.h"
 #include "proxy/stats.h"
 #include "proxy/watch.h"
+
+/* The proxy a connection's commands run for: its executor context. */
+static struct proxy *proxy_of(const struct conn *c)
+{
+    return c->exec;
+}
 
 #define LIT(s) s, sizeof(s) - 1
 #define ADMIN_MAX_WORDS 8
@@ -142,7 +148,7 @@ static enum proto_action do_memlimit(struct conn *c, const struct words *w)
     if (mb > MEMLIMIT_MAX_MB)
         return reply_maybe(c, noreply,
                            LIT("MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n"));
-    struct cache *cache = c->p->cache;
+    struct cache *cache = proxy_of(c)->cache;
     cache_set_max_bytes(cache, (size_t)mb << 20);
     size_t freed = cache_shrink(cache);
     log_info("maxbytes adjusted to %" PRIu32 "m (%zu bytes evicted)", mb, freed);
@@ -183,7 +189,7 @@ static enum class_list parse_classes(const char *s, size_t len, bool *classes)
 
 static enum proto_action crawl_start(struct conn *c, const struct words *w)
 {
-    struct admin_state *a = &c->p->admin;
+    struct admin_state *a = &proxy_of(c)->admin;
     bool classes[CACHE_CLASSES_MAX];
     enum class_list kind = parse_classes(w->p[1], w->len[1], classes);
     if (kind == CLASSES_BAD)
@@ -270,8 +276,8 @@ static enum conn_stream_step dump_fill(struct conn *c, void *arg)
 {
     struct dump *d = arg;
     (void)c;
-    bool more =
-        cache_walk_step(c->p->cache, &d->walk, WALK_STEP_POSITIONS, d->classes, dump_visit, d);
+    bool more = cache_walk_step(proxy_of(c)->cache, &d->walk, WALK_STEP_POSITIONS, d->classes,
+                                dump_visit, d);
     if (d->failed)
         return CONN_STREAM_FAIL;
     if (more)
@@ -289,7 +295,7 @@ static void dump_free(void *arg)
 
 static enum proto_action dump_start(struct conn *c, const struct words *w, bool mg)
 {
-    struct proxy *p = c->p;
+    struct proxy *p = proxy_of(c);
     pthread_mutex_lock(&p->admin.lock);
     bool enabled = p->admin.crawler_enabled;
     pthread_mutex_unlock(&p->admin.lock);
@@ -319,7 +325,7 @@ static enum proto_action dump_start(struct conn *c, const struct words *w, bool 
 
 static enum proto_action do_lru_crawler(struct conn *c, const struct words *w)
 {
-    struct admin_state *a = &c->p->admin;
+    struct admin_state *a = &proxy_of(c)->admin;
     if (w->n == 2 && word_is(w, 0, "crawl"))
         return crawl_start(c, w);
     if (w->n == 2 && word_is(w, 0, "metadump"))
@@ -361,7 +367,7 @@ static enum proto_action do_lru_crawler(struct conn *c, const struct words *w)
 
 static enum proto_action do_slabs(struct conn *c, const struct words *w)
 {
-    struct admin_state *a = &c->p->admin;
+    struct admin_state *a = &proxy_of(c)->admin;
     if (w->n == 3 && word_is(w, 0, "reassign")) {
         /* strata has no slab pages to move: jemalloc owns the memory, and
          * an item's size class follows its size. memcached's reply when
@@ -394,7 +400,7 @@ static enum proto_action do_slabs(struct conn *c, const struct words *w)
 
 static enum proto_action do_lru(struct conn *c, const struct words *w)
 {
-    struct admin_state *a = &c->p->admin;
+    struct admin_state *a = &proxy_of(c)->admin;
     if (w->n < 1)
         return reply(c, LIT("ERROR\r\n"));
     bool noreply = word_is(w, w->n - 1, "noreply");
@@ -467,7 +473,7 @@ static bool cachedump_visit(void *arg, const struct cache_item_view *v)
 
 enum proto_action admin_cachedump(struct conn *c, const char *args, size_t len)
 {
-    if (!c->p->settings.dump_enabled)
+    if (!proxy_of(c)->settings.dump_enabled)
         return reply(c, LIT("CLIENT_ERROR stats cachedump not allowed\r\n"));
     struct words w;
     split_words(args, len, &w);
@@ -481,7 +487,7 @@ enum proto_action admin_cachedump(struct conn *c, const char *args, size_t len)
     struct outq_mark mark;
     outq_mark(conn_out(c), &mark);
     struct cachedump d = {c, 0, false};
-    cache_dump_class(c->p->cache, id, limit, cachedump_visit, &d);
+    cache_dump_class(proxy_of(c)->cache, id, limit, cachedump_visit, &d);
     if (d.failed) {
         outq_rollback(conn_out(c), &mark);
         return reply(c, LIT("SERVER_ERROR out of memory writing stats\r\n"));
@@ -501,7 +507,7 @@ enum proto_action admin_text_line(struct conn *c, const struct mc_request *req, 
     case MC_CMD_LRU: return admin_text_command(c, req);
     case MC_CMD_WATCH: return watch_command(c, req->args, req->args_len);
     case MC_CMD_STATS:
-        if (stats_args_are(req->args, req->args_len, "cachedump"))
+        if (mc_text_args_are(req->args, req->args_len, "cachedump"))
             return admin_cachedump(c, req->args + 9, req->args_len - 9);
         break;
     default: break;

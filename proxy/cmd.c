@@ -18,23 +18,29 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "frontend/worker.h"
 #include "proxy/admin.h"
 #include "proxy/detail.h"
 #include "proxy/proxy.h"
 #include "proxy/stats.h"
 #include "proxy/watch.h"
-#include "proxy/worker.h"
+
+/* The proxy a worker's commands run for: the executor context. */
+static struct proxy *proxy_of(const struct worker *w)
+{
+    return w->fe->exec;
+}
 
 static struct cache *cache_of(struct worker *w)
 {
-    return w->proxy->cache;
+    return proxy_of(w)->cache;
 }
 
 /* ---- watch hooks: each starts with watch_wants(), one relaxed load ---- */
 
 static struct watch_state *watch_of(struct worker *w)
 {
-    return &w->proxy->watch;
+    return &proxy_of(w)->watch;
 }
 
 /* An item_get line for a lookup that returned `it` (NULL: missed, `miss`
@@ -475,7 +481,7 @@ static void cmd_release(void *exec, void *item)
 static void cmd_note(void *wctx, enum fe_note what, const char *key, size_t nkey, bool hit)
 {
     struct worker *w = wctx;
-    struct detail *d = w->proxy->detail;
+    struct detail *d = proxy_of(w)->detail;
     switch (what) {
     case FE_NOTE_GET: detail_record_get(d, key, nkey, hit); break;
     case FE_NOTE_SET: detail_record_set(d, key, nkey); break;

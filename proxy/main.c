@@ -27,14 +27,15 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "frontend/listener.h"
+#include "frontend/worker.h"
 #include "proxy/admin.h"
+#include "proxy/cmd.h"
 #include "proxy/detail.h"
-#include "proxy/listener.h"
 #include "proxy/proxy.h"
 #include "proxy/settings.h"
 #include "proxy/version.h"
 #include "proxy/watch.h"
-#include "proxy/worker.h"
 
 /* Cache maintenance: every 100 ms, at most this many hash buckets. */
 #define MAINTAIN_INTERVAL_US 100000
@@ -183,6 +184,56 @@ static void free_event(struct event **ev)
     *ev = NULL;
 }
 
+/* `watch connevents` and the cfd= of logged lines, from the front end. */
+static void hook_conn_event(void *arg, bool closed, const char *peer, int fd,
+                            enum fe_close_reason why)
+{
+    struct watch_state *ws = arg;
+    if (watch_wants(ws, WATCH_CONNEVENTS))
+        watch_log_conn(ws, closed, peer, fd, (enum watch_close_reason)why);
+}
+
+static void hook_conn_running(void *arg, int fd)
+{
+    (void)arg;
+    watch_set_client_fd(fd);
+}
+
+_Static_assert((int)FE_CLOSE_ERROR == (int)WATCH_CLOSE_ERROR &&
+                   (int)FE_CLOSE_NORMAL == (int)WATCH_CLOSE_NORMAL &&
+                   (int)FE_CLOSE_IDLE_TIMEOUT == (int)WATCH_CLOSE_IDLE_TIMEOUT &&
+                   (int)FE_CLOSE_SHUTDOWN == (int)WATCH_CLOSE_SHUTDOWN,
+               "the front end's close reasons are watch's");
+
+/* The front end runs strata-proxy's commands on the L1 executor. */
+static void front_end_setup(struct proxy *p)
+{
+    const struct settings *s = &p->settings;
+    p->fe.settings = (struct fe_settings){
+        .listen_addr = s->listen_addr,
+        .port = s->port,
+        .backlog = s->backlog,
+        .max_conns = s->max_conns,
+        .threads = s->threads,
+        .reqs_per_event = s->reqs_per_event,
+        .out_max = s->out_max,
+        .drain_timeout = s->drain_timeout,
+        .shutdown_timeout = s->shutdown_timeout,
+        .idle_timeout = s->idle_timeout,
+        .read_buf_mem_limit = s->read_buf_mem_limit,
+        .flush_enabled = s->flush_enabled,
+        .shutdown_command = s->shutdown_command,
+        .test_async_reads = s->test_async_reads,
+    };
+    p->fe.xo = &cmd_exec_ops;
+    p->fe.exec = p;
+    p->fe.hooks = (struct fe_hooks){
+        .arg = &p->watch,
+        .conn_event = hook_conn_event,
+        .conn_running = hook_conn_running,
+    };
+}
+
 int main(int argc, char **argv)
 {
     static struct proxy proxy; /* main's own; every thread gets a pointer */
@@ -230,26 +281,28 @@ int main(int argc, char **argv)
     m.base = event_base_new();
     if (m.base == NULL)
         return EX_OSERR;
-    if (listener_create(&p->listener, p, m.base) != ST_OK) {
+    front_end_setup(p);
+    if (listener_create(&p->fe.listener, &p->fe, m.base) != ST_OK) {
         rc = EX_UNAVAILABLE;
         goto out;
     }
     if ((rc = drop_privileges(s->user)) != 0 || (rc = write_pidfile(s->pidfile)) != 0)
         goto out;
 
-    p->workers = mem_calloc(MEM_OTHER, s->threads, sizeof(*p->workers));
-    if (p->workers == NULL) {
+    p->fe.workers = mem_calloc(MEM_OTHER, s->threads, sizeof(*p->fe.workers));
+    if (p->fe.workers == NULL) {
         rc = EX_OSERR;
         goto out;
     }
     for (unsigned i = 0; i < s->threads; i++) {
-        if (worker_init(&p->workers[i], i, p) != ST_OK || worker_start(&p->workers[i]) != ST_OK) {
+        if (worker_init(&p->fe.workers[i], i, &p->fe) != ST_OK ||
+            worker_start(&p->fe.workers[i]) != ST_OK) {
             fprintf(stderr, "strata-proxy: cannot start worker %u\n", i);
-            p->nworkers = i;
+            p->fe.nworkers = i;
             rc = EX_OSERR;
             goto out_workers;
         }
-        p->nworkers = i + 1;
+        p->fe.nworkers = i + 1;
     }
 
     m.sigterm = evsignal_new(m.base, SIGTERM, on_signal, &m);
@@ -261,12 +314,12 @@ int main(int argc, char **argv)
     if (m.sigterm == NULL || m.sigint == NULL || m.sigusr1 == NULL ||
         event_add(m.sigterm, NULL) != 0 || event_add(m.sigint, NULL) != 0 ||
         event_add(m.sigusr1, NULL) != 0 || m.clock_timer == NULL || m.maintain_timer == NULL ||
-        listener_start(p->listener) != ST_OK) {
+        listener_start(p->fe.listener) != ST_OK) {
         rc = EX_OSERR;
         goto out_workers;
     }
     log_info("strata-proxy %s (memcached %s) listening on %s, %u threads, %zu MB", STRATA_VERSION,
-             MC_COMPAT_VERSION, listener_addr(p->listener), s->threads, s->max_bytes >> 20);
+             MC_COMPAT_VERSION, listener_addr(p->fe.listener), s->threads, s->max_bytes >> 20);
 
     notify_systemd("READY=1");
 
@@ -280,17 +333,17 @@ out_workers:
      * still draining may run `stats conns`, which reads the listener and
      * every worker's connection list: nothing is freed until all are joined.
      */
-    listener_stop(p->listener);
-    for (unsigned i = 0; i < p->nworkers; i++)
-        worker_stop(&p->workers[i]);
-    for (unsigned i = 0; i < p->nworkers; i++)
-        worker_join(&p->workers[i]);
-    for (unsigned i = 0; i < p->nworkers; i++)
-        worker_deinit(&p->workers[i]);
-    mem_free(MEM_OTHER, p->workers, s->threads * sizeof(*p->workers));
-    p->workers = NULL;
+    listener_stop(p->fe.listener);
+    for (unsigned i = 0; i < p->fe.nworkers; i++)
+        worker_stop(&p->fe.workers[i]);
+    for (unsigned i = 0; i < p->fe.nworkers; i++)
+        worker_join(&p->fe.workers[i]);
+    for (unsigned i = 0; i < p->fe.nworkers; i++)
+        worker_deinit(&p->fe.workers[i]);
+    mem_free(MEM_OTHER, p->fe.workers, s->threads * sizeof(*p->fe.workers));
+    p->fe.workers = NULL;
 out:
-    listener_destroy(&p->listener);
+    listener_destroy(&p->fe.listener);
     free_event(&m.sigterm);
     free_event(&m.sigint);
     free_event(&m.sigusr1);

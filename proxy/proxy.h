@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "frontend/fe.h"
 #include "proxy/admin.h"
 #include "proxy/settings.h"
 #include "proxy/stats.h"
@@ -17,25 +18,14 @@
 
 struct cache;
 struct detail;
-struct worker;
-struct listener;
 
 struct proxy {
     struct settings settings;
+    struct fe fe; /* the memcached front end: workers, listener, conn counters */
     struct cache *cache;
-    struct worker *workers;
-    unsigned nworkers;
-    struct listener *listener;
     struct admin_state admin; /* operator commands' runtime state */
     struct detail *detail;    /* stats detail */
     struct watch_state watch; /* `watch` log watchers */
-
-    _Atomic unsigned curr_conns;
-    _Atomic uint64_t total_conns;
-    _Atomic uint64_t rejected_conns;
-    _Atomic uint64_t listen_disabled_num;
-    _Atomic bool accepting;
-    _Atomic unsigned conn_structures; /* connections ever allocated and not freed, peak */
 
     pthread_mutex_t reset_lock;     /* guards stats_base */
     struct stats_totals stats_base; /* counters at the last `stats reset` */

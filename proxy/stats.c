@@ -20,12 +20,12 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
-#include "proxy/conn.h"
+#include "frontend/conn.h"
+#include "frontend/listener.h"
+#include "frontend/worker.h"
 #include "proxy/detail.h"
-#include "proxy/listener.h"
 #include "proxy/proxy.h"
 #include "proxy/version.h"
-#include "proxy/worker.h"
 
 /* `stats slabs` shows memory in memcached's 1 MiB pages; ours are an
  * accounting unit only (jemalloc owns the real pages). */
@@ -68,8 +68,8 @@ static void put_class_u64(struct out *o, const char *prefix, unsigned cls, const
 void stats_totals_read(struct proxy *p, struct stats_totals *t)
 {
     memset(t, 0, sizeof(*t));
-    for (unsigned i = 0; i < p->nworkers; i++) {
-        struct worker_stats *ws = &p->workers[i].stats;
+    for (unsigned i = 0; i < p->fe.nworkers; i++) {
+        struct worker_stats *ws = &p->fe.workers[i].stats;
 #define X(name) t->name += atomic_load_explicit(&ws->name, memory_order_relaxed);
         WORKER_COUNTERS(X)
 #undef X
@@ -85,8 +85,8 @@ static void stats_reset(struct proxy *p)
 {
     struct stats_totals now;
     memset(&now, 0, sizeof(now));
-    for (unsigned i = 0; i < p->nworkers; i++) {
-        struct worker_stats *ws = &p->workers[i].stats;
+    for (unsigned i = 0; i < p->fe.nworkers; i++) {
+        struct worker_stats *ws = &p->fe.workers[i].stats;
 #define X(name) now.name += atomic_load_explicit(&ws->name, memory_order_relaxed);
         WORKER_COUNTERS(X)
 #undef X
@@ -94,8 +94,8 @@ static void stats_reset(struct proxy *p)
     pthread_mutex_lock(&p->reset_lock);
     p->stats_base = now;
     pthread_mutex_unlock(&p->reset_lock);
-    atomic_store(&p->total_conns_base, atomic_load(&p->total_conns));
-    atomic_store(&p->rejected_conns_base, atomic_load(&p->rejected_conns));
+    atomic_store(&p->total_conns_base, atomic_load(&p->fe.total_conns));
+    atomic_store(&p->rejected_conns_base, atomic_load(&p->fe.rejected_conns));
     cache_stats_reset(p->cache);
     detail_clear(p->detail);
     watch_stats_reset(&p->watch);
@@ -116,7 +116,7 @@ static void stats_general(struct proxy *p, struct out *o)
     stats_totals_read(p, &t);
     cache_stats_read(p->cache, &cs);
     getrusage(RUSAGE_SELF, &ru);
-    unsigned curr = atomic_load(&p->curr_conns);
+    unsigned curr = atomic_load(&p->fe.curr_conns);
 
     put_u64(o, "pid", (uint64_t)getpid());
     put_u64(o, "uptime", clock_uptime());
@@ -130,15 +130,15 @@ static void stats_general(struct proxy *p, struct out *o)
     put_u64(o, "max_connections", p->settings.max_conns);
     put_u64(o, "curr_connections", curr);
     put_u64(o, "total_connections",
-            atomic_load(&p->total_conns) - atomic_load(&p->total_conns_base));
+            atomic_load(&p->fe.total_conns) - atomic_load(&p->total_conns_base));
     put_u64(o, "rejected_connections",
-            atomic_load(&p->rejected_conns) - atomic_load(&p->rejected_conns_base));
+            atomic_load(&p->fe.rejected_conns) - atomic_load(&p->rejected_conns_base));
     put_u64(o, "connection_structures", curr + 1);
     uint64_t rb_count = 0, rb_bytes = 0, rb_free = 0;
-    for (unsigned i = 0; i < p->nworkers; i++) {
-        rb_count += atomic_load_explicit(&p->workers[i].rbuf_count, memory_order_relaxed);
-        rb_bytes += atomic_load_explicit(&p->workers[i].rbuf_bytes, memory_order_relaxed);
-        rb_free += atomic_load_explicit(&p->workers[i].rbuf_bytes_free, memory_order_relaxed);
+    for (unsigned i = 0; i < p->fe.nworkers; i++) {
+        rb_count += atomic_load_explicit(&p->fe.workers[i].rbuf_count, memory_order_relaxed);
+        rb_bytes += atomic_load_explicit(&p->fe.workers[i].rbuf_bytes, memory_order_relaxed);
+        rb_free += atomic_load_explicit(&p->fe.workers[i].rbuf_bytes_free, memory_order_relaxed);
     }
     put_u64(o, "read_buf_count", rb_count);
     put_u64(o, "read_buf_bytes", rb_bytes);
@@ -173,9 +173,9 @@ static void stats_general(struct proxy *p, struct out *o)
     put_u64(o, "bytes_read", t.bytes_read);
     put_u64(o, "bytes_written", t.bytes_written);
     put_u64(o, "limit_maxbytes", cs.limit_maxbytes);
-    put_u64(o, "accepting_conns", atomic_load(&p->accepting) ? 1 : 0);
-    put_u64(o, "listen_disabled_num", atomic_load(&p->listen_disabled_num));
-    put_u64(o, "threads", p->nworkers);
+    put_u64(o, "accepting_conns", atomic_load(&p->fe.accepting) ? 1 : 0);
+    put_u64(o, "listen_disabled_num", atomic_load(&p->fe.listen_disabled_num));
+    put_u64(o, "threads", p->fe.nworkers);
     put_u64(o, "conn_yields", t.conn_yields);
     put_u64(o, "hash_power_level", cs.hash_power_level);
     put_u64(o, "hash_bytes", cs.hash_bytes);
@@ -379,30 +379,24 @@ static void put_conn_secs(struct out *o, int fd, rel_time_t last)
 
 static void stats_conns(struct proxy *p, struct out *o)
 {
-    int lfd = p->listener != NULL ? listener_fd(p->listener) : -1;
+    int lfd = p->fe.listener != NULL ? listener_fd(p->fe.listener) : -1;
     if (lfd >= 0) {
-        put_conn_row(o, lfd, "addr", listener_addr(p->listener));
+        put_conn_row(o, lfd, "addr", listener_addr(p->fe.listener));
         put_conn_row(o, lfd, "state", "conn_listening");
         put_conn_secs(o, lfd, clock_now());
     }
-    for (unsigned i = 0; i < p->nworkers; i++) {
-        struct worker *w = &p->workers[i];
+    for (unsigned i = 0; i < p->fe.nworkers; i++) {
+        struct worker *w = &p->fe.workers[i];
         pthread_mutex_lock(&w->conns_lock);
         for (struct conn *c = w->conns; c != NULL; c = c->next) {
             put_conn_row(o, c->fd, "addr", c->peer);
-            if (p->listener != NULL)
-                put_conn_row(o, c->fd, "listen_addr", listener_addr(p->listener));
+            if (p->fe.listener != NULL)
+                put_conn_row(o, c->fd, "listen_addr", listener_addr(p->fe.listener));
             put_conn_row(o, c->fd, "state", conn_state_name(c));
             put_conn_secs(o, c->fd, atomic_load_explicit(&c->last_cmd, memory_order_relaxed));
         }
         pthread_mutex_unlock(&w->conns_lock);
     }
-}
-
-bool stats_args_are(const char *args, size_t len, const char *w)
-{
-    size_t n = strlen(w);
-    return len >= n && memcmp(args, w, n) == 0 && (len == n || args[n] == ' ');
 }
 
 bool stats_reply(struct proxy *p, const char *args, size_t len, stats_emit_fn emit, void *ctx,
@@ -412,22 +406,22 @@ bool stats_reply(struct proxy *p, const char *args, size_t len, stats_emit_fn em
     *special = NULL;
     if (len == 0)
         stats_general(p, &o);
-    else if (stats_args_are(args, len, "settings"))
+    else if (mc_text_args_are(args, len, "settings"))
         stats_settings(p, &o);
-    else if (stats_args_are(args, len, "items"))
+    else if (mc_text_args_are(args, len, "items"))
         stats_items(p, &o);
-    else if (stats_args_are(args, len, "slabs"))
+    else if (mc_text_args_are(args, len, "slabs"))
         stats_slabs(p, &o);
-    else if (stats_args_are(args, len, "sizes"))
+    else if (mc_text_args_are(args, len, "sizes"))
         put_str(&o, "sizes_status", "disabled");
-    else if (stats_args_are(args, len, "conns"))
+    else if (mc_text_args_are(args, len, "conns"))
         stats_conns(p, &o);
-    else if (stats_args_are(args, len, "extstore"))
+    else if (mc_text_args_are(args, len, "extstore"))
         ; /* no external storage: memcached's empty answer when none is configured */
-    else if (stats_args_are(args, len, "reset")) {
+    else if (mc_text_args_are(args, len, "reset")) {
         stats_reset(p);
         *special = "RESET";
-    } else if (stats_args_are(args, len, "detail"))
+    } else if (mc_text_args_are(args, len, "detail"))
         *special = "CLIENT_ERROR usage: stats detail on|off|dump";
     else
         return false;

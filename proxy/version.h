@@ -8,7 +8,8 @@
  */
 #pragma once
 
+#include "common/mc_text.h" /* MC_COMPAT_VERSION */
+
 #ifndef STRATA_VERSION
 #define STRATA_VERSION "0.0.0-dev"
 #endif
-#define MC_COMPAT_VERSION "1.6.18"

@@ -19,8 +19,14 @@
 #include "common/clock.h"
 #include "common/mem.h"
 #include "common/uri.h"
-#include "proxy/conn.h"
+#include "frontend/conn.h"
 #include "proxy/proxy.h"
+
+/* The proxy a connection's commands run for: its executor context. */
+static struct proxy *proxy_of(const struct conn *c)
+{
+    return c->exec;
+}
 
 #define LIT(s) s, sizeof(s) - 1
 /* memcached's tokenizer hands `watch` at most this many words; words past
@@ -414,7 +420,7 @@ enum proto_action watch_command(struct conn *c, const char *args, size_t len)
         events |= e;
     }
 
-    struct watch_state *ws = &c->p->watch;
+    struct watch_state *ws = &proxy_of(c)->watch;
     struct watch_watcher *w = mem_calloc(MEM_OTHER, 1, sizeof(*w));
     if (w != NULL && (w->buf = mem_alloc(MEM_OTHER, ws->logbuf_size)) == NULL) {
         mem_free(MEM_OTHER, w, sizeof(*w));

@@ -1,7 +1,8 @@
 #!/bin/sh
 # check-deps.sh - enforces ARCHITECTURE.md's layering through #include lines:
-# common <- cache, common <- storage, {common,cache,storage} <- proxy,
-# {common,storage} <- server. Libraries never include libevent.
+# common <- cache, common <- storage, common <- frontend,
+# {common,frontend,cache,storage} <- proxy, {common,frontend,storage} <- server.
+# cache/ and storage/ never include libevent.
 set -eu
 fail=0
 check() { # dir, forbidden-pattern, reason
@@ -10,10 +11,11 @@ check() { # dir, forbidden-pattern, reason
         echo "$1 must not include $2 ($3):"; echo "$hits"; fail=1
     fi
 }
-check common 'cache/|storage/|proxy/|server/|tools/' 'common is the bottom layer'
-check cache 'storage/|proxy/|server/|tools/|event2/' 'cache/ uses common only'
-[ -d storage ] && check storage 'cache/|proxy/|server/|tools/|event2/' 'storage/ uses common only'
-[ -d server ] && check server 'cache/|proxy/|tools/' 'server/ uses common and storage'
-check proxy 'server/|tools/' 'proxy/ uses common, cache, storage'
+check common 'cache/|storage/|frontend/|proxy/|server/|tools/' 'common is the bottom layer'
+check cache 'storage/|frontend/|proxy/|server/|tools/|event2/' 'cache/ uses common only'
+check frontend 'cache/|storage/|proxy/|server/|tools/' 'frontend/ uses common only'
+[ -d storage ] && check storage 'cache/|frontend/|proxy/|server/|tools/|event2/' 'storage/ uses common only'
+[ -d server ] && check server 'cache/|proxy/|tools/' 'server/ uses common, frontend and storage'
+check proxy 'server/|tools/' 'proxy/ uses common, frontend, cache, storage'
 [ "$fail" -eq 0 ] && echo "include layering ok"
 exit $fail

@@ -4,7 +4,7 @@
  * thread; everything else on the worker's own thread except
  * init/start/stop/join (main thread).
  */
-#include "proxy/worker.h"
+#include "frontend/worker.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -17,9 +17,9 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
-#include "proxy/conn.h"
-#include "proxy/defer.h"
-#include "proxy/proxy.h"
+#include "frontend/conn.h"
+#include "frontend/defer.h"
+#include "frontend/fe.h"
 
 /* How often a worker looks for idle connections (-o idle_timeout). */
 #define WORKER_IDLE_CHECK_US 1000000
@@ -61,7 +61,7 @@ static void begin_drain(struct worker *w)
         event_base_loopbreak(w->base);
         return;
     }
-    unsigned grace = w->proxy->settings.shutdown_timeout;
+    unsigned grace = w->fe->settings.shutdown_timeout;
     if (grace == 0) {
         worker_close_all(w);
         event_base_loopbreak(w->base);
@@ -90,7 +90,7 @@ static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
     if (w->draining)
         return;
     rel_time_t now = clock_now();
-    unsigned limit = w->proxy->settings.idle_timeout;
+    unsigned limit = w->fe->settings.idle_timeout;
     struct conn *c = w->conns;
     while (c != NULL) {
         struct conn *next = conn_next(c);
@@ -118,7 +118,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
         struct worker_newconn *next = q->next;
         if (stopping || conn_create(w, q->fd, &q->peer, q->peerlen) != ST_OK) {
             close(q->fd);
-            atomic_fetch_sub(&w->proxy->curr_conns, 1);
+            atomic_fetch_sub(&w->fe->curr_conns, 1);
         }
         mem_free(MEM_CONN, q, sizeof(*q));
         q = next;
@@ -127,11 +127,12 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
         begin_drain(w);
 }
 
-enum st_status worker_init(struct worker *w, unsigned id, struct proxy *p)
+enum st_status worker_init(struct worker *w, unsigned id, struct fe *p)
 {
     memset(w, 0, sizeof(*w));
     w->id = id;
-    w->proxy = p;
+    w->fe = p;
+    w->wctx = w;
     w->notify_fd = -1;
     pthread_mutex_init(&w->queue_lock, NULL);
     pthread_mutex_init(&w->conns_lock, NULL);

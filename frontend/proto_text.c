@@ -8,7 +8,7 @@
  * the flag; "ERROR" for an unknown command or a wrong argument count is
  * always sent. We follow that exactly.
  */
-#include "proxy/proto_text.h"
+#include "frontend/proto_text.h"
 
 #include <signal.h>
 #include <string.h>
@@ -19,13 +19,11 @@
 #include "common/mc_meta.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
-#include "proxy/conn.h"
-#include "proxy/defer.h"
-#include "proxy/proto_meta.h"
-#include "proxy/proxy.h"
-#include "proxy/stats.h"
-#include "proxy/version.h"
-#include "proxy/worker.h"
+#include "frontend/conn.h"
+#include "frontend/defer.h"
+#include "frontend/fe.h"
+#include "frontend/proto_meta.h"
+#include "frontend/worker.h"
 
 #define LIT(s) s, sizeof(s) - 1
 
@@ -139,7 +137,7 @@ static enum proto_action do_get(struct conn *c, const struct mc_request *req)
     rel_time_t exptime = touch ? clock_exptime(req->exptime) : 0;
     /* A bad key after good ones replaces the whole reply, which only the
      * synchronous path can do (it rolls its values back). */
-    bool later = c->p->settings.test_async_reads && req->keys_error == NULL;
+    bool later = c->fe->settings.test_async_reads && req->keys_error == NULL;
     struct outq_mark mark;
     outq_mark(conn_out(c), &mark);
 
@@ -320,9 +318,9 @@ static enum proto_action do_stats(struct conn *c, const struct mc_request *req, 
                                   size_t len)
 {
     /* memcached's subcommands whose replies are not STAT lines */
-    if (stats_args_are(req->args, req->args_len, "detail"))
+    if (mc_text_args_are(req->args, req->args_len, "detail"))
         return do_stats_detail(c, req->args + 6, req->args_len - 6);
-    if (stats_args_are(req->args, req->args_len, "cachedump"))
+    if (mc_text_args_are(req->args, req->args_len, "cachedump"))
         return text_command(c, req, line, len);
     struct stats_ctx ctx = {c, false};
     const char *special = NULL;
@@ -353,7 +351,7 @@ static enum proto_action do_verbosity(struct conn *c, const struct mc_request *r
  */
 static enum proto_action do_shutdown(struct conn *c, const char *line, size_t len)
 {
-    if (!c->p->settings.shutdown_command)
+    if (!c->fe->settings.shutdown_command)
         return reply(c, LIT("ERROR: shutdown not enabled\r\n"));
     const char *p = line, *end = line + len, *arg = NULL;
     size_t nwords = 0, arglen = 0;
@@ -384,7 +382,7 @@ enum proto_action proto_text_line(struct conn *c, const char *line, size_t len)
         return proto_meta_line(c, line, len);
     struct mc_request req;
     enum mc_parse r = mc_text_parse(line, len, &req);
-    if (req.cmd == MC_CMD_FLUSH_ALL && r != MC_PARSE_ERROR && !c->p->settings.flush_enabled) {
+    if (req.cmd == MC_CMD_FLUSH_ALL && r != MC_PARSE_ERROR && !c->fe->settings.flush_enabled) {
         /* -F: memcached counts the command, then refuses it before it
          * looks at the delay */
         c->xo->flush_all(c->wctx, 0, false);

@@ -2,12 +2,12 @@
  * defer.c - a worker's queue of jobs for its next loop turn (defer.h):
  * one event, made active when the queue becomes non-empty. Worker thread.
  */
-#include "proxy/defer.h"
+#include "frontend/defer.h"
 
 #include <event2/event.h>
 
 #include "common/status.h"
-#include "proxy/worker.h"
+#include "frontend/worker.h"
 
 /* Runs the jobs queued before this turn; jobs they queue wait for the
  * next turn, so a job that re-queues itself cannot starve the loop. */

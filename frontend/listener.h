@@ -7,11 +7,11 @@
 #include "common/status.h"
 
 struct event_base;
-struct proxy;
+struct fe;
 struct listener;
 
 /* Binds and listens on settings' address and port. */
-enum st_status listener_create(struct listener **out, struct proxy *p, struct event_base *base);
+enum st_status listener_create(struct listener **out, struct fe *p, struct event_base *base);
 /* Starts accepting. */
 enum st_status listener_start(struct listener *l);
 /*

@@ -24,7 +24,7 @@
  * GETQ/GETKQ miss. Values of storage requests are read straight into the
  * reserved item (the cache pre-writes the "\r\n" the text protocol uses).
  */
-#include "proxy/proto_binary.h"
+#include "frontend/proto_binary.h"
 
 #include <string.h>
 
@@ -33,12 +33,10 @@
 #include "common/mc_binary.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
-#include "proxy/conn.h"
-#include "proxy/defer.h"
-#include "proxy/proxy.h"
-#include "proxy/stats.h"
-#include "proxy/version.h"
-#include "proxy/worker.h"
+#include "frontend/conn.h"
+#include "frontend/defer.h"
+#include "frontend/fe.h"
+#include "frontend/worker.h"
 
 static const uint8_t *peek(const struct conn *c)
 {
@@ -244,7 +242,7 @@ static enum proto_action do_get(struct conn *c, const struct mc_bin_header *h, c
     bool touch = h->opcode == MC_BIN_TOUCH || h->opcode == MC_BIN_GAT || h->opcode == MC_BIN_GATQ ||
                  h->opcode == MC_BIN_GATK || h->opcode == MC_BIN_GATKQ;
     rel_time_t exptime = touch ? exptime_at(ext) : 0;
-    if (c->p->settings.test_async_reads) {
+    if (c->fe->settings.test_async_reads) {
         struct get_job *j = mem_alloc(MEM_CONN, sizeof(*j) + h->keylen);
         if (j != NULL && (j->slot = conn_defer(c)) != NULL) {
             j->base.run = get_job_run;
@@ -524,7 +522,7 @@ enum proto_action proto_binary_command(struct conn *c)
     case MC_BIN_QUITQ: c->close_after_write = c->quitting = true; return respond_ok(c, &h, 0);
     case MC_BIN_FLUSH:
     case MC_BIN_FLUSHQ:
-        if (!c->p->settings.flush_enabled) /* -F; memcached does not count it here */
+        if (!c->fe->settings.flush_enabled) /* -F; memcached does not count it here */
             return respond_error(c, h.opcode, h.opaque, MC_BIN_AUTH_ERROR);
         c->xo->flush_all(c->wctx, h.extlen == 4 ? mc_bin_get32(ext) : 0, true);
         return respond_ok(c, &h, 0);

@@ -16,13 +16,13 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "frontend/exec.h"
+#include "frontend/outq.h"
 #include "frontend/proto.h"
-#include "proxy/outq.h"
 
 struct conn;
 struct conn_slot;
 struct worker;
-struct proxy;
+struct fe;
 struct event;
 struct proto_meta_set;
 
@@ -58,7 +58,7 @@ enum conn_proto {
 struct conn {
     struct conn *prev, *next; /* worker's list, under worker->conns_lock */
     struct worker *w;
-    struct proxy *p;
+    struct fe *fe;
     /* The executor commands go to, its context and this worker's. */
     const struct fe_exec_ops *xo;
     void *exec;

@@ -11,11 +11,11 @@
 #include <sys/socket.h>
 
 #include "common/status.h"
-#include "proxy/stats.h"
+#include "frontend/counters.h"
 
 struct event_base;
 struct event;
-struct proxy;
+struct fe;
 struct conn;
 struct worker_newconn;
 struct conn_rbuf;
@@ -23,7 +23,8 @@ struct defer_job;
 
 struct worker {
     unsigned id;
-    struct proxy *proxy;
+    struct fe *fe;
+    void *wctx; /* the executor's context for this worker */
     pthread_t thread;
     struct event_base *base;
     int notify_fd; /* eventfd: new connections or shutdown */
@@ -56,7 +57,7 @@ struct worker {
 };
 
 /* Creates the worker's event base and notification channel. */
-enum st_status worker_init(struct worker *w, unsigned id, struct proxy *p);
+enum st_status worker_init(struct worker *w, unsigned id, struct fe *fe);
 void worker_deinit(struct worker *w);
 
 enum st_status worker_start(struct worker *w);

@@ -2,7 +2,7 @@
  * outq.c - reply queue: arena chunks, iovecs, held value references (see
  * outq.h). Worker thread of the owning connection only.
  */
-#include "proxy/outq.h"
+#include "frontend/outq.h"
 
 #include <errno.h>
 #include <limits.h>

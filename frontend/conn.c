@@ -16,7 +16,7 @@
  * limit / threads bytes per worker, and one that finds the pool empty is
  * closed and counted in read_buf_oom.
  */
-#include "proxy/conn.h"
+#include "frontend/conn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,13 +32,11 @@
 #include "common/mc_binary.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
-#include "proxy/cmd.h"
-#include "proxy/proto_binary.h"
-#include "proxy/proto_meta.h"
-#include "proxy/proto_text.h"
-#include "proxy/proxy.h"
-#include "proxy/watch.h"
-#include "proxy/worker.h"
+#include "frontend/fe.h"
+#include "frontend/proto_binary.h"
+#include "frontend/proto_meta.h"
+#include "frontend/proto_text.h"
+#include "frontend/worker.h"
 
 #define RBUF_INITIAL 16384
 /* The read buffer never grows past the longest legal line plus a read. */
@@ -201,10 +199,10 @@ enum st_status conn_create(struct worker *w, int fd, const struct sockaddr_stora
     if (c == NULL)
         return ST_NOMEM;
     c->w = w;
-    c->p = w->proxy;
-    c->xo = &cmd_exec_ops;
-    c->exec = c->p;
-    c->wctx = w;
+    c->fe = w->fe;
+    c->xo = c->fe->xo;
+    c->exec = c->fe->exec;
+    c->wctx = w->wctx;
     c->fd = fd;
     format_peer(c->peer, sizeof(c->peer), peer);
     atomic_store(&c->last_cmd, clock_now());
@@ -231,10 +229,10 @@ enum st_status conn_create(struct worker *w, int fd, const struct sockaddr_stora
     w->conns = c;
     w->nconns++;
     pthread_mutex_unlock(&w->conns_lock);
-    atomic_fetch_add(&c->p->total_conns, 1);
+    atomic_fetch_add(&c->fe->total_conns, 1);
     log_debug("<%d new client connection from %s", fd, c->peer);
-    if (watch_wants(&c->p->watch, WATCH_CONNEVENTS))
-        watch_log_conn(&c->p->watch, false, c->peer, fd, WATCH_CLOSE_NORMAL);
+    if (c->fe->hooks.conn_event != NULL)
+        c->fe->hooks.conn_event(c->fe->hooks.arg, false, c->peer, fd, FE_CLOSE_NORMAL);
     return ST_OK;
 }
 
@@ -378,12 +376,12 @@ void conn_slot_done(struct conn_slot *s)
 }
 
 /* Frees the connection; `why` is what `watch connevents` reports. */
-static void conn_free(struct conn *c, enum watch_close_reason why)
+static void conn_free(struct conn *c, enum fe_close_reason why)
 {
     struct worker *w = c->w;
     stream_end(c);
-    if (watch_wants(&c->p->watch, WATCH_CONNEVENTS))
-        watch_log_conn(&c->p->watch, true, c->peer, c->fd, why);
+    if (c->fe->hooks.conn_event != NULL)
+        c->fe->hooks.conn_event(c->fe->hooks.arg, true, c->peer, c->fd, why);
     pthread_mutex_lock(&w->conns_lock);
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -403,7 +401,7 @@ static void conn_free(struct conn *c, enum watch_close_reason why)
     slots_orphan(c);
     proto_meta_conn_free(c);
     rbuf_release(c);
-    atomic_fetch_sub(&c->p->curr_conns, 1);
+    atomic_fetch_sub(&c->fe->curr_conns, 1);
     mem_free(MEM_CONN, c, sizeof(*c));
     worker_conn_closed(w, NULL);
 }
@@ -417,7 +415,7 @@ void conn_close(struct conn *c)
         return;
     }
     /* only the worker's shutdown closes connections from outside */
-    conn_free(c, WATCH_CLOSE_SHUTDOWN);
+    conn_free(c, FE_CLOSE_SHUTDOWN);
 }
 
 bool conn_close_if_idle(struct conn *c, rel_time_t now, unsigned timeout)
@@ -429,7 +427,7 @@ bool conn_close_if_idle(struct conn *c, rel_time_t now, unsigned timeout)
         c->slots != NULL)
         return false; /* memcached kicks only connections in conn_new_cmd / conn_read */
     log_debug("<%d closing idle connection (%u s without a command)", c->fd, now - last);
-    conn_free(c, WATCH_CLOSE_IDLE_TIMEOUT);
+    conn_free(c, FE_CLOSE_IDLE_TIMEOUT);
     return true;
 }
 
@@ -590,7 +588,7 @@ static enum st_status conn_read(struct conn *c)
  */
 static enum proto_action conn_process(struct conn *c, bool *yielded)
 {
-    unsigned budget = c->p->settings.reqs_per_event;
+    unsigned budget = c->fe->settings.reqs_per_event;
     *yielded = false;
     for (;;) {
         if (c->close_after_write || c->w->draining)
@@ -657,7 +655,7 @@ static enum proto_action conn_process(struct conn *c, bool *yielded)
         if (c->proto == CONN_PROTO_BINARY) {
             if (!proto_binary_ready(c))
                 return PROTO_NEXT;
-            if (budget == 0 || outq_pending(&c->out) > c->p->settings.out_max) {
+            if (budget == 0 || outq_pending(&c->out) > c->fe->settings.out_max) {
                 *yielded = budget == 0;
                 return PROTO_NEXT;
             }
@@ -681,7 +679,7 @@ static enum proto_action conn_process(struct conn *c, bool *yielded)
             }
             return PROTO_NEXT;
         }
-        if (budget == 0 || outq_pending(&c->out) > c->p->settings.out_max) {
+        if (budget == 0 || outq_pending(&c->out) > c->fe->settings.out_max) {
             *yielded = budget == 0;
             return PROTO_NEXT;
         }
@@ -712,7 +710,7 @@ static enum st_status conn_flush(struct conn *c)
     enum st_status s = outq_write(&c->out, c->fd, &written);
     STAT_ADD(&c->w->stats, bytes_written, written);
     if (s == ST_AGAIN) {
-        struct timeval tv = {(time_t)c->p->settings.drain_timeout, 0};
+        struct timeval tv = {(time_t)c->fe->settings.drain_timeout, 0};
         if (written > 0 || !event_pending(c->wev, EV_WRITE, NULL))
             event_add(c->wev, &tv); /* (re)starts the drain timer on progress */
     }
@@ -725,7 +723,7 @@ static void update_read_interest(struct conn *c)
     /* While a dump streams, commands sent after it wait in the socket. */
     bool dumping = get_state(c) == CONN_STREAM && !c->stream_discard_input;
     bool want = !c->eof && !c->close_after_write && !c->w->draining && !dumping &&
-                c->slots_pending == 0 && outq_pending(&c->out) <= c->p->settings.out_max;
+                c->slots_pending == 0 && outq_pending(&c->out) <= c->fe->settings.out_max;
     if (want && c->paused) {
         event_add(c->rev, NULL);
         c->paused = false;
@@ -739,19 +737,20 @@ static void update_read_interest(struct conn *c)
 static void conn_run(struct conn *c)
 {
     bool yielded;
-    watch_set_client_fd(c->fd); /* cfd= of the lines its commands log */
+    if (c->fe->hooks.conn_running != NULL)
+        c->fe->hooks.conn_running(c->fe->hooks.arg, c->fd);
     c->in_handler = true;
     enum proto_action a = conn_process(c, &yielded);
     c->in_handler = false;
     if (a != PROTO_CLOSE && !c->dead && c->slots != NULL && !slots_collect(c))
         a = PROTO_CLOSE;
     if (a == PROTO_CLOSE || c->dead) {
-        conn_free(c, c->dead ? WATCH_CLOSE_SHUTDOWN : WATCH_CLOSE_ERROR);
+        conn_free(c, c->dead ? FE_CLOSE_SHUTDOWN : FE_CLOSE_ERROR);
         return;
     }
     enum st_status s = conn_flush(c);
     if (s == ST_IO || s == ST_CLOSED) {
-        conn_free(c, WATCH_CLOSE_ERROR);
+        conn_free(c, FE_CLOSE_ERROR);
         return;
     }
     atomic_store_explicit(&c->write_blocked, s == ST_AGAIN, memory_order_relaxed);
@@ -768,11 +767,11 @@ static void conn_run(struct conn *c)
     /* Replies still to come (slots) keep the connection, whatever ends it. */
     if (s == ST_OK && c->slots == NULL &&
         (c->close_after_write || c->w->draining || (c->eof && !pending_cmd && !keep_streaming))) {
-        enum watch_close_reason why = WATCH_CLOSE_NORMAL;
+        enum fe_close_reason why = FE_CLOSE_NORMAL;
         if (c->w->draining)
-            why = WATCH_CLOSE_SHUTDOWN;
+            why = FE_CLOSE_SHUTDOWN;
         else if (c->close_after_write && !c->quitting)
-            why = WATCH_CLOSE_ERROR;
+            why = FE_CLOSE_ERROR;
         conn_free(c, why);
         return;
     }
@@ -800,13 +799,13 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         enum st_status s = conn_read(c);
         if (s == ST_IO) {
             log_info("<%d read error: %s", c->fd, strerror(errno));
-            conn_free(c, WATCH_CLOSE_ERROR);
+            conn_free(c, FE_CLOSE_ERROR);
             return;
         }
         if (s == ST_NOMEM) {
             /* memcached closes a connection it has no read buffer for */
             log_info("<%d no input buffer (read_buf_mem_limit), closing", c->fd);
-            conn_free(c, WATCH_CLOSE_ERROR); /* memcached's reason: none set, "error" */
+            conn_free(c, FE_CLOSE_ERROR); /* memcached's reason: none set, "error" */
             return;
         }
         if (s == ST_CLOSED) {
@@ -833,8 +832,8 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
     if (what & EV_TIMEOUT) {
         log_info("<%d client did not read its replies for %u s, closing", c->fd,
-                 c->p->settings.drain_timeout);
-        conn_free(c, WATCH_CLOSE_ERROR);
+                 c->fe->settings.drain_timeout);
+        conn_free(c, FE_CLOSE_ERROR);
         return;
     }
     conn_run(c);
@@ -845,7 +844,7 @@ void conn_drain(struct conn *c)
     /* Replies already queued (or still to complete) go out; nothing new
      * is read. */
     if (outq_pending(&c->out) == 0 && c->slots == NULL) {
-        conn_free(c, WATCH_CLOSE_SHUTDOWN);
+        conn_free(c, FE_CLOSE_SHUTDOWN);
         return;
     }
     update_read_interest(c);

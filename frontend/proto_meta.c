@@ -9,7 +9,7 @@
  * order the client asked for them (then Z, X, W). Quiet mode (q) hides the
  * nominal reply only (mg's EN; ms/md/ma's HD), never an error.
  */
-#include "proxy/proto_meta.h"
+#include "frontend/proto_meta.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -18,10 +18,10 @@
 #include "common/log.h"
 #include "common/mc_meta.h"
 #include "common/mem.h"
-#include "proxy/conn.h"
-#include "proxy/defer.h"
-#include "proxy/proxy.h"
-#include "proxy/worker.h"
+#include "frontend/conn.h"
+#include "frontend/defer.h"
+#include "frontend/fe.h"
+#include "frontend/worker.h"
 
 #define LIT(s) s, sizeof(s) - 1
 /* Longest reply line: code, base64 key with " b", opaque, numbers. */
@@ -478,7 +478,7 @@ enum proto_action proto_meta_line(struct conn *c, const char *line, size_t len)
     }
     switch (req.cmd) {
     case MC_META_GET:
-        if (c->p->settings.test_async_reads)
+        if (c->fe->settings.test_async_reads)
             return meta_get_later(c, line, len);
         return meta_get(c, &req);
     case MC_META_SET: return meta_set(c, &req);

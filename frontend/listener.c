@@ -6,7 +6,7 @@
  * stops for that. If the process runs out of file descriptors, accepting
  * pauses briefly (counted in listen_disabled_num) instead of spinning.
  */
-#include "proxy/listener.h"
+#include "frontend/listener.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,13 +21,13 @@
 
 #include "common/log.h"
 #include "common/mem.h"
-#include "proxy/proxy.h"
-#include "proxy/worker.h"
+#include "frontend/fe.h"
+#include "frontend/worker.h"
 
 #define ACCEPT_BACKOFF_MS 10
 
 struct listener {
-    struct proxy *p;
+    struct fe *p;
     struct event_base *base;
     /* Atomic: `stats conns` on a worker reads it while main may stop us. */
     _Atomic int fd;
@@ -69,7 +69,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     (void)what;
     struct listener *l = arg;
-    struct proxy *p = l->p;
+    struct fe *p = l->p;
     for (int i = 0; i < 64; i++) {
         struct sockaddr_storage peer;
         socklen_t len = sizeof(peer);
@@ -102,7 +102,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
     }
 }
 
-enum st_status listener_create(struct listener **out, struct proxy *p, struct event_base *base)
+enum st_status listener_create(struct listener **out, struct fe *p, struct event_base *base)
 {
     struct listener *l = mem_calloc(MEM_OTHER, 1, sizeof(*l));
     if (l == NULL)
