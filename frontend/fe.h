@@ -48,8 +48,7 @@ enum fe_close_reason {
 struct fe_hooks {
     void *arg;
     /* A connection opened (closed false) or closed for `why`. */
-    void (*conn_event)(void *arg, bool closed, const char *peer, int fd,
-                       enum fe_close_reason why);
+    void (*conn_event)(void *arg, bool closed, const char *peer, int fd, enum fe_close_reason why);
     /* The commands of connection fd run now (what they log names it). */
     void (*conn_running)(void *arg, int fd);
 };
