@@ -8,49 +8,7 @@
 
 #include "cache/cache_int.h"
 #include "common/assert.h"
-
-static bool delta_is_space(char ch)
-{
-    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\v' || ch == '\f' || ch == '\r';
-}
-
-/*
- * strtoull(value, &end, 10) followed by memcached's checks: no digits or
- * ERANGE fail; the byte after the digits must be whitespace or NUL (the end
- * of the value counts as the "\r\n" that follows it); a '-' with a result
- * that is negative as a signed number fails. Pure; any thread.
- */
-static bool delta_parse(const char *p, size_t len, uint64_t *out)
-{
-    size_t i = 0;
-    while (i < len && delta_is_space(p[i]))
-        i++;
-    bool neg = false;
-    if (i < len && (p[i] == '+' || p[i] == '-')) {
-        neg = p[i] == '-';
-        i++;
-    }
-    size_t first = i;
-    uint64_t v = 0;
-    bool overflow = false;
-    for (; i < len && p[i] >= '0' && p[i] <= '9'; i++) {
-        unsigned d = (unsigned)(p[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            overflow = true;
-        v = v * 10 + d;
-    }
-    if (i == first || overflow)
-        return false;
-    if (i < len && !delta_is_space(p[i]) && p[i] != '\0')
-        return false;
-    if (neg) {
-        v = (uint64_t)0 - v;
-        if ((int64_t)v < 0)
-            return false;
-    }
-    *out = v;
-    return true;
-}
+#include "common/mc_text.h"
 
 size_t delta_format(uint64_t v, char *buf)
 {
@@ -72,7 +30,7 @@ enum cache_result delta_apply_locked(struct cache *c, struct cache_shard *sh, ui
     char num[CACHE_DELTA_DIGITS];
     uint64_t value;
     enum cache_result res = CACHE_OK;
-    if (it->nvalue == 0 || !delta_parse(it->data + it->nkey, it->nvalue, &value))
+    if (it->nvalue == 0 || !mc_delta_parse(it->data + it->nkey, it->nvalue, &value))
         return CACHE_NON_NUMERIC;
     if (incr) {
         value += delta; /* wraps modulo 2^64, as memcached */

@@ -384,3 +384,40 @@ bool mc_text_args_are(const char *args, size_t len, const char *w)
     size_t n = strlen(w);
     return len >= n && memcmp(args, w, n) == 0 && (len == n || args[n] == ' ');
 }
+
+static bool delta_is_space(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\v' || ch == '\f' || ch == '\r';
+}
+
+bool mc_delta_parse(const char *p, size_t len, uint64_t *out)
+{
+    size_t i = 0;
+    while (i < len && delta_is_space(p[i]))
+        i++;
+    bool neg = false;
+    if (i < len && (p[i] == '+' || p[i] == '-')) {
+        neg = p[i] == '-';
+        i++;
+    }
+    size_t first = i;
+    uint64_t v = 0;
+    bool overflow = false;
+    for (; i < len && p[i] >= '0' && p[i] <= '9'; i++) {
+        unsigned d = (unsigned)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            overflow = true;
+        v = v * 10 + d;
+    }
+    if (i == first || overflow)
+        return false;
+    if (i < len && !delta_is_space(p[i]) && p[i] != '\0')
+        return false;
+    if (neg) {
+        v = (uint64_t)0 - v;
+        if ((int64_t)v < 0)
+            return false;
+    }
+    *out = v;
+    return true;
+}

@@ -116,6 +116,14 @@ bool mc_text_args_are(const char *args, size_t len, const char *w);
 
 /* Writes the decimal form of v; returns its length (at most 20). */
 size_t mc_u64_to_str(uint64_t v, char *buf);
+/*
+ * The number in a value for incr/decr, parsed as memcached 1.6 parses item
+ * data (strtoull then its checks): no digits or overflow fail; the byte
+ * after the digits must be whitespace or NUL (the end of the value counts
+ * as the "\r\n" after it); a '-' with a result negative as a signed number
+ * fails. Pure.
+ */
+bool mc_delta_parse(const char *p, size_t len, uint64_t *out);
 
 /*
  * Writes "VALUE <key> <flags> <nbytes>[ <cas>]\r\n" into buf, which must hold

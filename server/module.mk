@@ -5,3 +5,10 @@ SERVER_SRCS := $(filter-out server/main.c,$(wildcard server/*.c))
 SERVER_LIB := $(B)/lib/libstrata_server.a
 $(eval $(call archive,$(SERVER_LIB),$(SERVER_SRCS:%.c=$(B)/obj/%.o)))
 $(B)/obj/server/%.o: CFLAGS_ALL += -Istorage/include
+
+NODE_BIN := $(B)/bin/strata-node
+BINS += $(NODE_BIN)
+$(NODE_BIN): $(B)/obj/server/main.o $(SERVER_LIB) $(FRONTEND_LIB) $(STORAGE_LIB) $(COMMON_LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)

@@ -84,6 +84,7 @@ run_pytest() { # dir server
     # strata_deps (-p) brings the CI rule on dependency skips to suites whose
     # conftest does not import it; conftests that do import it are unaffected.
     STRATA_TEST_SERVER=$server STRATA_PROXY_BIN="$B/bin/strata-proxy" STRATA_BUILD_DIR="$B" \
+        STRATA_NODE_BIN="$B/bin/strata-node" \
         STRATA_LMC_TEST_BIN="$B/tests/integration/lmc_test" \
         STRATA_LMC_BINARY_TEST_BIN="$B/tests/integration/lmc_binary_test" \
         PYTHONPATH="tests/integration${PYTHONPATH:+:$PYTHONPATH}" \

@@ -1,0 +1,351 @@
+/*
+ * main.c - strata-node: flags, the node's identity and clock, the engine,
+ * and memcached's protocol on the front end with the local executor
+ * (server/kv.h). One node serves its own data; the cluster (ring,
+ * replication, hints, repair) is being built on top (docs/NODE.md).
+ *
+ * Setup order: log → clock → identity (refuses a foreign or orphaned data
+ * directory) → HLC floor from the stored bound, a new bound stored before
+ * any write → engine → listener → workers → accept. Teardown in reverse;
+ * the bound is stored once a second while running.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/hlc.h"
+#include "common/log.h"
+#include "common/mc_text.h"
+#include "common/mem.h"
+#include "frontend/fe.h"
+#include "frontend/listener.h"
+#include "frontend/worker.h"
+#include "server/identity.h"
+#include "server/kv.h"
+#include "server/version.h"
+#include "storage/include/lsm.h"
+
+/* The HLC bound is stored every second with this much lease ahead
+ * (docs/CLOCKS.md: at least the store interval plus the skew bound). */
+#define HLC_STORE_INTERVAL_MS 1000
+#define HLC_LEASE_MS 2500
+
+struct node_settings {
+    char *data_dir;
+    char *cluster_name;
+    char *listen_addr;
+    unsigned port;
+    unsigned threads;
+    unsigned max_conns;
+    unsigned vnodes;
+    size_t max_value_len;
+    enum lsm_sync_mode sync;
+    unsigned verbose;
+};
+
+struct node {
+    struct node_settings s;
+    struct identity *id;
+    struct hlc clock;
+    struct lsm_db *db;
+    struct kv *kv;
+    struct fe fe;
+    struct event_base *base;
+    struct event *sigterm, *sigint, *tick;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: strata-node [options]\n"
+            "  -d, --data-dir <dir>       node identity and data (default /var/lib/strata/node)\n"
+            "  -C, --cluster-name <name>  cluster this node belongs to (default strata)\n"
+            "  -l, --listen <addr>        interface to bind (default 127.0.0.1)\n"
+            "  -p, --port <num>           memcached protocol port (default 11311)\n"
+            "  -t, --threads <num>        worker threads (default 4)\n"
+            "  -c, --conn-limit <num>     client connections (default 1024)\n"
+            "  -I, --max-item-size <num>  largest value, k/m suffixes (default 1m, at most 128m)\n"
+            "      --vnodes <num>         ring tokens chosen at first start (default 16)\n"
+            "      --sync <mode>          always | interval | none (default interval)\n"
+            "  -v, -vv                    log connection events / every command\n"
+            "  -V, --version              print the version and exit\n"
+            "  -h, --help                 this text\n");
+}
+
+static bool parse_uint(const char *s, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || v > max)
+        return false;
+    if (*end == 'k' || *end == 'K')
+        v <<= 10, end++;
+    else if (*end == 'm' || *end == 'M')
+        v <<= 20, end++;
+    if (*end != '\0' || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Returns -1 to go on, or an exit code. */
+static int parse_flags(struct node_settings *s, int argc, char **argv)
+{
+    static const struct option longs[] = {
+        {"data-dir", required_argument, NULL, 'd'},
+        {"cluster-name", required_argument, NULL, 'C'},
+        {"listen", required_argument, NULL, 'l'},
+        {"port", required_argument, NULL, 'p'},
+        {"threads", required_argument, NULL, 't'},
+        {"conn-limit", required_argument, NULL, 'c'},
+        {"max-item-size", required_argument, NULL, 'I'},
+        {"vnodes", required_argument, NULL, 1000},
+        {"sync", required_argument, NULL, 1001},
+        {"verbose", no_argument, NULL, 'v'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    unsigned long long v;
+    while ((c = getopt_long(argc, argv, "d:C:l:p:t:c:I:vVh", longs, NULL)) != -1) {
+        switch (c) {
+        case 'd': s->data_dir = optarg; break;
+        case 'C': s->cluster_name = optarg; break;
+        case 'l': s->listen_addr = optarg; break;
+        case 'p':
+            if (!parse_uint(optarg, 65535, &v) || v == 0)
+                goto bad;
+            s->port = (unsigned)v;
+            break;
+        case 't':
+            if (!parse_uint(optarg, 64, &v) || v == 0)
+                goto bad;
+            s->threads = (unsigned)v;
+            break;
+        case 'c':
+            if (!parse_uint(optarg, 1000000, &v) || v == 0)
+                goto bad;
+            s->max_conns = (unsigned)v;
+            break;
+        case 'I':
+            if (!parse_uint(optarg, LSM_MAX_VALUE_LEN_LIMIT, &v) || v < 1024)
+                goto bad;
+            s->max_value_len = (size_t)v;
+            break;
+        case 1000:
+            if (!parse_uint(optarg, 1024, &v) || v == 0)
+                goto bad;
+            s->vnodes = (unsigned)v;
+            break;
+        case 1001:
+            if (strcmp(optarg, "always") == 0)
+                s->sync = LSM_SYNC_ALWAYS;
+            else if (strcmp(optarg, "interval") == 0)
+                s->sync = LSM_SYNC_INTERVAL;
+            else if (strcmp(optarg, "none") == 0)
+                s->sync = LSM_SYNC_NONE;
+            else
+                goto bad;
+            break;
+        case 'v': s->verbose++; break;
+        case 'V':
+            printf("strata-node %s (memcached %s)\n", STRATA_VERSION, MC_COMPAT_VERSION);
+            return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return EX_USAGE;
+        }
+        continue;
+    bad:
+        fprintf(stderr, "strata-node: invalid value '%s' for -%c\n", optarg, c < 256 ? c : '-');
+        return EX_USAGE;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "strata-node: unexpected argument '%s'\n", argv[optind]);
+        return EX_USAGE;
+    }
+    return -1;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct node *n = arg;
+    log_info("signal %d: shutting down", (int)sig);
+    event_base_loopbreak(n->base);
+}
+
+/* Once a second: the coarse clock, and the HLC bound stored ahead. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct node *n = arg;
+    clock_tick();
+    if (identity_store_hlc_bound(n->id, hlc_upper_bound(&n->clock, HLC_LEASE_MS)) != ST_OK)
+        log_error("node: cannot store the clock bound in %s; writes continue under the "
+                  "bound stored last",
+                  n->s.data_dir);
+}
+
+static void front_end_setup(struct node *n)
+{
+    n->fe.settings = (struct fe_settings){
+        .listen_addr = n->s.listen_addr,
+        .port = n->s.port,
+        .backlog = 1024,
+        .max_conns = n->s.max_conns,
+        .threads = n->s.threads,
+        .reqs_per_event = 20,
+        .out_max = 4u << 20,
+        .drain_timeout = 60,
+        .shutdown_timeout = 5,
+        /* flush_all never empties persistent data (docs/NODE.md) */
+        .flush_enabled = false,
+    };
+    n->fe.xo = &kv_exec_ops;
+}
+
+/* Identity, clock and engine; an exit code on failure. */
+static int open_data(struct node *n)
+{
+    struct identity_load_info info;
+    enum st_status st =
+        identity_load_or_create(n->s.data_dir, n->s.cluster_name, n->s.vnodes, &n->id, &info);
+    if (st != ST_OK) {
+        fprintf(stderr, "strata-node: cannot use data directory %s: %s\n", n->s.data_dir,
+                identity_result_name(info.result));
+        return st == ST_INVAL ? EX_CONFIG : st == ST_CORRUPT ? EX_DATAERR : EX_IOERR;
+    }
+    char idtxt[IDENTITY_ID_STR_LEN];
+    identity_format_id(identity_id(n->id), idtxt);
+    log_info("node %s (short id %u, generation %llu) in %s, cluster %s", idtxt,
+             (unsigned)identity_short_id(n->id), (unsigned long long)identity_generation(n->id),
+             n->s.data_dir, n->s.cluster_name);
+
+    hlc_init(&n->clock, NULL);
+    hlc_floor(&n->clock, identity_hlc_bound(n->id));
+    if (identity_store_hlc_bound(n->id, hlc_upper_bound(&n->clock, HLC_LEASE_MS)) != ST_OK) {
+        fprintf(stderr, "strata-node: cannot store the clock bound in %s\n", n->s.data_dir);
+        return EX_IOERR;
+    }
+
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof(path), "%s/engine", n->s.data_dir) >= sizeof(path))
+        return EX_CONFIG;
+    struct lsm_options o;
+    lsm_options_init(&o);
+    o.sync_mode = n->s.sync;
+    o.max_value_len = n->s.max_value_len;
+    if (lsm_open(path, &o, &n->db) != ST_OK) {
+        fprintf(stderr, "strata-node: cannot open the engine in %s (see the log)\n", path);
+        return EX_IOERR;
+    }
+    if (kv_create(&n->fe, n->db, &n->clock, identity_short_id(n->id), n->s.max_value_len, &n->kv) !=
+        ST_OK)
+        return EX_OSERR;
+    n->fe.exec = n->kv;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static struct node node; /* main's own; threads get pointers */
+    struct node *n = &node;
+    n->s = (struct node_settings){
+        .data_dir = "/var/lib/strata/node",
+        .cluster_name = "strata",
+        .listen_addr = "127.0.0.1",
+        .port = 11311,
+        .threads = 4,
+        .max_conns = 1024,
+        .vnodes = 16,
+        .max_value_len = LSM_DEFAULT_MAX_VALUE_LEN,
+        .sync = LSM_SYNC_INTERVAL,
+    };
+    int rc = parse_flags(&n->s, argc, argv);
+    if (rc >= 0)
+        return rc;
+    log_setup(n->s.verbose == 0 ? LOG_LVL_WARN : n->s.verbose == 1 ? LOG_LVL_INFO : LOG_LVL_DEBUG);
+    clock_setup();
+    signal(SIGPIPE, SIG_IGN);
+    front_end_setup(n);
+    if ((rc = open_data(n)) != 0)
+        goto out;
+
+    n->base = event_base_new();
+    if (n->base == NULL) {
+        rc = EX_OSERR;
+        goto out;
+    }
+    if (listener_create(&n->fe.listener, &n->fe, n->base) != ST_OK) {
+        rc = EX_UNAVAILABLE;
+        goto out;
+    }
+    n->fe.workers = mem_calloc(MEM_OTHER, n->s.threads, sizeof(*n->fe.workers));
+    if (n->fe.workers == NULL) {
+        rc = EX_OSERR;
+        goto out;
+    }
+    for (unsigned i = 0; i < n->s.threads; i++) {
+        if (worker_init(&n->fe.workers[i], i, &n->fe) != ST_OK ||
+            worker_start(&n->fe.workers[i]) != ST_OK) {
+            fprintf(stderr, "strata-node: cannot start worker %u\n", i);
+            n->fe.nworkers = i;
+            rc = EX_OSERR;
+            goto out_workers;
+        }
+        n->fe.nworkers = i + 1;
+    }
+    struct timeval second = {HLC_STORE_INTERVAL_MS / 1000, 0};
+    n->sigterm = evsignal_new(n->base, SIGTERM, on_signal, n);
+    n->sigint = evsignal_new(n->base, SIGINT, on_signal, n);
+    n->tick = event_new(n->base, -1, EV_PERSIST, on_tick, n);
+    if (n->sigterm == NULL || n->sigint == NULL || n->tick == NULL ||
+        event_add(n->sigterm, NULL) != 0 || event_add(n->sigint, NULL) != 0 ||
+        event_add(n->tick, &second) != 0 || listener_start(n->fe.listener) != ST_OK) {
+        rc = EX_OSERR;
+        goto out_workers;
+    }
+    log_info("strata-node %s (memcached %s) listening on %s, %u threads", STRATA_VERSION,
+             MC_COMPAT_VERSION, listener_addr(n->fe.listener), n->s.threads);
+    event_base_dispatch(n->base);
+    rc = 0;
+
+out_workers:
+    listener_stop(n->fe.listener);
+    for (unsigned i = 0; i < n->fe.nworkers; i++)
+        worker_stop(&n->fe.workers[i]);
+    for (unsigned i = 0; i < n->fe.nworkers; i++)
+        worker_join(&n->fe.workers[i]);
+    for (unsigned i = 0; i < n->fe.nworkers; i++)
+        worker_deinit(&n->fe.workers[i]);
+    mem_free(MEM_OTHER, n->fe.workers, n->s.threads * sizeof(*n->fe.workers));
+    n->fe.workers = NULL;
+out:
+    listener_destroy(&n->fe.listener);
+    if (n->sigterm != NULL)
+        event_free(n->sigterm);
+    if (n->sigint != NULL)
+        event_free(n->sigint);
+    if (n->tick != NULL)
+        event_free(n->tick);
+    if (n->base != NULL)
+        event_base_free(n->base);
+    kv_destroy(&n->kv);
+    lsm_close(&n->db);
+    if (n->id != NULL && rc == 0)
+        identity_store_hlc_bound(n->id, hlc_upper_bound(&n->clock, HLC_LEASE_MS));
+    identity_destroy(&n->id);
+    clock_teardown();
+    return rc;
+}

@@ -1,0 +1,274 @@
+"""strata-node, one node: memcached's commands on the node's own engine,
+what survives a restart and a SIGKILL, and the data directory rules.
+
+These tests start their own strata-node processes (free loopback ports, a
+temporary data directory each) and run once, in the `strata` run of the
+suite: they do not depend on which server the rest of the suite targets.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+import helpers
+from helpers import Conn, free_port
+
+pytestmark = pytest.mark.skipif(
+    helpers.SERVER_KIND != "strata",
+    reason="strata-node tests run once, in the strata run (STRATA_TEST_SERVER=strata)")
+
+EX_DATAERR = 65
+EX_CONFIG = 78
+
+
+def node_binary():
+    return helpers.repo_path(os.environ.get("STRATA_NODE_BIN", "build/release/bin/strata-node"))
+
+
+class Node:
+    """A strata-node process on 127.0.0.1 with its own data directory."""
+
+    def __init__(self, data_dir, *extra):
+        self.data_dir = data_dir
+        self.extra = [str(a) for a in extra]
+        self.proc = None
+        self.addr = None
+        self.log_path = None
+
+    def start(self, attempts=5):
+        if not os.access(node_binary(), os.X_OK):
+            raise RuntimeError("strata-node not built: %s (make)" % node_binary())
+        for _ in range(attempts):
+            port = free_port()
+            self.addr = ("127.0.0.1", port)
+            fd, self.log_path = tempfile.mkstemp(prefix="strata-node-it-", suffix=".log")
+            with os.fdopen(fd, "wb") as log:
+                self.proc = subprocess.Popen(
+                    [node_binary(), "-d", self.data_dir, "-p", str(port), "-t", "2"] + self.extra,
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            if self._wait_ready():
+                return self
+            self.stop()
+        raise RuntimeError("strata-node did not start:\n" + self.log())
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + helpers.READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                with Conn(self.addr, timeout=1.0) as c:
+                    return int(c.stats_dict().get("pid", -1)) == self.proc.pid
+            except (OSError, AssertionError, ValueError):
+                time.sleep(0.02)
+        return False
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read()[-4000:].decode("latin-1")
+
+    def connect(self):
+        return Conn(self.addr)
+
+    def stop(self, sig=signal.SIGTERM):
+        """Stops by pid; returns the exit status (asserted 0 for SIGTERM)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(helpers.STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(helpers.STOP_TIMEOUT)
+        status = self.proc.returncode
+        log = self.log()
+        self.proc = None
+        os.unlink(self.log_path)
+        if sig == signal.SIGTERM:
+            assert status == 0, "strata-node did not exit cleanly (%s):\n%s" % (status, log)
+        return status
+
+
+@pytest.fixture
+def data_dir():
+    d = tempfile.mkdtemp(prefix="strata-node-data-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def node(data_dir):
+    n = Node(data_dir).start()
+    yield n
+    n.stop()
+
+
+def gets_cas(conn, key):
+    conn.send(b"gets " + key + b"\r\n")
+    header = conn.read_line()
+    assert header.startswith(b"VALUE " + key + b" "), header
+    parts = header.split()
+    value = conn.read_exact(int(parts[3]) + 2)
+    assert conn.read_line() == b"END\r\n"
+    return int(parts[4]), value[:-2]
+
+
+# Text protocol: request, exact reply (memcached 1.6's replies).
+STEPS = [
+    (b"set k 7 0 3\r\nabc\r\n", b"STORED\r\n"),
+    (b"get k\r\n", b"VALUE k 7 3\r\nabc\r\nEND\r\n"),
+    (b"add k 0 0 1\r\nx\r\n", b"NOT_STORED\r\n"),
+    (b"add k2 0 0 1\r\nx\r\n", b"STORED\r\n"),
+    (b"replace nope 0 0 1\r\nx\r\n", b"NOT_STORED\r\n"),
+    (b"replace k2 3 0 1\r\ny\r\n", b"STORED\r\n"),
+    (b"append k 0 0 2\r\nde\r\n", b"STORED\r\n"),
+    (b"prepend k 0 0 2\r\n__\r\n", b"STORED\r\n"),
+    (b"get k k2 missing\r\n", b"VALUE k 7 7\r\n__abcde\r\nVALUE k2 3 1\r\ny\r\nEND\r\n"),
+    (b"append nope 0 0 1\r\nx\r\n", b"NOT_STORED\r\n"),
+    (b"incr n 1\r\n", b"NOT_FOUND\r\n"),
+    (b"set n 0 0 2\r\n10\r\n", b"STORED\r\n"),
+    (b"incr n 5\r\n", b"15\r\n"),
+    (b"decr n 100\r\n", b"0\r\n"),
+    (b"get n\r\n", b"VALUE n 0 2\r\n0 \r\nEND\r\n"),
+    (b"incr k 1\r\n", b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"),
+    (b"set big 0 0 20\r\n18446744073709551615\r\n", b"STORED\r\n"),
+    (b"incr big 1\r\n", b"0\r\n"),
+    (b"delete k2\r\n", b"DELETED\r\n"),
+    (b"delete k2\r\n", b"NOT_FOUND\r\n"),
+    (b"get k2\r\n", b"END\r\n"),
+    (b"touch k 100\r\n", b"TOUCHED\r\n"),
+    (b"touch nope 100\r\n", b"NOT_FOUND\r\n"),
+    (b"set q 0 0 1 noreply\r\nq\r\nget q\r\n", b"VALUE q 0 1\r\nq\r\nEND\r\n"),
+    (b"version\r\n", b"VERSION 1.6.18\r\n"),
+    # persistent data is never emptied by a cache command (docs/NODE.md)
+    (b"flush_all\r\n", b"CLIENT_ERROR flush_all not allowed\r\n"),
+    (b"get q\r\n", b"VALUE q 0 1\r\nq\r\nEND\r\n"),
+    (b"bogus\r\n", b"ERROR\r\n"),
+]
+
+
+def test_text_commands(node):
+    with node.connect() as c:
+        for request, reply in STEPS:
+            c.call(request, reply)
+
+
+def test_cas(node):
+    with node.connect() as c:
+        c.call(b"set c 0 0 1\r\na\r\n", b"STORED\r\n")
+        cas, value = gets_cas(c, b"c")
+        assert value == b"a" and cas > 0
+        c.call(b"cas c 0 0 1 %d\r\nb\r\n" % (cas + 1), b"EXISTS\r\n")
+        c.call(b"cas c 0 0 1 %d\r\nb\r\n" % cas, b"STORED\r\n")
+        c.call(b"cas c 0 0 1 %d\r\nx\r\n" % cas, b"EXISTS\r\n")
+        c.call(b"cas nope 0 0 1 1\r\nx\r\n", b"NOT_FOUND\r\n")
+        cas2, value = gets_cas(c, b"c")
+        assert value == b"b" and cas2 > cas
+
+
+def test_expiry(node):
+    with node.connect() as c:
+        c.call(b"set e 0 1 1\r\ne\r\n", b"STORED\r\n")
+        c.call(b"set f 0 -1 1\r\nf\r\n", b"STORED\r\n")
+        c.call(b"get f\r\n", b"END\r\n")
+        helpers.wait_until(lambda: (c.send(b"get e\r\n"), c.read_until(b"END\r\n"))[1]
+                           == b"END\r\n", timeout=4.0)
+
+
+def test_meta_commands(node):
+    with node.connect() as c:
+        c.call(b"ms m 2 T0 F9\r\nhi\r\n", b"HD\r\n")
+        c.call(b"mg m v f\r\n", b"VA 2 f9\r\nhi\r\n")
+        c.call(b"mg nope v\r\n", b"EN\r\n")
+        c.call(b"mg nope v q\r\nmn\r\n", b"MN\r\n")
+        c.call(b"ma cnt\r\n", b"NF\r\n")
+        c.call(b"ma cnt N0 J5 v\r\n", b"VA 1\r\n5\r\n")
+        c.call(b"ma cnt v\r\n", b"VA 1\r\n6\r\n")
+        c.call(b"md m\r\n", b"HD\r\n")
+        c.call(b"md m\r\n", b"NF\r\n")
+
+
+def test_binary_get_and_set(node):
+    import binproto
+    with node.connect() as c:
+        c.send(binproto.request(binproto.SET, key=b"bk", value=b"bv", extras=b"\0\0\0\1\0\0\0\0"))
+        r = binproto.read_response(c)
+        assert r.status == 0
+        c.send(binproto.request(binproto.GETK, key=b"bk"))
+        r = binproto.read_response(c)
+        assert r.status == 0 and r.key == b"bk" and r.value == b"bv"
+
+
+def test_data_survives_restart_and_sigkill(data_dir):
+    n = Node(data_dir).start()
+    with n.connect() as c:
+        for i in range(200):
+            c.call(b"set key%d 0 0 6\r\nval%03d\r\n" % (i, i), b"STORED\r\n")
+        cas_before, _ = gets_cas(c, b"key7")
+    n.stop()
+    n = Node(data_dir).start()
+    with n.connect() as c:
+        for i in range(200):
+            c.call(b"get key%d\r\n" % i, b"VALUE key%d 0 6\r\nval%03d\r\nEND\r\n" % (i, i))
+        # versions keep growing across restarts (the HLC floor), so a
+        # client's CAS from before a restart never matches a newer value
+        assert gets_cas(c, b"key7")[0] == cas_before
+        c.call(b"set key7 0 0 1\r\nz\r\n", b"STORED\r\n")
+        assert gets_cas(c, b"key7")[0] > cas_before
+        for i in range(200, 300):
+            c.call(b"set key%d 0 0 6\r\nval%03d\r\n" % (i, i), b"STORED\r\n")
+    # every acknowledged write survives a kill of the process
+    assert n.stop(signal.SIGKILL) == -signal.SIGKILL
+    n = Node(data_dir).start()
+    with n.connect() as c:
+        for i in range(200, 300):
+            c.call(b"get key%d\r\n" % i, b"VALUE key%d 0 6\r\nval%03d\r\nEND\r\n" % (i, i))
+    n.stop()
+
+
+def start_fails(data_dir, *extra):
+    port = free_port()
+    p = subprocess.run([node_binary(), "-d", data_dir, "-p", str(port)] + list(extra),
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+    return p.returncode, p.stderr.decode("latin-1")
+
+
+def test_foreign_cluster_refused(data_dir):
+    Node(data_dir, "--cluster-name", "alpha").start().stop()
+    code, err = start_fails(data_dir, "--cluster-name", "beta")
+    assert code == EX_CONFIG, err
+    assert "cluster" in err
+
+
+def test_data_without_identity_refused(data_dir):
+    Node(data_dir).start().stop()
+    os.unlink(os.path.join(data_dir, "NODE"))
+    code, err = start_fails(data_dir)
+    assert code == EX_DATAERR, err
+
+
+def test_wiped_directory_gets_a_new_identity(data_dir):
+    n = Node(data_dir, "-v").start()
+    n.stop()
+    with open(os.path.join(data_dir, "NODE"), "rb") as f:
+        first = f.read()[16:32]
+    shutil.rmtree(data_dir)
+    os.mkdir(data_dir)
+    Node(data_dir).start().stop()
+    with open(os.path.join(data_dir, "NODE"), "rb") as f:
+        second = f.read()[16:32]
+    assert first != second
+
+
+def test_bad_flags():
+    p = subprocess.run([node_binary(), "--port", "0"], capture_output=True, timeout=10)
+    assert p.returncode == 64
+    p = subprocess.run([node_binary(), "--sync", "sometimes"], capture_output=True, timeout=10)
+    assert p.returncode == 64
+    p = subprocess.run([node_binary(), "--version"], capture_output=True, timeout=10)
+    assert p.returncode == 0 and p.stdout.startswith(b"strata-node ")
