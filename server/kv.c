@@ -19,6 +19,7 @@
 #include "common/mem.h"
 #include "frontend/fe.h"
 #include "frontend/worker.h"
+#include "server/cluster.h"
 #include "server/version.h"
 #include "storage/include/lsm.h"
 
@@ -26,7 +27,8 @@
 #define KV_LOCKS 1024u
 
 struct kv {
-    struct fe *fe; /* the front end running us: its counters for stats */
+    struct fe *fe;           /* the front end running us: its counters for stats */
+    struct cluster *cluster; /* the cluster port, for stats cluster; may be NULL */
     struct lsm_db *db;
     struct hlc *clock;
     uint16_t node_id;
@@ -694,6 +696,8 @@ static bool kv_stats(void *exec, const char *args, size_t len,
         stats_general(kv, emit, arg);
     else if (mc_text_args_are(args, len, "storage"))
         stats_storage(kv, emit, arg);
+    else if (mc_text_args_are(args, len, "cluster") && kv->cluster != NULL)
+        cluster_stats(kv->cluster, emit, arg);
     else
         return false;
     return true;
@@ -732,6 +736,11 @@ enum st_status kv_create(struct fe *fe, struct lsm_db *db, struct hlc *clock, ui
         pthread_mutex_init(&kv->locks[i], NULL);
     *out = kv;
     return ST_OK;
+}
+
+void kv_attach_cluster(struct kv *kv, struct cluster *cluster)
+{
+    kv->cluster = cluster;
 }
 
 void kv_destroy(struct kv **kvp)

@@ -28,6 +28,7 @@
 #include "frontend/fe.h"
 #include "frontend/listener.h"
 #include "frontend/worker.h"
+#include "server/cluster.h"
 #include "server/identity.h"
 #include "server/kv.h"
 #include "server/version.h"
@@ -43,6 +44,7 @@ struct node_settings {
     char *cluster_name;
     char *listen_addr;
     unsigned port;
+    unsigned cluster_port;
     unsigned threads;
     unsigned max_conns;
     unsigned vnodes;
@@ -57,6 +59,7 @@ struct node {
     struct hlc clock;
     struct lsm_db *db;
     struct kv *kv;
+    struct cluster *cluster;
     struct fe fe;
     struct event_base *base;
     struct event *sigterm, *sigint, *tick;
@@ -70,6 +73,7 @@ static void usage(FILE *f)
             "  -C, --cluster-name <name>  cluster this node belongs to (default strata)\n"
             "  -l, --listen <addr>        interface to bind (default 127.0.0.1)\n"
             "  -p, --port <num>           memcached protocol port (default 11311)\n"
+            "  -P, --cluster-port <num>   internal protocol port (default 7311)\n"
             "  -t, --threads <num>        worker threads (default 4)\n"
             "  -c, --conn-limit <num>     client connections (default 1024)\n"
             "  -I, --max-item-size <num>  largest value, k/m suffixes (default 1m, at most 128m)\n"
@@ -105,6 +109,7 @@ static int parse_flags(struct node_settings *s, int argc, char **argv)
         {"cluster-name", required_argument, NULL, 'C'},
         {"listen", required_argument, NULL, 'l'},
         {"port", required_argument, NULL, 'p'},
+        {"cluster-port", required_argument, NULL, 'P'},
         {"threads", required_argument, NULL, 't'},
         {"conn-limit", required_argument, NULL, 'c'},
         {"max-item-size", required_argument, NULL, 'I'},
@@ -117,7 +122,7 @@ static int parse_flags(struct node_settings *s, int argc, char **argv)
     };
     int c;
     unsigned long long v;
-    while ((c = getopt_long(argc, argv, "d:C:l:p:t:c:I:vVh", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:C:l:p:P:t:c:I:vVh", longs, NULL)) != -1) {
         switch (c) {
         case 'd': s->data_dir = optarg; break;
         case 'C': s->cluster_name = optarg; break;
@@ -126,6 +131,11 @@ static int parse_flags(struct node_settings *s, int argc, char **argv)
             if (!parse_uint(optarg, 65535, &v) || v == 0)
                 goto bad;
             s->port = (unsigned)v;
+            break;
+        case 'P':
+            if (!parse_uint(optarg, 65535, &v) || v == 0)
+                goto bad;
+            s->cluster_port = (unsigned)v;
             break;
         case 't':
             if (!parse_uint(optarg, 64, &v) || v == 0)
@@ -257,6 +267,29 @@ static int open_data(struct node *n)
     return 0;
 }
 
+/* The cluster port on the main loop. */
+static enum st_status cluster_open(struct node *n)
+{
+    struct cluster_config cc = {
+        .listen_addr = n->s.listen_addr,
+        .port = n->s.cluster_port,
+        .cluster_name = n->s.cluster_name,
+        .short_id = identity_short_id(n->id),
+        .generation = identity_generation(n->id),
+        .frame_max = n->s.max_value_len + 64 * 1024 > WIRE_FRAME_MAX_DEFAULT
+                         ? n->s.max_value_len + 64 * 1024
+                         : WIRE_FRAME_MAX_DEFAULT,
+        .max_conns = 1024,
+    };
+    memcpy(cc.node_id, identity_id(n->id), WIRE_NODE_ID_LEN);
+    enum st_status st = cluster_start(&cc, n->base, n->db, &n->clock, &n->cluster);
+    if (st == ST_OK) {
+        kv_attach_cluster(n->kv, n->cluster);
+        log_info("cluster port on %s", cluster_addr(n->cluster));
+    }
+    return st;
+}
+
 int main(int argc, char **argv)
 {
     static struct node node; /* main's own; threads get pointers */
@@ -266,6 +299,7 @@ int main(int argc, char **argv)
         .cluster_name = "strata",
         .listen_addr = "127.0.0.1",
         .port = 11311,
+        .cluster_port = 7311,
         .threads = 4,
         .max_conns = 1024,
         .vnodes = 16,
@@ -287,7 +321,7 @@ int main(int argc, char **argv)
         rc = EX_OSERR;
         goto out;
     }
-    if (listener_create(&n->fe.listener, &n->fe, n->base) != ST_OK) {
+    if (cluster_open(n) != ST_OK || listener_create(&n->fe.listener, &n->fe, n->base) != ST_OK) {
         rc = EX_UNAVAILABLE;
         goto out;
     }
@@ -333,6 +367,7 @@ out_workers:
     n->fe.workers = NULL;
 out:
     listener_destroy(&n->fe.listener);
+    cluster_stop(&n->cluster);
     if (n->sigterm != NULL)
         event_free(n->sigterm);
     if (n->sigint != NULL)

@@ -43,12 +43,14 @@ class Node:
         if not os.access(node_binary(), os.X_OK):
             raise RuntimeError("strata-node not built: %s (make)" % node_binary())
         for _ in range(attempts):
-            port = free_port()
+            port, cport = free_port(), free_port()
             self.addr = ("127.0.0.1", port)
+            self.cluster_addr = ("127.0.0.1", cport)
             fd, self.log_path = tempfile.mkstemp(prefix="strata-node-it-", suffix=".log")
             with os.fdopen(fd, "wb") as log:
                 self.proc = subprocess.Popen(
-                    [node_binary(), "-d", self.data_dir, "-p", str(port), "-t", "2"] + self.extra,
+                    [node_binary(), "-d", self.data_dir, "-p", str(port), "-P", str(cport),
+                     "-t", "2"] + self.extra,
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
             if self._wait_ready():
                 return self
@@ -232,8 +234,8 @@ def test_data_survives_restart_and_sigkill(data_dir):
 
 
 def start_fails(data_dir, *extra):
-    port = free_port()
-    p = subprocess.run([node_binary(), "-d", data_dir, "-p", str(port)] + list(extra),
+    p = subprocess.run([node_binary(), "-d", data_dir, "-p", str(free_port()),
+                        "-P", str(free_port())] + list(extra),
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
     return p.returncode, p.stderr.decode("latin-1")
 
