@@ -274,3 +274,141 @@ def test_bad_flags():
     assert p.returncode == 64
     p = subprocess.run([node_binary(), "--version"], capture_output=True, timeout=10)
     assert p.returncode == 0 and p.stdout.startswith(b"strata-node ")
+
+
+# ---- the cluster port (docs/formats/cluster-protocol.md) ----------------
+
+def cluster_client(node):
+    import clusterproto
+    return clusterproto.ClusterClient(node.cluster_addr)
+
+
+def hlc_now(offset_ms=0):
+    return (int(time.time() * 1000) + offset_ms) << 16
+
+
+PEER_ID = bytes(range(1, 17))
+
+
+def joined(node, cluster=b"strata"):
+    c = cluster_client(node)
+    reply = c.handshake(cluster, PEER_ID, 4242, 1, b"127.0.0.1:1")
+    assert reply.accept, reply
+    return c
+
+
+def cluster_stat(node, name):
+    with node.connect() as c:
+        return int(c.stats_dict(b"cluster")[name])
+
+
+def test_cluster_handshake_and_ping(node):
+    with joined(node) as c:
+        assert c.peer.generation > 0 and c.peer.short_id != 0
+        with open(os.path.join(node.data_dir, "NODE"), "rb") as f:
+            assert c.peer.node_id == f.read()[16:32]
+        before = hlc_now()
+        theirs = c.ping(before)
+        assert isinstance(theirs, int) and theirs > before
+    assert cluster_stat(node, "handshakes") == 1
+
+
+def test_cluster_foreign_cluster_refused(node):
+    import clusterproto
+    with cluster_client(node) as c:
+        reply = c.handshake(b"other", PEER_ID, 1, 1, b"127.0.0.1:1")
+        assert not reply.accept and reply.reason == clusterproto.REFUSE_CLUSTER
+        assert c.read_to_eof(timeout=2.0)[1] in ("eof", "reset")
+    assert cluster_stat(node, "handshakes_refused") == 1
+
+
+def test_cluster_requests_need_a_handshake(node):
+    import clusterproto
+    with cluster_client(node) as c:
+        err = c.ping(1)
+        assert isinstance(err, clusterproto.Error) and err.code == clusterproto.ERR_NOT_READY
+        assert c.read_to_eof(timeout=2.0)[1] in ("eof", "reset")
+
+
+@pytest.mark.parametrize("garbage", [
+    b"get foo\r\n",                       # a memcached client on the wrong port
+    b"\x80\x00\x00\x03" + bytes(28),      # memcached binary
+    b"STRC\x07" + bytes(27),              # an unknown protocol version
+])
+def test_cluster_garbage_closes_only_that_connection(node, garbage):
+    with cluster_client(node) as c:
+        c.send_raw(garbage)
+        assert c.read_to_eof(timeout=2.0)[1] in ("eof", "reset")
+    assert cluster_stat(node, "bad_frames") == 1
+    with node.connect() as m:
+        m.call(b"version\r\n", b"VERSION 1.6.18\r\n")
+
+
+def test_cluster_corrupt_and_oversized_frames(node):
+    import clusterproto
+    with joined(node) as c:
+        frame = bytearray(clusterproto.encode_frame(clusterproto.OP_PING,
+                                                    clusterproto.compose_ping(1), 0, 7))
+        frame[-1] ^= 1  # a body byte: the body check fails
+        c.send_raw(bytes(frame))
+        assert c.read_to_eof(timeout=2.0)[1] in ("eof", "reset")
+    with joined(node) as c:
+        c.send_raw(clusterproto.raw_frame(clusterproto.OP_WRITE, b"", 0, 9,
+                                          body_len=0xffffffff))
+        data, how = c.read_to_eof(timeout=2.0)
+        assert how in ("eof", "reset")
+        err = clusterproto.decode_body(clusterproto.decode_frame(data))
+        assert err.code == clusterproto.ERR_TOO_LARGE
+    assert cluster_stat(node, "bad_frames") == 2
+    assert cluster_stat(node, "handshakes") == 2
+
+
+def test_cluster_unknown_opcode_keeps_the_connection(node):
+    import clusterproto
+    with joined(node) as c:
+        err = c.call(clusterproto.OP_MERKLE_TREE, b"")
+        assert isinstance(err, clusterproto.Error)
+        assert err.code == clusterproto.ERR_UNKNOWN_OPCODE
+        assert isinstance(c.ping(hlc_now()), int)
+
+
+def test_cluster_writes_merge_by_version(node):
+    import clusterproto
+    V, R = clusterproto.Version, clusterproto.Record
+    t = hlc_now()
+    with joined(node) as c:
+        newer = R(b"rk", b"new", flags=3, version=V(t + 2, 9))
+        older = R(b"rk", b"old", flags=1, version=V(t + 1, 9))
+        assert c.write([newer]) is None
+        assert c.write([older]) is None  # late: never shadows the newer one
+        assert c.read(b"rk") == newer
+        d = c.read(b"rk", digest=True)
+        assert d.found and d.version == newer.version
+        assert d.digest == clusterproto.record_digest(newer)
+        assert c.write([newer]) is None  # a replay changes nothing
+        with node.connect() as m:
+            m.call(b"get rk\r\n", b"VALUE rk 3 3\r\nnew\r\nEND\r\n")
+            cas, _ = gets_cas(m, b"rk")
+            assert cas == t + 2  # the CAS a client sees is the version's HLC
+        # a tombstone at a newer version deletes; the READ still shows it
+        gone = R(b"rk", b"", version=V(t + 3, 9), tombstone=True,
+                 expiry=int(time.time()))
+        assert c.write([gone, R(b"rk2", b"two", version=V(t + 4, 9))]) is None
+        assert c.read(b"rk") == gone
+        assert c.read(b"missing") is None
+        with node.connect() as m:
+            m.call(b"get rk rk2\r\n", b"VALUE rk2 0 3\r\ntwo\r\nEND\r\n")
+    assert cluster_stat(node, "records_written") == 5
+
+
+def test_cluster_refuses_a_version_from_the_future(node):
+    import clusterproto
+    with joined(node) as c:
+        ahead = clusterproto.Record(b"fk", b"x",
+                                    version=clusterproto.Version(hlc_now(10 * 60 * 1000), 9))
+        err = c.write([ahead])
+        assert isinstance(err, clusterproto.Error)
+        assert c.read_to_eof(timeout=2.0)[1] in ("eof", "reset")
+    assert cluster_stat(node, "clock_refusals") == 1
+    with node.connect() as m:
+        m.call(b"get fk\r\n", b"END\r\n")
