@@ -55,7 +55,8 @@ enum fe_store_mode {
 #define FE_META_KEY_BINARY 0x2u /* the key came base64-encoded (echoed so) */
 
 /* A value as the protocol modules read it (valid while the reference is
- * held). `value` is writable for an item from reserve() until store(). */
+ * held). `value` may be written only for an item from reserve(), until
+ * store(); other items are read only. */
 struct fe_item_view {
     const char *key;
     size_t nkey;

@@ -15,6 +15,7 @@
  */
 #include "proxy/cmd.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "common/clock.h"
@@ -464,7 +465,9 @@ static void cmd_view(void *exec, void *item, struct fe_item_view *v)
     struct item *it = item;
     v->key = item_key(it);
     v->nkey = item_nkey(it);
-    v->value = item_data_mut(it);
+    /* Writable only while reserved (store() not yet called): the front
+     * end writes there only then, and reads linked items. */
+    v->value = (char *)(uintptr_t)item_value(it);
     v->nvalue = item_nvalue(it);
     v->flags = item_flags(it);
     v->cas = item_cas(it);
