@@ -2,8 +2,9 @@
  * defer.h - work a worker runs on its next event-loop turn, after the
  * handler that queued it has returned. Commands whose executor answers at
  * once use it to complete through the asynchronous reply path
- * (conn_defer) when --test_async_reads asks for it; executors that wait
- * on the network complete from their own events instead. Worker thread.
+ * (call.h's deferred-lookup executor, strata-proxy --test-async-reads);
+ * executors that wait on the network complete from their own events
+ * instead. Worker thread.
  */
 #pragma once
 

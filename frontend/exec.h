@@ -12,10 +12,10 @@
  * memcached's (protocol.txt), not any store's.
  *
  * Every operation runs on the worker thread of the calling connection and
- * gets that worker's executor context (`wctx`, from worker_init below).
- * An operation answers at once; one that must wait (a backend, replicas)
- * completes through the connection's reply slots (frontend/conn.h
- * conn_defer), which needs no support here.
+ * gets that worker's executor context (`wctx`: the front end's struct
+ * worker). An operation answers at once, or, for those with an _async
+ * variant, later through a call (frontend/call.h) that keeps the
+ * command's place in the connection's replies.
  */
 #pragma once
 
@@ -122,6 +122,7 @@ enum fe_note { FE_NOTE_GET, FE_NOTE_SET, FE_NOTE_DELETE };
 enum fe_detail { FE_DETAIL_ON, FE_DETAIL_OFF, FE_DETAIL_DUMP };
 
 struct conn;
+struct fe_call;
 struct mc_request;
 
 /*
@@ -130,15 +131,21 @@ struct mc_request;
  * releases (or hands to the reply queue).
  */
 struct fe_exec_ops {
-    /* Per worker thread: the context its operations get. */
-    void *(*worker_init)(void *exec, unsigned worker_id);
-    void (*worker_deinit)(void *exec, void *wctx);
-
     void (*view)(void *exec, void *item, struct fe_item_view *v);
     void (*release)(void *exec, void *item);
 
     /* get/gets (touch false) or gat/gats (touch, new exptime); NULL: miss */
     void *(*get)(void *wctx, const char *key, size_t nkey, bool touch, rel_time_t exptime);
+    /*
+     * Optional: lookups that complete later. The executor answers with
+     * fe_call_done_lookup(call, item, info) (frontend/call.h) on the
+     * calling worker, after returning; the protocol modules then use
+     * these instead of get / meta_get. NULL: the synchronous ones.
+     */
+    void (*get_async)(void *wctx, const char *key, size_t nkey, bool touch, rel_time_t exptime,
+                      struct fe_call *call);
+    void (*meta_get_async)(void *wctx, const char *key, size_t nkey, const struct fe_meta_ttl *ttl,
+                           bool no_bump, struct fe_call *call);
     /* First half of a storage command: an item whose view().value takes
      * nbytes. NULL with *res FE_TOO_LARGE / FE_NO_MEMORY when it cannot be
      * stored (a refused set also drops the key's old value). */

@@ -33,7 +33,6 @@ struct fe_settings {
     size_t read_buf_mem_limit; /* input buffer bytes, all workers; 0: no pool */
     bool flush_enabled;        /* flush_all allowed (memcached -F: no) */
     bool shutdown_command;     /* the text `shutdown` command is enabled (-A) */
-    bool test_async_reads;     /* tests only: lookups complete through conn_defer */
 };
 
 /* Why a connection closed, as memcached's `watch connevents` says it. */

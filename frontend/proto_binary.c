@@ -33,8 +33,8 @@
 #include "common/mc_binary.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
+#include "frontend/call.h"
 #include "frontend/conn.h"
-#include "frontend/defer.h"
 #include "frontend/fe.h"
 #include "frontend/worker.h"
 
@@ -211,29 +211,20 @@ static enum proto_action get_answer(struct conn *c, const struct mc_bin_header *
     return outq_add_ref(conn_out(c), it, v.value, vlen) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
 }
 
-/* A get-family request whose lookup completes later (--test_async_reads). */
-struct get_job {
-    struct defer_job base;
-    struct conn_slot *slot;
+/* A get-family request whose lookup completes later: its header and key. */
+struct get_later {
     struct mc_bin_header h;
-    bool touch;
-    rel_time_t exptime;
     char key[];
 };
 
-static void get_job_run(struct defer_job *job, struct worker *w, bool cancelled)
+static void get_cont(struct conn *c, struct fe_call *call, void *it,
+                     const struct fe_meta_info *info)
 {
-    (void)w;
-    struct get_job *j = (struct get_job *)job;
-    struct conn *c = conn_slot_enter(j->slot);
-    if (c != NULL && !cancelled) {
-        void *it = c->xo->get(c->wctx, j->key, j->h.keylen, j->touch, j->exptime);
-        note(c, FE_NOTE_GET, j->key, j->h.keylen, it != NULL);
-        if (get_answer(c, &j->h, j->key, it) == PROTO_CLOSE)
-            c->close_after_write = true;
-    }
-    conn_slot_done(j->slot);
-    mem_free(MEM_CONN, j, sizeof(*j) + j->h.keylen);
+    (void)info;
+    struct get_later *g = fe_call_extra(call);
+    note(c, FE_NOTE_GET, g->key, g->h.keylen, it != NULL);
+    if (get_answer(c, &g->h, g->key, it) == PROTO_CLOSE)
+        c->close_after_write = true;
 }
 
 static enum proto_action do_get(struct conn *c, const struct mc_bin_header *h, const uint8_t *ext,
@@ -242,20 +233,15 @@ static enum proto_action do_get(struct conn *c, const struct mc_bin_header *h, c
     bool touch = h->opcode == MC_BIN_TOUCH || h->opcode == MC_BIN_GAT || h->opcode == MC_BIN_GATQ ||
                  h->opcode == MC_BIN_GATK || h->opcode == MC_BIN_GATKQ;
     rel_time_t exptime = touch ? exptime_at(ext) : 0;
-    if (c->fe->settings.test_async_reads) {
-        struct get_job *j = mem_alloc(MEM_CONN, sizeof(*j) + h->keylen);
-        if (j != NULL && (j->slot = conn_defer(c)) != NULL) {
-            j->base.run = get_job_run;
-            j->h = *h;
-            j->touch = touch;
-            j->exptime = exptime;
-            memcpy(j->key, key, h->keylen);
-            defer_push(c->w, &j->base);
-            return PROTO_NEXT;
-        }
-        if (j != NULL)
-            mem_free(MEM_CONN, j, sizeof(*j) + h->keylen);
-        return respond_error(c, h->opcode, h->opaque, MC_BIN_ENOMEM);
+    if (c->xo->get_async != NULL) {
+        struct fe_call *call = fe_call_new(c, get_cont, sizeof(struct get_later) + h->keylen);
+        if (call == NULL)
+            return respond_error(c, h->opcode, h->opaque, MC_BIN_ENOMEM);
+        struct get_later *g = fe_call_extra(call);
+        g->h = *h;
+        memcpy(g->key, key, h->keylen);
+        c->xo->get_async(c->wctx, key, h->keylen, touch, exptime, call);
+        return PROTO_NEXT;
     }
     void *it = c->xo->get(c->wctx, key, h->keylen, touch, exptime);
     note(c, FE_NOTE_GET, key, h->keylen, it != NULL);

@@ -18,8 +18,8 @@
 #include "common/log.h"
 #include "common/mc_meta.h"
 #include "common/mem.h"
+#include "frontend/call.h"
 #include "frontend/conn.h"
-#include "frontend/defer.h"
 #include "frontend/fe.h"
 #include "frontend/worker.h"
 
@@ -165,14 +165,11 @@ static enum proto_action meta_get_failed(struct conn *c, const struct mc_meta_re
     return reply_error(c, "CLIENT_ERROR opaque token too long\r\n");
 }
 
-static enum proto_action meta_get(struct conn *c, const struct mc_meta_request *req)
+/* Words an mg's reply from the lookup's result. Takes the item. */
+static enum proto_action meta_get_answer(struct conn *c, const struct mc_meta_request *req,
+                                         void *it, const struct fe_meta_info *infop)
 {
-    struct fe_meta_ttl ttl;
-    ttl_positions(req, &ttl);
-    if (req->opaque_too_long)
-        return meta_get_failed(c, req, &ttl);
-    struct fe_meta_info info;
-    void *it = c->xo->meta_get(c->wctx, req->key, req->nkey, &ttl, req->no_bump, &info);
+    struct fe_meta_info info = *infop;
     struct meta_line l = {.n = 0};
     if (it == NULL) {
         if (req->quiet)
@@ -214,6 +211,45 @@ static enum proto_action meta_get(struct conn *c, const struct mc_meta_request *
         it = NULL;
     }
     return reply_line(c, &l, it);
+}
+
+/* An mg whose lookup completes later: the line is kept and parsed again
+ * for the reply, the request's views pointing into the copy. */
+struct mg_later {
+    size_t len;
+    char line[];
+};
+
+static void mg_cont(struct conn *c, struct fe_call *call, void *it, const struct fe_meta_info *info)
+{
+    struct mg_later *g = fe_call_extra(call);
+    struct mc_meta_request req;
+    struct fe_meta_info none = {.ttl = -1};
+    if (mc_meta_parse(g->line, g->len, &req) != MC_PARSE_OK ||
+        meta_get_answer(c, &req, it, info != NULL ? info : &none) == PROTO_CLOSE)
+        c->close_after_write = true;
+}
+
+static enum proto_action meta_get(struct conn *c, const struct mc_meta_request *req,
+                                  const char *line, size_t len)
+{
+    struct fe_meta_ttl ttl;
+    ttl_positions(req, &ttl);
+    if (req->opaque_too_long)
+        return meta_get_failed(c, req, &ttl);
+    if (c->xo->meta_get_async != NULL) {
+        struct fe_call *call = fe_call_new(c, mg_cont, sizeof(struct mg_later) + len);
+        if (call == NULL)
+            return reply_error(c, "SERVER_ERROR out of memory\r\n");
+        struct mg_later *g = fe_call_extra(call);
+        g->len = len;
+        memcpy(g->line, line, len);
+        c->xo->meta_get_async(c->wctx, req->key, req->nkey, &ttl, req->no_bump, call);
+        return PROTO_NEXT;
+    }
+    struct fe_meta_info info;
+    void *it = c->xo->meta_get(c->wctx, req->key, req->nkey, &ttl, req->no_bump, &info);
+    return meta_get_answer(c, req, it, &info);
 }
 
 static enum proto_action reply_deferred(struct conn *c)
@@ -424,43 +460,6 @@ static enum proto_action meta_debug(struct conn *c, const struct mc_meta_request
     return reply_line(c, &l, NULL);
 }
 
-/* An mg that completes later (--test_async_reads): the line is kept and
- * parsed again then, the request's views pointing into the copy. */
-struct mg_job {
-    struct defer_job base;
-    struct conn_slot *slot;
-    size_t len;
-    char line[];
-};
-
-static void mg_job_run(struct defer_job *job, struct worker *w, bool cancelled)
-{
-    (void)w;
-    struct mg_job *j = (struct mg_job *)job;
-    struct conn *c = conn_slot_enter(j->slot);
-    struct mc_meta_request req;
-    if (c != NULL && !cancelled && mc_meta_parse(j->line, j->len, &req) == MC_PARSE_OK &&
-        meta_get(c, &req) == PROTO_CLOSE)
-        c->close_after_write = true;
-    conn_slot_done(j->slot);
-    mem_free(MEM_CONN, j, sizeof(*j) + j->len);
-}
-
-static enum proto_action meta_get_later(struct conn *c, const char *line, size_t len)
-{
-    struct mg_job *j = mem_alloc(MEM_CONN, sizeof(*j) + len);
-    if (j == NULL || (j->slot = conn_defer(c)) == NULL) {
-        if (j != NULL)
-            mem_free(MEM_CONN, j, sizeof(*j) + len);
-        return reply_error(c, "SERVER_ERROR out of memory\r\n");
-    }
-    j->base.run = mg_job_run;
-    j->len = len;
-    memcpy(j->line, line, len);
-    defer_push(c->w, &j->base);
-    return PROTO_NEXT;
-}
-
 enum proto_action proto_meta_line(struct conn *c, const char *line, size_t len)
 {
     struct mc_meta_request req;
@@ -477,10 +476,7 @@ enum proto_action proto_meta_line(struct conn *c, const char *line, size_t len)
     default: return reply(c, LIT("ERROR\r\n"));
     }
     switch (req.cmd) {
-    case MC_META_GET:
-        if (c->fe->settings.test_async_reads)
-            return meta_get_later(c, line, len);
-        return meta_get(c, &req);
+    case MC_META_GET: return meta_get(c, &req, line, len);
     case MC_META_SET: return meta_set(c, &req);
     case MC_META_DELETE: return meta_delete(c, &req);
     case MC_META_ARITH: return meta_arith(c, &req);

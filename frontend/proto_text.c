@@ -19,8 +19,8 @@
 #include "common/mc_meta.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
+#include "frontend/call.h"
 #include "frontend/conn.h"
-#include "frontend/defer.h"
 #include "frontend/fe.h"
 #include "frontend/proto_meta.h"
 #include "frontend/worker.h"
@@ -77,56 +77,36 @@ static void note(struct conn *c, enum fe_note what, const char *key, size_t nkey
 }
 
 /* One key of a get-family command whose lookup completes later. */
-struct get_job {
-    struct defer_job base;
-    struct conn_slot *slot;
-    bool touch, with_cas;
-    rel_time_t exptime;
+struct get_later {
+    bool with_cas;
     size_t nkey;
     char key[];
 };
 
-static void get_job_free(struct get_job *j)
+static void get_cont(struct conn *c, struct fe_call *call, void *it,
+                     const struct fe_meta_info *info)
 {
-    mem_free(MEM_CONN, j, sizeof(*j) + j->nkey);
+    (void)info;
+    struct get_later *g = fe_call_extra(call);
+    note(c, FE_NOTE_GET, g->key, g->nkey, it != NULL);
+    /* The lines of the keys before this one may be gone already: an error
+     * here cannot replace the whole reply as at once. */
+    if (it != NULL && add_value(c, it, g->with_cas) != ST_OK)
+        c->close_after_write = true;
 }
 
-static void get_job_run(struct defer_job *job, struct worker *w, bool cancelled)
-{
-    (void)w;
-    struct get_job *j = (struct get_job *)job;
-    struct conn *c = conn_slot_enter(j->slot);
-    if (c != NULL && !cancelled) {
-        void *it = c->xo->get(c->wctx, j->key, j->nkey, j->touch, j->exptime);
-        note(c, FE_NOTE_GET, j->key, j->nkey, it != NULL);
-        /* The lines of the keys before this one may be gone already: an
-         * error here cannot replace the whole reply as at once. */
-        if (it != NULL && add_value(c, it, j->with_cas) != ST_OK)
-            c->close_after_write = true;
-    }
-    conn_slot_done(j->slot);
-    get_job_free(j);
-}
-
-/* The lookup of one key, on the next loop turn (--test_async_reads). */
+/* The lookup of one key through the executor's asynchronous path. */
 static bool get_later(struct conn *c, const char *key, size_t nkey, bool touch, bool with_cas,
                       rel_time_t exptime)
 {
-    struct get_job *j = mem_alloc(MEM_CONN, sizeof(*j) + nkey);
-    if (j == NULL)
+    struct fe_call *call = fe_call_new(c, get_cont, sizeof(struct get_later) + nkey);
+    if (call == NULL)
         return false;
-    j->slot = conn_defer(c);
-    if (j->slot == NULL) {
-        mem_free(MEM_CONN, j, sizeof(*j) + nkey);
-        return false;
-    }
-    j->base.run = get_job_run;
-    j->touch = touch;
-    j->with_cas = with_cas;
-    j->exptime = exptime;
-    j->nkey = nkey;
-    memcpy(j->key, key, nkey);
-    defer_push(c->w, &j->base);
+    struct get_later *g = fe_call_extra(call);
+    g->with_cas = with_cas;
+    g->nkey = nkey;
+    memcpy(g->key, key, nkey);
+    c->xo->get_async(c->wctx, key, nkey, touch, exptime, call);
     return true;
 }
 
@@ -137,7 +117,7 @@ static enum proto_action do_get(struct conn *c, const struct mc_request *req)
     rel_time_t exptime = touch ? clock_exptime(req->exptime) : 0;
     /* A bad key after good ones replaces the whole reply, which only the
      * synchronous path can do (it rolls its values back). */
-    bool later = c->fe->settings.test_async_reads && req->keys_error == NULL;
+    bool later = c->xo->get_async != NULL && req->keys_error == NULL;
     struct outq_mark mark;
     outq_mark(conn_out(c), &mark);
 

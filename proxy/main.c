@@ -27,6 +27,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "frontend/call.h"
 #include "frontend/listener.h"
 #include "frontend/worker.h"
 #include "proxy/admin.h"
@@ -223,9 +224,11 @@ static void front_end_setup(struct proxy *p)
         .read_buf_mem_limit = s->read_buf_mem_limit,
         .flush_enabled = s->flush_enabled,
         .shutdown_command = s->shutdown_command,
-        .test_async_reads = s->test_async_reads,
     };
-    p->fe.xo = &cmd_exec_ops;
+    /* --test-async-reads: every lookup through the asynchronous path */
+    static struct fe_exec_ops deferred;
+    p->fe.xo =
+        s->test_async_reads ? fe_exec_deferred_lookups(&cmd_exec_ops, &deferred) : &cmd_exec_ops;
     p->fe.exec = p;
     p->fe.hooks = (struct fe_hooks){
         .arg = &p->watch,
