@@ -137,15 +137,31 @@ struct fe_exec_ops {
     /* get/gets (touch false) or gat/gats (touch, new exptime); NULL: miss */
     void *(*get)(void *wctx, const char *key, size_t nkey, bool touch, rel_time_t exptime);
     /*
-     * Optional: lookups that complete later. The executor answers with
-     * fe_call_done_lookup(call, item, info) (frontend/call.h) on the
-     * calling worker, after returning; the protocol modules then use
-     * these instead of get / meta_get. NULL: the synchronous ones.
+     * Optional: operations that complete later. The executor answers with
+     * fe_call_done(call, answer) (frontend/call.h) on the calling worker,
+     * after returning; the protocol modules then use these instead of the
+     * synchronous ones (NULL: the synchronous one is used).
      */
     void (*get_async)(void *wctx, const char *key, size_t nkey, bool touch, rel_time_t exptime,
                       struct fe_call *call);
     void (*meta_get_async)(void *wctx, const char *key, size_t nkey, const struct fe_meta_ttl *ttl,
                            bool no_bump, struct fe_call *call);
+    /* The writes' asynchronous variants (answer fields: result, cas, value,
+     * arith), used instead of store, delete, touch, delta, meta_delete and
+     * meta_delta when present. store_async takes the item. */
+    void (*store_async)(void *wctx, void *item, enum fe_store_mode mode, uint64_t cas_in,
+                        unsigned mflags, struct fe_call *call);
+    void (*remove_async)(void *wctx, const char *key, size_t nkey, uint64_t cas_in,
+                         struct fe_call *call);
+    void (*touch_async)(void *wctx, const char *key, size_t nkey, rel_time_t exptime,
+                        struct fe_call *call);
+    void (*delta_async)(void *wctx, const char *key, size_t nkey, bool incr, uint64_t delta,
+                        uint64_t cas_in, struct fe_call *call);
+    void (*meta_delete_async)(void *wctx, const char *key, size_t nkey, bool has_cas,
+                              uint64_t cas_in, bool invalidate, bool new_ttl, rel_time_t exptime,
+                              struct fe_call *call);
+    void (*meta_delta_async)(void *wctx, const char *key, size_t nkey,
+                             const struct fe_meta_arith *a, struct fe_call *call);
     /* First half of a storage command: an item whose view().value takes
      * nbytes. NULL with *res FE_TOO_LARGE / FE_NO_MEMORY when it cannot be
      * stored (a refused set also drops the key's old value). */
@@ -157,7 +173,7 @@ struct fe_exec_ops {
                             unsigned mflags, uint64_t *cas_out);
     /* A value arrived with a bad terminator: count it, drop the item. */
     void (*store_aborted)(void *wctx, void *item);
-    enum fe_result (*delete)(void *wctx, const char *key, size_t nkey, uint64_t cas_in);
+    enum fe_result (*remove)(void *wctx, const char *key, size_t nkey, uint64_t cas_in);
     enum fe_result (*touch)(void *wctx, const char *key, size_t nkey, rel_time_t exptime);
     enum fe_result (*delta)(void *wctx, const char *key, size_t nkey, bool incr, uint64_t delta,
                             uint64_t cas_in, uint64_t *value, uint64_t *cas_out);

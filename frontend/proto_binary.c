@@ -217,13 +217,11 @@ struct get_later {
     char key[];
 };
 
-static void get_cont(struct conn *c, struct fe_call *call, void *it,
-                     const struct fe_meta_info *info)
+static void get_cont(struct conn *c, struct fe_call *call, const struct fe_answer *a)
 {
-    (void)info;
     struct get_later *g = fe_call_extra(call);
-    note(c, FE_NOTE_GET, g->key, g->h.keylen, it != NULL);
-    if (get_answer(c, &g->h, g->key, it) == PROTO_CLOSE)
+    note(c, FE_NOTE_GET, g->key, g->h.keylen, a->item != NULL);
+    if (get_answer(c, &g->h, g->key, a->item) == PROTO_CLOSE)
         c->close_after_write = true;
 }
 
@@ -246,6 +244,28 @@ static enum proto_action do_get(struct conn *c, const struct mc_bin_header *h, c
     void *it = c->xo->get(c->wctx, key, h->keylen, touch, exptime);
     note(c, FE_NOTE_GET, key, h->keylen, it != NULL);
     return get_answer(c, h, key, it);
+}
+
+/* A DELETE whose result comes later: its header. */
+static void delete_cont(struct conn *c, struct fe_call *call, const struct fe_answer *a)
+{
+    struct mc_bin_header *h = fe_call_extra(call);
+    enum proto_action act = a->result == FE_OK
+                                ? respond_ok(c, h, 0)
+                                : respond_error(c, h->opcode, h->opaque, status_of(a->result));
+    if (act == PROTO_CLOSE)
+        c->close_after_write = true;
+}
+
+static enum proto_action delete_later(struct conn *c, const struct mc_bin_header *h,
+                                      const char *key)
+{
+    struct fe_call *call = fe_call_new(c, delete_cont, sizeof(*h));
+    if (call == NULL)
+        return respond_error(c, h->opcode, h->opaque, MC_BIN_ENOMEM);
+    memcpy(fe_call_extra(call), h, sizeof(*h));
+    c->xo->remove_async(c->wctx, key, h->keylen, h->cas, call);
+    return PROTO_NEXT;
 }
 
 static enum fe_store_mode store_mode(uint8_t op)
@@ -288,12 +308,10 @@ static enum proto_action do_store(struct conn *c, const struct mc_bin_header *h,
     return PROTO_NEXT;
 }
 
-enum proto_action proto_binary_nread_done(struct conn *c)
+/* The reply of a storage command (the request's opcode and opaque are
+ * still in c: the connection runs nothing else before it). */
+static enum proto_action store_answer(struct conn *c, enum fe_result r, uint64_t cas)
 {
-    void *it = c->it;
-    c->it = NULL;
-    uint64_t cas = 0;
-    enum fe_result r = c->xo->store(c->wctx, it, c->mode, c->cas_in, 0, &cas);
     if (r == FE_STORED)
         return c->noreply ? PROTO_NEXT
                           : respond(c, c->bin_opcode, c->bin_opaque, MC_BIN_OK, cas, NULL, 0, NULL,
@@ -306,6 +324,31 @@ enum proto_action proto_binary_nread_done(struct conn *c)
     else if (r == FE_NOT_STORED && c->mode == FE_REPLACE)
         st = MC_BIN_KEY_ENOENT;
     return respond_error(c, c->bin_opcode, c->bin_opaque, st);
+}
+
+static void store_cont(struct conn *c, struct fe_call *call, const struct fe_answer *a)
+{
+    (void)call;
+    if (store_answer(c, a->result, a->cas) == PROTO_CLOSE)
+        c->close_after_write = true;
+}
+
+enum proto_action proto_binary_nread_done(struct conn *c)
+{
+    void *it = c->it;
+    c->it = NULL;
+    if (c->xo->store_async != NULL) {
+        struct fe_call *call = fe_call_new(c, store_cont, 0);
+        if (call == NULL) {
+            c->xo->release(c->exec, it);
+            return store_answer(c, FE_NO_MEMORY, 0);
+        }
+        c->xo->store_async(c->wctx, it, c->mode, c->cas_in, 0, call);
+        return PROTO_NEXT;
+    }
+    uint64_t cas = 0;
+    enum fe_result r = c->xo->store(c->wctx, it, c->mode, c->cas_in, 0, &cas);
+    return store_answer(c, r, cas);
 }
 
 /* INCR/DECR: extras are delta (8), initial (8), expiration (4); an
@@ -496,7 +539,9 @@ enum proto_action proto_binary_command(struct conn *c)
     case MC_BIN_DELETE:
     case MC_BIN_DELETEQ: {
         note(c, FE_NOTE_DELETE, key, h.keylen, false);
-        enum fe_result r = c->xo->delete (c->wctx, key, h.keylen, h.cas);
+        if (c->xo->remove_async != NULL)
+            return delete_later(c, &h, key);
+        enum fe_result r = c->xo->remove(c->wctx, key, h.keylen, h.cas);
         return r == FE_OK ? respond_ok(c, &h, 0)
                           : respond_error(c, h.opcode, h.opaque, status_of(r));
     }

@@ -220,14 +220,31 @@ struct mg_later {
     char line[];
 };
 
-static void mg_cont(struct conn *c, struct fe_call *call, void *it, const struct fe_meta_info *info)
+static void mg_cont(struct conn *c, struct fe_call *call, const struct fe_answer *a)
 {
     struct mg_later *g = fe_call_extra(call);
     struct mc_meta_request req;
-    struct fe_meta_info none = {.ttl = -1};
-    if (mc_meta_parse(g->line, g->len, &req) != MC_PARSE_OK ||
-        meta_get_answer(c, &req, it, info != NULL ? info : &none) == PROTO_CLOSE)
+    if (mc_meta_parse(g->line, g->len, &req) != MC_PARSE_OK) {
+        if (a->item != NULL)
+            c->xo->release(c->exec, a->item);
         c->close_after_write = true;
+        return;
+    }
+    if (meta_get_answer(c, &req, a->item, &a->info) == PROTO_CLOSE)
+        c->close_after_write = true;
+}
+
+/* A meta command whose result comes later, its line kept to word the
+ * reply (re-parsed then, the request's views pointing into the copy). */
+static struct fe_call *line_call(struct conn *c, fe_cont cont, const char *line, size_t len)
+{
+    struct fe_call *call = fe_call_new(c, cont, sizeof(struct mg_later) + len);
+    if (call != NULL) {
+        struct mg_later *g = fe_call_extra(call);
+        g->len = len;
+        memcpy(g->line, line, len);
+    }
+    return call;
 }
 
 static enum proto_action meta_get(struct conn *c, const struct mc_meta_request *req,
@@ -238,12 +255,9 @@ static enum proto_action meta_get(struct conn *c, const struct mc_meta_request *
     if (req->opaque_too_long)
         return meta_get_failed(c, req, &ttl);
     if (c->xo->meta_get_async != NULL) {
-        struct fe_call *call = fe_call_new(c, mg_cont, sizeof(struct mg_later) + len);
+        struct fe_call *call = line_call(c, mg_cont, line, len);
         if (call == NULL)
             return reply_error(c, "SERVER_ERROR out of memory\r\n");
-        struct mg_later *g = fe_call_extra(call);
-        g->len = len;
-        memcpy(g->line, line, len);
         c->xo->meta_get_async(c->wctx, req->key, req->nkey, &ttl, req->no_bump, call);
         return PROTO_NEXT;
     }
@@ -318,6 +332,15 @@ static enum proto_action meta_set(struct conn *c, const struct mc_meta_request *
     return PROTO_NEXT;
 }
 
+static enum proto_action ms_answer(struct conn *c, enum fe_result r, uint64_t cas);
+
+static void ms_cont(struct conn *c, struct fe_call *call, const struct fe_answer *a)
+{
+    (void)call;
+    if (ms_answer(c, a->result, a->cas) == PROTO_CLOSE)
+        c->close_after_write = true;
+}
+
 enum proto_action proto_meta_nread_done(struct conn *c)
 {
     void *it = c->it;
@@ -328,9 +351,27 @@ enum proto_action proto_meta_nread_done(struct conn *c)
         c->xo->store_aborted(c->wctx, it);
         return reply(c, LIT("CLIENT_ERROR bad data chunk\r\n"));
     }
+    if (c->xo->store_async != NULL) {
+        struct fe_call *call = fe_call_new(c, ms_cont, 0);
+        if (call == NULL) {
+            c->xo->release(c->exec, it);
+            return ms_answer(c, FE_NO_MEMORY, 0);
+        }
+        c->xo->store_async(c->wctx, it, c->mode, c->cas_in, ms->mflags, call);
+        return PROTO_NEXT;
+    }
     uint64_t cas = 0;
+    enum fe_result r = c->xo->store(c->wctx, it, c->mode, c->cas_in, ms->mflags, &cas);
+    return ms_answer(c, r, cas);
+}
+
+/* An ms's reply (its flags are in c->meta_set: the connection runs nothing
+ * else before it). */
+static enum proto_action ms_answer(struct conn *c, enum fe_result r, uint64_t cas)
+{
+    struct proto_meta_set *ms = c->meta_set;
     struct meta_line l = {.n = 0};
-    switch (c->xo->store(c->wctx, it, c->mode, c->cas_in, ms->mflags, &cas)) {
+    switch (r) {
     case FE_STORED:
         if (ms->quiet)
             return PROTO_NEXT;
@@ -355,13 +396,11 @@ enum proto_action proto_meta_nread_done(struct conn *c)
     return reply_line(c, &l, NULL);
 }
 
-static enum proto_action meta_delete(struct conn *c, const struct mc_meta_request *req)
+static enum proto_action md_answer(struct conn *c, const struct mc_meta_request *req,
+                                   enum fe_result r)
 {
-    if (req->opaque_too_long)
-        return reply_error(c, "CLIENT_ERROR opaque token too long\r\n");
     struct meta_line l = {.n = 0};
-    switch (c->xo->meta_delete(c->wctx, req->key, req->nkey, req->has_cas, req->cas,
-                               req->invalidate, req->has_ttl, clock_exptime(req->ttl))) {
+    switch (r) {
     case FE_OK:
         if (req->quiet)
             return PROTO_NEXT;
@@ -375,7 +414,48 @@ static enum proto_action meta_delete(struct conn *c, const struct mc_meta_reques
     return reply_line(c, &l, NULL);
 }
 
-static enum proto_action meta_arith(struct conn *c, const struct mc_meta_request *req)
+static void md_cont(struct conn *c, struct fe_call *call, const struct fe_answer *a)
+{
+    struct mg_later *g = fe_call_extra(call);
+    struct mc_meta_request req;
+    if (mc_meta_parse(g->line, g->len, &req) != MC_PARSE_OK ||
+        md_answer(c, &req, a->result) == PROTO_CLOSE)
+        c->close_after_write = true;
+}
+
+static enum proto_action meta_delete(struct conn *c, const struct mc_meta_request *req,
+                                     const char *line, size_t len)
+{
+    if (req->opaque_too_long)
+        return reply_error(c, "CLIENT_ERROR opaque token too long\r\n");
+    rel_time_t exptime = clock_exptime(req->ttl);
+    if (c->xo->meta_delete_async != NULL) {
+        struct fe_call *call = line_call(c, md_cont, line, len);
+        if (call == NULL)
+            return md_answer(c, req, FE_NO_MEMORY);
+        c->xo->meta_delete_async(c->wctx, req->key, req->nkey, req->has_cas, req->cas,
+                                 req->invalidate, req->has_ttl, exptime, call);
+        return PROTO_NEXT;
+    }
+    enum fe_result r = c->xo->meta_delete(c->wctx, req->key, req->nkey, req->has_cas, req->cas,
+                                          req->invalidate, req->has_ttl, exptime);
+    return md_answer(c, req, r);
+}
+
+static enum proto_action ma_answer(struct conn *c, const struct mc_meta_request *req,
+                                   enum fe_result r, const struct fe_meta_arith *a);
+
+static void ma_cont(struct conn *c, struct fe_call *call, const struct fe_answer *a)
+{
+    struct mg_later *g = fe_call_extra(call);
+    struct mc_meta_request req;
+    if (mc_meta_parse(g->line, g->len, &req) != MC_PARSE_OK ||
+        ma_answer(c, &req, a->result, &a->arith) == PROTO_CLOSE)
+        c->close_after_write = true;
+}
+
+static enum proto_action meta_arith(struct conn *c, const struct mc_meta_request *req,
+                                    const char *line, size_t len)
 {
     struct fe_meta_arith a = {
         .incr = true,
@@ -394,7 +474,22 @@ static enum proto_action meta_arith(struct conn *c, const struct mc_meta_request
     }
     ttl_positions(req, &a.ttl);
     a.ttl.recache_pos = -1;
+    if (c->xo->meta_delta_async != NULL) {
+        struct fe_call *call = line_call(c, ma_cont, line, len);
+        if (call == NULL)
+            return ma_answer(c, req, FE_NO_MEMORY, &a);
+        c->xo->meta_delta_async(c->wctx, req->key, req->nkey, &a, call);
+        return PROTO_NEXT;
+    }
     enum fe_result r = c->xo->meta_delta(c->wctx, req->key, req->nkey, &a);
+    return ma_answer(c, req, r, &a);
+}
+
+/* An ma's reply from its result (a: the arith with its outputs). */
+static enum proto_action ma_answer(struct conn *c, const struct mc_meta_request *req,
+                                   enum fe_result r, const struct fe_meta_arith *ap)
+{
+    struct fe_meta_arith a = *ap;
     /* memcached checks the opaque while wording the reply: after the
      * increment or creation has been done */
     if (r == FE_NON_NUMERIC)
@@ -478,8 +573,8 @@ enum proto_action proto_meta_line(struct conn *c, const char *line, size_t len)
     switch (req.cmd) {
     case MC_META_GET: return meta_get(c, &req, line, len);
     case MC_META_SET: return meta_set(c, &req);
-    case MC_META_DELETE: return meta_delete(c, &req);
-    case MC_META_ARITH: return meta_arith(c, &req);
+    case MC_META_DELETE: return meta_delete(c, &req, line, len);
+    case MC_META_ARITH: return meta_arith(c, &req, line, len);
     case MC_META_DEBUG: return meta_debug(c, &req);
     case MC_META_NOOP: return reply(c, LIT("MN\r\n"));
     }

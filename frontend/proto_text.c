@@ -83,11 +83,10 @@ struct get_later {
     char key[];
 };
 
-static void get_cont(struct conn *c, struct fe_call *call, void *it,
-                     const struct fe_meta_info *info)
+static void get_cont(struct conn *c, struct fe_call *call, const struct fe_answer *a)
 {
-    (void)info;
     struct get_later *g = fe_call_extra(call);
+    void *it = a->item;
     note(c, FE_NOTE_GET, g->key, g->nkey, it != NULL);
     /* The lines of the keys before this one may be gone already: an error
      * here cannot replace the whole reply as at once. */
@@ -184,6 +183,84 @@ static enum proto_action do_store(struct conn *c, const struct mc_request *req)
     return PROTO_NEXT;
 }
 
+/* The reply of a storage command. */
+static enum proto_action store_reply(struct conn *c, bool noreply, enum fe_result r, uint64_t value)
+{
+    (void)value;
+    switch (r) {
+    case FE_STORED: return reply_maybe(c, noreply, LIT("STORED\r\n"));
+    case FE_NOT_STORED: return reply_maybe(c, noreply, LIT("NOT_STORED\r\n"));
+    case FE_EXISTS: return reply_maybe(c, noreply, LIT("EXISTS\r\n"));
+    case FE_NOT_FOUND: return reply_maybe(c, noreply, LIT("NOT_FOUND\r\n"));
+    case FE_TOO_LARGE:
+        return reply_maybe(c, noreply, LIT("SERVER_ERROR object too large for cache\r\n"));
+    default: return reply_maybe(c, noreply, LIT("SERVER_ERROR out of memory storing object\r\n"));
+    }
+}
+
+/* The reply of incr/decr. */
+static enum proto_action delta_reply(struct conn *c, bool noreply, enum fe_result r, uint64_t value)
+{
+    switch (r) {
+    case FE_OK: {
+        if (noreply)
+            return PROTO_NEXT;
+        char buf[24];
+        size_t n = mc_u64_to_str(value, buf);
+        buf[n++] = '\r';
+        buf[n++] = '\n';
+        return reply(c, buf, n);
+    }
+    case FE_NOT_FOUND: return reply_maybe(c, noreply, LIT("NOT_FOUND\r\n"));
+    case FE_NON_NUMERIC:
+        return reply_maybe(c, noreply,
+                           LIT("CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"));
+    default: return reply_maybe(c, noreply, LIT("SERVER_ERROR out of memory\r\n"));
+    }
+}
+
+static enum proto_action delete_reply(struct conn *c, bool noreply, enum fe_result r,
+                                      uint64_t value)
+{
+    (void)value;
+    return r == FE_OK ? reply_maybe(c, noreply, LIT("DELETED\r\n"))
+                      : reply_maybe(c, noreply, LIT("NOT_FOUND\r\n"));
+}
+
+static enum proto_action touch_reply(struct conn *c, bool noreply, enum fe_result r, uint64_t value)
+{
+    (void)value;
+    return r == FE_OK ? reply_maybe(c, noreply, LIT("TOUCHED\r\n"))
+                      : reply_maybe(c, noreply, LIT("NOT_FOUND\r\n"));
+}
+
+/* A write whose result comes later: its reply function and noreply. */
+struct noreply_later {
+    bool noreply;
+    enum proto_action (*reply)(struct conn *c, bool noreply, enum fe_result r, uint64_t value);
+};
+
+static void noreply_cont(struct conn *c, struct fe_call *call, const struct fe_answer *a)
+{
+    struct noreply_later *n = fe_call_extra(call);
+    if (n->reply(c, n->noreply, a->result, a->value) == PROTO_CLOSE)
+        c->close_after_write = true;
+}
+
+/* A new call for a write's reply; NULL when out of memory. */
+static struct fe_call *write_call(struct conn *c, bool noreply,
+                                  enum proto_action (*replyfn)(struct conn *, bool, enum fe_result,
+                                                               uint64_t))
+{
+    struct fe_call *call = fe_call_new(c, noreply_cont, sizeof(struct noreply_later));
+    if (call != NULL) {
+        struct noreply_later *n = fe_call_extra(call);
+        n->noreply = noreply;
+        n->reply = replyfn;
+    }
+    return call;
+}
+
 enum proto_action proto_text_nread_done(struct conn *c)
 {
     void *it = c->it;
@@ -192,38 +269,58 @@ enum proto_action proto_text_nread_done(struct conn *c)
         c->xo->store_aborted(c->wctx, it);
         return reply_maybe(c, c->noreply, LIT("CLIENT_ERROR bad data chunk\r\n"));
     }
-    switch (c->xo->store(c->wctx, it, c->mode, c->cas_in, 0, NULL)) {
-    case FE_STORED: return reply_maybe(c, c->noreply, LIT("STORED\r\n"));
-    case FE_NOT_STORED: return reply_maybe(c, c->noreply, LIT("NOT_STORED\r\n"));
-    case FE_EXISTS: return reply_maybe(c, c->noreply, LIT("EXISTS\r\n"));
-    case FE_NOT_FOUND: return reply_maybe(c, c->noreply, LIT("NOT_FOUND\r\n"));
-    case FE_TOO_LARGE:
-        return reply_maybe(c, c->noreply, LIT("SERVER_ERROR object too large for cache\r\n"));
-    default:
-        return reply_maybe(c, c->noreply, LIT("SERVER_ERROR out of memory storing object\r\n"));
+    if (c->xo->store_async != NULL) {
+        struct fe_call *call = write_call(c, c->noreply, store_reply);
+        if (call == NULL) {
+            c->xo->release(c->exec, it);
+            return store_reply(c, c->noreply, FE_NO_MEMORY, 0);
+        }
+        c->xo->store_async(c->wctx, it, c->mode, c->cas_in, 0, call);
+        return PROTO_NEXT;
     }
+    return store_reply(c, c->noreply, c->xo->store(c->wctx, it, c->mode, c->cas_in, 0, NULL), 0);
 }
 
 static enum proto_action do_delta(struct conn *c, const struct mc_request *req)
 {
-    uint64_t value;
-    switch (c->xo->delta(c->wctx, req->key, req->nkey, req->cmd == MC_CMD_INCR, req->delta, 0,
-                         &value, NULL)) {
-    case FE_OK: {
-        if (req->noreply)
-            return PROTO_NEXT;
-        char buf[24];
-        size_t n = mc_u64_to_str(value, buf);
-        buf[n++] = '\r';
-        buf[n++] = '\n';
-        return reply(c, buf, n);
+    bool incr = req->cmd == MC_CMD_INCR;
+    if (c->xo->delta_async != NULL) {
+        struct fe_call *call = write_call(c, req->noreply, delta_reply);
+        if (call == NULL)
+            return delta_reply(c, req->noreply, FE_NO_MEMORY, 0);
+        c->xo->delta_async(c->wctx, req->key, req->nkey, incr, req->delta, 0, call);
+        return PROTO_NEXT;
     }
-    case FE_NOT_FOUND: return reply_maybe(c, req->noreply, LIT("NOT_FOUND\r\n"));
-    case FE_NON_NUMERIC:
-        return reply_maybe(c, req->noreply,
-                           LIT("CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"));
-    default: return reply_maybe(c, req->noreply, LIT("SERVER_ERROR out of memory\r\n"));
+    uint64_t value = 0;
+    enum fe_result r =
+        c->xo->delta(c->wctx, req->key, req->nkey, incr, req->delta, 0, &value, NULL);
+    return delta_reply(c, req->noreply, r, value);
+}
+
+static enum proto_action do_delete(struct conn *c, const struct mc_request *req)
+{
+    note(c, FE_NOTE_DELETE, req->key, req->nkey, false);
+    if (c->xo->remove_async != NULL) {
+        struct fe_call *call = write_call(c, req->noreply, delete_reply);
+        if (call == NULL)
+            return reply_maybe(c, req->noreply, LIT("SERVER_ERROR out of memory\r\n"));
+        c->xo->remove_async(c->wctx, req->key, req->nkey, 0, call);
+        return PROTO_NEXT;
     }
+    return delete_reply(c, req->noreply, c->xo->remove(c->wctx, req->key, req->nkey, 0), 0);
+}
+
+static enum proto_action do_touch(struct conn *c, const struct mc_request *req)
+{
+    rel_time_t exptime = clock_exptime(req->exptime);
+    if (c->xo->touch_async != NULL) {
+        struct fe_call *call = write_call(c, req->noreply, touch_reply);
+        if (call == NULL)
+            return reply_maybe(c, req->noreply, LIT("SERVER_ERROR out of memory\r\n"));
+        c->xo->touch_async(c->wctx, req->key, req->nkey, exptime, call);
+        return PROTO_NEXT;
+    }
+    return touch_reply(c, req->noreply, c->xo->touch(c->wctx, req->key, req->nkey, exptime), 0);
 }
 
 /* An operator command the daemon answers, or ERROR if it has none. */
@@ -390,15 +487,8 @@ enum proto_action proto_text_line(struct conn *c, const char *line, size_t len)
     case MC_CMD_CAS: return do_store(c, &req);
     case MC_CMD_INCR:
     case MC_CMD_DECR: return do_delta(c, &req);
-    case MC_CMD_DELETE:
-        note(c, FE_NOTE_DELETE, req.key, req.nkey, false);
-        if (c->xo->delete (c->wctx, req.key, req.nkey, 0) == FE_OK)
-            return reply_maybe(c, req.noreply, LIT("DELETED\r\n"));
-        return reply_maybe(c, req.noreply, LIT("NOT_FOUND\r\n"));
-    case MC_CMD_TOUCH:
-        if (c->xo->touch(c->wctx, req.key, req.nkey, clock_exptime(req.exptime)) == FE_OK)
-            return reply_maybe(c, req.noreply, LIT("TOUCHED\r\n"));
-        return reply_maybe(c, req.noreply, LIT("NOT_FOUND\r\n"));
+    case MC_CMD_DELETE: return do_delete(c, &req);
+    case MC_CMD_TOUCH: return do_touch(c, &req);
     case MC_CMD_FLUSH_ALL:
         c->xo->flush_all(c->wctx, req.exptime, true);
         return reply_maybe(c, req.noreply, LIT("OK\r\n"));

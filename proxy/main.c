@@ -227,8 +227,7 @@ static void front_end_setup(struct proxy *p)
     };
     /* --test-async-reads: every lookup through the asynchronous path */
     static struct fe_exec_ops deferred;
-    p->fe.xo =
-        s->test_async_reads ? fe_exec_deferred_lookups(&cmd_exec_ops, &deferred) : &cmd_exec_ops;
+    p->fe.xo = s->test_async_reads ? fe_exec_deferred(&cmd_exec_ops, &deferred) : &cmd_exec_ops;
     p->fe.exec = p;
     p->fe.hooks = (struct fe_hooks){
         .arg = &p->watch,

@@ -107,8 +107,8 @@ static const struct opt_def opts[] = {
      "memcached's smallest chunk for key+value+flags; reported in stats settings, does not "
      "apply"},
     {"test_async_reads", 0, T_BOOL, "no", 0, 0, 0, OFF(test_async_reads), NULL,
-     "for tests of the front end only: every lookup (get family, mg, binary get) completes "
-     "on the next event-loop turn through the asynchronous reply path"},
+     "for tests of the front end only: every command that can completes on the next "
+     "event-loop turn through the asynchronous reply path"},
     {"extended", 'o', T_EXT, NULL, 0, 0, 0, 0, "<list>",
      "memcached's comma-separated extended options (strata-proxy(8)); may be repeated"},
 };
