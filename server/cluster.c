@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
+#include "server/members.h"
 #include "storage/include/lsm.h"
 
 /* clang-format off */
@@ -42,6 +43,7 @@ struct cluster {
     char addr[NI_MAXHOST + NI_MAXSERV + 8];
     struct cluster_conn *conns;
     _Atomic unsigned nconns;
+    struct members *members; /* gossip rounds peers start here; NULL: none */
 #define X(name) _Atomic uint64_t name;
     CLUSTER_COUNTERS(X)
 #undef X
@@ -280,6 +282,28 @@ static void on_write(struct cluster_conn *k, const struct wire_frame *f)
         COUNT(c, frames_out);
 }
 
+/* A peer's gossip round: its SYN (answered with our ACK) or its ACK2. */
+static void on_gossip(struct cluster_conn *k, const struct wire_frame *f)
+{
+    struct cluster *c = k->c;
+    if (c->members == NULL) {
+        respond_error(k, f->id, WIRE_ERR_NOT_READY, "membership not started");
+        return;
+    }
+    bool syn = f->opcode == WIRE_OP_GOSSIP_SYN;
+    size_t mark = wire_begin_frame(&k->out, syn ? WIRE_OP_GOSSIP_ACK : WIRE_OP_GOSSIP_ACK2,
+                                   WIRE_FLAG_RESPONSE, f->id);
+    enum gossip_result r = syn ? members_handle_syn(c->members, f->body, f->body_len, &k->out)
+                               : members_handle_ack2(c->members, f->body, f->body_len);
+    if (r != GOSSIP_OK) {
+        wire_abort_frame(&k->out, mark);
+        refuse_and_close(k, f->id, WIRE_ERR_BAD_REQUEST, gossip_result_name(r));
+        return;
+    }
+    if (wire_end_frame(&k->out, mark, c->cfg.frame_max) == ST_OK)
+        COUNT(c, frames_out);
+}
+
 static void dispatch(struct cluster_conn *k, const struct wire_frame *f)
 {
     COUNT(k->c, frames_in);
@@ -299,6 +323,8 @@ static void dispatch(struct cluster_conn *k, const struct wire_frame *f)
     case WIRE_OP_PING: on_ping(k, f); break;
     case WIRE_OP_READ: on_read(k, f); break;
     case WIRE_OP_WRITE: on_write(k, f); break;
+    case WIRE_OP_GOSSIP_SYN:
+    case WIRE_OP_GOSSIP_ACK2: on_gossip(k, f); break;
     case WIRE_OP_HANDSHAKE:
         refuse_and_close(k, f->id, WIRE_ERR_BAD_REQUEST, "second handshake");
         break;
@@ -492,6 +518,11 @@ void cluster_stop(struct cluster **cp)
     if (c->fd >= 0)
         close(c->fd);
     mem_free(MEM_OTHER, c, sizeof(*c));
+}
+
+void cluster_attach_members(struct cluster *c, struct members *m)
+{
+    c->members = m;
 }
 
 const char *cluster_addr(const struct cluster *c)

@@ -19,6 +19,7 @@
 
 struct event_base;
 struct lsm_db;
+struct members;
 struct cluster;
 
 struct cluster_config {
@@ -39,6 +40,8 @@ enum st_status cluster_start(const struct cluster_config *cfg, struct event_base
 /* Closes every connection and the listener; NULLs *c; accepts NULL.
  * REQUIRES: base's loop is not running callbacks of c (call after it). */
 void cluster_stop(struct cluster **c);
+/* Gossip SYN and ACK2 frames go to m (members.h). Before the loop runs. */
+void cluster_attach_members(struct cluster *c, struct members *m);
 /* "tcp:host:port" actually bound. */
 const char *cluster_addr(const struct cluster *c);
 

@@ -20,6 +20,7 @@
 #include "frontend/fe.h"
 #include "frontend/worker.h"
 #include "server/cluster.h"
+#include "server/members.h"
 #include "server/version.h"
 #include "storage/include/lsm.h"
 
@@ -29,6 +30,7 @@
 struct kv {
     struct fe *fe;           /* the front end running us: its counters for stats */
     struct cluster *cluster; /* the cluster port, for stats cluster; may be NULL */
+    struct members *members; /* membership, for stats cluster; may be NULL */
     struct lsm_db *db;
     struct hlc *clock;
     uint16_t node_id;
@@ -696,9 +698,11 @@ static bool kv_stats(void *exec, const char *args, size_t len,
         stats_general(kv, emit, arg);
     else if (mc_text_args_are(args, len, "storage"))
         stats_storage(kv, emit, arg);
-    else if (mc_text_args_are(args, len, "cluster") && kv->cluster != NULL)
+    else if (mc_text_args_are(args, len, "cluster") && kv->cluster != NULL) {
+        if (kv->members != NULL)
+            members_stats(kv->members, emit, arg);
         cluster_stats(kv->cluster, emit, arg);
-    else
+    } else
         return false;
     return true;
 }
@@ -738,9 +742,10 @@ enum st_status kv_create(struct fe *fe, struct lsm_db *db, struct hlc *clock, ui
     return ST_OK;
 }
 
-void kv_attach_cluster(struct kv *kv, struct cluster *cluster)
+void kv_attach_cluster(struct kv *kv, struct cluster *cluster, struct members *members)
 {
     kv->cluster = cluster;
+    kv->members = members;
 }
 
 void kv_destroy(struct kv **kvp)

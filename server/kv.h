@@ -21,6 +21,7 @@
 #include "frontend/exec.h"
 
 struct cluster;
+struct members;
 struct fe;
 struct lsm_db;
 struct kv;
@@ -33,7 +34,7 @@ extern const struct fe_exec_ops kv_exec_ops;
  * outlive the kv. node_id: the short id stamped into versions. */
 enum st_status kv_create(struct fe *fe, struct lsm_db *db, struct hlc *clock, uint16_t node_id,
                          size_t max_value_len, struct kv **out);
-/* `stats cluster` reads the cluster port's counters (NULL: none). Before
- * the workers start. */
-void kv_attach_cluster(struct kv *kv, struct cluster *cluster);
+/* `stats cluster` reads the membership view and the cluster port's
+ * counters (NULL: none). Before the workers start. */
+void kv_attach_cluster(struct kv *kv, struct cluster *cluster, struct members *members);
 void kv_destroy(struct kv **kv);

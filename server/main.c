@@ -29,8 +29,10 @@
 #include "frontend/listener.h"
 #include "frontend/worker.h"
 #include "server/cluster.h"
+#include "server/gossip.h"
 #include "server/identity.h"
 #include "server/kv.h"
+#include "server/members.h"
 #include "server/version.h"
 #include "storage/include/lsm.h"
 
@@ -48,6 +50,8 @@ struct node_settings {
     unsigned threads;
     unsigned max_conns;
     unsigned vnodes;
+    unsigned replicas;
+    char *seeds; /* comma-separated cluster addresses */
     size_t max_value_len;
     enum lsm_sync_mode sync;
     unsigned verbose;
@@ -60,6 +64,8 @@ struct node {
     struct lsm_db *db;
     struct kv *kv;
     struct cluster *cluster;
+    struct gossip *gossip;
+    struct members *members;
     struct fe fe;
     struct event_base *base;
     struct event *sigterm, *sigint, *tick;
@@ -78,6 +84,8 @@ static void usage(FILE *f)
             "  -c, --conn-limit <num>     client connections (default 1024)\n"
             "  -I, --max-item-size <num>  largest value, k/m suffixes (default 1m, at most 128m)\n"
             "      --vnodes <num>         ring tokens chosen at first start (default 16)\n"
+            "  -s, --seeds <list>         seed cluster addresses host:port,... (default none)\n"
+            "  -N, --replicas <num>       replication factor (default 3)\n"
             "      --sync <mode>          always | interval | none (default interval)\n"
             "  -v, -vv                    log connection events / every command\n"
             "  -V, --version              print the version and exit\n"
@@ -114,6 +122,8 @@ static int parse_flags(struct node_settings *s, int argc, char **argv)
         {"conn-limit", required_argument, NULL, 'c'},
         {"max-item-size", required_argument, NULL, 'I'},
         {"vnodes", required_argument, NULL, 1000},
+        {"seeds", required_argument, NULL, 's'},
+        {"replicas", required_argument, NULL, 'N'},
         {"sync", required_argument, NULL, 1001},
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
@@ -122,7 +132,7 @@ static int parse_flags(struct node_settings *s, int argc, char **argv)
     };
     int c;
     unsigned long long v;
-    while ((c = getopt_long(argc, argv, "d:C:l:p:P:t:c:I:vVh", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:C:l:p:P:t:c:I:s:N:vVh", longs, NULL)) != -1) {
         switch (c) {
         case 'd': s->data_dir = optarg; break;
         case 'C': s->cluster_name = optarg; break;
@@ -151,6 +161,12 @@ static int parse_flags(struct node_settings *s, int argc, char **argv)
             if (!parse_uint(optarg, LSM_MAX_VALUE_LEN_LIMIT, &v) || v < 1024)
                 goto bad;
             s->max_value_len = (size_t)v;
+            break;
+        case 's': s->seeds = optarg; break;
+        case 'N':
+            if (!parse_uint(optarg, 16, &v) || v == 0)
+                goto bad;
+            s->replicas = (unsigned)v;
             break;
         case 1000:
             if (!parse_uint(optarg, 1024, &v) || v == 0)
@@ -267,6 +283,54 @@ static int open_data(struct node *n)
     return 0;
 }
 
+/* Gossip: this node announces itself (status normal, its tokens and
+ * memcached address) and learns the others from the seeds. */
+static enum st_status membership_open(struct node *n, const struct cluster_config *cc)
+{
+    char addr[WIRE_ADDR_MAX + 1], mcaddr[WIRE_ADDR_MAX + 1];
+    snprintf(addr, sizeof(addr), "%s:%u", n->s.listen_addr, n->s.cluster_port);
+    snprintf(mcaddr, sizeof(mcaddr), "%s:%u", n->s.listen_addr, n->s.port);
+    char seedbuf[4096];
+    const char *seeds[GOSSIP_MAX_SEEDS];
+    size_t nseeds = 0;
+    if (n->s.seeds != NULL) {
+        snprintf(seedbuf, sizeof(seedbuf), "%s", n->s.seeds);
+        for (char *save = NULL, *tok = strtok_r(seedbuf, ",", &save);
+             tok != NULL && nseeds < GOSSIP_MAX_SEEDS; tok = strtok_r(NULL, ",", &save))
+            seeds[nseeds++] = tok;
+    }
+    struct gossip_config gc = {
+        .cluster = n->s.cluster_name,
+        .short_id = cc->short_id,
+        .generation = cc->generation,
+        .addr = addr,
+        .seeds = seeds,
+        .nseeds = nseeds,
+    };
+    memcpy(gc.id, cc->node_id, GOSSIP_ID_LEN);
+    enum st_status st = gossip_create(&n->gossip, &gc);
+    if (st == ST_OK)
+        st = gossip_set_tokens(n->gossip, identity_tokens(n->id), identity_vnode_count(n->id));
+    if (st == ST_OK)
+        st = gossip_set_memcached_addr(n->gossip, mcaddr);
+    if (st == ST_OK)
+        st = gossip_set_status(n->gossip, GOSSIP_STATUS_NORMAL, NULL);
+    if (st != ST_OK) {
+        log_error("node: cannot start gossip: %s", st_status_name(st));
+        return st;
+    }
+    struct members_config mc = {
+        .cluster_name = n->s.cluster_name,
+        .short_id = cc->short_id,
+        .generation = cc->generation,
+        .addr = addr,
+        .frame_max = cc->frame_max,
+        .replicas = n->s.replicas,
+    };
+    memcpy(mc.node_id, cc->node_id, WIRE_NODE_ID_LEN);
+    return members_start(&mc, n->base, n->gossip, &n->clock, &n->members);
+}
+
 /* The cluster port on the main loop. */
 static enum st_status cluster_open(struct node *n)
 {
@@ -283,11 +347,14 @@ static enum st_status cluster_open(struct node *n)
     };
     memcpy(cc.node_id, identity_id(n->id), WIRE_NODE_ID_LEN);
     enum st_status st = cluster_start(&cc, n->base, n->db, &n->clock, &n->cluster);
-    if (st == ST_OK) {
-        kv_attach_cluster(n->kv, n->cluster);
-        log_info("cluster port on %s", cluster_addr(n->cluster));
-    }
-    return st;
+    if (st != ST_OK)
+        return st;
+    log_info("cluster port on %s", cluster_addr(n->cluster));
+    if ((st = membership_open(n, &cc)) != ST_OK)
+        return st;
+    cluster_attach_members(n->cluster, n->members);
+    kv_attach_cluster(n->kv, n->cluster, n->members);
+    return ST_OK;
 }
 
 int main(int argc, char **argv)
@@ -303,6 +370,7 @@ int main(int argc, char **argv)
         .threads = 4,
         .max_conns = 1024,
         .vnodes = 16,
+        .replicas = 3,
         .max_value_len = LSM_DEFAULT_MAX_VALUE_LEN,
         .sync = LSM_SYNC_INTERVAL,
     };
@@ -367,7 +435,9 @@ out_workers:
     n->fe.workers = NULL;
 out:
     listener_destroy(&n->fe.listener);
+    members_stop(&n->members);
     cluster_stop(&n->cluster);
+    gossip_destroy(&n->gossip);
     if (n->sigterm != NULL)
         event_free(n->sigterm);
     if (n->sigint != NULL)

@@ -12,3 +12,12 @@ $(NODE_BIN): $(B)/obj/server/main.o $(SERVER_LIB) $(FRONTEND_LIB) $(STORAGE_LIB)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
+
+# make cluster: three nodes on loopback in the foreground (tools/cluster.sh);
+# CLUSTER_BASE / CLUSTER_PORT_BASE move the memcached / cluster ports.
+CLUSTER_BASE ?= 11311
+CLUSTER_PORT_BASE ?= 7311
+.PHONY: cluster
+cluster: deps
+	@$(MAKE) --no-print-directory all
+	tools/cluster.sh $(NODE_BIN) $(CLUSTER_BASE) $(CLUSTER_PORT_BASE)

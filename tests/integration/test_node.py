@@ -412,3 +412,53 @@ def test_cluster_refuses_a_version_from_the_future(node):
     assert cluster_stat(node, "clock_refusals") == 1
     with node.connect() as m:
         m.call(b"get fk\r\n", b"END\r\n")
+
+
+# ---- membership (gossip over the cluster port) ---------------------------
+
+def members_view(node):
+    """{short_id: (addr, state, owns)} and this node's short id, from stats cluster."""
+    with node.connect() as c:
+        stats = c.stats_dict(b"cluster")
+    view, me = {}, None
+    for name, value in stats.items():
+        if not name.startswith("member_"):
+            continue
+        fields = dict(f.split("=", 1) for f in value.split() if "=" in f)
+        sid = int(name[len("member_"):])
+        view[sid] = (fields["addr"], fields["state"], fields["owns"])
+        if value.endswith(" self"):
+            me = sid
+    return view, me
+
+
+def test_three_nodes_find_each_other_and_notice_a_death(tmp_path):
+    dirs = [str(tmp_path / ("n%d" % i)) for i in range(3)]
+    first = Node(dirs[0]).start()
+    seed = "127.0.0.1:%d" % first.cluster_addr[1]
+    nodes = [first] + [Node(d, "--seeds", seed).start() for d in dirs[1:]]
+    try:
+        def converged():
+            views = [members_view(n)[0] for n in nodes]
+            return all(len(v) == 3 and all(s == "up" for _, s, _ in v.values()) for v in views) \
+                and all(v == views[0] for v in views)
+        assert helpers.wait_until(converged, timeout=15.0, interval=0.2), \
+            [members_view(n) for n in nodes]
+        view, _ = members_view(nodes[0])
+        owned = sum(float(o.rstrip("%")) for _, _, o in view.values())
+        assert abs(owned - 100.0) < 0.5  # every token is owned once (primary ranges)
+        # a node that stops is seen down by the others (phi-accrual)
+        _, dead = members_view(nodes[2])
+        nodes[2].stop(signal.SIGKILL)
+        assert helpers.wait_until(lambda: members_view(nodes[0])[0][dead][1] == "down",
+                                  timeout=20.0, interval=0.2)
+        # and up again after a restart (same id, a new generation)
+        nodes[2] = Node(dirs[2], "--seeds", seed).start()
+        assert helpers.wait_until(
+            lambda: members_view(nodes[0])[0].get(dead, ("", ""))[1] == "up",
+            timeout=15.0, interval=0.2)
+        assert members_view(nodes[2])[1] == dead
+    finally:
+        for n in nodes:
+            if n.proc is not None:
+                n.stop()

@@ -1,0 +1,49 @@
+/*
+ * members.h - membership on the network: once a second a gossip round
+ * (server/gossip.h picks the peers) sends SYN over links this node dials
+ * to the peers' cluster ports, handles their ACKs and answers ACK2; the
+ * cluster port (cluster.c) answers the SYNs and ACK2s peers send here.
+ * After each round the ring is rebuilt if the members' tokens or statuses
+ * changed. Main-loop thread; the ring and the view are read by `stats
+ * cluster` under a mutex.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include "common/status.h"
+#include "common/wire.h"
+#include "server/gossip.h"
+
+struct event_base;
+struct gossip;
+struct hlc;
+struct ring;
+struct members;
+
+struct members_config {
+    const char *cluster_name;
+    uint8_t node_id[WIRE_NODE_ID_LEN];
+    uint16_t short_id;
+    uint64_t generation;
+    const char *addr; /* our cluster address "host:port" (the handshake's) */
+    size_t frame_max;
+    unsigned replicas; /* replication factor, for ownership in stats */
+};
+
+/* Starts the rounds on base. g and clock are borrowed. */
+enum st_status members_start(const struct members_config *cfg, struct event_base *base,
+                             struct gossip *g, struct hlc *clock, struct members **out);
+/* Closes the links; NULLs *m; accepts NULL. Main-loop thread. */
+void members_stop(struct members **m);
+
+/* The cluster port's side of a round a peer started: its SYN (the ACK
+ * body appended to ack) and its ACK2. */
+enum gossip_result members_handle_syn(struct members *m, const uint8_t *body, size_t len,
+                                      struct wire_buf *ack);
+enum gossip_result members_handle_ack2(struct members *m, const uint8_t *body, size_t len);
+
+/* `stats cluster`'s membership part: one line per known node and the
+ * ring's size. Any thread. */
+void members_stats(struct members *m, void (*emit)(void *arg, const char *name, const char *value),
+                   void *arg);
