@@ -23,3 +23,11 @@ $(TOOLS_TESTS): $(B)/tests/unit/tools/%: $(B)/obj/tests/unit/tools/%.o $(BENCH_L
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(CMOCKA_LIBS) $(LIBS_ALL)
+
+# strata-admin: operator commands against a strata-node (its stats).
+ADMIN_BIN := $(B)/bin/strata-admin
+BINS += $(ADMIN_BIN)
+$(ADMIN_BIN): $(B)/obj/tools/strata-admin/main.o
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^

@@ -462,3 +462,30 @@ def test_three_nodes_find_each_other_and_notice_a_death(tmp_path):
         for n in nodes:
             if n.proc is not None:
                 n.stop()
+
+
+def admin(*args):
+    binary = os.path.join(os.path.dirname(node_binary()), "strata-admin")
+    return subprocess.run([binary] + list(args), capture_output=True, timeout=20)
+
+
+def test_strata_admin_status_and_stats(tmp_path):
+    a = Node(str(tmp_path / "a")).start()
+    b = Node(str(tmp_path / "b"), "--seeds", "127.0.0.1:%d" % a.cluster_addr[1]).start()
+    try:
+        target = "127.0.0.1:%d" % b.addr[1]
+
+        def both_up():
+            p = admin("-n", target, "status")
+            rows = [l for l in p.stdout.decode().splitlines()[1:] if l.strip()]
+            return p.returncode == 0 and len(rows) == 2 and all(" up " in r for r in rows)
+        assert helpers.wait_until(both_up, timeout=15.0, interval=0.2), admin("-n", target, "status")
+        p = admin("-n", target, "stats", "storage")
+        assert p.returncode == 0 and b"write_amplification" in p.stdout
+        p = admin("-n", "127.0.0.1:%d" % free_port(), "status")
+        assert p.returncode == 1 and b"cannot connect" in p.stderr
+        assert admin("-n", target, "stats", "bogus").returncode == 1
+        assert admin("frobnicate").returncode == 64
+    finally:
+        b.stop()
+        a.stop()
