@@ -77,6 +77,7 @@ enum mc_bin_status {
     MC_BIN_AUTH_ERROR = 0x0020,
     MC_BIN_UNKNOWN_COMMAND = 0x0081,
     MC_BIN_ENOMEM = 0x0082,
+    MC_BIN_EINTERNAL = 0x0084, /* the server failed (strata-node: its storage) */
 };
 
 struct mc_bin_header {

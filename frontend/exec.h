@@ -37,6 +37,7 @@ enum fe_result {
     FE_NON_NUMERIC, /* incr/decr on a value that is not a decimal number */
     FE_TOO_LARGE,   /* value over the item size limit */
     FE_NO_MEMORY,   /* could not be stored */
+    FE_FAILED,      /* the store failed (I/O, corruption): SERVER_ERROR */
 };
 
 enum fe_store_mode {

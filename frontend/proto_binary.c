@@ -145,6 +145,7 @@ static enum mc_bin_status status_of(enum fe_result r)
     case FE_NON_NUMERIC: return MC_BIN_DELTA_BADVAL;
     case FE_TOO_LARGE: return MC_BIN_E2BIG;
     case FE_NO_MEMORY: return MC_BIN_ENOMEM;
+    case FE_FAILED: return MC_BIN_EINTERNAL;
     }
     return MC_BIN_ENOMEM;
 }

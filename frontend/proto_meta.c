@@ -381,6 +381,7 @@ static enum proto_action ms_answer(struct conn *c, enum fe_result r, uint64_t ca
     case FE_EXISTS: line_put(&l, LIT("EX")); break;
     case FE_NOT_FOUND: line_put(&l, LIT("NF")); break;
     case FE_TOO_LARGE: return reply(c, LIT("SERVER_ERROR object too large for cache\r\n"));
+    case FE_FAILED: return reply(c, LIT("SERVER_ERROR storage error\r\n"));
     default: return reply(c, LIT("SERVER_ERROR out of memory storing object\r\n"));
     }
     for (const char *o = ms->order; *o != '\0'; o++) {
@@ -408,6 +409,7 @@ static enum proto_action md_answer(struct conn *c, const struct mc_meta_request 
         break;
     case FE_EXISTS: line_put(&l, LIT("EX")); break;
     case FE_NO_MEMORY: return reply(c, LIT("SERVER_ERROR out of memory\r\n"));
+    case FE_FAILED: return reply(c, LIT("SERVER_ERROR storage error\r\n"));
     default: line_put(&l, LIT("NF")); break;
     }
     line_echo(&l, req);
@@ -494,6 +496,8 @@ static enum proto_action ma_answer(struct conn *c, const struct mc_meta_request 
      * increment or creation has been done */
     if (r == FE_NON_NUMERIC)
         return reply(c, LIT("CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"));
+    if (r == FE_FAILED)
+        return reply(c, LIT("SERVER_ERROR storage error\r\n"));
     if (r == FE_NO_MEMORY)
         return req->has_vivify ? reply(c, LIT("SERVER_ERROR Out of memory allocating new item\r\n"))
                                : reply(c, LIT("SERVER_ERROR out of memory\r\n"));

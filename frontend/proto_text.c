@@ -194,6 +194,7 @@ static enum proto_action store_reply(struct conn *c, bool noreply, enum fe_resul
     case FE_NOT_FOUND: return reply_maybe(c, noreply, LIT("NOT_FOUND\r\n"));
     case FE_TOO_LARGE:
         return reply_maybe(c, noreply, LIT("SERVER_ERROR object too large for cache\r\n"));
+    case FE_FAILED: return reply_maybe(c, noreply, LIT("SERVER_ERROR storage error\r\n"));
     default: return reply_maybe(c, noreply, LIT("SERVER_ERROR out of memory storing object\r\n"));
     }
 }
@@ -215,6 +216,7 @@ static enum proto_action delta_reply(struct conn *c, bool noreply, enum fe_resul
     case FE_NON_NUMERIC:
         return reply_maybe(c, noreply,
                            LIT("CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"));
+    case FE_FAILED: return reply_maybe(c, noreply, LIT("SERVER_ERROR storage error\r\n"));
     default: return reply_maybe(c, noreply, LIT("SERVER_ERROR out of memory\r\n"));
     }
 }
@@ -223,6 +225,8 @@ static enum proto_action delete_reply(struct conn *c, bool noreply, enum fe_resu
                                       uint64_t value)
 {
     (void)value;
+    if (r == FE_FAILED)
+        return reply_maybe(c, noreply, LIT("SERVER_ERROR storage error\r\n"));
     return r == FE_OK ? reply_maybe(c, noreply, LIT("DELETED\r\n"))
                       : reply_maybe(c, noreply, LIT("NOT_FOUND\r\n"));
 }
@@ -230,6 +234,8 @@ static enum proto_action delete_reply(struct conn *c, bool noreply, enum fe_resu
 static enum proto_action touch_reply(struct conn *c, bool noreply, enum fe_result r, uint64_t value)
 {
     (void)value;
+    if (r == FE_FAILED)
+        return reply_maybe(c, noreply, LIT("SERVER_ERROR storage error\r\n"));
     return r == FE_OK ? reply_maybe(c, noreply, LIT("TOUCHED\r\n"))
                       : reply_maybe(c, noreply, LIT("NOT_FOUND\r\n"));
 }

@@ -152,16 +152,26 @@ static int64_t ttl_left(uint64_t expiry)
     return left < 0 ? 0 : left;
 }
 
-/* The newest live record of key, or NULL; errors are logged and read as a
- * miss (the memcached protocols have no per-key error for a lookup). */
-static struct lsm_record *lookup(struct kv *kv, const char *key, size_t nkey)
+/* The newest live record of key in *out (NULL: none). False when the
+ * engine could not read it (logged): a write that depends on the current
+ * value then fails with FE_FAILED. */
+static bool read_current(struct kv *kv, const char *key, size_t nkey, struct lsm_record **out)
 {
-    struct lsm_record *rec = NULL;
-    enum st_status st = lsm_get(kv->db, key, nkey, 0, &rec);
+    *out = NULL;
+    enum st_status st = lsm_get(kv->db, key, nkey, 0, out);
     if (st != ST_OK) {
         log_warn("node: read of a key failed: %s", st_status_name(st));
-        return NULL;
+        return false;
     }
+    return true;
+}
+
+/* A lookup for a reply: an engine error reads as a miss (logged), since the
+ * get family has no per-key error reply in memcached's protocols. */
+static struct lsm_record *lookup(struct kv *kv, const char *key, size_t nkey)
+{
+    struct lsm_record *rec;
+    read_current(kv, key, nkey, &rec);
     return rec;
 }
 
@@ -183,7 +193,7 @@ static enum fe_result put(struct kv *kv, const char *key, size_t nkey, const voi
     enum st_status st = lsm_put(kv->db, &rec);
     if (st != ST_OK) {
         log_warn("node: write failed: %s", st_status_name(st));
-        return FE_NO_MEMORY;
+        return FE_FAILED;
     }
     if (cas != NULL)
         *cas = rec.version.hlc;
@@ -196,7 +206,7 @@ static enum fe_result remove_key(struct kv *kv, const char *key, size_t nkey)
     enum st_status st = lsm_delete(kv->db, key, nkey, v, 0);
     if (st != ST_OK) {
         log_warn("node: delete failed: %s", st_status_name(st));
-        return FE_NO_MEMORY;
+        return FE_FAILED;
     }
     return FE_OK;
 }
@@ -302,9 +312,10 @@ static enum fe_result kv_store(void *wctx, void *item, enum fe_store_mode mode, 
     STAT_INCR(&w->stats, cmd_set);
     pthread_mutex_t *l = lock_of(kv, it->key, it->nkey);
     pthread_mutex_lock(l);
-    struct lsm_record *cur = mode == FE_SET ? NULL : lookup(kv, it->key, it->nkey);
-    enum fe_result r;
-    switch (mode) {
+    struct lsm_record *cur = NULL;
+    enum fe_result r = FE_FAILED;
+    bool known = mode == FE_SET || read_current(kv, it->key, it->nkey, &cur);
+    switch (known ? mode : (enum fe_store_mode) - 1) {
     case FE_ADD:
         r = cur != NULL
                 ? FE_NOT_STORED
@@ -344,9 +355,9 @@ static enum fe_result kv_store(void *wctx, void *item, enum fe_store_mode mode, 
         }
         break;
     case FE_SET:
-    default:
         r = put(kv, it->key, it->nkey, it->value, it->nvalue, it->flags, it->expiry, cas_out);
         break;
+    default: break; /* the current value could not be read: FE_FAILED */
     }
     pthread_mutex_unlock(l);
     lsm_record_free(&cur);
@@ -368,9 +379,11 @@ static void kv_store_aborted(void *wctx, void *item)
 static enum fe_result delete_locked(struct kv *kv, const char *key, size_t nkey, bool has_cas,
                                     uint64_t cas_in)
 {
-    struct lsm_record *cur = lookup(kv, key, nkey);
+    struct lsm_record *cur;
     enum fe_result r;
-    if (cur == NULL)
+    if (!read_current(kv, key, nkey, &cur))
+        r = FE_FAILED;
+    else if (cur == NULL)
         r = FE_NOT_FOUND;
     else if (has_cas && cur->version.hlc != cas_in)
         r = FE_EXISTS;
@@ -408,10 +421,11 @@ static enum fe_result kv_touch(void *wctx, const char *key, size_t nkey, rel_tim
     struct kv *kv = kv_of(w);
     pthread_mutex_t *l = lock_of(kv, key, nkey);
     pthread_mutex_lock(l);
-    struct lsm_record *cur = lookup(kv, key, nkey);
-    enum fe_result r = cur == NULL                 ? FE_NOT_FOUND
-                       : retouch(kv, cur, exptime) ? FE_OK
-                                                   : FE_NO_MEMORY;
+    struct lsm_record *cur;
+    enum fe_result r = !read_current(kv, key, nkey, &cur) ? FE_FAILED
+                       : cur == NULL                      ? FE_NOT_FOUND
+                       : retouch(kv, cur, exptime)        ? FE_OK
+                                                          : FE_FAILED;
     pthread_mutex_unlock(l);
     lsm_record_free(&cur);
     STAT_INCR(&w->stats, cmd_touch);
@@ -456,8 +470,9 @@ static enum fe_result kv_delta(void *wctx, const char *key, size_t nkey, bool in
     uint64_t cas = 0;
     pthread_mutex_t *l = lock_of(kv, key, nkey);
     pthread_mutex_lock(l);
-    struct lsm_record *cur = lookup(kv, key, nkey);
-    enum fe_result r = cur == NULL ? FE_NOT_FOUND
+    struct lsm_record *cur;
+    enum fe_result r = !read_current(kv, key, nkey, &cur) ? FE_FAILED
+                       : cur == NULL                      ? FE_NOT_FOUND
                        : cas_in != 0 && cur->version.hlc != cas_in
                            ? FE_EXISTS
                            : delta_locked(kv, cur, incr, delta, value, &cas);
@@ -562,9 +577,11 @@ static enum fe_result kv_meta_delta(void *wctx, const char *key, size_t nkey,
     a->created = false;
     pthread_mutex_t *l = lock_of(kv, key, nkey);
     pthread_mutex_lock(l);
-    struct lsm_record *cur = lookup(kv, key, nkey);
+    struct lsm_record *cur;
     enum fe_result r;
-    if (cur == NULL && a->vivify) {
+    if (!read_current(kv, key, nkey, &cur)) {
+        r = FE_FAILED;
+    } else if (cur == NULL && a->vivify) {
         char num[24];
         size_t n = mc_u64_to_str(a->initial, num);
         r = put(kv, key, nkey, num, n, 0, expiry_of(a->ttl.vivify_exptime), &a->cas);
