@@ -259,7 +259,22 @@ static int open_data(struct node *n)
              n->s.data_dir, n->s.cluster_name);
 
     hlc_init(&n->clock, NULL);
-    hlc_floor(&n->clock, identity_hlc_bound(n->id));
+    /* A restart within the lease: wait until the wall clock passes the
+     * stored bound, so the first versions are not ahead of it (peers would
+     * refuse them beyond the skew bound). A clock set back further is not
+     * waited for: versions then run ahead until it catches up. */
+    uint64_t bound = identity_hlc_bound(n->id);
+    uint64_t wall = hlc_wall_ms(&n->clock), floor_ms = hlc_physical(bound);
+    if (floor_ms > wall && floor_ms - wall <= HLC_LEASE_MS) {
+        log_info("node: waiting %llu ms for the clock to pass its stored bound",
+                 (unsigned long long)(floor_ms - wall));
+        usleep((useconds_t)(floor_ms - wall + 1) * 1000);
+    } else if (floor_ms > wall) {
+        log_warn("node: the clock is %llu ms behind the bound stored before; versions run "
+                 "ahead of it until it catches up",
+                 (unsigned long long)(floor_ms - wall));
+    }
+    hlc_floor(&n->clock, bound);
     if (identity_store_hlc_bound(n->id, hlc_upper_bound(&n->clock, HLC_LEASE_MS)) != ST_OK) {
         fprintf(stderr, "strata-node: cannot store the clock bound in %s\n", n->s.data_dir);
         return EX_IOERR;
