@@ -6,7 +6,7 @@
  */
 
 /*
- *   on_read:  read() ─► wire_parse ─► wire_match ─► complete (latency,
+ *   on_read:  read() ─► mcwire_parse ─► mcwire_match ─► complete (latency,
  *             counts) ─► fill: compose freed slots ─► one writev()
  *   on_write: the rest of a writev the socket did not take
  */
@@ -28,7 +28,7 @@
 #include "tools/strata-bench/worker.h"
 
 #define CONN_IN_CAP (32u << 10)
-_Static_assert(CONN_IN_CAP > 2 * WIRE_HEAD_MAX, "a reply header must fit in the read buffer");
+_Static_assert(CONN_IN_CAP > 2 * MCWIRE_HEAD_MAX, "a reply header must fit in the read buffer");
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
@@ -115,10 +115,10 @@ enum st_status conn_create(struct conn **out, struct worker *w, unsigned id)
     c->cap = o->depth;
     if (o->preload && o->preload_depth > c->cap)
         c->cap = o->preload_depth;
-    wire_parser_init(&c->parser, o->proto);
+    mcwire_parser_init(&c->parser, o->proto);
     size_t key_max = keys_max_len(w->sh->keys);
-    size_t get_max = wire_get_size_max(o->proto, key_max, c->width);
-    size_t set_max = wire_set_size_max(o->proto, key_max) + 2;
+    size_t get_max = mcwire_get_size_max(o->proto, key_max, c->width);
+    size_t set_max = mcwire_set_size_max(o->proto, key_max) + 2;
     c->out_cap = (size_t)c->cap * (get_max > set_max ? get_max : set_max);
     c->iov_cap = 2 * c->cap + 1;
     c->in_cap = CONN_IN_CAP;
@@ -226,8 +226,8 @@ static void conn_fill(struct conn *c, uint64_t now)
         return;
     struct worker *w = c->w;
     const struct worker_shared *sh = w->sh;
-    enum wire_proto proto = sh->o->proto;
-    const char *trailer = wire_set_trailer(proto);
+    enum mcwire_proto proto = sh->o->proto;
+    const char *trailer = mcwire_set_trailer(proto);
     size_t ntrailer = strlen(trailer);
     size_t used = 0, seg = 0;
     unsigned niov = 0;
@@ -241,18 +241,18 @@ static void conn_fill(struct conn *c, uint64_t now)
             break;
         if (is_set) {
             uint32_t vlen = pick_value_len(c);
-            used += wire_compose_set(proto, c->out + used, sh->keys, ids[0], vlen, sh->o->exptime,
-                                     c->seq);
+            used += mcwire_compose_set(proto, c->out + used, sh->keys, ids[0], vlen, sh->o->exptime,
+                                       c->seq);
             c->iov[niov++] = (struct iovec){c->out + seg, used - seg};
             if (vlen > 0)
                 c->iov[niov++] = (struct iovec){(void *)sh->value, vlen};
             seg = used;
             memcpy(c->out + used, trailer, ntrailer);
             used += ntrailer;
-            wire_expect_init(&s->x, WIRE_SET, ids, 1, c->seq);
+            mcwire_expect_init(&s->x, MCWIRE_SET, ids, 1, c->seq);
         } else {
-            used += wire_compose_get(proto, c->out + used, sh->keys, ids, c->width, c->seq);
-            wire_expect_init(&s->x, WIRE_GET, ids, c->width, c->seq);
+            used += mcwire_compose_get(proto, c->out + used, sh->keys, ids, c->width, c->seq);
+            mcwire_expect_init(&s->x, MCWIRE_GET, ids, c->width, c->seq);
         }
         s->sent_ns = now;
         c->count++;
@@ -276,7 +276,7 @@ static void complete(struct conn *c, struct conn_slot *s, uint64_t now)
 {
     struct tally *t = &c->w->tally;
     t->requests++;
-    if (s->x.op == WIRE_GET) {
+    if (s->x.op == MCWIRE_GET) {
         t->gets++;
         t->get_keys += s->x.nkeys;
         t->hits += s->x.hits;
@@ -290,45 +290,45 @@ static void complete(struct conn *c, struct conn_slot *s, uint64_t now)
     c->count--;
 }
 
-static const char *op_name(const struct wire_expect *x)
+static const char *op_name(const struct mcwire_expect *x)
 {
-    return x->op == WIRE_SET ? "set" : x->nkeys > 1 ? "multi-get" : "get";
+    return x->op == MCWIRE_SET ? "set" : x->nkeys > 1 ? "multi-get" : "get";
 }
 
 /* Matches every complete reply in the input to the in-flight requests.
  * Returns false if the connection failed. */
 static bool conn_parse(struct conn *c, uint64_t now)
 {
-    enum wire_proto proto = c->w->sh->o->proto;
+    enum mcwire_proto proto = c->w->sh->o->proto;
     size_t pos = 0;
     while (pos < c->in_len) {
-        struct wire_event ev;
-        pos += wire_parse(&c->parser, c->in + pos, c->in_len - pos, &ev);
-        if (ev.type == WIRE_EV_NONE)
+        struct mcwire_event ev;
+        pos += mcwire_parse(&c->parser, c->in + pos, c->in_len - pos, &ev);
+        if (ev.type == MCWIRE_EV_NONE)
             break;
         if (c->count == 0) {
             c->w->tally.unexpected++;
-            conn_fail(c, "%s reply with no request in flight%s%.*s", wire_ev_name(ev.type),
+            conn_fail(c, "%s reply with no request in flight%s%.*s", mcwire_ev_name(ev.type),
                       ev.ntext ? ": " : "", (int)ev.ntext, ev.text ? ev.text : "");
             return false;
         }
         struct conn_slot *s = &c->slots[c->head];
         const char *why;
-        enum wire_match m = wire_match(proto, c->w->sh->keys, &s->x, &ev, &why);
-        if (m == WIRE_MATCH_UNEXPECTED) {
+        enum mcwire_match m = mcwire_match(proto, c->w->sh->keys, &s->x, &ev, &why);
+        if (m == MCWIRE_MATCH_UNEXPECTED) {
             c->w->tally.unexpected++;
             c->head = (c->head + 1) % c->cap;
             c->count--;
             conn_fail(c, "unexpected reply to %s: %s (%s%s%.*s%s%.*s)", op_name(&s->x), why,
-                      wire_ev_name(ev.type), ev.nkey ? " key " : "", (int)ev.nkey,
+                      mcwire_ev_name(ev.type), ev.nkey ? " key " : "", (int)ev.nkey,
                       ev.nkey ? ev.key : "", ev.ntext ? ": " : "", (int)ev.ntext,
                       ev.ntext ? ev.text : "");
             return false;
         }
-        if (ev.type == WIRE_EV_ERROR || ev.type == WIRE_EV_NOT_STORED)
-            worker_report(c->w, "conn %u: %s reply to %s: %.*s", c->id, wire_ev_name(ev.type),
+        if (ev.type == MCWIRE_EV_ERROR || ev.type == MCWIRE_EV_NOT_STORED)
+            worker_report(c->w, "conn %u: %s reply to %s: %.*s", c->id, mcwire_ev_name(ev.type),
                           op_name(&s->x), (int)ev.ntext, ev.text);
-        if (m == WIRE_MATCH_DONE)
+        if (m == MCWIRE_MATCH_DONE)
             complete(c, s, now);
     }
     c->in_len -= pos;

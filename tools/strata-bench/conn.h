@@ -12,14 +12,14 @@
 #include <sys/uio.h>
 
 #include "common/status.h"
-#include "tools/strata-bench/wire.h"
+#include "tools/strata-bench/mcwire.h"
 
 struct worker;
 struct event;
 
 struct conn_slot {
     uint64_t sent_ns;
-    struct wire_expect x;
+    struct mcwire_expect x;
 };
 
 struct conn {
@@ -30,7 +30,7 @@ struct conn {
     bool alive, idle, write_blocked;
     unsigned depth; /* in flight now allowed (phase dependent) */
 
-    struct wire_parser parser;
+    struct mcwire_parser parser;
     struct conn_slot *slots; /* ring of cap slots: head .. head + count */
     unsigned cap, head, count;
     uint64_t *ids; /* cap * width key ids, slot i owns [i * width, ...) */

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tools/strata-bench/wire.h"
+#include "tools/strata-bench/mcwire.h"
 
 #ifndef STRATA_VERSION
 #define STRATA_VERSION "dev"
@@ -66,7 +66,7 @@ static const struct opts_def defs[] = {
      "value bytes of sets, fixed or uniform in a range"},
     {"ratio", 'r', T_RATIO, OFF(ratio_get), 0, 0, "9:1", "GET:SET",
      "mix of gets and sets, e.g. 1:0 for gets only, 0:1 for sets only"},
-    {"multiget", 'm', T_UINT, OFF(width), 1, WIRE_WIDTH_MAX, "1", "N",
+    {"multiget", 'm', T_UINT, OFF(width), 1, MCWIRE_WIDTH_MAX, "1", "N",
      "keys per get request (a multi-get above 1; keys drawn independently)"},
     {"duration", 'T', T_DOUBLE, OFF(duration), 0.1, 86400, "10", "SEC",
      "length of the measured phase; with --requests, an upper bound (default then 600)"},
@@ -205,7 +205,7 @@ static bool apply(struct bench_opts *o, const struct opts_def *d, const char *ar
         return true;
     case T_FLAG: *(bool *)(void *)field = true; return true;
     case T_SERVER: return set_server(o, arg);
-    case T_PROTO: return wire_proto_parse(arg, &o->proto);
+    case T_PROTO: return mcwire_proto_parse(arg, &o->proto);
     case T_DIST:
         if (strcmp(arg, "uniform") == 0)
             o->dist = KEYS_UNIFORM;
@@ -282,8 +282,8 @@ static bool check(struct bench_opts *o)
     struct keys ks;
     if (keys_init(&ks, o->key_prefix, o->keys, o->dist, o->skew) != ST_OK)
         return false;
-    if (keys_max_len(&ks) > WIRE_KEY_MAX) {
-        fprintf(stderr, "strata-bench: keys longer than %d bytes\n", WIRE_KEY_MAX);
+    if (keys_max_len(&ks) > MCWIRE_KEY_MAX) {
+        fprintf(stderr, "strata-bench: keys longer than %d bytes\n", MCWIRE_KEY_MAX);
         return false;
     }
     if (o->width > o->keys) {

@@ -11,13 +11,13 @@
 #include <stdio.h>
 
 #include "tools/strata-bench/keys.h"
-#include "tools/strata-bench/wire.h"
+#include "tools/strata-bench/mcwire.h"
 
 struct bench_opts {
     char server[256]; /* "host:port" as given */
     char host[256];
     char port[16];
-    enum wire_proto proto;
+    enum mcwire_proto proto;
     unsigned threads;
     unsigned conns; /* per thread */
     unsigned depth; /* requests in flight per connection */

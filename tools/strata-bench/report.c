@@ -6,7 +6,7 @@
  */
 #include "tools/strata-bench/report.h"
 
-#include "tools/strata-bench/wire.h"
+#include "tools/strata-bench/mcwire.h"
 
 #ifndef STRATA_VERSION
 #define STRATA_VERSION "dev"
@@ -65,7 +65,7 @@ static void text_config(FILE *out, const struct bench_opts *o, unsigned open)
     static const char *const dists[] = {"uniform", "zipf", "sequential"};
     fprintf(out,
             "strata-bench %s  %s  %s  %u threads x %u conns (%u open)  depth %u  multiget %u\n",
-            STRATA_VERSION, o->server, wire_proto_name(o->proto), o->threads, o->conns, open,
+            STRATA_VERSION, o->server, mcwire_proto_name(o->proto), o->threads, o->conns, open,
             o->depth, o->width);
     fprintf(out, "config     %llu keys \"%s\" %s", (unsigned long long)o->keys, o->key_prefix,
             dists[o->dist]);
@@ -182,7 +182,7 @@ void report_json(FILE *out, const struct report *r)
             ", \"protocol\": \"%s\", \"threads\": %u, \"conns_per_thread\": %u, "
             "\"conns_open\": %u, \"depth\": %u, \"multiget\": %u, \"keys\": %llu, "
             "\"key_prefix\": ",
-            wire_proto_name(o->proto), o->threads, o->conns, r->conns_open, o->depth, o->width,
+            mcwire_proto_name(o->proto), o->threads, o->conns, r->conns_open, o->depth, o->width,
             (unsigned long long)o->keys);
     json_str(out, o->key_prefix);
     fprintf(out,

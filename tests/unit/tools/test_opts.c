@@ -35,7 +35,7 @@ static void test_defaults(void **state)
     assert_int_equal(parse(&o, ((const char *const[]){NULL})), OPTS_RUN);
     assert_string_equal(o.host, "127.0.0.1");
     assert_string_equal(o.port, "11211");
-    assert_int_equal(o.proto, WIRE_TEXT);
+    assert_int_equal(o.proto, MCWIRE_TEXT);
     assert_int_equal(o.threads, 1);
     assert_int_equal(o.conns, 4);
     assert_int_equal(o.depth, 1);
@@ -67,7 +67,7 @@ static void test_everything(void **state)
         OPTS_RUN);
     assert_string_equal(o.host, "localhost");
     assert_string_equal(o.port, "2000");
-    assert_int_equal(o.proto, WIRE_BINARY);
+    assert_int_equal(o.proto, MCWIRE_BINARY);
     assert_int_equal(o.threads, 2);
     assert_int_equal(o.conns, 100);
     assert_int_equal(o.depth, 16);
@@ -99,7 +99,7 @@ static void test_ipv6_and_seq(void **state)
                      OPTS_RUN);
     assert_string_equal(o.host, "::1");
     assert_int_equal(o.dist, KEYS_SEQUENTIAL);
-    assert_int_equal(o.proto, WIRE_META);
+    assert_int_equal(o.proto, MCWIRE_META);
 }
 
 static void test_requests_bound(void **state)

@@ -1,5 +1,5 @@
 /*
- * wire_bin.c - the memcached binary protocol as strata-bench speaks it:
+ * mcwire_bin.c - the memcached binary protocol as strata-bench speaks it:
  * GETK (GETKQ per key and a closing NOOP for multi-key gets) and SET
  * requests; responses parsed from their 24-byte header, values skipped as
  * they stream. Pure functions, connection thread.
@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "tools/strata-bench/wire_int.h"
+#include "tools/strata-bench/mcwire_int.h"
 
 static void put16(char *p, uint16_t v)
 {
@@ -45,8 +45,8 @@ static uint32_t get32(const char *p)
 static void header(char *p, uint8_t opcode, uint16_t nkey, uint8_t nextras, uint32_t body,
                    uint32_t opaque)
 {
-    memset(p, 0, WIRE_BIN_HEADER);
-    p[0] = (char)WIRE_BIN_REQ;
+    memset(p, 0, MCWIRE_BIN_HEADER);
+    p[0] = (char)MCWIRE_BIN_REQ;
     p[1] = (char)opcode;
     put16(p + 2, nkey);
     p[4] = (char)nextras;
@@ -54,62 +54,62 @@ static void header(char *p, uint8_t opcode, uint16_t nkey, uint8_t nextras, uint
     put32(p + 12, opaque);
 }
 
-size_t wire_bin_compose_get(char *buf, const struct keys *ks, const uint64_t *ids, unsigned n,
-                            uint32_t opaque)
+size_t mcwire_bin_compose_get(char *buf, const struct keys *ks, const uint64_t *ids, unsigned n,
+                              uint32_t opaque)
 {
     char *p = buf;
-    uint8_t op = n == 1 ? WIRE_BIN_GETK : WIRE_BIN_GETKQ;
+    uint8_t op = n == 1 ? MCWIRE_BIN_GETK : MCWIRE_BIN_GETKQ;
     for (unsigned i = 0; i < n; i++) {
-        size_t nkey = keys_format(ks, ids[i], p + WIRE_BIN_HEADER);
+        size_t nkey = keys_format(ks, ids[i], p + MCWIRE_BIN_HEADER);
         header(p, op, (uint16_t)nkey, 0, (uint32_t)nkey, opaque);
-        p += WIRE_BIN_HEADER + nkey;
+        p += MCWIRE_BIN_HEADER + nkey;
     }
     if (n > 1) {
-        header(p, WIRE_BIN_NOOP, 0, 0, 0, opaque);
-        p += WIRE_BIN_HEADER;
+        header(p, MCWIRE_BIN_NOOP, 0, 0, 0, opaque);
+        p += MCWIRE_BIN_HEADER;
     }
     return (size_t)(p - buf);
 }
 
-size_t wire_bin_compose_set(char *buf, const struct keys *ks, uint64_t id, uint32_t vlen,
-                            uint32_t exptime, uint32_t opaque)
+size_t mcwire_bin_compose_set(char *buf, const struct keys *ks, uint64_t id, uint32_t vlen,
+                              uint32_t exptime, uint32_t opaque)
 {
-    size_t nkey = keys_format(ks, id, buf + WIRE_BIN_HEADER + 8);
-    header(buf, WIRE_BIN_SET, (uint16_t)nkey, 8, (uint32_t)(8 + nkey) + vlen, opaque);
-    put32(buf + WIRE_BIN_HEADER, 0); /* flags */
-    put32(buf + WIRE_BIN_HEADER + 4, exptime);
-    return WIRE_BIN_HEADER + 8 + nkey;
+    size_t nkey = keys_format(ks, id, buf + MCWIRE_BIN_HEADER + 8);
+    header(buf, MCWIRE_BIN_SET, (uint16_t)nkey, 8, (uint32_t)(8 + nkey) + vlen, opaque);
+    put32(buf + MCWIRE_BIN_HEADER, 0); /* flags */
+    put32(buf + MCWIRE_BIN_HEADER + 4, exptime);
+    return MCWIRE_BIN_HEADER + 8 + nkey;
 }
 
 static bool is_get(uint8_t op)
 {
-    return op == WIRE_BIN_GET || op == WIRE_BIN_GETK || op == WIRE_BIN_GETKQ;
+    return op == MCWIRE_BIN_GET || op == MCWIRE_BIN_GETK || op == MCWIRE_BIN_GETKQ;
 }
 
 /* What a response with this opcode and status means. */
-static enum wire_ev classify(uint8_t op, uint16_t status)
+static enum mcwire_ev classify(uint8_t op, uint16_t status)
 {
-    if (op == WIRE_BIN_NOOP && status == WIRE_BIN_OK)
-        return WIRE_EV_END;
+    if (op == MCWIRE_BIN_NOOP && status == MCWIRE_BIN_OK)
+        return MCWIRE_EV_END;
     if (is_get(op))
-        return status == WIRE_BIN_OK       ? WIRE_EV_HIT
-               : status == WIRE_BIN_ENOENT ? WIRE_EV_MISS
-                                           : WIRE_EV_ERROR;
-    if (op == WIRE_BIN_SET)
-        return status == WIRE_BIN_OK ? WIRE_EV_STORED
-               : status == WIRE_BIN_EEXISTS || status == WIRE_BIN_NOT_STORED ||
-                       status == WIRE_BIN_ENOENT
-                   ? WIRE_EV_NOT_STORED
-                   : WIRE_EV_ERROR;
-    return status == WIRE_BIN_OK ? WIRE_EV_BAD : WIRE_EV_ERROR;
+        return status == MCWIRE_BIN_OK       ? MCWIRE_EV_HIT
+               : status == MCWIRE_BIN_ENOENT ? MCWIRE_EV_MISS
+                                             : MCWIRE_EV_ERROR;
+    if (op == MCWIRE_BIN_SET)
+        return status == MCWIRE_BIN_OK ? MCWIRE_EV_STORED
+               : status == MCWIRE_BIN_EEXISTS || status == MCWIRE_BIN_NOT_STORED ||
+                       status == MCWIRE_BIN_ENOENT
+                   ? MCWIRE_EV_NOT_STORED
+                   : MCWIRE_EV_ERROR;
+    return status == MCWIRE_BIN_OK ? MCWIRE_EV_BAD : MCWIRE_EV_ERROR;
 }
 
 /* Appends body bytes of an error response to its message. */
-static void keep_text(struct wire_parser *p, const char *bytes, size_t n)
+static void keep_text(struct mcwire_parser *p, const char *bytes, size_t n)
 {
-    if (p->pending.type != WIRE_EV_ERROR && p->pending.type != WIRE_EV_NOT_STORED)
+    if (p->pending.type != MCWIRE_EV_ERROR && p->pending.type != MCWIRE_EV_NOT_STORED)
         return;
-    size_t room = WIRE_TEXT_MAX > p->pending.ntext ? WIRE_TEXT_MAX - p->pending.ntext : 0;
+    size_t room = MCWIRE_TEXT_MAX > p->pending.ntext ? MCWIRE_TEXT_MAX - p->pending.ntext : 0;
     if (n > room)
         n = room;
     for (size_t i = 0; i < n; i++) {
@@ -119,14 +119,15 @@ static void keep_text(struct wire_parser *p, const char *bytes, size_t n)
     p->text[p->pending.ntext] = '\0';
 }
 
-size_t wire_bin_parse(struct wire_parser *p, const char *buf, size_t len, struct wire_event *ev)
+size_t mcwire_bin_parse(struct mcwire_parser *p, const char *buf, size_t len,
+                        struct mcwire_event *ev)
 {
     size_t used = 0;
-    if (p->state == WIRE_ST_HEAD) {
-        if (len < WIRE_BIN_HEADER)
+    if (p->state == MCWIRE_ST_HEAD) {
+        if (len < MCWIRE_BIN_HEADER)
             return 0;
-        if ((unsigned char)buf[0] != WIRE_BIN_RES) {
-            wire_event_bad(p, ev, "bad magic in binary response", buf, WIRE_BIN_HEADER);
+        if ((unsigned char)buf[0] != MCWIRE_BIN_RES) {
+            mcwire_event_bad(p, ev, "bad magic in binary response", buf, MCWIRE_BIN_HEADER);
             return 0;
         }
         uint8_t op = (uint8_t)buf[1];
@@ -134,36 +135,36 @@ size_t wire_bin_parse(struct wire_parser *p, const char *buf, size_t len, struct
         uint8_t nextras = (uint8_t)buf[4];
         uint16_t status = get16(buf + 6);
         uint32_t body = get32(buf + 8);
-        if (nkey > WIRE_KEY_MAX || (uint32_t)nkey + nextras > body) {
-            wire_event_bad(p, ev, "inconsistent binary response header", buf, WIRE_BIN_HEADER);
+        if (nkey > MCWIRE_KEY_MAX || (uint32_t)nkey + nextras > body) {
+            mcwire_event_bad(p, ev, "inconsistent binary response header", buf, MCWIRE_BIN_HEADER);
             return 0;
         }
-        size_t head = WIRE_BIN_HEADER + nextras + nkey;
+        size_t head = MCWIRE_BIN_HEADER + nextras + nkey;
         if (len < head)
             return 0;
         memset(&p->pending, 0, sizeof(p->pending));
         p->pending.type = classify(op, status);
-        if (p->pending.type == WIRE_EV_BAD) {
-            wire_event_bad(p, ev, "unexpected binary response opcode", buf, WIRE_BIN_HEADER);
+        if (p->pending.type == MCWIRE_EV_BAD) {
+            mcwire_event_bad(p, ev, "unexpected binary response opcode", buf, MCWIRE_BIN_HEADER);
             return 0;
         }
         p->pending.opcode = op;
         p->pending.status = status;
         p->pending.has_opaque = true;
         p->pending.opaque = get32(buf + 12);
-        memcpy(p->key, buf + WIRE_BIN_HEADER + nextras, nkey);
+        memcpy(p->key, buf + MCWIRE_BIN_HEADER + nextras, nkey);
         p->pending.key = p->key;
         p->pending.nkey = nkey;
         p->left = body - nextras - nkey;
-        if (p->pending.type == WIRE_EV_HIT)
+        if (p->pending.type == MCWIRE_EV_HIT)
             p->pending.vlen = p->left;
-        if (p->pending.type == WIRE_EV_ERROR || p->pending.type == WIRE_EV_NOT_STORED) {
+        if (p->pending.type == MCWIRE_EV_ERROR || p->pending.type == MCWIRE_EV_NOT_STORED) {
             int w = snprintf(p->text, sizeof(p->text), "status 0x%04x: ", status);
             p->pending.text = p->text;
             p->pending.ntext = w > 0 ? (size_t)w : 0;
         }
         used = head;
-        p->state = WIRE_ST_DATA;
+        p->state = MCWIRE_ST_DATA;
     }
     size_t avail = len - used;
     size_t skip = p->left < avail ? (size_t)p->left : avail;
@@ -172,7 +173,7 @@ size_t wire_bin_parse(struct wire_parser *p, const char *buf, size_t len, struct
     p->left -= skip;
     if (p->left > 0)
         return used;
-    p->state = WIRE_ST_HEAD;
+    p->state = MCWIRE_ST_HEAD;
     *ev = p->pending;
     return used;
 }

@@ -1,97 +1,97 @@
 /*
- * wire.c - strata-bench's protocol layer, shared part (see wire.h):
+ * mcwire.c - strata-bench's protocol layer, shared part (see mcwire.h):
  * dispatch to the text, meta and binary files, the stream machinery of the
  * line protocols (find a CRLF-terminated line, skip a value and the CRLF
  * after it without buffering it) and the matching of replies to requests.
  * Pure functions; one parser per connection, on the connection's thread.
  */
-#include "tools/strata-bench/wire.h"
+#include "tools/strata-bench/mcwire.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "tools/strata-bench/wire_int.h"
+#include "tools/strata-bench/mcwire_int.h"
 
-bool wire_proto_parse(const char *s, enum wire_proto *out)
+bool mcwire_proto_parse(const char *s, enum mcwire_proto *out)
 {
     if (strcmp(s, "text") == 0)
-        *out = WIRE_TEXT;
+        *out = MCWIRE_TEXT;
     else if (strcmp(s, "meta") == 0)
-        *out = WIRE_META;
+        *out = MCWIRE_META;
     else if (strcmp(s, "binary") == 0)
-        *out = WIRE_BINARY;
+        *out = MCWIRE_BINARY;
     else
         return false;
     return true;
 }
 
-const char *wire_proto_name(enum wire_proto p)
+const char *mcwire_proto_name(enum mcwire_proto p)
 {
     switch (p) {
-    case WIRE_TEXT: return "text";
-    case WIRE_META: return "meta";
-    case WIRE_BINARY: return "binary";
+    case MCWIRE_TEXT: return "text";
+    case MCWIRE_META: return "meta";
+    case MCWIRE_BINARY: return "binary";
     }
     return "?";
 }
 
-size_t wire_get_size_max(enum wire_proto p, size_t key_max, unsigned n)
+size_t mcwire_get_size_max(enum mcwire_proto p, size_t key_max, unsigned n)
 {
     switch (p) {
-    case WIRE_TEXT: return 4 + (size_t)n * (key_max + 1) + 2;
-    case WIRE_META: return (size_t)n * (3 + key_max + 6) + 4;
-    case WIRE_BINARY: return (size_t)n * (WIRE_BIN_HEADER + key_max) + WIRE_BIN_HEADER;
+    case MCWIRE_TEXT: return 4 + (size_t)n * (key_max + 1) + 2;
+    case MCWIRE_META: return (size_t)n * (3 + key_max + 6) + 4;
+    case MCWIRE_BINARY: return (size_t)n * (MCWIRE_BIN_HEADER + key_max) + MCWIRE_BIN_HEADER;
     }
     return 0;
 }
 
-size_t wire_set_size_max(enum wire_proto p, size_t key_max)
+size_t mcwire_set_size_max(enum mcwire_proto p, size_t key_max)
 {
     switch (p) {
-    case WIRE_TEXT: /* "set " key " 0 " u32 " " u32 "\r\n" */
+    case MCWIRE_TEXT: /* "set " key " 0 " u32 " " u32 "\r\n" */
         return 4 + key_max + 3 + 10 + 1 + 10 + 2;
-    case WIRE_META: /* "ms " key " " u32 " T" u32 "\r\n" */
+    case MCWIRE_META: /* "ms " key " " u32 " T" u32 "\r\n" */
         return 3 + key_max + 1 + 10 + 2 + 10 + 2;
-    case WIRE_BINARY: return WIRE_BIN_HEADER + 8 + key_max;
+    case MCWIRE_BINARY: return MCWIRE_BIN_HEADER + 8 + key_max;
     }
     return 0;
 }
 
-size_t wire_compose_get(enum wire_proto p, char *buf, const struct keys *ks, const uint64_t *ids,
-                        unsigned n, uint32_t opaque)
+size_t mcwire_compose_get(enum mcwire_proto p, char *buf, const struct keys *ks,
+                          const uint64_t *ids, unsigned n, uint32_t opaque)
 {
     switch (p) {
-    case WIRE_TEXT: return wire_text_compose_get(buf, ks, ids, n);
-    case WIRE_META: return wire_meta_compose_get(buf, ks, ids, n);
-    case WIRE_BINARY: return wire_bin_compose_get(buf, ks, ids, n, opaque);
+    case MCWIRE_TEXT: return mcwire_text_compose_get(buf, ks, ids, n);
+    case MCWIRE_META: return mcwire_meta_compose_get(buf, ks, ids, n);
+    case MCWIRE_BINARY: return mcwire_bin_compose_get(buf, ks, ids, n, opaque);
     }
     return 0;
 }
 
-size_t wire_compose_set(enum wire_proto p, char *buf, const struct keys *ks, uint64_t id,
-                        uint32_t vlen, uint32_t exptime, uint32_t opaque)
+size_t mcwire_compose_set(enum mcwire_proto p, char *buf, const struct keys *ks, uint64_t id,
+                          uint32_t vlen, uint32_t exptime, uint32_t opaque)
 {
     switch (p) {
-    case WIRE_TEXT: return wire_text_compose_set(buf, ks, id, vlen, exptime);
-    case WIRE_META: return wire_meta_compose_set(buf, ks, id, vlen, exptime);
-    case WIRE_BINARY: return wire_bin_compose_set(buf, ks, id, vlen, exptime, opaque);
+    case MCWIRE_TEXT: return mcwire_text_compose_set(buf, ks, id, vlen, exptime);
+    case MCWIRE_META: return mcwire_meta_compose_set(buf, ks, id, vlen, exptime);
+    case MCWIRE_BINARY: return mcwire_bin_compose_set(buf, ks, id, vlen, exptime, opaque);
     }
     return 0;
 }
 
-const char *wire_set_trailer(enum wire_proto p)
+const char *mcwire_set_trailer(enum mcwire_proto p)
 {
-    return p == WIRE_BINARY ? "" : "\r\n";
+    return p == MCWIRE_BINARY ? "" : "\r\n";
 }
 
-void wire_parser_init(struct wire_parser *p, enum wire_proto proto)
+void mcwire_parser_init(struct mcwire_parser *p, enum mcwire_proto proto)
 {
     memset(p, 0, sizeof(*p));
     p->proto = proto;
-    p->state = WIRE_ST_HEAD;
+    p->state = MCWIRE_ST_HEAD;
 }
 
-bool wire_token(const char **cur, const char *end, const char **tok, size_t *ntok)
+bool mcwire_token(const char **cur, const char *end, const char **tok, size_t *ntok)
 {
     const char *s = *cur;
     while (s < end && *s == ' ')
@@ -107,7 +107,7 @@ bool wire_token(const char **cur, const char *end, const char **tok, size_t *nto
     return true;
 }
 
-bool wire_u64(const char *tok, size_t n, uint64_t *out)
+bool mcwire_u64(const char *tok, size_t n, uint64_t *out)
 {
     if (n == 0 || n > 20)
         return false;
@@ -124,11 +124,11 @@ bool wire_u64(const char *tok, size_t n, uint64_t *out)
     return true;
 }
 
-void wire_event_text(struct wire_parser *p, struct wire_event *ev, enum wire_ev type,
-                     const char *text, size_t n)
+void mcwire_event_text(struct mcwire_parser *p, struct mcwire_event *ev, enum mcwire_ev type,
+                       const char *text, size_t n)
 {
-    if (n > WIRE_TEXT_MAX)
-        n = WIRE_TEXT_MAX;
+    if (n > MCWIRE_TEXT_MAX)
+        n = MCWIRE_TEXT_MAX;
     memcpy(p->text, text, n);
     p->text[n] = '\0';
     ev->type = type;
@@ -136,14 +136,14 @@ void wire_event_text(struct wire_parser *p, struct wire_event *ev, enum wire_ev 
     ev->ntext = n;
 }
 
-void wire_event_bad(struct wire_parser *p, struct wire_event *ev, const char *what,
-                    const char *bytes, size_t n)
+void mcwire_event_bad(struct mcwire_parser *p, struct mcwire_event *ev, const char *what,
+                      const char *bytes, size_t n)
 {
     /* "what: " then the first bytes, non-printable ones as \xNN */
     size_t cap = sizeof(p->text);
     int w = snprintf(p->text, cap, "%s: \"", what);
     size_t o = w < 0 ? 0 : (size_t)w;
-    for (size_t i = 0; i < n && o + 6 < cap && o < WIRE_TEXT_MAX + 40; i++) {
+    for (size_t i = 0; i < n && o + 6 < cap && o < MCWIRE_TEXT_MAX + 40; i++) {
         unsigned char c = (unsigned char)bytes[i];
         if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
             p->text[o++] = (char)c;
@@ -157,18 +157,18 @@ void wire_event_bad(struct wire_parser *p, struct wire_event *ev, const char *wh
         p->text[cap - 1] = '\0';
         o = cap - 1;
     }
-    ev->type = WIRE_EV_BAD;
+    ev->type = MCWIRE_EV_BAD;
     ev->text = p->text;
     ev->ntext = o;
 }
 
-bool wire_error_line(struct wire_parser *p, const char *line, size_t n, struct wire_event *ev)
+bool mcwire_error_line(struct mcwire_parser *p, const char *line, size_t n, struct mcwire_event *ev)
 {
     static const char *const prefixes[] = {"ERROR", "CLIENT_ERROR", "SERVER_ERROR"};
     for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
         size_t k = strlen(prefixes[i]);
         if (n >= k && memcmp(line, prefixes[i], k) == 0 && (n == k || line[k] == ' ')) {
-            wire_event_text(p, ev, WIRE_EV_ERROR, line, n);
+            mcwire_event_text(p, ev, MCWIRE_EV_ERROR, line, n);
             return true;
         }
     }
@@ -176,25 +176,26 @@ bool wire_error_line(struct wire_parser *p, const char *line, size_t n, struct w
 }
 
 /* The line protocols: text and meta. */
-static size_t parse_lines(struct wire_parser *p, const char *buf, size_t len, struct wire_event *ev)
+static size_t parse_lines(struct mcwire_parser *p, const char *buf, size_t len,
+                          struct mcwire_event *ev)
 {
     size_t used = 0;
     for (;;) {
-        if (p->state == WIRE_ST_DATA) {
+        if (p->state == MCWIRE_ST_DATA) {
             size_t avail = len - used;
             size_t skip = p->left < avail ? (size_t)p->left : avail;
             used += skip;
             p->left -= skip;
             if (p->left > 0)
                 return used;
-            p->state = WIRE_ST_CRLF;
+            p->state = MCWIRE_ST_CRLF;
             p->crlf = 0;
         }
-        if (p->state == WIRE_ST_CRLF) {
+        if (p->state == MCWIRE_ST_CRLF) {
             while (p->crlf < 2 && used < len) {
                 if (buf[used] != "\r\n"[p->crlf]) {
-                    wire_event_bad(p, ev, "value not followed by CRLF", buf + used,
-                                   len - used < 16 ? len - used : 16);
+                    mcwire_event_bad(p, ev, "value not followed by CRLF", buf + used,
+                                     len - used < 16 ? len - used : 16);
                     return used;
                 }
                 used++;
@@ -202,42 +203,42 @@ static size_t parse_lines(struct wire_parser *p, const char *buf, size_t len, st
             }
             if (p->crlf < 2)
                 return used;
-            p->state = WIRE_ST_HEAD;
+            p->state = MCWIRE_ST_HEAD;
             *ev = p->pending;
             return used;
         }
         const char *line = buf + used;
         size_t avail = len - used;
-        const char *nl = memchr(line, '\n', avail < WIRE_HEAD_MAX ? avail : WIRE_HEAD_MAX);
+        const char *nl = memchr(line, '\n', avail < MCWIRE_HEAD_MAX ? avail : MCWIRE_HEAD_MAX);
         if (nl == NULL) {
-            if (avail >= WIRE_HEAD_MAX)
-                wire_event_bad(p, ev, "reply line too long", line, 32);
+            if (avail >= MCWIRE_HEAD_MAX)
+                mcwire_event_bad(p, ev, "reply line too long", line, 32);
             return used;
         }
         size_t n = (size_t)(nl - line);
         if (n == 0 || line[n - 1] != '\r') {
-            wire_event_bad(p, ev, "reply line not ended by CRLF", line, n + 1);
+            mcwire_event_bad(p, ev, "reply line not ended by CRLF", line, n + 1);
             return used;
         }
         used += n + 1;
-        enum wire_line r = p->proto == WIRE_TEXT ? wire_text_line(p, line, n - 1, ev)
-                                                 : wire_meta_line(p, line, n - 1, ev);
-        if (r == WIRE_LINE_EVENT)
+        enum mcwire_line r = p->proto == MCWIRE_TEXT ? mcwire_text_line(p, line, n - 1, ev)
+                                                     : mcwire_meta_line(p, line, n - 1, ev);
+        if (r == MCWIRE_LINE_EVENT)
             return used;
-        p->state = WIRE_ST_DATA; /* skip the value, then its CRLF */
+        p->state = MCWIRE_ST_DATA; /* skip the value, then its CRLF */
     }
 }
 
-size_t wire_parse(struct wire_parser *p, const char *buf, size_t len, struct wire_event *ev)
+size_t mcwire_parse(struct mcwire_parser *p, const char *buf, size_t len, struct mcwire_event *ev)
 {
     memset(ev, 0, sizeof(*ev));
-    if (p->proto == WIRE_BINARY)
-        return wire_bin_parse(p, buf, len, ev);
+    if (p->proto == MCWIRE_BINARY)
+        return mcwire_bin_parse(p, buf, len, ev);
     return parse_lines(p, buf, len, ev);
 }
 
-void wire_expect_init(struct wire_expect *x, enum wire_op op, const uint64_t *ids, unsigned nkeys,
-                      uint32_t opaque)
+void mcwire_expect_init(struct mcwire_expect *x, enum mcwire_op op, const uint64_t *ids,
+                        unsigned nkeys, uint32_t opaque)
 {
     x->op = op;
     x->ids = ids;
@@ -249,14 +250,14 @@ void wire_expect_init(struct wire_expect *x, enum wire_op op, const uint64_t *id
 
 /* Text and quiet multi-key gets end with an explicit terminator; a meta or
  * binary get of one key is answered by exactly one reply. */
-static bool single_reply(enum wire_proto p, const struct wire_expect *x)
+static bool single_reply(enum mcwire_proto p, const struct mcwire_expect *x)
 {
-    return x->op == WIRE_SET || (p != WIRE_TEXT && x->nkeys == 1);
+    return x->op == MCWIRE_SET || (p != MCWIRE_TEXT && x->nkeys == 1);
 }
 
 /* A HIT (or binary GETK MISS) names key: it must be one of the keys not yet
  * answered, in request order (servers answer a multi-get in order). */
-static bool take_key(const struct keys *ks, struct wire_expect *x, const struct wire_event *ev)
+static bool take_key(const struct keys *ks, struct mcwire_expect *x, const struct mcwire_event *ev)
 {
     if (ev->nkey == 0) {
         if (x->cursor >= x->nkeys)
@@ -276,26 +277,26 @@ static bool take_key(const struct keys *ks, struct wire_expect *x, const struct 
     return false;
 }
 
-static enum wire_match unexpected(const char **why, const char *text)
+static enum mcwire_match unexpected(const char **why, const char *text)
 {
     *why = text;
-    return WIRE_MATCH_UNEXPECTED;
+    return MCWIRE_MATCH_UNEXPECTED;
 }
 
-enum wire_match wire_match(enum wire_proto p, const struct keys *ks, struct wire_expect *x,
-                           const struct wire_event *ev, const char **why)
+enum mcwire_match mcwire_match(enum mcwire_proto p, const struct keys *ks, struct mcwire_expect *x,
+                               const struct mcwire_event *ev, const char **why)
 {
     bool single = single_reply(p, x);
     *why = NULL;
-    if (ev->type == WIRE_EV_BAD)
+    if (ev->type == MCWIRE_EV_BAD)
         return unexpected(why, "malformed reply");
-    if (p == WIRE_BINARY) {
+    if (p == MCWIRE_BINARY) {
         if (!ev->has_opaque || ev->opaque != x->opaque)
             return unexpected(why, "binary reply with another request's opaque");
-        uint8_t want = x->op == WIRE_SET ? WIRE_BIN_SET
-                       : x->nkeys == 1   ? WIRE_BIN_GETK
-                                         : WIRE_BIN_GETKQ;
-        if (ev->type == WIRE_EV_END) {
+        uint8_t want = x->op == MCWIRE_SET ? MCWIRE_BIN_SET
+                       : x->nkeys == 1     ? MCWIRE_BIN_GETK
+                                           : MCWIRE_BIN_GETKQ;
+        if (ev->type == MCWIRE_EV_END) {
             if (single)
                 return unexpected(why, "NOOP reply to a single-key request");
         } else if (ev->opcode != want) {
@@ -303,50 +304,50 @@ enum wire_match wire_match(enum wire_proto p, const struct keys *ks, struct wire
         }
     }
     switch (ev->type) {
-    case WIRE_EV_ERROR:
-        if (!single && p != WIRE_TEXT && x->hits + x->errors >= x->nkeys)
+    case MCWIRE_EV_ERROR:
+        if (!single && p != MCWIRE_TEXT && x->hits + x->errors >= x->nkeys)
             return unexpected(why, "more replies than keys asked for");
         x->errors++;
         /* a text get ends at its error line; a quiet multi-get continues
          * to its terminator */
-        return single || p == WIRE_TEXT ? WIRE_MATCH_DONE : WIRE_MATCH_MORE;
-    case WIRE_EV_HIT:
-        if (x->op != WIRE_GET)
+        return single || p == MCWIRE_TEXT ? MCWIRE_MATCH_DONE : MCWIRE_MATCH_MORE;
+    case MCWIRE_EV_HIT:
+        if (x->op != MCWIRE_GET)
             return unexpected(why, "item returned for a set");
         if (!single && x->hits + x->errors >= x->nkeys)
             return unexpected(why, "more replies than keys asked for");
         if (!take_key(ks, x, ev))
             return unexpected(why, "item for a key not asked for, or out of order");
         x->hits++;
-        return single ? WIRE_MATCH_DONE : WIRE_MATCH_MORE;
-    case WIRE_EV_MISS:
-        if (x->op != WIRE_GET || !single)
+        return single ? MCWIRE_MATCH_DONE : MCWIRE_MATCH_MORE;
+    case MCWIRE_EV_MISS:
+        if (x->op != MCWIRE_GET || !single)
             return unexpected(why, "miss reply where none is sent (set or quiet get)");
         if (ev->nkey != 0 && !take_key(ks, x, ev))
             return unexpected(why, "miss for a key not asked for");
         x->misses++;
-        return WIRE_MATCH_DONE;
-    case WIRE_EV_END:
-        if (x->op != WIRE_GET || single)
+        return MCWIRE_MATCH_DONE;
+    case MCWIRE_EV_END:
+        if (x->op != MCWIRE_GET || single)
             return unexpected(why, "end-of-get marker for a request that has none");
         x->misses = x->nkeys - x->hits - x->errors;
-        return WIRE_MATCH_DONE;
-    case WIRE_EV_STORED:
-        if (x->op != WIRE_SET)
+        return MCWIRE_MATCH_DONE;
+    case MCWIRE_EV_STORED:
+        if (x->op != MCWIRE_SET)
             return unexpected(why, "stored reply to a get");
-        return WIRE_MATCH_DONE;
-    case WIRE_EV_NOT_STORED:
-        if (x->op != WIRE_SET)
+        return MCWIRE_MATCH_DONE;
+    case MCWIRE_EV_NOT_STORED:
+        if (x->op != MCWIRE_SET)
             return unexpected(why, "not-stored reply to a get");
         x->errors++;
-        return WIRE_MATCH_DONE;
-    case WIRE_EV_NONE:
-    case WIRE_EV_BAD: break;
+        return MCWIRE_MATCH_DONE;
+    case MCWIRE_EV_NONE:
+    case MCWIRE_EV_BAD: break;
     }
     return unexpected(why, "no reply");
 }
 
-const char *wire_ev_name(enum wire_ev t)
+const char *mcwire_ev_name(enum mcwire_ev t)
 {
     static const char *const names[] = {"none",   "hit",        "miss",  "end",
                                         "stored", "not-stored", "error", "bad"};
