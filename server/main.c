@@ -34,6 +34,7 @@
 #include "server/kv.h"
 #include "server/members.h"
 #include "server/version.h"
+#include "storage/env.h"
 #include "storage/include/lsm.h"
 
 /* The HLC bound is stored every second with this much lease ahead
@@ -55,6 +56,7 @@ struct node_settings {
     size_t max_value_len;
     enum lsm_sync_mode sync;
     unsigned verbose;
+    unsigned long long test_fail_writes_after; /* tests only: 0 = never */
 };
 
 struct node {
@@ -62,6 +64,7 @@ struct node {
     struct identity *id;
     struct hlc clock;
     struct lsm_db *db;
+    struct lsm_env *fault_env; /* --test-fail-writes-after only */
     struct kv *kv;
     struct cluster *cluster;
     struct gossip *gossip;
@@ -88,6 +91,8 @@ static void usage(FILE *f)
             "  -N, --replicas <num>       replication factor (default 3)\n"
             "      --sync <mode>          always | interval | none (default interval)\n"
             "  -v, -vv                    log connection events / every command\n"
+            "      --test-fail-writes-after <n>  tests only: the engine's n-th file write\n"
+            "                             from start fails, and every one after it\n"
             "  -V, --version              print the version and exit\n"
             "  -h, --help                 this text\n");
 }
@@ -125,6 +130,7 @@ static int parse_flags(struct node_settings *s, int argc, char **argv)
         {"seeds", required_argument, NULL, 's'},
         {"replicas", required_argument, NULL, 'N'},
         {"sync", required_argument, NULL, 1001},
+        {"test-fail-writes-after", required_argument, NULL, 1002},
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
@@ -182,6 +188,11 @@ static int parse_flags(struct node_settings *s, int argc, char **argv)
                 s->sync = LSM_SYNC_NONE;
             else
                 goto bad;
+            break;
+        case 1002:
+            if (!parse_uint(optarg, 1ull << 40, &v) || v == 0)
+                goto bad;
+            s->test_fail_writes_after = v;
             break;
         case 'v': s->verbose++; break;
         case 'V':
@@ -287,10 +298,18 @@ static int open_data(struct node *n)
     lsm_options_init(&o);
     o.sync_mode = n->s.sync;
     o.max_value_len = n->s.max_value_len;
+    if (n->s.test_fail_writes_after > 0) {
+        /* a disk that fails from some write on (the failed-disk test) */
+        if (env_fault_create(env_posix(), &n->fault_env) != ST_OK)
+            return EX_OSERR;
+        o.env = n->fault_env;
+    }
     if (lsm_open(path, &o, &n->db) != ST_OK) {
         fprintf(stderr, "strata-node: cannot open the engine in %s (see the log)\n", path);
         return EX_IOERR;
     }
+    if (n->fault_env != NULL)
+        env_fault_fail(n->fault_env, ENV_FAULT_WRITE, n->s.test_fail_writes_after, EIO, 1);
     if (kv_create(&n->fe, n->db, &n->clock, identity_short_id(n->id), n->s.max_value_len, &n->kv) !=
         ST_OK)
         return EX_OSERR;
@@ -463,6 +482,7 @@ out:
         event_base_free(n->base);
     kv_destroy(&n->kv);
     lsm_close(&n->db);
+    env_fault_destroy(&n->fault_env);
     if (n->id != NULL && rc == 0)
         identity_store_hlc_bound(n->id, hlc_upper_bound(&n->clock, HLC_LEASE_MS));
     identity_destroy(&n->id);

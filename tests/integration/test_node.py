@@ -489,3 +489,26 @@ def test_strata_admin_status_and_stats(tmp_path):
     finally:
         b.stop()
         a.stop()
+
+
+def test_a_failed_disk_answers_errors_and_keeps_reads(data_dir):
+    import binproto
+    # the engine's third file write from start fails, and every one after it
+    n = Node(data_dir, "--test-fail-writes-after", "3").start()
+    try:
+        with n.connect() as c:
+            c.call(b"set k1 0 0 1\r\na\r\n", b"STORED\r\n")
+            c.call(b"set k2 0 0 1\r\nb\r\n", b"STORED\r\n")
+            c.call(b"set k3 0 0 1\r\nc\r\n", b"SERVER_ERROR storage error\r\n")
+            c.call(b"get k1 k2 k3\r\n", b"VALUE k1 0 1\r\na\r\nVALUE k2 0 1\r\nb\r\nEND\r\n")
+            c.call(b"delete k1\r\n", b"SERVER_ERROR storage error\r\n")
+            c.call(b"touch k2 10\r\n", b"SERVER_ERROR storage error\r\n")
+            c.call(b"ms k4 1\r\nx\r\n", b"SERVER_ERROR storage error\r\n")
+            assert c.stats_dict(b"storage")["read_only"] == "1"
+            c.call(b"get k2\r\n", b"VALUE k2 0 1\r\nb\r\nEND\r\n")
+        with n.connect() as b:  # binary: "Internal error"
+            b.send(binproto.request(binproto.SET, key=b"k5", value=b"v",
+                                    extras=binproto.storage_extras()))
+            assert binproto.read_response(b).status == 0x0084
+    finally:
+        n.stop()
