@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
+#include <ini.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -57,6 +58,7 @@ struct node_settings {
     enum lsm_sync_mode sync;
     unsigned verbose;
     unsigned long long test_fail_writes_after; /* tests only: 0 = never */
+    bool check_config;                         /* --check-config: parse, then exit */
 };
 
 struct node {
@@ -91,6 +93,8 @@ static void usage(FILE *f)
             "  -N, --replicas <num>       replication factor (default 3)\n"
             "      --sync <mode>          always | interval | none (default interval)\n"
             "  -v, -vv                    log connection events / every command\n"
+            "      --config <file>        options as 'name = value' lines (the long names;\n"
+            "                             flags given too win); --check-config: exit after\n"
             "      --test-fail-writes-after <n>  tests only: the engine's n-th file write\n"
             "                             from start fails, and every one after it\n"
             "  -V, --version              print the version and exit\n"
@@ -114,29 +118,36 @@ static bool parse_uint(const char *s, unsigned long long max, unsigned long long
     return true;
 }
 
-/* Returns -1 to go on, or an exit code. */
-static int parse_flags(struct node_settings *s, int argc, char **argv)
+static const struct option longs[] = {
+    {"data-dir", required_argument, NULL, 'd'},
+    {"cluster-name", required_argument, NULL, 'C'},
+    {"listen", required_argument, NULL, 'l'},
+    {"port", required_argument, NULL, 'p'},
+    {"cluster-port", required_argument, NULL, 'P'},
+    {"threads", required_argument, NULL, 't'},
+    {"conn-limit", required_argument, NULL, 'c'},
+    {"max-item-size", required_argument, NULL, 'I'},
+    {"vnodes", required_argument, NULL, 1000},
+    {"seeds", required_argument, NULL, 's'},
+    {"replicas", required_argument, NULL, 'N'},
+    {"sync", required_argument, NULL, 1001},
+    {"test-fail-writes-after", required_argument, NULL, 1002},
+    {"config", required_argument, NULL, 1003},
+    {"check-config", no_argument, NULL, 1004},
+    {"verbose", no_argument, NULL, 'v'},
+    {"version", no_argument, NULL, 'V'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static const char *option_name(int c);
+
+/* Applies options (argv[0] is skipped) from the command line (origin
+ * NULL) or a config file; returns -1 to go on, or an exit code. */
+static int parse_args(struct node_settings *s, int argc, char **argv, const char *origin)
 {
-    static const struct option longs[] = {
-        {"data-dir", required_argument, NULL, 'd'},
-        {"cluster-name", required_argument, NULL, 'C'},
-        {"listen", required_argument, NULL, 'l'},
-        {"port", required_argument, NULL, 'p'},
-        {"cluster-port", required_argument, NULL, 'P'},
-        {"threads", required_argument, NULL, 't'},
-        {"conn-limit", required_argument, NULL, 'c'},
-        {"max-item-size", required_argument, NULL, 'I'},
-        {"vnodes", required_argument, NULL, 1000},
-        {"seeds", required_argument, NULL, 's'},
-        {"replicas", required_argument, NULL, 'N'},
-        {"sync", required_argument, NULL, 1001},
-        {"test-fail-writes-after", required_argument, NULL, 1002},
-        {"verbose", no_argument, NULL, 'v'},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     int c;
+    optind = 0; /* a fresh scan (glibc), also for the second argv */
     unsigned long long v;
     while ((c = getopt_long(argc, argv, "d:C:l:p:P:t:c:I:s:N:vVh", longs, NULL)) != -1) {
         switch (c) {
@@ -199,16 +210,125 @@ static int parse_flags(struct node_settings *s, int argc, char **argv)
             printf("strata-node %s (memcached %s)\n", STRATA_VERSION, MC_COMPAT_VERSION);
             return 0;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return EX_USAGE;
+        case 1003: break; /* --config: read before the flags */
+        case 1004: s->check_config = true; break;
+        default: usage(stderr); return origin != NULL ? EX_CONFIG : EX_USAGE;
         }
         continue;
     bad:
-        fprintf(stderr, "strata-node: invalid value '%s' for -%c\n", optarg, c < 256 ? c : '-');
-        return EX_USAGE;
+        fprintf(stderr, "strata-node: %s%sinvalid value '%s' for %s\n", origin ? origin : "",
+                origin ? ": " : "", optarg, option_name(c));
+        return origin != NULL ? EX_CONFIG : EX_USAGE;
     }
     if (optind < argc) {
         fprintf(stderr, "strata-node: unexpected argument '%s'\n", argv[optind]);
         return EX_USAGE;
+    }
+    return -1;
+}
+
+/* The long name of option code c, for messages. */
+static const char *option_name(int c)
+{
+    for (const struct option *o = longs; o->name != NULL; o++)
+        if (o->val == c)
+            return o->name;
+    return "?";
+}
+
+/* The config file as an argument vector: `name = value` lines become
+ * "--name=value" (underscores read as dashes), so a file and the flags set
+ * options through one parser; the flags come after and win. */
+struct config_args {
+    const char *path;
+    char **argv;
+    int argc, cap;
+    char bad[96]; /* why a line was refused (ini_parse gives its number) */
+};
+
+static int on_config(void *arg, const char *section, const char *name, const char *value)
+{
+    struct config_args *a = arg;
+    char opt[64];
+    snprintf(opt, sizeof(opt), "%s", name);
+    for (char *p = opt; *p != '\0'; p++)
+        if (*p == '_')
+            *p = '-';
+    const struct option *o = longs;
+    while (o->name != NULL && strcmp(o->name, opt) != 0)
+        o++;
+    bool known = o->name != NULL && o->val != 1003 && o->val != 1004 && o->val != 'V' &&
+                 o->val != 'h' && (section[0] == '\0' || strcmp(section, "node") == 0);
+    if (!known) {
+        if (section[0] != '\0' && strcmp(section, "node") != 0)
+            snprintf(a->bad, sizeof(a->bad), "unknown section [%.64s]", section);
+        else
+            snprintf(a->bad, sizeof(a->bad), "unknown option '%.64s'", name);
+        return 0;
+    }
+    unsigned long long times = 1;
+    if (o->has_arg == no_argument && !parse_uint(value, 8, &times))
+        times = 0; /* verbose = N; anything else fails below */
+    for (unsigned long long i = 0; i < times || (o->has_arg != no_argument && i == 0); i++) {
+        if (a->argc + 1 >= a->cap) {
+            int cap = a->cap ? a->cap * 2 : 32;
+            char **v = realloc(a->argv, (size_t)cap * sizeof(*v));
+            if (v == NULL)
+                return 0;
+            a->argv = v;
+            a->cap = cap;
+        }
+        char buf[4096];
+        if (o->has_arg == no_argument)
+            snprintf(buf, sizeof(buf), "--%s", o->name);
+        else
+            snprintf(buf, sizeof(buf), "--%s=%s", o->name, value);
+        /* settings keep pointers into these strings: they live as long as
+         * the process */
+        a->argv[a->argc++] = strdup(buf);
+        a->argv[a->argc] = NULL;
+        if (o->has_arg != no_argument)
+            break;
+    }
+    return 1;
+}
+
+/* Reads --config FILE (if given) then the flags; -1 to go on, or an exit
+ * code (--check-config: 0 once everything parsed). */
+static int parse_flags(struct node_settings *s, int argc, char **argv)
+{
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            path = argv[i + 1];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            path = argv[i] + 9;
+    }
+    if (path != NULL) {
+        struct config_args a = {.path = path};
+        a.argv = calloc(2, sizeof(char *));
+        a.cap = 2;
+        a.argv[a.argc++] = argv[0];
+        int line = ini_parse(path, on_config, &a);
+        if (line < 0) {
+            fprintf(stderr, "strata-node: cannot read %s\n", path);
+            return EX_CONFIG;
+        }
+        if (line > 0) {
+            fprintf(stderr, "strata-node: %s:%d: %s\n", path, line,
+                    a.bad[0] ? a.bad : "not a 'name = value' line");
+            return EX_CONFIG;
+        }
+        int rc = parse_args(s, a.argc, a.argv, path);
+        if (rc >= 0)
+            return rc;
+    }
+    int rc = parse_args(s, argc, argv, NULL);
+    if (rc >= 0)
+        return rc;
+    if (s->check_config) {
+        printf("strata-node: %s: ok\n", path != NULL ? path : "the flags");
+        return 0;
     }
     return -1;
 }

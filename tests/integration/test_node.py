@@ -512,3 +512,32 @@ def test_a_failed_disk_answers_errors_and_keeps_reads(data_dir):
             assert binproto.read_response(b).status == 0x0084
     finally:
         n.stop()
+
+
+def test_config_file(tmp_path):
+    data = tmp_path / "data"
+    conf = tmp_path / "node.conf"
+    port = free_port()
+    conf.write_text("# strata-node\n[node]\ncluster_name = alpha\nport = %d\nvnodes = 8\n"
+                    "data_dir = %s\n" % (port, data))
+    p = subprocess.run([node_binary(), "--config", str(conf), "--check-config"],
+                       capture_output=True, timeout=10)
+    assert p.returncode == 0 and b"ok" in p.stdout
+    # the file's options apply; a flag given too wins (-P here, -p from the file)
+    n = Node(str(data), "--config", str(conf))
+    n.start()  # Node passes its own -p and -P: the flags win over the file
+    try:
+        with n.connect() as c:
+            c.call(b"set x 0 0 1\r\n1\r\n", b"STORED\r\n")
+    finally:
+        n.stop()
+    with open(data / "NODE", "rb") as f:
+        raw = f.read()
+    assert b"alpha" in raw  # the cluster name came from the file
+    for bad, needle in ((b"bogus = 1\n", b"unknown option 'bogus'"),
+                        (b"port = x\n", b"invalid value 'x' for port"),
+                        (b"[proxy]\nport = 1\n", b"unknown section")):
+        conf.write_bytes(bad)
+        p = subprocess.run([node_binary(), "--config", str(conf)], capture_output=True,
+                           timeout=10)
+        assert p.returncode == EX_CONFIG and needle in p.stderr, (bad, p.stderr)
