@@ -59,6 +59,8 @@ struct node_settings {
     unsigned verbose;
     unsigned long long test_fail_writes_after; /* tests only: 0 = never */
     bool check_config;                         /* --check-config: parse, then exit */
+    char **config_argv; /* the config file as options; strings above point into it */
+    int config_argc;
 };
 
 struct node {
@@ -293,6 +295,16 @@ static int on_config(void *arg, const char *section, const char *name, const cha
     return 1;
 }
 
+/* Frees the config's argument vector (argv[0] is the program's). */
+static void config_free(char **argv, int argc)
+{
+    if (argv == NULL)
+        return;
+    for (int i = 1; i < argc; i++)
+        free(argv[i]);
+    free(argv);
+}
+
 /* Reads --config FILE (if given) then the flags; -1 to go on, or an exit
  * code (--check-config: 0 once everything parsed). */
 static int parse_flags(struct node_settings *s, int argc, char **argv)
@@ -312,13 +324,17 @@ static int parse_flags(struct node_settings *s, int argc, char **argv)
         int line = ini_parse(path, on_config, &a);
         if (line < 0) {
             fprintf(stderr, "strata-node: cannot read %s\n", path);
+            config_free(a.argv, a.argc);
             return EX_CONFIG;
         }
         if (line > 0) {
             fprintf(stderr, "strata-node: %s:%d: %s\n", path, line,
                     a.bad[0] ? a.bad : "not a 'name = value' line");
+            config_free(a.argv, a.argc);
             return EX_CONFIG;
         }
+        s->config_argv = a.argv; /* freed at exit: the settings point into it */
+        s->config_argc = a.argc;
         int rc = parse_args(s, a.argc, a.argv, path);
         if (rc >= 0)
             return rc;
@@ -529,8 +545,10 @@ int main(int argc, char **argv)
         .sync = LSM_SYNC_INTERVAL,
     };
     int rc = parse_flags(&n->s, argc, argv);
-    if (rc >= 0)
+    if (rc >= 0) {
+        config_free(n->s.config_argv, n->s.config_argc);
         return rc;
+    }
     log_setup(n->s.verbose == 0 ? LOG_LVL_WARN : n->s.verbose == 1 ? LOG_LVL_INFO : LOG_LVL_DEBUG);
     clock_setup();
     signal(SIGPIPE, SIG_IGN);
@@ -607,5 +625,6 @@ out:
         identity_store_hlc_bound(n->id, hlc_upper_bound(&n->clock, HLC_LEASE_MS));
     identity_destroy(&n->id);
     clock_teardown();
+    config_free(n->s.config_argv, n->s.config_argc);
     return rc;
 }
