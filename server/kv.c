@@ -302,6 +302,52 @@ static char *joined(const struct lsm_record *cur, const struct kv_item *it, bool
     return v;
 }
 
+/* Writes the value being stored, with its own flags and TTL. */
+static enum fe_result put_item(struct kv *kv, const struct kv_item *it, uint64_t *cas_out)
+{
+    return put(kv, it->key, it->nkey, it->value, it->nvalue, it->flags, it->expiry, cas_out);
+}
+
+/* A storage command's decision, given the key's current record (cur,
+ * NULL: none; unread for a set). REQUIRES: the key's lock. */
+static enum fe_result store_locked(struct kv *kv, struct worker *w, const struct kv_item *it,
+                                   enum fe_store_mode mode, uint64_t cas_in,
+                                   const struct lsm_record *cur, uint64_t *cas_out)
+{
+    switch (mode) {
+    case FE_ADD: return cur != NULL ? FE_NOT_STORED : put_item(kv, it, cas_out);
+    case FE_REPLACE: return cur == NULL ? FE_NOT_STORED : put_item(kv, it, cas_out);
+    case FE_APPEND:
+    case FE_PREPEND: {
+        if (cur == NULL)
+            return FE_NOT_STORED;
+        size_t n;
+        char *v = joined(cur, it, mode == FE_APPEND, &n);
+        if (v == NULL)
+            return FE_NO_MEMORY;
+        /* the stored item keeps its flags and TTL */
+        enum fe_result r = put(kv, it->key, it->nkey, v, n, cur->flags, cur->expiry, cas_out);
+        mem_free(MEM_CONN, v, n ? n : 1);
+        return r;
+    }
+    case FE_CAS:
+        if (cur == NULL) {
+            STAT_INCR(&w->stats, cas_misses);
+            return FE_NOT_FOUND;
+        }
+        if (cur->version.hlc != cas_in) {
+            STAT_INCR(&w->stats, cas_badval);
+            return FE_EXISTS;
+        }
+        enum fe_result r = put_item(kv, it, cas_out);
+        if (r == FE_STORED)
+            STAT_INCR(&w->stats, cas_hits);
+        return r;
+    case FE_SET: break;
+    }
+    return put_item(kv, it, cas_out);
+}
+
 static enum fe_result kv_store(void *wctx, void *item, enum fe_store_mode mode, uint64_t cas_in,
                                unsigned mflags, uint64_t *cas_out)
 {
@@ -313,52 +359,10 @@ static enum fe_result kv_store(void *wctx, void *item, enum fe_store_mode mode, 
     pthread_mutex_t *l = lock_of(kv, it->key, it->nkey);
     pthread_mutex_lock(l);
     struct lsm_record *cur = NULL;
-    enum fe_result r = FE_FAILED;
-    bool known = mode == FE_SET || read_current(kv, it->key, it->nkey, &cur);
-    switch (known ? mode : (enum fe_store_mode) - 1) {
-    case FE_ADD:
-        r = cur != NULL
-                ? FE_NOT_STORED
-                : put(kv, it->key, it->nkey, it->value, it->nvalue, it->flags, it->expiry, cas_out);
-        break;
-    case FE_REPLACE:
-        r = cur == NULL
-                ? FE_NOT_STORED
-                : put(kv, it->key, it->nkey, it->value, it->nvalue, it->flags, it->expiry, cas_out);
-        break;
-    case FE_APPEND:
-    case FE_PREPEND: {
-        if (cur == NULL) {
-            r = FE_NOT_STORED;
-            break;
-        }
-        size_t n;
-        char *v = joined(cur, it, mode == FE_APPEND, &n);
-        /* the stored item keeps its flags and TTL */
-        r = v == NULL ? FE_NO_MEMORY
-                      : put(kv, it->key, it->nkey, v, n, cur->flags, cur->expiry, cas_out);
-        if (v != NULL)
-            mem_free(MEM_CONN, v, n ? n : 1);
-        break;
-    }
-    case FE_CAS:
-        if (cur == NULL) {
-            r = FE_NOT_FOUND;
-            STAT_INCR(&w->stats, cas_misses);
-        } else if (cur->version.hlc != cas_in) {
-            r = FE_EXISTS;
-            STAT_INCR(&w->stats, cas_badval);
-        } else {
-            r = put(kv, it->key, it->nkey, it->value, it->nvalue, it->flags, it->expiry, cas_out);
-            if (r == FE_STORED)
-                STAT_INCR(&w->stats, cas_hits);
-        }
-        break;
-    case FE_SET:
-        r = put(kv, it->key, it->nkey, it->value, it->nvalue, it->flags, it->expiry, cas_out);
-        break;
-    default: break; /* the current value could not be read: FE_FAILED */
-    }
+    /* a decision that needs the current value fails if it cannot be read */
+    enum fe_result r = mode != FE_SET && !read_current(kv, it->key, it->nkey, &cur)
+                           ? FE_FAILED
+                           : store_locked(kv, w, it, mode, cas_in, cur, cas_out);
     pthread_mutex_unlock(l);
     lsm_record_free(&cur);
     item_free(it);
