@@ -370,3 +370,86 @@ void wire_compose_write(struct wire_buf *b, const struct wire_record *recs, size
  */
 enum wire_result wire_parse_write(const uint8_t *body, size_t len, struct wire_reader *r,
                                   size_t *count);
+
+/* ---- Consistency levels (RMW bodies, and the node's settings) ------------ */
+
+/* How many replicas must answer: ONE 1, QUORUM N/2+1, ALL N; ANY (writes
+ * only) 1 counting a stored hint. On the wire: never renumber. */
+enum wire_cl {
+    WIRE_CL_ONE = 1,
+    WIRE_CL_QUORUM = 2,
+    WIRE_CL_ALL = 3,
+    WIRE_CL_ANY = 4,
+};
+
+/* "ONE", "QUORUM", ...; NULL for a number that is not a level. */
+const char *wire_cl_name(uint8_t cl);
+/* The level named s (case-insensitive); false if none. */
+bool wire_cl_parse(const char *s, enum wire_cl *out);
+/* Replicas needed at cl with n replicas (ANY: 1). REQUIRES: n >= 1. */
+unsigned wire_cl_needed(enum wire_cl cl, unsigned n);
+
+/* ---- RMW: a read-modify-write run at the key's primary ------------------- */
+
+/* The memcached operation an RMW carries. On the wire: never renumber. */
+enum wire_rmw_op {
+    WIRE_RMW_ADD = 1,     /* store value unless the key is live */
+    WIRE_RMW_REPLACE = 2, /* store value if the key is live */
+    WIRE_RMW_APPEND = 3,  /* value after the live one (keeps its flags, expiry) */
+    WIRE_RMW_PREPEND = 4, /* value before the live one */
+    WIRE_RMW_CAS = 5,     /* store value if the live version's hlc is cas_in */
+    WIRE_RMW_DELETE = 6,  /* delete if live (and its hlc is cas_in, if non-zero) */
+    WIRE_RMW_TOUCH = 7,   /* new expiry for the live record (a new version) */
+    WIRE_RMW_INCR = 8,    /* decimal value + delta (wraps at 2^64) */
+    WIRE_RMW_DECR = 9,    /* decimal value - delta (floor 0) */
+};
+
+/* RMW request flags (struct wire_rmw.rflags). Undefined bits must be 0. */
+#define WIRE_RMW_RETURN 0x01u  /* answer the resulting record (gat, mg T) */
+#define WIRE_RMW_VIVIFY 0x02u  /* INCR/DECR: a miss stores `initial` (ma N) */
+#define WIRE_RMW_RETOUCH 0x04u /* INCR/DECR: then set expiry2 (ma T) */
+#define WIRE_RMW_FLAGS_DEFINED 0x07u
+
+/* RMW request body. */
+struct wire_rmw {
+    uint8_t op;       /* enum wire_rmw_op */
+    uint8_t read_cl;  /* enum wire_cl (not ANY) */
+    uint8_t write_cl; /* enum wire_cl */
+    uint8_t rflags;   /* WIRE_RMW_* */
+    const uint8_t *key;
+    size_t key_len; /* 1..WIRE_REC_KEY_MAX */
+    const uint8_t *value;
+    size_t value_len; /* stores (ADD..CAS) only; 0 otherwise */
+    uint32_t flags;   /* stores: the client flags */
+    uint64_t expiry;  /* absolute unix s, 0 never: stores, TOUCH; INCR/DECR: vivify's */
+    uint64_t expiry2; /* INCR/DECR with RETOUCH: the new expiry */
+    uint64_t cas_in;  /* 0: no compare */
+    uint64_t delta;   /* INCR/DECR */
+    uint64_t initial; /* INCR/DECR with VIVIFY */
+};
+void wire_compose_rmw(struct wire_buf *b, const struct wire_rmw *q);
+enum wire_result wire_parse_rmw(const uint8_t *body, size_t len, struct wire_rmw *q);
+
+/* RMW outcome (struct wire_rmw_reply.result). On the wire: never renumber. */
+enum wire_rmw_result {
+    WIRE_RMW_STORED = 1,      /* done (stores, delete, touch, incr/decr) */
+    WIRE_RMW_NOT_STORED = 2,  /* add on live, replace/append/prepend on missing */
+    WIRE_RMW_EXISTS = 3,      /* cas_in differs */
+    WIRE_RMW_NOT_FOUND = 4,   /* no live record */
+    WIRE_RMW_NON_NUMERIC = 5, /* incr/decr on a non-decimal value */
+    WIRE_RMW_TOO_LARGE = 6,   /* the result exceeds the item size limit */
+};
+
+/* RMW response body (failures to run it at all are ERROR frames:
+ * NOT_PRIMARY, TIMEOUT, STORAGE, OVERLOADED). */
+struct wire_rmw_reply {
+    uint8_t result;         /* enum wire_rmw_result */
+    uint64_t cas;           /* STORED: the new version's hlc */
+    uint64_t number;        /* INCR/DECR STORED: the new value (or initial) */
+    uint64_t old_expiry;    /* the live record's expiry before (0: never / none) */
+    bool created;           /* INCR/DECR with VIVIFY: the miss stored initial */
+    bool has_record;        /* RETURN and a live result record */
+    struct wire_record rec; /* has_record only */
+};
+void wire_compose_rmw_reply(struct wire_buf *b, const struct wire_rmw_reply *r);
+enum wire_result wire_parse_rmw_reply(const uint8_t *body, size_t len, struct wire_rmw_reply *r);
