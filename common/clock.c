@@ -2,6 +2,7 @@
 #include "common/clock.h"
 
 #include <stdatomic.h>
+#include <time.h>
 
 static time_t clock_started;
 static _Atomic rel_time_t clock_current;
@@ -60,4 +61,11 @@ rel_time_t clock_exptime(int64_t exptime)
         return rel > UINT32_MAX ? UINT32_MAX : (rel_time_t)rel;
     }
     return (rel_time_t)(exptime + clock_now());
+}
+
+uint64_t clock_monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }

@@ -47,6 +47,9 @@ time_t clock_process_started(void);
 /* Current unix time as the coarse clock sees it. */
 time_t clock_unix_now(void);
 
+/* CLOCK_MONOTONIC in milliseconds, read now (timeouts, failure detection). */
+uint64_t clock_monotonic_ms(void);
+
 /*
  * Converts a client exptime to relative time, exactly as memcached 1.6:
  * 0 -> 0 (never); negative -> CLOCK_LONG_AGO (already expired); up to 30
