@@ -6,6 +6,7 @@
 #include "common/wire.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include <xxhash.h>
 
@@ -712,4 +713,140 @@ enum wire_result wire_parse_write(const uint8_t *body, size_t len, struct wire_r
         return WIRE_MALFORMED;
     *count = (size_t)n;
     return WIRE_OK;
+}
+
+/* ---- Consistency levels -------------------------------------------------- */
+
+const char *wire_cl_name(uint8_t cl)
+{
+    switch (cl) {
+    case WIRE_CL_ONE: return "ONE";
+    case WIRE_CL_QUORUM: return "QUORUM";
+    case WIRE_CL_ALL: return "ALL";
+    case WIRE_CL_ANY: return "ANY";
+    default: return NULL;
+    }
+}
+
+bool wire_cl_parse(const char *s, enum wire_cl *out)
+{
+    for (uint8_t cl = WIRE_CL_ONE; cl <= WIRE_CL_ANY; cl++) {
+        if (strcasecmp(s, wire_cl_name(cl)) == 0) {
+            *out = (enum wire_cl)cl;
+            return true;
+        }
+    }
+    return false;
+}
+
+unsigned wire_cl_needed(enum wire_cl cl, unsigned n)
+{
+    ASSERT(n >= 1);
+    switch (cl) {
+    case WIRE_CL_ONE: return 1;
+    case WIRE_CL_QUORUM: return n / 2 + 1;
+    case WIRE_CL_ANY: return 1; /* a stored hint counts */
+    case WIRE_CL_ALL: break;
+    }
+    /* ALL; and a number that is not a level (a caller's bug) gets the
+     * strictest answer in release builds. */
+    ASSERT(cl == WIRE_CL_ALL);
+    return n;
+}
+
+/* ---- RMW ----------------------------------------------------------------- */
+
+/* The ops that store a client's value: ADD, REPLACE, APPEND, PREPEND, CAS. */
+static bool rmw_stores(uint8_t op)
+{
+    return op >= WIRE_RMW_ADD && op <= WIRE_RMW_CAS;
+}
+
+/* Every rule of an RMW request's fields (the spec's "RMW request"). */
+static bool rmw_valid(const struct wire_rmw *q)
+{
+    bool counter = q->op == WIRE_RMW_INCR || q->op == WIRE_RMW_DECR;
+    return q->op >= WIRE_RMW_ADD && q->op <= WIRE_RMW_DECR && q->read_cl >= WIRE_CL_ONE &&
+           q->read_cl <= WIRE_CL_ALL && q->write_cl >= WIRE_CL_ONE && q->write_cl <= WIRE_CL_ANY &&
+           (q->rflags & ~WIRE_RMW_FLAGS_DEFINED) == 0 && q->key_len >= 1 &&
+           q->key_len <= WIRE_REC_KEY_MAX && (rmw_stores(q->op) || q->value_len == 0) &&
+           (counter || (q->rflags & (WIRE_RMW_VIVIFY | WIRE_RMW_RETOUCH)) == 0);
+}
+
+void wire_compose_rmw(struct wire_buf *b, const struct wire_rmw *q)
+{
+    if (!put_check(b, rmw_valid(q)))
+        return;
+    wire_put_u8(b, q->op);
+    wire_put_u8(b, q->read_cl);
+    wire_put_u8(b, q->write_cl);
+    wire_put_u8(b, q->rflags);
+    wire_put_bytes(b, q->key, q->key_len);
+    wire_put_bytes(b, q->value, q->value_len);
+    wire_put_u32(b, q->flags);
+    wire_put_u64(b, q->expiry);
+    wire_put_u64(b, q->expiry2);
+    wire_put_u64(b, q->cas_in);
+    wire_put_u64(b, q->delta);
+    wire_put_u64(b, q->initial);
+}
+
+enum wire_result wire_parse_rmw(const uint8_t *body, size_t len, struct wire_rmw *q)
+{
+    struct wire_reader r;
+    wire_reader_init(&r, body, len);
+    q->op = wire_get_u8(&r);
+    q->read_cl = wire_get_u8(&r);
+    q->write_cl = wire_get_u8(&r);
+    q->rflags = wire_get_u8(&r);
+    q->key = get_bytes_in(&r, 1, WIRE_REC_KEY_MAX, &q->key_len);
+    /* bounded by what is left of the body, as a RECORD's value */
+    q->value = wire_get_bytes(&r, SIZE_MAX, &q->value_len);
+    q->flags = wire_get_u32(&r);
+    q->expiry = wire_get_u64(&r);
+    q->expiry2 = wire_get_u64(&r);
+    q->cas_in = wire_get_u64(&r);
+    q->delta = wire_get_u64(&r);
+    q->initial = wire_get_u64(&r);
+    if (!rmw_valid(q))
+        r.bad = true;
+    return finish(&r);
+}
+
+static bool rmw_reply_valid(const struct wire_rmw_reply *r)
+{
+    return r->result >= WIRE_RMW_STORED && r->result <= WIRE_RMW_TOO_LARGE &&
+           (!r->has_record || (record_valid(&r->rec) && !r->rec.tombstone));
+}
+
+void wire_compose_rmw_reply(struct wire_buf *b, const struct wire_rmw_reply *r)
+{
+    if (!put_check(b, rmw_reply_valid(r)))
+        return;
+    wire_put_u8(b, r->result);
+    wire_put_u64(b, r->cas);
+    wire_put_u64(b, r->number);
+    wire_put_u64(b, r->old_expiry);
+    wire_put_u8(b, r->created ? 1 : 0);
+    wire_put_u8(b, r->has_record ? 1 : 0);
+    if (r->has_record)
+        wire_put_record(b, &r->rec);
+}
+
+enum wire_result wire_parse_rmw_reply(const uint8_t *body, size_t len, struct wire_rmw_reply *r)
+{
+    struct wire_reader rd;
+    wire_reader_init(&rd, body, len);
+    memset(r, 0, sizeof(*r));
+    r->result = wire_get_u8(&rd);
+    r->cas = wire_get_u64(&rd);
+    r->number = wire_get_u64(&rd);
+    r->old_expiry = wire_get_u64(&rd);
+    r->created = get_bool(&rd);
+    r->has_record = get_bool(&rd);
+    if (r->has_record)
+        wire_get_record(&rd, &r->rec);
+    if (!rmw_reply_valid(r))
+        rd.bad = true;
+    return finish(&rd);
 }

@@ -739,6 +739,71 @@ def parse_write(body):
     return recs
 
 
+# ---- Consistency levels and RMW ---------------------------------------------
+
+CL_ONE = 1
+CL_QUORUM = 2
+CL_ALL = 3
+CL_ANY = 4
+
+RMW_ADD, RMW_REPLACE, RMW_APPEND, RMW_PREPEND, RMW_CAS = 1, 2, 3, 4, 5
+RMW_DELETE, RMW_TOUCH, RMW_INCR, RMW_DECR = 6, 7, 8, 9
+
+RMW_RETURN = 0x01
+RMW_VIVIFY = 0x02
+RMW_RETOUCH = 0x04
+RMW_FLAGS_DEFINED = 0x07
+
+RMW_STORED, RMW_NOT_STORED, RMW_EXISTS, RMW_NOT_FOUND = 1, 2, 3, 4
+RMW_NON_NUMERIC, RMW_TOO_LARGE = 5, 6
+
+
+@dataclasses.dataclass
+class Rmw:
+    """RMW request (struct wire_rmw)."""
+    op: int
+    key: bytes
+    value: bytes = b""
+    read_cl: int = CL_QUORUM
+    write_cl: int = CL_QUORUM
+    rflags: int = 0
+    flags: int = 0
+    expiry: int = 0
+    expiry2: int = 0
+    cas_in: int = 0
+    delta: int = 0
+    initial: int = 0
+
+
+def compose_rmw(q):
+    """RMW request body (no validation: tests send bad ones on purpose)."""
+    return (put_u8(q.op) + put_u8(q.read_cl) + put_u8(q.write_cl) + put_u8(q.rflags) +
+            put_bytes(_b(q.key)) + put_bytes(_b(q.value)) + put_u32(q.flags) +
+            put_u64(q.expiry) + put_u64(q.expiry2) + put_u64(q.cas_in) + put_u64(q.delta) +
+            put_u64(q.initial))
+
+
+@dataclasses.dataclass
+class RmwReply:
+    """RMW response (struct wire_rmw_reply); record is None when absent."""
+    result: int
+    cas: int = 0
+    number: int = 0
+    old_expiry: int = 0
+    created: bool = False
+    record: Record = None
+
+
+def parse_rmw_reply(body):
+    r = Reader(body)
+    rep = RmwReply(result=r.get_u8(), cas=r.get_u64(), number=r.get_u64(),
+                   old_expiry=r.get_u64(), created=r.get_bool())
+    if r.get_bool():
+        rep.record = get_record(r)
+    r.finish()
+    return rep
+
+
 def parse_empty(body):
     """WRITE response: an empty body."""
     if len(body) != 0:

@@ -257,10 +257,10 @@ def test_constants_match_wire_h():
     for name, value in defines.items():
         assert c_int(value) == getattr(cp, name), name
         checked += 1
-    assert checked == 12  # HEADER_LEN .. MSG_MAX: all the numeric defines
+    assert checked == 16  # HEADER_LEN .. MSG_MAX, RMW_*: all the numeric defines
 
-    enums = re.findall(r"^\s+WIRE_((?:OP|REFUSE|ERR)_\w+) = (\w+),", h, re.M)
-    assert len(enums) == 12 + 7 + 9
+    enums = re.findall(r"^\s+WIRE_((?:OP|REFUSE|ERR|CL|RMW)_\w+) = (\w+),", h, re.M)
+    assert len(enums) == 12 + 7 + 9 + 4 + 9 + 6
     for name, value in enums:
         assert int(value, 0) == getattr(cp, name), name
     op_names = re.findall(r"case WIRE_OP_(\w+): return \"(\w+)\";", c)
@@ -270,6 +270,9 @@ def test_constants_match_wire_h():
                                if n.startswith("REFUSE_")}
     assert cp.ERROR_NAMES == {int(v, 0): n[len("ERR_"):] for n, v in enums
                               if n.startswith("ERR_")}
+    # the RMW request's fixed part: op, levels, flags, two empty byte
+    # strings, flags u32 and five u64 (docs/formats/cluster-protocol.md)
+    assert len(cp.compose_rmw(cp.Rmw(op=cp.RMW_TOUCH, key=b"k"))) == 4 + 2 + 1 + 4 + 40 == 51
 
     results = re.search(r"enum wire_result \{(.*?)\};", h, re.S).group(1)
     order = re.findall(r"^\s+WIRE_(\w+)", results, re.M)

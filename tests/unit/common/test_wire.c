@@ -241,6 +241,91 @@ static void c_write(struct wire_buf *b)
     wire_compose_write(b, recs, 3);
 }
 
+static struct wire_rmw rmw_add(void)
+{
+    return (struct wire_rmw){.op = WIRE_RMW_ADD,
+                             .read_cl = WIRE_CL_QUORUM,
+                             .write_cl = WIRE_CL_QUORUM,
+                             .rflags = WIRE_RMW_RETURN,
+                             .key = (const uint8_t *)"user:42",
+                             .key_len = 7,
+                             .value = (const uint8_t *)"hello world",
+                             .value_len = 11,
+                             .flags = 0xdeadbeef,
+                             .expiry = 1700000000,
+                             .cas_in = 0};
+}
+
+static struct wire_rmw rmw_incr(void)
+{
+    return (struct wire_rmw){.op = WIRE_RMW_INCR,
+                             .read_cl = WIRE_CL_ONE,
+                             .write_cl = WIRE_CL_ANY,
+                             .rflags = WIRE_RMW_FLAGS_DEFINED,
+                             .key = big_key,
+                             .key_len = sizeof(big_key),
+                             .expiry = 1700000001,
+                             .expiry2 = 1700000002,
+                             .cas_in = 0x0123456789abcdefull,
+                             .delta = UINT64_MAX,
+                             .initial = 42};
+}
+
+static struct wire_rmw rmw_delete(void)
+{
+    return (struct wire_rmw){.op = WIRE_RMW_DELETE,
+                             .read_cl = WIRE_CL_ALL,
+                             .write_cl = WIRE_CL_ALL,
+                             .key = (const uint8_t *)"k",
+                             .key_len = 1};
+}
+
+static struct wire_rmw_reply rmw_reply_rec(void)
+{
+    return (struct wire_rmw_reply){.result = WIRE_RMW_STORED,
+                                   .cas = 0x1122334455667788ull,
+                                   .number = 43,
+                                   .old_expiry = 1700000000,
+                                   .created = true,
+                                   .has_record = true,
+                                   .rec = rec_plain()};
+}
+
+static struct wire_rmw_reply rmw_reply_plain(void)
+{
+    return (struct wire_rmw_reply){.result = WIRE_RMW_NOT_FOUND, .old_expiry = UINT64_MAX};
+}
+
+static void c_rmw_add(struct wire_buf *b)
+{
+    struct wire_rmw q = rmw_add();
+    wire_compose_rmw(b, &q);
+}
+
+static void c_rmw_incr(struct wire_buf *b)
+{
+    struct wire_rmw q = rmw_incr();
+    wire_compose_rmw(b, &q);
+}
+
+static void c_rmw_delete(struct wire_buf *b)
+{
+    struct wire_rmw q = rmw_delete();
+    wire_compose_rmw(b, &q);
+}
+
+static void c_rmw_reply_rec(struct wire_buf *b)
+{
+    struct wire_rmw_reply r = rmw_reply_rec();
+    wire_compose_rmw_reply(b, &r);
+}
+
+static void c_rmw_reply_plain(struct wire_buf *b)
+{
+    struct wire_rmw_reply r = rmw_reply_plain();
+    wire_compose_rmw_reply(b, &r);
+}
+
 static void c_empty(struct wire_buf *b)
 {
     (void)b;
@@ -256,6 +341,8 @@ enum parser {
     P_READ_REPLY,
     P_DIGEST_REPLY,
     P_WRITE,
+    P_RMW,
+    P_RMW_REPLY,
     P_EMPTY, /* WRITE response: no body */
     P_COUNT
 };
@@ -289,6 +376,11 @@ static const struct sample samples[] = {
     {"digest-miss", WIRE_OP_READ, R | D, P_DIGEST_REPLY, c_digest_miss},
     {"write", WIRE_OP_WRITE, 0, P_WRITE, c_write},
     {"write-ack", WIRE_OP_WRITE, R, P_EMPTY, c_empty},
+    {"rmw-add", WIRE_OP_RMW, 0, P_RMW, c_rmw_add},
+    {"rmw-incr", WIRE_OP_RMW, 0, P_RMW, c_rmw_incr},
+    {"rmw-delete", WIRE_OP_RMW, 0, P_RMW, c_rmw_delete},
+    {"rmw-reply-rec", WIRE_OP_RMW, R, P_RMW_REPLY, c_rmw_reply_rec},
+    {"rmw-reply-plain", WIRE_OP_RMW, R, P_RMW_REPLY, c_rmw_reply_plain},
 };
 #undef R
 #undef D
@@ -343,6 +435,14 @@ static enum wire_result parse_as(enum parser p, const uint8_t *body, size_t len)
             assert_true(wire_reader_done(&r));
         }
         return res;
+    }
+    case P_RMW: {
+        struct wire_rmw q;
+        return wire_parse_rmw(body, len, &q);
+    }
+    case P_RMW_REPLY: {
+        struct wire_rmw_reply r;
+        return wire_parse_rmw_reply(body, len, &r);
     }
     case P_EMPTY: return len == 0 ? WIRE_OK : WIRE_MALFORMED;
     case P_COUNT: break;
@@ -993,6 +1093,551 @@ static void test_compose_rejects_invalid(void **state)
     wire_buf_deinit(&b);
 }
 
+/* ---- Consistency levels and RMW ------------------------------------------ */
+
+static void test_cl(void **state)
+{
+    (void)state;
+    /* the numbers are on the wire */
+    assert_int_equal(WIRE_CL_ONE, 1);
+    assert_int_equal(WIRE_CL_QUORUM, 2);
+    assert_int_equal(WIRE_CL_ALL, 3);
+    assert_int_equal(WIRE_CL_ANY, 4);
+    static const struct {
+        uint8_t cl;
+        const char *name;
+    } names[] = {{1, "ONE"}, {2, "QUORUM"}, {3, "ALL"}, {4, "ANY"}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        assert_non_null(wire_cl_name(names[i].cl));
+        assert_string_equal(wire_cl_name(names[i].cl), names[i].name);
+    }
+    unsigned named = 0;
+    for (unsigned cl = 0; cl < 256; cl++)
+        named += wire_cl_name((uint8_t)cl) != NULL;
+    assert_int_equal(named, 4);
+    assert_null(wire_cl_name(0));
+    assert_null(wire_cl_name(5));
+    assert_null(wire_cl_name(255));
+
+    static const struct {
+        const char *s;
+        bool ok;
+        enum wire_cl cl;
+    } parses[] = {
+        {"one", true, WIRE_CL_ONE},
+        {"ONE", true, WIRE_CL_ONE},
+        {"One", true, WIRE_CL_ONE},
+        {"quorum", true, WIRE_CL_QUORUM},
+        {"QuOrUm", true, WIRE_CL_QUORUM},
+        {"all", true, WIRE_CL_ALL},
+        {"ALL", true, WIRE_CL_ALL},
+        {"any", true, WIRE_CL_ANY},
+        {"aNY", true, WIRE_CL_ANY},
+        {"", false, 0},
+        {"on", false, 0},
+        {"ones", false, 0},
+        {" one", false, 0},
+        {"quorum ", false, 0},
+        {"two", false, 0},
+        {"local_quorum", false, 0},
+        {"1", false, 0},
+    };
+    for (size_t i = 0; i < sizeof(parses) / sizeof(parses[0]); i++) {
+        enum wire_cl out = (enum wire_cl)99;
+        bool ok = wire_cl_parse(parses[i].s, &out);
+        if (ok != parses[i].ok)
+            fail_msg("wire_cl_parse(\"%s\") gave %d", parses[i].s, ok);
+        assert_int_equal(out, ok ? parses[i].cl : 99); /* untouched on failure */
+        if (ok)
+            assert_string_equal(wire_cl_name((uint8_t)out), names[out - 1].name);
+    }
+
+    /* needed replicas for n = 1..7 */
+    static const unsigned quorum[] = {1, 2, 2, 3, 3, 4, 4};
+    for (unsigned n = 1; n <= 7; n++) {
+        assert_int_equal(wire_cl_needed(WIRE_CL_ONE, n), 1);
+        assert_int_equal(wire_cl_needed(WIRE_CL_QUORUM, n), quorum[n - 1]);
+        assert_int_equal(wire_cl_needed(WIRE_CL_ALL, n), n);
+        assert_int_equal(wire_cl_needed(WIRE_CL_ANY, n), 1);
+    }
+    assert_int_equal(wire_cl_needed(WIRE_CL_QUORUM, 255), 128);
+}
+
+/* body[0..len) parses as p; each proper prefix, and the body with one more
+ * byte, is malformed. Exact-size copies, so ASan sees any overread. */
+static void assert_exact_body(enum parser p, const uint8_t *body, size_t len, const char *what)
+{
+    uint8_t *c = copy_exact(body, len);
+    if (parse_as(p, c, len) != WIRE_OK)
+        fail_msg("%s: does not parse", what);
+    free(c);
+    for (size_t k = 0; k < len; k++) {
+        c = copy_exact(body, k);
+        if (parse_as(p, c, k) != WIRE_MALFORMED)
+            fail_msg("%s: prefix %zu of %zu parsed", what, k, len);
+        free(c);
+    }
+    c = malloc(len + 1);
+    assert_non_null(c);
+    memcpy(c, body, len);
+    c[len] = 0;
+    if (parse_as(p, c, len + 1) != WIRE_MALFORMED)
+        fail_msg("%s: trailing byte accepted", what);
+    free(c);
+}
+
+static void assert_rmw_equal(const struct wire_rmw *a, const struct wire_rmw *b)
+{
+    assert_int_equal(a->op, b->op);
+    assert_int_equal(a->read_cl, b->read_cl);
+    assert_int_equal(a->write_cl, b->write_cl);
+    assert_int_equal(a->rflags, b->rflags);
+    assert_int_equal(a->key_len, b->key_len);
+    assert_memory_equal(a->key, b->key, a->key_len);
+    assert_int_equal(a->value_len, b->value_len);
+    if (a->value_len > 0)
+        assert_memory_equal(a->value, b->value, a->value_len);
+    assert_int_equal(a->flags, b->flags);
+    assert_int_equal(a->expiry, b->expiry);
+    assert_int_equal(a->expiry2, b->expiry2);
+    assert_int_equal(a->cas_in, b->cas_in);
+    assert_int_equal(a->delta, b->delta);
+    assert_int_equal(a->initial, b->initial);
+}
+
+/* p[0..n) lies inside body[0..len): a view, not a copy. */
+static void assert_view(const uint8_t *p, size_t n, const uint8_t *body, size_t len)
+{
+    assert_non_null(p);
+    assert_true(p >= body && p + n <= body + len);
+}
+
+/* Bytes of n as a varint (n < 2^21). */
+static size_t varint_len(size_t n)
+{
+    return n < 128 ? 1 : n < 16384 ? 2 : 3;
+}
+
+static bool rmw_op_stores(uint8_t op)
+{
+    return op >= WIRE_RMW_ADD && op <= WIRE_RMW_CAS;
+}
+
+static bool rmw_op_counts(uint8_t op)
+{
+    return op == WIRE_RMW_INCR || op == WIRE_RMW_DECR;
+}
+
+/* Every op, with and without a value, client flags and each request flag it
+ * allows, across the consistency levels: compose in a frame, parse, compare,
+ * compose again to the same bytes; every truncation and a trailing byte are
+ * malformed. */
+static void test_rmw_round_trip(void **state)
+{
+    (void)state;
+    /* the numbers are on the wire */
+    assert_int_equal(WIRE_RMW_ADD, 1);
+    assert_int_equal(WIRE_RMW_REPLACE, 2);
+    assert_int_equal(WIRE_RMW_APPEND, 3);
+    assert_int_equal(WIRE_RMW_PREPEND, 4);
+    assert_int_equal(WIRE_RMW_CAS, 5);
+    assert_int_equal(WIRE_RMW_DELETE, 6);
+    assert_int_equal(WIRE_RMW_TOUCH, 7);
+    assert_int_equal(WIRE_RMW_INCR, 8);
+    assert_int_equal(WIRE_RMW_DECR, 9);
+    assert_int_equal(WIRE_RMW_RETURN, 0x01);
+    assert_int_equal(WIRE_RMW_VIVIFY, 0x02);
+    assert_int_equal(WIRE_RMW_RETOUCH, 0x04);
+    assert_int_equal(WIRE_RMW_FLAGS_DEFINED, 0x07);
+
+    static const uint8_t rflag_sets[] = {0,
+                                         WIRE_RMW_RETURN,
+                                         WIRE_RMW_VIVIFY,
+                                         WIRE_RMW_RETOUCH,
+                                         WIRE_RMW_VIVIFY | WIRE_RMW_RETOUCH,
+                                         WIRE_RMW_FLAGS_DEFINED};
+    static const struct {
+        const uint8_t *p;
+        size_t n;
+    } values[] = {
+        {NULL, 0},
+        {(const uint8_t *)"1", 1},
+        {(const uint8_t *)"hello world", 11},
+        {big_value, sizeof(big_value)},
+    };
+    static const uint32_t client_flags[] = {0, 0xdeadbeef};
+
+    unsigned cases = 0, seen_ops = 0;
+    for (uint8_t op = WIRE_RMW_ADD; op <= WIRE_RMW_DECR; op++) {
+        for (size_t fi = 0; fi < sizeof(rflag_sets) / sizeof(rflag_sets[0]); fi++) {
+            uint8_t rf = rflag_sets[fi];
+            if (!rmw_op_counts(op) && (rf & (WIRE_RMW_VIVIFY | WIRE_RMW_RETOUCH)) != 0)
+                continue;
+            for (size_t vi = 0; vi < sizeof(values) / sizeof(values[0]); vi++) {
+                if (!rmw_op_stores(op) && values[vi].n > 0)
+                    continue;
+                for (size_t ci = 0; ci < sizeof(client_flags) / sizeof(client_flags[0]); ci++) {
+                    struct wire_rmw want = {
+                        .op = op,
+                        .read_cl = (uint8_t)(WIRE_CL_ONE + cases % 3),
+                        .write_cl = (uint8_t)(WIRE_CL_ONE + cases % 4),
+                        .rflags = rf,
+                        .key = big_key,
+                        .key_len = cases % 3 == 0 ? WIRE_REC_KEY_MAX : 1 + cases % 20,
+                        .value = values[vi].p,
+                        .value_len = values[vi].n,
+                        .flags = client_flags[ci],
+                        .expiry = cases % 2 ? rnd() : 0,
+                        .expiry2 = rnd(),
+                        .cas_in = cases % 2 ? 0 : rnd(),
+                        .delta = rnd(),
+                        .initial = cases % 5 ? rnd() : UINT64_MAX,
+                    };
+                    struct wire_buf b, again;
+                    wire_buf_init(&b);
+                    size_t m = wire_begin_frame(&b, WIRE_OP_RMW, 0, 1000 + cases);
+                    wire_compose_rmw(&b, &want);
+                    assert_int_equal(wire_end_frame(&b, m, WIRE_FRAME_MAX_DEFAULT), ST_OK);
+                    struct wire_frame f;
+                    size_t need;
+                    assert_int_equal(
+                        wire_parse_frame(b.data, b.len, WIRE_FRAME_MAX_DEFAULT, &f, &need),
+                        WIRE_OK);
+                    assert_int_equal(f.opcode, WIRE_OP_RMW);
+                    assert_int_equal(f.id, 1000 + cases);
+
+                    struct wire_rmw got;
+                    memset(&got, 0xa5, sizeof(got));
+                    assert_int_equal(wire_parse_rmw(f.body, f.body_len, &got), WIRE_OK);
+                    assert_rmw_equal(&got, &want);
+                    assert_view(got.key, got.key_len, f.body, f.body_len);
+                    assert_view(got.value, got.value_len, f.body, f.body_len);
+                    /* four u8, key, value, u32, five u64 */
+                    assert_int_equal(f.body_len, 4 + varint_len(want.key_len) + want.key_len +
+                                                     varint_len(want.value_len) + want.value_len +
+                                                     4 + 5 * 8);
+
+                    wire_buf_init(&again);
+                    wire_compose_rmw(&again, &got);
+                    assert_recomposes(f.body, f.body_len, &again);
+                    assert_exact_body(P_RMW, f.body, f.body_len, "rmw");
+                    wire_buf_deinit(&b);
+                    seen_ops |= 1u << op;
+                    cases++;
+                }
+            }
+        }
+    }
+    assert_int_equal(seen_ops, 0x3feu); /* ops 1..9 */
+    assert_true(cases >= 9 * 2);
+
+    /* every pair of levels (ANY is not a read level) */
+    for (uint8_t rcl = WIRE_CL_ONE; rcl <= WIRE_CL_ALL; rcl++) {
+        for (uint8_t wcl = WIRE_CL_ONE; wcl <= WIRE_CL_ANY; wcl++) {
+            struct wire_rmw want = rmw_delete(), got;
+            want.read_cl = rcl;
+            want.write_cl = wcl;
+            struct wire_buf b;
+            wire_buf_init(&b);
+            wire_compose_rmw(&b, &want);
+            assert_int_equal(b.err, ST_OK);
+            assert_int_equal(wire_parse_rmw(b.data, b.len, &got), WIRE_OK);
+            assert_rmw_equal(&got, &want);
+            wire_buf_deinit(&b);
+        }
+    }
+}
+
+/* The fields of an RMW request in the spec's order, without any check, so
+ * a test can write what a composer refuses to. */
+static void put_rmw_raw(struct wire_buf *b, const struct wire_rmw *q)
+{
+    wire_put_u8(b, q->op);
+    wire_put_u8(b, q->read_cl);
+    wire_put_u8(b, q->write_cl);
+    wire_put_u8(b, q->rflags);
+    wire_put_bytes(b, q->key, q->key_len);
+    wire_put_bytes(b, q->value, q->value_len);
+    wire_put_u32(b, q->flags);
+    wire_put_u64(b, q->expiry);
+    wire_put_u64(b, q->expiry2);
+    wire_put_u64(b, q->cas_in);
+    wire_put_u64(b, q->delta);
+    wire_put_u64(b, q->initial);
+}
+
+/* Each rule of an RMW request, both ways: the composer refuses the field
+ * (ST_INVAL, nothing left behind) and the parser refuses the same body
+ * written by hand (MALFORMED); the allowed neighbours of each refused value
+ * pass both, and the composer writes exactly the hand-built bytes. */
+static void test_rmw_invalid(void **state)
+{
+    (void)state;
+    static uint8_t key251[WIRE_REC_KEY_MAX + 1];
+    memset(key251, 'k', sizeof(key251));
+    enum { F_OP, F_RCL, F_WCL, F_RFLAGS, F_KEYLEN, F_VALUE };
+    static const struct {
+        uint8_t op;
+        int field;
+        unsigned v; /* the field's value; F_VALUE: a value length */
+        bool ok;
+    } cases[] = {
+        /* op in 1..9 */
+        {WIRE_RMW_ADD, F_OP, 0, false},
+        {WIRE_RMW_ADD, F_OP, 1, true},
+        {WIRE_RMW_ADD, F_OP, 9, true},
+        {WIRE_RMW_ADD, F_OP, 10, false},
+        {WIRE_RMW_ADD, F_OP, 255, false},
+        /* read_cl ONE..ALL */
+        {WIRE_RMW_ADD, F_RCL, 0, false},
+        {WIRE_RMW_ADD, F_RCL, WIRE_CL_ONE, true},
+        {WIRE_RMW_ADD, F_RCL, WIRE_CL_ALL, true},
+        {WIRE_RMW_ADD, F_RCL, WIRE_CL_ANY, false},
+        {WIRE_RMW_ADD, F_RCL, 5, false},
+        {WIRE_RMW_ADD, F_RCL, 255, false},
+        /* write_cl ONE..ANY */
+        {WIRE_RMW_ADD, F_WCL, 0, false},
+        {WIRE_RMW_ADD, F_WCL, WIRE_CL_ONE, true},
+        {WIRE_RMW_ADD, F_WCL, WIRE_CL_ANY, true},
+        {WIRE_RMW_ADD, F_WCL, 5, false},
+        {WIRE_RMW_ADD, F_WCL, 255, false},
+        /* undefined request flags */
+        {WIRE_RMW_INCR, F_RFLAGS, WIRE_RMW_FLAGS_DEFINED, true},
+        {WIRE_RMW_INCR, F_RFLAGS, 0x08, false},
+        {WIRE_RMW_INCR, F_RFLAGS, 0x80, false},
+        {WIRE_RMW_INCR, F_RFLAGS, 0xff, false},
+        /* key 1..250 bytes */
+        {WIRE_RMW_TOUCH, F_KEYLEN, 0, false},
+        {WIRE_RMW_TOUCH, F_KEYLEN, 1, true},
+        {WIRE_RMW_TOUCH, F_KEYLEN, WIRE_REC_KEY_MAX, true},
+        {WIRE_RMW_TOUCH, F_KEYLEN, WIRE_REC_KEY_MAX + 1, false},
+        /* a value with the stores only */
+        {WIRE_RMW_ADD, F_VALUE, 1, true},
+        {WIRE_RMW_REPLACE, F_VALUE, 1, true},
+        {WIRE_RMW_APPEND, F_VALUE, 1, true},
+        {WIRE_RMW_PREPEND, F_VALUE, 1, true},
+        {WIRE_RMW_CAS, F_VALUE, sizeof(big_value), true},
+        {WIRE_RMW_DELETE, F_VALUE, 1, false},
+        {WIRE_RMW_TOUCH, F_VALUE, 1, false},
+        {WIRE_RMW_INCR, F_VALUE, 1, false},
+        {WIRE_RMW_DECR, F_VALUE, 1, false},
+        {WIRE_RMW_DECR, F_VALUE, 0, true},
+        /* VIVIFY and RETOUCH with INCR/DECR only; RETURN with any op */
+        {WIRE_RMW_INCR, F_RFLAGS, WIRE_RMW_VIVIFY, true},
+        {WIRE_RMW_DECR, F_RFLAGS, WIRE_RMW_RETOUCH, true},
+        {WIRE_RMW_ADD, F_RFLAGS, WIRE_RMW_VIVIFY, false},
+        {WIRE_RMW_CAS, F_RFLAGS, WIRE_RMW_RETOUCH, false},
+        {WIRE_RMW_DELETE, F_RFLAGS, WIRE_RMW_VIVIFY, false},
+        {WIRE_RMW_TOUCH, F_RFLAGS, WIRE_RMW_RETOUCH, false},
+        {WIRE_RMW_TOUCH, F_RFLAGS, WIRE_RMW_RETURN | WIRE_RMW_VIVIFY, false},
+        {WIRE_RMW_TOUCH, F_RFLAGS, WIRE_RMW_RETURN, true},
+        {WIRE_RMW_DELETE, F_RFLAGS, WIRE_RMW_RETURN, true},
+    };
+    struct wire_buf b, raw;
+    wire_buf_init(&b);
+    wire_buf_init(&raw);
+    compose_sample(&b, sample_named("ping"), 1);
+    size_t good = b.len;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct wire_rmw q = {.op = cases[i].op,
+                             .read_cl = WIRE_CL_QUORUM,
+                             .write_cl = WIRE_CL_QUORUM,
+                             .key = key251,
+                             .key_len = 3,
+                             .flags = 5,
+                             .expiry = 6,
+                             .expiry2 = 7,
+                             .cas_in = 8,
+                             .delta = 9,
+                             .initial = 10};
+        unsigned v = cases[i].v;
+        switch (cases[i].field) {
+        case F_OP: q.op = (uint8_t)v; break;
+        case F_RCL: q.read_cl = (uint8_t)v; break;
+        case F_WCL: q.write_cl = (uint8_t)v; break;
+        case F_RFLAGS: q.rflags = (uint8_t)v; break;
+        case F_KEYLEN: q.key_len = v; break;
+        case F_VALUE:
+            q.value = big_value;
+            q.value_len = v;
+            break;
+        }
+
+        size_t m = wire_begin_frame(&b, WIRE_OP_RMW, 0, 2);
+        wire_compose_rmw(&b, &q);
+        if (cases[i].ok) {
+            assert_int_equal(b.err, ST_OK);
+        } else {
+            if (b.err != ST_INVAL)
+                fail_msg("case %zu: composed", i);
+            wire_put_u64(&b, 5); /* ignored: the error is sticky */
+        }
+        size_t body_at = m + WIRE_HEADER_LEN;
+        size_t body_len = b.len - body_at;
+        uint8_t *composed = copy_exact(b.data + body_at, body_len);
+        enum st_status st = wire_end_frame(&b, m, WIRE_FRAME_MAX_DEFAULT);
+        assert_int_equal(st, cases[i].ok ? ST_OK : ST_INVAL);
+        if (!cases[i].ok) {
+            assert_int_equal(b.len, good); /* nothing left behind */
+            assert_int_equal(b.err, ST_OK);
+        }
+        wire_abort_frame(&b, m); /* drops an accepted frame too */
+        assert_int_equal(b.len, good);
+
+        wire_buf_clear(&raw);
+        put_rmw_raw(&raw, &q);
+        assert_int_equal(raw.err, ST_OK);
+        enum wire_result want = cases[i].ok ? WIRE_OK : WIRE_MALFORMED;
+        uint8_t *c = copy_exact(raw.data, raw.len);
+        if (parse_as(P_RMW, c, raw.len) != want)
+            fail_msg("case %zu: parse gave the wrong answer", i);
+        free(c);
+        if (cases[i].ok) {
+            assert_int_equal(body_len, raw.len);
+            assert_memory_equal(composed, raw.data, raw.len);
+        }
+        free(composed);
+    }
+    wire_buf_deinit(&raw);
+    wire_buf_deinit(&b);
+}
+
+/* The fields of an RMW reply in the spec's order, unchecked. */
+static void put_rmw_reply_raw(struct wire_buf *b, uint8_t result, uint8_t created,
+                              uint8_t has_record, const struct wire_record *rec)
+{
+    wire_put_u8(b, result);
+    wire_put_u64(b, 1);
+    wire_put_u64(b, 2);
+    wire_put_u64(b, 3);
+    wire_put_u8(b, created);
+    wire_put_u8(b, has_record);
+    if (rec != NULL)
+        wire_put_record(b, rec); /* a tombstone (without a value) is a valid RECORD */
+}
+
+static void test_rmw_reply(void **state)
+{
+    (void)state;
+    assert_int_equal(WIRE_RMW_STORED, 1);
+    assert_int_equal(WIRE_RMW_NOT_STORED, 2);
+    assert_int_equal(WIRE_RMW_EXISTS, 3);
+    assert_int_equal(WIRE_RMW_NOT_FOUND, 4);
+    assert_int_equal(WIRE_RMW_NON_NUMERIC, 5);
+    assert_int_equal(WIRE_RMW_TOO_LARGE, 6);
+
+    /* round trips: with a record (a big one too), without, every result */
+    struct wire_rmw_reply replies[3 + 6];
+    replies[0] = rmw_reply_rec();
+    replies[1] = rmw_reply_rec();
+    replies[1].rec = rec_big();
+    replies[1].created = false;
+    replies[2] = rmw_reply_plain();
+    for (uint8_t res = WIRE_RMW_STORED; res <= WIRE_RMW_TOO_LARGE; res++) {
+        replies[2 + res] = (struct wire_rmw_reply){.result = res,
+                                                   .cas = rnd(),
+                                                   .number = rnd(),
+                                                   .old_expiry = rnd(),
+                                                   .created = res % 2,
+                                                   .has_record = res % 3 == 0,
+                                                   .rec = rec_plain()};
+    }
+    for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
+        const struct wire_rmw_reply *want = &replies[i];
+        struct wire_buf b, again;
+        wire_buf_init(&b);
+        size_t m = wire_begin_frame(&b, WIRE_OP_RMW, WIRE_FLAG_RESPONSE, 7);
+        wire_compose_rmw_reply(&b, want);
+        assert_int_equal(wire_end_frame(&b, m, WIRE_FRAME_MAX_DEFAULT), ST_OK);
+        struct wire_frame f;
+        size_t need;
+        assert_int_equal(wire_parse_frame(b.data, b.len, WIRE_FRAME_MAX_DEFAULT, &f, &need),
+                         WIRE_OK);
+        struct wire_rmw_reply got;
+        memset(&got, 0xa5, sizeof(got));
+        assert_int_equal(wire_parse_rmw_reply(f.body, f.body_len, &got), WIRE_OK);
+        assert_int_equal(got.result, want->result);
+        assert_int_equal(got.cas, want->cas);
+        assert_int_equal(got.number, want->number);
+        assert_int_equal(got.old_expiry, want->old_expiry);
+        assert_int_equal(got.created, want->created);
+        assert_int_equal(got.has_record, want->has_record);
+        if (want->has_record) {
+            assert_record_equal(&got.rec, &want->rec);
+            assert_view(got.rec.key, got.rec.key_len, f.body, f.body_len);
+            assert_view(got.rec.value, got.rec.value_len, f.body, f.body_len);
+        } else {
+            assert_int_equal(f.body_len, 1 + 3 * 8 + 2);
+        }
+        wire_buf_init(&again);
+        wire_compose_rmw_reply(&again, &got);
+        assert_recomposes(f.body, f.body_len, &again);
+        assert_exact_body(P_RMW_REPLY, f.body, f.body_len, "rmw reply");
+        wire_buf_deinit(&b);
+    }
+
+    /* has_record false: the record is not looked at */
+    struct wire_rmw_reply junk = rmw_reply_plain();
+    junk.rec.key_len = 0;
+    junk.rec.tombstone = true;
+    junk.rec.value_len = 9;
+    struct wire_buf b;
+    wire_buf_init(&b);
+    wire_compose_rmw_reply(&b, &junk);
+    assert_int_equal(b.err, ST_OK);
+    wire_buf_deinit(&b);
+
+    /* the rules, on compose and on a hand-built body */
+    struct wire_record plain = rec_plain(), tomb = rec_tomb(), no_key = rec_plain();
+    no_key.key_len = 0;
+    static const struct {
+        uint8_t result, created, has_record;
+        int rec; /* 0 none, 1 plain, 2 tombstone */
+        bool ok;
+    } cases[] = {
+        {0, 0, 0, 0, false},   {1, 0, 0, 0, true},    {6, 0, 0, 0, true},  {7, 0, 0, 0, false},
+        {255, 0, 0, 0, false}, {1, 1, 0, 0, true},    {1, 2, 0, 0, false}, {1, 0, 2, 0, false},
+        {1, 0, 1, 1, true},    {1, 0, 1, 2, false},   {1, 0, 0, 1, false}, {1, 0, 1, 0, false},
+        {1, 0, 2, 1, false},   {1, 255, 1, 1, false},
+    };
+    struct wire_buf raw;
+    wire_buf_init(&raw);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct wire_record *rec = cases[i].rec == 1   ? &plain
+                                        : cases[i].rec == 2 ? &tomb
+                                                            : NULL;
+        wire_buf_clear(&raw);
+        put_rmw_reply_raw(&raw, cases[i].result, cases[i].created, cases[i].has_record, rec);
+        assert_int_equal(raw.err, ST_OK);
+        uint8_t *c = copy_exact(raw.data, raw.len);
+        enum wire_result want = cases[i].ok ? WIRE_OK : WIRE_MALFORMED;
+        if (parse_as(P_RMW_REPLY, c, raw.len) != want)
+            fail_msg("reply case %zu: parse gave the wrong answer", i);
+        free(c);
+    }
+    wire_buf_deinit(&raw);
+
+    /* compose: a result out of range, a tombstone, a record without a key */
+    wire_buf_init(&b);
+    compose_sample(&b, sample_named("ping"), 1);
+    size_t good = b.len;
+    for (int i = 0; i < 4; i++) {
+        struct wire_rmw_reply r = rmw_reply_rec();
+        switch (i) {
+        case 0: r.result = 0; break;
+        case 1: r.result = WIRE_RMW_TOO_LARGE + 1; break;
+        case 2: r.rec = tomb; break;
+        case 3: r.rec = no_key; break;
+        }
+        size_t m = wire_begin_frame(&b, WIRE_OP_RMW, WIRE_FLAG_RESPONSE, 2);
+        wire_compose_rmw_reply(&b, &r);
+        assert_int_equal(b.err, ST_INVAL);
+        assert_int_equal(wire_end_frame(&b, m, WIRE_FRAME_MAX_DEFAULT), ST_INVAL);
+        assert_int_equal(b.len, good);
+    }
+    wire_buf_deinit(&b);
+}
+
 /* ---- Frames --------------------------------------------------------------- */
 
 /* Every proper prefix of every sample frame asks for more, with the right
@@ -1341,6 +1986,10 @@ int main(void)
         cmocka_unit_test(test_bodies_truncated_or_long),
         cmocka_unit_test(test_bodies_invalid_fields),
         cmocka_unit_test(test_compose_rejects_invalid),
+        cmocka_unit_test(test_cl),
+        cmocka_unit_test(test_rmw_round_trip),
+        cmocka_unit_test(test_rmw_invalid),
+        cmocka_unit_test(test_rmw_reply),
         cmocka_unit_test(test_frame_truncations),
         cmocka_unit_test(test_frame_bit_flips),
         cmocka_unit_test(test_frame_limits),
