@@ -145,6 +145,7 @@ const char *mc_bin_status_text(enum mc_bin_status s)
     case MC_BIN_UNKNOWN_COMMAND: return "Unknown command";
     case MC_BIN_ENOMEM: return "Out of memory allocating item"; /* memcached: stores only */
     case MC_BIN_EINTERNAL: return "Internal error";
+    case MC_BIN_ETMPFAIL: return "Temporary failure";
     }
     return "UNHANDLED ERROR";
 }

@@ -78,6 +78,7 @@ enum mc_bin_status {
     MC_BIN_UNKNOWN_COMMAND = 0x0081,
     MC_BIN_ENOMEM = 0x0082,
     MC_BIN_EINTERNAL = 0x0084, /* the server failed (strata-node: its storage) */
+    MC_BIN_ETMPFAIL = 0x0086,  /* temporary failure (strata-node: replicas) */
 };
 
 struct mc_bin_header {

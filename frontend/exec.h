@@ -38,7 +38,22 @@ enum fe_result {
     FE_TOO_LARGE,   /* value over the item size limit */
     FE_NO_MEMORY,   /* could not be stored */
     FE_FAILED,      /* the store failed (I/O, corruption): SERVER_ERROR */
+    FE_UNAVAILABLE, /* too few replicas up for the consistency level (strata-node) */
+    FE_TIMEOUT,     /* replicas did not answer in time: the write may have been applied */
 };
+
+/* The reply line of a result that is the server's failure (FE_FAILED,
+ * FE_UNAVAILABLE, FE_TIMEOUT), the same words in the text and meta
+ * protocols; NULL for any other result. */
+static inline const char *fe_server_error(enum fe_result r)
+{
+    switch (r) {
+    case FE_FAILED: return "SERVER_ERROR storage error\r\n";
+    case FE_UNAVAILABLE: return "SERVER_ERROR not enough replicas available\r\n";
+    case FE_TIMEOUT: return "SERVER_ERROR timeout waiting for replicas\r\n";
+    default: return NULL;
+    }
+}
 
 enum fe_store_mode {
     FE_SET,

@@ -146,6 +146,8 @@ static enum mc_bin_status status_of(enum fe_result r)
     case FE_TOO_LARGE: return MC_BIN_E2BIG;
     case FE_NO_MEMORY: return MC_BIN_ENOMEM;
     case FE_FAILED: return MC_BIN_EINTERNAL;
+    case FE_UNAVAILABLE:
+    case FE_TIMEOUT: return MC_BIN_ETMPFAIL;
     }
     return MC_BIN_ENOMEM;
 }
@@ -352,14 +354,57 @@ enum proto_action proto_binary_nread_done(struct conn *c)
     return store_answer(c, r, cas);
 }
 
+/* The reply of INCR/DECR. */
+static enum proto_action delta_answer(struct conn *c, const struct mc_bin_header *h,
+                                      enum fe_result r, uint64_t value, uint64_t cas)
+{
+    if (r != FE_OK)
+        return respond_error(c, h->opcode, h->opaque, status_of(r));
+    if (mc_bin_is_quiet(h->opcode))
+        return PROTO_NEXT;
+    uint8_t body[8];
+    mc_bin_put64(body, value);
+    return respond(c, h->opcode, h->opaque, MC_BIN_OK, cas, NULL, 0, NULL, 0, body, 8);
+}
+
+/* An INCR/DECR whose result comes later: its header. */
+static void delta_cont(struct conn *c, struct fe_call *call, const struct fe_answer *a)
+{
+    const struct mc_bin_header *h = fe_call_extra(call);
+    if (delta_answer(c, h, a->result, a->arith.value, a->arith.cas) == PROTO_CLOSE)
+        c->close_after_write = true;
+}
+
 /* INCR/DECR: extras are delta (8), initial (8), expiration (4); an
- * expiration of 0xffffffff means "do not create a missing key". */
+ * expiration of 0xffffffff means "do not create a missing key". An
+ * executor that completes later gets it as ma does (N: create with the
+ * initial value), so the decision is one atomic step where the data is. */
 static enum proto_action do_delta(struct conn *c, const struct mc_bin_header *h, const uint8_t *ext,
                                   const char *key)
 {
     bool incr = h->opcode == MC_BIN_INCREMENT || h->opcode == MC_BIN_INCREMENTQ;
     uint64_t delta = mc_bin_get64(ext), initial = mc_bin_get64(ext + 8);
     uint32_t expiration = mc_bin_get32(ext + 16);
+    if (c->xo->meta_delta_async != NULL) {
+        struct fe_call *call = fe_call_new(c, delta_cont, sizeof(*h));
+        if (call == NULL)
+            return respond_error(c, h->opcode, h->opaque, MC_BIN_ENOMEM);
+        memcpy(fe_call_extra(call), h, sizeof(*h));
+        struct fe_meta_arith a = {
+            .incr = incr,
+            .delta = delta,
+            .cas_in = h->cas,
+            .vivify = expiration != 0xffffffffu,
+            .initial = initial,
+            .ttl = FE_META_TTL_NONE,
+        };
+        if (a.vivify) { /* N, the only TTL flag: the created item's exptime */
+            a.ttl.vivify_pos = 0;
+            a.ttl.vivify_exptime = exptime_at(ext + 16);
+        }
+        c->xo->meta_delta_async(c->wctx, key, h->keylen, &a, call);
+        return PROTO_NEXT;
+    }
     uint64_t value = 0, cas = 0;
     enum fe_result r = c->xo->delta(c->wctx, key, h->keylen, incr, delta, h->cas, &value, &cas);
     for (int attempt = 0; r == FE_NOT_FOUND && expiration != 0xffffffffu && attempt < 2;
@@ -380,13 +425,7 @@ static enum proto_action do_delta(struct conn *c, const struct mc_bin_header *h,
             r = c->xo->delta(c->wctx, key, h->keylen, incr, delta, h->cas, &value, &cas);
         }
     }
-    if (r != FE_OK)
-        return respond_error(c, h->opcode, h->opaque, status_of(r));
-    if (mc_bin_is_quiet(h->opcode))
-        return PROTO_NEXT;
-    uint8_t body[8];
-    mc_bin_put64(body, value);
-    return respond(c, h->opcode, h->opaque, MC_BIN_OK, cas, NULL, 0, NULL, 0, body, 8);
+    return delta_answer(c, h, r, value, cas);
 }
 
 struct stat_ctx {

@@ -213,6 +213,13 @@ static enum proto_action meta_get_answer(struct conn *c, const struct mc_meta_re
     return reply_line(c, &l, it);
 }
 
+/* A failure of the server (fe_server_error's line). */
+static enum proto_action server_error(struct conn *c, enum fe_result r)
+{
+    const char *line = fe_server_error(r);
+    return reply(c, line, strlen(line));
+}
+
 /* An mg whose lookup completes later: the line is kept and parsed again
  * for the reply, the request's views pointing into the copy. */
 struct mg_later {
@@ -228,6 +235,12 @@ static void mg_cont(struct conn *c, struct fe_call *call, const struct fe_answer
         if (a->item != NULL)
             c->xo->release(c->exec, a->item);
         c->close_after_write = true;
+        return;
+    }
+    if (fe_server_error(a->result) != NULL) {
+        if (a->item != NULL)
+            c->xo->release(c->exec, a->item);
+        server_error(c, a->result);
         return;
     }
     if (meta_get_answer(c, &req, a->item, &a->info) == PROTO_CLOSE)
@@ -381,7 +394,9 @@ static enum proto_action ms_answer(struct conn *c, enum fe_result r, uint64_t ca
     case FE_EXISTS: line_put(&l, LIT("EX")); break;
     case FE_NOT_FOUND: line_put(&l, LIT("NF")); break;
     case FE_TOO_LARGE: return reply(c, LIT("SERVER_ERROR object too large for cache\r\n"));
-    case FE_FAILED: return reply(c, LIT("SERVER_ERROR storage error\r\n"));
+    case FE_FAILED:
+    case FE_UNAVAILABLE:
+    case FE_TIMEOUT: return server_error(c, r);
     default: return reply(c, LIT("SERVER_ERROR out of memory storing object\r\n"));
     }
     for (const char *o = ms->order; *o != '\0'; o++) {
@@ -409,7 +424,9 @@ static enum proto_action md_answer(struct conn *c, const struct mc_meta_request 
         break;
     case FE_EXISTS: line_put(&l, LIT("EX")); break;
     case FE_NO_MEMORY: return reply(c, LIT("SERVER_ERROR out of memory\r\n"));
-    case FE_FAILED: return reply(c, LIT("SERVER_ERROR storage error\r\n"));
+    case FE_FAILED:
+    case FE_UNAVAILABLE:
+    case FE_TIMEOUT: return server_error(c, r);
     default: line_put(&l, LIT("NF")); break;
     }
     line_echo(&l, req);
@@ -496,8 +513,8 @@ static enum proto_action ma_answer(struct conn *c, const struct mc_meta_request 
      * increment or creation has been done */
     if (r == FE_NON_NUMERIC)
         return reply(c, LIT("CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"));
-    if (r == FE_FAILED)
-        return reply(c, LIT("SERVER_ERROR storage error\r\n"));
+    if (fe_server_error(r) != NULL)
+        return server_error(c, r);
     if (r == FE_NO_MEMORY)
         return req->has_vivify ? reply(c, LIT("SERVER_ERROR Out of memory allocating new item\r\n"))
                                : reply(c, LIT("SERVER_ERROR out of memory\r\n"));

@@ -89,9 +89,16 @@ static void get_cont(struct conn *c, struct fe_call *call, const struct fe_answe
     void *it = a->item;
     note(c, FE_NOTE_GET, g->key, g->nkey, it != NULL);
     /* The lines of the keys before this one may be gone already: an error
-     * here cannot replace the whole reply as at once. */
-    if (it != NULL && add_value(c, it, g->with_cas) != ST_OK)
+     * here cannot replace the whole reply as at once. A lookup that failed
+     * (replicas unavailable) ends the reply with its error and closes, as
+     * memcached does when it cannot finish a get's reply. */
+    const char *err = fe_server_error(a->result);
+    if (err != NULL) {
+        reply(c, err, strlen(err));
         c->close_after_write = true;
+    } else if (it != NULL && add_value(c, it, g->with_cas) != ST_OK) {
+        c->close_after_write = true;
+    }
 }
 
 /* The lookup of one key through the executor's asynchronous path. */
@@ -183,6 +190,13 @@ static enum proto_action do_store(struct conn *c, const struct mc_request *req)
     return PROTO_NEXT;
 }
 
+/* A failure of the server (fe_server_error's line). */
+static enum proto_action server_error(struct conn *c, bool noreply, enum fe_result r)
+{
+    const char *line = fe_server_error(r);
+    return reply_maybe(c, noreply, line, strlen(line));
+}
+
 /* The reply of a storage command. */
 static enum proto_action store_reply(struct conn *c, bool noreply, enum fe_result r, uint64_t value)
 {
@@ -194,7 +208,9 @@ static enum proto_action store_reply(struct conn *c, bool noreply, enum fe_resul
     case FE_NOT_FOUND: return reply_maybe(c, noreply, LIT("NOT_FOUND\r\n"));
     case FE_TOO_LARGE:
         return reply_maybe(c, noreply, LIT("SERVER_ERROR object too large for cache\r\n"));
-    case FE_FAILED: return reply_maybe(c, noreply, LIT("SERVER_ERROR storage error\r\n"));
+    case FE_FAILED:
+    case FE_UNAVAILABLE:
+    case FE_TIMEOUT: return server_error(c, noreply, r);
     default: return reply_maybe(c, noreply, LIT("SERVER_ERROR out of memory storing object\r\n"));
     }
 }
@@ -216,7 +232,9 @@ static enum proto_action delta_reply(struct conn *c, bool noreply, enum fe_resul
     case FE_NON_NUMERIC:
         return reply_maybe(c, noreply,
                            LIT("CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"));
-    case FE_FAILED: return reply_maybe(c, noreply, LIT("SERVER_ERROR storage error\r\n"));
+    case FE_FAILED:
+    case FE_UNAVAILABLE:
+    case FE_TIMEOUT: return server_error(c, noreply, r);
     default: return reply_maybe(c, noreply, LIT("SERVER_ERROR out of memory\r\n"));
     }
 }
@@ -225,8 +243,8 @@ static enum proto_action delete_reply(struct conn *c, bool noreply, enum fe_resu
                                       uint64_t value)
 {
     (void)value;
-    if (r == FE_FAILED)
-        return reply_maybe(c, noreply, LIT("SERVER_ERROR storage error\r\n"));
+    if (fe_server_error(r) != NULL)
+        return server_error(c, noreply, r);
     return r == FE_OK ? reply_maybe(c, noreply, LIT("DELETED\r\n"))
                       : reply_maybe(c, noreply, LIT("NOT_FOUND\r\n"));
 }
@@ -234,8 +252,8 @@ static enum proto_action delete_reply(struct conn *c, bool noreply, enum fe_resu
 static enum proto_action touch_reply(struct conn *c, bool noreply, enum fe_result r, uint64_t value)
 {
     (void)value;
-    if (r == FE_FAILED)
-        return reply_maybe(c, noreply, LIT("SERVER_ERROR storage error\r\n"));
+    if (fe_server_error(r) != NULL)
+        return server_error(c, noreply, r);
     return r == FE_OK ? reply_maybe(c, noreply, LIT("TOUCHED\r\n"))
                       : reply_maybe(c, noreply, LIT("NOT_FOUND\r\n"));
 }
