@@ -20,6 +20,7 @@
 #include "frontend/fe.h"
 #include "frontend/worker.h"
 #include "server/cluster.h"
+#include "server/coord.h"
 #include "server/members.h"
 #include "server/version.h"
 #include "storage/include/lsm.h"
@@ -31,6 +32,7 @@ struct kv {
     struct fe *fe;           /* the front end running us: its counters for stats */
     struct cluster *cluster; /* the cluster port, for stats cluster; may be NULL */
     struct members *members; /* membership, for stats cluster; may be NULL */
+    struct coord *coord;     /* the coordinator in front, for stats cluster; may be NULL */
     struct lsm_db *db;
     struct hlc *clock;
     uint16_t node_id;
@@ -136,15 +138,12 @@ static pthread_mutex_t *lock_of(struct kv *kv, const char *key, size_t nkey)
     return &kv->locks[lsm_token(key, nkey) & (KV_LOCKS - 1)];
 }
 
-/* The front end's exptime (relative to process start, 0: never) as the
- * engine's absolute unix seconds. */
-static uint64_t expiry_of(rel_time_t exptime)
+uint64_t kv_expiry_of(rel_time_t exptime)
 {
     return exptime == 0 ? 0 : (uint64_t)clock_process_started() + exptime;
 }
 
-/* Seconds left (meta t), -1 for no expiry. */
-static int64_t ttl_left(uint64_t expiry)
+int64_t kv_ttl_left(uint64_t expiry)
 {
     if (expiry == 0)
         return -1;
@@ -216,7 +215,7 @@ static enum fe_result remove_key(struct kv *kv, const char *key, size_t nkey)
 static bool retouch(struct kv *kv, struct lsm_record *rec, rel_time_t exptime)
 {
     uint64_t cas;
-    uint64_t expiry = expiry_of(exptime);
+    uint64_t expiry = kv_expiry_of(exptime);
     if (put(kv, (const char *)rec->key, rec->key_len, rec->value, rec->value_len, rec->flags,
             expiry, &cas) != FE_STORED)
         return false;
@@ -277,7 +276,7 @@ static void *kv_reserve(void *wctx, const char *key, size_t nkey, uint32_t flags
         }
         return NULL;
     }
-    struct kv_item *it = item_new(key, nkey, flags, expiry_of(exptime), nbytes);
+    struct kv_item *it = item_new(key, nkey, flags, kv_expiry_of(exptime), nbytes);
     if (it == NULL) {
         *res = FE_NO_MEMORY;
         STAT_INCR(&w->stats, store_no_memory);
@@ -510,7 +509,7 @@ static void kv_flush_all(void *wctx, int64_t delay, bool allowed)
 
 static struct fe_meta_info info_of(const struct lsm_record *rec)
 {
-    return (struct fe_meta_info){.ttl = ttl_left(rec->expiry)};
+    return (struct fe_meta_info){.ttl = kv_ttl_left(rec->expiry)};
 }
 
 static void *kv_meta_get(void *wctx, const char *key, size_t nkey, const struct fe_meta_ttl *ttl,
@@ -588,12 +587,12 @@ static enum fe_result kv_meta_delta(void *wctx, const char *key, size_t nkey,
     } else if (cur == NULL && a->vivify) {
         char num[24];
         size_t n = mc_u64_to_str(a->initial, num);
-        r = put(kv, key, nkey, num, n, 0, expiry_of(a->ttl.vivify_exptime), &a->cas);
+        r = put(kv, key, nkey, num, n, 0, kv_expiry_of(a->ttl.vivify_exptime), &a->cas);
         if (r == FE_STORED) {
             r = FE_OK;
             a->value = a->initial;
             a->created = true;
-            a->ttl_reported = ttl_left(expiry_of(a->ttl.vivify_exptime));
+            a->ttl_reported = kv_ttl_left(kv_expiry_of(a->ttl.vivify_exptime));
         }
     } else if (cur == NULL) {
         r = FE_NOT_FOUND;
@@ -601,14 +600,14 @@ static enum fe_result kv_meta_delta(void *wctx, const char *key, size_t nkey,
         r = FE_EXISTS;
     } else {
         r = delta_locked(kv, cur, a->incr, a->delta, &a->value, &a->cas);
-        a->ttl_reported = ttl_left(cur->expiry);
+        a->ttl_reported = kv_ttl_left(cur->expiry);
         if (r == FE_OK && a->ttl.touch_pos >= 0) {
             /* T: the counter takes the new TTL (one more version) */
             struct lsm_record *now = lookup(kv, key, nkey);
             if (now != NULL && retouch(kv, now, a->ttl.touch_exptime)) {
                 a->cas = now->version.hlc;
                 if (a->ttl.t_pos < 0 || a->ttl.t_pos > a->ttl.touch_pos)
-                    a->ttl_reported = ttl_left(now->expiry);
+                    a->ttl_reported = kv_ttl_left(now->expiry);
             }
             lsm_record_free(&now);
         }
@@ -639,6 +638,180 @@ static void *kv_meta_debug(void *wctx, const char *key, size_t nkey, struct fe_m
         return NULL;
     *info = info_of(rec);
     return item_of_record(rec);
+}
+
+/* ---------------------------------------------------- RMW at the primary */
+
+uint64_t kv_item_expiry(const void *item)
+{
+    return ((const struct kv_item *)item)->expiry;
+}
+
+void *kv_item_copy(const struct wire_record *rec)
+{
+    struct kv_item *it =
+        item_new((const char *)rec->key, rec->key_len, rec->flags, rec->expiry, rec->value_len);
+    if (it == NULL)
+        return NULL;
+    if (rec->value_len > 0)
+        memcpy(it->value, rec->value, rec->value_len);
+    it->cas = rec->version.hlc;
+    return it;
+}
+
+/* The value an RMW store writes, given the live record (NULL: none):
+ * *v / *n, *flags and *expiry. *owned is a buffer to free (append,
+ * prepend, incr/decr results). The outcome when nothing is to be
+ * written. REQUIRES: the key's lock. */
+static enum wire_rmw_result rmw_decide(const struct wire_rmw *q, const struct lsm_record *cur,
+                                       struct lsm_record *out, char *num, size_t numcap,
+                                       char **owned, size_t *nowned, bool *created)
+{
+    *out = (struct lsm_record){
+        .key = q->key,
+        .key_len = q->key_len,
+        .value = q->value,
+        .value_len = q->value_len,
+        .flags = q->flags,
+        .expiry = q->expiry,
+    };
+    switch ((enum wire_rmw_op)q->op) {
+    case WIRE_RMW_ADD: return cur != NULL ? WIRE_RMW_NOT_STORED : WIRE_RMW_STORED;
+    case WIRE_RMW_REPLACE: return cur == NULL ? WIRE_RMW_NOT_STORED : WIRE_RMW_STORED;
+    case WIRE_RMW_CAS:
+        return cur == NULL                     ? WIRE_RMW_NOT_FOUND
+               : cur->version.hlc != q->cas_in ? WIRE_RMW_EXISTS
+                                               : WIRE_RMW_STORED;
+    case WIRE_RMW_APPEND:
+    case WIRE_RMW_PREPEND: {
+        if (cur == NULL)
+            return WIRE_RMW_NOT_STORED;
+        size_t n = cur->value_len + q->value_len;
+        char *v = mem_alloc(MEM_CONN, n ? n : 1);
+        if (v == NULL)
+            return 0; /* out of memory: the caller fails */
+        bool append = q->op == WIRE_RMW_APPEND;
+        size_t first = append ? cur->value_len : q->value_len;
+        memcpy(v, append ? (const void *)cur->value : q->value, first);
+        memcpy(v + first, append ? (const void *)q->value : cur->value, n - first);
+        *owned = v;
+        *nowned = n ? n : 1;
+        out->value = (const uint8_t *)v;
+        out->value_len = n;
+        out->flags = cur->flags; /* the stored item keeps its flags and TTL */
+        out->expiry = cur->expiry;
+        return WIRE_RMW_STORED;
+    }
+    case WIRE_RMW_DELETE:
+        if (cur == NULL)
+            return WIRE_RMW_NOT_FOUND;
+        if (q->cas_in != 0 && cur->version.hlc != q->cas_in)
+            return WIRE_RMW_EXISTS;
+        out->tombstone = true;
+        out->value_len = 0;
+        out->expiry = (uint64_t)clock_unix_now(); /* the deletion time, once */
+        return WIRE_RMW_STORED;
+    case WIRE_RMW_TOUCH:
+        if (cur == NULL)
+            return WIRE_RMW_NOT_FOUND;
+        out->value = cur->value;
+        out->value_len = cur->value_len;
+        out->flags = cur->flags;
+        return WIRE_RMW_STORED;
+    case WIRE_RMW_INCR:
+    case WIRE_RMW_DECR: {
+        uint64_t v;
+        if (cur == NULL) {
+            if ((q->rflags & WIRE_RMW_VIVIFY) == 0)
+                return WIRE_RMW_NOT_FOUND;
+            v = q->initial;
+            out->flags = 0;
+            *created = true;
+        } else if (q->cas_in != 0 && cur->version.hlc != q->cas_in) {
+            return WIRE_RMW_EXISTS;
+        } else if (cur->value_len == 0 ||
+                   !mc_delta_parse((const char *)cur->value, cur->value_len, &v)) {
+            return WIRE_RMW_NON_NUMERIC;
+        } else {
+            v = q->op == WIRE_RMW_INCR ? v + q->delta : (q->delta > v ? 0 : v - q->delta);
+            out->flags = cur->flags;
+            out->expiry = cur->expiry;
+        }
+        size_t n = mc_u64_to_str(v, num);
+        /* a shorter result keeps the stored length, padded with spaces, as
+         * memcached's in-place update does */
+        if (cur != NULL && n < cur->value_len && cur->value_len <= numcap) {
+            memset(num + n, ' ', cur->value_len - n);
+            n = cur->value_len;
+        }
+        out->value = (const uint8_t *)num;
+        out->value_len = n;
+        if (q->rflags & WIRE_RMW_RETOUCH)
+            out->expiry = q->expiry2;
+        return WIRE_RMW_STORED;
+    }
+    }
+    return 0;
+}
+
+enum st_status kv_rmw(struct kv *kv, const struct wire_rmw *q, struct wire_rmw_reply *reply,
+                      struct lsm_record **written)
+{
+    *reply = (struct wire_rmw_reply){0};
+    if (written != NULL)
+        *written = NULL;
+    pthread_mutex_t *l = lock_of(kv, (const char *)q->key, q->key_len);
+    pthread_mutex_lock(l);
+    struct lsm_record *cur = NULL;
+    char num[24 + MC_KEY_MAX];
+    char *owned = NULL;
+    size_t nowned = 0;
+    enum st_status st = lsm_get(kv->db, q->key, q->key_len, 0, &cur);
+    struct lsm_record rec;
+    enum wire_rmw_result r = 0;
+    if (st == ST_OK) {
+        reply->old_expiry = cur != NULL ? cur->expiry : 0;
+        r = rmw_decide(q, cur, &rec, num, sizeof(num), &owned, &nowned, &reply->created);
+        if (r == 0)
+            st = ST_NOMEM;
+    }
+    if (st == ST_OK && r == WIRE_RMW_STORED && !rec.tombstone && rec.value_len > kv->max_value_len)
+        r = WIRE_RMW_TOO_LARGE;
+    if (st == ST_OK && r == WIRE_RMW_STORED) {
+        rec.version = (struct lsm_version){hlc_now(kv->clock), kv->node_id};
+        st = rec.tombstone ? lsm_delete(kv->db, rec.key, rec.key_len, rec.version, rec.expiry)
+                           : lsm_put(kv->db, &rec);
+        if (st == ST_OK) {
+            reply->cas = rec.version.hlc;
+            if (q->op == WIRE_RMW_INCR || q->op == WIRE_RMW_DECR)
+                mc_delta_parse((const char *)rec.value, rec.value_len, &reply->number);
+            if (written != NULL && lsm_record_copy(&rec, written) != ST_OK)
+                st = ST_NOMEM; /* applied here, but cannot be replicated */
+        }
+    }
+    pthread_mutex_unlock(l);
+    if (st != ST_OK)
+        log_warn("node: read-modify-write failed: %s", st_status_name(st));
+    else
+        reply->result = (uint8_t)r;
+    if (st == ST_OK && (q->rflags & WIRE_RMW_RETURN) && written != NULL && *written != NULL &&
+        !(*written)->tombstone) {
+        const struct lsm_record *w = *written;
+        reply->has_record = true;
+        reply->rec = (struct wire_record){
+            .key = w->key,
+            .key_len = w->key_len,
+            .value = w->value,
+            .value_len = w->value_len,
+            .flags = w->flags,
+            .expiry = w->expiry,
+            .version = {w->version.hlc, w->version.node},
+        };
+    }
+    if (owned != NULL)
+        mem_free(MEM_CONN, owned, nowned);
+    lsm_record_free(&cur);
+    return st;
 }
 
 /* ------------------------------------------------------------- stats */
@@ -723,6 +896,8 @@ static bool kv_stats(void *exec, const char *args, size_t len,
         if (kv->members != NULL)
             members_stats(kv->members, emit, arg);
         cluster_stats(kv->cluster, emit, arg);
+        if (kv->coord != NULL)
+            coord_stats(kv->coord, emit, arg);
     } else
         return false;
     return true;
@@ -767,6 +942,16 @@ void kv_attach_cluster(struct kv *kv, struct cluster *cluster, struct members *m
 {
     kv->cluster = cluster;
     kv->members = members;
+}
+
+void kv_attach_coord(struct kv *kv, struct coord *coord)
+{
+    kv->coord = coord;
+}
+
+struct coord *kv_coord(const struct kv *kv)
+{
+    return kv->coord;
 }
 
 void kv_destroy(struct kv **kvp)

@@ -18,12 +18,15 @@
 
 #include "common/hlc.h"
 #include "common/status.h"
+#include "common/wire.h"
 #include "frontend/exec.h"
 
 struct cluster;
+struct coord;
 struct members;
 struct fe;
 struct lsm_db;
+struct lsm_record;
 struct kv;
 
 /* The executor; its context is the struct kv, each worker's is the
@@ -37,4 +40,36 @@ enum st_status kv_create(struct fe *fe, struct lsm_db *db, struct hlc *clock, ui
 /* `stats cluster` reads the membership view and the cluster port's
  * counters (NULL: none). Before the workers start. */
 void kv_attach_cluster(struct kv *kv, struct cluster *cluster, struct members *members);
+/* The coordinator in front of this kv (its operations find their loop
+ * through it) and its `stats cluster` part. Before the workers start. */
+void kv_attach_coord(struct kv *kv, struct coord *coord);
+struct coord *kv_coord(const struct kv *kv);
 void kv_destroy(struct kv **kv);
+
+/* The front end's exptime (relative to process start, 0: never) as the
+ * engine's absolute unix seconds; seconds left of an expiry (meta t), -1
+ * for none. */
+uint64_t kv_expiry_of(rel_time_t exptime);
+int64_t kv_ttl_left(uint64_t expiry);
+
+/* The absolute expiry (unix seconds, 0 never) of an item from kv's
+ * reserve(). */
+uint64_t kv_item_expiry(const void *item);
+
+/* An item the front end can hold (view/release of kv_exec_ops) holding a
+ * copy of the record's fields; NULL when out of memory. Any thread. */
+void *kv_item_copy(const struct wire_record *rec);
+
+/*
+ * A read-modify-write on this node's replica, as the key's primary runs
+ * it (docs/NODE.md, "The coordinator"): under the key's lock, reads the
+ * live record, decides as memcached does, and writes the result at a new
+ * version. *reply gets the outcome; *written (when not NULL) the record
+ * written, owned by the caller (lsm_record_free), NULL when nothing was;
+ * with WIRE_RMW_RETURN, reply->rec is a view of *written (REQUIRES:
+ * written not NULL).
+ * ST_OK, or ST_IO/ST_CORRUPT/ST_NOMEM when the engine failed (logged).
+ * Any thread.
+ */
+enum st_status kv_rmw(struct kv *kv, const struct wire_rmw *q, struct wire_rmw_reply *reply,
+                      struct lsm_record **written);

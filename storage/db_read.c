@@ -182,6 +182,22 @@ void lsm_record_free(struct lsm_record **rec)
     *rec = NULL;
 }
 
+enum st_status lsm_record_copy(const struct lsm_record *in, struct lsm_record **out)
+{
+    struct lsm_record *r = mem_alloc(MEM_STORAGE, sizeof(*r) + in->key_len + in->value_len);
+    if (r == NULL)
+        return ST_NOMEM;
+    uint8_t *p = (uint8_t *)(r + 1);
+    memcpy(p, in->key, in->key_len);
+    if (in->value_len > 0)
+        memcpy(p + in->key_len, in->value, in->value_len);
+    *r = *in;
+    r->key = p;
+    r->value = p + in->key_len;
+    *out = r;
+    return ST_OK;
+}
+
 /* ----------------------------------------------------------- snapshots */
 
 enum st_status lsm_snapshot_create(struct lsm_db *db, struct lsm_snapshot **out)

@@ -185,8 +185,13 @@ enum st_status lsm_delete(struct lsm_db *db, const void *key, size_t key_len,
 enum st_status lsm_get(struct lsm_db *db, const void *key, size_t key_len, unsigned read_flags,
                        struct lsm_record **out);
 
-/* Frees a record returned by lsm_get; NULLs *rec; accepts NULL. */
+/* Frees a record returned by lsm_get or lsm_record_copy; NULLs *rec;
+ * accepts NULL. */
 void lsm_record_free(struct lsm_record **rec);
+
+/* A copy of `in` in one allocation, as lsm_get returns records (free with
+ * lsm_record_free). ST_NOMEM. */
+enum st_status lsm_record_copy(const struct lsm_record *in, struct lsm_record **out);
 
 /* Token of a key as the engine orders it (XXH3_64bits of the key bytes). */
 uint64_t lsm_token(const void *key, size_t key_len);
