@@ -22,14 +22,16 @@
 #include "common/log.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
+#include "server/coord.h"
 #include "server/members.h"
+#include "server/replica.h"
 #include "storage/include/lsm.h"
 
 /* clang-format off */
 #define CLUSTER_COUNTERS(X)                                                  \
     X(conns_accepted) X(conns_refused) X(handshakes) X(handshakes_refused)   \
     X(frames_in) X(frames_out) X(bad_frames) X(pings) X(reads) X(writes)     \
-    X(records_written) X(clock_refusals) X(storage_errors)
+    X(records_written) X(rmws) X(clock_refusals) X(storage_errors)
 /* clang-format on */
 
 struct cluster {
@@ -44,6 +46,7 @@ struct cluster {
     struct cluster_conn *conns;
     _Atomic unsigned nconns;
     struct members *members; /* gossip rounds peers start here; NULL: none */
+    struct coord *coord;     /* RMWs peers forward here; NULL: none */
 #define X(name) _Atomic uint64_t name;
     CLUSTER_COUNTERS(X)
 #undef X
@@ -55,23 +58,32 @@ struct cluster_conn {
     struct bufferevent *bev;
     char peer[NI_MAXHOST + NI_MAXSERV + 2];
     bool handshaken;
-    bool closing; /* answer written, then close */
+    bool closing;     /* answer written, then close */
+    unsigned waiting; /* RMWs the coordinator has not answered yet */
+    bool dead;        /* closed while RMWs were waiting: freed by the last */
     struct wire_buf out;
 };
 
 #define COUNT(c, name) atomic_fetch_add_explicit(&(c)->name, 1, memory_order_relaxed)
 
+/* Closes k; its memory goes when no RMW of it is waiting any more. */
 static void conn_free(struct cluster_conn *k)
 {
     struct cluster *c = k->c;
-    if (k->prev != NULL)
-        k->prev->next = k->next;
-    else
-        c->conns = k->next;
-    if (k->next != NULL)
-        k->next->prev = k->prev;
-    atomic_fetch_sub(&c->nconns, 1);
-    bufferevent_free(k->bev);
+    if (!k->dead) {
+        if (k->prev != NULL)
+            k->prev->next = k->next;
+        else
+            c->conns = k->next;
+        if (k->next != NULL)
+            k->next->prev = k->prev;
+        atomic_fetch_sub(&c->nconns, 1);
+        bufferevent_free(k->bev);
+        k->bev = NULL;
+        k->dead = true;
+    }
+    if (k->waiting > 0)
+        return;
     wire_buf_deinit(&k->out);
     mem_free(MEM_CONN, k, sizeof(*k));
 }
@@ -171,20 +183,6 @@ static void on_ping(struct cluster_conn *k, const struct wire_frame *f)
         COUNT(c, frames_out);
 }
 
-static void record_of(const struct lsm_record *in, struct wire_record *out)
-{
-    *out = (struct wire_record){
-        .key = in->key,
-        .key_len = in->key_len,
-        .value = in->tombstone ? NULL : in->value,
-        .value_len = in->tombstone ? 0 : in->value_len,
-        .flags = in->flags,
-        .expiry = in->expiry,
-        .version = {in->version.hlc, in->version.node},
-        .tombstone = in->tombstone,
-    };
-}
-
 /* READ: the newest version held, tombstones and expired records included
  * (the coordinator resolves them), as data or as a digest. */
 static void on_read(struct cluster_conn *k, const struct wire_frame *f)
@@ -198,7 +196,7 @@ static void on_read(struct cluster_conn *k, const struct wire_frame *f)
     }
     COUNT(c, reads);
     struct lsm_record *rec = NULL;
-    enum st_status st = lsm_get(c->db, key, nkey, LSM_READ_TOMBSTONES | LSM_READ_EXPIRED, &rec);
+    enum st_status st = replica_read(c->db, key, nkey, &rec);
     if (st != ST_OK) {
         COUNT(c, storage_errors);
         respond_error(k, f->id, WIRE_ERR_STORAGE, st_status_name(st));
@@ -206,7 +204,7 @@ static void on_read(struct cluster_conn *k, const struct wire_frame *f)
     }
     struct wire_record w;
     if (rec != NULL)
-        record_of(rec, &w);
+        replica_record_of(rec, &w);
     bool digest = (f->flags & WIRE_FLAG_DIGEST) != 0;
     size_t mark = wire_begin_frame(&k->out, WIRE_OP_READ,
                                    WIRE_FLAG_RESPONSE | (digest ? WIRE_FLAG_DIGEST : 0), f->id);
@@ -251,21 +249,7 @@ static void on_write(struct cluster_conn *k, const struct wire_frame *f)
                              "record version ahead of this node's clock beyond the skew bound");
             return;
         }
-        struct lsm_version v = {w.version.hlc, w.version.node};
-        if (w.tombstone) {
-            st = lsm_batch_delete(batch, w.key, w.key_len, v, w.expiry);
-        } else {
-            struct lsm_record rec = {
-                .key = w.key,
-                .key_len = w.key_len,
-                .value = w.value,
-                .value_len = w.value_len,
-                .flags = w.flags,
-                .expiry = w.expiry,
-                .version = v,
-            };
-            st = lsm_batch_put(batch, &rec);
-        }
+        st = replica_batch_add(batch, &w);
     }
     if (st == ST_OK)
         st = lsm_write(c->db, batch);
@@ -280,6 +264,62 @@ static void on_write(struct cluster_conn *k, const struct wire_frame *f)
     size_t mark = wire_begin_frame(&k->out, WIRE_OP_WRITE, WIRE_FLAG_RESPONSE, f->id);
     if (wire_end_frame(&k->out, mark, c->cfg.frame_max) == ST_OK)
         COUNT(c, frames_out);
+}
+
+/* An RMW the coordinator finished: its reply to the waiting request. */
+struct rmw_wait {
+    struct cluster_conn *k;
+    uint64_t id;
+};
+
+static void on_rmw_done(void *arg, uint16_t err, const char *msg, const struct wire_rmw_reply *r)
+{
+    struct rmw_wait *wt = arg;
+    struct cluster_conn *k = wt->k;
+    uint64_t id = wt->id;
+    mem_free(MEM_CONN, wt, sizeof(*wt));
+    k->waiting--;
+    if (k->dead) {
+        conn_free(k); /* frees it once the last has come back */
+        return;
+    }
+    if (err != 0) {
+        respond_error(k, id, err, msg);
+    } else {
+        size_t mark = wire_begin_frame(&k->out, WIRE_OP_RMW, WIRE_FLAG_RESPONSE, id);
+        wire_compose_rmw_reply(&k->out, r);
+        if (wire_end_frame(&k->out, mark, k->c->cfg.frame_max) == ST_OK)
+            COUNT(k->c, frames_out);
+        else
+            respond_error(k, id, WIRE_ERR_TOO_LARGE, "the record does not fit a frame");
+    }
+    if (!k->closing)
+        flush_out(k);
+}
+
+/* RMW: run by the coordinator as the key's primary; answered later. */
+static void on_rmw(struct cluster_conn *k, const struct wire_frame *f)
+{
+    struct cluster *c = k->c;
+    struct wire_rmw q;
+    if (c->coord == NULL) {
+        respond_error(k, f->id, WIRE_ERR_NOT_READY, "no coordinator");
+        return;
+    }
+    if (wire_parse_rmw(f->body, f->body_len, &q) != WIRE_OK) {
+        refuse_and_close(k, f->id, WIRE_ERR_BAD_REQUEST, "malformed rmw");
+        return;
+    }
+    struct rmw_wait *wt = mem_alloc(MEM_CONN, sizeof(*wt));
+    if (wt == NULL) {
+        respond_error(k, f->id, WIRE_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    COUNT(c, rmws);
+    wt->k = k;
+    wt->id = f->id;
+    k->waiting++;
+    coord_serve_rmw(c->coord, &q, on_rmw_done, wt);
 }
 
 /* A peer's gossip round: its SYN (answered with our ACK) or its ACK2. */
@@ -323,6 +363,7 @@ static void dispatch(struct cluster_conn *k, const struct wire_frame *f)
     case WIRE_OP_PING: on_ping(k, f); break;
     case WIRE_OP_READ: on_read(k, f); break;
     case WIRE_OP_WRITE: on_write(k, f); break;
+    case WIRE_OP_RMW: on_rmw(k, f); break;
     case WIRE_OP_GOSSIP_SYN:
     case WIRE_OP_GOSSIP_ACK2: on_gossip(k, f); break;
     case WIRE_OP_HANDSHAKE:
@@ -523,6 +564,11 @@ void cluster_stop(struct cluster **cp)
 void cluster_attach_members(struct cluster *c, struct members *m)
 {
     c->members = m;
+}
+
+void cluster_attach_coord(struct cluster *c, struct coord *co)
+{
+    c->coord = co;
 }
 
 const char *cluster_addr(const struct cluster *c)

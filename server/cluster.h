@@ -2,7 +2,8 @@
  * cluster.h - the node's cluster port (7311 by default): the server side
  * of the internal protocol (docs/formats/cluster-protocol.md) - the
  * handshake, PING, and a replica's READ and WRITE on the local engine.
- * The coordinator's client side and gossip come next (docs/NODE.md).
+ * RMWs forwarded by peers go to the coordinator (coord.h); gossip rounds
+ * to membership (members.h).
  *
  * Runs on the event base it is given (strata-node's main loop). A
  * malformed, oversized or corrupt frame closes that connection and is
@@ -20,6 +21,7 @@
 struct event_base;
 struct lsm_db;
 struct members;
+struct coord;
 struct cluster;
 
 struct cluster_config {
@@ -42,6 +44,9 @@ enum st_status cluster_start(const struct cluster_config *cfg, struct event_base
 void cluster_stop(struct cluster **c);
 /* Gossip SYN and ACK2 frames go to m (members.h). Before the loop runs. */
 void cluster_attach_members(struct cluster *c, struct members *m);
+/* RMW frames go to co (coord.h), answered when it is done. Before the
+ * loop runs. */
+void cluster_attach_coord(struct cluster *c, struct coord *co);
 /* "tcp:host:port" actually bound. */
 const char *cluster_addr(const struct cluster *c);
 

@@ -30,6 +30,7 @@
 #include "frontend/listener.h"
 #include "frontend/worker.h"
 #include "server/cluster.h"
+#include "server/coord.h"
 #include "server/gossip.h"
 #include "server/identity.h"
 #include "server/kv.h"
@@ -53,6 +54,9 @@ struct node_settings {
     unsigned max_conns;
     unsigned vnodes;
     unsigned replicas;
+    enum wire_cl read_cl, write_cl;
+    unsigned timeout_ms;
+    unsigned read_repair_pct;
     char *seeds; /* comma-separated cluster addresses */
     size_t max_value_len;
     enum lsm_sync_mode sync;
@@ -70,6 +74,8 @@ struct node {
     struct lsm_db *db;
     struct lsm_env *fault_env; /* --test-fail-writes-after only */
     struct kv *kv;
+    struct coord *coord;
+    struct fe_exec_ops xo; /* kv's operations with the coordinator's */
     struct cluster *cluster;
     struct gossip *gossip;
     struct members *members;
@@ -93,6 +99,11 @@ static void usage(FILE *f)
             "      --vnodes <num>         ring tokens chosen at first start (default 16)\n"
             "  -s, --seeds <list>         seed cluster addresses host:port,... (default none)\n"
             "  -N, --replicas <num>       replication factor (default 3)\n"
+            "      --read-consistency <l> one | quorum | all (default quorum)\n"
+            "      --write-consistency <l> any | one | quorum | all (default quorum)\n"
+            "      --request-timeout <ms> a replica's answer, before SERVER_ERROR (default 2000)\n"
+            "      --read-repair-chance <pct> reads that also check the other replicas\n"
+            "                             (default 10)\n"
             "      --sync <mode>          always | interval | none (default interval)\n"
             "  -v, -vv                    log connection events / every command\n"
             "      --config <file>        options as 'name = value' lines (the long names;\n"
@@ -136,6 +147,10 @@ static const struct option longs[] = {
     {"test-fail-writes-after", required_argument, NULL, 1002},
     {"config", required_argument, NULL, 1003},
     {"check-config", no_argument, NULL, 1004},
+    {"read-consistency", required_argument, NULL, 1005},
+    {"write-consistency", required_argument, NULL, 1006},
+    {"request-timeout", required_argument, NULL, 1007},
+    {"read-repair-chance", required_argument, NULL, 1008},
     {"verbose", no_argument, NULL, 'v'},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
@@ -212,6 +227,24 @@ static int parse_args(struct node_settings *s, int argc, char **argv, const char
             printf("strata-node %s (memcached %s)\n", STRATA_VERSION, MC_COMPAT_VERSION);
             return 0;
         case 'h': usage(stdout); return 0;
+        case 1005:
+            if (!wire_cl_parse(optarg, &s->read_cl) || s->read_cl == WIRE_CL_ANY)
+                goto bad;
+            break;
+        case 1006:
+            if (!wire_cl_parse(optarg, &s->write_cl))
+                goto bad;
+            break;
+        case 1007:
+            if (!parse_uint(optarg, 3600000, &v) || v < 10)
+                goto bad;
+            s->timeout_ms = (unsigned)v;
+            break;
+        case 1008:
+            if (!parse_uint(optarg, 100, &v))
+                goto bad;
+            s->read_repair_pct = (unsigned)v;
+            break;
         case 1003: break; /* --config: read before the flags */
         case 1004: s->check_config = true; break;
         default: usage(stderr); return origin != NULL ? EX_CONFIG : EX_USAGE;
@@ -501,6 +534,38 @@ static enum st_status membership_open(struct node *n, const struct cluster_confi
     return members_start(&mc, n->base, n->gossip, &n->clock, &n->members);
 }
 
+/* The coordinator: the executor of client commands on every worker, and
+ * of the RMWs peers forward to the cluster port (the main loop). */
+static enum st_status coord_open(struct node *n, const struct cluster_config *cc)
+{
+    char addr[WIRE_ADDR_MAX + 1];
+    snprintf(addr, sizeof(addr), "%s:%u", n->s.listen_addr, n->s.cluster_port);
+    struct coord_config cfg = {
+        .replicas = n->s.replicas,
+        .read_cl = n->s.read_cl,
+        .write_cl = n->s.write_cl,
+        .timeout_ms = n->s.timeout_ms,
+        .max_inflight = 4096,
+        .read_repair_pct = n->s.read_repair_pct,
+        .cluster_name = n->s.cluster_name,
+        .short_id = cc->short_id,
+        .generation = cc->generation,
+        .addr = addr,
+        .frame_max = cc->frame_max,
+    };
+    memcpy(cfg.node_id, cc->node_id, WIRE_NODE_ID_LEN);
+    enum st_status st =
+        coord_create(&cfg, n->kv, n->db, &n->clock, n->members, n->s.threads + 1, &n->coord);
+    if (st == ST_OK)
+        st = coord_loop_start(n->coord, n->s.threads, n->base);
+    if (st != ST_OK)
+        return st;
+    kv_attach_coord(n->kv, n->coord);
+    cluster_attach_coord(n->cluster, n->coord);
+    n->fe.xo = coord_exec(&kv_exec_ops, &n->xo);
+    return ST_OK;
+}
+
 /* The cluster port on the main loop. */
 static enum st_status cluster_open(struct node *n)
 {
@@ -524,7 +589,7 @@ static enum st_status cluster_open(struct node *n)
         return st;
     cluster_attach_members(n->cluster, n->members);
     kv_attach_cluster(n->kv, n->cluster, n->members);
-    return ST_OK;
+    return coord_open(n, &cc);
 }
 
 int main(int argc, char **argv)
@@ -541,6 +606,10 @@ int main(int argc, char **argv)
         .max_conns = 1024,
         .vnodes = 16,
         .replicas = 3,
+        .read_cl = WIRE_CL_QUORUM,
+        .write_cl = WIRE_CL_QUORUM,
+        .timeout_ms = 2000,
+        .read_repair_pct = 10,
         .max_value_len = LSM_DEFAULT_MAX_VALUE_LEN,
         .sync = LSM_SYNC_INTERVAL,
     };
@@ -572,6 +641,7 @@ int main(int argc, char **argv)
     }
     for (unsigned i = 0; i < n->s.threads; i++) {
         if (worker_init(&n->fe.workers[i], i, &n->fe) != ST_OK ||
+            coord_loop_start(n->coord, i, n->fe.workers[i].base) != ST_OK ||
             worker_start(&n->fe.workers[i]) != ST_OK) {
             fprintf(stderr, "strata-node: cannot start worker %u\n", i);
             n->fe.nworkers = i;
@@ -601,12 +671,15 @@ out_workers:
         worker_stop(&n->fe.workers[i]);
     for (unsigned i = 0; i < n->fe.nworkers; i++)
         worker_join(&n->fe.workers[i]);
-    for (unsigned i = 0; i < n->fe.nworkers; i++)
+    for (unsigned i = 0; i < n->fe.nworkers; i++) {
+        coord_loop_stop(n->coord, i);
         worker_deinit(&n->fe.workers[i]);
+    }
     mem_free(MEM_OTHER, n->fe.workers, n->s.threads * sizeof(*n->fe.workers));
     n->fe.workers = NULL;
 out:
     listener_destroy(&n->fe.listener);
+    coord_destroy(&n->coord); /* the main loop's part answers the cluster port */
     members_stop(&n->members);
     cluster_stop(&n->cluster);
     gossip_destroy(&n->gossip);

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/hlc.h"
 #include "common/log.h"
 #include "common/mc_text.h"
@@ -50,16 +51,10 @@ struct members {
     struct event *tick;
     struct link *links[MEMBERS_MAX_LINKS];
     pthread_mutex_t mu; /* g and ring, against stats readers */
-    struct ring *ring;
     uint64_t ring_version;
+    struct members_view *view; /* the published view (holds a reference) */
+    _Atomic uint64_t view_version;
 };
-
-static uint64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void link_free(struct link *l)
 {
@@ -114,7 +109,7 @@ static void on_response(struct link *l, const struct wire_frame *f)
         size_t mark = wire_begin_frame(&l->out, WIRE_OP_GOSSIP_ACK2, 0, l->next_id++);
         pthread_mutex_lock(&m->mu);
         enum gossip_result r =
-            gossip_handle_ack(m->g, f->body, f->body_len, monotonic_ms(), &l->out);
+            gossip_handle_ack(m->g, f->body, f->body_len, clock_monotonic_ms(), &l->out);
         pthread_mutex_unlock(&m->mu);
         if (r != GOSSIP_OK) {
             wire_abort_frame(&l->out, mark);
@@ -246,22 +241,100 @@ static struct link *link_get(struct members *m, const char *addr)
     return l;
 }
 
-/* Rebuilds the ring when the members' tokens or statuses changed. */
+void members_view_release(struct members_view **vp)
+{
+    struct members_view *v = *vp;
+    if (v == NULL)
+        return;
+    *vp = NULL;
+    if (atomic_fetch_sub(&v->refs, 1) != 1)
+        return;
+    size_t n = v->ring != NULL ? ring_node_count(v->ring) : 0;
+    mem_free(MEM_OTHER, v->addrs, (n ? n : 1) * sizeof(*v->addrs));
+    mem_free(MEM_OTHER, (void *)v->state, (n ? n : 1) * sizeof(*v->state));
+    ring_free(&v->ring);
+    mem_free(MEM_OTHER, v, sizeof(*v));
+}
+
+/* Each ring node's liveness as gossip sees it now. REQUIRES: mu. */
+static void view_refresh_states(struct members *m, struct members_view *v)
+{
+    uint64_t now = clock_monotonic_ms();
+    for (uint32_t i = 0; i < ring_node_count(v->ring); i++)
+        atomic_store_explicit(
+            &v->state[i], (unsigned char)gossip_peer_state(m->g, ring_node(v->ring, i)->id, now),
+            memory_order_relaxed);
+}
+
+/* A view of ring r (taken): addresses from gossip. REQUIRES: mu. */
+static struct members_view *view_build(struct members *m, struct ring *r)
+{
+    size_t n = ring_node_count(r);
+    struct members_view *v = mem_calloc(MEM_OTHER, 1, sizeof(*v));
+    if (v != NULL) {
+        v->addrs = mem_calloc(MEM_OTHER, n ? n : 1, sizeof(*v->addrs));
+        v->state = mem_calloc(MEM_OTHER, n ? n : 1, sizeof(*v->state));
+    }
+    if (v == NULL || v->addrs == NULL || v->state == NULL) {
+        if (v != NULL) {
+            mem_free(MEM_OTHER, v->addrs, (n ? n : 1) * sizeof(*v->addrs));
+            mem_free(MEM_OTHER, (void *)v->state, (n ? n : 1) * sizeof(*v->state));
+            mem_free(MEM_OTHER, v, sizeof(*v));
+        }
+        ring_free(&r);
+        return NULL;
+    }
+    v->ring = r;
+    v->refs = 1;
+    v->self = ring_find(r, m->cfg.node_id);
+    for (uint32_t i = 0; i < n; i++) {
+        struct gossip_peer p;
+        if (gossip_find(m->g, ring_node(r, i)->id, &p) && p.addr != NULL)
+            snprintf(v->addrs[i], sizeof(v->addrs[i]), "%s", p.addr);
+    }
+    view_refresh_states(m, v);
+    return v;
+}
+
+/* Rebuilds the ring (and publishes a view of it) when the members'
+ * tokens or statuses changed; refreshes the view's liveness. */
 static void ring_refresh(struct members *m)
 {
     pthread_mutex_lock(&m->mu);
     uint64_t v = gossip_ring_version(m->g);
-    if (v != m->ring_version) {
+    if (v != m->ring_version || m->view == NULL) {
         struct ring_node nodes[256];
         size_t n = gossip_ring_nodes(m->g, nodes, 256);
         struct ring *r = NULL;
         if (ring_build(nodes, n < 256 ? n : 256, &r) == ST_OK) {
-            ring_free(&m->ring);
-            m->ring = r;
-            m->ring_version = v;
+            struct members_view *view = view_build(m, r);
+            if (view != NULL) {
+                m->ring_version = v;
+                view->version = atomic_load(&m->view_version) + 1;
+                members_view_release(&m->view);
+                m->view = view;
+                atomic_store(&m->view_version, view->version);
+            }
         }
+    } else {
+        view_refresh_states(m, m->view);
     }
     pthread_mutex_unlock(&m->mu);
+}
+
+struct members_view *members_view_acquire(struct members *m)
+{
+    pthread_mutex_lock(&m->mu);
+    struct members_view *v = m->view;
+    if (v != NULL)
+        atomic_fetch_add(&v->refs, 1);
+    pthread_mutex_unlock(&m->mu);
+    return v;
+}
+
+uint64_t members_view_version(struct members *m)
+{
+    return atomic_load_explicit(&m->view_version, memory_order_acquire);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -272,7 +345,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct gossip_target t[GOSSIP_MAX_TARGETS];
     char addrs[GOSSIP_MAX_TARGETS][WIRE_ADDR_MAX + 1];
     pthread_mutex_lock(&m->mu);
-    size_t n = gossip_tick(m->g, monotonic_ms(), t);
+    size_t n = gossip_tick(m->g, clock_monotonic_ms(), t);
     for (size_t i = 0; i < n; i++)
         snprintf(addrs[i], sizeof(addrs[i]), "%s", t[i].addr);
     pthread_mutex_unlock(&m->mu);
@@ -325,7 +398,7 @@ void members_stop(struct members **mp)
             link_free(m->links[i]);
     if (m->tick != NULL)
         event_free(m->tick);
-    ring_free(&m->ring);
+    members_view_release(&m->view);
     pthread_mutex_destroy(&m->mu);
     mem_free(MEM_OTHER, m, sizeof(*m));
 }
@@ -334,7 +407,7 @@ enum gossip_result members_handle_syn(struct members *m, const uint8_t *body, si
                                       struct wire_buf *ack)
 {
     pthread_mutex_lock(&m->mu);
-    enum gossip_result r = gossip_handle_syn(m->g, body, len, monotonic_ms(), ack);
+    enum gossip_result r = gossip_handle_syn(m->g, body, len, clock_monotonic_ms(), ack);
     pthread_mutex_unlock(&m->mu);
     return r;
 }
@@ -342,7 +415,7 @@ enum gossip_result members_handle_syn(struct members *m, const uint8_t *body, si
 enum gossip_result members_handle_ack2(struct members *m, const uint8_t *body, size_t len)
 {
     pthread_mutex_lock(&m->mu);
-    enum gossip_result r = gossip_handle_ack2(m->g, body, len, monotonic_ms());
+    enum gossip_result r = gossip_handle_ack2(m->g, body, len, clock_monotonic_ms());
     pthread_mutex_unlock(&m->mu);
     return r;
 }
@@ -351,21 +424,22 @@ void members_stats(struct members *m, void (*emit)(void *arg, const char *name, 
                    void *arg)
 {
     pthread_mutex_lock(&m->mu);
-    uint64_t now = monotonic_ms();
+    const struct ring *ring = m->view != NULL ? m->view->ring : NULL;
+    uint64_t now = clock_monotonic_ms();
     size_t n = gossip_count(m->g);
     char buf[WIRE_ADDR_MAX + 160], name[32];
     buf[mc_u64_to_str(n, buf)] = '\0';
     emit(arg, "members", buf);
-    unsigned in_ring = m->ring != NULL ? ring_node_count(m->ring) : 0;
+    unsigned in_ring = ring != NULL ? ring_node_count(ring) : 0;
     buf[mc_u64_to_str(in_ring, buf)] = '\0';
     emit(arg, "ring_nodes", buf);
     double owned[256];
-    if (m->ring != NULL && in_ring <= 256)
-        ring_ownership(m->ring, m->cfg.replicas, owned, NULL);
+    if (ring != NULL && in_ring <= 256)
+        ring_ownership(ring, m->cfg.replicas, owned, NULL);
     for (size_t i = 0; i < n; i++) {
         struct gossip_peer p;
         gossip_peer_at(m->g, i, &p);
-        uint32_t rn = m->ring != NULL ? ring_find(m->ring, p.id) : RING_NONE;
+        uint32_t rn = ring != NULL ? ring_find(ring, p.id) : RING_NONE;
         double own = rn != RING_NONE && in_ring <= 256 ? owned[rn] * 100.0 : 0.0;
         snprintf(name, sizeof(name), "member_%u", (unsigned)p.short_id);
         snprintf(buf, sizeof(buf), "addr=%s state=%s status=%s generation=%llu owns=%.1f%%%s",

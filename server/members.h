@@ -11,6 +11,8 @@
 
 #include <stdint.h>
 
+#include <stdatomic.h>
+
 #include "common/status.h"
 #include "common/wire.h"
 #include "server/gossip.h"
@@ -42,6 +44,30 @@ void members_stop(struct members **m);
 enum gossip_result members_handle_syn(struct members *m, const uint8_t *body, size_t len,
                                       struct wire_buf *ack);
 enum gossip_result members_handle_ack2(struct members *m, const uint8_t *body, size_t len);
+
+/*
+ * What a coordinator reads to place a request: the ring with each ring
+ * node's cluster address and liveness. Immutable but for `state`, which
+ * each gossip round refreshes; published anew when the ring changes and
+ * kept alive by references, so a worker holds one without a lock and
+ * swaps it when members_view_version moves.
+ */
+struct members_view {
+    struct ring *ring;
+    uint64_t version;                 /* members_view_version when published */
+    uint32_t self;                    /* our ring node number, RING_NONE if not in it */
+    char (*addrs)[WIRE_ADDR_MAX + 1]; /* per ring node: cluster address ("" unknown) */
+    _Atomic unsigned char *state;     /* per ring node: enum phi_state */
+    _Atomic unsigned refs;
+};
+
+/* The current view, referenced (release it). Never NULL once started:
+ * before the first ring it is an empty ring. Any thread. */
+struct members_view *members_view_acquire(struct members *m);
+/* Drops a reference (the last frees); NULLs *v; accepts NULL. */
+void members_view_release(struct members_view **v);
+/* Moves each time a new view is published. Any thread, lock-free. */
+uint64_t members_view_version(struct members *m);
 
 /* `stats cluster`'s membership part: one line per known node and the
  * ring's size. Any thread. */
