@@ -1,0 +1,125 @@
+/*
+ * coord_write.c - a write at a consistency level (coord_op.h): one WRITE
+ * of the record, composed once, to each replica of its key (this node's
+ * own through the engine), decided at W acknowledgements, or as soon as W
+ * can no longer be reached. A replica that failed or timed out is counted
+ * (coord_replica_failures); hints for it are the next step.
+ */
+#include "server/coord_op.h"
+
+
+#include "common/log.h"
+#include "common/mem.h"
+#include "server/replica.h"
+#include "storage/include/lsm.h"
+
+/* -------------------------------------------------------------- writes */
+
+void coord_write_free(struct op *op)
+{
+    struct wop *w = (struct wop *)op;
+    lsm_record_free(&w->rec);
+    mem_free(MEM_CONN, w, sizeof(*w));
+}
+
+static void wop_check(struct wop *w)
+{
+    if (w->base.decided)
+        return;
+    if (w->acks >= w->need) {
+        coord_op_decide(&w->base, CST_OK);
+        return;
+    }
+    if (w->acks + w->base.outstanding >= w->need)
+        return;
+    struct loop *lp = w->base.lp;
+    enum cst st = w->indeterminate ? CST_TIMEOUT : w->storage_failed ? CST_FAILED : CST_UNAVAILABLE;
+    if (st == CST_TIMEOUT)
+        COUNT(lp, coord_timeouts);
+    coord_op_decide(&w->base, st);
+}
+
+static void wop_done(void *arg, enum peer_result r, const struct wire_frame *f)
+{
+    struct wrep *rep = arg;
+    struct wop *w = rep->w;
+    w->base.outstanding--;
+    if (r == PEER_OK && f->opcode == WIRE_OP_WRITE) {
+        rep->state = REP_DONE;
+        w->acks++;
+    } else {
+        rep->state = REP_FAILED;
+        COUNT(w->base.lp, coord_replica_failures);
+        if (r == PEER_TIMEOUT || r == PEER_CLOSED)
+            w->indeterminate = true;
+        else if (r == PEER_ERROR)
+            w->storage_failed = true;
+    }
+    wop_check(w);
+    coord_op_maybe_free(&w->base);
+}
+
+/* The body of a WRITE of one record, in lp->scratch. */
+bool coord_compose_write(struct loop *lp, const struct lsm_record *rec)
+{
+    struct wire_record wr;
+    replica_record_of(rec, &wr);
+    wire_buf_clear(&lp->scratch);
+    wire_compose_write(&lp->scratch, &wr, 1);
+    return lp->scratch.err == ST_OK;
+}
+
+/*
+ * Writes rec (taken; its version and expiry already chosen) to the
+ * replicas of its key at cl; self_applied: this node's replica has it
+ * already (an RMW at the primary). NULL when out of memory (rec freed).
+ */
+struct wop *coord_write_start(struct loop *lp, struct lsm_record *rec, enum wire_cl cl,
+                              bool self_applied, op_report_fn report, void *owner)
+{
+    struct wop *w = mem_calloc(MEM_CONN, 1, sizeof(*w));
+    if (w == NULL) {
+        lsm_record_free(&rec);
+        return NULL;
+    }
+    coord_op_init(lp, &w->base, OP_WRITE, report, owner);
+    w->rec = rec;
+    COUNT(lp, coord_writes);
+    struct placement p;
+    coord_place(lp, rec->key, rec->key_len, &p);
+    w->n = p.n;
+    w->need = p.n > 0 ? coord_needed(cl, p.n) : 1;
+    if (p.nlive < w->need || !coord_compose_write(lp, rec)) {
+        COUNT(lp, coord_unavailable);
+        coord_op_decide(&w->base, CST_UNAVAILABLE);
+        return w;
+    }
+    for (unsigned i = 0; i < p.n; i++) {
+        struct wrep *rep = &w->reps[i];
+        *rep = (struct wrep){.w = w, .node = p.node[i], .state = REP_FAILED};
+        if (p.self[i]) {
+            enum st_status st = ST_OK;
+            if (!self_applied) {
+                struct wire_record wr;
+                replica_record_of(rec, &wr);
+                st = replica_apply(lp->co->db, &wr);
+            }
+            if (st == ST_OK) {
+                rep->state = REP_DONE;
+                w->acks++;
+            } else {
+                w->storage_failed = true;
+                log_warn("node: local replica write failed: %s", st_status_name(st));
+            }
+        } else if (p.live[i] &&
+                   peerlink_request(lp->plinks[p.node[i]], WIRE_OP_WRITE, 0, lp->scratch.data,
+                                    lp->scratch.len, wop_done, rep) == PEER_OK) {
+            rep->state = REP_ASKED;
+            w->base.outstanding++;
+        } else {
+            COUNT(lp, coord_replica_failures);
+        }
+    }
+    wop_check(w);
+    return w;
+}
