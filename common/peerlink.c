@@ -27,6 +27,12 @@
 
 #define PEERLINK_TICK_MS 10
 
+/* clang-format off */
+#define PEERLINK_COUNTERS(X)                                                 \
+    X(requests) X(responses) X(errors) X(timeouts) X(closed) X(overloaded)   \
+    X(down) X(dials) X(dial_failures) X(bad_frames) X(late_responses)
+/* clang-format on */
+
 struct pending {
     struct pending *prev, *next;
     uint64_t id;
@@ -59,9 +65,7 @@ struct peerlinks {
     struct peerlink **links;
     size_t nlinks, cap;
 #define X(name) _Atomic uint64_t name;
-    X(requests)
-    X(responses) X(errors) X(timeouts) X(closed) X(overloaded) X(down) X(dials) X(dial_failures)
-        X(bad_frames) X(late_responses)
+    PEERLINK_COUNTERS(X)
 #undef X
 };
 
@@ -428,8 +432,6 @@ void peerlinks_destroy(struct peerlinks **plp)
 void peerlinks_stats(const struct peerlinks *pl, struct peerlinks_stats *out)
 {
 #define X(name) out->name = atomic_load_explicit(&pl->name, memory_order_relaxed);
-    X(requests)
-    X(responses) X(errors) X(timeouts) X(closed) X(overloaded) X(down) X(dials) X(dial_failures)
-        X(bad_frames) X(late_responses)
+    PEERLINK_COUNTERS(X)
 #undef X
 }
