@@ -20,6 +20,7 @@
 #include "server/coord.h"
 
 #include <event2/event.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/mc_text.h"

@@ -3,42 +3,26 @@
  * except members_stats; `mu` guards the gossip state and the ring against
  * those readers.
  *
- *   tick ─► gossip_tick ─► for each target: link (dial, HANDSHAKE) ─► SYN
+ *   tick ─► gossip_tick ─► for each target: SYN over its link (peerlink.h)
  *   ACK (response) ─► gossip_handle_ack ─► ACK2 (request) ─► empty reply
  */
 #include "server/members.h"
 
-#include <errno.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 
 #include "common/clock.h"
-#include "common/hlc.h"
 #include "common/log.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
-#include "common/phi.h"
-#include "common/ring.h"
-#include "server/gossip.h"
+#include "common/peerlink.h"
 
-#define MEMBERS_MAX_LINKS 64
-
-/* A connection this node dialed to a peer's cluster port. */
-struct link {
+/* A gossip round's SYN in flight: where its ACK2 goes. */
+struct syn_wait {
     struct members *m;
-    char addr[WIRE_ADDR_MAX + 1];
-    struct bufferevent *bev;
-    bool handshaken;
-    bool syn_wanted; /* a round chose this peer before the handshake ended */
-    uint64_t next_id;
-    struct wire_buf out;
+    struct peerlink *l;
 };
 
 struct members {
@@ -49,196 +33,65 @@ struct members {
     struct gossip *g;
     struct hlc *clock;
     struct event *tick;
-    struct link *links[MEMBERS_MAX_LINKS];
-    pthread_mutex_t mu; /* g and ring, against stats readers */
+    struct peerlinks *links; /* to the peers' cluster ports */
+    struct wire_buf scratch; /* a SYN or ACK2 body */
+    pthread_mutex_t mu;      /* g and the view, against stats readers */
     uint64_t ring_version;
     struct members_view *view; /* the published view (holds a reference) */
     _Atomic uint64_t view_version;
 };
 
-static void link_free(struct link *l)
+static void on_ack2_done(void *arg, enum peer_result r, const struct wire_frame *f)
 {
-    struct members *m = l->m;
-    for (int i = 0; i < MEMBERS_MAX_LINKS; i++)
-        if (m->links[i] == l)
-            m->links[i] = NULL;
-    if (l->bev != NULL)
-        bufferevent_free(l->bev);
-    wire_buf_deinit(&l->out);
-    mem_free(MEM_CONN, l, sizeof(*l));
+    (void)arg;
+    (void)r;
+    (void)f; /* empty: the round is over */
 }
 
-static void link_flush(struct link *l)
+/* The ACK to our SYN: gossip takes what is newer there and answers ACK2. */
+static void on_ack(void *arg, enum peer_result r, const struct wire_frame *f)
 {
-    if (l->out.len > 0)
-        bufferevent_write(l->bev, l->out.data, l->out.len);
-    wire_buf_clear(&l->out);
-}
-
-static void send_syn(struct link *l)
-{
-    struct members *m = l->m;
-    size_t mark = wire_begin_frame(&l->out, WIRE_OP_GOSSIP_SYN, 0, l->next_id++);
-    pthread_mutex_lock(&m->mu);
-    gossip_compose_syn(m->g, &l->out);
-    pthread_mutex_unlock(&m->mu);
-    if (wire_end_frame(&l->out, mark, m->cfg.frame_max) == ST_OK)
-        link_flush(l);
-}
-
-static void on_response(struct link *l, const struct wire_frame *f)
-{
-    struct members *m = l->m;
-    switch (f->opcode) {
-    case WIRE_OP_HANDSHAKE: {
-        struct wire_handshake_reply r;
-        if (wire_parse_handshake_reply(f->body, f->body_len, &r) != WIRE_OK || !r.accept) {
-            log_warn("cluster: %s refused our handshake: %.*s", l->addr,
-                     r.accept ? 9 : (int)r.msg_len, r.accept ? "malformed" : r.msg);
-            link_free(l);
-            return;
-        }
-        l->handshaken = true;
-        if (l->syn_wanted) {
-            l->syn_wanted = false;
-            send_syn(l);
-        }
-        return;
-    }
-    case WIRE_OP_GOSSIP_ACK: {
-        size_t mark = wire_begin_frame(&l->out, WIRE_OP_GOSSIP_ACK2, 0, l->next_id++);
-        pthread_mutex_lock(&m->mu);
-        enum gossip_result r =
-            gossip_handle_ack(m->g, f->body, f->body_len, clock_monotonic_ms(), &l->out);
-        pthread_mutex_unlock(&m->mu);
-        if (r != GOSSIP_OK) {
-            wire_abort_frame(&l->out, mark);
-            log_info("cluster: gossip ACK from %s: %s", l->addr, gossip_result_name(r));
-            return;
-        }
-        if (wire_end_frame(&l->out, mark, m->cfg.frame_max) == ST_OK)
-            link_flush(l);
-        return;
-    }
-    case WIRE_OP_GOSSIP_ACK2: return; /* empty: ACK2 was received */
-    case WIRE_OP_ERROR: {
+    struct syn_wait *sw = arg;
+    struct members *m = sw->m;
+    struct peerlink *l = sw->l;
+    mem_free(MEM_CONN, sw, sizeof(*sw));
+    if (r == PEER_ERROR) {
         struct wire_error e;
         if (wire_parse_error(f->body, f->body_len, &e) == WIRE_OK)
-            log_info("cluster: %s answered error %u: %.*s", l->addr, (unsigned)e.code,
+            log_info("cluster: a peer answered our SYN with error %u: %.*s", (unsigned)e.code,
                      (int)e.msg_len, e.msg);
         return;
     }
-    default: log_info("cluster: %s: unexpected response %s", l->addr, wire_opcode_name(f->opcode));
-    }
-}
-
-static void link_read(struct bufferevent *bev, void *arg)
-{
-    struct link *l = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    for (;;) {
-        size_t len = evbuffer_get_length(in);
-        if (len == 0)
-            return;
-        const uint8_t *p = evbuffer_pullup(in, -1);
-        struct wire_frame f;
-        size_t need;
-        enum wire_result r = wire_parse_frame(p, len, l->m->cfg.frame_max, &f, &need);
-        if (r == WIRE_NEED_MORE)
-            return;
-        if (r != WIRE_OK || (f.flags & WIRE_FLAG_RESPONSE) == 0) {
-            log_info("cluster: %s sent %s; closing the link", l->addr,
-                     r != WIRE_OK ? wire_result_name(r) : "a request");
-            link_free(l);
-            return;
-        }
-        size_t size = f.size;
-        struct members *m = l->m;
-        on_response(l, &f); /* may free l (and its input buffer) */
-        bool alive = false;
-        for (int i = 0; i < MEMBERS_MAX_LINKS; i++)
-            alive |= m->links[i] == l;
-        if (!alive)
-            return;
-        evbuffer_drain(in, size);
-    }
-}
-
-static void link_event(struct bufferevent *bev, short what, void *arg)
-{
-    (void)bev;
-    struct link *l = arg;
-    struct members *m = l->m;
-    if (what & BEV_EVENT_CONNECTED) {
-        struct wire_handshake h = {
-            .version = WIRE_VERSION_MAX,
-            .cluster = m->cluster_name,
-            .cluster_len = strlen(m->cluster_name),
-            .short_id = m->cfg.short_id,
-            .generation = m->cfg.generation,
-            .addr = m->addr,
-            .addr_len = strlen(m->addr),
-        };
-        memcpy(h.node_id, m->cfg.node_id, WIRE_NODE_ID_LEN);
-        size_t mark = wire_begin_frame(&l->out, WIRE_OP_HANDSHAKE, 0, l->next_id++);
-        wire_compose_handshake(&l->out, &h);
-        if (wire_end_frame(&l->out, mark, m->cfg.frame_max) == ST_OK)
-            link_flush(l);
+    if (r != PEER_OK || f->opcode != WIRE_OP_GOSSIP_ACK)
+        return; /* unreachable peers are the failure detector's business */
+    wire_buf_clear(&m->scratch);
+    pthread_mutex_lock(&m->mu);
+    enum gossip_result gr =
+        gossip_handle_ack(m->g, f->body, f->body_len, clock_monotonic_ms(), &m->scratch);
+    pthread_mutex_unlock(&m->mu);
+    if (gr != GOSSIP_OK) {
+        log_info("cluster: gossip ACK: %s", gossip_result_name(gr));
         return;
     }
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        log_debug("cluster: link to %s closed", l->addr);
-        link_free(l);
-    }
+    if (m->scratch.err == ST_OK)
+        peerlink_request(l, WIRE_OP_GOSSIP_ACK2, 0, m->scratch.data, m->scratch.len, on_ack2_done,
+                         NULL);
 }
 
-/* The link to addr, dialing it if there is none. NULL on failure. */
-static struct link *link_get(struct members *m, const char *addr)
+static void send_syn(struct members *m, const char *addr)
 {
-    int free_slot = -1;
-    for (int i = 0; i < MEMBERS_MAX_LINKS; i++) {
-        if (m->links[i] != NULL && strcmp(m->links[i]->addr, addr) == 0)
-            return m->links[i];
-        if (m->links[i] == NULL && free_slot < 0)
-            free_slot = i;
-    }
-    size_t alen = strlen(addr);
-    if (free_slot < 0 || alen > WIRE_ADDR_MAX)
-        return NULL;
-    char host[WIRE_ADDR_MAX + 1];
-    memcpy(host, addr, alen + 1);
-    char *colon = strrchr(host, ':');
-    if (colon == NULL)
-        return NULL;
-    *colon = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
-        return NULL;
-    struct link *l = mem_calloc(MEM_CONN, 1, sizeof(*l));
-    if (l == NULL) {
-        freeaddrinfo(res);
-        return NULL;
-    }
-    l->m = m;
-    l->next_id = 1;
-    memcpy(l->addr, addr, alen + 1);
-    wire_buf_init(&l->out);
-    l->bev = bufferevent_socket_new(m->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    m->links[free_slot] = l;
-    if (l->bev == NULL) {
-        freeaddrinfo(res);
-        link_free(l);
-        return NULL;
-    }
-    bufferevent_setcb(l->bev, link_read, NULL, link_event, l);
-    bufferevent_enable(l->bev, EV_READ | EV_WRITE);
-    int rc = bufferevent_socket_connect(l->bev, res->ai_addr, (int)res->ai_addrlen);
-    freeaddrinfo(res);
-    if (rc != 0) {
-        link_free(l);
-        return NULL;
-    }
-    return l;
+    struct peerlink *l = peerlinks_get(m->links, addr);
+    struct syn_wait *sw = l != NULL ? mem_alloc(MEM_CONN, sizeof(*sw)) : NULL;
+    if (sw == NULL)
+        return;
+    *sw = (struct syn_wait){.m = m, .l = l};
+    wire_buf_clear(&m->scratch);
+    pthread_mutex_lock(&m->mu);
+    gossip_compose_syn(m->g, &m->scratch);
+    pthread_mutex_unlock(&m->mu);
+    if (m->scratch.err != ST_OK || peerlink_request(l, WIRE_OP_GOSSIP_SYN, 0, m->scratch.data,
+                                                    m->scratch.len, on_ack, sw) != PEER_OK)
+        mem_free(MEM_CONN, sw, sizeof(*sw));
 }
 
 void members_view_release(struct members_view **vp)
@@ -349,15 +202,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < n; i++)
         snprintf(addrs[i], sizeof(addrs[i]), "%s", t[i].addr);
     pthread_mutex_unlock(&m->mu);
-    for (size_t i = 0; i < n; i++) {
-        struct link *l = link_get(m, addrs[i]);
-        if (l == NULL)
-            continue;
-        if (l->handshaken)
-            send_syn(l);
-        else
-            l->syn_wanted = true;
-    }
+    for (size_t i = 0; i < n; i++)
+        send_syn(m, addrs[i]);
     ring_refresh(m);
 }
 
@@ -376,6 +222,22 @@ enum st_status members_start(const struct members_config *cfg, struct event_base
     m->g = g;
     m->clock = clock;
     pthread_mutex_init(&m->mu, NULL);
+    wire_buf_init(&m->scratch);
+    struct peerlinks_config pc = {
+        .cluster_name = m->cluster_name,
+        .short_id = cfg->short_id,
+        .generation = cfg->generation,
+        .addr = m->addr,
+        .frame_max = cfg->frame_max,
+        .max_inflight = 64,
+        .timeout_ms = GOSSIP_INTERVAL_MS * 2,
+        .retry_ms = GOSSIP_INTERVAL_MS,
+    };
+    memcpy(pc.node_id, cfg->node_id, WIRE_NODE_ID_LEN);
+    if (peerlinks_create(&pc, base, &m->links) != ST_OK) {
+        members_stop(&m);
+        return ST_NOMEM;
+    }
     struct timeval tv = {GOSSIP_INTERVAL_MS / 1000, (GOSSIP_INTERVAL_MS % 1000) * 1000};
     m->tick = event_new(base, -1, EV_PERSIST, on_tick, m);
     if (m->tick == NULL || event_add(m->tick, &tv) != 0) {
@@ -393,9 +255,8 @@ void members_stop(struct members **mp)
     if (m == NULL)
         return;
     *mp = NULL;
-    for (int i = 0; i < MEMBERS_MAX_LINKS; i++)
-        if (m->links[i] != NULL)
-            link_free(m->links[i]);
+    peerlinks_destroy(&m->links);
+    wire_buf_deinit(&m->scratch);
     if (m->tick != NULL)
         event_free(m->tick);
     members_view_release(&m->view);
