@@ -223,6 +223,11 @@ enum st_status coord_create(const struct coord_config *cfg, struct kv *kv, struc
     return ST_OK;
 }
 
+void coord_attach_handoff(struct coord *co, struct handoff *h)
+{
+    co->handoff = h;
+}
+
 enum st_status coord_loop_start(struct coord *co, unsigned i, struct event_base *base)
 {
     struct loop *lp = &co->loops[i];

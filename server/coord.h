@@ -26,6 +26,7 @@
 #include "frontend/exec.h"
 
 struct event_base;
+struct handoff;
 struct kv;
 struct lsm_db;
 struct members;
@@ -53,6 +54,8 @@ struct coord_config {
 enum st_status coord_create(const struct coord_config *cfg, struct kv *kv, struct lsm_db *db,
                             struct hlc *clock, struct members *members, unsigned nloops,
                             struct coord **out);
+/* Writes a replica missed go to h as hints (before the loops run). */
+void coord_attach_handoff(struct coord *co, struct handoff *h);
 /* Sets up loop i on base (worker i's; the main loop's is nloops-1), before
  * that loop runs. ST_NOMEM. */
 enum st_status coord_loop_start(struct coord *co, unsigned i, struct event_base *base);

@@ -6,7 +6,6 @@
  */
 #include "server/coord_op.h"
 
-
 #include "common/mem.h"
 #include "frontend/call.h"
 #include "frontend/fe.h"

@@ -35,7 +35,8 @@ struct peerlinks;
     X(coord_reads) X(coord_writes) X(coord_rmws) X(coord_rmws_forwarded)    \
     X(coord_rmws_served) X(coord_not_primary) X(coord_unavailable)          \
     X(coord_timeouts) X(coord_failures) X(coord_replica_failures)           \
-    X(coord_digest_mismatches) X(coord_read_repairs) X(coord_async_repairs)
+    X(coord_digest_mismatches) X(coord_read_repairs) X(coord_async_repairs)     \
+    X(coord_hints) X(coord_hint_failures)
 /* clang-format on */
 
 /* How an operation ended. */
@@ -95,6 +96,7 @@ struct coord {
     struct lsm_db *db;
     struct hlc *clock;
     struct members *members;
+    struct handoff *handoff; /* NULL: no hints */
     unsigned nloops;
     struct loop *loops;
 };
@@ -112,7 +114,7 @@ struct placement {
 
 /* Places key on the loop's current view (refreshed when it moved). */
 void coord_place(struct loop *lp, const void *key, size_t nkey, struct placement *p);
-/* Replicas needed at cl among n (ANY counts as ONE until hints land). */
+/* Replicas needed at cl among n (ANY: 1, which a stored hint satisfies). */
 unsigned coord_needed(enum wire_cl cl, unsigned n);
 /* A peer request's failure as an operation's status. */
 enum cst coord_cst_of_peer(enum peer_result r);
@@ -138,6 +140,8 @@ struct wrep {
 
 struct wop {
     struct op base;
+    enum wire_cl cl;
+    struct members_view *view; /* held: the replicas' ids, for hints */
     unsigned need, acks, n;
     bool indeterminate; /* a replica timed out or closed with it in flight */
     bool storage_failed;

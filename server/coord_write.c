@@ -2,14 +2,16 @@
  * coord_write.c - a write at a consistency level (coord_op.h): one WRITE
  * of the record, composed once, to each replica of its key (this node's
  * own through the engine), decided at W acknowledgements, or as soon as W
- * can no longer be reached. A replica that failed or timed out is counted
- * (coord_replica_failures); hints for it are the next step.
+ * can no longer be reached. A replica that is down, failed or timed out
+ * gets a hint (server/handoff.h), which counts toward W only at ANY
+ * (strict quorums: a hint is not a replica).
  */
 #include "server/coord_op.h"
 
-
 #include "common/log.h"
 #include "common/mem.h"
+#include "server/handoff.h"
+#include "server/members.h"
 #include "server/replica.h"
 #include "storage/include/lsm.h"
 
@@ -19,6 +21,7 @@ void coord_write_free(struct op *op)
 {
     struct wop *w = (struct wop *)op;
     lsm_record_free(&w->rec);
+    members_view_release(&w->view);
     mem_free(MEM_CONN, w, sizeof(*w));
 }
 
@@ -39,6 +42,26 @@ static void wop_check(struct wop *w)
     coord_op_decide(&w->base, st);
 }
 
+/* A replica that missed the write: a hint for it, synced first at ANY,
+ * where it counts as the acknowledgement. */
+static void wop_hint(struct wop *w, const struct wrep *rep)
+{
+    struct loop *lp = w->base.lp;
+    if (lp->co->handoff == NULL || w->view == NULL)
+        return;
+    struct wire_record wr;
+    replica_record_of(w->rec, &wr);
+    bool any = w->cl == WIRE_CL_ANY;
+    if (handoff_store(lp->co->handoff, ring_node(w->view->ring, rep->node)->id, &wr, any) !=
+        ST_OK) {
+        COUNT(lp, coord_hint_failures);
+        return;
+    }
+    COUNT(lp, coord_hints);
+    if (any)
+        w->acks++;
+}
+
 static void wop_done(void *arg, enum peer_result r, const struct wire_frame *f)
 {
     struct wrep *rep = arg;
@@ -54,6 +77,7 @@ static void wop_done(void *arg, enum peer_result r, const struct wire_frame *f)
             w->indeterminate = true;
         else if (r == PEER_ERROR)
             w->storage_failed = true;
+        wop_hint(w, rep);
     }
     wop_check(w);
     coord_op_maybe_free(&w->base);
@@ -88,8 +112,12 @@ struct wop *coord_write_start(struct loop *lp, struct lsm_record *rec, enum wire
     struct placement p;
     coord_place(lp, rec->key, rec->key_len, &p);
     w->n = p.n;
+    w->cl = cl;
     w->need = p.n > 0 ? coord_needed(cl, p.n) : 1;
-    if (p.nlive < w->need || !coord_compose_write(lp, rec)) {
+    if (lp->view != NULL)
+        w->view = members_view_retain(lp->view);
+    bool any = cl == WIRE_CL_ANY && lp->co->handoff != NULL && p.n > 0;
+    if ((p.nlive < w->need && !any) || !coord_compose_write(lp, rec)) {
         COUNT(lp, coord_unavailable);
         coord_op_decide(&w->base, CST_UNAVAILABLE);
         return w;
@@ -118,6 +146,7 @@ struct wop *coord_write_start(struct loop *lp, struct lsm_record *rec, enum wire
             w->base.outstanding++;
         } else {
             COUNT(lp, coord_replica_failures);
+            wop_hint(w, rep);
         }
     }
     wop_check(w);

@@ -21,6 +21,7 @@
 #include "frontend/worker.h"
 #include "server/cluster.h"
 #include "server/coord.h"
+#include "server/handoff.h"
 #include "server/members.h"
 #include "server/version.h"
 #include "storage/include/lsm.h"
@@ -33,6 +34,7 @@ struct kv {
     struct cluster *cluster; /* the cluster port, for stats cluster; may be NULL */
     struct members *members; /* membership, for stats cluster; may be NULL */
     struct coord *coord;     /* the coordinator in front, for stats cluster; may be NULL */
+    struct handoff *handoff; /* hints, for stats hints; may be NULL */
     struct lsm_db *db;
     struct hlc *clock;
     uint16_t node_id;
@@ -898,6 +900,8 @@ static bool kv_stats(void *exec, const char *args, size_t len,
         cluster_stats(kv->cluster, emit, arg);
         if (kv->coord != NULL)
             coord_stats(kv->coord, emit, arg);
+    } else if (mc_text_args_are(args, len, "hints") && kv->handoff != NULL) {
+        handoff_stats(kv->handoff, emit, arg);
     } else
         return false;
     return true;
@@ -952,6 +956,11 @@ void kv_attach_coord(struct kv *kv, struct coord *coord)
 struct coord *kv_coord(const struct kv *kv)
 {
     return kv->coord;
+}
+
+void kv_attach_handoff(struct kv *kv, struct handoff *h)
+{
+    kv->handoff = h;
 }
 
 void kv_destroy(struct kv **kvp)

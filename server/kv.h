@@ -23,6 +23,7 @@
 
 struct cluster;
 struct coord;
+struct handoff;
 struct members;
 struct fe;
 struct lsm_db;
@@ -44,6 +45,8 @@ void kv_attach_cluster(struct kv *kv, struct cluster *cluster, struct members *m
  * through it) and its `stats cluster` part. Before the workers start. */
 void kv_attach_coord(struct kv *kv, struct coord *coord);
 struct coord *kv_coord(const struct kv *kv);
+/* `stats hints` reads it. Before the workers start. */
+void kv_attach_handoff(struct kv *kv, struct handoff *h);
 void kv_destroy(struct kv **kv);
 
 /* The front end's exptime (relative to process start, 0: never) as the

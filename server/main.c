@@ -32,6 +32,7 @@
 #include "server/cluster.h"
 #include "server/coord.h"
 #include "server/gossip.h"
+#include "server/handoff.h"
 #include "server/identity.h"
 #include "server/kv.h"
 #include "server/members.h"
@@ -57,6 +58,7 @@ struct node_settings {
     enum wire_cl read_cl, write_cl;
     unsigned timeout_ms;
     unsigned read_repair_pct;
+    unsigned long long hint_window_s, hint_max_bytes, hint_rate;
     char *seeds; /* comma-separated cluster addresses */
     size_t max_value_len;
     enum lsm_sync_mode sync;
@@ -75,6 +77,7 @@ struct node {
     struct lsm_env *fault_env; /* --test-fail-writes-after only */
     struct kv *kv;
     struct coord *coord;
+    struct handoff *handoff;
     struct fe_exec_ops xo; /* kv's operations with the coordinator's */
     struct cluster *cluster;
     struct gossip *gossip;
@@ -104,6 +107,9 @@ static void usage(FILE *f)
             "      --request-timeout <ms> a replica's answer, before SERVER_ERROR (default 2000)\n"
             "      --read-repair-chance <pct> reads that also check the other replicas\n"
             "                             (default 10)\n"
+            "      --hint-window <s>      hints older than this are dropped (default 10800)\n"
+            "      --hint-max-bytes <n>   hint store per down node, k/m suffixes (default 1024m)\n"
+            "      --hint-rate <n>        replay bytes per second per node (default 8m)\n"
             "      --sync <mode>          always | interval | none (default interval)\n"
             "  -v, -vv                    log connection events / every command\n"
             "      --config <file>        options as 'name = value' lines (the long names;\n"
@@ -151,6 +157,9 @@ static const struct option longs[] = {
     {"write-consistency", required_argument, NULL, 1006},
     {"request-timeout", required_argument, NULL, 1007},
     {"read-repair-chance", required_argument, NULL, 1008},
+    {"hint-window", required_argument, NULL, 1009},
+    {"hint-max-bytes", required_argument, NULL, 1010},
+    {"hint-rate", required_argument, NULL, 1011},
     {"verbose", no_argument, NULL, 'v'},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
@@ -244,6 +253,21 @@ static int parse_args(struct node_settings *s, int argc, char **argv, const char
             if (!parse_uint(optarg, 100, &v))
                 goto bad;
             s->read_repair_pct = (unsigned)v;
+            break;
+        case 1009:
+            if (!parse_uint(optarg, 30ull * 86400, &v) || v == 0)
+                goto bad;
+            s->hint_window_s = v;
+            break;
+        case 1010:
+            if (!parse_uint(optarg, 1ull << 40, &v) || v < (4u << 10))
+                goto bad;
+            s->hint_max_bytes = v;
+            break;
+        case 1011:
+            if (!parse_uint(optarg, 1ull << 40, &v))
+                goto bad;
+            s->hint_rate = v;
             break;
         case 1003: break; /* --config: read before the flags */
         case 1004: s->check_config = true; break;
@@ -560,7 +584,29 @@ static enum st_status coord_open(struct node *n, const struct cluster_config *cc
         st = coord_loop_start(n->coord, n->s.threads, n->base);
     if (st != ST_OK)
         return st;
+    char dir[PATH_MAX];
+    if ((size_t)snprintf(dir, sizeof(dir), "%s/hints", n->s.data_dir) >= sizeof(dir))
+        return ST_INVAL;
+    struct handoff_config hc = {
+        .dir = dir,
+        .max_bytes = n->s.hint_max_bytes,
+        .window_ms = n->s.hint_window_s * 1000,
+        .gc_grace_ms = 10ull * 86400 * 1000, /* the engine's gc_grace */
+        .rate_bytes = n->s.hint_rate,
+        .sync_interval_ms = 100,
+        .cluster_name = n->s.cluster_name,
+        .short_id = cc->short_id,
+        .generation = cc->generation,
+        .addr = addr,
+        .frame_max = cc->frame_max,
+        .timeout_ms = n->s.timeout_ms * 5,
+    };
+    memcpy(hc.node_id, cc->node_id, WIRE_NODE_ID_LEN);
+    if ((st = handoff_start(&hc, n->base, n->members, &n->handoff)) != ST_OK)
+        return st;
+    coord_attach_handoff(n->coord, n->handoff);
     kv_attach_coord(n->kv, n->coord);
+    kv_attach_handoff(n->kv, n->handoff);
     cluster_attach_coord(n->cluster, n->coord);
     n->fe.xo = coord_exec(&kv_exec_ops, &n->xo);
     return ST_OK;
@@ -610,6 +656,9 @@ int main(int argc, char **argv)
         .write_cl = WIRE_CL_QUORUM,
         .timeout_ms = 2000,
         .read_repair_pct = 10,
+        .hint_window_s = 3 * 3600,
+        .hint_max_bytes = 1ull << 30,
+        .hint_rate = 8u << 20,
         .max_value_len = LSM_DEFAULT_MAX_VALUE_LEN,
         .sync = LSM_SYNC_INTERVAL,
     };
@@ -679,7 +728,8 @@ out_workers:
     n->fe.workers = NULL;
 out:
     listener_destroy(&n->fe.listener);
-    coord_destroy(&n->coord); /* the main loop's part answers the cluster port */
+    coord_destroy(&n->coord);  /* the main loop's part answers the cluster port */
+    handoff_stop(&n->handoff); /* after the coordinator: it stores hints to the end */
     members_stop(&n->members);
     cluster_stop(&n->cluster);
     gossip_destroy(&n->gossip);

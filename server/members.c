@@ -185,6 +185,12 @@ struct members_view *members_view_acquire(struct members *m)
     return v;
 }
 
+struct members_view *members_view_retain(struct members_view *v)
+{
+    atomic_fetch_add(&v->refs, 1);
+    return v;
+}
+
 uint64_t members_view_version(struct members *m)
 {
     return atomic_load_explicit(&m->view_version, memory_order_acquire);

@@ -64,6 +64,8 @@ struct members_view {
 /* The current view, referenced (release it). Never NULL once started:
  * before the first ring it is an empty ring. Any thread. */
 struct members_view *members_view_acquire(struct members *m);
+/* One more reference to a view already held; returns it. */
+struct members_view *members_view_retain(struct members_view *v);
 /* Drops a reference (the last frees); NULLs *v; accepts NULL. */
 void members_view_release(struct members_view **v);
 /* Moves each time a new view is published. Any thread, lock-free. */
