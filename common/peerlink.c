@@ -297,7 +297,9 @@ enum peer_result peerlink_request(struct peerlink *l, uint8_t opcode, uint16_t f
     }
     uint64_t now = clock_monotonic_ms();
     if (l->closing || (l->bev == NULL && (now < l->retry_after_ms || !link_dial(l)))) {
-        if (l->bev == NULL && !l->closing)
+        /* a dial that failed at once opens the window; a refusal inside
+         * the window must not move its end */
+        if (l->bev == NULL && !l->closing && now >= l->retry_after_ms)
             l->retry_after_ms = now + pl->cfg.retry_ms;
         COUNT(pl, down);
         return PEER_DOWN;
