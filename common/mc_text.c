@@ -315,6 +315,10 @@ enum mc_parse mc_text_parse(const char *line, size_t len, struct mc_request *req
         req->cmd = c->len == 11 ? MC_CMD_LRU_CRAWLER : c->len == 3 ? MC_CMD_LRU : MC_CMD_WATCH;
         return parse_args(req, line, len, tok);
     }
+    if (tok_is(c, "repair")) {
+        req->cmd = MC_CMD_REPAIR;
+        return parse_args(req, line, len, tok);
+    }
     if (tok_is(c, "quit")) {
         req->cmd = MC_CMD_QUIT;
         return MC_PARSE_OK;

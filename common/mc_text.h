@@ -56,6 +56,7 @@ enum mc_cmd {
     MC_CMD_SLABS,
     MC_CMD_LRU,
     MC_CMD_WATCH,
+    MC_CMD_REPAIR, /* strata-node: start an anti-entropy cycle (strata-admin repair) */
 };
 
 enum mc_parse {

@@ -190,7 +190,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         const uint8_t *p = evbuffer_pullup(in, -1);
         struct wire_frame f;
         size_t need;
-        enum wire_result r = wire_parse_frame(p, len, pl->cfg.frame_max, &f, &need);
+        enum wire_result r = wire_parse_frame(p, len, pl->cfg.self.frame_max, &f, &need);
         if (r == WIRE_NEED_MORE)
             return;
         if (r != WIRE_OK || (f.flags & WIRE_FLAG_RESPONSE) == 0) {
@@ -270,15 +270,15 @@ static bool link_dial(struct peerlink *l)
         .version = WIRE_VERSION_MAX,
         .cluster = pl->cluster_name,
         .cluster_len = strlen(pl->cluster_name),
-        .short_id = pl->cfg.short_id,
-        .generation = pl->cfg.generation,
+        .short_id = pl->cfg.self.short_id,
+        .generation = pl->cfg.self.generation,
         .addr = pl->addr,
         .addr_len = strlen(pl->addr),
     };
-    memcpy(hs.node_id, pl->cfg.node_id, WIRE_NODE_ID_LEN);
+    memcpy(hs.node_id, pl->cfg.self.node_id, WIRE_NODE_ID_LEN);
     size_t mark = wire_begin_frame(&l->out, WIRE_OP_HANDSHAKE, 0, l->next_id++);
     wire_compose_handshake(&l->out, &hs);
-    if (wire_end_frame(&l->out, mark, pl->cfg.frame_max) != ST_OK) {
+    if (wire_end_frame(&l->out, mark, pl->cfg.self.frame_max) != ST_OK) {
         bufferevent_free(l->bev);
         l->bev = NULL;
         return false;
@@ -312,7 +312,7 @@ enum peer_result peerlink_request(struct peerlink *l, uint8_t opcode, uint16_t f
     uint64_t id = l->next_id++;
     size_t mark = wire_begin_frame(&l->out, opcode, flags, id);
     wire_put_raw(&l->out, body, body_len);
-    if (wire_end_frame(&l->out, mark, pl->cfg.frame_max) != ST_OK) {
+    if (wire_end_frame(&l->out, mark, pl->cfg.self.frame_max) != ST_OK) {
         mem_free(MEM_CONN, p, sizeof(*p));
         COUNT(pl, overloaded);
         return PEER_OVERLOADED;
@@ -400,10 +400,10 @@ enum st_status peerlinks_create(const struct peerlinks_config *cfg, struct event
     if (pl == NULL)
         return ST_NOMEM;
     pl->cfg = *cfg;
-    snprintf(pl->cluster_name, sizeof(pl->cluster_name), "%s", cfg->cluster_name);
-    snprintf(pl->addr, sizeof(pl->addr), "%s", cfg->addr);
-    pl->cfg.cluster_name = pl->cluster_name;
-    pl->cfg.addr = pl->addr;
+    snprintf(pl->cluster_name, sizeof(pl->cluster_name), "%s", cfg->self.cluster_name);
+    snprintf(pl->addr, sizeof(pl->addr), "%s", cfg->self.addr);
+    pl->cfg.self.cluster_name = pl->cluster_name;
+    pl->cfg.self.addr = pl->addr;
     pl->base = base;
     pl->tick = event_new(base, -1, 0, on_tick, pl);
     if (pl->tick == NULL) {

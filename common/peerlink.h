@@ -25,14 +25,19 @@ struct event_base;
 struct peerlinks;
 struct peerlink;
 
-struct peerlinks_config {
-    /* What this side says in its HANDSHAKE (copied). */
+/* Who this side is, as its HANDSHAKE says; every module that dials peers
+ * takes one (peerlinks_create copies the strings). */
+struct peer_self {
     const char *cluster_name;
     uint8_t node_id[WIRE_NODE_ID_LEN];
     uint16_t short_id;
     uint64_t generation;
-    const char *addr;      /* our own cluster address, "host:port" */
-    size_t frame_max;      /* largest frame sent or accepted */
+    const char *addr; /* our own cluster address, "host:port" */
+    size_t frame_max; /* largest frame sent or accepted */
+};
+
+struct peerlinks_config {
+    struct peer_self self;
     unsigned max_inflight; /* per link; more are refused with PEER_OVERLOADED */
     unsigned timeout_ms;   /* per request, from when it is sent */
     unsigned retry_ms;     /* after a connection fails, requests are refused this long */

@@ -850,3 +850,147 @@ enum wire_result wire_parse_rmw_reply(const uint8_t *body, size_t len, struct wi
         rd.bad = true;
     return finish(&rd);
 }
+
+/* ---- MERKLE_TREE and RANGE_READ ------------------------------------------ */
+
+uint64_t wire_u64_at(const uint8_t *p, size_t i)
+{
+    uint64_t v = 0;
+    for (int k = 7; k >= 0; k--)
+        v = v << 8 | p[i * 8 + (size_t)k];
+    return v;
+}
+
+static bool merkle_req_valid(const struct wire_merkle_req *q)
+{
+    return q->depth >= 1 && q->depth <= WIRE_MERKLE_DEPTH_MAX && q->level <= q->depth &&
+           q->step <= q->depth - q->level && q->n >= 1 &&
+           q->n <= (WIRE_MERKLE_HASHES_MAX >> q->step);
+}
+
+void wire_compose_merkle_req(struct wire_buf *b, const struct wire_merkle_req *q,
+                             const uint64_t *nodes)
+{
+    bool ok = merkle_req_valid(q);
+    for (size_t i = 0; ok && i < q->n; i++)
+        ok = nodes[i] < ((uint64_t)1 << q->level);
+    if (!put_check(b, ok))
+        return;
+    wire_put_u64(b, q->session);
+    wire_put_u64(b, q->range_start);
+    wire_put_u64(b, q->range_end);
+    wire_put_u8(b, q->depth);
+    wire_put_u64(b, q->as_of);
+    wire_put_u64(b, q->gc_grace);
+    wire_put_u8(b, q->level);
+    wire_put_u8(b, q->step);
+    wire_put_varint(b, q->n);
+    for (size_t i = 0; i < q->n; i++)
+        wire_put_u64(b, nodes[i]);
+}
+
+enum wire_result wire_parse_merkle_req(const uint8_t *body, size_t len, struct wire_merkle_req *q)
+{
+    struct wire_reader r;
+    wire_reader_init(&r, body, len);
+    q->session = wire_get_u64(&r);
+    q->range_start = wire_get_u64(&r);
+    q->range_end = wire_get_u64(&r);
+    q->depth = wire_get_u8(&r);
+    q->as_of = wire_get_u64(&r);
+    q->gc_grace = wire_get_u64(&r);
+    q->level = wire_get_u8(&r);
+    q->step = wire_get_u8(&r);
+    uint64_t n = wire_get_varint(&r);
+    if (r.bad || n > WIRE_MERKLE_HASHES_MAX)
+        return WIRE_MALFORMED;
+    q->n = (size_t)n;
+    q->nodes = wire_get_raw(&r, q->n * 8);
+    if (!wire_reader_done(&r) || !merkle_req_valid(q))
+        return WIRE_MALFORMED;
+    for (size_t i = 0; i < q->n; i++)
+        if (wire_u64_at(q->nodes, i) >= ((uint64_t)1 << q->level))
+            return WIRE_MALFORMED;
+    return WIRE_OK;
+}
+
+void wire_compose_merkle_reply(struct wire_buf *b, const uint64_t *hashes, size_t n,
+                               uint64_t records)
+{
+    if (!put_check(b, n <= WIRE_MERKLE_HASHES_MAX))
+        return;
+    wire_put_varint(b, n);
+    for (size_t i = 0; i < n; i++)
+        wire_put_u64(b, hashes[i]);
+    wire_put_u64(b, records);
+}
+
+enum wire_result wire_parse_merkle_reply(const uint8_t *body, size_t len, const uint8_t **hashes,
+                                         size_t *n, uint64_t *records)
+{
+    struct wire_reader r;
+    wire_reader_init(&r, body, len);
+    uint64_t count = wire_get_varint(&r);
+    if (r.bad || count > WIRE_MERKLE_HASHES_MAX)
+        return WIRE_MALFORMED;
+    *n = (size_t)count;
+    *hashes = wire_get_raw(&r, *n * 8);
+    *records = wire_get_u64(&r);
+    return wire_reader_done(&r) ? WIRE_OK : WIRE_MALFORMED;
+}
+
+void wire_compose_range_req(struct wire_buf *b, const struct wire_range_req *q)
+{
+    if (!put_check(b, q->after_len <= WIRE_REC_KEY_MAX && q->max_records >= 1))
+        return;
+    wire_put_u64(b, q->range_start);
+    wire_put_u64(b, q->range_end);
+    wire_put_bytes(b, q->after, q->after_len);
+    wire_put_u32(b, q->max_records);
+    wire_put_u32(b, q->max_bytes);
+}
+
+enum wire_result wire_parse_range_req(const uint8_t *body, size_t len, struct wire_range_req *q)
+{
+    struct wire_reader r;
+    wire_reader_init(&r, body, len);
+    q->range_start = wire_get_u64(&r);
+    q->range_end = wire_get_u64(&r);
+    q->after = wire_get_bytes(&r, WIRE_REC_KEY_MAX, &q->after_len);
+    q->max_records = wire_get_u32(&r);
+    q->max_bytes = wire_get_u32(&r);
+    return wire_reader_done(&r) && q->max_records >= 1 ? WIRE_OK : WIRE_MALFORMED;
+}
+
+void wire_compose_range_reply(struct wire_buf *b, bool more, const struct wire_record *recs,
+                              size_t n)
+{
+    bool ok = true;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = record_valid(&recs[i]);
+    if (!put_check(b, ok))
+        return;
+    wire_put_u8(b, more ? 1 : 0);
+    wire_put_varint(b, n);
+    for (size_t i = 0; i < n; i++)
+        wire_put_record(b, &recs[i]);
+}
+
+enum wire_result wire_parse_range_reply(const uint8_t *body, size_t len, bool *more,
+                                        struct wire_reader *r, size_t *count)
+{
+    wire_reader_init(r, body, len);
+    uint8_t m = wire_get_u8(r);
+    uint64_t n = wire_get_varint(r);
+    if (r->bad || m > 1 || n > (uint64_t)(len / RECORD_MIN_LEN))
+        return WIRE_MALFORMED;
+    struct wire_reader scan = *r;
+    struct wire_record rec;
+    for (uint64_t i = 0; i < n && !scan.bad; i++)
+        wire_get_record(&scan, &rec);
+    if (!wire_reader_done(&scan))
+        return WIRE_MALFORMED;
+    *more = m == 1;
+    *count = (size_t)n;
+    return WIRE_OK;
+}

@@ -453,3 +453,60 @@ struct wire_rmw_reply {
 };
 void wire_compose_rmw_reply(struct wire_buf *b, const struct wire_rmw_reply *r);
 enum wire_result wire_parse_rmw_reply(const uint8_t *body, size_t len, struct wire_rmw_reply *r);
+
+/* ---- Anti-entropy: MERKLE_TREE and RANGE_READ ----------------------------- */
+
+#define WIRE_MERKLE_DEPTH_MAX 20      /* server/merkle.h's MERKLE_MAX_DEPTH */
+#define WIRE_MERKLE_HASHES_MAX 65536u /* per request or response */
+
+/* MERKLE_TREE request: for each named node of `level` in the responder's
+ * tree of (range_start, range_end] at `depth`, built as of `as_of` with
+ * `gc_grace`, the hashes of its 2^step descendants at level + step (level
+ * 0, step 0, node 0: the root). The responder keeps the tree under
+ * `session` for the requests that follow. */
+struct wire_merkle_req {
+    uint64_t session;
+    uint64_t range_start, range_end;
+    uint8_t depth; /* 1..WIRE_MERKLE_DEPTH_MAX */
+    uint64_t as_of, gc_grace;
+    uint8_t level, step;  /* level + step <= depth */
+    size_t n;             /* nodes: 1..; n << step <= WIRE_MERKLE_HASHES_MAX */
+    const uint8_t *nodes; /* parse: n little-endian u64 (wire_u64_at) */
+};
+/* Composes with the node indices from `nodes` (q->nodes is ignored). */
+void wire_compose_merkle_req(struct wire_buf *b, const struct wire_merkle_req *q,
+                             const uint64_t *nodes);
+enum wire_result wire_parse_merkle_req(const uint8_t *body, size_t len, struct wire_merkle_req *q);
+
+/* MERKLE_TREE response: the hashes, and how many records the tree holds. */
+void wire_compose_merkle_reply(struct wire_buf *b, const uint64_t *hashes, size_t n,
+                               uint64_t records);
+/* *hashes: n little-endian u64 (wire_u64_at). */
+enum wire_result wire_parse_merkle_reply(const uint8_t *body, size_t len, const uint8_t **hashes,
+                                         size_t *n, uint64_t *records);
+
+/* The i-th little-endian u64 of an array parsed above. */
+uint64_t wire_u64_at(const uint8_t *p, size_t i);
+
+/* RANGE_READ request: the newest version of every key whose token is in
+ * (range_start, range_end], tombstones and expired records included, in
+ * (token, key) order, after the key `after` (0 bytes: from the start);
+ * at most max_records records and about max_bytes bytes per page. */
+struct wire_range_req {
+    uint64_t range_start, range_end;
+    const uint8_t *after;
+    size_t after_len;     /* 0..WIRE_REC_KEY_MAX */
+    uint32_t max_records; /* >= 1 */
+    uint32_t max_bytes;
+};
+void wire_compose_range_req(struct wire_buf *b, const struct wire_range_req *q);
+enum wire_result wire_parse_range_req(const uint8_t *body, size_t len, struct wire_range_req *q);
+
+/* RANGE_READ response: `more` (a next page exists, after the last key
+ * here), then n >= 0 records read as WRITE's (wire_get_record). */
+void wire_compose_range_reply(struct wire_buf *b, bool more, const struct wire_record *recs,
+                              size_t n);
+/* On WIRE_OK, r is at the first of *count records (each wire_get_record
+ * succeeds). */
+enum wire_result wire_parse_range_reply(const uint8_t *body, size_t len, bool *more,
+                                        struct wire_reader *r, size_t *count);

@@ -525,7 +525,8 @@ enum proto_action proto_text_line(struct conn *c, const char *line, size_t len)
     case MC_CMD_LRU_CRAWLER:
     case MC_CMD_SLABS:
     case MC_CMD_LRU:
-    case MC_CMD_WATCH: return text_command(c, &req, line, len);
+    case MC_CMD_WATCH:
+    case MC_CMD_REPAIR: return text_command(c, &req, line, len);
     }
     return reply(c, LIT("ERROR\r\n"));
 }

@@ -24,6 +24,7 @@
 #include "common/mem.h"
 #include "server/coord.h"
 #include "server/members.h"
+#include "server/repair.h"
 #include "server/replica.h"
 #include "storage/include/lsm.h"
 
@@ -47,6 +48,7 @@ struct cluster {
     _Atomic unsigned nconns;
     struct members *members; /* gossip rounds peers start here; NULL: none */
     struct coord *coord;     /* RMWs peers forward here; NULL: none */
+    struct repair *repair;   /* Merkle trees and range reads; NULL: none */
 #define X(name) _Atomic uint64_t name;
     CLUSTER_COUNTERS(X)
 #undef X
@@ -322,6 +324,39 @@ static void on_rmw(struct cluster_conn *k, const struct wire_frame *f)
     coord_serve_rmw(c->coord, &q, on_rmw_done, wt);
 }
 
+/* MERKLE_TREE and RANGE_READ: a peer's anti-entropy session (repair.h). */
+static void on_repair(struct cluster_conn *k, const struct wire_frame *f)
+{
+    struct cluster *c = k->c;
+    if (c->repair == NULL) {
+        respond_error(k, f->id, WIRE_ERR_NOT_READY, "no repair service");
+        return;
+    }
+    bool tree = f->opcode == WIRE_OP_MERKLE_TREE;
+    struct wire_merkle_req mq;
+    struct wire_range_req rq;
+    if (tree ? wire_parse_merkle_req(f->body, f->body_len, &mq) != WIRE_OK
+             : wire_parse_range_req(f->body, f->body_len, &rq) != WIRE_OK) {
+        refuse_and_close(k, f->id, WIRE_ERR_BAD_REQUEST,
+                         tree ? "malformed merkle request" : "malformed range read");
+        return;
+    }
+    size_t mark = wire_begin_frame(&k->out, f->opcode, WIRE_FLAG_RESPONSE, f->id);
+    const char *msg = NULL;
+    size_t budget = c->cfg.frame_max > (128u << 10) ? c->cfg.frame_max - (64u << 10) : 4096;
+    uint16_t err = tree ? repair_serve_merkle(c->repair, &mq, &k->out, &msg)
+                        : repair_serve_range(c->repair, &rq, budget, &k->out, &msg);
+    if (err != 0) {
+        wire_abort_frame(&k->out, mark);
+        respond_error(k, f->id, err, msg);
+        return;
+    }
+    if (wire_end_frame(&k->out, mark, c->cfg.frame_max) == ST_OK)
+        COUNT(c, frames_out);
+    else
+        respond_error(k, f->id, WIRE_ERR_TOO_LARGE, "the answer does not fit a frame");
+}
+
 /* A peer's gossip round: its SYN (answered with our ACK) or its ACK2. */
 static void on_gossip(struct cluster_conn *k, const struct wire_frame *f)
 {
@@ -364,6 +399,8 @@ static void dispatch(struct cluster_conn *k, const struct wire_frame *f)
     case WIRE_OP_READ: on_read(k, f); break;
     case WIRE_OP_WRITE: on_write(k, f); break;
     case WIRE_OP_RMW: on_rmw(k, f); break;
+    case WIRE_OP_MERKLE_TREE:
+    case WIRE_OP_RANGE_READ: on_repair(k, f); break;
     case WIRE_OP_GOSSIP_SYN:
     case WIRE_OP_GOSSIP_ACK2: on_gossip(k, f); break;
     case WIRE_OP_HANDSHAKE:
@@ -569,6 +606,11 @@ void cluster_attach_members(struct cluster *c, struct members *m)
 void cluster_attach_coord(struct cluster *c, struct coord *co)
 {
     c->coord = co;
+}
+
+void cluster_attach_repair(struct cluster *c, struct repair *r)
+{
+    c->repair = r;
 }
 
 const char *cluster_addr(const struct cluster *c)

@@ -22,6 +22,7 @@ struct event_base;
 struct lsm_db;
 struct members;
 struct coord;
+struct repair;
 struct cluster;
 
 struct cluster_config {
@@ -47,6 +48,9 @@ void cluster_attach_members(struct cluster *c, struct members *m);
 /* RMW frames go to co (coord.h), answered when it is done. Before the
  * loop runs. */
 void cluster_attach_coord(struct cluster *c, struct coord *co);
+/* MERKLE_TREE and RANGE_READ frames go to r (repair.h). Before the loop
+ * runs. */
+void cluster_attach_repair(struct cluster *c, struct repair *r);
 /* "tcp:host:port" actually bound. */
 const char *cluster_addr(const struct cluster *c);
 

@@ -210,10 +210,10 @@ enum st_status coord_create(const struct coord_config *cfg, struct kv *kv, struc
     co->cfg = *cfg;
     if (co->cfg.replicas > RING_MAX_REPLICAS)
         co->cfg.replicas = RING_MAX_REPLICAS;
-    snprintf(co->cluster_name, sizeof(co->cluster_name), "%s", cfg->cluster_name);
-    snprintf(co->addr, sizeof(co->addr), "%s", cfg->addr);
-    co->cfg.cluster_name = co->cluster_name;
-    co->cfg.addr = co->addr;
+    snprintf(co->cluster_name, sizeof(co->cluster_name), "%s", cfg->self.cluster_name);
+    snprintf(co->addr, sizeof(co->addr), "%s", cfg->self.addr);
+    co->cfg.self.cluster_name = co->cluster_name;
+    co->cfg.self.addr = co->addr;
     co->kv = kv;
     co->db = db;
     co->clock = clock;
@@ -236,16 +236,11 @@ enum st_status coord_loop_start(struct coord *co, unsigned i, struct event_base 
     lp->base = base;
     wire_buf_init(&lp->scratch);
     struct peerlinks_config pc = {
-        .cluster_name = co->cfg.cluster_name,
-        .short_id = co->cfg.short_id,
-        .generation = co->cfg.generation,
-        .addr = co->cfg.addr,
-        .frame_max = co->cfg.frame_max,
+        .self = co->cfg.self,
         .max_inflight = co->cfg.max_inflight,
         .timeout_ms = co->cfg.timeout_ms,
         .retry_ms = 200,
     };
-    memcpy(pc.node_id, co->cfg.node_id, WIRE_NODE_ID_LEN);
     lp->later_ev = event_new(base, -1, 0, on_later, lp);
     if (lp->later_ev == NULL || peerlinks_create(&pc, base, &lp->links) != ST_OK)
         return ST_NOMEM;

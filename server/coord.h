@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "common/hlc.h"
+#include "common/peerlink.h"
 #include "common/status.h"
 #include "common/wire.h"
 #include "frontend/exec.h"
@@ -40,13 +41,7 @@ struct coord_config {
     unsigned max_inflight;    /* per link to a peer */
     unsigned read_repair_pct; /* chance (0..100) that a read also checks the
                                  replicas outside its read set */
-    /* This node as its links introduce it (the HANDSHAKE). */
-    const char *cluster_name;
-    uint8_t node_id[WIRE_NODE_ID_LEN];
-    uint16_t short_id;
-    uint64_t generation;
-    const char *addr; /* our cluster address */
-    size_t frame_max;
+    struct peer_self self;    /* as our links introduce us */
 };
 
 /* nloops: the workers plus one for the main loop. kv, db, clock and

@@ -333,7 +333,7 @@ static void co_store_async(void *wctx, void *item, enum fe_store_mode mode, uint
             .value_len = v.nvalue,
             .flags = v.flags,
             .expiry = kv_item_expiry(item),
-            .version = {hlc_now(lp->co->clock), lp->co->cfg.short_id},
+            .version = {hlc_now(lp->co->clock), lp->co->cfg.self.short_id},
         };
         struct lsm_record *copy = NULL;
         if (lsm_record_copy(&rec, &copy) != ST_OK ||

@@ -49,8 +49,6 @@ struct target {
 struct handoff {
     struct handoff_config cfg;
     char dir[4096];
-    char cluster_name[WIRE_CLUSTER_MAX + 1];
-    char addr[WIRE_ADDR_MAX + 1];
     struct event_base *base;
     struct event *tick;
     struct peerlinks *links;
@@ -269,11 +267,9 @@ enum st_status handoff_start(const struct handoff_config *cfg, struct event_base
         return ST_NOMEM;
     h->cfg = *cfg;
     snprintf(h->dir, sizeof(h->dir), "%s", cfg->dir);
-    snprintf(h->cluster_name, sizeof(h->cluster_name), "%s", cfg->cluster_name);
-    snprintf(h->addr, sizeof(h->addr), "%s", cfg->addr);
     h->cfg.dir = h->dir;
-    h->cfg.cluster_name = h->cluster_name;
-    h->cfg.addr = h->addr;
+    h->cfg.self.cluster_name = NULL; /* peerlinks keeps its own copies */
+    h->cfg.self.addr = NULL;
     h->base = base;
     h->members = members;
     pthread_mutex_init(&h->mu, NULL);
@@ -289,16 +285,11 @@ enum st_status handoff_start(const struct handoff_config *cfg, struct event_base
         return ST_IO;
     }
     struct peerlinks_config pc = {
-        .cluster_name = h->cluster_name,
-        .short_id = cfg->short_id,
-        .generation = cfg->generation,
-        .addr = h->addr,
-        .frame_max = cfg->frame_max,
+        .self = cfg->self,
         .max_inflight = 16,
         .timeout_ms = cfg->timeout_ms,
         .retry_ms = HANDOFF_RETRY_MS,
     };
-    memcpy(pc.node_id, cfg->node_id, WIRE_NODE_ID_LEN);
     struct timeval tv = {0, HANDOFF_TICK_MS * 1000};
     if (peerlinks_create(&pc, base, &h->links) != ST_OK ||
         (h->tick = event_new(base, -1, EV_PERSIST, on_tick, h)) == NULL ||

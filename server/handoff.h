@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/peerlink.h"
 #include "common/status.h"
 #include "common/wire.h"
 
@@ -31,13 +32,7 @@ struct handoff_config {
     uint64_t gc_grace_ms;      /* never replay a hint older than this */
     uint64_t rate_bytes;       /* replay throttle per target, bytes/s; 0: none */
     unsigned sync_interval_ms; /* hints are synced at least this often */
-    /* The links' HANDSHAKE identity. */
-    const char *cluster_name;
-    uint8_t node_id[WIRE_NODE_ID_LEN];
-    uint16_t short_id;
-    uint64_t generation;
-    const char *addr;
-    size_t frame_max;
+    struct peer_self self;     /* as our links introduce us */
     unsigned timeout_ms;
 };
 

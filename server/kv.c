@@ -17,12 +17,15 @@
 #include "common/log.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
+#include "frontend/conn.h"
 #include "frontend/fe.h"
+#include "frontend/outq.h"
 #include "frontend/worker.h"
 #include "server/cluster.h"
 #include "server/coord.h"
 #include "server/handoff.h"
 #include "server/members.h"
+#include "server/repair.h"
 #include "server/version.h"
 #include "storage/include/lsm.h"
 
@@ -35,6 +38,7 @@ struct kv {
     struct members *members; /* membership, for stats cluster; may be NULL */
     struct coord *coord;     /* the coordinator in front, for stats cluster; may be NULL */
     struct handoff *handoff; /* hints, for stats hints; may be NULL */
+    struct repair *repair;   /* anti-entropy, for stats repair; may be NULL */
     struct lsm_db *db;
     struct hlc *clock;
     uint16_t node_id;
@@ -900,11 +904,33 @@ static bool kv_stats(void *exec, const char *args, size_t len,
         cluster_stats(kv->cluster, emit, arg);
         if (kv->coord != NULL)
             coord_stats(kv->coord, emit, arg);
+    } else if (mc_text_args_are(args, len, "repair") && kv->repair != NULL) {
+        repair_stats(kv->repair, emit, arg);
     } else if (mc_text_args_are(args, len, "hints") && kv->handoff != NULL) {
         handoff_stats(kv->handoff, emit, arg);
     } else
         return false;
     return true;
+}
+
+/* Operator commands: `repair` starts an anti-entropy cycle now. Others
+ * are memcached's, which a node does not have: ERROR. */
+static enum proto_action kv_text_command(struct conn *c, const struct mc_request *req,
+                                         const char *line, size_t len)
+{
+    (void)line;
+    (void)len;
+    struct kv *kv = c->fe->exec;
+    const char *answer = "ERROR\r\n";
+    if (req->cmd == MC_CMD_REPAIR && kv->repair != NULL) {
+        if (req->args_len > 0 && !mc_text_args_are(req->args, req->args_len, "start"))
+            answer = "CLIENT_ERROR usage: repair [start]\r\n";
+        else if (repair_request(kv->repair))
+            answer = "OK\r\n";
+        else
+            answer = "SERVER_ERROR repair already running\r\n";
+    }
+    return outq_add(conn_out(c), answer, strlen(answer)) == ST_OK ? PROTO_NEXT : PROTO_CLOSE;
 }
 
 const struct fe_exec_ops kv_exec_ops = {
@@ -923,6 +949,7 @@ const struct fe_exec_ops kv_exec_ops = {
     .meta_delta = kv_meta_delta,
     .meta_debug = kv_meta_debug,
     .stats = kv_stats,
+    .text_command = kv_text_command,
 };
 
 enum st_status kv_create(struct fe *fe, struct lsm_db *db, struct hlc *clock, uint16_t node_id,
@@ -961,6 +988,11 @@ struct coord *kv_coord(const struct kv *kv)
 void kv_attach_handoff(struct kv *kv, struct handoff *h)
 {
     kv->handoff = h;
+}
+
+void kv_attach_repair(struct kv *kv, struct repair *r)
+{
+    kv->repair = r;
 }
 
 void kv_destroy(struct kv **kvp)

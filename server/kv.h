@@ -25,6 +25,7 @@ struct cluster;
 struct coord;
 struct handoff;
 struct members;
+struct repair;
 struct fe;
 struct lsm_db;
 struct lsm_record;
@@ -47,6 +48,9 @@ void kv_attach_coord(struct kv *kv, struct coord *coord);
 struct coord *kv_coord(const struct kv *kv);
 /* `stats hints` reads it. Before the workers start. */
 void kv_attach_handoff(struct kv *kv, struct handoff *h);
+/* `stats repair` and the `repair` command go to it. Before the workers
+ * start. */
+void kv_attach_repair(struct kv *kv, struct repair *r);
 void kv_destroy(struct kv **kv);
 
 /* The front end's exptime (relative to process start, 0: never) as the

@@ -36,6 +36,7 @@
 #include "server/identity.h"
 #include "server/kv.h"
 #include "server/members.h"
+#include "server/repair.h"
 #include "server/version.h"
 #include "storage/env.h"
 #include "storage/include/lsm.h"
@@ -44,6 +45,10 @@
  * (docs/CLOCKS.md: at least the store interval plus the skew bound). */
 #define HLC_STORE_INTERVAL_MS 1000
 #define HLC_LEASE_MS 2500
+
+/* The engine's tombstone grace (lsm_options' default): hints and repair
+ * trees must use the same. */
+#define NODE_GC_GRACE_S (10ull * 86400)
 
 struct node_settings {
     char *data_dir;
@@ -59,6 +64,8 @@ struct node_settings {
     unsigned timeout_ms;
     unsigned read_repair_pct;
     unsigned long long hint_window_s, hint_max_bytes, hint_rate;
+    unsigned repair_interval_s, repair_depth;
+    unsigned long long repair_rate;
     char *seeds; /* comma-separated cluster addresses */
     size_t max_value_len;
     enum lsm_sync_mode sync;
@@ -78,6 +85,7 @@ struct node {
     struct kv *kv;
     struct coord *coord;
     struct handoff *handoff;
+    struct repair *repair;
     struct fe_exec_ops xo; /* kv's operations with the coordinator's */
     struct cluster *cluster;
     struct gossip *gossip;
@@ -110,6 +118,10 @@ static void usage(FILE *f)
             "      --hint-window <s>      hints older than this are dropped (default 10800)\n"
             "      --hint-max-bytes <n>   hint store per down node, k/m suffixes (default 1024m)\n"
             "      --hint-rate <n>        replay bytes per second per node (default 8m)\n"
+            "      --repair-interval <s>  a full anti-entropy cycle this often; 0: only on\n"
+            "                             request (default 3600)\n"
+            "      --repair-rate <n>      repair bytes per second, k/m suffixes (default 8m)\n"
+            "      --repair-depth <d>     Merkle tree depth per token range (default 10)\n"
             "      --sync <mode>          always | interval | none (default interval)\n"
             "  -v, -vv                    log connection events / every command\n"
             "      --config <file>        options as 'name = value' lines (the long names;\n"
@@ -160,6 +172,9 @@ static const struct option longs[] = {
     {"hint-window", required_argument, NULL, 1009},
     {"hint-max-bytes", required_argument, NULL, 1010},
     {"hint-rate", required_argument, NULL, 1011},
+    {"repair-interval", required_argument, NULL, 1012},
+    {"repair-rate", required_argument, NULL, 1013},
+    {"repair-depth", required_argument, NULL, 1014},
     {"verbose", no_argument, NULL, 'v'},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
@@ -268,6 +283,21 @@ static int parse_args(struct node_settings *s, int argc, char **argv, const char
             if (!parse_uint(optarg, 1ull << 40, &v))
                 goto bad;
             s->hint_rate = v;
+            break;
+        case 1012:
+            if (!parse_uint(optarg, 30ull * 86400, &v))
+                goto bad;
+            s->repair_interval_s = (unsigned)v;
+            break;
+        case 1013:
+            if (!parse_uint(optarg, 1ull << 40, &v))
+                goto bad;
+            s->repair_rate = v;
+            break;
+        case 1014:
+            if (!parse_uint(optarg, 20, &v) || v == 0)
+                goto bad;
+            s->repair_depth = (unsigned)v;
             break;
         case 1003: break; /* --config: read before the flags */
         case 1004: s->check_config = true; break;
@@ -512,10 +542,9 @@ static int open_data(struct node *n)
 
 /* Gossip: this node announces itself (status normal, its tokens and
  * memcached address) and learns the others from the seeds. */
-static enum st_status membership_open(struct node *n, const struct cluster_config *cc)
+static enum st_status membership_open(struct node *n, const struct peer_self *self)
 {
-    char addr[WIRE_ADDR_MAX + 1], mcaddr[WIRE_ADDR_MAX + 1];
-    snprintf(addr, sizeof(addr), "%s:%u", n->s.listen_addr, n->s.cluster_port);
+    char mcaddr[WIRE_ADDR_MAX + 1];
     snprintf(mcaddr, sizeof(mcaddr), "%s:%u", n->s.listen_addr, n->s.port);
     char seedbuf[4096];
     const char *seeds[GOSSIP_MAX_SEEDS];
@@ -528,13 +557,13 @@ static enum st_status membership_open(struct node *n, const struct cluster_confi
     }
     struct gossip_config gc = {
         .cluster = n->s.cluster_name,
-        .short_id = cc->short_id,
-        .generation = cc->generation,
-        .addr = addr,
+        .short_id = self->short_id,
+        .generation = self->generation,
+        .addr = self->addr,
         .seeds = seeds,
         .nseeds = nseeds,
     };
-    memcpy(gc.id, cc->node_id, GOSSIP_ID_LEN);
+    memcpy(gc.id, self->node_id, GOSSIP_ID_LEN);
     enum st_status st = gossip_create(&n->gossip, &gc);
     if (st == ST_OK)
         st = gossip_set_tokens(n->gossip, identity_tokens(n->id), identity_vnode_count(n->id));
@@ -546,24 +575,14 @@ static enum st_status membership_open(struct node *n, const struct cluster_confi
         log_error("node: cannot start gossip: %s", st_status_name(st));
         return st;
     }
-    struct members_config mc = {
-        .cluster_name = n->s.cluster_name,
-        .short_id = cc->short_id,
-        .generation = cc->generation,
-        .addr = addr,
-        .frame_max = cc->frame_max,
-        .replicas = n->s.replicas,
-    };
-    memcpy(mc.node_id, cc->node_id, WIRE_NODE_ID_LEN);
+    struct members_config mc = {.self = *self, .replicas = n->s.replicas};
     return members_start(&mc, n->base, n->gossip, &n->clock, &n->members);
 }
 
 /* The coordinator: the executor of client commands on every worker, and
  * of the RMWs peers forward to the cluster port (the main loop). */
-static enum st_status coord_open(struct node *n, const struct cluster_config *cc)
+static enum st_status coord_open(struct node *n, const struct peer_self *self)
 {
-    char addr[WIRE_ADDR_MAX + 1];
-    snprintf(addr, sizeof(addr), "%s:%u", n->s.listen_addr, n->s.cluster_port);
     struct coord_config cfg = {
         .replicas = n->s.replicas,
         .read_cl = n->s.read_cl,
@@ -571,19 +590,23 @@ static enum st_status coord_open(struct node *n, const struct cluster_config *cc
         .timeout_ms = n->s.timeout_ms,
         .max_inflight = 4096,
         .read_repair_pct = n->s.read_repair_pct,
-        .cluster_name = n->s.cluster_name,
-        .short_id = cc->short_id,
-        .generation = cc->generation,
-        .addr = addr,
-        .frame_max = cc->frame_max,
+        .self = *self,
     };
-    memcpy(cfg.node_id, cc->node_id, WIRE_NODE_ID_LEN);
     enum st_status st =
         coord_create(&cfg, n->kv, n->db, &n->clock, n->members, n->s.threads + 1, &n->coord);
     if (st == ST_OK)
         st = coord_loop_start(n->coord, n->s.threads, n->base);
     if (st != ST_OK)
         return st;
+    kv_attach_coord(n->kv, n->coord);
+    cluster_attach_coord(n->cluster, n->coord);
+    n->fe.xo = coord_exec(&kv_exec_ops, &n->xo);
+    return ST_OK;
+}
+
+/* Hinted handoff (<data>/hints) and anti-entropy repair. */
+static enum st_status repair_open(struct node *n, const struct peer_self *self)
+{
     char dir[PATH_MAX];
     if ((size_t)snprintf(dir, sizeof(dir), "%s/hints", n->s.data_dir) >= sizeof(dir))
         return ST_INVAL;
@@ -591,24 +614,31 @@ static enum st_status coord_open(struct node *n, const struct cluster_config *cc
         .dir = dir,
         .max_bytes = n->s.hint_max_bytes,
         .window_ms = n->s.hint_window_s * 1000,
-        .gc_grace_ms = 10ull * 86400 * 1000, /* the engine's gc_grace */
+        .gc_grace_ms = NODE_GC_GRACE_S * 1000,
         .rate_bytes = n->s.hint_rate,
         .sync_interval_ms = 100,
-        .cluster_name = n->s.cluster_name,
-        .short_id = cc->short_id,
-        .generation = cc->generation,
-        .addr = addr,
-        .frame_max = cc->frame_max,
+        .self = *self,
         .timeout_ms = n->s.timeout_ms * 5,
     };
-    memcpy(hc.node_id, cc->node_id, WIRE_NODE_ID_LEN);
-    if ((st = handoff_start(&hc, n->base, n->members, &n->handoff)) != ST_OK)
+    enum st_status st = handoff_start(&hc, n->base, n->members, &n->handoff);
+    if (st != ST_OK)
         return st;
     coord_attach_handoff(n->coord, n->handoff);
-    kv_attach_coord(n->kv, n->coord);
     kv_attach_handoff(n->kv, n->handoff);
-    cluster_attach_coord(n->cluster, n->coord);
-    n->fe.xo = coord_exec(&kv_exec_ops, &n->xo);
+    struct repair_config rc = {
+        .replicas = n->s.replicas,
+        .depth = n->s.repair_depth,
+        .interval_s = n->s.repair_interval_s,
+        .rate_bytes = n->s.repair_rate,
+        .gc_grace_s = NODE_GC_GRACE_S,
+        .lead_ms = 2000, /* above the clock-skew bound plus a round trip */
+        .timeout_ms = n->s.timeout_ms * 5,
+        .self = *self,
+    };
+    if ((st = repair_start(&rc, n->db, n->members, &n->repair)) != ST_OK)
+        return st;
+    cluster_attach_repair(n->cluster, n->repair);
+    kv_attach_repair(n->kv, n->repair);
     return ST_OK;
 }
 
@@ -631,11 +661,23 @@ static enum st_status cluster_open(struct node *n)
     if (st != ST_OK)
         return st;
     log_info("cluster port on %s", cluster_addr(n->cluster));
-    if ((st = membership_open(n, &cc)) != ST_OK)
+    char addr[WIRE_ADDR_MAX + 1];
+    snprintf(addr, sizeof(addr), "%s:%u", n->s.listen_addr, n->s.cluster_port);
+    struct peer_self self = {
+        .cluster_name = n->s.cluster_name,
+        .short_id = cc.short_id,
+        .generation = cc.generation,
+        .addr = addr,
+        .frame_max = cc.frame_max,
+    };
+    memcpy(self.node_id, cc.node_id, WIRE_NODE_ID_LEN);
+    if ((st = membership_open(n, &self)) != ST_OK)
         return st;
     cluster_attach_members(n->cluster, n->members);
     kv_attach_cluster(n->kv, n->cluster, n->members);
-    return coord_open(n, &cc);
+    if ((st = coord_open(n, &self)) != ST_OK)
+        return st;
+    return repair_open(n, &self);
 }
 
 int main(int argc, char **argv)
@@ -659,6 +701,9 @@ int main(int argc, char **argv)
         .hint_window_s = 3 * 3600,
         .hint_max_bytes = 1ull << 30,
         .hint_rate = 8u << 20,
+        .repair_interval_s = 3600,
+        .repair_rate = 8u << 20,
+        .repair_depth = 10,
         .max_value_len = LSM_DEFAULT_MAX_VALUE_LEN,
         .sync = LSM_SYNC_INTERVAL,
     };
@@ -730,6 +775,7 @@ out:
     listener_destroy(&n->fe.listener);
     coord_destroy(&n->coord);  /* the main loop's part answers the cluster port */
     handoff_stop(&n->handoff); /* after the coordinator: it stores hints to the end */
+    repair_stop(&n->repair);
     members_stop(&n->members);
     cluster_stop(&n->cluster);
     gossip_destroy(&n->gossip);

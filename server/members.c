@@ -27,8 +27,6 @@ struct syn_wait {
 
 struct members {
     struct members_config cfg;
-    char cluster_name[WIRE_CLUSTER_MAX + 1];
-    char addr[WIRE_ADDR_MAX + 1];
     struct event_base *base;
     struct gossip *g;
     struct hlc *clock;
@@ -139,7 +137,7 @@ static struct members_view *view_build(struct members *m, struct ring *r)
     }
     v->ring = r;
     v->refs = 1;
-    v->self = ring_find(r, m->cfg.node_id);
+    v->self = ring_find(r, m->cfg.self.node_id);
     for (uint32_t i = 0; i < n; i++) {
         struct gossip_peer p;
         if (gossip_find(m->g, ring_node(r, i)->id, &p) && p.addr != NULL)
@@ -220,26 +218,19 @@ enum st_status members_start(const struct members_config *cfg, struct event_base
     if (m == NULL)
         return ST_NOMEM;
     m->cfg = *cfg;
-    snprintf(m->cluster_name, sizeof(m->cluster_name), "%s", cfg->cluster_name);
-    snprintf(m->addr, sizeof(m->addr), "%s", cfg->addr);
-    m->cfg.cluster_name = m->cluster_name;
-    m->cfg.addr = m->addr;
+    m->cfg.self.cluster_name = NULL; /* peerlinks keeps its own copies */
+    m->cfg.self.addr = NULL;
     m->base = base;
     m->g = g;
     m->clock = clock;
     pthread_mutex_init(&m->mu, NULL);
     wire_buf_init(&m->scratch);
     struct peerlinks_config pc = {
-        .cluster_name = m->cluster_name,
-        .short_id = cfg->short_id,
-        .generation = cfg->generation,
-        .addr = m->addr,
-        .frame_max = cfg->frame_max,
+        .self = cfg->self,
         .max_inflight = 64,
         .timeout_ms = GOSSIP_INTERVAL_MS * 2,
         .retry_ms = GOSSIP_INTERVAL_MS,
     };
-    memcpy(pc.node_id, cfg->node_id, WIRE_NODE_ID_LEN);
     if (peerlinks_create(&pc, base, &m->links) != ST_OK) {
         members_stop(&m);
         return ST_NOMEM;

@@ -13,6 +13,7 @@
 
 #include <stdatomic.h>
 
+#include "common/peerlink.h"
 #include "common/status.h"
 #include "common/wire.h"
 #include "server/gossip.h"
@@ -24,13 +25,8 @@ struct ring;
 struct members;
 
 struct members_config {
-    const char *cluster_name;
-    uint8_t node_id[WIRE_NODE_ID_LEN];
-    uint16_t short_id;
-    uint64_t generation;
-    const char *addr; /* our cluster address "host:port" (the handshake's) */
-    size_t frame_max;
-    unsigned replicas; /* replication factor, for ownership in stats */
+    struct peer_self self; /* as our links introduce us */
+    unsigned replicas;     /* replication factor, for ownership in stats */
 };
 
 /* Starts the rounds on base. g and clock are borrowed. */

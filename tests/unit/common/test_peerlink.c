@@ -506,17 +506,20 @@ static int env_setup(void **state)
         return -1;
     snprintf(e->addr, sizeof(e->addr), "127.0.0.1:%u", (unsigned)e->fk.port);
     e->cfg = (struct peerlinks_config){
-        .cluster_name = CLUSTER,
-        .short_id = SELF_SHORT_ID,
-        .generation = SELF_GENERATION,
-        .addr = SELF_ADDR,
-        .frame_max = FRAME_MAX,
+        .self =
+            {
+                .cluster_name = CLUSTER,
+                .short_id = SELF_SHORT_ID,
+                .generation = SELF_GENERATION,
+                .addr = SELF_ADDR,
+                .frame_max = FRAME_MAX,
+            },
         .max_inflight = MAX_REQS,
         .timeout_ms = WAIT_MS,
         .retry_ms = 1000,
     };
     for (unsigned i = 0; i < WIRE_NODE_ID_LEN; i++)
-        e->cfg.node_id[i] = (uint8_t)(0x10 + i);
+        e->cfg.self.node_id[i] = (uint8_t)(0x10 + i);
     return 0;
 }
 
@@ -612,7 +615,7 @@ static void test_response_ok(void **state)
     assert_string_equal(e->fk.hs_addr, SELF_ADDR);
     assert_int_equal(e->fk.hs_short_id, SELF_SHORT_ID);
     assert_int_equal(e->fk.hs_generation, SELF_GENERATION);
-    assert_memory_equal(e->fk.hs_node_id, e->cfg.node_id, WIRE_NODE_ID_LEN);
+    assert_memory_equal(e->fk.hs_node_id, e->cfg.self.node_id, WIRE_NODE_ID_LEN);
     assert_int_equal(e->fk.reqs[0].opcode, WIRE_OP_READ);
     assert_int_equal(e->fk.reqs[0].flags, WIRE_FLAG_DIGEST);
     assert_fake_body(&e->fk.reqs[0], "req-0");
