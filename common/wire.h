@@ -44,7 +44,8 @@
  * later version can give them a meaning. Never renumber. */
 #define WIRE_FLAG_RESPONSE 0x0001u /* a response; id is the request's */
 #define WIRE_FLAG_DIGEST 0x0002u   /* READ: digest instead of data (request and response) */
-#define WIRE_FLAGS_DEFINED 0x0003u
+#define WIRE_FLAG_FRESH 0x0004u    /* WRITE: versions stamped now by the coordinator */
+#define WIRE_FLAGS_DEFINED 0x0007u
 
 /* Field limits checked by the body codecs. */
 #define WIRE_NODE_ID_LEN 16
@@ -291,6 +292,7 @@ enum wire_error_code {
     WIRE_ERR_STORAGE = 7,     /* the storage engine failed (I/O, corruption) */
     WIRE_ERR_TOO_LARGE = 8,   /* request or response over the frame limit */
     WIRE_ERR_INTERNAL = 9,
+    WIRE_ERR_CLOCK = 10, /* a FRESH version too far behind this node's clock */
 };
 
 struct wire_error {

@@ -234,6 +234,7 @@ static void on_write(struct cluster_conn *k, const struct wire_frame *f)
         return;
     }
     COUNT(c, writes);
+    bool fresh = (f->flags & WIRE_FLAG_FRESH) != 0;
     struct lsm_batch *batch = NULL;
     if (lsm_batch_create(&batch) != ST_OK) {
         respond_error(k, f->id, WIRE_ERR_INTERNAL, "out of memory");
@@ -243,6 +244,18 @@ static void on_write(struct cluster_conn *k, const struct wire_frame *f)
     for (size_t i = 0; i < n && st == ST_OK; i++) {
         struct wire_record w;
         wire_get_record(&r, &w);
+        if (fresh && hlc_physical(w.version.hlc) + c->clock->max_skew_ms < hlc_wall_ms(c->clock)) {
+            /* stamped "now" by a coordinator whose clock is behind ours by
+             * more than the bound: it would lose to writes already
+             * acknowledged (docs/CLOCKS.md) */
+            COUNT(c, clock_refusals);
+            lsm_batch_destroy(&batch);
+            log_warn("cluster: %s: a write stamped beyond the skew bound behind this node's clock",
+                     k->peer);
+            respond_error(k, f->id, WIRE_ERR_CLOCK,
+                          "version behind this node's clock beyond the skew bound");
+            return;
+        }
         if (hlc_observe(c->clock, w.version.hlc) != ST_OK) {
             /* a version this far ahead would win over every later write */
             COUNT(c, clock_refusals);

@@ -36,7 +36,12 @@ static void wop_check(struct wop *w)
     if (w->acks + w->base.outstanding >= w->need)
         return;
     struct loop *lp = w->base.lp;
-    enum cst st = w->indeterminate ? CST_TIMEOUT : w->storage_failed ? CST_FAILED : CST_UNAVAILABLE;
+    /* Some replica may hold the write (one timed out, or some acknowledged
+     * short of W): the outcome is indeterminate, which the client learns
+     * as the timeout line; only a write no replica took is "unavailable"
+     * or a storage error. */
+    bool maybe_applied = w->indeterminate || w->acks > 0;
+    enum cst st = maybe_applied ? CST_TIMEOUT : w->storage_failed ? CST_FAILED : CST_UNAVAILABLE;
     if (st == CST_TIMEOUT)
         COUNT(lp, coord_timeouts);
     coord_op_decide(&w->base, st);
@@ -62,6 +67,14 @@ static void wop_hint(struct wop *w, const struct wrep *rep)
         w->acks++;
 }
 
+/* True for an ERROR saying the version is too far behind the replica's
+ * clock (WIRE_ERR_CLOCK): not a storage failure, a skewed coordinator. */
+static bool clock_refused(const struct wire_frame *f)
+{
+    struct wire_error e;
+    return wire_parse_error(f->body, f->body_len, &e) == WIRE_OK && e.code == WIRE_ERR_CLOCK;
+}
+
 static void wop_done(void *arg, enum peer_result r, const struct wire_frame *f)
 {
     struct wrep *rep = arg;
@@ -75,8 +88,10 @@ static void wop_done(void *arg, enum peer_result r, const struct wire_frame *f)
         COUNT(w->base.lp, coord_replica_failures);
         if (r == PEER_TIMEOUT || r == PEER_CLOSED)
             w->indeterminate = true;
-        else if (r == PEER_ERROR)
+        else if (r == PEER_ERROR && !clock_refused(f))
             w->storage_failed = true;
+        else if (r == PEER_ERROR)
+            COUNT(w->base.lp, coord_clock_refusals); /* our clock is behind theirs */
         wop_hint(w, rep);
     }
     wop_check(w);
@@ -140,8 +155,8 @@ struct wop *coord_write_start(struct loop *lp, struct lsm_record *rec, enum wire
                 log_warn("node: local replica write failed: %s", st_status_name(st));
             }
         } else if (p.live[i] &&
-                   peerlink_request(lp->plinks[p.node[i]], WIRE_OP_WRITE, 0, lp->scratch.data,
-                                    lp->scratch.len, wop_done, rep) == PEER_OK) {
+                   peerlink_request(lp->plinks[p.node[i]], WIRE_OP_WRITE, WIRE_FLAG_FRESH,
+                                    lp->scratch.data, lp->scratch.len, wop_done, rep) == PEER_OK) {
             rep->state = REP_ASKED;
             w->base.outstanding++;
         } else {

@@ -784,7 +784,14 @@ enum st_status kv_rmw(struct kv *kv, const struct wire_rmw *q, struct wire_rmw_r
     if (st == ST_OK && r == WIRE_RMW_STORED && !rec.tombstone && rec.value_len > kv->max_value_len)
         r = WIRE_RMW_TOO_LARGE;
     if (st == ST_OK && r == WIRE_RMW_STORED) {
-        rec.version = (struct lsm_version){hlc_now(kv->clock), kv->node_id};
+        /* the result must supersede what it was computed from, even when
+         * that came from a peer whose clock is ahead of ours */
+        if (cur != NULL)
+            hlc_observe(kv->clock, cur->version.hlc);
+        uint64_t v = hlc_now(kv->clock);
+        if (cur != NULL && v <= cur->version.hlc)
+            v = cur->version.hlc + 1;
+        rec.version = (struct lsm_version){v, kv->node_id};
         st = rec.tombstone ? lsm_delete(kv->db, rec.key, rec.key_len, rec.version, rec.expiry)
                            : lsm_put(kv->db, &rec);
         if (st == ST_OK) {

@@ -71,6 +71,7 @@ struct node_settings {
     enum lsm_sync_mode sync;
     unsigned verbose;
     unsigned long long test_fail_writes_after; /* tests only: 0 = never */
+    long long test_clock_offset_ms;            /* tests only: the HLC's skew */
     bool check_config;                         /* --check-config: parse, then exit */
     char **config_argv; /* the config file as options; strings above point into it */
     int config_argc;
@@ -126,6 +127,8 @@ static void usage(FILE *f)
             "  -v, -vv                    log connection events / every command\n"
             "      --config <file>        options as 'name = value' lines (the long names;\n"
             "                             flags given too win); --check-config: exit after\n"
+            "      --test-clock-offset-ms <n>  tests only: the hybrid clock reads the wall\n"
+            "                             clock plus n ms (negative: behind)\n"
             "      --test-fail-writes-after <n>  tests only: the engine's n-th file write\n"
             "                             from start fails, and every one after it\n"
             "  -V, --version              print the version and exit\n"
@@ -175,6 +178,7 @@ static const struct option longs[] = {
     {"repair-interval", required_argument, NULL, 1012},
     {"repair-rate", required_argument, NULL, 1013},
     {"repair-depth", required_argument, NULL, 1014},
+    {"test-clock-offset-ms", required_argument, NULL, 1015},
     {"verbose", no_argument, NULL, 'v'},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
@@ -299,6 +303,16 @@ static int parse_args(struct node_settings *s, int argc, char **argv, const char
                 goto bad;
             s->repair_depth = (unsigned)v;
             break;
+        case 1015: {
+            char *end;
+            errno = 0;
+            long long off = strtoll(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' || off < -86400000LL ||
+                off > 86400000LL)
+                goto bad;
+            s->test_clock_offset_ms = off;
+            break;
+        }
         case 1003: break; /* --config: read before the flags */
         case 1004: s->check_config = true; break;
         default: usage(stderr); return origin != NULL ? EX_CONFIG : EX_USAGE;
@@ -492,7 +506,10 @@ static int open_data(struct node *n)
              (unsigned)identity_short_id(n->id), (unsigned long long)identity_generation(n->id),
              n->s.data_dir, n->s.cluster_name);
 
-    hlc_init(&n->clock, NULL);
+    struct hlc_options ho;
+    hlc_options_default(&ho);
+    ho.offset_ms = n->s.test_clock_offset_ms;
+    hlc_init(&n->clock, &ho);
     /* A restart within the lease: wait until the wall clock passes the
      * stored bound, so the first versions are not ahead of it (peers would
      * refuse them beyond the skew bound). A clock set back further is not
