@@ -13,6 +13,13 @@ $(NODE_BIN): $(B)/obj/server/main.o $(SERVER_LIB) $(FRONTEND_LIB) $(STORAGE_LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
 
+# make bench-cluster: three nodes against one, at ONE, QUORUM and ALL
+# (bench/cluster.py, docs/BENCH.md).
+.PHONY: bench-cluster
+bench-cluster: deps-test
+	@$(MAKE) --no-print-directory all
+	$(PYTHON) bench/cluster.py $(NODE_BIN) $(B)/bin/strata-bench
+
 # make cluster: three nodes on loopback in the foreground (tools/cluster.sh);
 # CLUSTER_BASE / CLUSTER_PORT_BASE move the memcached / cluster ports.
 CLUSTER_BASE ?= 11311

@@ -35,8 +35,9 @@ three strata-nodes on 127.0.0.1 (data and logs in $DIR/):
   memcached protocol: $((BASE)), $((BASE + 1)), $((BASE + 2))   e.g. memcstat --servers=127.0.0.1:$BASE
   cluster ports:      $((CBASE)), $((CBASE + 1)), $((CBASE + 2))
   membership and ring: printf 'stats cluster\r\n' | nc 127.0.0.1 $BASE
-Not built yet: replication. Each node stores what it is sent; the nodes
-find each other by gossip and agree on the ring (docs/NODE.md).
+Every key is replicated to all three (N=3) at QUORUM; any node
+coordinates any command (docs/NODE.md). strata-admin -n 127.0.0.1:$BASE
+status | ring | hints | repair.
 Ctrl-C stops all three.
 MSG
 wait
