@@ -67,6 +67,7 @@ void coord_place(struct loop *lp, const void *key, size_t nkey, struct placement
     for (unsigned i = 0; i < p->n; i++) {
         uint32_t node = p->node[i];
         p->self[i] = node == v->self;
+        p->link[i] = lp->plinks[node];
         p->live[i] =
             p->self[i] || (lp->plinks[node] != NULL &&
                            atomic_load_explicit(&v->state[node], memory_order_relaxed) != PHI_DOWN);

@@ -110,6 +110,9 @@ struct placement {
     uint32_t node[RING_MAX_REPLICAS];
     bool live[RING_MAX_REPLICAS];
     bool self[RING_MAX_REPLICAS];
+    /* the link to each (NULL: ourselves or no address): stable for the
+     * loop's life, unlike node numbers, which name nodes of one view */
+    struct peerlink *link[RING_MAX_REPLICAS];
 };
 
 /* Places key on the loop's current view (refreshed when it moved). */
@@ -164,7 +167,7 @@ void coord_write_free(struct op *op);
 
 struct rrep {
     struct rop *r;
-    uint32_t node;
+    struct peerlink *link; /* NULL for ourselves */
     bool self;
     bool in_set;   /* counted toward R */
     bool extra;    /* asked after the answer, for async repair */

@@ -131,8 +131,8 @@ static bool rop_ask(struct rop *r, struct rrep *rep, bool data)
     wire_buf_clear(&lp->scratch);
     wire_compose_read(&lp->scratch, (const uint8_t *)r->key, r->nkey);
     if (lp->scratch.err != ST_OK ||
-        peerlink_request(lp->plinks[rep->node], WIRE_OP_READ, data ? 0 : WIRE_FLAG_DIGEST,
-                         lp->scratch.data, lp->scratch.len, rop_done, rep) != PEER_OK) {
+        peerlink_request(rep->link, WIRE_OP_READ, data ? 0 : WIRE_FLAG_DIGEST, lp->scratch.data,
+                         lp->scratch.len, rop_done, rep) != PEER_OK) {
         rep->state = REP_FAILED;
         return false;
     }
@@ -191,7 +191,7 @@ static void rop_repair(struct rop *r, struct rrep *rep, bool blocking)
     }
     if (!coord_compose_write(lp, r->result))
         return;
-    if (peerlink_request(lp->plinks[rep->node], WIRE_OP_WRITE, 0, lp->scratch.data, lp->scratch.len,
+    if (peerlink_request(rep->link, WIRE_OP_WRITE, 0, lp->scratch.data, lp->scratch.len,
                          blocking ? repair_blocking_done : repair_done, rep) != PEER_OK)
         return;
     if (blocking) {
@@ -214,7 +214,8 @@ static void rop_check_rest(struct rop *r)
     coord_place(lp, r->key, r->nkey, &p);
     for (unsigned i = 0; i < r->n && i < p.n; i++) {
         struct rrep *rep = &r->reps[i];
-        if (rep->in_set || rep->state != REP_IDLE || !p.live[i] || p.node[i] != rep->node)
+        if (rep->in_set || rep->state != REP_IDLE || !p.live[i] || p.link[i] != rep->link ||
+            p.self[i] != rep->self)
             continue;
         rep->extra = true;
         rop_ask(r, rep, false);
@@ -367,7 +368,7 @@ struct rop *coord_read_start(struct loop *lp, const void *key, size_t nkey, enum
         return r;
     }
     for (unsigned i = 0; i < p.n; i++)
-        r->reps[i] = (struct rrep){.r = r, .node = p.node[i], .self = p.self[i]};
+        r->reps[i] = (struct rrep){.r = r, .link = p.link[i], .self = p.self[i]};
     /* the read set: our own replica first (no network), then in order */
     unsigned chosen = 0;
     for (unsigned pass = 0; pass < 2 && chosen < r->need; pass++)

@@ -181,7 +181,7 @@ struct mop *coord_rmw_start(struct loop *lp, const struct wire_rmw *q, bool serv
         enum peer_result r =
             lp->scratch.err != ST_OK
                 ? PEER_OVERLOADED
-                : peerlink_request(lp->plinks[p.node[primary]], WIRE_OP_RMW, 0, lp->scratch.data,
+                : peerlink_request(p.link[primary], WIRE_OP_RMW, 0, lp->scratch.data,
                                    lp->scratch.len, mop_forward_done, m);
         if (r == PEER_OK)
             m->base.outstanding++;

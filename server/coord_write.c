@@ -155,8 +155,8 @@ struct wop *coord_write_start(struct loop *lp, struct lsm_record *rec, enum wire
                 log_warn("node: local replica write failed: %s", st_status_name(st));
             }
         } else if (p.live[i] &&
-                   peerlink_request(lp->plinks[p.node[i]], WIRE_OP_WRITE, WIRE_FLAG_FRESH,
-                                    lp->scratch.data, lp->scratch.len, wop_done, rep) == PEER_OK) {
+                   peerlink_request(p.link[i], WIRE_OP_WRITE, WIRE_FLAG_FRESH, lp->scratch.data,
+                                    lp->scratch.len, wop_done, rep) == PEER_OK) {
             rep->state = REP_ASKED;
             w->base.outstanding++;
         } else {
