@@ -307,8 +307,8 @@ static int parse_args(struct node_settings *s, int argc, char **argv, const char
             char *end;
             errno = 0;
             long long off = strtoll(optarg, &end, 10);
-            if (errno != 0 || end == optarg || *end != '\0' || off < -86400000LL ||
-                off > 86400000LL)
+            if (errno != 0 || end == optarg || *end != '\0' || off < -366LL * 86400000 ||
+                off > 366LL * 86400000)
                 goto bad;
             s->test_clock_offset_ms = off;
             break;
@@ -516,6 +516,17 @@ static int open_data(struct node *n)
      * waited for: versions then run ahead until it catches up. */
     uint64_t bound = identity_hlc_bound(n->id);
     uint64_t wall = hlc_wall_ms(&n->clock), floor_ms = hlc_physical(bound);
+    if (bound != 0 && wall > floor_ms + NODE_GC_GRACE_S * 1000) {
+        /* Tombstones of deletes it missed may be purged everywhere by now:
+         * its old values would come back through repair. */
+        fprintf(stderr,
+                "strata-node: this node was last up %llu days ago, longer than gc_grace (%llu "
+                "days): deleted keys could come back from its data; to rebuild it, empty %s "
+                "and start it again (it joins with a new id and repair fills it)\n",
+                (unsigned long long)((wall - floor_ms) / 86400000),
+                (unsigned long long)(NODE_GC_GRACE_S / 86400), n->s.data_dir);
+        return EX_DATAERR;
+    }
     if (floor_ms > wall && floor_ms - wall <= HLC_LEASE_MS) {
         log_info("node: waiting %llu ms for the clock to pass its stored bound",
                  (unsigned long long)(floor_ms - wall));
