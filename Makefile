@@ -171,4 +171,4 @@ fmt:
 check-format:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
--include $(shell find build/$(MODE) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -34,8 +34,11 @@ Layers:
   bounds, as the C composer sets ST_INVAL) and parse_X(body) -> value
   (raises WireError(MALFORMED) when the body does not decode exactly), for
   HANDSHAKE (request and reply), PING, ERROR, RECORD, READ (request, data
-  reply, digest reply), WRITE (request; its response is empty). decode_body
-  picks the parser from a frame's opcode and flags.
+  reply, digest reply), WRITE (request; its response is empty), MERKLE_TREE
+  and RANGE_READ (request and response; compose_*(..., check=False) writes
+  a request that breaks the rules, for the server's refusals). RMW has
+  compose_rmw and parse_rmw_reply. decode_body picks the parser from a
+  frame's opcode and flags.
 - record_digest(rec): wire_record_digest.
 - ClusterClient: a dialer over a socket with bounded reads; requests
   matched to responses by id, several in flight, answered in any order.
@@ -67,13 +70,16 @@ FRAME_MAX_DEFAULT = 16 << 20  # header included
 
 FLAG_RESPONSE = 0x0001
 FLAG_DIGEST = 0x0002
-FLAGS_DEFINED = 0x0003
+FLAG_FRESH = 0x0004  # WRITE: versions stamped now by the coordinator
+FLAGS_DEFINED = 0x0007
 
 NODE_ID_LEN = 16
 REC_KEY_MAX = 250
 CLUSTER_MAX = 255
 ADDR_MAX = 512
 MSG_MAX = 1024
+MERKLE_DEPTH_MAX = 20
+MERKLE_HASHES_MAX = 65536  # per MERKLE_TREE request (n << step) or response
 
 # Fewest bytes a RECORD takes (wire.c RECORD_MIN_LEN): 1-byte key with its
 # length, version, flags, expiry, tombstone, empty value's length.
@@ -131,10 +137,12 @@ ERR_NOT_PRIMARY = 6
 ERR_STORAGE = 7
 ERR_TOO_LARGE = 8
 ERR_INTERNAL = 9
+ERR_CLOCK = 10
 ERROR_NAMES = {ERR_UNKNOWN_OPCODE: "UNKNOWN_OPCODE", ERR_BAD_REQUEST: "BAD_REQUEST",
                ERR_NOT_READY: "NOT_READY", ERR_OVERLOADED: "OVERLOADED",
                ERR_TIMEOUT: "TIMEOUT", ERR_NOT_PRIMARY: "NOT_PRIMARY",
-               ERR_STORAGE: "STORAGE", ERR_TOO_LARGE: "TOO_LARGE", ERR_INTERNAL: "INTERNAL"}
+               ERR_STORAGE: "STORAGE", ERR_TOO_LARGE: "TOO_LARGE", ERR_INTERNAL: "INTERNAL",
+               ERR_CLOCK: "CLOCK"}
 
 # Outcome byte of a handshake reply, found byte of READ replies (wire.c).
 HANDSHAKE_ACCEPT = 0
@@ -804,6 +812,159 @@ def parse_rmw_reply(body):
     return rep
 
 
+# ---- Anti-entropy: MERKLE_TREE and RANGE_READ --------------------------------
+
+@dataclasses.dataclass
+class MerkleReq:
+    """MERKLE_TREE request (struct wire_merkle_req): for each node index in
+    `nodes` (of `level`), the hashes of its 2^step descendants at level +
+    step, in the responder's tree of (range_start, range_end] at `depth`,
+    built as of `as_of` with `gc_grace` and kept under `session`."""
+    session: int
+    range_start: int
+    range_end: int
+    depth: int
+    as_of: int
+    gc_grace: int
+    level: int = 0
+    step: int = 0
+    nodes: list = dataclasses.field(default_factory=lambda: [0])
+
+
+def _merkle_req_problem(q):
+    """Why q breaks a rule of wire.c's merkle_req_valid and node check, or
+    None."""
+    n = len(q.nodes)
+    if not 1 <= q.depth <= MERKLE_DEPTH_MAX:
+        return "depth %d, not 1..%d" % (q.depth, MERKLE_DEPTH_MAX)
+    if q.level > q.depth or q.step > q.depth - q.level:
+        return "level %d + step %d beyond depth %d" % (q.level, q.step, q.depth)
+    if n < 1 or n << q.step > MERKLE_HASHES_MAX:
+        return "%d nodes x 2^%d hashes, not 1..%d" % (n, q.step, MERKLE_HASHES_MAX)
+    for node in q.nodes:
+        if node >= 1 << q.level:
+            return "node %d outside level %d" % (node, q.level)
+    return None
+
+
+def compose_merkle_req(q, check=True):
+    """MERKLE_TREE request body; ValueError for a rule broken (check=False
+    writes it anyway, for refusal tests)."""
+    problem = _merkle_req_problem(q) if check else None
+    if problem:
+        raise ValueError(problem)
+    return (put_u64(q.session) + put_u64(q.range_start) + put_u64(q.range_end) +
+            put_u8(q.depth) + put_u64(q.as_of) + put_u64(q.gc_grace) + put_u8(q.level) +
+            put_u8(q.step) + put_varint(len(q.nodes)) +
+            b"".join(put_u64(node) for node in q.nodes))
+
+
+def parse_merkle_req(body):
+    """wire_parse_merkle_req's checks: the count is refused over
+    MERKLE_HASHES_MAX before the node indices are read."""
+    r = Reader(body)
+    fields = [r.get_u64(), r.get_u64(), r.get_u64(), r.get_u8(), r.get_u64(), r.get_u64(),
+              r.get_u8(), r.get_u8()]
+    n = r.get_varint()
+    if n > MERKLE_HASHES_MAX:
+        raise WireError(MALFORMED, "%d nodes" % n)
+    raw = r.get_raw(8 * n)
+    r.finish()
+    q = MerkleReq(*fields, nodes=list(struct.unpack("<%dQ" % n, raw)))
+    problem = _merkle_req_problem(q)
+    if problem:
+        raise WireError(MALFORMED, problem)
+    return q
+
+
+@dataclasses.dataclass
+class MerkleReply:
+    """MERKLE_TREE response: hashes[k * 2^step + j] is descendant j of the
+    request's nodes[k]; records, how many the responder's tree holds."""
+    hashes: list
+    records: int = 0
+
+
+def compose_merkle_reply(rep):
+    if len(rep.hashes) > MERKLE_HASHES_MAX:
+        raise ValueError("%d hashes, at most %d" % (len(rep.hashes), MERKLE_HASHES_MAX))
+    return (put_varint(len(rep.hashes)) + b"".join(put_u64(h) for h in rep.hashes) +
+            put_u64(rep.records))
+
+
+def parse_merkle_reply(body):
+    r = Reader(body)
+    n = r.get_varint()
+    if n > MERKLE_HASHES_MAX:
+        raise WireError(MALFORMED, "%d hashes" % n)
+    hashes = list(struct.unpack("<%dQ" % n, r.get_raw(8 * n)))
+    rep = MerkleReply(hashes, r.get_u64())
+    r.finish()
+    return rep
+
+
+@dataclasses.dataclass
+class RangeReq:
+    """RANGE_READ request (struct wire_range_req): the newest version of
+    every key with its token in (range_start, range_end], tombstones and
+    expired included, in (token, key) order after the key `after` (b"":
+    from the start), at most max_records records and about max_bytes bytes
+    a page."""
+    range_start: int
+    range_end: int
+    after: bytes = b""
+    max_records: int = 1024
+    max_bytes: int = 1 << 20
+
+
+def compose_range_req(q, check=True):
+    after = _b(q.after)
+    if check:
+        _check_len(after, 0, REC_KEY_MAX, "after key")
+        if q.max_records < 1:
+            raise ValueError("max_records 0")
+    return (put_u64(q.range_start) + put_u64(q.range_end) + put_bytes(after) +
+            put_u32(q.max_records) + put_u32(q.max_bytes))
+
+
+def parse_range_req(body):
+    r = Reader(body)
+    q = RangeReq(range_start=r.get_u64(), range_end=r.get_u64(), after=r.get_bytes(REC_KEY_MAX),
+                 max_records=r.get_u32(), max_bytes=r.get_u32())
+    r.finish()
+    if q.max_records < 1:
+        raise WireError(MALFORMED, "max_records 0")
+    return q
+
+
+@dataclasses.dataclass
+class RangeReply:
+    """RANGE_READ response: a page of records; more, a next page exists
+    (ask again with after = the last record's key)."""
+    more: bool
+    records: list = dataclasses.field(default_factory=list)
+
+
+def compose_range_reply(rep):
+    for rec in rep.records:
+        _check_record(rec)
+    return (put_u8(1 if rep.more else 0) + put_varint(len(rep.records)) +
+            b"".join(put_record(rec) for rec in rep.records))
+
+
+def parse_range_reply(body):
+    """wire_parse_range_reply's checks: a count of at most
+    len(body) // RECORD_MIN_LEN, every record valid."""
+    r = Reader(body)
+    more = r.get_bool()
+    n = r.get_varint()
+    if n > len(body) // RECORD_MIN_LEN:
+        raise WireError(MALFORMED, "RANGE_READ count %d for a body of %d bytes" % (n, len(body)))
+    recs = [get_record(r) for _ in range(n)]
+    r.finish()
+    return RangeReply(more, recs)
+
+
 def parse_empty(body):
     """WRITE response: an empty body."""
     if len(body) != 0:
@@ -814,8 +975,9 @@ def decode_body(frame):
     """The body of a frame by its opcode and flags: Handshake /
     HandshakeReply, PING's hlc (int), Error, READ's key (request), Record or
     None (data response), Digest (digest response), WRITE's list of records
-    (request) or None (response). Bodies of other opcodes come back as
-    bytes. WireError(MALFORMED) when the body does not decode."""
+    (request) or None (response), MerkleReq / MerkleReply, RangeReq /
+    RangeReply. Bodies of other opcodes come back as bytes.
+    WireError(MALFORMED) when the body does not decode."""
     response = bool(frame.flags & FLAG_RESPONSE)
     op, body = frame.opcode, frame.body
     if op == OP_ERROR:
@@ -832,6 +994,10 @@ def decode_body(frame):
         return parse_read_reply(body)
     if op == OP_WRITE:
         return parse_empty(body) if response else parse_write(body)
+    if op == OP_MERKLE_TREE:
+        return parse_merkle_reply(body) if response else parse_merkle_req(body)
+    if op == OP_RANGE_READ:
+        return parse_range_reply(body) if response else parse_range_req(body)
     return body
 
 
@@ -1019,3 +1185,11 @@ class ClusterClient:
     def write(self, records, timeout=None):
         """WRITE: None once applied, or Error."""
         return self.call(OP_WRITE, compose_write(records), 0, timeout)
+
+    def merkle_tree(self, q, timeout=None):
+        """MERKLE_TREE (a MerkleReq): MerkleReply, or Error."""
+        return self.call(OP_MERKLE_TREE, compose_merkle_req(q), 0, timeout)
+
+    def range_read(self, q, timeout=None):
+        """RANGE_READ (a RangeReq): one page, RangeReply, or Error."""
+        return self.call(OP_RANGE_READ, compose_range_req(q), 0, timeout)

@@ -6,14 +6,20 @@ Byte-exactness with the C codec (common/wire.c) rests on bytes the C codec
 produced, not on this module's own reading of the spec:
 - C_HEADER_PREFIX: the literal header bytes of test_header_golden in
   tests/unit/common/test_wire.c;
-- C_FRAMES / C_BIG_FRAMES / C_STREAM_*: the 18 sample frames of
-  test_wire.c (its `samples` table, composed by wire.c with ids 1..18, back
-  to back, as test_frames_back_to_back composes them), taken from the C
-  unit test's buffer (8489 bytes): the small frames as hex, the three big
-  ones (1,024-byte message, 250-byte key with a 3,000-byte value, the
-  3-record WRITE) and the whole stream as length + SHA-256;
+- C_FRAMES / C_BIG_FRAMES / C_STREAM_*: the first 18 sample frames of
+  test_wire.c (its `samples` table up to "write-ack", composed by wire.c
+  with ids 1..18, back to back, as test_frames_back_to_back composes
+  them; the table has grown since, RMW and anti-entropy bodies after
+  those 18), taken from the C unit test's buffer (8489 bytes): the small
+  frames as hex, the three big ones (1,024-byte message, 250-byte key with
+  a 3,000-byte value, the 3-record WRITE) and the whole stream as length +
+  SHA-256;
 - C_DIGESTS: wire_record_digest of test_wire.c's records, as computed by
   wire.c.
+The anti-entropy bodies (MERKLE_TREE, RANGE_READ) are pinned instead by
+vectors computed by hand from docs/formats/cluster-protocol.md's tables,
+the same bytes test_wire.c's test_anti_entropy_golden checks wire.c
+against (AE_GOLDEN).
 The rest mirrors the C unit tests: truncations, bit flips, limits, field
 rules.
 
@@ -106,7 +112,8 @@ SAMPLE_NAMES = [s[0] for s in SAMPLES]
 # The bodies' parsers, to hand every body to every parser.
 PARSERS = [cp.parse_handshake, cp.parse_handshake_reply, cp.parse_ping, cp.parse_error,
            cp.parse_read, cp.parse_read_reply, cp.parse_digest_reply, cp.parse_write,
-           cp.parse_empty]
+           cp.parse_merkle_req, cp.parse_merkle_reply, cp.parse_range_req,
+           cp.parse_range_reply, cp.parse_empty]
 
 # ---- Golden bytes from the C codec -----------------------------------------------
 
@@ -257,10 +264,11 @@ def test_constants_match_wire_h():
     for name, value in defines.items():
         assert c_int(value) == getattr(cp, name), name
         checked += 1
-    assert checked == 16  # HEADER_LEN .. MSG_MAX, RMW_*: all the numeric defines
+    # HEADER_LEN .. MSG_MAX, FLAG_FRESH, RMW_*, MERKLE_*: all the numeric defines
+    assert checked == 19
 
     enums = re.findall(r"^\s+WIRE_((?:OP|REFUSE|ERR|CL|RMW)_\w+) = (\w+),", h, re.M)
-    assert len(enums) == 12 + 7 + 9 + 4 + 9 + 6
+    assert len(enums) == 12 + 7 + 10 + 4 + 9 + 6
     for name, value in enums:
         assert int(value, 0) == getattr(cp, name), name
     op_names = re.findall(r"case WIRE_OP_(\w+): return \"(\w+)\";", c)
@@ -273,6 +281,12 @@ def test_constants_match_wire_h():
     # the RMW request's fixed part: op, levels, flags, two empty byte
     # strings, flags u32 and five u64 (docs/formats/cluster-protocol.md)
     assert len(cp.compose_rmw(cp.Rmw(op=cp.RMW_TOUCH, key=b"k"))) == 4 + 2 + 1 + 4 + 40 == 51
+    # the smallest anti-entropy bodies the spec gives
+    root = cp.MerkleReq(session=1, range_start=0, range_end=0, depth=1, as_of=0, gc_grace=0)
+    assert len(cp.compose_merkle_req(root)) == 43 + 1 + 8 == 52
+    assert len(cp.compose_merkle_reply(cp.MerkleReply([0]))) == 17
+    assert len(cp.compose_range_req(cp.RangeReq(0, 0))) == 16 + 1 + 8 == 25
+    assert len(cp.compose_range_reply(cp.RangeReply(False))) == 2
 
     results = re.search(r"enum wire_result \{(.*?)\};", h, re.S).group(1)
     order = re.findall(r"^\s+WIRE_(\w+)", results, re.M)
@@ -610,7 +624,7 @@ def test_compose_rejects_invalid():
         lambda: cp.compose_handshake_reply(cp.HandshakeReply(False, msg=LONG_MSG + b"m")),
         lambda: cp.compose_read(b""),
         lambda: cp.compose_read(b"k" * 251),
-        lambda: cp.encode_frame(cp.OP_PING, cp.compose_ping(1), 0x0004, 3),
+        lambda: cp.encode_frame(cp.OP_PING, cp.compose_ping(1), cp.FLAGS_DEFINED + 1, 3),
         lambda: cp.encode_frame(cp.OP_WRITE, bytes(100), 0, 77, limit=cp.HEADER_LEN + 99),
         lambda: cp.encode_frame(cp.OP_PING, b"", 0, 1 << 64),
     ]
@@ -618,6 +632,240 @@ def test_compose_rejects_invalid():
         with pytest.raises(ValueError):
             f()
     assert len(cp.encode_frame(cp.OP_WRITE, bytes(100), 0, 77, limit=cp.HEADER_LEN + 100)) == 132
+
+
+# ---- Anti-entropy: MERKLE_TREE and RANGE_READ ---------------------------------------------
+
+# Computed by hand from docs/formats/cluster-protocol.md's tables (not by
+# the C codec); test_wire.c test_anti_entropy_golden checks wire.c against
+# the same bytes. (value, body bytes, compose, parse)
+AE_GOLDEN = [
+    # session 0x0102030405060708, range (2^64 - 16, 16] (it wraps), depth
+    # 15, as of 1700000000, gc grace 864000, level 5, step 5, nodes 3, 31
+    (cp.MerkleReq(session=0x0102030405060708, range_start=cp.U64_MAX - 15, range_end=16,
+                  depth=15, as_of=1700000000, gc_grace=864000, level=5, step=5, nodes=[3, 31]),
+     bytes([0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    # session
+            0xF0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,    # range start
+            0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,    # range end
+            0x0F,                                              # depth
+            0x00, 0xF1, 0x53, 0x65, 0x00, 0x00, 0x00, 0x00,    # as of
+            0x00, 0x2F, 0x0D, 0x00, 0x00, 0x00, 0x00, 0x00,    # gc grace
+            0x05, 0x05,                                        # level, step
+            0x02,                                              # count
+            0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,    # node 3
+            0x1F, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]),  # node 31
+     cp.compose_merkle_req, cp.parse_merkle_req),
+    # the root's answer: one hash, 3 records
+    (cp.MerkleReply(hashes=[0x1122334455667788], records=3),
+     bytes([0x01, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,  # count, hash
+            0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]),      # records
+     cp.compose_merkle_reply, cp.parse_merkle_reply),
+    # range (2^63, 2^63 + 4096], after "user:42", 1024 records, 1 MiB
+    (cp.RangeReq(range_start=1 << 63, range_end=(1 << 63) + 4096, after=b"user:42",
+                 max_records=1024, max_bytes=1 << 20),
+     bytes([0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80,   # range start
+            0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80,   # range end
+            0x07]) + b"user:42" +                             # after
+     bytes([0x00, 0x04, 0x00, 0x00,                           # max records
+            0x00, 0x00, 0x10, 0x00]),                         # max bytes
+     cp.compose_range_req, cp.parse_range_req),
+    # the last page: one smallest tombstone
+    (cp.RangeReply(more=False, records=[cp.Record(key=b"k", expiry=4, version=cp.Version(2, 3),
+                                                  tombstone=True)]),
+     bytes([0x00, 0x01,                                       # more, count
+            0x01, ord("k"),                                   # key
+            0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,   # version hlc
+            0x03, 0x00,                                       # version node
+            0x00, 0x00, 0x00, 0x00,                           # flags
+            0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,   # expiry: deleted at
+            0x01, 0x00]),                                     # tombstone, empty value
+     cp.compose_range_reply, cp.parse_range_reply),
+]
+
+
+@pytest.mark.parametrize("value,body,compose,parse", AE_GOLDEN,
+                         ids=["merkle-req", "merkle-reply", "range-req", "range-reply"])
+def test_anti_entropy_golden(value, body, compose, parse):
+    assert compose(value) == body
+    assert parse(body) == value
+    for k in range(len(body)):
+        assert is_malformed(parse, body[:k]), "prefix %d of %d parsed" % (k, len(body))
+    assert is_malformed(parse, body + b"\x00")
+
+
+def test_anti_entropy_golden_frame():
+    """The golden MERKLE_TREE request in a frame: header bytes 0..19 by
+    hand, and decode_body gives the request back."""
+    q, body = AE_GOLDEN[0][0], AE_GOLDEN[0][1]
+    frame = cp.encode_frame(cp.OP_MERKLE_TREE, body, 0, 0x0102030405060708)
+    assert frame[:20] == bytes([ord("S"), ord("T"), ord("R"), ord("C"), 1, 0x30, 0x00, 0x00,
+                                8, 7, 6, 5, 4, 3, 2, 1, 60, 0, 0, 0])
+    assert cp.decode_body(cp.decode_frame(frame)) == q
+    rq, rbody = AE_GOLDEN[2][0], AE_GOLDEN[2][1]
+    frame = cp.encode_frame(cp.OP_RANGE_READ, rbody, 0, 2)
+    assert frame[5] == 0x31 and frame[16:20] == bytes([32, 0, 0, 0])
+    assert cp.decode_body(cp.decode_frame(frame)) == rq
+    rep = AE_GOLDEN[3][0]
+    frame = cp.encode_frame(cp.OP_RANGE_READ, AE_GOLDEN[3][1], cp.FLAG_RESPONSE, 2)
+    assert cp.decode_body(cp.decode_frame(frame)) == rep
+
+
+def test_merkle_round_trips():
+    """test_wire.c test_merkle_req_round_trip and test_merkle_reply, in
+    small: depths, levels, steps, node counts, wrapping and whole-ring
+    ranges; sizes as the spec gives them."""
+    ranges = [(1000, 2000), (cp.U64_MAX - 99, 100), (42, 42), (0, cp.U64_MAX), (cp.U64_MAX, 0)]
+    cases = 0
+    for depth in (1, 2, 5, 15, 20):
+        for level in range(depth + 1):
+            for step in sorted({0, 1, 5, depth - level}):
+                if level + step > depth:
+                    continue
+                for n in (1, 2, 3, 129):
+                    if n > 1 << level or n << step > cp.MERKLE_HASHES_MAX:
+                        continue
+                    nodes = [(1 << level) - 1, 0][:n] + [(i * 7919) % (1 << level)
+                                                          for i in range(n - 2)]
+                    start, end = ranges[cases % len(ranges)]
+                    q = cp.MerkleReq(session=cases * 0x9E3779B97F4A7C15 & cp.U64_MAX,
+                                     range_start=start, range_end=end, depth=depth,
+                                     as_of=1700000000 + cases, gc_grace=864000, level=level,
+                                     step=step, nodes=nodes)
+                    body = round_trip(cp.compose_merkle_req, cp.parse_merkle_req, q)
+                    assert len(body) == 43 + len(cp.put_varint(n)) + 8 * n
+                    cases += 1
+    assert cases > 100
+    # at the limits: 65,536 nodes (a 3-byte count), 65,536 hashes asked by one
+    big = cp.MerkleReq(1, 0, 0, 16, 0, 0, level=16, nodes=list(range(cp.MERKLE_HASHES_MAX)))
+    body = round_trip(cp.compose_merkle_req, cp.parse_merkle_req, big)
+    assert len(body) == 43 + 3 + 8 * 65536 == 524334
+    round_trip(cp.compose_merkle_req, cp.parse_merkle_req,
+               cp.MerkleReq(1, 0, 0, 16, 0, 0, level=0, step=16, nodes=[0]))
+
+    for n in (0, 1, 32, 128, cp.MERKLE_HASHES_MAX):
+        rep = cp.MerkleReply([(i + 1) * 0x9E3779B97F4A7C15 & cp.U64_MAX for i in range(n)],
+                             records=n * 3)
+        body = round_trip(cp.compose_merkle_reply, cp.parse_merkle_reply, rep)
+        assert len(body) == len(cp.put_varint(n)) + 8 * n + 8
+
+
+def merkle_raw(depth=5, level=3, step=0, nodes=(0,), count=None):
+    """A MERKLE_TREE request body written field by field, unchecked."""
+    nodes = list(nodes)
+    return (cp.put_u64(7) + cp.put_u64(1) + cp.put_u64(2) + cp.put_u8(depth) + cp.put_u64(3) +
+            cp.put_u64(4) + cp.put_u8(level) + cp.put_u8(step) +
+            cp.put_varint(len(nodes) if count is None else count) +
+            b"".join(cp.put_u64(x) for x in nodes))
+
+
+@pytest.mark.parametrize("depth,level,step,nodes,ok", [
+    (0, 0, 0, [0], False), (1, 0, 0, [0], True), (20, 0, 0, [0], True), (21, 0, 0, [0], False),
+    (255, 0, 0, [0], False),
+    (5, 5, 0, [31], True), (5, 6, 0, [0], False), (1, 255, 0, [0], False),
+    (5, 3, 2, [7], True), (5, 3, 3, [0], False), (5, 0, 5, [0], True), (5, 0, 6, [0], False),
+    (20, 0, 255, [0], False),
+    (5, 3, 0, [], False),
+    (16, 11, 5, list(range(2048)), True), (17, 12, 5, list(range(2049)), False),
+    (16, 0, 16, [0], True), (17, 0, 17, [0], False), (20, 2, 14, [0, 1, 2, 3], True),
+    (20, 2, 15, [0, 1, 2], False),
+    (5, 3, 0, [7], True), (5, 3, 0, [8], False), (5, 0, 0, [1], False),
+    (5, 3, 2, [0, 0, cp.U64_MAX], False), (20, 20, 0, [(1 << 20) - 1], True),
+    (20, 20, 0, [1 << 20], False),
+])
+def test_merkle_req_rules(depth, level, step, nodes, ok):
+    """test_wire.c test_merkle_req_invalid: each rule refused by the
+    composer (ValueError) and by the parser (MALFORMED); the allowed
+    neighbours pass both and compose to the hand-built bytes."""
+    q = cp.MerkleReq(7, 1, 2, depth, 3, 4, level=level, step=step, nodes=nodes)
+    body = merkle_raw(depth, level, step, nodes)
+    assert cp.compose_merkle_req(q, check=False) == body
+    if ok:
+        assert cp.compose_merkle_req(q) == body
+        assert cp.parse_merkle_req(body) == q
+    else:
+        with pytest.raises(ValueError):
+            cp.compose_merkle_req(q)
+        assert is_malformed(cp.parse_merkle_req, body)
+
+
+def test_merkle_counts_the_body_does_not_hold():
+    assert is_malformed(cp.parse_merkle_req, merkle_raw(nodes=[0, 1, 2], count=4))
+    # over the limit with every node present; 64-bit counts
+    assert is_malformed(cp.parse_merkle_req,
+                        merkle_raw(17, 17, 0, range(cp.MERKLE_HASHES_MAX + 1)))
+    assert is_malformed(cp.parse_merkle_req, merkle_raw(count=cp.U64_MAX))
+    assert is_malformed(cp.parse_merkle_req, merkle_raw(nodes=[0, 1], count=1 << 61))
+    # a count in a longer form than needed
+    assert is_malformed(cp.parse_merkle_req, merkle_raw(nodes=[])[:-1] + b"\x81\x00" + bytes(8))
+    assert is_malformed(cp.parse_merkle_reply, b"\x02" + bytes(8) + bytes(8))
+    assert is_malformed(cp.parse_merkle_reply, cp.put_varint(cp.MERKLE_HASHES_MAX + 1) +
+                        bytes(8 * (cp.MERKLE_HASHES_MAX + 1) + 8))
+    assert is_malformed(cp.parse_merkle_reply, cp.put_varint(cp.U64_MAX) + bytes(8))
+    with pytest.raises(ValueError):
+        cp.compose_merkle_reply(cp.MerkleReply([0] * (cp.MERKLE_HASHES_MAX + 1)))
+
+
+def test_range_round_trips():
+    cases = 0
+    for after in (b"", b"k", b"user:42", BIG_KEY[:127], BIG_KEY[:128], BIG_KEY):
+        for start, end in ((0, 100), (cp.U64_MAX - 7, 7), (5, 5), (0, 0)):
+            limits = [(1, 0), (1024, 1 << 20), (0xFFFFFFFF, 0xFFFFFFFF)][cases % 3]
+            q = cp.RangeReq(start, end, after, *limits)
+            body = round_trip(cp.compose_range_req, cp.parse_range_req, q)
+            assert len(body) == 16 + len(cp.put_varint(len(after))) + len(after) + 8
+            for k in range(len(body)):
+                assert is_malformed(cp.parse_range_req, body[:k])
+            assert is_malformed(cp.parse_range_req, body + b"\x00")
+            cases += 1
+    pages = [cp.RangeReply(False), cp.RangeReply(True), cp.RangeReply(True, [REC_PLAIN]),
+             cp.RangeReply(False, [REC_TOMB]), cp.RangeReply(True, [REC_PLAIN, REC_TOMB, REC_BIG]),
+             cp.RangeReply(False, [cp.Record(key=bytes([97 + i % 26]), version=cp.Version(i, i),
+                                             tombstone=i % 2 == 1) for i in range(200)])]
+    for page in pages:
+        body = round_trip(cp.compose_range_reply, cp.parse_range_reply, page)
+        assert len(body) == 1 + len(cp.put_varint(len(page.records))) + sum(
+            len(cp.put_record(rec)) for rec in page.records)
+        if len(body) < 4000:
+            for k in range(len(body)):
+                assert is_malformed(cp.parse_range_reply, body[:k])
+        assert is_malformed(cp.parse_range_reply, body + b"\x00")
+
+
+def test_range_rules():
+    """test_wire.c test_range_req_invalid and test_range_reply's rules."""
+    def req(after, max_records):
+        return cp.put_u64(1) + cp.put_u64(2) + cp.put_bytes(after) + cp.put_u32(max_records) + \
+            cp.put_u32(77)
+    assert cp.parse_range_req(req(b"k" * 250, 1)).after == b"k" * 250
+    assert is_malformed(cp.parse_range_req, req(b"k" * 251, 1))
+    assert is_malformed(cp.parse_range_req, req(b"", 0))
+    for after, max_records in ((b"k" * 251, 1), (b"", 0), (b"k" * 250, 0)):
+        with pytest.raises(ValueError):
+            cp.compose_range_req(cp.RangeReq(1, 2, after, max_records, 77))
+        assert cp.compose_range_req(cp.RangeReq(1, 2, after, max_records, 77),
+                                    check=False) == req(after, max_records)
+
+    one = cp.put_record(cp.Record(key=b"k"))
+    assert len(one) == cp.RECORD_MIN_LEN
+    for more, count, recs, ok in [(0, 0, 0, True), (1, 0, 0, True), (2, 0, 0, False),
+                                  (255, 1, 1, False), (1, 1, 1, True), (1, 2, 1, False),
+                                  (0, 1, 2, False), (0, 4, 4, True), (0, 5, 4, False),
+                                  (0, 200, 200, True), (0, 201, 200, False),
+                                  (1, cp.U64_MAX, 1, False)]:
+        body = bytes([more]) + cp.put_varint(count) + one * recs
+        assert is_malformed(cp.parse_range_reply, body) != ok, (more, count, recs)
+    # a tombstone with a value, a key of 0 or 251 bytes, a tombstone byte
+    # of 2: each as the 2nd record of 3
+    for tomb, key, value in ((1, b"k", b"v"), (0, b"", b""), (0, b"k" * 251, b""),
+                             (2, b"k", b"")):
+        bad = (cp.put_bytes(key) + cp.put_u64(1) + cp.put_u16(2) + cp.put_u32(3) +
+               cp.put_u64(4) + cp.put_u8(tomb) + cp.put_bytes(value))
+        assert is_malformed(cp.parse_range_reply, b"\x01\x03" + one + bad + one)
+    for rec in (dataclasses.replace(REC_PLAIN, tombstone=True),
+                dataclasses.replace(REC_PLAIN, key=b""),
+                dataclasses.replace(REC_PLAIN, key=b"k" * 251)):
+        with pytest.raises(ValueError):
+            cp.compose_range_reply(cp.RangeReply(True, [REC_TOMB, rec]))
 
 
 # ---- Frames ----------------------------------------------------------------------------------
@@ -688,7 +936,9 @@ def test_frame_limits():
 
 def test_frame_reserved_flags():
     frame = sample_frame(sample("ping"), 9)
-    for bit in range(2, 16):
+    reserved = [bit for bit in range(16) if not cp.FLAGS_DEFINED & 1 << bit]
+    assert reserved == list(range(3, 16))
+    for bit in reserved:
         c = bytearray(frame)
         c[6 + bit // 8] |= 1 << (bit % 8)
         result, f, _ = cp.parse_frame(cp.reseal_header(c))

@@ -65,6 +65,16 @@ static uint64_t get_le64(const uint8_t *p)
     return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
 }
 
+/* The lowest frame flag bit that has no meaning yet (a sender must not
+ * set it, a receiver refuses it), whichever bits are defined today. */
+static uint16_t undefined_flag(void)
+{
+    uint16_t bit = 1;
+    while ((bit & WIRE_FLAGS_DEFINED) != 0)
+        bit = (uint16_t)(bit << 1);
+    return bit;
+}
+
 /* Recomputes a header's check after a test edited it, the way the spec
  * defines it (independently of wire.c). */
 static void reseal_header(uint8_t *h)
@@ -326,6 +336,110 @@ static void c_rmw_reply_plain(struct wire_buf *b)
     wire_compose_rmw_reply(b, &r);
 }
 
+/* Anti-entropy samples: a session's first request (the root of a wrapping
+ * range), a descent round, their answers, and range reads and pages. */
+static const uint64_t merkle_nodes[] = {0, 3, 17, 31}; /* of level 5 */
+
+static struct wire_merkle_req merkle_root(void)
+{
+    return (struct wire_merkle_req){.session = 0x5e5510a0b1c2d3e4ull,
+                                    .range_start = UINT64_MAX - 99,
+                                    .range_end = 100,
+                                    .depth = 15,
+                                    .as_of = 1700000000,
+                                    .gc_grace = 864000,
+                                    .level = 0,
+                                    .step = 0,
+                                    .n = 1};
+}
+
+static struct wire_merkle_req merkle_descend(void)
+{
+    struct wire_merkle_req q = merkle_root();
+    q.range_start = 1000;
+    q.range_end = 2000;
+    q.level = 5;
+    q.step = 5;
+    q.n = sizeof(merkle_nodes) / sizeof(merkle_nodes[0]);
+    return q;
+}
+
+/* The i-th hash of the sample replies. */
+static uint64_t sample_hash(size_t i)
+{
+    return (uint64_t)(i + 1) * 0x9e3779b97f4a7c15ull;
+}
+
+static void c_merkle_root(struct wire_buf *b)
+{
+    struct wire_merkle_req q = merkle_root();
+    static const uint64_t root[] = {0};
+    wire_compose_merkle_req(b, &q, root);
+}
+
+static void c_merkle_descend(struct wire_buf *b)
+{
+    struct wire_merkle_req q = merkle_descend();
+    wire_compose_merkle_req(b, &q, merkle_nodes);
+}
+
+static void c_merkle_reply_root(struct wire_buf *b)
+{
+    uint64_t h = sample_hash(0);
+    wire_compose_merkle_reply(b, &h, 1, 3);
+}
+
+static void c_merkle_reply(struct wire_buf *b)
+{
+    uint64_t h[32];
+    for (size_t i = 0; i < 32; i++)
+        h[i] = sample_hash(i);
+    wire_compose_merkle_reply(b, h, 32, 123456789);
+}
+
+static struct wire_range_req range_first(void)
+{
+    return (struct wire_range_req){.range_start = 0,
+                                   .range_end = 0, /* the whole ring */
+                                   .after = NULL,
+                                   .after_len = 0,
+                                   .max_records = 1024,
+                                   .max_bytes = 1u << 20};
+}
+
+static struct wire_range_req range_next(void)
+{
+    return (struct wire_range_req){.range_start = UINT64_MAX - 7,
+                                   .range_end = 7,
+                                   .after = big_key,
+                                   .after_len = sizeof(big_key),
+                                   .max_records = 1,
+                                   .max_bytes = 0};
+}
+
+static void c_range_first(struct wire_buf *b)
+{
+    struct wire_range_req q = range_first();
+    wire_compose_range_req(b, &q);
+}
+
+static void c_range_next(struct wire_buf *b)
+{
+    struct wire_range_req q = range_next();
+    wire_compose_range_req(b, &q);
+}
+
+static void c_range_page(struct wire_buf *b)
+{
+    struct wire_record recs[3] = {rec_plain(), rec_tomb(), rec_big()};
+    wire_compose_range_reply(b, true, recs, 3);
+}
+
+static void c_range_last(struct wire_buf *b)
+{
+    wire_compose_range_reply(b, false, NULL, 0);
+}
+
 static void c_empty(struct wire_buf *b)
 {
     (void)b;
@@ -343,6 +457,10 @@ enum parser {
     P_WRITE,
     P_RMW,
     P_RMW_REPLY,
+    P_MERKLE_REQ,
+    P_MERKLE_REPLY,
+    P_RANGE_REQ,
+    P_RANGE_REPLY,
     P_EMPTY, /* WRITE response: no body */
     P_COUNT
 };
@@ -381,6 +499,14 @@ static const struct sample samples[] = {
     {"rmw-delete", WIRE_OP_RMW, 0, P_RMW, c_rmw_delete},
     {"rmw-reply-rec", WIRE_OP_RMW, R, P_RMW_REPLY, c_rmw_reply_rec},
     {"rmw-reply-plain", WIRE_OP_RMW, R, P_RMW_REPLY, c_rmw_reply_plain},
+    {"merkle-root", WIRE_OP_MERKLE_TREE, 0, P_MERKLE_REQ, c_merkle_root},
+    {"merkle-descend", WIRE_OP_MERKLE_TREE, 0, P_MERKLE_REQ, c_merkle_descend},
+    {"merkle-reply-root", WIRE_OP_MERKLE_TREE, R, P_MERKLE_REPLY, c_merkle_reply_root},
+    {"merkle-reply", WIRE_OP_MERKLE_TREE, R, P_MERKLE_REPLY, c_merkle_reply},
+    {"range-first", WIRE_OP_RANGE_READ, 0, P_RANGE_REQ, c_range_first},
+    {"range-next", WIRE_OP_RANGE_READ, 0, P_RANGE_REQ, c_range_next},
+    {"range-page", WIRE_OP_RANGE_READ, R, P_RANGE_REPLY, c_range_page},
+    {"range-last", WIRE_OP_RANGE_READ, R, P_RANGE_REPLY, c_range_last},
 };
 #undef R
 #undef D
@@ -443,6 +569,53 @@ static enum wire_result parse_as(enum parser p, const uint8_t *body, size_t len)
     case P_RMW_REPLY: {
         struct wire_rmw_reply r;
         return wire_parse_rmw_reply(body, len, &r);
+    }
+    case P_MERKLE_REQ: {
+        /* what parses keeps every rule the contract states */
+        struct wire_merkle_req q;
+        enum wire_result res = wire_parse_merkle_req(body, len, &q);
+        if (res == WIRE_OK) {
+            assert_true(q.depth >= 1 && q.depth <= WIRE_MERKLE_DEPTH_MAX);
+            assert_true(q.level + q.step <= q.depth);
+            assert_true(q.n >= 1 && (q.n << q.step) <= WIRE_MERKLE_HASHES_MAX);
+            for (size_t i = 0; i < q.n; i++)
+                assert_true(wire_u64_at(q.nodes, i) < ((uint64_t)1 << q.level));
+        }
+        return res;
+    }
+    case P_MERKLE_REPLY: {
+        const uint8_t *hashes;
+        size_t n;
+        uint64_t records;
+        enum wire_result res = wire_parse_merkle_reply(body, len, &hashes, &n, &records);
+        if (res == WIRE_OK) {
+            assert_true(n <= WIRE_MERKLE_HASHES_MAX);
+            for (size_t i = 0; i < n; i++)
+                (void)wire_u64_at(hashes, i); /* inside the body: ASan */
+        }
+        return res;
+    }
+    case P_RANGE_REQ: {
+        struct wire_range_req q;
+        enum wire_result res = wire_parse_range_req(body, len, &q);
+        if (res == WIRE_OK)
+            assert_true(q.after_len <= WIRE_REC_KEY_MAX && q.max_records >= 1);
+        return res;
+    }
+    case P_RANGE_REPLY: {
+        struct wire_reader r;
+        bool more = false;
+        size_t n = 0;
+        enum wire_result res = wire_parse_range_reply(body, len, &more, &r, &n);
+        if (res == WIRE_OK) {
+            for (size_t i = 0; i < n; i++) {
+                struct wire_record rec;
+                wire_get_record(&r, &rec);
+                assert_false(r.bad);
+            }
+            assert_true(wire_reader_done(&r));
+        }
+        return res;
     }
     case P_EMPTY: return len == 0 ? WIRE_OK : WIRE_MALFORMED;
     case P_COUNT: break;
@@ -539,8 +712,11 @@ static void test_numbers_and_names(void **state)
     assert_int_equal(named, sizeof(ops) / sizeof(ops[0]));
     assert_int_equal(WIRE_FLAG_RESPONSE, 1);
     assert_int_equal(WIRE_FLAG_DIGEST, 2);
+    assert_int_equal(WIRE_FLAG_FRESH, 4);
+    assert_int_equal(WIRE_FLAGS_DEFINED, 7);
     assert_int_equal(WIRE_ERR_UNKNOWN_OPCODE, 1);
     assert_int_equal(WIRE_ERR_INTERNAL, 9);
+    assert_int_equal(WIRE_ERR_CLOCK, 10);
     assert_int_equal(WIRE_REFUSE_CLUSTER, 1);
     assert_int_equal(WIRE_REFUSE_SHUTDOWN, 7);
     for (int r = WIRE_OK; r <= WIRE_MALFORMED; r++)
@@ -1071,7 +1247,7 @@ static void test_compose_rejects_invalid(void **state)
         assert_int_equal(b.err, ST_OK);
     }
     /* undefined flag bits */
-    size_t m = wire_begin_frame(&b, WIRE_OP_PING, 0x0004, 3);
+    size_t m = wire_begin_frame(&b, WIRE_OP_PING, undefined_flag(), 3);
     wire_compose_ping(&b, 1);
     assert_int_equal(wire_end_frame(&b, m, WIRE_FRAME_MAX_DEFAULT), ST_INVAL);
     assert_int_equal(b.len, good);
@@ -1638,6 +1814,779 @@ static void test_rmw_reply(void **state)
     wire_buf_deinit(&b);
 }
 
+/* ---- Anti-entropy: MERKLE_TREE and RANGE_READ ----------------------------- */
+
+/* The spec's byte tables, computed by hand (the same bytes as
+ * tests/integration/test_clusterproto.py's golden vectors). */
+static void test_anti_entropy_golden(void **state)
+{
+    (void)state;
+    /* session 0x0102030405060708, range (2^64 - 16, 16] (wraps), depth 15,
+     * as_of 1700000000, gc_grace 864000, level 5, step 5, nodes 3 and 31 */
+    static const uint8_t merkle_req[] = {
+        0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, /* session */
+        0xf0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, /* range start */
+        0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* range end */
+        0x0f,                                           /* depth */
+        0x00, 0xf1, 0x53, 0x65, 0x00, 0x00, 0x00, 0x00, /* as of */
+        0x00, 0x2f, 0x0d, 0x00, 0x00, 0x00, 0x00, 0x00, /* gc grace */
+        0x05, 0x05,                                     /* level, step */
+        0x02,                                           /* count */
+        0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* node 3 */
+        0x1f, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* node 31 */
+    };
+    /* the root's answer: one hash, 3 records */
+    static const uint8_t merkle_reply[] = {
+        0x01, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, /* count, hash */
+        0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,       /* records */
+    };
+    /* range (2^63, 2^63 + 4096], after "user:42", 1024 records, 1 MiB */
+    static const uint8_t range_req[] = {
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, /* range start */
+        0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, /* range end */
+        0x07, 'u',  's',  'e',  'r',  ':',  '4',  '2',  /* after */
+        0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00, /* max records, max bytes */
+    };
+    /* the last page: one smallest tombstone */
+    static const uint8_t range_reply[] = {
+        0x00, 0x01,                                     /* more, count */
+        0x01, 'k',                                      /* key */
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* version hlc */
+        0x03, 0x00,                                     /* version node */
+        0x00, 0x00, 0x00, 0x00,                         /* flags */
+        0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* expiry: deleted at */
+        0x01, 0x00,                                     /* tombstone, empty value */
+    };
+
+    struct wire_buf b;
+    wire_buf_init(&b);
+    struct wire_merkle_req q = {.session = 0x0102030405060708ull,
+                                .range_start = UINT64_MAX - 15,
+                                .range_end = 16,
+                                .depth = 15,
+                                .as_of = 1700000000,
+                                .gc_grace = 864000,
+                                .level = 5,
+                                .step = 5,
+                                .n = 2};
+    static const uint64_t nodes[] = {3, 31};
+    wire_compose_merkle_req(&b, &q, nodes);
+    assert_int_equal(b.err, ST_OK);
+    assert_int_equal(b.len, sizeof(merkle_req));
+    assert_memory_equal(b.data, merkle_req, sizeof(merkle_req));
+    assert_exact_body(P_MERKLE_REQ, merkle_req, sizeof(merkle_req), "golden merkle request");
+
+    wire_buf_clear(&b);
+    uint64_t hash = 0x1122334455667788ull;
+    wire_compose_merkle_reply(&b, &hash, 1, 3);
+    assert_int_equal(b.len, sizeof(merkle_reply));
+    assert_memory_equal(b.data, merkle_reply, sizeof(merkle_reply));
+    assert_exact_body(P_MERKLE_REPLY, merkle_reply, sizeof(merkle_reply), "golden merkle reply");
+
+    wire_buf_clear(&b);
+    struct wire_range_req rq = {.range_start = 1ull << 63,
+                                .range_end = (1ull << 63) + 4096,
+                                .after = (const uint8_t *)"user:42",
+                                .after_len = 7,
+                                .max_records = 1024,
+                                .max_bytes = 1u << 20};
+    wire_compose_range_req(&b, &rq);
+    assert_int_equal(b.len, sizeof(range_req));
+    assert_memory_equal(b.data, range_req, sizeof(range_req));
+    assert_exact_body(P_RANGE_REQ, range_req, sizeof(range_req), "golden range request");
+
+    wire_buf_clear(&b);
+    struct wire_record tomb = {.key = (const uint8_t *)"k",
+                               .key_len = 1,
+                               .expiry = 4,
+                               .version = {2, 3},
+                               .tombstone = true};
+    wire_compose_range_reply(&b, false, &tomb, 1);
+    assert_int_equal(b.len, sizeof(range_reply));
+    assert_int_equal(b.len, 2 + 26); /* the smallest RECORD */
+    assert_memory_equal(b.data, range_reply, sizeof(range_reply));
+    assert_exact_body(P_RANGE_REPLY, range_reply, sizeof(range_reply), "golden range reply");
+    wire_buf_deinit(&b);
+}
+
+static void test_u64_at(void **state)
+{
+    (void)state;
+    uint8_t p[25];
+    for (size_t i = 0; i < sizeof(p); i++)
+        p[i] = (uint8_t)(i + 1);
+    assert_int_equal(wire_u64_at(p, 0), 0x0807060504030201ull);
+    assert_int_equal(wire_u64_at(p, 1), 0x100f0e0d0c0b0a09ull);
+    assert_int_equal(wire_u64_at(p, 2), 0x1817161514131211ull);
+    /* any alignment: views into a body are at any offset */
+    assert_int_equal(wire_u64_at(p + 1, 0), 0x0908070605040302ull);
+    assert_int_equal(wire_u64_at(p + 1, 2), 0x1918171615141312ull);
+    static const uint8_t ones[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    static const uint8_t top[8] = {0, 0, 0, 0, 0, 0, 0, 0x80};
+    assert_int_equal(wire_u64_at(ones, 0), UINT64_MAX);
+    assert_int_equal(wire_u64_at(top, 0), 1ull << 63);
+    /* what wire_put_u64 wrote, read back */
+    struct wire_buf b;
+    wire_buf_init(&b);
+    uint64_t v[16];
+    for (size_t i = 0; i < 16; i++) {
+        v[i] = rnd();
+        wire_put_u64(&b, v[i]);
+    }
+    for (size_t i = 0; i < 16; i++)
+        assert_int_equal(wire_u64_at(b.data, i), v[i]);
+    wire_buf_deinit(&b);
+}
+
+/* The fields of a MERKLE_TREE request in the spec's order, unchecked:
+ * `count` is written as the count, then `n` node indices. */
+static void put_merkle_raw(struct wire_buf *b, const struct wire_merkle_req *q, uint64_t count,
+                           const uint64_t *nodes, size_t n)
+{
+    wire_put_u64(b, q->session);
+    wire_put_u64(b, q->range_start);
+    wire_put_u64(b, q->range_end);
+    wire_put_u8(b, q->depth);
+    wire_put_u64(b, q->as_of);
+    wire_put_u64(b, q->gc_grace);
+    wire_put_u8(b, q->level);
+    wire_put_u8(b, q->step);
+    wire_put_varint(b, count);
+    for (size_t i = 0; i < n; i++)
+        wire_put_u64(b, nodes[i]);
+}
+
+/* Composes q with nodes in a frame, parses it back and checks every field,
+ * the size, the views, and that composing the parsed request gives the same
+ * bytes; every truncation and a trailing byte are malformed (skipped for
+ * big bodies: each prefix is a copy). */
+static void merkle_req_round_trip(const struct wire_merkle_req *want, const uint64_t *nodes)
+{
+    struct wire_buf b, again;
+    wire_buf_init(&b);
+    size_t m = wire_begin_frame(&b, WIRE_OP_MERKLE_TREE, 0, 11);
+    wire_compose_merkle_req(&b, want, nodes);
+    assert_int_equal(b.err, ST_OK);
+    assert_int_equal(wire_end_frame(&b, m, WIRE_FRAME_MAX_DEFAULT), ST_OK);
+    struct wire_frame f;
+    size_t need;
+    assert_int_equal(wire_parse_frame(b.data, b.len, WIRE_FRAME_MAX_DEFAULT, &f, &need), WIRE_OK);
+    assert_int_equal(f.body_len, 43 + varint_len(want->n) + 8 * want->n);
+
+    struct wire_merkle_req got;
+    memset(&got, 0xa5, sizeof(got));
+    assert_int_equal(wire_parse_merkle_req(f.body, f.body_len, &got), WIRE_OK);
+    assert_int_equal(got.session, want->session);
+    assert_int_equal(got.range_start, want->range_start);
+    assert_int_equal(got.range_end, want->range_end);
+    assert_int_equal(got.depth, want->depth);
+    assert_int_equal(got.as_of, want->as_of);
+    assert_int_equal(got.gc_grace, want->gc_grace);
+    assert_int_equal(got.level, want->level);
+    assert_int_equal(got.step, want->step);
+    assert_int_equal(got.n, want->n);
+    assert_view(got.nodes, 8 * got.n, f.body, f.body_len);
+    uint64_t *back = malloc(got.n * sizeof(*back));
+    assert_non_null(back);
+    for (size_t i = 0; i < got.n; i++) {
+        back[i] = wire_u64_at(got.nodes, i);
+        assert_int_equal(back[i], nodes[i]);
+    }
+    wire_buf_init(&again);
+    wire_compose_merkle_req(&again, &got, back);
+    assert_recomposes(f.body, f.body_len, &again);
+    free(back);
+    if (f.body_len <= 4096)
+        assert_exact_body(P_MERKLE_REQ, f.body, f.body_len, "merkle request");
+    wire_buf_deinit(&b);
+}
+
+/* Depths 1..20, levels and steps from the root to the leaves, node counts
+ * from one to the most the limit allows, wrapping and whole-ring ranges. */
+static void test_merkle_req_round_trip(void **state)
+{
+    (void)state;
+    assert_int_equal(WIRE_MERKLE_DEPTH_MAX, 20);
+    assert_int_equal(WIRE_MERKLE_HASHES_MAX, 65536);
+    static const struct {
+        uint64_t start, end;
+    } ranges[] = {
+        {1000, 2000},    {UINT64_MAX - 99, 100}, /* start > end: wraps through 0 */
+        {42, 42},                                /* start == end: the whole ring */
+        {0, UINT64_MAX}, {UINT64_MAX, 0},
+    };
+    static const uint8_t depths[] = {1, 2, 5, 10, 15, 16, 20};
+    static const size_t counts[] = {1, 2, 3, 32, 129, 1000};
+    uint64_t *nodes = malloc(WIRE_MERKLE_HASHES_MAX * sizeof(*nodes));
+    assert_non_null(nodes);
+    unsigned cases = 0;
+    for (size_t di = 0; di < sizeof(depths) / sizeof(depths[0]); di++) {
+        uint8_t depth = depths[di];
+        for (uint8_t level = 0; level <= depth; level++) {
+            uint8_t steps[] = {0, 1, 5, (uint8_t)(depth - level)};
+            for (size_t si = 0; si < sizeof(steps) / sizeof(steps[0]); si++) {
+                uint8_t step = steps[si];
+                bool again = false;
+                for (size_t sj = 0; sj < si; sj++)
+                    again = again || steps[sj] == step;
+                if (level + step > depth || again)
+                    continue;
+                for (size_t ci = 0; ci < sizeof(counts) / sizeof(counts[0]); ci++) {
+                    size_t n = counts[ci];
+                    /* no more nodes than the level has; the limit */
+                    if (n > ((size_t)1 << level) || n > (WIRE_MERKLE_HASHES_MAX >> step))
+                        continue;
+                    uint64_t width = (uint64_t)1 << level;
+                    for (size_t i = 0; i < n; i++)
+                        nodes[i] = i == 0 ? width - 1 : i == 1 ? 0 : rnd() % width;
+                    struct wire_merkle_req want = {
+                        .session = rnd(),
+                        .range_start = ranges[cases % 5].start,
+                        .range_end = ranges[cases % 5].end,
+                        .depth = depth,
+                        .as_of = cases % 2 ? rnd() : 1700000000,
+                        .gc_grace = cases % 3 ? 864000 : UINT64_MAX,
+                        .level = level,
+                        .step = step,
+                        .n = n,
+                    };
+                    merkle_req_round_trip(&want, nodes);
+                    cases++;
+                }
+            }
+        }
+    }
+    assert_true(cases > 300);
+
+    /* at the limits: 65,536 nodes of level 16 (a 3-byte count); one node
+     * with step 16 (65,536 hashes asked); level 20, the deepest leaves */
+    struct wire_merkle_req q = merkle_root();
+    q.depth = 16;
+    q.level = 16;
+    q.n = WIRE_MERKLE_HASHES_MAX;
+    for (size_t i = 0; i < q.n; i++)
+        nodes[i] = (uint64_t)i;
+    merkle_req_round_trip(&q, nodes);
+    q.level = 0;
+    q.step = 16;
+    q.n = 1;
+    nodes[0] = 0;
+    merkle_req_round_trip(&q, nodes);
+    q.depth = 20;
+    q.level = 20;
+    q.step = 0;
+    q.n = 2;
+    nodes[0] = (1u << 20) - 1;
+    nodes[1] = 1u << 19;
+    merkle_req_round_trip(&q, nodes);
+    q.level = 4;
+    q.step = 12; /* 16 nodes x 4096 hashes: exactly the limit */
+    q.n = 16;
+    for (size_t i = 0; i < 16; i++)
+        nodes[i] = 15 - i; /* any order */
+    merkle_req_round_trip(&q, nodes);
+    free(nodes);
+}
+
+/* Each rule of a MERKLE_TREE request, both ways: the composer refuses it
+ * (b->err ST_INVAL, nothing left behind) and the parser refuses the same
+ * body written by hand; the allowed neighbours pass both, and the composer
+ * writes exactly the hand-built bytes. */
+static void test_merkle_req_invalid(void **state)
+{
+    (void)state;
+    enum { NODE_FIRST, NODE_LAST, NODE_AT };
+    static const struct {
+        uint8_t depth, level, step;
+        size_t n;
+        int nodes; /* NODE_FIRST: 0, 1, ...; NODE_LAST: 2^level - n ...; NODE_AT: bad_node */
+        uint64_t bad_node;
+        bool ok;
+    } cases[] = {
+        /* depth 1..20 */
+        {0, 0, 0, 1, NODE_FIRST, 0, false},
+        {1, 0, 0, 1, NODE_FIRST, 0, true},
+        {20, 0, 0, 1, NODE_FIRST, 0, true},
+        {21, 0, 0, 1, NODE_FIRST, 0, false},
+        {64, 0, 0, 1, NODE_FIRST, 0, false},
+        {255, 0, 0, 1, NODE_FIRST, 0, false},
+        /* level <= depth */
+        {5, 5, 0, 1, NODE_LAST, 0, true},
+        {5, 6, 0, 1, NODE_FIRST, 0, false},
+        {20, 21, 0, 1, NODE_FIRST, 0, false},
+        {1, 255, 0, 1, NODE_FIRST, 0, false},
+        /* level + step <= depth */
+        {5, 3, 2, 1, NODE_LAST, 0, true},
+        {5, 3, 3, 1, NODE_FIRST, 0, false},
+        {5, 0, 5, 1, NODE_FIRST, 0, true},
+        {5, 0, 6, 1, NODE_FIRST, 0, false},
+        {5, 5, 1, 1, NODE_FIRST, 0, false},
+        {20, 0, 255, 1, NODE_FIRST, 0, false},
+        /* n >= 1 */
+        {5, 3, 0, 0, NODE_FIRST, 0, false},
+        /* n << step <= 65,536 */
+        {16, 11, 5, 2048, NODE_FIRST, 0, true},
+        {17, 12, 5, 2049, NODE_FIRST, 0, false},
+        {16, 16, 0, 65536, NODE_FIRST, 0, true},
+        {17, 17, 0, 65537, NODE_FIRST, 0, false},
+        {16, 0, 16, 1, NODE_FIRST, 0, true},
+        {17, 0, 17, 1, NODE_FIRST, 0, false},
+        {20, 0, 20, 1, NODE_FIRST, 0, false},
+        {20, 2, 15, 3, NODE_FIRST, 0, false},
+        {20, 2, 14, 4, NODE_LAST, 0, true},
+        /* every node index < 2^level */
+        {5, 3, 0, 1, NODE_AT, 7, true},
+        {5, 3, 0, 1, NODE_AT, 8, false},
+        {5, 0, 0, 1, NODE_AT, 1, false},
+        {5, 3, 2, 3, NODE_AT, UINT64_MAX, false},
+        {20, 20, 0, 1, NODE_AT, (1u << 20) - 1, true},
+        {20, 20, 0, 1, NODE_AT, 1u << 20, false},
+        {20, 19, 1, 2, NODE_AT, 1ull << 63, false},
+    };
+    uint64_t *nodes = malloc((WIRE_MERKLE_HASHES_MAX + 1) * sizeof(*nodes));
+    assert_non_null(nodes);
+    struct wire_buf b, raw;
+    wire_buf_init(&b);
+    wire_buf_init(&raw);
+    compose_sample(&b, sample_named("ping"), 1);
+    size_t good = b.len;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct wire_merkle_req q = merkle_root();
+        q.depth = cases[i].depth;
+        q.level = cases[i].level;
+        q.step = cases[i].step;
+        q.n = cases[i].n;
+        uint64_t width = cases[i].level < 64 ? (uint64_t)1 << cases[i].level : 0;
+        for (size_t k = 0; k < q.n; k++) {
+            switch (cases[i].nodes) {
+            case NODE_FIRST: nodes[k] = k; break;
+            case NODE_LAST: nodes[k] = width - q.n + k; break;
+            default: nodes[k] = k + 1 == q.n ? cases[i].bad_node : 0; break;
+            }
+        }
+
+        size_t m = wire_begin_frame(&b, WIRE_OP_MERKLE_TREE, 0, 2);
+        wire_compose_merkle_req(&b, &q, nodes);
+        if (cases[i].ok) {
+            assert_int_equal(b.err, ST_OK);
+        } else {
+            if (b.err != ST_INVAL)
+                fail_msg("case %zu: composed", i);
+            assert_int_equal(b.len, m + WIRE_HEADER_LEN); /* nothing of the body */
+            wire_put_u64(&b, 5);                          /* ignored: the error is sticky */
+        }
+        size_t body_at = m + WIRE_HEADER_LEN;
+        size_t body_len = b.len - body_at;
+        uint8_t *composed = copy_exact(b.data + body_at, body_len);
+        assert_int_equal(wire_end_frame(&b, m, WIRE_FRAME_MAX_DEFAULT),
+                         cases[i].ok ? ST_OK : ST_INVAL);
+        if (!cases[i].ok) {
+            assert_int_equal(b.len, good); /* nothing left behind */
+            assert_int_equal(b.err, ST_OK);
+        }
+        wire_abort_frame(&b, m);
+        assert_int_equal(b.len, good);
+
+        wire_buf_clear(&raw);
+        put_merkle_raw(&raw, &q, q.n, nodes, q.n);
+        assert_int_equal(raw.err, ST_OK);
+        uint8_t *c = copy_exact(raw.data, raw.len);
+        if (parse_as(P_MERKLE_REQ, c, raw.len) != (cases[i].ok ? WIRE_OK : WIRE_MALFORMED))
+            fail_msg("case %zu: parse gave the wrong answer", i);
+        free(c);
+        if (cases[i].ok) {
+            assert_int_equal(body_len, raw.len);
+            assert_memory_equal(composed, raw.data, raw.len);
+        }
+        free(composed);
+    }
+
+    /* counts the body does not hold: one node short, a count over the
+     * limit with all its nodes, a 64-bit count with none */
+    struct wire_merkle_req q = merkle_descend();
+    wire_buf_clear(&raw);
+    put_merkle_raw(&raw, &q, 4, merkle_nodes, 3);
+    assert_int_equal(parse_as(P_MERKLE_REQ, raw.data, raw.len), WIRE_MALFORMED);
+    q.depth = 17;
+    q.level = 17;
+    q.step = 0;
+    for (size_t k = 0; k <= WIRE_MERKLE_HASHES_MAX; k++)
+        nodes[k] = k;
+    wire_buf_clear(&raw);
+    put_merkle_raw(&raw, &q, WIRE_MERKLE_HASHES_MAX + 1, nodes, WIRE_MERKLE_HASHES_MAX + 1);
+    assert_int_equal(parse_as(P_MERKLE_REQ, raw.data, raw.len), WIRE_MALFORMED);
+    wire_buf_clear(&raw);
+    put_merkle_raw(&raw, &q, UINT64_MAX, nodes, 1);
+    assert_int_equal(parse_as(P_MERKLE_REQ, raw.data, raw.len), WIRE_MALFORMED);
+    wire_buf_clear(&raw);
+    put_merkle_raw(&raw, &q, (UINT64_MAX >> 3) + 1, nodes, 2); /* n * 8 wraps to 0 */
+    assert_int_equal(parse_as(P_MERKLE_REQ, raw.data, raw.len), WIRE_MALFORMED);
+    /* a count in a longer form than needed */
+    q = merkle_root();
+    wire_buf_clear(&raw);
+    put_merkle_raw(&raw, &q, 1, nodes, 0);
+    raw.data[raw.len - 1] = 0x81;
+    wire_put_u8(&raw, 0x00);
+    wire_put_u64(&raw, 0);
+    assert_int_equal(parse_as(P_MERKLE_REQ, raw.data, raw.len), WIRE_MALFORMED);
+
+    free(nodes);
+    wire_buf_deinit(&raw);
+    wire_buf_deinit(&b);
+}
+
+/* MERKLE_TREE responses: 0, 1, 32 and 65,536 hashes round trip; a count
+ * over the limit is refused both ways. */
+static void test_merkle_reply(void **state)
+{
+    (void)state;
+    static const size_t counts[] = {0, 1, 2, 32, 127, 128, 1024, WIRE_MERKLE_HASHES_MAX};
+    static const uint64_t records[] = {0, 1, 123456789, UINT64_MAX};
+    uint64_t *h = malloc((WIRE_MERKLE_HASHES_MAX + 1) * sizeof(*h));
+    assert_non_null(h);
+    for (size_t i = 0; i <= WIRE_MERKLE_HASHES_MAX; i++)
+        h[i] = i % 7 == 0 ? UINT64_MAX - i : sample_hash(i);
+    for (size_t ci = 0; ci < sizeof(counts) / sizeof(counts[0]); ci++) {
+        size_t n = counts[ci];
+        uint64_t rec = records[ci % 4];
+        struct wire_buf b, again;
+        wire_buf_init(&b);
+        size_t m = wire_begin_frame(&b, WIRE_OP_MERKLE_TREE, WIRE_FLAG_RESPONSE, 12);
+        wire_compose_merkle_reply(&b, h, n, rec);
+        assert_int_equal(wire_end_frame(&b, m, WIRE_FRAME_MAX_DEFAULT), ST_OK);
+        struct wire_frame f;
+        size_t need;
+        assert_int_equal(wire_parse_frame(b.data, b.len, WIRE_FRAME_MAX_DEFAULT, &f, &need),
+                         WIRE_OK);
+        assert_int_equal(f.body_len, varint_len(n) + 8 * n + 8);
+        const uint8_t *hashes = NULL;
+        size_t got_n = 99;
+        uint64_t got_rec = 99;
+        assert_int_equal(wire_parse_merkle_reply(f.body, f.body_len, &hashes, &got_n, &got_rec),
+                         WIRE_OK);
+        assert_int_equal(got_n, n);
+        assert_int_equal(got_rec, rec);
+        assert_view(hashes, 8 * n, f.body, f.body_len);
+        uint64_t *back = malloc((n > 0 ? n : 1) * sizeof(*back));
+        assert_non_null(back);
+        for (size_t i = 0; i < n; i++) {
+            back[i] = wire_u64_at(hashes, i);
+            assert_int_equal(back[i], h[i]);
+        }
+        wire_buf_init(&again);
+        wire_compose_merkle_reply(&again, back, n, got_rec);
+        assert_recomposes(f.body, f.body_len, &again);
+        free(back);
+        if (f.body_len <= 4096)
+            assert_exact_body(P_MERKLE_REPLY, f.body, f.body_len, "merkle reply");
+        wire_buf_deinit(&b);
+    }
+
+    /* 65,537 hashes: the composer refuses, and so does the parser */
+    struct wire_buf b;
+    wire_buf_init(&b);
+    compose_sample(&b, sample_named("ping"), 1);
+    size_t good = b.len;
+    size_t m = wire_begin_frame(&b, WIRE_OP_MERKLE_TREE, WIRE_FLAG_RESPONSE, 2);
+    wire_compose_merkle_reply(&b, h, WIRE_MERKLE_HASHES_MAX + 1, 1);
+    assert_int_equal(b.err, ST_INVAL);
+    assert_int_equal(wire_end_frame(&b, m, WIRE_FRAME_MAX_DEFAULT), ST_INVAL);
+    assert_int_equal(b.len, good);
+    wire_buf_clear(&b);
+    wire_put_varint(&b, WIRE_MERKLE_HASHES_MAX + 1);
+    for (size_t i = 0; i <= WIRE_MERKLE_HASHES_MAX; i++)
+        wire_put_u64(&b, h[i]);
+    wire_put_u64(&b, 1);
+    assert_int_equal(parse_as(P_MERKLE_REPLY, b.data, b.len), WIRE_MALFORMED);
+    /* a count the bytes do not hold; a 64-bit count */
+    static const uint8_t short_reply[] = {2, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0, 0, 0, 0};
+    assert_int_equal(parse_as(P_MERKLE_REPLY, short_reply, sizeof(short_reply)), WIRE_MALFORMED);
+    static const uint8_t huge[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                   0x01, 0,    0,    0,    0,    0,    0,    0,    0};
+    assert_int_equal(parse_as(P_MERKLE_REPLY, huge, sizeof(huge)), WIRE_MALFORMED);
+    wire_buf_deinit(&b);
+    free(h);
+}
+
+static void assert_range_req_equal(const struct wire_range_req *a, const struct wire_range_req *b)
+{
+    assert_int_equal(a->range_start, b->range_start);
+    assert_int_equal(a->range_end, b->range_end);
+    assert_int_equal(a->after_len, b->after_len);
+    if (a->after_len > 0)
+        assert_memory_equal(a->after, b->after, a->after_len);
+    assert_int_equal(a->max_records, b->max_records);
+    assert_int_equal(a->max_bytes, b->max_bytes);
+}
+
+/* RANGE_READ requests: after keys of 0 (the first page) to 250 bytes,
+ * wrapping and whole-ring ranges, the limits at their ends. */
+static void test_range_req_round_trip(void **state)
+{
+    (void)state;
+    static const size_t after_lens[] = {0, 1, 7, 127, 128, WIRE_REC_KEY_MAX};
+    static const struct {
+        uint64_t start, end;
+    } ranges[] = {{0, 100}, {UINT64_MAX - 7, 7}, {5, 5}, {0, 0}, {UINT64_MAX, UINT64_MAX - 1}};
+    static const uint32_t maxes[][2] = {{1, 0}, {1024, 1u << 20}, {UINT32_MAX, UINT32_MAX}};
+    unsigned cases = 0;
+    for (size_t ai = 0; ai < sizeof(after_lens) / sizeof(after_lens[0]); ai++) {
+        for (size_t ri = 0; ri < sizeof(ranges) / sizeof(ranges[0]); ri++) {
+            size_t xi = cases % 3;
+            struct wire_range_req want = {
+                .range_start = ranges[ri].start,
+                .range_end = ranges[ri].end,
+                .after = after_lens[ai] > 0 ? big_key : NULL,
+                .after_len = after_lens[ai],
+                .max_records = maxes[xi][0],
+                .max_bytes = maxes[xi][1],
+            };
+            struct wire_buf b, again;
+            wire_buf_init(&b);
+            size_t m = wire_begin_frame(&b, WIRE_OP_RANGE_READ, 0, 13);
+            wire_compose_range_req(&b, &want);
+            assert_int_equal(b.err, ST_OK);
+            assert_int_equal(wire_end_frame(&b, m, WIRE_FRAME_MAX_DEFAULT), ST_OK);
+            struct wire_frame f;
+            size_t need;
+            assert_int_equal(wire_parse_frame(b.data, b.len, WIRE_FRAME_MAX_DEFAULT, &f, &need),
+                             WIRE_OK);
+            assert_int_equal(f.body_len, 16 + varint_len(want.after_len) + want.after_len + 8);
+            struct wire_range_req got;
+            memset(&got, 0xa5, sizeof(got));
+            assert_int_equal(wire_parse_range_req(f.body, f.body_len, &got), WIRE_OK);
+            assert_range_req_equal(&got, &want);
+            assert_view(got.after, got.after_len, f.body, f.body_len); /* empty too */
+            wire_buf_init(&again);
+            wire_compose_range_req(&again, &got);
+            assert_recomposes(f.body, f.body_len, &again);
+            assert_exact_body(P_RANGE_REQ, f.body, f.body_len, "range request");
+            wire_buf_deinit(&b);
+            cases++;
+        }
+    }
+    assert_int_equal(cases, 30);
+}
+
+/* RANGE_READ request rules: an after key over 250 bytes, max records 0. */
+static void test_range_req_invalid(void **state)
+{
+    (void)state;
+    static uint8_t key251[WIRE_REC_KEY_MAX + 1];
+    memset(key251, 'k', sizeof(key251));
+    static const struct {
+        size_t after_len;
+        uint32_t max_records;
+        bool ok;
+    } cases[] = {
+        {0, 1, true},
+        {WIRE_REC_KEY_MAX, 1, true},
+        {WIRE_REC_KEY_MAX + 1, 1, false},
+        {1000, 5, false},
+        {0, 0, false},
+        {WIRE_REC_KEY_MAX, 0, false},
+        {3, UINT32_MAX, true},
+    };
+    struct wire_buf b, raw;
+    wire_buf_init(&b);
+    wire_buf_init(&raw);
+    compose_sample(&b, sample_named("ping"), 1);
+    size_t good = b.len;
+    uint8_t *long_after = malloc(1000);
+    assert_non_null(long_after);
+    memset(long_after, 'a', 1000);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct wire_range_req q = range_next();
+        q.after = cases[i].after_len <= sizeof(key251) ? key251 : long_after;
+        q.after_len = cases[i].after_len;
+        q.max_records = cases[i].max_records;
+        q.max_bytes = 77;
+        size_t m = wire_begin_frame(&b, WIRE_OP_RANGE_READ, 0, 2);
+        wire_compose_range_req(&b, &q);
+        assert_int_equal(b.err, cases[i].ok ? ST_OK : ST_INVAL);
+        if (!cases[i].ok)
+            assert_int_equal(b.len, m + WIRE_HEADER_LEN);
+        size_t body_len = b.len - m - WIRE_HEADER_LEN;
+        uint8_t *composed = copy_exact(b.data + m + WIRE_HEADER_LEN, body_len);
+        assert_int_equal(wire_end_frame(&b, m, WIRE_FRAME_MAX_DEFAULT),
+                         cases[i].ok ? ST_OK : ST_INVAL);
+        wire_abort_frame(&b, m);
+        assert_int_equal(b.len, good);
+        assert_int_equal(b.err, ST_OK);
+
+        wire_buf_clear(&raw);
+        wire_put_u64(&raw, q.range_start);
+        wire_put_u64(&raw, q.range_end);
+        wire_put_bytes(&raw, q.after, q.after_len);
+        wire_put_u32(&raw, q.max_records);
+        wire_put_u32(&raw, q.max_bytes);
+        uint8_t *c = copy_exact(raw.data, raw.len);
+        if (parse_as(P_RANGE_REQ, c, raw.len) != (cases[i].ok ? WIRE_OK : WIRE_MALFORMED))
+            fail_msg("case %zu: parse gave the wrong answer", i);
+        free(c);
+        if (cases[i].ok) {
+            assert_int_equal(body_len, raw.len);
+            assert_memory_equal(composed, raw.data, raw.len);
+        }
+        free(composed);
+    }
+    free(long_after);
+    wire_buf_deinit(&raw);
+    wire_buf_deinit(&b);
+}
+
+/* Composes a page, parses it, walks and compares its records, composes
+ * the parsed records again to the same bytes. */
+static void range_reply_round_trip(bool more, const struct wire_record *recs, size_t n, bool exact)
+{
+    struct wire_buf b, again;
+    wire_buf_init(&b);
+    size_t m = wire_begin_frame(&b, WIRE_OP_RANGE_READ, WIRE_FLAG_RESPONSE, 14);
+    wire_compose_range_reply(&b, more, recs, n);
+    assert_int_equal(b.err, ST_OK);
+    assert_int_equal(wire_end_frame(&b, m, WIRE_FRAME_MAX_DEFAULT), ST_OK);
+    struct wire_frame f;
+    size_t need;
+    assert_int_equal(wire_parse_frame(b.data, b.len, WIRE_FRAME_MAX_DEFAULT, &f, &need), WIRE_OK);
+    bool got_more = !more;
+    size_t got_n = 99;
+    struct wire_reader r;
+    assert_int_equal(wire_parse_range_reply(f.body, f.body_len, &got_more, &r, &got_n), WIRE_OK);
+    assert_int_equal(got_more, more);
+    assert_int_equal(got_n, n);
+    struct wire_record *got = malloc((n > 0 ? n : 1) * sizeof(*got));
+    assert_non_null(got);
+    size_t bytes = 1 + varint_len(n);
+    for (size_t i = 0; i < n; i++) {
+        wire_get_record(&r, &got[i]);
+        assert_false(r.bad);
+        assert_record_equal(&got[i], &recs[i]);
+        assert_view(got[i].key, got[i].key_len, f.body, f.body_len);
+        bytes += varint_len(recs[i].key_len) + recs[i].key_len + 23 +
+                 varint_len(recs[i].value_len) + recs[i].value_len;
+    }
+    assert_true(wire_reader_done(&r));
+    assert_int_equal(f.body_len, bytes);
+    wire_buf_init(&again);
+    wire_compose_range_reply(&again, got_more, got, got_n);
+    assert_recomposes(f.body, f.body_len, &again);
+    free(got);
+    if (exact)
+        assert_exact_body(P_RANGE_REPLY, f.body, f.body_len, "range reply");
+    wire_buf_deinit(&b);
+}
+
+static void test_range_reply(void **state)
+{
+    (void)state;
+    struct wire_record three[3] = {rec_plain(), rec_tomb(), rec_big()};
+    range_reply_round_trip(false, NULL, 0, true); /* the last page, empty */
+    range_reply_round_trip(true, NULL, 0, true);  /* accepted; never sent */
+    range_reply_round_trip(true, three, 1, true);
+    range_reply_round_trip(false, three + 1, 1, true);
+    range_reply_round_trip(true, three, 3, true);
+    range_reply_round_trip(false, three, 3, true);
+    /* 200 smallest records: the count takes 2 bytes, and the body holds
+     * exactly count x 26 + 3 bytes */
+    struct wire_record *many = malloc(200 * sizeof(*many));
+    assert_non_null(many);
+    for (size_t i = 0; i < 200; i++)
+        many[i] = (struct wire_record){.key = big_key + i % 26,
+                                       .key_len = 1,
+                                       .version = {i, (uint16_t)i},
+                                       .tombstone = i % 2 == 1};
+    range_reply_round_trip(true, many, 200, false);
+    range_reply_round_trip(false, many, 128, false);
+    free(many);
+
+    /* hand-built bodies: the more byte, the count, the records' rules */
+    struct wire_record small = {.key = (const uint8_t *)"k", .key_len = 1};
+    struct wire_buf one; /* one smallest record, 26 bytes */
+    wire_buf_init(&one);
+    wire_put_record(&one, &small);
+    assert_int_equal(one.len, 26);
+    static const struct {
+        uint8_t more;
+        uint64_t count;
+        size_t recs; /* smallest records after the count */
+        bool ok;
+    } cases[] = {
+        {0, 0, 0, true},           {1, 0, 0, true},    {2, 0, 0, false},    {255, 1, 1, false},
+        {1, 1, 1, true},           {1, 2, 1, false},   {0, 1, 2, false},    {0, 4, 4, true},
+        {0, 5, 4, false},          {0, 100, 4, false}, {0, 200, 200, true}, {0, 201, 200, false},
+        {1, UINT64_MAX, 1, false},
+    };
+    struct wire_buf raw;
+    wire_buf_init(&raw);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        wire_buf_clear(&raw);
+        wire_put_u8(&raw, cases[i].more);
+        wire_put_varint(&raw, cases[i].count);
+        for (size_t k = 0; k < cases[i].recs; k++)
+            wire_put_raw(&raw, one.data, one.len);
+        uint8_t *c = copy_exact(raw.data, raw.len);
+        if (parse_as(P_RANGE_REPLY, c, raw.len) != (cases[i].ok ? WIRE_OK : WIRE_MALFORMED))
+            fail_msg("page case %zu: parse gave the wrong answer", i);
+        free(c);
+    }
+    /* a tombstone with a value; a key of 0 and of 251 bytes; a tombstone
+     * byte of 2: each as the 2nd record of 3 */
+    static const struct {
+        uint8_t tomb;
+        size_t key_len, value_len;
+    } bad[] = {{1, 1, 1}, {1, 1, 5}, {0, 0, 0}, {0, WIRE_REC_KEY_MAX + 1, 0}, {2, 1, 0}};
+    static uint8_t key251[WIRE_REC_KEY_MAX + 1];
+    memset(key251, 'k', sizeof(key251));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        wire_buf_clear(&raw);
+        wire_put_u8(&raw, 1);
+        wire_put_varint(&raw, 3);
+        wire_put_raw(&raw, one.data, one.len);
+        wire_put_bytes(&raw, key251, bad[i].key_len);
+        wire_put_u64(&raw, 1);
+        wire_put_u16(&raw, 2);
+        wire_put_u32(&raw, 3);
+        wire_put_u64(&raw, 4);
+        wire_put_u8(&raw, bad[i].tomb);
+        wire_put_bytes(&raw, big_value, bad[i].value_len);
+        wire_put_raw(&raw, one.data, one.len);
+        uint8_t *c = copy_exact(raw.data, raw.len);
+        if (parse_as(P_RANGE_REPLY, c, raw.len) != WIRE_MALFORMED)
+            fail_msg("bad record %zu parsed", i);
+        free(c);
+    }
+    wire_buf_deinit(&raw);
+    wire_buf_deinit(&one);
+
+    /* compose: a tombstone with a value, a record without a key, a key of
+     * 251 bytes, anywhere in the page: ST_INVAL and nothing left behind */
+    struct wire_buf b;
+    wire_buf_init(&b);
+    compose_sample(&b, sample_named("ping"), 1);
+    size_t good = b.len;
+    for (int i = 0; i < 6; i++) {
+        struct wire_record recs[3] = {rec_plain(), rec_tomb(), rec_big()};
+        struct wire_record *r = &recs[(i + i / 3) % 3]; /* each rule at two places */
+        switch (i % 3) {
+        case 0:
+            r->tombstone = true;
+            r->value = big_value;
+            r->value_len = 1;
+            break;
+        case 1: r->key_len = 0; break;
+        case 2: r->key_len = WIRE_REC_KEY_MAX + 1; break;
+        }
+        size_t m = wire_begin_frame(&b, WIRE_OP_RANGE_READ, WIRE_FLAG_RESPONSE, 2);
+        wire_compose_range_reply(&b, i % 2 == 0, recs, 3);
+        if (b.err != ST_INVAL)
+            fail_msg("bad page %d composed", i);
+        assert_int_equal(b.len, m + WIRE_HEADER_LEN);
+        assert_int_equal(wire_end_frame(&b, m, WIRE_FRAME_MAX_DEFAULT), ST_INVAL);
+        assert_int_equal(b.len, good);
+    }
+    wire_buf_deinit(&b);
+}
+
 /* ---- Frames --------------------------------------------------------------- */
 
 /* Every proper prefix of every sample frame asks for more, with the right
@@ -1760,7 +2709,11 @@ static void test_frame_reserved_flags(void **state)
     struct wire_buf b;
     wire_buf_init(&b);
     compose_sample(&b, sample_named("ping"), 9);
-    for (unsigned bit = 2; bit < 16; bit++) {
+    unsigned reserved = 0;
+    for (unsigned bit = 0; bit < 16; bit++) {
+        if ((WIRE_FLAGS_DEFINED & (1u << bit)) != 0)
+            continue;
+        reserved++;
         uint8_t *c = copy_exact(b.data, b.len);
         c[6 + bit / 8] |= (uint8_t)(1u << (bit % 8));
         reseal_header(c);
@@ -1772,6 +2725,7 @@ static void test_frame_reserved_flags(void **state)
         assert_int_equal(f.id, 9);
         free(c);
     }
+    assert_int_equal(reserved, 16 - 3);
     wire_buf_deinit(&b);
 }
 
@@ -1906,7 +2860,7 @@ static void test_garbage(void **state)
             memcpy(tmp, WIRE_MAGIC, 4);
             tmp[4] = 1;
             if (rnd() % 2)
-                tmp[6] &= 0x03; /* mostly defined flags */
+                tmp[6] &= (uint8_t)WIRE_FLAGS_DEFINED; /* mostly defined flags */
             reseal_header(tmp);
             if (rnd() % 2 && get_le32(tmp + 16) <= n - WIRE_HEADER_LEN) {
                 uint64_t sum = XXH3_64bits(tmp + WIRE_HEADER_LEN, get_le32(tmp + 16));
@@ -1990,6 +2944,14 @@ int main(void)
         cmocka_unit_test(test_rmw_round_trip),
         cmocka_unit_test(test_rmw_invalid),
         cmocka_unit_test(test_rmw_reply),
+        cmocka_unit_test(test_anti_entropy_golden),
+        cmocka_unit_test(test_u64_at),
+        cmocka_unit_test(test_merkle_req_round_trip),
+        cmocka_unit_test(test_merkle_req_invalid),
+        cmocka_unit_test(test_merkle_reply),
+        cmocka_unit_test(test_range_req_round_trip),
+        cmocka_unit_test(test_range_req_invalid),
+        cmocka_unit_test(test_range_reply),
         cmocka_unit_test(test_frame_truncations),
         cmocka_unit_test(test_frame_bit_flips),
         cmocka_unit_test(test_frame_limits),
