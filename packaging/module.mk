@@ -12,7 +12,7 @@
 # convention it then also needs packaging/man/<bin>.<section>.scd and, for a
 # daemon, packaging/systemd/<bin>.service and packaging/conf/<name>.conf
 # (<bin> without "strata-"), all picked up by wildcard.
-PKG_BINS := strata-proxy
+PKG_BINS := strata-proxy strata-node strata-admin
 
 PKG_OUT := build/pkg
 PKG_DOCS := README.md docs/COMPATIBILITY.md

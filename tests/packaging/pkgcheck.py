@@ -4,7 +4,7 @@
 Each check prints "ok <name>" or "FAIL <name>: <detail>" lines, which
 run.sh counts, and exits 1 if any failed.
 
-  pkgcheck.py free-port
+  pkgcheck.py free-port [N]
   pkgcheck.py filelist EXPECTED ACTUAL KEY=WORDS...
       ACTUAL holds "mode owner/group path" lines; EXPECTED the same with
       shell patterns, where a line naming @KEY@ stands for one line per
@@ -19,6 +19,21 @@ run.sh counts, and exits 1 if any failed.
       LimitNOFILE=, with a systemd notify socket, plus `-p PORT`; expects
       READY=1, talks memcached protocol, sends SIGTERM, expects STOPPING=1
       and exit status 0.
+  pkgcheck.py node-conf CONF BINARY
+      strata-node has no --describe-config: every option of `BINARY -h`
+      (but the actions and the test-only ones) is in CONF, commented out
+      with the default --help names; each commented line passes
+      --check-config once uncommented.
+  pkgcheck.py man-covers-help MANPAGE BINARY
+      every long option and every command of `BINARY -h` is in the
+      man page.
+  pkgcheck.py run-node UNIT PORT CLUSTER_PORT WORKDIR [--admin BIN]
+          [--expect-version V] [--expect-threads N] [--set K] [--expect-key K]
+      starts the unit's ExecStart= (Type=exec: no notify socket) as its
+      User=/Group=, under its LimitNOFILE=, plus `-p PORT -P CLUSTER_PORT`;
+      waits for the port, checks the data directory, talks memcached
+      protocol (stats cluster, storage, hints, repair; the repair command),
+      runs `BIN status` against it, sends SIGTERM, expects exit status 0.
 """
 
 import fnmatch
@@ -31,6 +46,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 failures = 0
@@ -55,10 +71,17 @@ def check(cond, name, detail=""):
     return cond
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        print(s.getsockname()[1])
+def free_port(n=1):
+    """n different free ports, one a line (held together while chosen)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        for s in socks:
+            print(s.getsockname()[1])
+    finally:
+        for s in socks:
+            s.close()
 
 
 def filelist(expected_path, actual_path, words):
@@ -254,10 +277,241 @@ def run_unit(unit, port, workdir, expect_version=None, expect_maxbytes=None):
         os.unlink(notify_path)
 
 
+# strata-node's actions and options for tests only: not in a shipped config.
+HELP_ACTIONS = {"config", "check-config", "describe-config", "version", "help"}
+
+
+def help_text(binary):
+    # -h: every Strata program has it (strata-admin has no --help yet)
+    return subprocess.run([binary, "-h"], capture_output=True, text=True,
+                          timeout=10, check=True).stdout
+
+
+def help_options(binary):
+    """The long options of `binary --help`, each with the default its
+    description names ("(default X)", up to a comma), or None."""
+    entries = []
+    for line in help_text(binary).splitlines():
+        if re.match(r"^\s+-", line):
+            entries.append(line.strip())
+        elif entries and re.match(r"^\s{6,}\S", line):
+            entries[-1] += " " + line.strip()
+    opts = []
+    for e in entries:
+        m = re.match(r"^(?:-\w, )?--([a-z][a-z0-9-]*)", e)
+        if not m:
+            continue
+        d = re.search(r"\(default ([^),]+)", e)
+        opts.append((m.group(1), d.group(1).strip() if d else None))
+    return opts
+
+
+def check_config_of(binary, text):
+    """Runs `binary --config FILE --check-config` on text; (ok, output)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
+        f.write(text)
+        f.flush()
+        r = subprocess.run([binary, "--config", f.name, "--check-config"],
+                           capture_output=True, text=True, timeout=10)
+    return r.returncode == 0, (r.stdout + r.stderr).strip()
+
+
+def node_conf(conf, binary):
+    text = open(conf).read()
+    base = os.path.basename(conf)
+    opts = [(n, d) for n, d in help_options(binary)
+            if n not in HELP_ACTIONS and not n.startswith("test-")]
+    check(len(opts) > 0, f"{os.path.basename(binary)} -h lists options")
+    for name, default in opts:
+        key = name.replace("-", "_")
+        m = re.search(rf"^#?{re.escape(key)} = (.*)$", text, re.M)
+        if default is None or default == "none":
+            check(m, f"{base} describes {key}", f"no line '#{key} = ...'")
+        else:
+            check(m and m.group(1) == default, f"{base} describes {key} (default {default})",
+                  m.group(0) if m else f"no line '#{key} = {default}'")
+    check(re.search(r"^listen = 127\.0\.0\.1$", text, re.M),
+          f"{base} binds 127.0.0.1", "no uncommented 'listen = 127.0.0.1'")
+    bad = []
+    commented = re.findall(r"^#([a-z][a-z0-9_-]*) = (.*)$", text, re.M)
+    for key, value in commented:
+        good, out = check_config_of(binary, f"[node]\n{key} = {value}\n")
+        if not good:
+            bad.append(f"{key} = {value}: {out}")
+    check(commented and not bad,
+          f"{base}: each of its {len(commented)} commented settings passes --check-config",
+          "\n".join(bad) or "no commented settings")
+
+
+def man_covers_help(man, binary):
+    src = subprocess.run(["sh", "-c", f"zcat -f {shlex.quote(man)}"], capture_output=True,
+                         text=True, check=True).stdout
+    text = src.replace("\\-", "-")
+    plain = text.replace("\\fB", "").replace("\\fR", "").replace("\\fI", "")
+    helptext = help_text(binary)
+    longs = sorted(set(re.findall(r"(?<![\w-])--([a-z][a-z0-9-]*)", helptext)))
+    missing = [f"--{n}" for n in longs if f"--{n}" not in plain]
+    # usage lines: "usage: prog [-n host:port] command ..." / "       prog ... command"
+    cmds = re.findall(r"^(?:usage:)?\s*\S*strata-[a-z]+ (?:\[-[a-z] [^]]*\] )?([a-z]+)",
+                      helptext, re.M)
+    missing += [c for c in cmds if f"\\fB{c}\\fR" not in text]
+    name = os.path.basename(man)
+    what = "every option" + (f" and command ({', '.join(cmds)})" if cmds else "")
+    check((longs or cmds) and not missing, f"{name} documents {what} of -h",
+          f"missing: {missing}")
+
+
+def wait_port(port, proc, seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def stat_lines(reply):
+    return dict(l.split(" ", 2)[1:3] for l in reply.decode(errors="replace").splitlines()
+                if l.startswith("STAT ") and l.count(" ") >= 2)
+
+
+def run_node(unit, port, cport, workdir, admin=None, expect_version=None, expect_threads=None,
+             set_key=None, expect_key=None):
+    u = unit_settings(unit)
+    execstart = u["ExecStart"][-1]
+    user = u.get("User", ["root"])[-1]
+    group = u.get("Group", [user])[-1]
+    nofile = u.get("LimitNOFILE", [None])[-1]
+    argv = shlex.split(execstart.lstrip("-@:+!")) + ["-p", str(port), "-P", str(cport)]
+    pw = pwd.getpwnam(user)
+    os.makedirs(workdir, exist_ok=True)
+    wrapper = ["setpriv", f"--reuid={user}", f"--regid={group}", "--init-groups",
+               "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+    if nofile:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        if hard != resource.RLIM_INFINITY and hard < int(nofile):
+            print(f"  note: this machine's hard limit on open files is {hard}, below "
+                  f"LimitNOFILE={nofile}; the test runs with {hard}", flush=True)
+            nofile = str(hard)
+        wrapper = ["prlimit", f"--nofile={nofile}:{nofile}"] + wrapper
+    umask = u.get("UMask", [None])[-1]
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+           "LANG": "C.UTF-8"}
+    errlog = open(os.path.join(workdir, "strata-node.stderr"), "w+")
+    print(f"  running as {user}: {' '.join(argv)}", flush=True)
+    old_umask = os.umask(int(umask, 8)) if umask else None
+    try:
+        proc = subprocess.Popen(wrapper + ["--"] + argv, env=env, cwd="/",
+                                stdin=subprocess.DEVNULL, stdout=errlog, stderr=errlog)
+    finally:
+        if old_umask is not None:
+            os.umask(old_umask)
+
+    def stderr():
+        errlog.seek(0)
+        return errlog.read()
+
+    try:
+        up = wait_port(port, proc, 15)
+        if not check(up, "strata-node listens on its memcached port within 15 s",
+                     f"exit {proc.poll()}; stderr: {stderr()}"):
+            return
+        status = open(f"/proc/{proc.pid}/status").read()
+        uid = int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1))
+        check(uid == pw.pw_uid, f"strata-node runs as {user}", f"uid {uid}")
+        if nofile:
+            limits = open(f"/proc/{proc.pid}/limits").read()
+            m = re.search(r"^Max open files\s+(\d+)\s+(\d+)", limits, re.M)
+            check(m and m.group(2) == nofile, f"open files limit {nofile} (LimitNOFILE=)",
+                  m.group(0) if m else limits)
+
+        # The data directory named by the config (--data-dir), as the unit
+        # leaves it: the identity written by the service user.
+        cmdline = open(f"/proc/{proc.pid}/cmdline").read().split("\0")
+        conf = cmdline[cmdline.index("--config") + 1] if "--config" in cmdline else None
+        data_dir = "/var/lib/strata/node"
+        if conf:
+            m = re.search(r"^data[_-]dir\s*=\s*(\S+)", open(conf).read(), re.M)
+            data_dir = m.group(1) if m else data_dir
+        ident = os.path.join(data_dir, "NODE")
+        st = os.stat(ident) if os.path.exists(ident) else None
+        check(st and st.st_uid == pw.pw_uid,
+              f"identity {ident} written by {user}",
+              f"{ident}: " + (f"uid {st.st_uid}" if st else "missing"))
+
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            r = mc(c, b"version\r\n", b"\r\n")
+            check(re.fullmatch(rb"VERSION \d+\.\d+\.\d+\r\n", r), "memcached 'version' is numeric", r)
+            st = stat_lines(mc(c, b"stats\r\n", b"END\r\n"))
+            check(st.get("strata_version", "").startswith(expect_version or ""),
+                  f"stats strata_version is {expect_version}", st.get("strata_version"))
+            if expect_threads is not None:
+                check(st.get("threads") == str(expect_threads),
+                      f"the config file is read (threads {expect_threads})", st.get("threads"))
+            r = mc(c, b"stats cluster\r\n", b"END\r\n")
+            cl = stat_lines(r)
+            selfs = [v for k, v in cl.items() if k.startswith("member_") and v.endswith(" self")]
+            check(r.endswith(b"END\r\n") and int(cl.get("members", 0)) >= 1 and len(selfs) == 1
+                  and f"addr=127.0.0.1:{cport} " in selfs[0] and "state=up" in selfs[0],
+                  "stats cluster: this node is a member, up, at 127.0.0.1:<cluster port>", r)
+            for group, field in (("storage", "read_only"), ("hints", "hints_pending"),
+                                 ("repair", "running")):
+                g = stat_lines(mc(c, f"stats {group}\r\n".encode(), b"END\r\n"))
+                check(field in g, f"stats {group} answers ({field} {g.get(field)})", g)
+            if expect_key is not None:
+                r = mc(c, f"get {expect_key}\r\n".encode(), b"END\r\n")
+                check(r == f"VALUE {expect_key} 0 5\r\nhello\r\nEND\r\n".encode(),
+                      f"'{expect_key}', stored by the run before, is read back", r)
+            key = set_key or "pkgtest"
+            r = mc(c, f"set {key} 0 0 5\r\nhello\r\n".encode(), b"\r\n")
+            check(r == b"STORED\r\n", "memcached 'set' (a cluster of one)", r)
+            r = mc(c, f"get {key}\r\n".encode(), b"END\r\n")
+            check(r == f"VALUE {key} 0 5\r\nhello\r\nEND\r\n".encode(), "memcached 'get'", r)
+            r = mc(c, b"repair\r\n", b"\r\n")
+            check(r == b"OK\r\n", "the 'repair' command starts a cycle", r)
+            end = time.monotonic() + 10
+            running = None
+            while time.monotonic() < end:
+                running = stat_lines(mc(c, b"stats repair\r\n", b"END\r\n")).get("running")
+                if running == "0":
+                    break
+                time.sleep(0.2)
+            check(running == "0", "stats repair: running 0 once the cycle ends", running)
+        listening = open("/proc/net/tcp").read()
+        for what, p in (("memcached", port), ("cluster", cport)):
+            check(re.search(rf"^\s*\d+: 0100007F:{p:04X} 00000000:0000 0A ", listening, re.M),
+                  f"{what} port on 127.0.0.1 only", "no LISTEN socket on 127.0.0.1:%d" % p)
+        if admin:
+            r = subprocess.run([admin, "-n", f"127.0.0.1:{port}", "status"],
+                               capture_output=True, text=True, timeout=20)
+            check(r.returncode == 0 and f"127.0.0.1:{cport}" in r.stdout and "(answered)" in r.stdout,
+                  f"{os.path.basename(admin)} status lists the node",
+                  f"exit {r.returncode}: {r.stdout}{r.stderr}")
+            r = subprocess.run([admin, "-n", f"127.0.0.1:{port}", "stats", "storage"],
+                               capture_output=True, text=True, timeout=20)
+            check(r.returncode == 0 and re.search(r"^\s*read_only 0$", r.stdout, re.M),
+                  f"{os.path.basename(admin)} stats storage", f"exit {r.returncode}: {r.stdout}{r.stderr}")
+
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+            fail("SIGTERM stops strata-node within 15 s", "killed")
+        check(rc == 0, "strata-node exits 0 after SIGTERM", f"{rc}; stderr: {stderr()}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "free-port":
-        free_port()
+        free_port(int(args[0]) if args else 1)
         return
     if cmd == "filelist":
         filelist(args[0], args[1], args[2:])
@@ -265,6 +519,23 @@ def main():
         conf_covers(args[0], args[1])
     elif cmd == "man-covers":
         man_covers(args[0], args[1])
+    elif cmd == "node-conf":
+        node_conf(args[0], args[1])
+    elif cmd == "man-covers-help":
+        man_covers_help(args[0], args[1])
+    elif cmd == "run-node":
+        opts = {"--admin": None, "--expect-version": None, "--expect-threads": None,
+                "--set": None, "--expect-key": None}
+        pos = []
+        it = iter(args)
+        for a in it:
+            if a in opts:
+                opts[a] = next(it)
+            else:
+                pos.append(a)
+        run_node(pos[0], int(pos[1]), int(pos[2]), pos[3], opts["--admin"],
+                 opts["--expect-version"], opts["--expect-threads"], opts["--set"],
+                 opts["--expect-key"])
     elif cmd == "run-unit":
         opts = {"--expect-version": None, "--expect-maxbytes": None}
         pos = []

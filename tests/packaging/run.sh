@@ -6,12 +6,14 @@
 #   rpm   --requires/--provides/--scripts, %config(noreplace), file list,
 #         rpmlint, install into a scratch root (--nodeps --noscripts) with
 #         file list, permissions and `rpm -V` checked
-#   live  (root only) installs the .deb on this machine, runs the unit's
-#         ExecStart as its user with a notify socket on a free port, talks
-#         memcached protocol, stops it with SIGTERM; systemd-analyze verify;
-#         upgrade to N+1 (built from a temp copy of the tree with a bumped
-#         VERSION, a changed unit and a changed conffile) keeping a conffile
-#         edit; remove; purge. Removes everything it installed.
+#   live  (root only) installs the .deb on this machine, runs each unit's
+#         ExecStart as its user on free ports (strata-proxy with a notify
+#         socket), talks memcached protocol (strata-node: stats cluster and
+#         the other groups, repair, strata-admin), stops it with SIGTERM;
+#         systemd-analyze verify; upgrade to N+1 (built from a temp copy of
+#         the tree with a bumped VERSION, changed units and changed
+#         conffiles) keeping conffile edits and the node's data; remove;
+#         purge. Removes everything it installed.
 #
 # Prints one "N passed, N failed" line at the end; exits 1 if any failed.
 set -uo pipefail
@@ -67,6 +69,8 @@ contains() { grep -qE -- "$2" <<<"$1"; } # contains TEXT REGEX
 # What the expected file lists expand to (packaging/module.mk).
 mapfile -t PKG_INFO < <(make -s --no-print-directory pkg-info)
 BINS=$(printf '%s\n' "${PKG_INFO[@]}" | sed -n 's/^bin=//p')
+UNITS=$(printf '%s\n' "${PKG_INFO[@]}" | sed -n 's/^unit=//p')
+CONFS=$(printf '%s\n' "${PKG_INFO[@]}" | sed -n 's/^conf=//p')
 
 # --- the machine is left as it was found -------------------------------------
 user_existed=no
@@ -100,7 +104,9 @@ NEXT_DEB=
 if packaging/stage-source.sh "$ROOT" "$NEXT" >"$WORK/next-build.log" 2>&1; then
     echo "$NEXT_VERSION" >"$NEXT/VERSION"
     sed -i 's/^Description=.*/& (upgrade test)/' "$NEXT"/packaging/systemd/*.service
-    echo "# changed upstream in $NEXT_VERSION (upgrade test)" >>"$NEXT/packaging/conf/proxy.conf"
+    for c in $CONFS; do
+        echo "# changed upstream in $NEXT_VERSION (upgrade test)" >>"$NEXT/packaging/conf/$c"
+    done
     if timeout 300 make -C "$NEXT" deb PKG_OUT="$WORK/next/pkg" >>"$WORK/next-build.log" 2>&1; then
         NEXT_DEB=$(ls "$WORK"/next/pkg/deb/strata_"$NEXT_VERSION"-*.deb)
         ok "builds strata $NEXT_VERSION (N+1) from a copy of the tree"
@@ -128,10 +134,17 @@ else
         bash -c "[ \"\$(dpkg-deb -f '$DEB' Architecture)\" = \"\$(dpkg --print-architecture)\" ]"
     mkdir -p "$WORK/deb-control"
     dpkg-deb -e "$DEB" "$WORK/deb-control"
-    conffiles=$(cat "$WORK/deb-control/conffiles" 2>/dev/null)
-    if [ "$conffiles" = "/etc/strata/proxy.conf" ]; then ok "conffiles: /etc/strata/proxy.conf"; else fail "conffiles: /etc/strata/proxy.conf" "$conffiles"; fi
+    # One conffile per config of packaging/conf/ (PKG_INFO), nothing else.
+    conffiles=$(sort "$WORK/deb-control/conffiles" 2>/dev/null)
+    want_conffiles=$(for c in $CONFS; do echo "/etc/strata/$c"; done | sort)
+    if [ "$conffiles" = "$want_conffiles" ]; then ok "conffiles: $(echo $want_conffiles)"; else fail "conffiles: $(echo $want_conffiles)" "$conffiles"; fi
     expect "postinst creates the user with systemd-sysusers" grep -q 'systemd-sysusers.* strata.conf' "$WORK/deb-control/postinst"
-    expect "postinst enables strata-proxy.service" grep -q "deb-systemd-helper enable 'strata-proxy.service'" "$WORK/deb-control/postinst"
+    # The units follow one policy (docs/PACKAGING.md): enabled and started
+    # on install, as Debian does for services.
+    for u in $UNITS; do
+        expect "postinst enables $u" grep -q "deb-systemd-helper enable '$u'" "$WORK/deb-control/postinst"
+        expect "postinst starts or restarts $u" grep -qE "deb-systemd-invoke .*'?$u'?" "$WORK/deb-control/postinst"
+    done
     expect "postinst restarts the service on upgrade" grep -q '_dh_action=restart' "$WORK/deb-control/postinst"
     expect "postrm purge deletes /var/lib/strata" grep -q 'rm -rf /var/lib/strata' "$WORK/deb-control/postrm"
 
@@ -154,11 +167,21 @@ else
         bash -c "readelf -d '$WORK/deb-root/usr/bin/strata-proxy' | grep -q 'NEEDED.*libsystemd.so'"
     tally conf-covers "$WORK/deb-root/etc/strata/proxy.conf" "$WORK/deb-root/usr/bin/strata-proxy"
     tally man-covers "$WORK/deb-root/usr/share/man/man8/strata-proxy.8.gz" "$WORK/deb-root/usr/bin/strata-proxy"
+    tally node-conf "$WORK/deb-root/etc/strata/node.conf" "$WORK/deb-root/usr/bin/strata-node"
+    for b in strata-node strata-admin; do
+        tally man-covers-help "$WORK/deb-root/usr/share/man/man8/$b.8.gz" "$WORK/deb-root/usr/bin/$b"
+    done
     for b in $BINS; do
         expect "$b has a man page" bash -c "ls '$WORK'/deb-root/usr/share/man/man?/'$b'.?.gz"
     done
-    check "the shipped config passes --check-config" \
-        "$WORK/deb-root/usr/bin/strata-proxy" --config "$WORK/deb-root/etc/strata/proxy.conf" --check-config
+    for c in proxy node; do
+        check "the shipped $c.conf passes strata-$c --check-config" \
+            "$WORK/deb-root/usr/bin/strata-$c" --config "$WORK/deb-root/etc/strata/$c.conf" --check-config
+    done
+    # The unit creates the node's default data directory for its user.
+    expect "node.conf's data_dir is a StateDirectory= of strata-node.service" bash -c \
+        "grep -qx '#data_dir = /var/lib/strata/node' '$WORK/deb-root/etc/strata/node.conf' &&
+         grep -qxE 'StateDirectory=(.* )?strata/node( .*)?' '$WORK/deb-root/lib/systemd/system/strata-node.service'"
 fi
 
 # --- .rpm -------------------------------------------------------------------
@@ -181,15 +204,17 @@ else
         if contains "$provides" "$p"; then ok "provides $p"; else fail "provides $p" "$provides"; fi
     done
     scripts=$(q --scripts)
+    units_re=$(echo $UNITS | sed 's/\./\\./g')
     for s in 'preinstall scriptlet' 'systemd-sysusers --replace=/usr/lib/sysusers.d/strata.conf' \
         '^u strata - ".*" /var/lib/strata$' \
-        'postinstall scriptlet' 'systemctl --no-reload preset strata-proxy.service' \
-        'preuninstall scriptlet' 'if \[ \$1 -eq 0 \].*disable --now strata-proxy.service' \
-        'postuninstall scriptlet' 'if \[ \$1 -ge 1 \].*try-restart strata-proxy.service'; do
+        'postinstall scriptlet' "systemctl --no-reload preset $units_re" \
+        'preuninstall scriptlet' "if \\[ \\\$1 -eq 0 \\].*disable --now $units_re" \
+        'postuninstall scriptlet' "if \\[ \\\$1 -ge 1 \\].*try-restart $units_re"; do
         if contains "$scripts" "$s"; then ok "scripts: $s"; else fail "scripts: $s" "$scripts"; fi
     done
-    flags=$(q --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' | grep '^c')
-    if [ "$flags" = "cn /etc/strata/proxy.conf" ]; then ok "%config(noreplace) /etc/strata/proxy.conf"; else fail "%config(noreplace) /etc/strata/proxy.conf" "$flags"; fi
+    flags=$(q --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' | grep '^c' | sort)
+    want_flags=$(for c in $CONFS; do echo "cn /etc/strata/$c"; done | sort)
+    if [ "$flags" = "$want_flags" ]; then ok "%config(noreplace): $(echo $CONFS)"; else fail "%config(noreplace): $(echo $CONFS)" "$flags"; fi
     q --qf '[%{FILEMODES:perms} %{FILEUSERNAME}/%{FILEGROUPNAME} %{FILENAMES}|%{FILELINKTOS}\n]' |
         sed -e 's/|$//' -e 's/|/ -> /' >"$WORK/rpm-files.txt"
     tally filelist "$HERE/expected/rpm.txt" "$WORK/rpm-files.txt" "${PKG_INFO[@]}"
@@ -220,7 +245,10 @@ missing: $missing"; fi
     want=$(awk "{ print $cols }" "$WORK/rpm-files.txt" | sort)
     got=$(echo "$rpm_paths" | while read -r f; do echo "$f $(stat -c "$fmt" "$R$f")"; done | sort)
     if [ "$want" = "$got" ]; then ok "scratch root: $what as packaged"; else fail "scratch root: $what as packaged" "$(diff <(echo "$want") <(echo "$got"))"; fi
-    check "binary from the scratch root runs (-V)" bash -c "'$R/usr/bin/strata-proxy' -V | grep -q '^strata-proxy $VERSION'"
+    for b in strata-proxy strata-node; do
+        check "$b from the scratch root runs (-V)" bash -c "'$R/usr/bin/$b' -V | grep -q '^$b $VERSION'"
+    done
+    check "strata-admin from the scratch root runs (-h)" bash -c "'$R/usr/bin/strata-admin' -h | grep -q 'status'"
     check "rpm -e --root DIR --noscripts" rpm -e --root "$R" --dbpath /var/lib/rpm --noscripts strata
     left=$(cd "$R" && find . -path ./var/lib/rpm -prune -o ! -type d -print)
     if [ -z "$left" ]; then ok "rpm -e leaves no file in the scratch root"; else fail "rpm -e leaves no file in the scratch root" "$left"; fi
@@ -252,45 +280,79 @@ else
     check "postinst is idempotent (dpkg-reconfigure-like rerun)" \
         /var/lib/dpkg/info/strata.postinst configure "$VERSION-1"
     UNIT=/lib/systemd/system/strata-proxy.service
-    expect "unit installed in /lib/systemd/system" test -f "$UNIT"
-    expect "unit enabled for multi-user.target" \
-        test -L /etc/systemd/system/multi-user.target.wants/strata-proxy.service
-    for k in Type=notify User=strata Group=strata Restart=on-failure StateDirectory=strata \
+    NODE_UNIT=/lib/systemd/system/strata-node.service
+    for u in $UNITS; do
+        expect "$u installed in /lib/systemd/system" test -f "/lib/systemd/system/$u"
+        expect "$u enabled for multi-user.target" \
+            test -L "/etc/systemd/system/multi-user.target.wants/$u"
+    done
+    # What both units share: the user, the restart policy, the hardening.
+    for k in User=strata Group=strata Restart=on-failure \
         ProtectSystem=strict ProtectHome=yes PrivateTmp=yes PrivateDevices=yes NoNewPrivileges=yes \
         MemoryDenyWriteExecute=yes 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX' \
-        'LimitNOFILE=[0-9]+' 'ExecStart=/usr/bin/strata-proxy --config /etc/strata/proxy.conf'; do
-        expect "unit: $k" grep -qxE "$k" "$UNIT"
+        'CapabilityBoundingSet=' 'LimitNOFILE=[0-9]+' 'StateDirectoryMode=0750'; do
+        for u in "$UNIT" "$NODE_UNIT"; do
+            expect "${u##*/}: $k" grep -qxE "$k" "$u"
+        done
+    done
+    for k in Type=notify StateDirectory=strata \
+        'ExecStart=/usr/bin/strata-proxy --config /etc/strata/proxy.conf'; do
+        expect "strata-proxy.service: $k" grep -qxE "$k" "$UNIT"
+    done
+    # strata-node does not talk sd_notify; its data directory is
+    # /var/lib/strata/node (node.conf's default data_dir).
+    for k in Type=exec 'StateDirectory=strata strata/node' \
+        'RestartPreventExitStatus=64 65 78' \
+        'ExecStart=/usr/bin/strata-node --config /etc/strata/node.conf'; do
+        expect "strata-node.service: $k" grep -qxE "$k" "$NODE_UNIT"
     done
     nofile=$(sed -n 's/^LimitNOFILE=//p' "$UNIT")
     if [ "${nofile:-0}" -ge $((1024 + 32 + 2 * 64)) ]; then ok "LimitNOFILE=$nofile covers the default conn_limit"; else fail "LimitNOFILE covers conn_limit" "$nofile"; fi
     if command -v systemd-analyze >/dev/null; then
         man_opt=--man=no
         command -v man >/dev/null && man_opt=--man=yes
-        check "systemd-analyze verify $man_opt strata-proxy.service" \
-            bash -c "out=\$(systemd-analyze verify $man_opt '$UNIT' 2>&1); echo \"\$out\"; [ -z \"\$out\" ]"
-        # Checking Documentation=man:... made man-db cache a formatted page.
-        rm -f /var/cache/man/cat8/strata-proxy.8.gz /var/cache/man/*/cat8/strata-proxy.8.gz
-        exposure=$(systemd-analyze security --offline=yes "$UNIT" 2>/dev/null | tail -n 1)
-        echo "        systemd-analyze security: $exposure"
-        score=$(sed -n 's/.*exposure level for .*: \([0-9.]*\).*/\1/p' <<<"$exposure")
-        if [ -n "$score" ] && awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }'; then ok "systemd-analyze security: exposure $score <= 2.0"; else fail "systemd-analyze security: exposure <= 2.0" "$exposure"; fi
+        for u in "$UNIT" "$NODE_UNIT"; do
+            check "systemd-analyze verify $man_opt ${u##*/}" \
+                bash -c "out=\$(systemd-analyze verify $man_opt '$u' 2>&1); echo \"\$out\"; [ -z \"\$out\" ]"
+            exposure=$(systemd-analyze security --offline=yes "$u" 2>/dev/null | tail -n 1)
+            echo "        systemd-analyze security: $exposure"
+            score=$(sed -n 's/.*exposure level for .*: \([0-9.]*\).*/\1/p' <<<"$exposure")
+            if [ -n "$score" ] && awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }'; then ok "systemd-analyze security ${u##*/}: exposure $score <= 2.0"; else fail "systemd-analyze security ${u##*/}: exposure <= 2.0" "$exposure"; fi
+        done
+        # Checking Documentation=man:... made man-db cache formatted pages.
+        for b in $BINS; do
+            rm -f /var/cache/man/cat8/"$b".8.gz /var/cache/man/*/cat8/"$b".8.gz
+        done
     else
         skip "systemd-analyze verify: not installed"
     fi
-    check "installed config passes --check-config" \
-        /usr/bin/strata-proxy --config /etc/strata/proxy.conf --check-config
+    for c in proxy node; do
+        check "installed $c.conf passes --check-config" \
+            /usr/bin/strata-$c --config /etc/strata/$c.conf --check-config
+    done
 
-    section "live: run the unit's ExecStart as strata"
+    section "live: run strata-proxy.service's ExecStart as strata"
     # What systemd does before ExecStart for StateDirectory=strata.
     install -d -m 0750 -o strata -g strata /var/lib/strata
     PORT=$("$PY" "$HERE/pkgcheck.py" free-port)
     tally run-unit "$UNIT" "$PORT" "$WORK/run1" --expect-version "$VERSION" --expect-maxbytes $((64 << 20))
 
-    section "live: upgrade to $NEXT_VERSION keeping a conffile edit"
-    # The admin's edit, and data the service left in its state directory.
+    section "live: run strata-node.service's ExecStart as strata"
+    # What systemd does for StateDirectory=strata strata/node: the node's
+    # data goes where the service would keep it (purge deletes it).
+    install -d -m 0750 -o strata -g strata /var/lib/strata /var/lib/strata/node
+    read -r PORT CPORT < <("$PY" "$HERE/pkgcheck.py" free-port 2 | xargs)
+    tally run-node "$NODE_UNIT" "$PORT" "$CPORT" "$WORK/node1" --admin /usr/bin/strata-admin \
+        --expect-version "$VERSION" --expect-threads 4 --set pkgtest-node
+
+    section "live: upgrade to $NEXT_VERSION keeping conffile edits"
+    # The admin's edits, and data the services left in their state directory.
     sed -i 's/^#memory_limit = 64$/memory_limit = 128/' /etc/strata/proxy.conf
     echo "# edited by the admin (upgrade test)" >>/etc/strata/proxy.conf
     edited=$(md5sum </etc/strata/proxy.conf)
+    sed -i 's/^#threads = 4$/threads = 2/' /etc/strata/node.conf
+    echo "# edited by the admin (upgrade test)" >>/etc/strata/node.conf
+    node_edited=$(md5sum </etc/strata/node.conf)
     echo data >/var/lib/strata/data && chown strata:strata /var/lib/strata/data
     if [ -z "$NEXT_DEB" ]; then
         fail "upgrade: no N+1 package (see its build above)"
@@ -299,26 +361,44 @@ else
             dpkg -i --force-confold "$NEXT_DEB"
         check "dpkg: strata $NEXT_VERSION installed" \
             bash -c "dpkg-query -W -f='\${db:Status-Status} \${Version}' strata | grep -qx 'installed $NEXT_VERSION-[0-9]*'"
-        if [ "$(md5sum </etc/strata/proxy.conf)" = "$edited" ]; then ok "the admin's conffile edit is kept"; else fail "the admin's conffile edit is kept" "$(diff "$NEXT/packaging/conf/proxy.conf" /etc/strata/proxy.conf)"; fi
-        expect "the new upstream conffile is set aside as proxy.conf.dpkg-dist" \
-            grep -q "changed upstream in $NEXT_VERSION" /etc/strata/proxy.conf.dpkg-dist
-        expect "the unit is updated" grep -q '^Description=.*(upgrade test)$' "$UNIT"
-        check "the binary is updated" bash -c "/usr/bin/strata-proxy -V | grep -q '^strata-proxy $NEXT_VERSION '"
-        expect "the unit stays enabled" test -L /etc/systemd/system/multi-user.target.wants/strata-proxy.service
+        if [ "$(md5sum </etc/strata/proxy.conf)" = "$edited" ]; then ok "the admin's proxy.conf edit is kept"; else fail "the admin's proxy.conf edit is kept" "$(diff "$NEXT/packaging/conf/proxy.conf" /etc/strata/proxy.conf)"; fi
+        if [ "$(md5sum </etc/strata/node.conf)" = "$node_edited" ]; then ok "the admin's node.conf edit is kept"; else fail "the admin's node.conf edit is kept" "$(diff "$NEXT/packaging/conf/node.conf" /etc/strata/node.conf)"; fi
+        for c in $CONFS; do
+            expect "the new upstream conffile is set aside as $c.dpkg-dist" \
+                grep -q "changed upstream in $NEXT_VERSION" "/etc/strata/$c.dpkg-dist"
+        done
+        for u in $UNITS; do
+            expect "$u is updated" grep -q '^Description=.*(upgrade test)$' "/lib/systemd/system/$u"
+            expect "$u stays enabled" test -L "/etc/systemd/system/multi-user.target.wants/$u"
+        done
+        for b in strata-proxy strata-node; do
+            check "$b is updated" bash -c "/usr/bin/$b -V | grep -q '^$b $NEXT_VERSION '"
+        done
         expect "service data survives the upgrade" test -f /var/lib/strata/data
+        expect "the node's identity survives the upgrade" test -f /var/lib/strata/node/NODE
         PORT=$("$PY" "$HERE/pkgcheck.py" free-port)
         tally run-unit "$UNIT" "$PORT" "$WORK/run2" --expect-version "$NEXT_VERSION" --expect-maxbytes $((128 << 20))
+        read -r PORT CPORT < <("$PY" "$HERE/pkgcheck.py" free-port 2 | xargs)
+        tally run-node "$NODE_UNIT" "$PORT" "$CPORT" "$WORK/node2" --admin /usr/bin/strata-admin \
+            --expect-version "$NEXT_VERSION" --expect-threads 2 --expect-key pkgtest-node --set pkgtest-node2
     fi
 
     section "live: remove, then purge"
     check "dpkg --remove strata" dpkg --remove strata
     check "dpkg: state config-files after remove" \
         bash -c "dpkg-query -W -f='\${db:Status-Status}' strata | grep -qx config-files"
-    expect "remove: binary gone" test ! -e /usr/bin/strata-proxy
-    expect "remove: unit gone" test ! -e "$UNIT"
+    for b in $BINS; do
+        expect "remove: $b gone" test ! -e "/usr/bin/$b"
+    done
+    for u in $UNITS; do
+        expect "remove: $u gone" test ! -e "/lib/systemd/system/$u"
+    done
     expect "remove: sysusers.d file gone" test ! -e /usr/lib/sysusers.d/strata.conf
-    expect "remove: conffile kept" test -f /etc/strata/proxy.conf
+    for c in $CONFS; do
+        expect "remove: conffile $c kept" test -f "/etc/strata/$c"
+    done
     expect "remove: /var/lib/strata kept" test -f /var/lib/strata/data
+    expect "remove: the node's data kept" test -f /var/lib/strata/node/NODE
     check "remove: user strata kept" getent passwd strata
     check "dpkg --purge strata" dpkg --purge strata
     check "purge: dpkg forgets strata" \
