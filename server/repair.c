@@ -131,6 +131,36 @@ static void session_end(struct session *s, bool ok)
     step(r);
 }
 
+/* A peer that did not answer (or could not be reached) is skipped for
+ * the rest of the cycle: each of its ranges would wait out the timeout. */
+static void note_unreachable(struct session *s, enum peer_result res)
+{
+    struct repair *r = s->r;
+    if (res == PEER_OK || res == PEER_ERROR || r->nunreachable == REPAIR_UNREACHABLE_MAX)
+        return;
+    snprintf(r->unreachable[r->nunreachable++], WIRE_ADDR_MAX + 1, "%s", s->task.addr);
+}
+
+static bool unreachable(const struct repair *r, const char *addr)
+{
+    for (size_t i = 0; i < r->nunreachable; i++)
+        if (strcmp(r->unreachable[i], addr) == 0)
+            return true;
+    return false;
+}
+
+/* True when gossip sees the node at addr up now. */
+static bool peer_up(struct repair *r, const char *addr)
+{
+    struct members_view *v = members_view_acquire(r->members);
+    bool up = false;
+    for (uint32_t i = 0; v != NULL && i < ring_node_count(v->ring) && !up; i++)
+        up = strcmp(v->addrs[i], addr) == 0 &&
+             atomic_load_explicit(&v->state[i], memory_order_relaxed) == PHI_UP;
+    members_view_release(&v);
+    return up;
+}
+
 static void send_descend(struct session *s);
 static void read_page(struct session *s);
 
@@ -169,6 +199,7 @@ static void merge_and_push(struct session *s);
 static void on_descend(void *arg, enum peer_result res, const struct wire_frame *f)
 {
     struct session *s = arg;
+    note_unreachable(s, res);
     struct repair *r = s->r;
     if (atomic_load(&r->stopping)) {
         session_end(s, false);
@@ -293,6 +324,7 @@ static void pace_account(struct repair *r, size_t n)
 static void on_page(void *arg, enum peer_result res, const struct wire_frame *f)
 {
     struct session *s = arg;
+    note_unreachable(s, res);
     struct repair *r = s->r;
     bool more;
     struct wire_reader rd;
@@ -389,6 +421,7 @@ static void next_range(struct session *s)
 static void on_pushed(void *arg, enum peer_result res, const struct wire_frame *f)
 {
     struct session *s = arg;
+    note_unreachable(s, res);
     if (atomic_load(&s->r->stopping) || res != PEER_OK || f->opcode != WIRE_OP_WRITE) {
         session_end(s, false);
         return;
@@ -506,11 +539,16 @@ static void cycle_plan(struct repair *r)
 /* The next task of the cycle, or its end. */
 static void step(struct repair *r)
 {
+    while (!atomic_load(&r->stopping) && r->next < r->ntasks &&
+           (unreachable(r, r->tasks[r->next].addr) || !peer_up(r, r->tasks[r->next].addr))) {
+        REPAIR_COUNT(r, sessions_skipped, 1); /* down since the plan: hints cover it */
+        r->next++;
+    }
     if (atomic_load(&r->stopping) || r->next >= r->ntasks) {
-        if (atomic_load(&r->running)) {
+        if (atomic_load(&r->phase) == REPAIR_RUNNING) {
             atomic_store(&r->last_cycle_end, (uint64_t)clock_unix_now());
-            atomic_store(&r->running, false);
-            log_info("repair: cycle done (%zu sessions)", r->ntasks);
+            atomic_store(&r->phase, REPAIR_IDLE);
+            log_info("repair: cycle done (%zu sessions planned)", r->ntasks);
         }
         return;
     }
@@ -544,11 +582,14 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
     uint64_t now = clock_monotonic_ms();
     bool due = r->cfg.interval_s > 0 && now >= r->next_cycle_ms;
-    if (atomic_load(&r->running) || !(due || atomic_load(&r->requested)))
-        return;
-    atomic_store(&r->requested, false);
+    int want = REPAIR_REQUESTED;
+    if (!atomic_compare_exchange_strong(&r->phase, &want, REPAIR_RUNNING)) {
+        want = REPAIR_IDLE;
+        if (!due || !atomic_compare_exchange_strong(&r->phase, &want, REPAIR_RUNNING))
+            return;
+    }
     r->next_cycle_ms = now + (uint64_t)r->cfg.interval_s * 1000;
-    atomic_store(&r->running, true);
+    r->nunreachable = 0;
     REPAIR_COUNT(r, cycles, 1);
     cycle_plan(r);
     step(r);
@@ -621,10 +662,8 @@ void repair_stop(struct repair **rp)
 
 bool repair_request(struct repair *r)
 {
-    if (atomic_load(&r->running))
-        return false;
-    atomic_store(&r->requested, true);
-    return true;
+    int idle = REPAIR_IDLE;
+    return atomic_compare_exchange_strong(&r->phase, &idle, REPAIR_REQUESTED);
 }
 
 void repair_stats(struct repair *r, void (*emit)(void *arg, const char *name, const char *value),
@@ -636,7 +675,7 @@ void repair_stats(struct repair *r, void (*emit)(void *arg, const char *name, co
         buf[mc_u64_to_str((v), buf)] = '\0'; \
         emit(arg, name, buf);                \
     } while (0)
-    EMIT("running", atomic_load(&r->running) || atomic_load(&r->requested) ? 1 : 0);
+    EMIT("running", atomic_load(&r->phase) != REPAIR_IDLE ? 1 : 0);
     uint64_t last = atomic_load(&r->last_cycle_end);
     EMIT("last_cycle_age_s", last == 0 ? 0 : (uint64_t)clock_unix_now() - last);
     EMIT("interval_s", r->cfg.interval_s);

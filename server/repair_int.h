@@ -24,7 +24,7 @@ struct peerlinks;
 
 /* clang-format off */
 #define REPAIR_COUNTERS(X)                                                   \
-    X(cycles) X(sessions) X(sessions_failed) X(ranges_equal)                 \
+    X(cycles) X(sessions) X(sessions_failed) X(sessions_skipped) X(ranges_equal) \
     X(ranges_differing) X(leaves_differing) X(keys_pulled) X(keys_pushed)    \
     X(bytes_in) X(bytes_out) X(trees_served) X(ranges_served)
 /* clang-format on */
@@ -37,6 +37,13 @@ struct served_tree {
     uint64_t used_ms; /* monotonic: the least recently used goes first */
     struct merkle_tree *tree;
 };
+
+/* Where the service is: a request moves IDLE to REQUESTED (once), the
+ * service thread REQUESTED (or IDLE, when a cycle is due) to RUNNING, the
+ * cycle's end back to IDLE. */
+enum repair_phase { REPAIR_IDLE, REPAIR_REQUESTED, REPAIR_RUNNING };
+
+#define REPAIR_UNREACHABLE_MAX 16
 
 struct session; /* repair.c */
 struct task;    /* repair.c */
@@ -53,14 +60,15 @@ struct repair {
     struct event *tick;
     struct peerlinks *links;
     _Atomic bool stopping;
-    _Atomic bool requested;
-    _Atomic bool running; /* a cycle is under way */
+    _Atomic int phase; /* enum repair_phase */
     uint64_t next_cycle_ms;
     _Atomic uint64_t last_cycle_end; /* unix s of the last full cycle's end, 0 never */
     struct session *s;               /* the session under way */
     struct task *tasks;              /* the cycle under way: its sessions */
     size_t ntasks, next;
     uint64_t paced_until_ms; /* rate_bytes: no transfer starts before */
+    char unreachable[REPAIR_UNREACHABLE_MAX][WIRE_ADDR_MAX + 1]; /* this cycle */
+    size_t nunreachable;
 
     /* the responder (main loop) */
     struct served_tree served[REPAIR_SERVED_TREES];
