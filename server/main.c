@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
+#include "common/phi.h"
 #include "frontend/fe.h"
 #include "frontend/listener.h"
 #include "frontend/worker.h"
@@ -72,6 +73,7 @@ struct node_settings {
     unsigned verbose;
     unsigned long long test_fail_writes_after; /* tests only: 0 = never */
     long long test_clock_offset_ms;            /* tests only: the HLC's skew */
+    unsigned test_gossip_interval_ms;          /* tests only: 0 = GOSSIP_INTERVAL_MS */
     bool check_config;                         /* --check-config: parse, then exit */
     char **config_argv; /* the config file as options; strings above point into it */
     int config_argc;
@@ -129,6 +131,8 @@ static void usage(FILE *f)
             "                             flags given too win); --check-config: exit after\n"
             "      --test-clock-offset-ms <n>  tests only: the hybrid clock reads the wall\n"
             "                             clock plus n ms (negative: behind)\n"
+            "      --test-gossip-interval-ms <n>  tests only: gossip rounds this often, the\n"
+            "                             failure detector scaled alike (default 1000)\n"
             "      --test-fail-writes-after <n>  tests only: the engine's n-th file write\n"
             "                             from start fails, and every one after it\n"
             "  -V, --version              print the version and exit\n"
@@ -179,6 +183,7 @@ static const struct option longs[] = {
     {"repair-rate", required_argument, NULL, 1013},
     {"repair-depth", required_argument, NULL, 1014},
     {"test-clock-offset-ms", required_argument, NULL, 1015},
+    {"test-gossip-interval-ms", required_argument, NULL, 1016},
     {"verbose", no_argument, NULL, 'v'},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
@@ -313,6 +318,11 @@ static int parse_args(struct node_settings *s, int argc, char **argv, const char
             s->test_clock_offset_ms = off;
             break;
         }
+        case 1016:
+            if (!parse_uint(optarg, GOSSIP_INTERVAL_MS, &v) || v < 20)
+                goto bad;
+            s->test_gossip_interval_ms = (unsigned)v;
+            break;
         case 1003: break; /* --config: read before the flags */
         case 1004: s->check_config = true; break;
         default: usage(stderr); return origin != NULL ? EX_CONFIG : EX_USAGE;
@@ -583,6 +593,16 @@ static enum st_status membership_open(struct node *n, const struct peer_self *se
              tok != NULL && nseeds < GOSSIP_MAX_SEEDS; tok = strtok_r(NULL, ",", &save))
             seeds[nseeds++] = tok;
     }
+    /* A shorter test interval scales the failure detector's times alike,
+     * so "down" takes as many missed rounds as in production. */
+    unsigned interval =
+        n->s.test_gossip_interval_ms ? n->s.test_gossip_interval_ms : GOSSIP_INTERVAL_MS;
+    struct phi_options phi;
+    phi_options_default(&phi);
+    phi.min_std_ms = phi.min_std_ms * interval / GOSSIP_INTERVAL_MS + 1;
+    phi.acceptable_pause_ms = phi.acceptable_pause_ms * interval / GOSSIP_INTERVAL_MS;
+    phi.first_interval_ms = phi.first_interval_ms * interval / GOSSIP_INTERVAL_MS;
+    phi.max_interval_ms = phi.max_interval_ms * interval / GOSSIP_INTERVAL_MS;
     struct gossip_config gc = {
         .cluster = n->s.cluster_name,
         .short_id = self->short_id,
@@ -590,6 +610,7 @@ static enum st_status membership_open(struct node *n, const struct peer_self *se
         .addr = self->addr,
         .seeds = seeds,
         .nseeds = nseeds,
+        .phi = &phi,
     };
     memcpy(gc.id, self->node_id, GOSSIP_ID_LEN);
     enum st_status st = gossip_create(&n->gossip, &gc);
@@ -603,7 +624,7 @@ static enum st_status membership_open(struct node *n, const struct peer_self *se
         log_error("node: cannot start gossip: %s", st_status_name(st));
         return st;
     }
-    struct members_config mc = {.self = *self, .replicas = n->s.replicas};
+    struct members_config mc = {.self = *self, .replicas = n->s.replicas, .interval_ms = interval};
     return members_start(&mc, n->base, n->gossip, &n->clock, &n->members);
 }
 

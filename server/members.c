@@ -218,6 +218,8 @@ enum st_status members_start(const struct members_config *cfg, struct event_base
     if (m == NULL)
         return ST_NOMEM;
     m->cfg = *cfg;
+    if (m->cfg.interval_ms == 0)
+        m->cfg.interval_ms = GOSSIP_INTERVAL_MS;
     m->cfg.self.cluster_name = NULL; /* peerlinks keeps its own copies */
     m->cfg.self.addr = NULL;
     m->base = base;
@@ -228,14 +230,14 @@ enum st_status members_start(const struct members_config *cfg, struct event_base
     struct peerlinks_config pc = {
         .self = cfg->self,
         .max_inflight = 64,
-        .timeout_ms = GOSSIP_INTERVAL_MS * 2,
-        .retry_ms = GOSSIP_INTERVAL_MS,
+        .timeout_ms = m->cfg.interval_ms * 2,
+        .retry_ms = m->cfg.interval_ms,
     };
     if (peerlinks_create(&pc, base, &m->links) != ST_OK) {
         members_stop(&m);
         return ST_NOMEM;
     }
-    struct timeval tv = {GOSSIP_INTERVAL_MS / 1000, (GOSSIP_INTERVAL_MS % 1000) * 1000};
+    struct timeval tv = {m->cfg.interval_ms / 1000, (m->cfg.interval_ms % 1000) * 1000};
     m->tick = event_new(base, -1, EV_PERSIST, on_tick, m);
     if (m->tick == NULL || event_add(m->tick, &tv) != 0) {
         members_stop(&m);

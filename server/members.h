@@ -27,6 +27,7 @@ struct members;
 struct members_config {
     struct peer_self self; /* as our links introduce us */
     unsigned replicas;     /* replication factor, for ownership in stats */
+    unsigned interval_ms;  /* between gossip rounds; 0: GOSSIP_INTERVAL_MS */
 };
 
 /* Starts the rounds on base. g and clock are borrowed. */
