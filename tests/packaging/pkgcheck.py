@@ -34,6 +34,16 @@ run.sh counts, and exits 1 if any failed.
       waits for the port, checks the data directory, talks memcached
       protocol (stats cluster, storage, hints, repair; the repair command),
       runs `BIN status` against it, sends SIGTERM, expects exit status 0.
+  pkgcheck.py maintscripts CONTROL_DIR UNITS MANUAL_UNITS
+      runs the .deb's preinst, postinst, prerm and postrm (`dpkg-deb -e`) as
+      dpkg would on a machine running systemd, with deb-systemd-helper,
+      deb-systemd-invoke, systemctl, systemd-sysusers, rm and rmdir
+      replaced by stubs that log their arguments, and checks what they ask
+      for: each unit of UNITS (space separated) enabled and started on
+      install, restarted on upgrade, except MANUAL_UNITS, which are neither
+      enabled nor started on install and only try-restarted on upgrade
+      (an operator's enable kept); none stopped by preinst or prerm on
+      upgrade; all stopped on remove and disabled on purge.
 """
 
 import fnmatch
@@ -377,6 +387,131 @@ def stat_lines(reply):
                 if l.startswith("STAT ") and l.count(" ") >= 2)
 
 
+# Stubs for maintscripts(): each logs "name args..." to $STUB_LOG.
+# deb-systemd-helper answers debian-installed and was-enabled as the
+# scenario says: $DEBIAN_INSTALLED (0 or 1) and $WAS_ENABLED (the units
+# whose enable links exist, space separated).
+STUB = """#!/bin/sh
+echo "${0##*/} $*" >>"$STUB_LOG"
+if [ "${0##*/}" = deb-systemd-helper ]; then
+    [ "$1" = --quiet ] && shift
+    case $1 in
+    debian-installed) [ "$DEBIAN_INSTALLED" = 1 ]; exit ;;
+    was-enabled) case " $WAS_ENABLED " in *" $2 "*) exit 0 ;; *) exit 1 ;; esac ;;
+    esac
+fi
+exit 0
+"""
+STUBBED = ("deb-systemd-helper", "deb-systemd-invoke", "systemctl", "systemd-sysusers",
+           "rm", "rmdir")
+
+
+def maintscripts(ctrl, units, manual):
+    units = units.split()
+    manual = manual.split()
+    auto = [u for u in units if u not in manual]
+    check(all(u in units for u in manual), f"the manual units {manual} are units of the package",
+          units)
+    with tempfile.TemporaryDirectory() as tmp:
+        bindir = os.path.join(tmp, "bin")
+        os.mkdir(bindir)
+        for name in STUBBED:
+            with open(os.path.join(bindir, name), "w") as f:
+                f.write(STUB)
+            os.chmod(os.path.join(bindir, name), 0o755)
+        scripts = {}
+        for name in ("preinst", "postinst", "prerm", "postrm"):
+            if name == "preinst" and not os.path.exists(os.path.join(ctrl, name)):
+                continue  # nothing to do before unpacking: fine
+            text = open(os.path.join(ctrl, name)).read()
+            # As on a machine booted with systemd.
+            n = text.count("[ -d /run/systemd/system ]")
+            if name in ("postinst", "prerm"):
+                check(n > 0, f"{name} acts only when systemd runs ([ -d /run/systemd/system ])",
+                      "no such test")
+            path = os.path.join(tmp, name)
+            with open(path, "w") as f:
+                f.write(text.replace("[ -d /run/systemd/system ]", "true"))
+            os.chmod(path, 0o755)
+            scripts[name] = path
+
+        def run(script, args, debian_installed=0, was_enabled=(), label=""):
+            log = os.path.join(tmp, "log")
+            open(log, "w").close()
+            env = {"PATH": f"{bindir}:/usr/sbin:/usr/bin:/sbin:/bin", "STUB_LOG": log,
+                   "DEBIAN_INSTALLED": str(debian_installed),
+                   "WAS_ENABLED": " ".join(was_enabled), "DPKG_MAINTSCRIPT_PACKAGE": "strata",
+                   "DPKG_MAINTSCRIPT_NAME": script}
+            r = subprocess.run([scripts[script]] + args, env=env, capture_output=True,
+                               text=True, timeout=30)
+            calls = [l.split() for l in open(log).read().splitlines()]
+            what = f"{script} {' '.join(args)}{label}"
+            check(r.returncode == 0, f"{what}: exits 0", f"{r.returncode}: {r.stdout}{r.stderr}")
+            return what, calls
+
+        def asked(calls, prog, action, unit):
+            return any(c[0] == prog and action in c[1:] and unit in c[1:] for c in calls)
+
+        def invoked(calls, unit):
+            return [" ".join(c) for c in calls if c[0] == "deb-systemd-invoke" and unit in c]
+
+        # Fresh install: configure with no old version; no state, so the
+        # real helper's was-enabled says yes (its default).
+        what, calls = run("postinst", ["configure"], 0, units)
+        check(["systemd-sysusers", "strata.conf"] in calls,
+              f"{what}: creates the user (systemd-sysusers strata.conf)", calls)
+        for u in auto:
+            check(asked(calls, "deb-systemd-helper", "enable", u), f"{what}: enables {u}", calls)
+            check(asked(calls, "deb-systemd-invoke", "start", u), f"{what}: starts {u}", calls)
+        for u in manual:
+            check(not asked(calls, "deb-systemd-helper", "enable", u),
+                  f"{what}: does not enable {u}", calls)
+            check(not invoked(calls, u), f"{what}: does not start {u}", invoked(calls, u))
+            check(asked(calls, "deb-systemd-helper", "update-state", u),
+                  f"{what}: records {u}'s enable links for purge (update-state)", calls)
+
+        # Upgrade: preinst before unpacking must not stop a unit (nothing
+        # would start a manual one again), then configure OLD with the
+        # manual units as the operator left them.
+        if "preinst" in scripts:
+            what, calls = run("preinst", ["upgrade", "0.0.1-1"])
+        else:
+            what, calls = "preinst upgrade 0.0.1-1 (no preinst)", []
+        check(not any(c[0] == "deb-systemd-invoke" for c in calls),
+              f"{what}: stops nothing (the units run on until the postinst restarts them)",
+              calls)
+        for state, enabled in (("not enabled", auto), ("enabled by the operator", units)):
+            what, calls = run("postinst", ["configure", "0.0.1-1"], 1, enabled,
+                              f" (upgrade, {' '.join(manual)} {state})")
+            for u in auto:
+                check(asked(calls, "deb-systemd-invoke", "restart", u),
+                      f"{what}: restarts {u}", calls)
+            for u in manual:
+                got = invoked(calls, u)
+                check(got and all(g.split()[1] == "try-restart" for g in got),
+                      f"{what}: only try-restarts {u} (restarted if it runs)", got)
+                en = asked(calls, "deb-systemd-helper", "enable", u)
+                if u in enabled:
+                    check(en, f"{what}: keeps {u} enabled", calls)
+                else:
+                    check(not en, f"{what}: does not enable {u}", calls)
+
+        what, calls = run("prerm", ["remove"])
+        for u in units:
+            check(asked(calls, "deb-systemd-invoke", "stop", u), f"{what}: stops {u}", calls)
+        what, calls = run("prerm", ["upgrade", "0.0.2-1"])
+        check(not any(c[0] == "deb-systemd-invoke" for c in calls),
+              f"{what}: stops nothing (the new postinst restarts)", calls)
+        what, calls = run("postrm", ["remove"])
+        check(not any(c[0] == "deb-systemd-helper" or c[0] == "rm" for c in calls),
+              f"{what}: keeps enable links and /var/lib/strata", calls)
+        what, calls = run("postrm", ["purge"])
+        for u in units:
+            check(asked(calls, "deb-systemd-helper", "purge", u),
+                  f"{what}: disables {u} (deb-systemd-helper purge)", calls)
+        check(["rm", "-rf", "/var/lib/strata"] in calls, f"{what}: deletes /var/lib/strata", calls)
+
+
 def run_node(unit, port, cport, workdir, admin=None, expect_version=None, expect_threads=None,
              set_key=None, expect_key=None):
     u = unit_settings(unit)
@@ -521,6 +656,8 @@ def main():
         man_covers(args[0], args[1])
     elif cmd == "node-conf":
         node_conf(args[0], args[1])
+    elif cmd == "maintscripts":
+        maintscripts(args[0], args[1], args[2])
     elif cmd == "man-covers-help":
         man_covers_help(args[0], args[1])
     elif cmd == "run-node":

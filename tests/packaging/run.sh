@@ -2,11 +2,15 @@
 # run.sh [PKG_OUT] - the packaging tests (docs/PACKAGING.md), run by
 # `make package-test` after `make deb rpm` (PKG_OUT defaults to build/pkg).
 #
-#   deb   metadata, computed Depends, conffiles, file list, lintian
+#   deb   metadata, computed Depends, conffiles, maintainer scripts (run
+#         against stubs: strata-proxy enabled and started on install,
+#         strata-node neither), file list, lintian
 #   rpm   --requires/--provides/--scripts, %config(noreplace), file list,
 #         rpmlint, install into a scratch root (--nodeps --noscripts) with
 #         file list, permissions and `rpm -V` checked
-#   live  (root only) installs the .deb on this machine, runs each unit's
+#   live  (root only) installs the .deb on this machine (strata-proxy
+#         enabled, strata-node not enabled and not running; the test then
+#         enables it as the operator would), runs each unit's
 #         ExecStart as its user on free ports (strata-proxy with a notify
 #         socket), talks memcached protocol (strata-node: stats cluster and
 #         the other groups, repair, strata-admin), stops it with SIGTERM;
@@ -71,6 +75,10 @@ mapfile -t PKG_INFO < <(make -s --no-print-directory pkg-info)
 BINS=$(printf '%s\n' "${PKG_INFO[@]}" | sed -n 's/^bin=//p')
 UNITS=$(printf '%s\n' "${PKG_INFO[@]}" | sed -n 's/^unit=//p')
 CONFS=$(printf '%s\n' "${PKG_INFO[@]}" | sed -n 's/^conf=//p')
+# Units the packages install but neither enable nor start (docs/PACKAGING.md,
+# "strata-node.service"): the operator does, after configuring the node.
+MANUAL_UNITS=strata-node.service
+AUTO_UNITS=$(for u in $UNITS; do case " $MANUAL_UNITS " in *" $u "*) ;; *) echo "$u" ;; esac; done)
 
 # --- the machine is left as it was found -------------------------------------
 user_existed=no
@@ -139,14 +147,12 @@ else
     want_conffiles=$(for c in $CONFS; do echo "/etc/strata/$c"; done | sort)
     if [ "$conffiles" = "$want_conffiles" ]; then ok "conffiles: $(echo $want_conffiles)"; else fail "conffiles: $(echo $want_conffiles)" "$conffiles"; fi
     expect "postinst creates the user with systemd-sysusers" grep -q 'systemd-sysusers.* strata.conf' "$WORK/deb-control/postinst"
-    # The units follow one policy (docs/PACKAGING.md): enabled and started
-    # on install, as Debian does for services.
-    for u in $UNITS; do
-        expect "postinst enables $u" grep -q "deb-systemd-helper enable '$u'" "$WORK/deb-control/postinst"
-        expect "postinst starts or restarts $u" grep -qE "deb-systemd-invoke .*'?$u'?" "$WORK/deb-control/postinst"
-    done
-    expect "postinst restarts the service on upgrade" grep -q '_dh_action=restart' "$WORK/deb-control/postinst"
-    expect "postrm purge deletes /var/lib/strata" grep -q 'rm -rf /var/lib/strata' "$WORK/deb-control/postrm"
+    # The maintainer scripts run against stubs, as on a machine running
+    # systemd (docs/PACKAGING.md): strata-proxy enabled and started on
+    # install, restarted on upgrade; strata-node neither enabled nor started
+    # on install, try-restarted on upgrade; both stopped on remove and
+    # disabled on purge.
+    tally maintscripts "$WORK/deb-control" "$(echo $UNITS)" "$MANUAL_UNITS"
 
     dpkg-deb -c "$DEB" | awk '{ $3 = $4 = $5 = ""; print }' | sed 's/   */ /g' >"$WORK/deb-files.txt"
     tally filelist "$HERE/expected/deb.txt" "$WORK/deb-files.txt" "${PKG_INFO[@]}"
@@ -205,12 +211,18 @@ else
     done
     scripts=$(q --scripts)
     units_re=$(echo $UNITS | sed 's/\./\\./g')
+    auto_re=$(echo $AUTO_UNITS | sed 's/\./\\./g')
     for s in 'preinstall scriptlet' 'systemd-sysusers --replace=/usr/lib/sysusers.d/strata.conf' \
         '^u strata - ".*" /var/lib/strata$' \
-        'postinstall scriptlet' "systemctl --no-reload preset $units_re" \
+        'postinstall scriptlet' "systemctl --no-reload preset $auto_re( |\$)" \
         'preuninstall scriptlet' "if \\[ \\\$1 -eq 0 \\].*disable --now $units_re" \
         'postuninstall scriptlet' "if \\[ \\\$1 -ge 1 \\].*try-restart $units_re"; do
         if contains "$scripts" "$s"; then ok "scripts: $s"; else fail "scripts: $s" "$scripts"; fi
+    done
+    # strata-node is not preset: the operator enables it (docs/PACKAGING.md).
+    post=$(sed -n '/^postinstall scriptlet/,/^[a-z]* scriptlet/{/^[a-z]* scriptlet/!p}' <<<"$scripts")
+    for u in $MANUAL_UNITS; do
+        if [ -n "$post" ] && ! contains "$post" "$u"; then ok "scripts: postinstall does not preset $u"; else fail "scripts: postinstall does not preset $u" "$post"; fi
     done
     flags=$(q --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' | grep '^c' | sort)
     want_flags=$(for c in $CONFS; do echo "cn /etc/strata/$c"; done | sort)
@@ -283,8 +295,24 @@ else
     NODE_UNIT=/lib/systemd/system/strata-node.service
     for u in $UNITS; do
         expect "$u installed in /lib/systemd/system" test -f "/lib/systemd/system/$u"
+    done
+    for u in $AUTO_UNITS; do
         expect "$u enabled for multi-user.target" \
             test -L "/etc/systemd/system/multi-user.target.wants/$u"
+    done
+    # After install and the postinst rerun above: not enabled, not running.
+    for u in $MANUAL_UNITS; do
+        expect "$u not enabled (no multi-user.target.wants link)" \
+            test ! -e "/etc/systemd/system/multi-user.target.wants/$u" -a ! -L "/etc/systemd/system/multi-user.target.wants/$u"
+        check "systemctl is-enabled $u: disabled" \
+            bash -c "out=\$(systemctl is-enabled '$u' 2>&1); echo \"\$out\"; [ \"\$out\" = disabled ]"
+        if [ -d /run/systemd/system ]; then
+            check "$u not active" bash -c "! systemctl is-active --quiet '$u'"
+        fi
+        # The installed binary only: other tests may run their own build.
+        check "no process runs /usr/bin/${u%.service}" bash -c \
+            "for e in /proc/[0-9]*/exe; do case \$(readlink \$e 2>/dev/null) in
+             '/usr/bin/${u%.service}'*) echo \"\${e%/exe}\"; exit 1 ;; esac; done; exit 0"
     done
     # What both units share: the user, the restart policy, the hardening.
     for k in User=strata Group=strata Restart=on-failure \
@@ -337,7 +365,15 @@ else
     PORT=$("$PY" "$HERE/pkgcheck.py" free-port)
     tally run-unit "$UNIT" "$PORT" "$WORK/run1" --expect-version "$VERSION" --expect-maxbytes $((64 << 20))
 
-    section "live: run strata-node.service's ExecStart as strata"
+    section "live: enable strata-node.service, run its ExecStart as strata"
+    # The operator's step once node.conf is set (here: the shipped one, a
+    # cluster of one). Not `--now`: the test starts the ExecStart itself,
+    # on free ports, whether or not systemd runs.
+    for u in $MANUAL_UNITS; do
+        check "systemctl enable $u (the operator, after editing the config)" systemctl enable "$u"
+        expect "$u enabled for multi-user.target" \
+            test -L "/etc/systemd/system/multi-user.target.wants/$u"
+    done
     # What systemd does for StateDirectory=strata strata/node: the node's
     # data goes where the service would keep it (purge deletes it).
     install -d -m 0750 -o strata -g strata /var/lib/strata /var/lib/strata/node
@@ -369,6 +405,7 @@ else
         done
         for u in $UNITS; do
             expect "$u is updated" grep -q '^Description=.*(upgrade test)$' "/lib/systemd/system/$u"
+            # strata-node: the operator's enable above is kept.
             expect "$u stays enabled" test -L "/etc/systemd/system/multi-user.target.wants/$u"
         done
         for b in strata-proxy strata-node; do
@@ -405,6 +442,10 @@ else
         bash -c "! dpkg-query -W -f='\${db:Status-Status}' strata 2>/dev/null | grep -qv not-installed"
     expect "purge: /etc/strata gone (with .dpkg-dist)" test ! -e /etc/strata
     expect "purge: /var/lib/strata gone" test ! -e /var/lib/strata
+    for u in $UNITS; do
+        expect "purge: $u disabled (its enable link gone)" \
+            test ! -L "/etc/systemd/system/multi-user.target.wants/$u"
+    done
     left=$(find /etc /lib /usr /var -xdev \( -path /usr/local -o -path /var/tmp -o -path /var/cache/apt \) \
         -prune -o -name '*strata*' -print 2>/dev/null)
     if [ -z "$left" ]; then ok "purge: no file named *strata* left in /etc /lib /usr /var"; else fail "purge: no file named *strata* left" "$left"; fi
