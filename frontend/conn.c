@@ -55,6 +55,7 @@ struct conn_slot {
     struct conn *c; /* NULL once the connection is gone */
     struct outq out;
     bool done;
+    bool last; /* the connection's output ends with this reply */
 };
 
 /* A pooled buffer on the worker's free list (its first bytes). */
@@ -261,6 +262,7 @@ static struct conn_slot *slot_new(struct conn *c, bool done)
     s->next = NULL;
     s->c = c;
     s->done = done;
+    s->last = false;
     outq_init(&s->out, c->xo->release, c->exec);
     if (c->slots_tail != NULL)
         c->slots_tail->next = s;
@@ -316,16 +318,23 @@ struct conn_slot *conn_defer(struct conn *c)
 
 /* Moves the replies of the leading done slots to c->out. False when out
  * of memory (the connection must close: order can no longer be kept). */
+static void slots_orphan(struct conn *c);
+
 static bool slots_collect(struct conn *c)
 {
     while (c->slots != NULL && c->slots->done) {
         struct conn_slot *s = c->slots;
         if (outq_splice(&c->out, &s->out) != ST_OK)
             return false;
+        bool last = s->last;
         c->slots = s->next;
         if (c->slots == NULL)
             c->slots_tail = NULL;
         slot_free(s);
+        if (last) {
+            slots_orphan(c); /* what was queued behind it is not sent */
+            break;
+        }
     }
     return true;
 }
@@ -345,6 +354,13 @@ static void slots_orphan(struct conn *c)
     }
     c->slots = c->slots_tail = NULL;
     c->slots_pending = 0;
+}
+
+void conn_end_output(struct conn *c)
+{
+    ASSERT(c->completing != NULL);
+    c->completing->last = true;
+    c->close_after_write = true;
 }
 
 struct conn *conn_slot_enter(struct conn_slot *s)
@@ -647,6 +663,8 @@ static enum proto_action conn_process(struct conn *c, bool *yielded)
             return PROTO_NEXT;
         if (c->slots != NULL && !slots_collect(c))
             return PROTO_CLOSE;
+        if (c->close_after_write)
+            return PROTO_NEXT; /* nothing more runs: the output ends */
         if (c->rlen == 0)
             return PROTO_NEXT;
         if (c->proto == CONN_PROTO_UNKNOWN)

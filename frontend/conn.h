@@ -205,6 +205,11 @@ struct conn *conn_slot_enter(struct conn_slot *s);
 /* The slot's reply is complete; it leaves once every earlier reply has.
  * Frees s. May run the connection's next commands, and may free it. */
 void conn_slot_done(struct conn_slot *s);
+/* Inside conn_slot_enter .. conn_slot_done: the completing slot's reply is
+ * the last thing the connection sends (what was queued behind it, e.g. a
+ * multiget's END, is dropped) and then it closes: a reply that failed
+ * half-way cannot be framed for the client any more. */
+void conn_end_output(struct conn *c);
 
 /* For protocol modules: discard the next nbytes of input, then call
  * `then` (may be NULL) to queue the deferred reply. */

@@ -95,7 +95,7 @@ static void get_cont(struct conn *c, struct fe_call *call, const struct fe_answe
     const char *err = fe_server_error(a->result);
     if (err != NULL) {
         reply(c, err, strlen(err));
-        c->close_after_write = true;
+        conn_end_output(c);
     } else if (it != NULL && add_value(c, it, g->with_cas) != ST_OK) {
         c->close_after_write = true;
     }
