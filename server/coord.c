@@ -60,7 +60,8 @@ void coord_place(struct loop *lp, const void *key, size_t nkey, struct placement
     if (lp->stopping)
         return;
     loop_refresh(lp);
-    if (lp->view == NULL || ring_node_count(lp->view->ring) == 0)
+    if (lp->view == NULL || !atomic_load_explicit(&lp->view->ready, memory_order_relaxed) ||
+        ring_node_count(lp->view->ring) == 0)
         return;
     const struct members_view *v = lp->view;
     p->n = (unsigned)ring_preference(v->ring, ring_token(key, nkey), lp->co->cfg.replicas, p->node);

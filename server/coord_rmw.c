@@ -157,7 +157,11 @@ struct mop *coord_rmw_start(struct loop *lp, const struct wire_rmw *q, bool serv
     for (unsigned i = 0; i < p.n && primary == p.n; i++)
         if (p.live[i])
             primary = i;
-    if (primary == p.n) {
+    bool enough = p.n > 0 && p.nlive >= coord_needed((enum wire_cl)q->write_cl, p.n) &&
+                  p.nlive >= coord_needed((enum wire_cl)q->read_cl, p.n);
+    if (primary == p.n || (p.self[primary] && !enough)) {
+        /* refused before anything is applied: the primary checks the
+         * levels it will need before it runs the command */
         COUNT(lp, coord_unavailable);
         coord_op_decide(&m->base, CST_UNAVAILABLE);
     } else if (p.self[primary]) {

@@ -133,8 +133,12 @@ struct wop *coord_write_start(struct loop *lp, struct lsm_record *rec, enum wire
         w->view = members_view_retain(lp->view);
     bool any = cl == WIRE_CL_ANY && lp->co->handoff != NULL && p.n > 0;
     if ((p.nlive < w->need && !any) || !coord_compose_write(lp, rec)) {
-        COUNT(lp, coord_unavailable);
-        coord_op_decide(&w->base, CST_UNAVAILABLE);
+        /* an RMW's result is already on our replica: not "nothing sent" */
+        if (self_applied)
+            COUNT(lp, coord_timeouts);
+        else
+            COUNT(lp, coord_unavailable);
+        coord_op_decide(&w->base, self_applied ? CST_TIMEOUT : CST_UNAVAILABLE);
         return w;
     }
     for (unsigned i = 0; i < p.n; i++) {

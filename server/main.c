@@ -584,15 +584,28 @@ static enum st_status membership_open(struct node *n, const struct peer_self *se
 {
     char mcaddr[WIRE_ADDR_MAX + 1];
     snprintf(mcaddr, sizeof(mcaddr), "%s:%u", n->s.listen_addr, n->s.port);
-    char seedbuf[4096];
+    /* Seeds: the configured ones, then the members known at the last run
+     * (<data>/peers), so that a restarted seed finds the others too. */
+    char seedbuf[4096], peersbuf[8192], peers_path[PATH_MAX];
     const char *seeds[GOSSIP_MAX_SEEDS];
-    size_t nseeds = 0;
+    size_t nseeds = 0, others = 0;
     if (n->s.seeds != NULL) {
         snprintf(seedbuf, sizeof(seedbuf), "%s", n->s.seeds);
         for (char *save = NULL, *tok = strtok_r(seedbuf, ",", &save);
              tok != NULL && nseeds < GOSSIP_MAX_SEEDS; tok = strtok_r(NULL, ",", &save))
             seeds[nseeds++] = tok;
     }
+    snprintf(peers_path, sizeof(peers_path), "%s/peers", n->s.data_dir);
+    FILE *pf = fopen(peers_path, "r");
+    size_t plen = pf != NULL ? fread(peersbuf, 1, sizeof(peersbuf) - 1, pf) : 0;
+    if (pf != NULL)
+        fclose(pf);
+    peersbuf[plen] = '\0';
+    for (char *save = NULL, *tok = strtok_r(peersbuf, "\n", &save);
+         tok != NULL && nseeds < GOSSIP_MAX_SEEDS; tok = strtok_r(NULL, "\n", &save))
+        seeds[nseeds++] = tok;
+    for (size_t i = 0; i < nseeds; i++)
+        others += strcmp(seeds[i], self->addr) != 0;
     /* A shorter test interval scales the failure detector's times alike,
      * so "down" takes as many missed rounds as in production. */
     unsigned interval =
@@ -624,7 +637,15 @@ static enum st_status membership_open(struct node *n, const struct peer_self *se
         log_error("node: cannot start gossip: %s", st_status_name(st));
         return st;
     }
-    struct members_config mc = {.self = *self, .replicas = n->s.replicas, .interval_ms = interval};
+    struct members_config mc = {
+        .self = *self,
+        .replicas = n->s.replicas,
+        .interval_ms = interval,
+        .peers_path = peers_path,
+        /* a node with peers to ask does not serve from a one-node ring
+         * until one has answered (or 30 rounds have passed) */
+        .ready_wait_ms = others > 0 ? 30 * interval : 0,
+    };
     return members_start(&mc, n->base, n->gossip, &n->clock, &n->members);
 }
 

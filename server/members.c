@@ -35,6 +35,10 @@ struct members {
     struct wire_buf scratch; /* a SYN or ACK2 body */
     pthread_mutex_t mu;      /* g and the view, against stats readers */
     uint64_t ring_version;
+    char peers_path[4096]; /* cfg.peers_path points here */
+    uint64_t started_ms;
+    bool heard; /* a gossip exchange with a peer was merged */
+    bool ready;
     struct members_view *view; /* the published view (holds a reference) */
     _Atomic uint64_t view_version;
 };
@@ -44,6 +48,18 @@ static void on_ack2_done(void *arg, enum peer_result r, const struct wire_frame 
     (void)arg;
     (void)r;
     (void)f; /* empty: the round is over */
+}
+
+static void ring_refresh(struct members *m);
+
+/* A peer's state was merged: the view can be trusted from the next ring
+ * build on (made at once). */
+static void heard_from_peer(struct members *m)
+{
+    if (!m->heard) {
+        m->heard = true;
+        ring_refresh(m);
+    }
 }
 
 /* The ACK to our SYN: gossip takes what is newer there and answers ACK2. */
@@ -71,6 +87,7 @@ static void on_ack(void *arg, enum peer_result r, const struct wire_frame *f)
         log_info("cluster: gossip ACK: %s", gossip_result_name(gr));
         return;
     }
+    heard_from_peer(m);
     if (m->scratch.err == ST_OK)
         peerlink_request(l, WIRE_OP_GOSSIP_ACK2, 0, m->scratch.data, m->scratch.len, on_ack2_done,
                          NULL);
@@ -144,14 +161,41 @@ static struct members_view *view_build(struct members *m, struct ring *r)
             snprintf(v->addrs[i], sizeof(v->addrs[i]), "%s", p.addr);
     }
     view_refresh_states(m, v);
+    atomic_store(&v->ready, m->ready);
     return v;
 }
 
+/* Keeps the other members' cluster addresses for the next start (one per
+ * line, replaced atomically). REQUIRES: mu. */
+static void peers_save(struct members *m, const struct members_view *v)
+{
+    if (m->cfg.peers_path == NULL)
+        return;
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", m->cfg.peers_path) >= sizeof(tmp))
+        return;
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return;
+    for (uint32_t i = 0; i < ring_node_count(v->ring); i++)
+        if (i != v->self && v->addrs[i][0] != '\0')
+            fprintf(f, "%s\n", v->addrs[i]);
+    if (fclose(f) != 0 || rename(tmp, m->cfg.peers_path) != 0)
+        log_warn("cluster: cannot keep the peer list in %s", m->cfg.peers_path);
+}
+
 /* Rebuilds the ring (and publishes a view of it) when the members'
- * tokens or statuses changed; refreshes the view's liveness. */
+ * tokens or statuses changed; refreshes the view's liveness and
+ * readiness. */
 static void ring_refresh(struct members *m)
 {
     pthread_mutex_lock(&m->mu);
+    if (!m->ready && (m->heard || clock_monotonic_ms() - m->started_ms >= m->cfg.ready_wait_ms)) {
+        m->ready = true;
+        if (!m->heard)
+            log_warn("cluster: no peer answered in %u ms; serving with the members known",
+                     m->cfg.ready_wait_ms);
+    }
     uint64_t v = gossip_ring_version(m->g);
     if (v != m->ring_version || m->view == NULL) {
         struct ring_node nodes[256];
@@ -165,10 +209,12 @@ static void ring_refresh(struct members *m)
                 members_view_release(&m->view);
                 m->view = view;
                 atomic_store(&m->view_version, view->version);
+                peers_save(m, view);
             }
         }
     } else {
         view_refresh_states(m, m->view);
+        atomic_store(&m->view->ready, m->ready);
     }
     pthread_mutex_unlock(&m->mu);
 }
@@ -220,6 +266,12 @@ enum st_status members_start(const struct members_config *cfg, struct event_base
     m->cfg = *cfg;
     if (m->cfg.interval_ms == 0)
         m->cfg.interval_ms = GOSSIP_INTERVAL_MS;
+    if (cfg->peers_path != NULL) {
+        snprintf(m->peers_path, sizeof(m->peers_path), "%s", cfg->peers_path);
+        m->cfg.peers_path = m->peers_path;
+    }
+    m->started_ms = clock_monotonic_ms();
+    m->ready = cfg->ready_wait_ms == 0;
     m->cfg.self.cluster_name = NULL; /* peerlinks keeps its own copies */
     m->cfg.self.addr = NULL;
     m->base = base;
@@ -277,6 +329,8 @@ enum gossip_result members_handle_ack2(struct members *m, const uint8_t *body, s
     pthread_mutex_lock(&m->mu);
     enum gossip_result r = gossip_handle_ack2(m->g, body, len, clock_monotonic_ms());
     pthread_mutex_unlock(&m->mu);
+    if (r == GOSSIP_OK)
+        heard_from_peer(m);
     return r;
 }
 

@@ -28,6 +28,14 @@ struct members_config {
     struct peer_self self; /* as our links introduce us */
     unsigned replicas;     /* replication factor, for ownership in stats */
     unsigned interval_ms;  /* between gossip rounds; 0: GOSSIP_INTERVAL_MS */
+    /* Where the other members' cluster addresses are kept for the next
+     * start (written when the ring changes); NULL: nowhere. */
+    const char *peers_path;
+    /* Until a peer has been heard from (a gossip exchange merged), or this
+     * long has passed, the view says not ready: a restarted node knows only
+     * itself, and must not serve as a one-node ring. 0: ready at once (no
+     * peer to wait for). */
+    unsigned ready_wait_ms;
 };
 
 /* Starts the rounds on base. g and clock are borrowed. */
@@ -55,6 +63,7 @@ struct members_view {
     uint32_t self;                    /* our ring node number, RING_NONE if not in it */
     char (*addrs)[WIRE_ADDR_MAX + 1]; /* per ring node: cluster address ("" unknown) */
     _Atomic unsigned char *state;     /* per ring node: enum phi_state */
+    _Atomic bool ready;               /* members_config.ready_wait_ms */
     _Atomic unsigned refs;
 };
 
