@@ -9,13 +9,13 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 
 import pytest
 
 import helpers
 from helpers import Conn, free_port
+from nodes import Node, data_dir, gets_cas, members_view, node, node_binary  # noqa: F401
 
 pytestmark = pytest.mark.skipif(
     helpers.SERVER_KIND != "strata",
@@ -23,107 +23,6 @@ pytestmark = pytest.mark.skipif(
 
 EX_DATAERR = 65
 EX_CONFIG = 78
-
-
-def node_binary():
-    return helpers.repo_path(os.environ.get("STRATA_NODE_BIN", "build/release/bin/strata-node"))
-
-
-class Node:
-    """A strata-node process on 127.0.0.1 with its own data directory."""
-
-    def __init__(self, data_dir, *extra):
-        self.data_dir = data_dir
-        self.extra = [str(a) for a in extra]
-        self.proc = None
-        self.addr = None
-        self.log_path = None
-
-    def start(self, attempts=5, port=None, cport=None):
-        """Starts on free ports, or on the given ones (a restart on the
-        same address)."""
-        if not os.access(node_binary(), os.X_OK):
-            raise RuntimeError("strata-node not built: %s (make)" % node_binary())
-        for _ in range(attempts):
-            if port is not None:
-                port, cport = port, cport
-            else:
-                port, cport = free_port(), free_port()
-            self.addr = ("127.0.0.1", port)
-            self.cluster_addr = ("127.0.0.1", cport)
-            fd, self.log_path = tempfile.mkstemp(prefix="strata-node-it-", suffix=".log")
-            with os.fdopen(fd, "wb") as log:
-                self.proc = subprocess.Popen(
-                    [node_binary(), "-d", self.data_dir, "-p", str(port), "-P", str(cport),
-                     "-t", "2"] + self.extra,
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-            if self._wait_ready():
-                return self
-            log = self.log()
-            self.stop()
-        raise RuntimeError("strata-node did not start:\n" + log)
-
-    def _wait_ready(self):
-        deadline = time.monotonic() + helpers.READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            try:
-                with Conn(self.addr, timeout=1.0) as c:
-                    return int(c.stats_dict().get("pid", -1)) == self.proc.pid
-            except (OSError, AssertionError, ValueError):
-                time.sleep(0.02)
-        return False
-
-    def log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read()[-4000:].decode("latin-1")
-
-    def connect(self):
-        return Conn(self.addr)
-
-    def stop(self, sig=signal.SIGTERM):
-        """Stops by pid; returns the exit status (asserted 0 for SIGTERM)."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(helpers.STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(helpers.STOP_TIMEOUT)
-        status = self.proc.returncode
-        log = self.log()
-        self.proc = None
-        os.unlink(self.log_path)
-        if sig == signal.SIGTERM:
-            assert status == 0, "strata-node did not exit cleanly (%s):\n%s" % (status, log)
-        return status
-
-
-@pytest.fixture
-def data_dir():
-    d = tempfile.mkdtemp(prefix="strata-node-data-")
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def node(data_dir):
-    n = Node(data_dir).start()
-    yield n
-    n.stop()
-
-
-def gets_cas(conn, key):
-    conn.send(b"gets " + key + b"\r\n")
-    header = conn.read_line()
-    assert header.startswith(b"VALUE " + key + b" "), header
-    parts = header.split()
-    value = conn.read_exact(int(parts[3]) + 2)
-    assert conn.read_line() == b"END\r\n"
-    return int(parts[4]), value[:-2]
 
 
 # Text protocol: request, exact reply (memcached 1.6's replies).
@@ -372,7 +271,7 @@ def test_cluster_corrupt_and_oversized_frames(node):
 def test_cluster_unknown_opcode_keeps_the_connection(node):
     import clusterproto
     with joined(node) as c:
-        err = c.call(clusterproto.OP_MERKLE_TREE, b"")
+        err = c.call(clusterproto.OP_HINT_REPLAY, b"")
         assert isinstance(err, clusterproto.Error)
         assert err.code == clusterproto.ERR_UNKNOWN_OPCODE
         assert isinstance(c.ping(hlc_now()), int)
@@ -421,22 +320,6 @@ def test_cluster_refuses_a_version_from_the_future(node):
 
 
 # ---- membership (gossip over the cluster port) ---------------------------
-
-def members_view(node):
-    """{short_id: (addr, state, owns)} and this node's short id, from stats cluster."""
-    with node.connect() as c:
-        stats = c.stats_dict(b"cluster")
-    view, me = {}, None
-    for name, value in stats.items():
-        if not name.startswith("member_"):
-            continue
-        fields = dict(f.split("=", 1) for f in value.split() if "=" in f)
-        sid = int(name[len("member_"):])
-        view[sid] = (fields["addr"], fields["state"], fields["owns"])
-        if value.endswith(" self"):
-            me = sid
-    return view, me
-
 
 def test_three_nodes_find_each_other_and_notice_a_death(tmp_path):
     dirs = [str(tmp_path / ("n%d" % i)) for i in range(3)]
