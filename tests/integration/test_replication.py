@@ -686,3 +686,170 @@ def test_five_nodes_three_replicas(tmp_path):
         assert sum(forwarded) > 0 and sum(served) == sum(forwarded), (forwarded, served)
         assert sum(int(s["coord_failures"]) + int(s["coord_timeouts"])
                    + int(s["coord_unavailable"]) for s in stats) == 0, stats
+
+
+# ---- repair, wiped disks, skewed clocks, failing disks ---------------------
+
+def run_repair(node, timeout=60.0):
+    """Runs one anti-entropy cycle on node (the `repair` command) and
+    returns the growth of its `stats repair` counters."""
+    before = node.stats(b"repair")
+    with node.connect() as c:
+        c.call(b"repair\r\n", b"OK\r\n")
+
+    def done():
+        s = node.stats(b"repair")
+        return s["running"] == "0" and int(s["cycles"]) > int(before["cycles"])
+    assert helpers.wait_until(done, timeout=timeout, interval=0.05), node.stats(b"repair")
+    after = node.stats(b"repair")
+    return {k: int(after[k]) - int(before[k]) for k in
+            ("sessions", "sessions_failed", "ranges_differing", "keys_pulled", "keys_pushed")}
+
+
+def versions(node, keys):
+    """{key: (hlc, node, tombstone)} of node's own replica (None: absent)."""
+    return {k: (None if r is None else (r.version.hlc, r.version.node, r.tombstone))
+            for k, r in replica_records(node, keys).items()}
+
+
+def test_replicas_converge_after_a_kill_and_repair_then_moves_nothing(tmp_path):
+    """Writes at QUORUM while a replica is dead (its hints replay when it
+    is back); then every replica holds the same versions, an anti-entropy
+    cycle finds nothing to move, and a second one neither."""
+    keys = [b"conv:%03d" % i for i in range(120)]
+    with Cluster(tmp_path, 3) as cl:
+        cl.start()
+        with cl[0].connect() as c:
+            for key in keys[:60]:
+                c.call(b"set %s 0 0 2\r\nv1\r\n" % key, STORED)
+        cl.kill(2)
+        cl.wait_state(2, "down")
+        with cl[1].connect() as c:
+            for key in keys:
+                c.call(b"set %s 0 0 2\r\nv2\r\n" % key, STORED)
+            for key in keys[:10]:
+                c.call(b"delete %s\r\n" % key, b"DELETED\r\n")
+        assert not no_hints_pending(cl)  # the dead replica's writes wait as hints
+        cl.restart(2)
+        cl.wait_converged()
+        assert helpers.wait_until(lambda: no_hints_pending(cl), timeout=10.0, interval=0.05)
+        want = versions(cl[0], keys)
+        assert all(v is not None for v in want.values())
+        assert all(want[k][2] for k in keys[:10]) and not any(want[k][2] for k in keys[10:])
+        for n in cl:
+            assert versions(n, keys) == want  # identical records on every replica
+        for n in cl:
+            moved = run_repair(n)
+            assert moved["sessions"] > 0 and moved["sessions_failed"] == 0, moved
+            assert moved["keys_pulled"] == 0 and moved["keys_pushed"] == 0, moved
+            assert moved["ranges_differing"] == 0, moved
+
+
+def test_wiped_node_comes_back_with_a_new_id_and_repair_fills_it(tmp_path):
+    """A node whose data directory is wiped starts as a new node (new id,
+    new tokens) and joins; the old identity stays in the ring, down; an
+    anti-entropy cycle on the new node fills its replicas."""
+    import shutil
+    keys = [b"wipe:%03d" % i for i in range(100)]
+    with Cluster(tmp_path, 3) as cl:
+        cl.start()
+        old_id = cl.ids[2]
+        with cl[0].connect() as c:
+            for key in keys:
+                c.call(b"set %s 0 0 3\r\nabc\r\n" % key, STORED)
+        cl.kill(2)
+        shutil.rmtree(cl[2].data_dir)
+        os_makedirs(cl[2].data_dir)
+        cl.restart(2)
+
+        def joined():
+            view, me = members_view(cl[2])
+            return me is not None and me != old_id and \
+                view.get(me, (None, None))[1] == "up" and len(view) == 4 and \
+                members_view(cl[0])[0].get(me, (None, None))[1] == "up"
+        assert helpers.wait_until(joined, timeout=15.0, interval=0.05)
+        assert helpers.wait_until(lambda: members_view(cl[0])[0][old_id][1] == "down",
+                                  timeout=10.0, interval=0.05)
+        time.sleep(cl.round)
+        assert all(r is None for r in replica_records(cl[2], keys).values())
+        moved = run_repair(cl[2])
+        assert moved["keys_pulled"] > 0 and moved["sessions_failed"] == 0, moved
+        held = replica_records(cl[2], keys)
+        # the new node holds the keys of the ranges it replicates: with four
+        # ring members and N=3, most of them
+        assert sum(r is not None and r.value == b"abc" for r in held.values()) >= len(keys) // 2
+        assert run_repair(cl[2])["keys_pulled"] == 0
+        with cl[2].connect() as c:
+            for key in keys:
+                assert read_value(c, key)[2] == b"abc"
+
+
+def os_makedirs(path):
+    import os
+    os.makedirs(path, exist_ok=True)
+
+
+@pytest.mark.parametrize("offset_ms", [-600000, 600000], ids=["behind", "ahead"])
+def test_a_skewed_clock_never_makes_a_later_write_lose(tmp_path, offset_ms):
+    """Node 2's hybrid clock runs ten minutes behind (or ahead of) the
+    others'. A write through it after a write through node 0 is either
+    refused (SERVER_ERROR) or wins: an acknowledged later write is never
+    hidden by an older one."""
+    with Cluster(tmp_path, 3, per_node={2: ["--test-clock-offset-ms", offset_ms]}) as cl:
+        cl.start()
+        acked = refused = 0
+        with cl[0].connect() as a, cl[2].connect() as b:
+            for i in range(20):
+                key = b"skew:%d" % i
+                a.call(b"set %s 0 0 5\r\nfirst\r\n" % key, STORED)
+                b.send(b"set %s 0 0 6\r\nsecond\r\n" % key)
+                reply = b.read_line()
+                if reply == STORED:
+                    acked += 1
+                    assert read_value(a, key)[2] == b"second", (i, reply)
+                else:
+                    assert reply.startswith(b"SERVER_ERROR "), reply
+                    refused += 1
+                    assert read_value(a, key)[2] in (b"first", b"second")
+        assert acked + refused == 20
+        # the skewed node's writes are refused by the others' clocks
+        assert refused == 20, (acked, refused)
+        clocks = sum(int(n.stats(b"cluster")["clock_refusals"]) for n in cl)
+        coord = int(cl[2].stats(b"cluster")["coord_clock_refusals"])
+        assert clocks > 0 or coord > 0
+
+
+def test_a_replica_whose_disk_fails_is_served_around(tmp_path):
+    """Node 2's engine fails its writes (the fault env): writes and reads
+    through every node keep working at QUORUM from the two others, and the
+    failure shows in node 2's stats."""
+    keys = [b"disk:%03d" % i for i in range(50)]
+    with Cluster(tmp_path, 3, per_node={2: ["--test-fail-writes-after", "3"]}) as cl:
+        cl.start()
+        for n in cl:
+            with n.connect() as c:
+                for key in keys:
+                    c.call(b"set %s 0 0 2\r\nok\r\n" % key, STORED)
+                for key in keys:
+                    assert read_value(c, key)[2] == b"ok"
+        storage = cl[2].stats(b"storage")
+        assert storage["read_only"] == "1", storage
+        assert int(cl[2].stats(b"cluster")["storage_errors"]) > 0
+        failures = sum(int(n.stats(b"cluster")["coord_replica_failures"]) for n in cl[:2])
+        assert failures > 0
+
+
+def test_a_node_down_longer_than_gc_grace_refuses_to_start(tmp_path):
+    """A node last up more than gc_grace (10 days) ago would bring deleted
+    keys back: it refuses to start (exit 65) and says how to rebuild."""
+    d = str(tmp_path / "node")
+    n = Node(d).start()
+    n.stop()
+    import subprocess
+    from nodes import node_binary
+    p = subprocess.run([node_binary(), "-d", d, "-p", str(helpers.free_port()),
+                        "-P", str(helpers.free_port()),
+                        "--test-clock-offset-ms", str(11 * 86400 * 1000)],
+                       capture_output=True, timeout=30)
+    assert p.returncode == 65, p
+    assert b"gc_grace" in p.stderr and b"empty" in p.stderr, p.stderr
