@@ -697,19 +697,26 @@ void wire_compose_write(struct wire_buf *b, const struct wire_record *recs, size
         wire_put_record(b, &recs[i]);
 }
 
+/* True when exactly n valid records follow in r up to the body's end
+ * (len bytes in all); r stays where it is. A count the bytes cannot hold
+ * is refused before any record is read. */
+static bool records_follow(const struct wire_reader *r, uint64_t n, size_t len)
+{
+    if (r->bad || n > (uint64_t)(len / RECORD_MIN_LEN))
+        return false;
+    struct wire_reader scan = *r;
+    struct wire_record rec;
+    for (uint64_t i = 0; i < n && !scan.bad; i++)
+        wire_get_record(&scan, &rec);
+    return wire_reader_done(&scan);
+}
+
 enum wire_result wire_parse_write(const uint8_t *body, size_t len, struct wire_reader *r,
                                   size_t *count)
 {
     wire_reader_init(r, body, len);
     uint64_t n = wire_get_varint(r);
-    /* A count the bytes cannot hold is refused before any record is read. */
-    if (r->bad || n == 0 || n > (uint64_t)(len / RECORD_MIN_LEN))
-        return WIRE_MALFORMED;
-    struct wire_reader scan = *r;
-    struct wire_record rec;
-    for (uint64_t i = 0; i < n && !scan.bad; i++)
-        wire_get_record(&scan, &rec);
-    if (!wire_reader_done(&scan))
+    if (n == 0 || !records_follow(r, n, len))
         return WIRE_MALFORMED;
     *count = (size_t)n;
     return WIRE_OK;
@@ -982,13 +989,7 @@ enum wire_result wire_parse_range_reply(const uint8_t *body, size_t len, bool *m
     wire_reader_init(r, body, len);
     uint8_t m = wire_get_u8(r);
     uint64_t n = wire_get_varint(r);
-    if (r->bad || m > 1 || n > (uint64_t)(len / RECORD_MIN_LEN))
-        return WIRE_MALFORMED;
-    struct wire_reader scan = *r;
-    struct wire_record rec;
-    for (uint64_t i = 0; i < n && !scan.bad; i++)
-        wire_get_record(&scan, &rec);
-    if (!wire_reader_done(&scan))
+    if (m > 1 || !records_follow(r, n, len))
         return WIRE_MALFORMED;
     *more = m == 1;
     *count = (size_t)n;

@@ -20,6 +20,13 @@ bench-cluster: deps-test
 	@$(MAKE) --no-print-directory all
 	$(PYTHON) bench/cluster.py $(NODE_BIN) $(B)/bin/strata-bench
 
+# make soak-cluster: 30 minutes (SOAK_MINUTES) of QUORUM load with random
+# kills and restarts, checked by the history checker (tests/soak/).
+.PHONY: soak-cluster
+soak-cluster: deps-test
+	@$(MAKE) --no-print-directory all
+	STRATA_NODE_BIN=$(NODE_BIN) STRATA_TEST_SERVER=strata $(PYTHON) tests/soak/cluster_soak.py
+
 # make cluster: three nodes on loopback in the foreground (tools/cluster.sh);
 # CLUSTER_BASE / CLUSTER_PORT_BASE move the memcached / cluster ports.
 CLUSTER_BASE ?= 11311
