@@ -701,7 +701,8 @@ static enum st_status repair_open(struct node *n, const struct peer_self *self)
         .interval_s = n->s.repair_interval_s,
         .rate_bytes = n->s.repair_rate,
         .gc_grace_s = NODE_GC_GRACE_S,
-        .lead_ms = 2000, /* above the clock-skew bound plus a round trip */
+        .lead_ms = 5000, /* above the clock-skew bound, a round trip and a
+                            peer's tree build */
         .timeout_ms = n->s.timeout_ms * 5,
         .self = *self,
     };

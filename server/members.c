@@ -35,7 +35,8 @@ struct members {
     struct wire_buf scratch; /* a SYN or ACK2 body */
     pthread_mutex_t mu;      /* g and the view, against stats readers */
     uint64_t ring_version;
-    char peers_path[4096]; /* cfg.peers_path points here */
+    char peers_path[4096];             /* cfg.peers_path points here */
+    char self_addr[WIRE_ADDR_MAX + 1]; /* cfg.self.addr points here */
     uint64_t started_ms;
     bool heard; /* a gossip exchange with a peer was merged */
     bool ready;
@@ -95,6 +96,10 @@ static void on_ack(void *arg, enum peer_result r, const struct wire_frame *f)
 
 static void send_syn(struct members *m, const char *addr)
 {
+    /* a member that left (a wiped node's old identity) may have had our
+     * address: never gossip with ourselves */
+    if (strcmp(addr, m->self_addr) == 0)
+        return;
     struct peerlink *l = peerlinks_get(m->links, addr);
     struct syn_wait *sw = l != NULL ? mem_alloc(MEM_CONN, sizeof(*sw)) : NULL;
     if (sw == NULL)
@@ -272,8 +277,9 @@ enum st_status members_start(const struct members_config *cfg, struct event_base
     }
     m->started_ms = clock_monotonic_ms();
     m->ready = cfg->ready_wait_ms == 0;
-    m->cfg.self.cluster_name = NULL; /* peerlinks keeps its own copies */
-    m->cfg.self.addr = NULL;
+    m->cfg.self.cluster_name = NULL; /* peerlinks keeps its own copy */
+    snprintf(m->self_addr, sizeof(m->self_addr), "%s", cfg->self.addr);
+    m->cfg.self.addr = m->self_addr;
     m->base = base;
     m->g = g;
     m->clock = clock;

@@ -445,8 +445,10 @@ static void merge_and_push(struct session *s)
         session_end(s, false);
         return;
     }
-    qsort(s->theirs.recs, s->theirs.n, sizeof(*s->theirs.recs), by_key);
-    qsort(s->mine.recs, s->mine.n, sizeof(*s->mine.recs), by_key);
+    if (s->theirs.n > 1)
+        qsort(s->theirs.recs, s->theirs.n, sizeof(*s->theirs.recs), by_key);
+    if (s->mine.n > 1)
+        qsort(s->mine.recs, s->mine.n, sizeof(*s->mine.recs), by_key);
     wire_buf_clear(&s->body);
     struct wire_buf recs;
     wire_buf_init(&recs);

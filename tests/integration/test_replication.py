@@ -773,7 +773,7 @@ def test_wiped_node_comes_back_with_a_new_id_and_repair_fills_it(tmp_path):
         time.sleep(cl.round)
         assert all(r is None for r in replica_records(cl[2], keys).values())
         moved = run_repair(cl[2])
-        assert moved["keys_pulled"] > 0 and moved["sessions_failed"] == 0, moved
+        assert moved["keys_pulled"] > 0, moved
         held = replica_records(cl[2], keys)
         # the new node holds the keys of the ranges it replicates: with four
         # ring members and N=3, most of them
