@@ -247,7 +247,8 @@ static void on_write(struct cluster_conn *k, const struct wire_frame *f)
     for (size_t i = 0; i < n && st == ST_OK; i++) {
         struct wire_record w;
         wire_get_record(&r, &w);
-        if (fresh && hlc_physical(w.version.hlc) + CLUSTER_FRESH_BEHIND_MS < hlc_wall_ms(c->clock)) {
+        if (fresh &&
+            hlc_physical(w.version.hlc) + CLUSTER_FRESH_BEHIND_MS < hlc_wall_ms(c->clock)) {
             /* stamped "now" by a coordinator whose clock is far behind
              * ours: it would lose to writes already acknowledged
              * (docs/CLOCKS.md). The bound is wider than the skew bound: a
