@@ -16,7 +16,8 @@ set -u
 B=${1:?build dir}
 WHICH=${2:-all}
 PYTHON=${PYTHON:-/usr/bin/python3}
-PYTEST_DIRS=(tests/integration tests/clients)
+# STRATA_TEST_DIRS (space-separated) narrows the pytest suites run.
+read -r -a PYTEST_DIRS <<<"${STRATA_TEST_DIRS:-tests/integration tests/clients}"
 passed=0
 failed=0
 skipped=0

@@ -478,14 +478,17 @@ def mc_get(conn, key):
     return data[:-2]
 
 
-def load_client(history, addrs, name, keys, stop, max_ops):
+def load_client(history, addrs, name, keys, stop, max_ops, pace_s=0.0):
     """set, set, get, delete on random keys through random nodes of addrs
-    until stop or max_ops; a connection is dropped after any non-ok
-    outcome (its late reply would be taken for the next request's)."""
+    until stop or max_ops (pace_s: a pause after each); a connection is
+    dropped after any non-ok outcome (its late reply would be taken for
+    the next request's)."""
     rnd, conns = random.Random(name), {}
     for _ in range(max_ops):
         if stop.is_set():
             break
+        if pace_s:
+            time.sleep(pace_s)
         addr = rnd.choice(addrs)
         key, kind = rnd.choice(keys), rnd.choice(("set", "set", "get", "delete"))
         with history.record(name, kind, key) as call:

@@ -36,7 +36,8 @@ def env(name, default):
 def main():
     minutes = env("SOAK_MINUTES", 30.0)
     nodes = env("SOAK_NODES", 3)
-    clients = env("SOAK_CLIENTS", 6)
+    clients = env("SOAK_CLIENTS", 4)
+    pace = env("SOAK_PACE", 0.004)  # per client: ~1,000 operations/s in all
     nkeys = env("SOAK_KEYS", 64)
     kill_every = env("SOAK_KILL_EVERY", 20.0)
     base = os.environ.get("SOAK_DIR", "build/soak")
@@ -52,7 +53,7 @@ def main():
         cl.start()
         addrs = [n.addr for n in cl]
         threads = [threading.Thread(target=load_client,
-                                    args=(history, addrs, "c%d" % i, keys, stop, 10 ** 9),
+                                    args=(history, addrs, "c%d" % i, keys, stop, 10 ** 9, pace),
                                     daemon=True) for i in range(clients)]
         for t in threads:
             t.start()
