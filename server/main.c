@@ -27,6 +27,7 @@
 #include "common/mc_text.h"
 #include "common/mem.h"
 #include "common/phi.h"
+#include "common/ring.h"
 #include "frontend/fe.h"
 #include "frontend/listener.h"
 #include "frontend/worker.h"
@@ -68,6 +69,8 @@ struct node_settings {
     unsigned repair_interval_s, repair_depth;
     unsigned long long repair_rate;
     char *seeds; /* comma-separated cluster addresses */
+    char *rack;  /* NULL: none */
+    double phi_threshold;
     size_t max_value_len;
     enum lsm_sync_mode sync;
     unsigned verbose;
@@ -113,6 +116,10 @@ static void usage(FILE *f)
             "      --vnodes <num>         ring tokens chosen at first start (default 16)\n"
             "  -s, --seeds <list>         seed cluster addresses host:port,... (default none)\n"
             "  -N, --replicas <num>       replication factor (default 3)\n"
+            "      --rack <name>          this node's rack: replicas go to distinct racks\n"
+            "                             first (default none)\n"
+            "      --phi-threshold <x>    failure detector: a peer is down at phi >= x,\n"
+            "                             suspect at x/2 (default 8)\n"
             "      --read-consistency <l> one | quorum | all (default quorum)\n"
             "      --write-consistency <l> any | one | quorum | all (default quorum)\n"
             "      --request-timeout <ms> a replica's answer, before SERVER_ERROR (default 2000)\n"
@@ -182,6 +189,8 @@ static const struct option longs[] = {
     {"repair-interval", required_argument, NULL, 1012},
     {"repair-rate", required_argument, NULL, 1013},
     {"repair-depth", required_argument, NULL, 1014},
+    {"rack", required_argument, NULL, 1017},
+    {"phi-threshold", required_argument, NULL, 1018},
     {"test-clock-offset-ms", required_argument, NULL, 1015},
     {"test-gossip-interval-ms", required_argument, NULL, 1016},
     {"verbose", no_argument, NULL, 'v'},
@@ -323,6 +332,20 @@ static int parse_args(struct node_settings *s, int argc, char **argv, const char
                 goto bad;
             s->test_gossip_interval_ms = (unsigned)v;
             break;
+        case 1017:
+            if (optarg[0] == '\0' || strlen(optarg) > RING_RACK_MAX)
+                goto bad;
+            s->rack = optarg;
+            break;
+        case 1018: {
+            char *end;
+            errno = 0;
+            double x = strtod(optarg, &end);
+            if (errno != 0 || end == optarg || *end != '\0' || !(x >= 1.0 && x <= 100.0))
+                goto bad;
+            s->phi_threshold = x;
+            break;
+        }
         case 1003: break; /* --config: read before the flags */
         case 1004: s->check_config = true; break;
         default: usage(stderr); return origin != NULL ? EX_CONFIG : EX_USAGE;
@@ -612,6 +635,8 @@ static enum st_status membership_open(struct node *n, const struct peer_self *se
         n->s.test_gossip_interval_ms ? n->s.test_gossip_interval_ms : GOSSIP_INTERVAL_MS;
     struct phi_options phi;
     phi_options_default(&phi);
+    phi.threshold = n->s.phi_threshold;
+    phi.suspect_threshold = n->s.phi_threshold / 2;
     phi.min_std_ms = phi.min_std_ms * interval / GOSSIP_INTERVAL_MS + 1;
     phi.acceptable_pause_ms = phi.acceptable_pause_ms * interval / GOSSIP_INTERVAL_MS;
     phi.first_interval_ms = phi.first_interval_ms * interval / GOSSIP_INTERVAL_MS;
@@ -631,6 +656,8 @@ static enum st_status membership_open(struct node *n, const struct peer_self *se
         st = gossip_set_tokens(n->gossip, identity_tokens(n->id), identity_vnode_count(n->id));
     if (st == ST_OK)
         st = gossip_set_memcached_addr(n->gossip, mcaddr);
+    if (st == ST_OK && n->s.rack != NULL)
+        st = gossip_set_rack(n->gossip, n->s.rack);
     if (st == ST_OK)
         st = gossip_set_status(n->gossip, GOSSIP_STATUS_NORMAL, NULL);
     if (st != ST_OK) {
@@ -765,6 +792,7 @@ int main(int argc, char **argv)
         .max_conns = 1024,
         .vnodes = 16,
         .replicas = 3,
+        .phi_threshold = 8.0,
         .read_cl = WIRE_CL_QUORUM,
         .write_cl = WIRE_CL_QUORUM,
         .timeout_ms = 2000,

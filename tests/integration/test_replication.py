@@ -856,3 +856,20 @@ def test_a_node_down_longer_than_gc_grace_refuses_to_start(tmp_path):
                        capture_output=True, timeout=30)
     assert p.returncode == 65, p
     assert b"gc_grace" in p.stderr and b"empty" in p.stderr, p.stderr
+
+
+def test_racks_get_one_replica_each_first(tmp_path):
+    """Four nodes in two racks, N=2: every key has one replica in each
+    rack (the ring's rack rule), whichever node coordinated the write."""
+    keys = [b"rack:%03d" % i for i in range(60)]
+    racks = {0: "a", 1: "a", 2: "b", 3: "b"}
+    per_node = {i: ["--rack", r] for i, r in racks.items()}
+    with Cluster(tmp_path, 4, extra=["-N", "2"], per_node=per_node) as cl:
+        cl.start()
+        for i, key in enumerate(keys):
+            with cl[i % 4].connect() as c:
+                c.call(b"set %s 0 0 1\r\nr\r\n" % key, STORED)
+        held = [replica_records(n, keys) for n in cl]
+        for key in keys:
+            where = [racks[i] for i in range(4) if held[i][key] is not None]
+            assert sorted(where) == ["a", "b"], (key, where)
