@@ -239,18 +239,46 @@ static struct fe_wait *fe_wait_new(struct worker *w, struct fe_call *call, enum 
     return fw;
 }
 
-/* Starts an RMW for the front end. */
+/* The operation could not start (out of memory): the command's answer. */
+static void fe_wait_fail(struct fe_wait *fw)
+{
+    struct fe_answer a = {.result = FE_NO_MEMORY};
+    fe_call_done(fw->call, &a);
+    mem_free(MEM_CONN, fw, sizeof(*fw));
+}
+
+/* Starts an RMW for the front end at the node's levels. */
 static void fe_rmw(struct worker *w, struct fe_wait *fw, const struct wire_rmw *q)
 {
     struct loop *lp = loop_of(w);
     struct wire_rmw full = *q;
     full.read_cl = (uint8_t)lp->co->cfg.read_cl;
     full.write_cl = (uint8_t)lp->co->cfg.write_cl;
-    if (coord_rmw_start(lp, &full, false, fe_rmw_report, fw) == NULL) {
-        struct fe_answer a = {.result = FE_NO_MEMORY};
-        fe_call_done(fw->call, &a);
-        mem_free(MEM_CONN, fw, sizeof(*fw));
+    if (coord_rmw_start(lp, &full, false, fe_rmw_report, fw) == NULL)
+        fe_wait_fail(fw);
+}
+
+/* The RMW of one key: the fields every operation sets. */
+static struct wire_rmw key_rmw(enum wire_rmw_op op, const char *key, size_t nkey)
+{
+    return (struct wire_rmw){.op = (uint8_t)op, .key = (const uint8_t *)key, .key_len = nkey};
+}
+
+/* A lookup (get, gets, mg) or, with touch, a touch that returns the
+ * record (gat, gats, mg T) setting `exptime`. */
+static void fe_lookup(struct worker *w, struct fe_wait *fw, const char *key, size_t nkey,
+                      bool touch, rel_time_t exptime)
+{
+    if (touch) {
+        struct wire_rmw q = key_rmw(WIRE_RMW_TOUCH, key, nkey);
+        q.rflags = WIRE_RMW_RETURN;
+        q.expiry = kv_expiry_of(exptime);
+        fe_rmw(w, fw, &q);
+        return;
     }
+    struct loop *lp = loop_of(w);
+    if (coord_read_start(lp, key, nkey, lp->co->cfg.read_cl, fe_read_report, fw) == NULL)
+        fe_wait_fail(fw);
 }
 
 static void co_get_async(void *wctx, const char *key, size_t nkey, bool touch, rel_time_t exptime,
@@ -261,23 +289,7 @@ static void co_get_async(void *wctx, const char *key, size_t nkey, bool touch, r
     if (fw == NULL)
         return;
     fw->ttl = (struct fe_meta_ttl)FE_META_TTL_NONE;
-    if (touch) {
-        struct wire_rmw q = {
-            .op = WIRE_RMW_TOUCH,
-            .rflags = WIRE_RMW_RETURN,
-            .key = (const uint8_t *)key,
-            .key_len = nkey,
-            .expiry = kv_expiry_of(exptime),
-        };
-        fe_rmw(w, fw, &q);
-        return;
-    }
-    struct loop *lp = loop_of(w);
-    if (coord_read_start(lp, key, nkey, lp->co->cfg.read_cl, fe_read_report, fw) == NULL) {
-        struct fe_answer a = {.result = FE_NO_MEMORY};
-        fe_call_done(call, &a);
-        mem_free(MEM_CONN, fw, sizeof(*fw));
-    }
+    fe_lookup(w, fw, key, nkey, touch, exptime);
 }
 
 static void co_meta_get_async(void *wctx, const char *key, size_t nkey,
@@ -290,23 +302,7 @@ static void co_meta_get_async(void *wctx, const char *key, size_t nkey,
     if (fw == NULL)
         return;
     fw->ttl = *ttl;
-    if (touch) {
-        struct wire_rmw q = {
-            .op = WIRE_RMW_TOUCH,
-            .rflags = WIRE_RMW_RETURN,
-            .key = (const uint8_t *)key,
-            .key_len = nkey,
-            .expiry = kv_expiry_of(ttl->touch_exptime),
-        };
-        fe_rmw(w, fw, &q);
-        return;
-    }
-    struct loop *lp = loop_of(w);
-    if (coord_read_start(lp, key, nkey, lp->co->cfg.read_cl, fe_read_report, fw) == NULL) {
-        struct fe_answer a = {.result = FE_NO_MEMORY};
-        fe_call_done(call, &a);
-        mem_free(MEM_CONN, fw, sizeof(*fw));
-    }
+    fe_lookup(w, fw, key, nkey, touch, ttl->touch_exptime);
 }
 
 static void co_store_async(void *wctx, void *item, enum fe_store_mode mode, uint64_t cas_in,
@@ -337,11 +333,8 @@ static void co_store_async(void *wctx, void *item, enum fe_store_mode mode, uint
         };
         struct lsm_record *copy = NULL;
         if (lsm_record_copy(&rec, &copy) != ST_OK ||
-            coord_write_start(lp, copy, lp->co->cfg.write_cl, false, fe_write_report, fw) == NULL) {
-            struct fe_answer a = {.result = FE_NO_MEMORY};
-            fe_call_done(call, &a);
-            mem_free(MEM_CONN, fw, sizeof(*fw));
-        }
+            coord_write_start(lp, copy, lp->co->cfg.write_cl, false, fe_write_report, fw) == NULL)
+            fe_wait_fail(fw);
         fe->xo->release(fe->exec, item);
         return;
     }
@@ -371,12 +364,8 @@ static void co_remove_async(void *wctx, const char *key, size_t nkey, uint64_t c
     struct fe_wait *fw = fe_wait_new(w, call, FK_DELETE);
     if (fw == NULL)
         return;
-    struct wire_rmw q = {
-        .op = WIRE_RMW_DELETE,
-        .key = (const uint8_t *)key,
-        .key_len = nkey,
-        .cas_in = cas_in,
-    };
+    struct wire_rmw q = key_rmw(WIRE_RMW_DELETE, key, nkey);
+    q.cas_in = cas_in;
     fe_rmw(w, fw, &q);
 }
 
@@ -387,12 +376,8 @@ static void co_touch_async(void *wctx, const char *key, size_t nkey, rel_time_t 
     struct fe_wait *fw = fe_wait_new(w, call, FK_TOUCH);
     if (fw == NULL)
         return;
-    struct wire_rmw q = {
-        .op = WIRE_RMW_TOUCH,
-        .key = (const uint8_t *)key,
-        .key_len = nkey,
-        .expiry = kv_expiry_of(exptime),
-    };
+    struct wire_rmw q = key_rmw(WIRE_RMW_TOUCH, key, nkey);
+    q.expiry = kv_expiry_of(exptime);
     fe_rmw(w, fw, &q);
 }
 
@@ -404,13 +389,9 @@ static void co_delta_async(void *wctx, const char *key, size_t nkey, bool incr, 
     if (fw == NULL)
         return;
     fw->arith = (struct fe_meta_arith){.incr = incr, .ttl = FE_META_TTL_NONE};
-    struct wire_rmw q = {
-        .op = incr ? WIRE_RMW_INCR : WIRE_RMW_DECR,
-        .key = (const uint8_t *)key,
-        .key_len = nkey,
-        .cas_in = cas_in,
-        .delta = delta,
-    };
+    struct wire_rmw q = key_rmw(incr ? WIRE_RMW_INCR : WIRE_RMW_DECR, key, nkey);
+    q.cas_in = cas_in;
+    q.delta = delta;
     fe_rmw(w, fw, &q);
 }
 
@@ -426,12 +407,8 @@ static void co_meta_delete_async(void *wctx, const char *key, size_t nkey, bool 
     struct fe_wait *fw = fe_wait_new(w, call, FK_MD);
     if (fw == NULL)
         return;
-    struct wire_rmw q = {
-        .op = WIRE_RMW_DELETE,
-        .key = (const uint8_t *)key,
-        .key_len = nkey,
-        .cas_in = has_cas ? cas_in : 0,
-    };
+    struct wire_rmw q = key_rmw(WIRE_RMW_DELETE, key, nkey);
+    q.cas_in = has_cas ? cas_in : 0;
     fe_rmw(w, fw, &q);
 }
 
