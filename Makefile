@@ -102,6 +102,7 @@ include common/module.mk
 include cache/module.mk
 include frontend/module.mk
 include storage/module.mk
+include kvstore/module.mk
 include proxy/module.mk
 include server/module.mk
 include tools/module.mk

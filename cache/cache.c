@@ -232,7 +232,8 @@ enum cache_result cache_meta_commit(struct cache *c, struct item *it, enum cache
     struct cache_shard *sh = cache_shard_of(c, hv);
     shard_enter(sh);
     /* memcached counts every storage attempt, by the class of the item. */
-    sh->cls[item_clsid(it)].st.cmd_set++;
+    if (mode != CACHE_FILL)
+        sh->cls[item_clsid(it)].st.cmd_set++;
     struct item *old = shard_find_locked(c, sh, hv, it->data, it->nkey, now, &miss);
     switch (mode) {
     case CACHE_SET: break;
@@ -275,12 +276,16 @@ enum cache_result cache_meta_commit(struct cache *c, struct item *it, enum cache
             sh->cls[item_clsid(old)].st.cas_hits++;
         }
         break;
+    case CACHE_FILL:
+        if (old != NULL && old->cas >= cas_in)
+            res = CACHE_NOT_STORED;
+        break;
     default: res = CACHE_NOT_STORED; break;
     }
     if (res == CACHE_STORED) {
         if (old != NULL)
             shard_unlink_locked(c, sh, old);
-        store->cas = cache_next_cas(c);
+        store->cas = mode == CACHE_FILL ? cas_in : cache_next_cas(c);
         if (mflags & CACHE_META_KEY_BINARY)
             store->iflags |= ITEM_KEY_BINARY;
         if (cas_out != NULL)

@@ -88,6 +88,11 @@ enum cache_store_mode {
     CACHE_APPEND,  /* keeps the stored item's flags and exptime */
     CACHE_PREPEND, /* keeps the stored item's flags and exptime */
     CACHE_CAS,
+    /* a copy of a lower tier's record: stored unless the linked item is as
+     * new (its CAS >= cas_in); the item takes cas_in, the record's version,
+     * as its CAS. A late fill never replaces a newer value. Not counted as
+     * a client's store. */
+    CACHE_FILL,
 };
 
 /* Per size class counters, summed over shards. */

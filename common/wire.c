@@ -763,17 +763,18 @@ unsigned wire_cl_needed(enum wire_cl cl, unsigned n)
 
 /* ---- RMW ----------------------------------------------------------------- */
 
-/* The ops that store a client's value: ADD, REPLACE, APPEND, PREPEND, CAS. */
+/* The ops that store a client's value: ADD, REPLACE, APPEND, PREPEND, CAS,
+ * SET. */
 static bool rmw_stores(uint8_t op)
 {
-    return op >= WIRE_RMW_ADD && op <= WIRE_RMW_CAS;
+    return (op >= WIRE_RMW_ADD && op <= WIRE_RMW_CAS) || op == WIRE_RMW_SET;
 }
 
 /* Every rule of an RMW request's fields (the spec's "RMW request"). */
 static bool rmw_valid(const struct wire_rmw *q)
 {
     bool counter = q->op == WIRE_RMW_INCR || q->op == WIRE_RMW_DECR;
-    return q->op >= WIRE_RMW_ADD && q->op <= WIRE_RMW_DECR && q->read_cl >= WIRE_CL_ONE &&
+    return q->op >= WIRE_RMW_ADD && q->op <= WIRE_RMW_SET && q->read_cl >= WIRE_CL_ONE &&
            q->read_cl <= WIRE_CL_ALL && q->write_cl >= WIRE_CL_ONE && q->write_cl <= WIRE_CL_ANY &&
            (q->rflags & ~WIRE_RMW_FLAGS_DEFINED) == 0 && q->key_len >= 1 &&
            q->key_len <= WIRE_REC_KEY_MAX && (rmw_stores(q->op) || q->value_len == 0) &&

@@ -404,6 +404,7 @@ enum wire_rmw_op {
     WIRE_RMW_TOUCH = 7,   /* new expiry for the live record (a new version) */
     WIRE_RMW_INCR = 8,    /* decimal value + delta (wraps at 2^64) */
     WIRE_RMW_DECR = 9,    /* decimal value - delta (floor 0) */
+    WIRE_RMW_SET = 10,    /* store value whatever is live (a version above it) */
 };
 
 /* RMW request flags (struct wire_rmw.rflags). Undefined bits must be 0. */

@@ -246,6 +246,7 @@ static const char *store_cmd_name(enum cache_store_mode mode)
     case CACHE_APPEND: return "append";
     case CACHE_PREPEND: return "prepend";
     case CACHE_CAS: return "cas";
+    case CACHE_FILL: return "fill";
     }
     return "null";
 }

@@ -7,7 +7,7 @@
  *                   └► differ: data from all R ─► newest ─► repair the
  *                      stale ones in the read set ─► answer
  *                   └► by chance: digests from the rest ─► repair later
- *   add/cas/.. ─► mop: primary is us? rop at R ─► kv_rmw ─► wop at W
+ *   add/cas/.. ─► mop: primary is us? rop at R ─► kvstore_rmw ─► wop at W
  *                   └► else: RMW frame to the primary ─► its answer
  *
  * An operation ("op") decides once (OK or a failure), and its decision is

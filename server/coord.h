@@ -7,7 +7,7 @@
  * from one replica and digests from the others up to R, repairing what
  * differs; read-modify-writes (add, cas, incr, delete, touch, ...) run at
  * the key's primary, which serialises them per key on its replica
- * (kv_rmw) and replicates the result. This node's own replica is read and
+ * (kvstore_rmw) and replicates the result. This node's own replica is read and
  * written on its engine directly; the others over the cluster protocol,
  * through links each event loop owns (common/peerlink.h).
  *

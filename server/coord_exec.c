@@ -10,6 +10,7 @@
 #include "frontend/call.h"
 #include "frontend/fe.h"
 #include "frontend/worker.h"
+#include "kvstore/kvstore.h"
 #include "server/kv.h"
 #include "server/replica.h"
 #include "storage/include/lsm.h"
@@ -116,7 +117,7 @@ static void fe_read_report(struct op *op)
         a.item = item_of(rec);
         if (a.item == NULL)
             a.result = FE_NO_MEMORY;
-        a.info.ttl = kv_ttl_left(rec->expiry);
+        a.info.ttl = kvstore_ttl_left(rec->expiry);
     }
     if (op->status == CST_OK)
         count_lookup(fw->w, false, rec != NULL);
@@ -143,7 +144,7 @@ static void fe_rmw_report(struct op *op)
                 a.result = FE_NO_MEMORY;
             const struct fe_meta_ttl *t = &fw->ttl;
             bool old = fw->kind == FK_MG_T && t->t_pos >= 0 && t->t_pos < t->touch_pos;
-            a.info.ttl = kv_ttl_left(old ? m->reply.old_expiry : m->reply.rec.expiry);
+            a.info.ttl = kvstore_ttl_left(old ? m->reply.old_expiry : m->reply.rec.expiry);
         }
         if (ok && fw->ttl.fail_pos < 0)
             count_lookup(w, true, a.item != NULL);
@@ -189,8 +190,8 @@ static void fe_rmw_report(struct op *op)
         const struct fe_meta_ttl *t = &fw->arith.ttl;
         bool new_ttl =
             m->reply.created || (t->touch_pos >= 0 && !(t->t_pos >= 0 && t->t_pos < t->touch_pos));
-        a.arith.ttl_reported =
-            kv_ttl_left(new_ttl && m->reply.has_record ? m->reply.rec.expiry : m->reply.old_expiry);
+        a.arith.ttl_reported = kvstore_ttl_left(
+            new_ttl && m->reply.has_record ? m->reply.rec.expiry : m->reply.old_expiry);
         bool incr = fw->arith.incr;
         if (ok && m->reply.result == WIRE_RMW_NOT_FOUND) {
             if (incr)
@@ -272,7 +273,7 @@ static void fe_lookup(struct worker *w, struct fe_wait *fw, const char *key, siz
     if (touch) {
         struct wire_rmw q = key_rmw(WIRE_RMW_TOUCH, key, nkey);
         q.rflags = WIRE_RMW_RETURN;
-        q.expiry = kv_expiry_of(exptime);
+        q.expiry = kvstore_expiry_of(exptime);
         fe_rmw(w, fw, &q);
         return;
     }
@@ -377,7 +378,7 @@ static void co_touch_async(void *wctx, const char *key, size_t nkey, rel_time_t 
     if (fw == NULL)
         return;
     struct wire_rmw q = key_rmw(WIRE_RMW_TOUCH, key, nkey);
-    q.expiry = kv_expiry_of(exptime);
+    q.expiry = kvstore_expiry_of(exptime);
     fe_rmw(w, fw, &q);
 }
 
@@ -427,8 +428,8 @@ static void co_meta_delta_async(void *wctx, const char *key, size_t nkey,
                             (retouch ? WIRE_RMW_RETOUCH : 0)),
         .key = (const uint8_t *)key,
         .key_len = nkey,
-        .expiry = a->vivify ? kv_expiry_of(a->ttl.vivify_exptime) : 0,
-        .expiry2 = retouch ? kv_expiry_of(a->ttl.touch_exptime) : 0,
+        .expiry = a->vivify ? kvstore_expiry_of(a->ttl.vivify_exptime) : 0,
+        .expiry2 = retouch ? kvstore_expiry_of(a->ttl.touch_exptime) : 0,
         .cas_in = a->cas_in,
         .delta = a->delta,
         .initial = a->initial,

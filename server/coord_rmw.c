@@ -2,7 +2,7 @@
  * coord_rmw.c - read-modify-writes (coord_op.h): run at the key's primary,
  * the first live replica of its preference list. There: a read at R
  * brings our replica up to date (its blocking repair writes the newest
- * version here), kv_rmw decides under the key's lock on our replica and
+ * version here), kvstore_rmw decides under the key's lock on our replica and
  * writes the result at a new version, which is then written to the other
  * replicas at W. Elsewhere: one RMW frame to the primary, whose answer
  * is ours.
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/mem.h"
+#include "kvstore/kvstore.h"
 #include "server/kv.h"
 #include "storage/include/lsm.h"
 
@@ -41,7 +42,7 @@ static void mop_apply(struct mop *m)
         coord_op_decide(&m->base, CST_UNAVAILABLE);
         return;
     }
-    if (kv_rmw(co->kv, &m->q, &m->reply, &m->rec) != ST_OK) {
+    if (kvstore_rmw(kv_kvstore(co->kv), &m->q, &m->reply, &m->rec) != ST_OK) {
         COUNT(lp, coord_failures);
         coord_op_decide(&m->base, CST_FAILED);
         return;

@@ -8,7 +8,6 @@
  */
 #include "server/kv.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,6 +20,7 @@
 #include "frontend/fe.h"
 #include "frontend/outq.h"
 #include "frontend/worker.h"
+#include "kvstore/kvstore.h"
 #include "server/cluster.h"
 #include "server/coord.h"
 #include "server/handoff.h"
@@ -28,9 +28,6 @@
 #include "server/repair.h"
 #include "server/version.h"
 #include "storage/include/lsm.h"
-
-/* Striped per-key write locks: a power of two, far more than writers. */
-#define KV_LOCKS 1024u
 
 struct kv {
     struct fe *fe;           /* the front end running us: its counters for stats */
@@ -43,7 +40,7 @@ struct kv {
     struct hlc *clock;
     uint16_t node_id;
     size_t max_value_len;
-    pthread_mutex_t locks[KV_LOCKS];
+    struct kvstore *store; /* the RMWs and per-key locks, on db */
 };
 
 /* A value the front end holds: a record read from the engine, or the
@@ -139,24 +136,6 @@ static struct kv *kv_of(const struct worker *w)
     return w->fe->exec;
 }
 
-static pthread_mutex_t *lock_of(struct kv *kv, const char *key, size_t nkey)
-{
-    return &kv->locks[lsm_token(key, nkey) & (KV_LOCKS - 1)];
-}
-
-uint64_t kv_expiry_of(rel_time_t exptime)
-{
-    return exptime == 0 ? 0 : (uint64_t)clock_process_started() + exptime;
-}
-
-int64_t kv_ttl_left(uint64_t expiry)
-{
-    if (expiry == 0)
-        return -1;
-    int64_t left = (int64_t)expiry - (int64_t)clock_unix_now();
-    return left < 0 ? 0 : left;
-}
-
 /* The newest live record of key in *out (NULL: none). False when the
  * engine could not read it (logged): a write that depends on the current
  * value then fails with FE_FAILED. */
@@ -221,7 +200,7 @@ static enum fe_result remove_key(struct kv *kv, const char *key, size_t nkey)
 static bool retouch(struct kv *kv, struct lsm_record *rec, rel_time_t exptime)
 {
     uint64_t cas;
-    uint64_t expiry = kv_expiry_of(exptime);
+    uint64_t expiry = kvstore_expiry_of(exptime);
     if (put(kv, (const char *)rec->key, rec->key_len, rec->value, rec->value_len, rec->flags,
             expiry, &cas) != FE_STORED)
         return false;
@@ -239,12 +218,11 @@ static void *kv_get(void *wctx, const char *key, size_t nkey, bool touch, rel_ti
     struct kv *kv = kv_of(w);
     struct lsm_record *rec;
     if (touch) {
-        pthread_mutex_t *l = lock_of(kv, key, nkey);
-        pthread_mutex_lock(l);
+        kvstore_lock(kv->store, key, nkey);
         rec = lookup(kv, key, nkey);
         if (rec != NULL && !retouch(kv, rec, exptime))
             lsm_record_free(&rec);
-        pthread_mutex_unlock(l);
+        kvstore_unlock(kv->store, key, nkey);
         STAT_INCR(&w->stats, cmd_touch);
         if (rec != NULL)
             STAT_INCR(&w->stats, touch_hits);
@@ -272,17 +250,16 @@ static void *kv_reserve(void *wctx, const char *key, size_t nkey, uint32_t flags
         STAT_INCR(&w->stats, store_too_large);
         if (mode == FE_SET) {
             /* memcached drops the old value of a refused set */
-            pthread_mutex_t *l = lock_of(kv, key, nkey);
-            pthread_mutex_lock(l);
+            kvstore_lock(kv->store, key, nkey);
             struct lsm_record *old = lookup(kv, key, nkey);
             if (old != NULL)
                 remove_key(kv, key, nkey);
             lsm_record_free(&old);
-            pthread_mutex_unlock(l);
+            kvstore_unlock(kv->store, key, nkey);
         }
         return NULL;
     }
-    struct kv_item *it = item_new(key, nkey, flags, kv_expiry_of(exptime), nbytes);
+    struct kv_item *it = item_new(key, nkey, flags, kvstore_expiry_of(exptime), nbytes);
     if (it == NULL) {
         *res = FE_NO_MEMORY;
         STAT_INCR(&w->stats, store_no_memory);
@@ -361,14 +338,13 @@ static enum fe_result kv_store(void *wctx, void *item, enum fe_store_mode mode, 
     struct kv *kv = kv_of(w);
     struct kv_item *it = item;
     STAT_INCR(&w->stats, cmd_set);
-    pthread_mutex_t *l = lock_of(kv, it->key, it->nkey);
-    pthread_mutex_lock(l);
+    kvstore_lock(kv->store, it->key, it->nkey);
     struct lsm_record *cur = NULL;
     /* a decision that needs the current value fails if it cannot be read */
     enum fe_result r = mode != FE_SET && !read_current(kv, it->key, it->nkey, &cur)
                            ? FE_FAILED
                            : store_locked(kv, w, it, mode, cas_in, cur, cas_out);
-    pthread_mutex_unlock(l);
+    kvstore_unlock(kv->store, it->key, it->nkey);
     lsm_record_free(&cur);
     item_free(it);
     if (r == FE_TOO_LARGE)
@@ -406,10 +382,9 @@ static enum fe_result delete_locked(struct kv *kv, const char *key, size_t nkey,
 static enum fe_result delete_key(struct kv *kv, const char *key, size_t nkey, bool has_cas,
                                  uint64_t cas_in)
 {
-    pthread_mutex_t *l = lock_of(kv, key, nkey);
-    pthread_mutex_lock(l);
+    kvstore_lock(kv->store, key, nkey);
     enum fe_result r = delete_locked(kv, key, nkey, has_cas, cas_in);
-    pthread_mutex_unlock(l);
+    kvstore_unlock(kv->store, key, nkey);
     return r;
 }
 
@@ -428,14 +403,13 @@ static enum fe_result kv_touch(void *wctx, const char *key, size_t nkey, rel_tim
 {
     struct worker *w = wctx;
     struct kv *kv = kv_of(w);
-    pthread_mutex_t *l = lock_of(kv, key, nkey);
-    pthread_mutex_lock(l);
+    kvstore_lock(kv->store, key, nkey);
     struct lsm_record *cur;
     enum fe_result r = !read_current(kv, key, nkey, &cur) ? FE_FAILED
                        : cur == NULL                      ? FE_NOT_FOUND
                        : retouch(kv, cur, exptime)        ? FE_OK
                                                           : FE_FAILED;
-    pthread_mutex_unlock(l);
+    kvstore_unlock(kv->store, key, nkey);
     lsm_record_free(&cur);
     STAT_INCR(&w->stats, cmd_touch);
     if (r == FE_OK)
@@ -477,15 +451,14 @@ static enum fe_result kv_delta(void *wctx, const char *key, size_t nkey, bool in
     struct worker *w = wctx;
     struct kv *kv = kv_of(w);
     uint64_t cas = 0;
-    pthread_mutex_t *l = lock_of(kv, key, nkey);
-    pthread_mutex_lock(l);
+    kvstore_lock(kv->store, key, nkey);
     struct lsm_record *cur;
     enum fe_result r = !read_current(kv, key, nkey, &cur) ? FE_FAILED
                        : cur == NULL                      ? FE_NOT_FOUND
                        : cas_in != 0 && cur->version.hlc != cas_in
                            ? FE_EXISTS
                            : delta_locked(kv, cur, incr, delta, value, &cas);
-    pthread_mutex_unlock(l);
+    kvstore_unlock(kv->store, key, nkey);
     lsm_record_free(&cur);
     if (cas_out != NULL)
         *cas_out = cas;
@@ -515,7 +488,7 @@ static void kv_flush_all(void *wctx, int64_t delay, bool allowed)
 
 static struct fe_meta_info info_of(const struct lsm_record *rec)
 {
-    return (struct fe_meta_info){.ttl = kv_ttl_left(rec->expiry)};
+    return (struct fe_meta_info){.ttl = kvstore_ttl_left(rec->expiry)};
 }
 
 static void *kv_meta_get(void *wctx, const char *key, size_t nkey, const struct fe_meta_ttl *ttl,
@@ -528,8 +501,7 @@ static void *kv_meta_get(void *wctx, const char *key, size_t nkey, const struct 
     struct lsm_record *rec;
     bool touch = ttl->touch_pos >= 0 && (ttl->fail_pos < 0 || ttl->touch_pos < ttl->fail_pos);
     if (touch) {
-        pthread_mutex_t *l = lock_of(kv, key, nkey);
-        pthread_mutex_lock(l);
+        kvstore_lock(kv->store, key, nkey);
         rec = lookup(kv, key, nkey);
         if (rec != NULL) {
             /* t before T reports the old TTL */
@@ -540,7 +512,7 @@ static void *kv_meta_get(void *wctx, const char *key, size_t nkey, const struct 
             else if (!(ttl->t_pos >= 0 && ttl->t_pos < ttl->touch_pos))
                 *info = info_of(rec);
         }
-        pthread_mutex_unlock(l);
+        kvstore_unlock(kv->store, key, nkey);
     } else {
         rec = lookup(kv, key, nkey);
         if (rec != NULL)
@@ -584,8 +556,7 @@ static enum fe_result kv_meta_delta(void *wctx, const char *key, size_t nkey,
     struct worker *w = wctx;
     struct kv *kv = kv_of(w);
     a->created = false;
-    pthread_mutex_t *l = lock_of(kv, key, nkey);
-    pthread_mutex_lock(l);
+    kvstore_lock(kv->store, key, nkey);
     struct lsm_record *cur;
     enum fe_result r;
     if (!read_current(kv, key, nkey, &cur)) {
@@ -593,12 +564,12 @@ static enum fe_result kv_meta_delta(void *wctx, const char *key, size_t nkey,
     } else if (cur == NULL && a->vivify) {
         char num[24];
         size_t n = mc_u64_to_str(a->initial, num);
-        r = put(kv, key, nkey, num, n, 0, kv_expiry_of(a->ttl.vivify_exptime), &a->cas);
+        r = put(kv, key, nkey, num, n, 0, kvstore_expiry_of(a->ttl.vivify_exptime), &a->cas);
         if (r == FE_STORED) {
             r = FE_OK;
             a->value = a->initial;
             a->created = true;
-            a->ttl_reported = kv_ttl_left(kv_expiry_of(a->ttl.vivify_exptime));
+            a->ttl_reported = kvstore_ttl_left(kvstore_expiry_of(a->ttl.vivify_exptime));
         }
     } else if (cur == NULL) {
         r = FE_NOT_FOUND;
@@ -606,19 +577,19 @@ static enum fe_result kv_meta_delta(void *wctx, const char *key, size_t nkey,
         r = FE_EXISTS;
     } else {
         r = delta_locked(kv, cur, a->incr, a->delta, &a->value, &a->cas);
-        a->ttl_reported = kv_ttl_left(cur->expiry);
+        a->ttl_reported = kvstore_ttl_left(cur->expiry);
         if (r == FE_OK && a->ttl.touch_pos >= 0) {
             /* T: the counter takes the new TTL (one more version) */
             struct lsm_record *now = lookup(kv, key, nkey);
             if (now != NULL && retouch(kv, now, a->ttl.touch_exptime)) {
                 a->cas = now->version.hlc;
                 if (a->ttl.t_pos < 0 || a->ttl.t_pos > a->ttl.touch_pos)
-                    a->ttl_reported = kv_ttl_left(now->expiry);
+                    a->ttl_reported = kvstore_ttl_left(now->expiry);
             }
             lsm_record_free(&now);
         }
     }
-    pthread_mutex_unlock(l);
+    kvstore_unlock(kv->store, key, nkey);
     lsm_record_free(&cur);
     if (r == FE_NOT_FOUND) {
         if (a->incr)
@@ -663,168 +634,6 @@ void *kv_item_copy(const struct wire_record *rec)
         memcpy(it->value, rec->value, rec->value_len);
     it->cas = rec->version.hlc;
     return it;
-}
-
-/* The value an RMW store writes, given the live record (NULL: none):
- * *v / *n, *flags and *expiry. *owned is a buffer to free (append,
- * prepend, incr/decr results). The outcome when nothing is to be
- * written. REQUIRES: the key's lock. */
-static enum wire_rmw_result rmw_decide(const struct wire_rmw *q, const struct lsm_record *cur,
-                                       struct lsm_record *out, char *num, size_t numcap,
-                                       char **owned, size_t *nowned, bool *created)
-{
-    *out = (struct lsm_record){
-        .key = q->key,
-        .key_len = q->key_len,
-        .value = q->value,
-        .value_len = q->value_len,
-        .flags = q->flags,
-        .expiry = q->expiry,
-    };
-    switch ((enum wire_rmw_op)q->op) {
-    case WIRE_RMW_ADD: return cur != NULL ? WIRE_RMW_NOT_STORED : WIRE_RMW_STORED;
-    case WIRE_RMW_REPLACE: return cur == NULL ? WIRE_RMW_NOT_STORED : WIRE_RMW_STORED;
-    case WIRE_RMW_CAS:
-        return cur == NULL                     ? WIRE_RMW_NOT_FOUND
-               : cur->version.hlc != q->cas_in ? WIRE_RMW_EXISTS
-                                               : WIRE_RMW_STORED;
-    case WIRE_RMW_APPEND:
-    case WIRE_RMW_PREPEND: {
-        if (cur == NULL)
-            return WIRE_RMW_NOT_STORED;
-        size_t n = cur->value_len + q->value_len;
-        char *v = mem_alloc(MEM_CONN, n ? n : 1);
-        if (v == NULL)
-            return 0; /* out of memory: the caller fails */
-        bool append = q->op == WIRE_RMW_APPEND;
-        size_t first = append ? cur->value_len : q->value_len;
-        memcpy(v, append ? (const void *)cur->value : q->value, first);
-        memcpy(v + first, append ? (const void *)q->value : cur->value, n - first);
-        *owned = v;
-        *nowned = n ? n : 1;
-        out->value = (const uint8_t *)v;
-        out->value_len = n;
-        out->flags = cur->flags; /* the stored item keeps its flags and TTL */
-        out->expiry = cur->expiry;
-        return WIRE_RMW_STORED;
-    }
-    case WIRE_RMW_DELETE:
-        if (cur == NULL)
-            return WIRE_RMW_NOT_FOUND;
-        if (q->cas_in != 0 && cur->version.hlc != q->cas_in)
-            return WIRE_RMW_EXISTS;
-        out->tombstone = true;
-        out->value_len = 0;
-        out->expiry = (uint64_t)clock_unix_now(); /* the deletion time, once */
-        return WIRE_RMW_STORED;
-    case WIRE_RMW_TOUCH:
-        if (cur == NULL)
-            return WIRE_RMW_NOT_FOUND;
-        out->value = cur->value;
-        out->value_len = cur->value_len;
-        out->flags = cur->flags;
-        return WIRE_RMW_STORED;
-    case WIRE_RMW_INCR:
-    case WIRE_RMW_DECR: {
-        uint64_t v;
-        if (cur == NULL) {
-            if ((q->rflags & WIRE_RMW_VIVIFY) == 0)
-                return WIRE_RMW_NOT_FOUND;
-            v = q->initial;
-            out->flags = 0;
-            *created = true;
-        } else if (q->cas_in != 0 && cur->version.hlc != q->cas_in) {
-            return WIRE_RMW_EXISTS;
-        } else if (cur->value_len == 0 ||
-                   !mc_delta_parse((const char *)cur->value, cur->value_len, &v)) {
-            return WIRE_RMW_NON_NUMERIC;
-        } else {
-            v = q->op == WIRE_RMW_INCR ? v + q->delta : (q->delta > v ? 0 : v - q->delta);
-            out->flags = cur->flags;
-            out->expiry = cur->expiry;
-        }
-        size_t n = mc_u64_to_str(v, num);
-        /* a shorter result keeps the stored length, padded with spaces, as
-         * memcached's in-place update does */
-        if (cur != NULL && n < cur->value_len && cur->value_len <= numcap) {
-            memset(num + n, ' ', cur->value_len - n);
-            n = cur->value_len;
-        }
-        out->value = (const uint8_t *)num;
-        out->value_len = n;
-        if (q->rflags & WIRE_RMW_RETOUCH)
-            out->expiry = q->expiry2;
-        return WIRE_RMW_STORED;
-    }
-    }
-    return 0;
-}
-
-enum st_status kv_rmw(struct kv *kv, const struct wire_rmw *q, struct wire_rmw_reply *reply,
-                      struct lsm_record **written)
-{
-    *reply = (struct wire_rmw_reply){0};
-    if (written != NULL)
-        *written = NULL;
-    pthread_mutex_t *l = lock_of(kv, (const char *)q->key, q->key_len);
-    pthread_mutex_lock(l);
-    struct lsm_record *cur = NULL;
-    char num[24 + MC_KEY_MAX];
-    char *owned = NULL;
-    size_t nowned = 0;
-    enum st_status st = lsm_get(kv->db, q->key, q->key_len, 0, &cur);
-    struct lsm_record rec;
-    enum wire_rmw_result r = 0;
-    if (st == ST_OK) {
-        reply->old_expiry = cur != NULL ? cur->expiry : 0;
-        r = rmw_decide(q, cur, &rec, num, sizeof(num), &owned, &nowned, &reply->created);
-        if (r == 0)
-            st = ST_NOMEM;
-    }
-    if (st == ST_OK && r == WIRE_RMW_STORED && !rec.tombstone && rec.value_len > kv->max_value_len)
-        r = WIRE_RMW_TOO_LARGE;
-    if (st == ST_OK && r == WIRE_RMW_STORED) {
-        /* the result must supersede what it was computed from, even when
-         * that came from a peer whose clock is ahead of ours */
-        if (cur != NULL)
-            hlc_observe(kv->clock, cur->version.hlc);
-        uint64_t v = hlc_now(kv->clock);
-        if (cur != NULL && v <= cur->version.hlc)
-            v = cur->version.hlc + 1;
-        rec.version = (struct lsm_version){v, kv->node_id};
-        st = rec.tombstone ? lsm_delete(kv->db, rec.key, rec.key_len, rec.version, rec.expiry)
-                           : lsm_put(kv->db, &rec);
-        if (st == ST_OK) {
-            reply->cas = rec.version.hlc;
-            if (q->op == WIRE_RMW_INCR || q->op == WIRE_RMW_DECR)
-                mc_delta_parse((const char *)rec.value, rec.value_len, &reply->number);
-            if (written != NULL && lsm_record_copy(&rec, written) != ST_OK)
-                st = ST_NOMEM; /* applied here, but cannot be replicated */
-        }
-    }
-    pthread_mutex_unlock(l);
-    if (st != ST_OK)
-        log_warn("node: read-modify-write failed: %s", st_status_name(st));
-    else
-        reply->result = (uint8_t)r;
-    if (st == ST_OK && (q->rflags & WIRE_RMW_RETURN) && written != NULL && *written != NULL &&
-        !(*written)->tombstone) {
-        const struct lsm_record *w = *written;
-        reply->has_record = true;
-        reply->rec = (struct wire_record){
-            .key = w->key,
-            .key_len = w->key_len,
-            .value = w->value,
-            .value_len = w->value_len,
-            .flags = w->flags,
-            .expiry = w->expiry,
-            .version = {w->version.hlc, w->version.node},
-        };
-    }
-    if (owned != NULL)
-        mem_free(MEM_CONN, owned, nowned);
-    lsm_record_free(&cur);
-    return st;
 }
 
 /* ------------------------------------------------------------- stats */
@@ -970,8 +779,12 @@ enum st_status kv_create(struct fe *fe, struct lsm_db *db, struct hlc *clock, ui
     kv->clock = clock;
     kv->node_id = node_id;
     kv->max_value_len = max_value_len;
-    for (unsigned i = 0; i < KV_LOCKS; i++)
-        pthread_mutex_init(&kv->locks[i], NULL);
+    struct kvstore_config kc = {
+        .db = db, .clock = clock, .node_id = node_id, .max_value_len = max_value_len};
+    if (kvstore_create(&kc, &kv->store) != ST_OK) {
+        mem_free(MEM_OTHER, kv, sizeof(*kv));
+        return ST_NOMEM;
+    }
     *out = kv;
     return ST_OK;
 }
@@ -992,6 +805,11 @@ struct coord *kv_coord(const struct kv *kv)
     return kv->coord;
 }
 
+struct kvstore *kv_kvstore(const struct kv *kv)
+{
+    return kv->store;
+}
+
 void kv_attach_handoff(struct kv *kv, struct handoff *h)
 {
     kv->handoff = h;
@@ -1008,7 +826,6 @@ void kv_destroy(struct kv **kvp)
     if (kv == NULL)
         return;
     *kvp = NULL;
-    for (unsigned i = 0; i < KV_LOCKS; i++)
-        pthread_mutex_destroy(&kv->locks[i]);
+    kvstore_destroy(&kv->store);
     mem_free(MEM_OTHER, kv, sizeof(*kv));
 }

@@ -30,6 +30,7 @@ struct fe;
 struct lsm_db;
 struct lsm_record;
 struct kv;
+struct kvstore;
 
 /* The executor; its context is the struct kv, each worker's is the
  * front end's worker (its counter shard). */
@@ -53,12 +54,6 @@ void kv_attach_handoff(struct kv *kv, struct handoff *h);
 void kv_attach_repair(struct kv *kv, struct repair *r);
 void kv_destroy(struct kv **kv);
 
-/* The front end's exptime (relative to process start, 0: never) as the
- * engine's absolute unix seconds; seconds left of an expiry (meta t), -1
- * for none. */
-uint64_t kv_expiry_of(rel_time_t exptime);
-int64_t kv_ttl_left(uint64_t expiry);
-
 /* The absolute expiry (unix seconds, 0 never) of an item from kv's
  * reserve(). */
 uint64_t kv_item_expiry(const void *item);
@@ -67,16 +62,6 @@ uint64_t kv_item_expiry(const void *item);
  * copy of the record's fields; NULL when out of memory. Any thread. */
 void *kv_item_copy(const struct wire_record *rec);
 
-/*
- * A read-modify-write on this node's replica, as the key's primary runs
- * it (docs/NODE.md, "The coordinator"): under the key's lock, reads the
- * live record, decides as memcached does, and writes the result at a new
- * version. *reply gets the outcome; *written (when not NULL) the record
- * written, owned by the caller (lsm_record_free), NULL when nothing was;
- * with WIRE_RMW_RETURN, reply->rec is a view of *written (REQUIRES:
- * written not NULL).
- * ST_OK, or ST_IO/ST_CORRUPT/ST_NOMEM when the engine failed (logged).
- * Any thread.
- */
-enum st_status kv_rmw(struct kv *kv, const struct wire_rmw *q, struct wire_rmw_reply *reply,
-                      struct lsm_record **written);
+/* The RMWs and per-key locks on the node's engine (kvstore/kvstore.h):
+ * what the key's primary runs (docs/NODE.md, "The coordinator"). */
+struct kvstore *kv_kvstore(const struct kv *kv);

@@ -8,7 +8,7 @@ $(B)/obj/server/%.o: CFLAGS_ALL += -Istorage/include
 
 NODE_BIN := $(B)/bin/strata-node
 BINS += $(NODE_BIN)
-$(NODE_BIN): $(B)/obj/server/main.o $(SERVER_LIB) $(FRONTEND_LIB) $(STORAGE_LIB) $(COMMON_LIB)
+$(NODE_BIN): $(B)/obj/server/main.o $(SERVER_LIB) $(FRONTEND_LIB) $(KVSTORE_LIB) $(STORAGE_LIB) $(COMMON_LIB)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)

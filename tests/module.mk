@@ -25,7 +25,7 @@ KILLPOINT_TEST_SRC := tests/unit/storage/test_killpoint.c
 $(eval $(call unit_test,storage,$(STORAGE_LIB) $(COMMON_LIB),$(KILLPOINT_TEST_SRC)))
 $(eval $(call unit_test_one,$(KILLPOINT_TEST_SRC),$(LSM_STRESS_STORAGE) $(COMMON_LIB)))
 $(B)/obj/tests/unit/storage/%.o: CFLAGS_ALL += -Istorage/include
-$(eval $(call unit_test,server,$(SERVER_LIB) $(STORAGE_LIB) $(COMMON_LIB)))
+$(eval $(call unit_test,server,$(SERVER_LIB) $(KVSTORE_LIB) $(STORAGE_LIB) $(COMMON_LIB)))
 $(B)/obj/tests/unit/server/%.o: CFLAGS_ALL += -Istorage/include
 
 LMC_TEST := $(B)/tests/integration/lmc_test

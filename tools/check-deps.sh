@@ -1,7 +1,9 @@
 #!/bin/sh
 # check-deps.sh - enforces ARCHITECTURE.md's layering through #include lines:
 # common <- cache, common <- storage, common <- frontend,
-# {common,frontend,cache,storage} <- proxy, {common,frontend,storage} <- server.
+# {common,storage} <- kvstore,
+# {common,frontend,cache,storage,kvstore} <- proxy,
+# {common,frontend,storage,kvstore} <- server.
 # cache/ and storage/ never include libevent.
 set -eu
 fail=0
@@ -15,7 +17,8 @@ check common 'cache/|storage/|frontend/|proxy/|server/|tools/' 'common is the bo
 check cache 'storage/|frontend/|proxy/|server/|tools/|event2/' 'cache/ uses common only'
 check frontend 'cache/|storage/|proxy/|server/|tools/' 'frontend/ uses common only'
 [ -d storage ] && check storage 'cache/|frontend/|proxy/|server/|tools/|event2/' 'storage/ uses common only'
-[ -d server ] && check server 'cache/|proxy/|tools/' 'server/ uses common, frontend and storage'
-check proxy 'server/|tools/' 'proxy/ uses common, frontend, cache, storage'
+check kvstore 'cache/|frontend/|proxy/|server/|tools/|event2/' 'kvstore/ uses common and storage'
+[ -d server ] && check server 'cache/|proxy/|tools/' 'server/ uses common, frontend, storage and kvstore'
+check proxy 'server/|tools/' 'proxy/ uses common, frontend, cache, storage, kvstore'
 [ "$fail" -eq 0 ] && echo "include layering ok"
 exit $fail

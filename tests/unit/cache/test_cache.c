@@ -666,6 +666,29 @@ static void test_delta_beyond_item_size_max(void **state)
 
 /* ---- delete ---- */
 
+/* A fill (a lower tier's record) stores only over an older version and
+ * keeps the record's version as its CAS: a late fill never replaces a
+ * newer value (the stale-set race). */
+static void test_fill_is_version_gated(void **state)
+{
+    struct cache *c = *state;
+    uint64_t cas = 0;
+    assert_int_equal(store_n(c, CACHE_FILL, "k", "v100", 4, 0, 0, 100, &cas), CACHE_STORED);
+    assert_int_equal(cas, 100);
+    assert_int_equal(cas_of(c, "k"), 100);
+    /* older and equal versions lose */
+    assert_int_equal(store_n(c, CACHE_FILL, "k", "v99", 3, 0, 0, 99, NULL), CACHE_NOT_STORED);
+    assert_int_equal(store_n(c, CACHE_FILL, "k", "x100", 4, 0, 0, 100, NULL), CACHE_NOT_STORED);
+    check_value(c, "k", "v100");
+    /* a newer one replaces it */
+    assert_int_equal(store_n(c, CACHE_FILL, "k", "v200", 4, 0, 0, 200, NULL), CACHE_STORED);
+    check_value(c, "k", "v200");
+    assert_int_equal(cas_of(c, "k"), 200);
+    /* fills are not client stores */
+    struct cache_stats st = stats(c);
+    assert_int_equal(st.curr_items, 1);
+}
+
 static void test_delete(void **state)
 {
     struct cache *c = *state;
@@ -992,6 +1015,7 @@ int main(void)
         T(test_delta_parse),
         T(test_delta_with_reader),
         T(test_delta_beyond_item_size_max),
+        T(test_fill_is_version_gated),
         T(test_delete),
         T(test_flush_immediate),
         T(test_flush_delayed),

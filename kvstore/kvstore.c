@@ -1,0 +1,272 @@
+/*
+ * kvstore.c - memcached's read-modify-writes on the engine (see
+ * kvstore.h). Any thread; the per-key locks serialise writes of a key.
+ *
+ *   (lock) lsm_get ─► rmw_decide (memcached's rules) ─► lsm_put/lsm_delete
+ *          at max(clock, read version + 1) ─► (unlock)
+ */
+#include "kvstore/kvstore.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/mc_text.h"
+#include "common/mem.h"
+#include "storage/include/lsm.h"
+
+/* Striped per-key write locks: a power of two, far more than writers. */
+#define KVSTORE_LOCKS 1024u
+
+struct kvstore {
+    struct lsm_db *db;
+    struct hlc *clock;
+    uint16_t node_id;
+    size_t max_value_len;
+    pthread_mutex_t locks[KVSTORE_LOCKS];
+};
+
+enum st_status kvstore_create(const struct kvstore_config *cfg, struct kvstore **out)
+{
+    struct kvstore *ks = mem_calloc(MEM_OTHER, 1, sizeof(*ks));
+    if (ks == NULL)
+        return ST_NOMEM;
+    ks->db = cfg->db;
+    ks->clock = cfg->clock;
+    ks->node_id = cfg->node_id;
+    ks->max_value_len = cfg->max_value_len;
+    for (unsigned i = 0; i < KVSTORE_LOCKS; i++)
+        pthread_mutex_init(&ks->locks[i], NULL);
+    *out = ks;
+    return ST_OK;
+}
+
+void kvstore_destroy(struct kvstore **ksp)
+{
+    struct kvstore *ks = *ksp;
+    if (ks == NULL)
+        return;
+    *ksp = NULL;
+    for (unsigned i = 0; i < KVSTORE_LOCKS; i++)
+        pthread_mutex_destroy(&ks->locks[i]);
+    mem_free(MEM_OTHER, ks, sizeof(*ks));
+}
+
+struct lsm_db *kvstore_db(const struct kvstore *ks)
+{
+    return ks->db;
+}
+
+struct hlc *kvstore_clock(const struct kvstore *ks)
+{
+    return ks->clock;
+}
+
+static pthread_mutex_t *lock_of(struct kvstore *ks, const void *key, size_t nkey)
+{
+    return &ks->locks[lsm_token(key, nkey) & (KVSTORE_LOCKS - 1)];
+}
+
+void kvstore_lock(struct kvstore *ks, const void *key, size_t nkey)
+{
+    pthread_mutex_lock(lock_of(ks, key, nkey));
+}
+
+void kvstore_unlock(struct kvstore *ks, const void *key, size_t nkey)
+{
+    pthread_mutex_unlock(lock_of(ks, key, nkey));
+}
+
+enum st_status kvstore_read(struct kvstore *ks, const void *key, size_t nkey,
+                            struct lsm_record **out)
+{
+    *out = NULL;
+    enum st_status st = lsm_get(ks->db, key, nkey, 0, out);
+    if (st != ST_OK)
+        log_warn("kvstore: read of a key failed: %s", st_status_name(st));
+    return st;
+}
+
+uint64_t kvstore_expiry_of(rel_time_t exptime)
+{
+    return exptime == 0 ? 0 : (uint64_t)clock_process_started() + exptime;
+}
+
+int64_t kvstore_ttl_left(uint64_t expiry)
+{
+    if (expiry == 0)
+        return -1;
+    int64_t left = (int64_t)expiry - (int64_t)clock_unix_now();
+    return left < 0 ? 0 : left;
+}
+
+/* ------------------------------------------------------------ the RMW */
+
+/* The value an RMW store writes, given the live record (NULL: none):
+ * *v / *n, *flags and *expiry. *owned is a buffer to free (append,
+ * prepend, incr/decr results). The outcome when nothing is to be
+ * written. REQUIRES: the key's lock. */
+static enum wire_rmw_result rmw_decide(const struct wire_rmw *q, const struct lsm_record *cur,
+                                       struct lsm_record *out, char *num, size_t numcap,
+                                       char **owned, size_t *nowned, bool *created)
+{
+    *out = (struct lsm_record){
+        .key = q->key,
+        .key_len = q->key_len,
+        .value = q->value,
+        .value_len = q->value_len,
+        .flags = q->flags,
+        .expiry = q->expiry,
+    };
+    switch ((enum wire_rmw_op)q->op) {
+    case WIRE_RMW_SET: return WIRE_RMW_STORED;
+    case WIRE_RMW_ADD: return cur != NULL ? WIRE_RMW_NOT_STORED : WIRE_RMW_STORED;
+    case WIRE_RMW_REPLACE: return cur == NULL ? WIRE_RMW_NOT_STORED : WIRE_RMW_STORED;
+    case WIRE_RMW_CAS:
+        return cur == NULL                     ? WIRE_RMW_NOT_FOUND
+               : cur->version.hlc != q->cas_in ? WIRE_RMW_EXISTS
+                                               : WIRE_RMW_STORED;
+    case WIRE_RMW_APPEND:
+    case WIRE_RMW_PREPEND: {
+        if (cur == NULL)
+            return WIRE_RMW_NOT_STORED;
+        size_t n = cur->value_len + q->value_len;
+        char *v = mem_alloc(MEM_CONN, n ? n : 1);
+        if (v == NULL)
+            return 0; /* out of memory: the caller fails */
+        bool append = q->op == WIRE_RMW_APPEND;
+        size_t first = append ? cur->value_len : q->value_len;
+        memcpy(v, append ? (const void *)cur->value : q->value, first);
+        memcpy(v + first, append ? (const void *)q->value : cur->value, n - first);
+        *owned = v;
+        *nowned = n ? n : 1;
+        out->value = (const uint8_t *)v;
+        out->value_len = n;
+        out->flags = cur->flags; /* the stored item keeps its flags and TTL */
+        out->expiry = cur->expiry;
+        return WIRE_RMW_STORED;
+    }
+    case WIRE_RMW_DELETE:
+        if (cur == NULL)
+            return WIRE_RMW_NOT_FOUND;
+        if (q->cas_in != 0 && cur->version.hlc != q->cas_in)
+            return WIRE_RMW_EXISTS;
+        out->tombstone = true;
+        out->value_len = 0;
+        out->expiry = (uint64_t)clock_unix_now(); /* the deletion time, once */
+        return WIRE_RMW_STORED;
+    case WIRE_RMW_TOUCH:
+        if (cur == NULL)
+            return WIRE_RMW_NOT_FOUND;
+        out->value = cur->value;
+        out->value_len = cur->value_len;
+        out->flags = cur->flags;
+        return WIRE_RMW_STORED;
+    case WIRE_RMW_INCR:
+    case WIRE_RMW_DECR: {
+        uint64_t v;
+        if (cur == NULL) {
+            if ((q->rflags & WIRE_RMW_VIVIFY) == 0)
+                return WIRE_RMW_NOT_FOUND;
+            v = q->initial;
+            out->flags = 0;
+            *created = true;
+        } else if (q->cas_in != 0 && cur->version.hlc != q->cas_in) {
+            return WIRE_RMW_EXISTS;
+        } else if (cur->value_len == 0 ||
+                   !mc_delta_parse((const char *)cur->value, cur->value_len, &v)) {
+            return WIRE_RMW_NON_NUMERIC;
+        } else {
+            v = q->op == WIRE_RMW_INCR ? v + q->delta : (q->delta > v ? 0 : v - q->delta);
+            out->flags = cur->flags;
+            out->expiry = cur->expiry;
+        }
+        size_t n = mc_u64_to_str(v, num);
+        /* a shorter result keeps the stored length, padded with spaces, as
+         * memcached's in-place update does */
+        if (cur != NULL && n < cur->value_len && cur->value_len <= numcap) {
+            memset(num + n, ' ', cur->value_len - n);
+            n = cur->value_len;
+        }
+        out->value = (const uint8_t *)num;
+        out->value_len = n;
+        if (q->rflags & WIRE_RMW_RETOUCH)
+            out->expiry = q->expiry2;
+        return WIRE_RMW_STORED;
+    }
+    }
+    return 0;
+}
+
+enum st_status kvstore_rmw_locked(struct kvstore *ks, const struct wire_rmw *q,
+                                  struct wire_rmw_reply *reply, struct lsm_record **written)
+{
+    *reply = (struct wire_rmw_reply){0};
+    if (written != NULL)
+        *written = NULL;
+    struct lsm_record *cur = NULL;
+    char num[24 + MC_KEY_MAX];
+    char *owned = NULL;
+    size_t nowned = 0;
+    enum st_status st = lsm_get(ks->db, q->key, q->key_len, 0, &cur);
+    struct lsm_record rec;
+    enum wire_rmw_result r = 0;
+    if (st == ST_OK) {
+        reply->old_expiry = cur != NULL ? cur->expiry : 0;
+        r = rmw_decide(q, cur, &rec, num, sizeof(num), &owned, &nowned, &reply->created);
+        if (r == 0)
+            st = ST_NOMEM;
+    }
+    if (st == ST_OK && r == WIRE_RMW_STORED && !rec.tombstone && rec.value_len > ks->max_value_len)
+        r = WIRE_RMW_TOO_LARGE;
+    if (st == ST_OK && r == WIRE_RMW_STORED) {
+        /* the result must supersede what it was computed from, even when
+         * that came from a peer whose clock is ahead of ours */
+        if (cur != NULL)
+            hlc_observe(ks->clock, cur->version.hlc);
+        uint64_t v = hlc_now(ks->clock);
+        if (cur != NULL && v <= cur->version.hlc)
+            v = cur->version.hlc + 1;
+        rec.version = (struct lsm_version){v, ks->node_id};
+        st = rec.tombstone ? lsm_delete(ks->db, rec.key, rec.key_len, rec.version, rec.expiry)
+                           : lsm_put(ks->db, &rec);
+        if (st == ST_OK) {
+            reply->cas = rec.version.hlc;
+            if (q->op == WIRE_RMW_INCR || q->op == WIRE_RMW_DECR)
+                mc_delta_parse((const char *)rec.value, rec.value_len, &reply->number);
+            if (written != NULL && lsm_record_copy(&rec, written) != ST_OK)
+                st = ST_NOMEM; /* applied here, but cannot be replicated */
+        }
+    }
+    if (st != ST_OK)
+        log_warn("kvstore: read-modify-write failed: %s", st_status_name(st));
+    else
+        reply->result = (uint8_t)r;
+    if (st == ST_OK && (q->rflags & WIRE_RMW_RETURN) && written != NULL && *written != NULL &&
+        !(*written)->tombstone) {
+        const struct lsm_record *w = *written;
+        reply->has_record = true;
+        reply->rec = (struct wire_record){
+            .key = w->key,
+            .key_len = w->key_len,
+            .value = w->value,
+            .value_len = w->value_len,
+            .flags = w->flags,
+            .expiry = w->expiry,
+            .version = {w->version.hlc, w->version.node},
+        };
+    }
+    if (owned != NULL)
+        mem_free(MEM_CONN, owned, nowned);
+    lsm_record_free(&cur);
+    return st;
+}
+
+enum st_status kvstore_rmw(struct kvstore *ks, const struct wire_rmw *q,
+                           struct wire_rmw_reply *reply, struct lsm_record **written)
+{
+    kvstore_lock(ks, q->key, q->key_len);
+    enum st_status st = kvstore_rmw_locked(ks, q, reply, written);
+    kvstore_unlock(ks, q->key, q->key_len);
+    return st;
+}
