@@ -118,9 +118,12 @@ deps:
 deps-test:
 	@tools/install-deps.sh test
 
+# make run: a persistent memcached (backend = local) whose data lives in
+# RUN_DATA across restarts; `make run RUN_DATA=/some/dir` moves it.
+RUN_DATA ?= build/run-data
 run: deps
 	@$(MAKE) --no-print-directory all
-	exec $(B)/bin/strata-proxy -p 11211 -l 127.0.0.1 -v
+	exec $(B)/bin/strata-proxy -p 11211 -l 127.0.0.1 -v --backend local --data-dir $(RUN_DATA)
 
 test: deps-test
 	@$(MAKE) --no-print-directory all $(UNIT_TESTS) $(TEST_BINS)

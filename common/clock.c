@@ -65,7 +65,12 @@ rel_time_t clock_exptime(int64_t exptime)
 
 uint64_t clock_monotonic_ms(void)
 {
+    return clock_monotonic_us() / 1000u;
+}
+
+uint64_t clock_monotonic_us(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }

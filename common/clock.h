@@ -49,6 +49,8 @@ time_t clock_unix_now(void);
 
 /* CLOCK_MONOTONIC in milliseconds, read now (timeouts, failure detection). */
 uint64_t clock_monotonic_ms(void);
+/* The same in microseconds (latency figures). */
+uint64_t clock_monotonic_us(void);
 
 /*
  * Converts a client exptime to relative time, exactly as memcached 1.6:

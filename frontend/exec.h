@@ -25,6 +25,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "common/wire.h"
 #include "frontend/proto.h"
 
 /* Outcomes of operations (not failures of the server). */
@@ -53,6 +54,22 @@ static inline const char *fe_server_error(enum fe_result r)
     case FE_TIMEOUT: return "SERVER_ERROR timeout waiting for replicas\r\n";
     default: return NULL;
     }
+}
+
+/* A read-modify-write's outcome (common/wire.h, what kvstore and a
+ * node's primary answer) as a front-end result: STORED for every done
+ * RMW; delete, touch and incr/decr callers read it as FE_OK. */
+static inline enum fe_result fe_result_of_rmw(uint8_t result)
+{
+    switch ((enum wire_rmw_result)result) {
+    case WIRE_RMW_STORED: return FE_STORED;
+    case WIRE_RMW_NOT_STORED: return FE_NOT_STORED;
+    case WIRE_RMW_EXISTS: return FE_EXISTS;
+    case WIRE_RMW_NOT_FOUND: return FE_NOT_FOUND;
+    case WIRE_RMW_NON_NUMERIC: return FE_NON_NUMERIC;
+    case WIRE_RMW_TOO_LARGE: return FE_TOO_LARGE;
+    }
+    return FE_FAILED;
 }
 
 enum fe_store_mode {

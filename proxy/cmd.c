@@ -20,10 +20,12 @@
 
 #include "common/clock.h"
 #include "frontend/worker.h"
+#include "kvstore/kvstore.h"
 #include "proxy/admin.h"
 #include "proxy/detail.h"
 #include "proxy/proxy.h"
 #include "proxy/stats.h"
+#include "proxy/tiers.h"
 #include "proxy/watch.h"
 
 /* The proxy a worker's commands run for: the executor context. */
@@ -35,6 +37,78 @@ static struct proxy *proxy_of(const struct worker *w)
 static struct cache *cache_of(struct worker *w)
 {
     return proxy_of(w)->cache;
+}
+
+/* ---- the tiers below L1 (proxy/tiers.h) ---- */
+
+static struct tiers *tiers_of(struct worker *w)
+{
+    return proxy_of(w)->tiers;
+}
+
+/* The policy of key when something below L1 applies; NULL: L1 only (no
+ * backend, or a cache-only prefix), memcached's path. */
+static const struct policy *below(struct worker *w, const char *key, size_t nkey)
+{
+    return tiers_policy(tiers_of(w), key, nkey);
+}
+
+/* A policy whose writes go to the backend. */
+static bool writes_below(const struct policy *pol)
+{
+    return pol != NULL && tiers_writes_below(pol);
+}
+
+/* An RMW of key with op (the other fields zero). */
+static struct wire_rmw key_rmw(enum wire_rmw_op op, const char *key, size_t nkey)
+{
+    return (struct wire_rmw){.op = (uint8_t)op, .key = (const uint8_t *)key, .key_len = nkey};
+}
+
+/* Runs q below; the outcome as a front-end result (STORED for done, or
+ * FE_FAILED when the backend failed). */
+static enum fe_result rmw_below(struct worker *w, const struct policy *pol, struct wire_rmw *q,
+                                struct wire_rmw_reply *reply)
+{
+    enum fe_result r = tiers_rmw(tiers_of(w), w->id, pol, q, reply);
+    return r == FE_OK ? fe_result_of_rmw(reply->result) : r;
+}
+
+/* A backend outcome as the cache's result, `done` standing for STORED
+ * (CACHE_OK for delete, touch, incr/decr); false for a failure of the
+ * server (its FE result is the answer, counted nowhere). */
+static bool cache_result_of(enum fe_result fr, enum cache_result done, enum cache_result *r)
+{
+    if (fe_server_error(fr) != NULL)
+        return false;
+    *r = fr == FE_STORED ? done : (enum cache_result)fr;
+    return true;
+}
+
+/* gat / mg T below: the backend's TTL first; L1 then holds the touched
+ * record (or nothing), which the L1 command reads. */
+static void touch_below(struct worker *w, const struct policy *pol, const char *key, size_t nkey,
+                        rel_time_t exptime)
+{
+    struct wire_rmw q = key_rmw(WIRE_RMW_TOUCH, key, nkey);
+    q.expiry = kvstore_expiry_of(exptime);
+    struct wire_rmw_reply reply;
+    rmw_below(w, pol, &q, &reply);
+}
+
+/* read-through's L1 writes hold the key's lock (a fill never slips
+ * between); `fill`: the backend's value first, for writes that read. */
+static void l1_begin(struct worker *w, const struct policy *pol, const char *key, size_t nkey,
+                     bool fill)
+{
+    if (pol != NULL)
+        tiers_l1_begin(tiers_of(w), w->id, pol, key, nkey, fill);
+}
+
+static void l1_end(struct worker *w, const struct policy *pol, const char *key, size_t nkey)
+{
+    if (pol != NULL)
+        tiers_l1_end(tiers_of(w), key, nkey);
 }
 
 /* ---- watch hooks: each starts with watch_wants(), one relaxed load ---- */
@@ -198,21 +272,35 @@ static struct fe_meta_info info_of(const struct cache_meta_info *i)
     };
 }
 
+/* An L1 lookup (gat/gats when touch). */
+static struct item *l1_get(struct worker *w, const char *key, size_t nkey, bool touch,
+                           rel_time_t exptime, enum cache_miss *miss)
+{
+    return touch ? cache_get_and_touch(cache_of(w), key, nkey, exptime, miss)
+                 : cache_get(cache_of(w), key, nkey, miss);
+}
+
 static void *cmd_get(void *wctx, const char *key, size_t nkey, bool touch, rel_time_t exptime)
 {
     struct worker *w = wctx;
     enum cache_miss miss;
-    struct item *it;
+    const struct policy *pol = below(w, key, nkey);
+    bool touch_first = touch && writes_below(pol);
+    if (touch_first)
+        touch_below(w, pol, key, nkey, exptime);
+    struct item *it = l1_get(w, key, nkey, touch, exptime, &miss);
+    if (it == NULL && pol != NULL && !touch_first) {
+        tiers_fill(tiers_of(w), w->id, pol, key, nkey);
+        it = l1_get(w, key, nkey, touch, exptime, &miss);
+    }
     if (touch) {
         /* memcached counts gat/gats keys as touches only, not in cmd_get */
-        it = cache_get_and_touch(cache_of(w), key, nkey, exptime, &miss);
         STAT_INCR(&w->stats, cmd_touch);
         if (it != NULL)
             STAT_INCR(&w->stats, touch_hits);
         else
             STAT_INCR(&w->stats, touch_misses);
     } else {
-        it = cache_get(cache_of(w), key, nkey, &miss);
         STAT_INCR(&w->stats, cmd_get);
         if (it != NULL)
             STAT_INCR(&w->stats, get_hits);
@@ -243,7 +331,18 @@ static void *cmd_reserve(void *wctx, const char *key, size_t nkey, uint32_t flag
         STAT_INCR(&w->stats, store_too_large);
     else
         STAT_INCR(&w->stats, store_no_memory);
-    cache_reserve_failed(cache_of(w), key, nkey, mode);
+    const struct policy *pol = below(w, key, nkey);
+    if (writes_below(pol) && mode == CACHE_SET) {
+        /* memcached drops the old value of a refused set: so does the
+         * backend, or the next miss would bring it back */
+        struct wire_rmw q = key_rmw(WIRE_RMW_DELETE, key, nkey);
+        struct wire_rmw_reply reply;
+        rmw_below(w, pol, &q, &reply);
+    } else {
+        l1_begin(w, pol, key, nkey, false);
+        cache_reserve_failed(cache_of(w), key, nkey, mode);
+        l1_end(w, pol, key, nkey);
+    }
     /* memcached logs a refused store without an item: no TTL, class or size */
     if (watch_wants(watch_of(w), WATCH_MUTATIONS))
         watch_log_store(watch_of(w), key, nkey, *res, mode, 0, 0, 0);
@@ -262,7 +361,20 @@ static enum fe_result cmd_delete(void *wctx, const char *key, size_t nkey, uint6
     struct worker *w = wctx;
     struct fetch_peek pk;
     peek_begin(w, key, nkey, &pk);
-    enum cache_result r = cache_delete(cache_of(w), key, nkey, cas_in);
+    const struct policy *pol = below(w, key, nkey);
+    enum cache_result r;
+    if (writes_below(pol)) {
+        struct wire_rmw q = key_rmw(WIRE_RMW_DELETE, key, nkey);
+        q.cas_in = cas_in;
+        struct wire_rmw_reply reply;
+        enum fe_result fr = rmw_below(w, pol, &q, &reply);
+        if (!cache_result_of(fr, CACHE_OK, &r))
+            return fr;
+    } else {
+        l1_begin(w, pol, key, nkey, false);
+        r = cache_delete(cache_of(w), key, nkey, cas_in);
+        l1_end(w, pol, key, nkey);
+    }
     peek_end(w, key, nkey, &pk, r != CACHE_NOT_FOUND);
     if (r == CACHE_OK)
         STAT_INCR(&w->stats, delete_hits);
@@ -276,7 +388,20 @@ static enum fe_result cmd_touch(void *wctx, const char *key, size_t nkey, rel_ti
     struct worker *w = wctx;
     struct fetch_peek pk;
     peek_begin(w, key, nkey, &pk);
-    enum cache_result r = cache_touch(cache_of(w), key, nkey, exptime);
+    const struct policy *pol = below(w, key, nkey);
+    enum cache_result r;
+    if (writes_below(pol)) {
+        struct wire_rmw q = key_rmw(WIRE_RMW_TOUCH, key, nkey);
+        q.expiry = kvstore_expiry_of(exptime);
+        struct wire_rmw_reply reply;
+        enum fe_result fr = rmw_below(w, pol, &q, &reply);
+        if (!cache_result_of(fr, CACHE_OK, &r))
+            return fr;
+    } else {
+        l1_begin(w, pol, key, nkey, true);
+        r = cache_touch(cache_of(w), key, nkey, exptime);
+        l1_end(w, pol, key, nkey);
+    }
     peek_end(w, key, nkey, &pk, r != CACHE_NOT_FOUND);
     STAT_INCR(&w->stats, cmd_touch);
     if (r == CACHE_OK)
@@ -292,7 +417,24 @@ static enum fe_result cmd_delta(void *wctx, const char *key, size_t nkey, bool i
     struct worker *w = wctx;
     struct fetch_peek pk;
     peek_begin(w, key, nkey, &pk);
-    enum cache_result r = cache_delta(cache_of(w), key, nkey, incr, delta, cas_in, value, cas_out);
+    const struct policy *pol = below(w, key, nkey);
+    enum cache_result r;
+    if (writes_below(pol)) {
+        struct wire_rmw q = key_rmw(incr ? WIRE_RMW_INCR : WIRE_RMW_DECR, key, nkey);
+        q.delta = delta;
+        q.cas_in = cas_in;
+        struct wire_rmw_reply reply;
+        enum fe_result fr = rmw_below(w, pol, &q, &reply);
+        if (!cache_result_of(fr, CACHE_OK, &r))
+            return fr;
+        *value = reply.number;
+        if (cas_out != NULL)
+            *cas_out = reply.cas;
+    } else {
+        l1_begin(w, pol, key, nkey, true);
+        r = cache_delta(cache_of(w), key, nkey, incr, delta, cas_in, value, cas_out);
+        l1_end(w, pol, key, nkey);
+    }
     peek_end(w, key, nkey, &pk, r != CACHE_NOT_FOUND);
     if (r == CACHE_NOT_FOUND) {
         if (incr)
@@ -325,6 +467,16 @@ static void *cmd_meta_get(void *wctx, const char *key, size_t nkey, const struct
     struct cache_meta_info cinfo;
     struct cache_meta_info *info = &cinfo;
     enum cache_miss miss;
+    const struct policy *pol = below(w, key, nkey);
+    if (pol != NULL) {
+        /* the backend first: L1's flags (N, R, t, h, l) then act on its copy */
+        bool touch =
+            fttl->touch_pos >= 0 && (fttl->fail_pos < 0 || fttl->touch_pos < fttl->fail_pos);
+        if (touch && writes_below(pol))
+            touch_below(w, pol, key, nkey, fttl->touch_exptime);
+        else
+            tiers_fill(tiers_of(w), w->id, pol, key, nkey);
+    }
     struct item *it = cache_meta_get(cache_of(w), key, nkey, ttl, no_bump, info, &miss);
     *finfo = info_of(info);
     if (it != NULL && ttl->fail_pos >= 0)
@@ -346,6 +498,40 @@ static void *cmd_meta_get(void *wctx, const char *key, size_t nkey, const struct
     return it;
 }
 
+static enum wire_rmw_op rmw_op_of(enum cache_store_mode mode)
+{
+    switch (mode) {
+    case CACHE_ADD: return WIRE_RMW_ADD;
+    case CACHE_REPLACE: return WIRE_RMW_REPLACE;
+    case CACHE_APPEND: return WIRE_RMW_APPEND;
+    case CACHE_PREPEND: return WIRE_RMW_PREPEND;
+    case CACHE_CAS: return WIRE_RMW_CAS;
+    case CACHE_SET:
+    case CACHE_FILL: break;
+    }
+    return WIRE_RMW_SET;
+}
+
+/* A storage command below: the reserved item's key, value, flags and TTL
+ * as an RMW; L1 gets the written record (tiers_rmw). Takes it. An ms
+ * with I stores as a plain cas: nothing below keeps stale items. */
+static enum fe_result store_below(struct worker *w, const struct policy *pol, struct item *it,
+                                  enum cache_store_mode mode, uint64_t cas_in, uint64_t *cas_out)
+{
+    struct wire_rmw q = key_rmw(rmw_op_of(mode), item_key(it), item_nkey(it));
+    q.value = (const uint8_t *)item_value(it);
+    q.value_len = item_nvalue(it);
+    q.flags = item_flags(it);
+    q.expiry = kvstore_expiry_of(item_exptime(it));
+    q.cas_in = mode == CACHE_CAS ? cas_in : 0;
+    struct wire_rmw_reply reply;
+    enum fe_result r = rmw_below(w, pol, &q, &reply);
+    cache_release(cache_of(w), it);
+    if (r == FE_STORED && cas_out != NULL)
+        *cas_out = reply.cas;
+    return r;
+}
+
 static enum fe_result cmd_store(void *wctx, void *item, enum fe_store_mode fmode, uint64_t cas_in,
                                 unsigned mflags, uint64_t *cas_out)
 {
@@ -355,7 +541,22 @@ static enum fe_result cmd_store(void *wctx, void *item, enum fe_store_mode fmode
     STAT_INCR(&w->stats, cmd_set);
     struct store_note note;
     store_note_begin(w, it, &note);
-    enum cache_result r = cache_meta_commit(cache_of(w), it, mode, cas_in, mflags, cas_out);
+    const struct policy *pol = below(w, item_key(it), item_nkey(it));
+    enum cache_result r;
+    if (writes_below(pol)) {
+        enum fe_result fr = store_below(w, pol, it, mode, cas_in, cas_out);
+        if (!cache_result_of(fr, CACHE_STORED, &r))
+            return fr;
+    } else if (pol == NULL) {
+        r = cache_meta_commit(cache_of(w), it, mode, cas_in, mflags, cas_out);
+    } else {
+        char key[CACHE_KEY_MAX]; /* the commit takes the item */
+        size_t nkey = item_nkey(it);
+        memcpy(key, item_key(it), nkey);
+        l1_begin(w, pol, key, nkey, mode != CACHE_SET);
+        r = cache_meta_commit(cache_of(w), it, mode, cas_in, mflags, cas_out);
+        l1_end(w, pol, key, nkey);
+    }
     store_note_end(w, &note, r, mode);
     if (mode == CACHE_CAS) {
         if (r == CACHE_STORED)
@@ -379,14 +580,56 @@ static enum fe_result cmd_meta_delete(void *wctx, const char *key, size_t nkey, 
     struct worker *w = wctx;
     struct fetch_peek pk;
     peek_begin(w, key, nkey, &pk);
-    enum cache_result r =
-        cache_meta_delete(cache_of(w), key, nkey, has_cas, cas_in, invalidate, new_ttl, exptime);
+    const struct policy *pol = below(w, key, nkey);
+    enum cache_result r;
+    if (writes_below(pol)) {
+        /* nothing below keeps stale items: md I deletes, as on a node */
+        struct wire_rmw q = key_rmw(WIRE_RMW_DELETE, key, nkey);
+        q.cas_in = has_cas ? cas_in : 0;
+        struct wire_rmw_reply reply;
+        enum fe_result fr = rmw_below(w, pol, &q, &reply);
+        if (!cache_result_of(fr, CACHE_OK, &r))
+            return fr;
+        invalidate = false;
+    } else {
+        l1_begin(w, pol, key, nkey, false);
+        r = cache_meta_delete(cache_of(w), key, nkey, has_cas, cas_in, invalidate, new_ttl,
+                              exptime);
+        l1_end(w, pol, key, nkey);
+    }
     peek_end(w, key, nkey, &pk, r != CACHE_NOT_FOUND);
     if (r == CACHE_OK && !invalidate)
         STAT_INCR(&w->stats, delete_hits);
     else if (r == CACHE_NOT_FOUND || r == CACHE_EXISTS)
         STAT_INCR(&w->stats, delete_misses);
     return result_of(r);
+}
+
+/* ma below: incr/decr with N (vivify) and T (retouch) at the backend;
+ * a's outputs as cache_meta_delta sets them. */
+static enum fe_result meta_delta_below(struct worker *w, const struct policy *pol, const char *key,
+                                       size_t nkey, struct cache_meta_arith *a)
+{
+    bool retouch = a->ttl.touch_pos >= 0;
+    struct wire_rmw q = key_rmw(a->incr ? WIRE_RMW_INCR : WIRE_RMW_DECR, key, nkey);
+    q.rflags = (uint8_t)((a->vivify ? WIRE_RMW_VIVIFY : 0) | (retouch ? WIRE_RMW_RETOUCH : 0));
+    q.expiry = a->vivify ? kvstore_expiry_of(a->ttl.vivify_exptime) : 0;
+    q.expiry2 = retouch ? kvstore_expiry_of(a->ttl.touch_exptime) : 0;
+    q.cas_in = a->cas_in;
+    q.delta = a->delta;
+    q.initial = a->initial;
+    struct wire_rmw_reply reply;
+    enum fe_result r = rmw_below(w, pol, &q, &reply);
+    if (r != FE_STORED)
+        return r;
+    a->value = reply.number;
+    a->cas = reply.cas;
+    a->created = reply.created;
+    /* t reports the TTL as it is after T, or before it when it came first */
+    bool new_ttl = retouch && !(a->ttl.t_pos >= 0 && a->ttl.t_pos < a->ttl.touch_pos);
+    uint64_t expiry = reply.created ? q.expiry : new_ttl ? q.expiry2 : reply.old_expiry;
+    a->ttl_reported = kvstore_ttl_left(expiry);
+    return FE_STORED;
 }
 
 static enum fe_result cmd_meta_delta(void *wctx, const char *key, size_t nkey,
@@ -404,7 +647,17 @@ static enum fe_result cmd_meta_delta(void *wctx, const char *key, size_t nkey,
     struct cache_meta_arith *a = &ca;
     struct fetch_peek pk;
     peek_begin(w, key, nkey, &pk);
-    enum cache_result r = cache_meta_delta(cache_of(w), key, nkey, a);
+    const struct policy *pol = below(w, key, nkey);
+    enum cache_result r;
+    if (writes_below(pol)) {
+        enum fe_result fr = meta_delta_below(w, pol, key, nkey, a);
+        if (!cache_result_of(fr, CACHE_OK, &r))
+            return fr;
+    } else {
+        l1_begin(w, pol, key, nkey, true);
+        r = cache_meta_delta(cache_of(w), key, nkey, a);
+        l1_end(w, pol, key, nkey);
+    }
     fa->value = ca.value;
     fa->cas = ca.cas;
     fa->created = ca.created;
@@ -513,6 +766,11 @@ static bool cmd_stats(void *exec, const char *args, size_t len,
                       void (*emit)(void *arg, const char *name, const char *value), void *arg,
                       const char **special)
 {
+    struct proxy *p = exec;
+    if (len > 0 && tiers_stats(p->tiers, args, len, emit, arg)) {
+        *special = NULL;
+        return true;
+    }
     return stats_reply(exec, args, len, emit, arg, special);
 }
 

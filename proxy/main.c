@@ -35,6 +35,7 @@
 #include "proxy/detail.h"
 #include "proxy/proxy.h"
 #include "proxy/settings.h"
+#include "proxy/tiers.h"
 #include "proxy/version.h"
 #include "proxy/watch.h"
 
@@ -279,6 +280,8 @@ int main(int argc, char **argv)
     }
     if (detail_create(&p->detail, s->detail_delimiter, s->detail_enabled) != ST_OK)
         return EX_OSERR;
+    if ((rc = tiers_open(s, p->cache, s->threads, &p->tiers)) != 0)
+        return rc;
 
     m.base = event_base_new();
     if (m.base == NULL)
@@ -353,6 +356,7 @@ out:
     free_event(&m.maintain_timer);
     if (m.base != NULL)
         event_base_free(m.base);
+    tiers_close(&p->tiers); /* after the workers: they used it */
     cache_destroy(&p->cache);
     detail_destroy(&p->detail);
     if (s->pidfile != NULL && rc == 0)

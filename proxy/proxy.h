@@ -18,11 +18,13 @@
 
 struct cache;
 struct detail;
+struct tiers;
 
 struct proxy {
     struct settings settings;
     struct fe fe; /* the memcached front end: workers, listener, conn counters */
     struct cache *cache;
+    struct tiers *tiers;      /* below L1; NULL: backend = none */
     struct admin_state admin; /* operator commands' runtime state */
     struct detail *detail;    /* stats detail */
     struct watch_state watch; /* `watch` log watchers */

@@ -15,6 +15,7 @@
 #include <sysexits.h>
 
 #include "common/log.h"
+#include "proxy/policy.h"
 #include "proxy/version.h"
 #include "proxy/watch.h"
 
@@ -30,6 +31,7 @@ enum opt_type {
     T_FACTOR, /* a decimal number above 1 */
     T_OCTAL,  /* an octal mask, 0..0777 */
     T_EXT,    /* memcached's -o list, applied by settings_ext_apply */
+    T_POLICY, /* one prefix policy (--policy), appended to policy_spec */
 };
 
 struct opt_def {
@@ -109,6 +111,21 @@ static const struct opt_def opts[] = {
     {"test_async_reads", 0, T_BOOL, "no", 0, 0, 0, OFF(test_async_reads), NULL,
      "for tests of the front end only: every command that can completes on the next "
      "event-loop turn through the asynchronous reply path"},
+    {"backend", 0, T_STR, "none", 0, 0, 0, OFF(backend), "<kind>",
+     "what lies below L1: none (a cache), local (an engine in this process, under data_dir) "
+     "or cluster (strata-nodes)"},
+    {"data_dir", 0, T_STR, NULL, 0, 0, 0, OFF(data_dir), "<dir>",
+     "backend = local: where the data is kept"},
+    {"sync", 0, T_STR, "interval", 0, 0, 0, OFF(sync), "<when>",
+     "backend = local: always (a write is on disk before its answer), interval (every "
+     "sync_interval_ms) or none (the OS decides)"},
+    {"sync_interval_ms", 0, T_UINT, "100", 1, 60000, 0, OFF(sync_interval_ms), "<ms>",
+     "sync = interval: the longest a write waits for the disk"},
+    {"mode", 0, T_STR, NULL, 0, 0, 0, OFF(mode), "<mode>",
+     "the default policy's mode: cache-only, read-through, write-through, write-behind or "
+     "write-around (default: cache-only without a backend, write-through with one)"},
+    {"policy", 0, T_POLICY, NULL, 0, 0, 0, 0, "<prefix>=<mode>[,name=value...]",
+     "a policy for keys starting with prefix (docs/TIERS.md); may be repeated"},
     {"extended", 'o', T_EXT, NULL, 0, 0, 0, 0, "<list>",
      "memcached's comma-separated extended options (strata-proxy(8)); may be repeated"},
 };
@@ -167,6 +184,7 @@ static const char *type_name(enum opt_type t)
     case T_FACTOR: return "number";
     case T_OCTAL: return "octal";
     case T_EXT: return "list";
+    case T_POLICY: return "policy";
     }
     return "?";
 }
@@ -288,6 +306,7 @@ static bool opt_set(struct settings *s, const struct opt_def *d, const char *val
         return true;
     }
     case T_EXT: return settings_ext_apply(s, val, err, errlen);
+    case T_POLICY: return policy_spec_add_flag(&s->policy_spec, val, err, errlen);
     case T_STR: {
         if (val[0] == '\0' || strlen(val) > 4096) {
             snprintf(err, errlen, "invalid %s '%s'", d->name, val);
@@ -328,6 +347,9 @@ void settings_deinit(struct settings *s)
         }
     free(s->config_path);
     s->config_path = NULL;
+    free(s->policy_spec);
+    s->policy_spec = NULL;
+    policies_free(&s->policies);
     free(s->notes);
     s->notes = NULL;
 }
@@ -386,7 +408,7 @@ void settings_usage(FILE *out)
                      d->arg ? d->arg : "");
         fprintf(out, "  %-32s %s", left, d->desc);
         if (d->def != NULL && d->type != T_BOOL && d->type != T_NBOOL && d->type != T_COUNT &&
-            d->type != T_EXT)
+            d->type != T_EXT && d->type != T_POLICY)
             fprintf(out, " (default: %s)", d->def);
         fputc('\n', out);
     }
@@ -458,10 +480,32 @@ struct ini_ctx {
     char err[300];
 };
 
+/* [policy] (the default) or [policy "PREFIX"]: the prefix in *prefix. */
+static bool policy_section(const char *section, char *prefix, size_t cap)
+{
+    if (strcmp(section, "policy") == 0) {
+        prefix[0] = '\0';
+        return true;
+    }
+    size_t n = strlen(section);
+    if (strncmp(section, "policy \"", 8) != 0 || n < 10 || section[n - 1] != '"' || n - 9 >= cap)
+        return false;
+    snprintf(prefix, cap, "%.*s", (int)(n - 9), section + 8);
+    return strchr(prefix, '"') == NULL;
+}
+
 static int on_ini(void *arg, const char *section, const char *name, const char *value)
 {
     struct ini_ctx *ctx = arg;
     char err[256];
+    char prefix[256];
+    if (policy_section(section, prefix, sizeof(prefix))) {
+        if (!policy_spec_add(&ctx->s->policy_spec, prefix, name, value)) {
+            snprintf(ctx->err, sizeof(ctx->err), "out of memory");
+            return 0;
+        }
+        return 1;
+    }
     if (strcmp(section, "proxy") != 0) {
         snprintf(ctx->err, sizeof(ctx->err), "unknown section [%s]", section);
         return 0;
@@ -500,9 +544,64 @@ static int usage_error(const char *msg)
     return EX_USAGE;
 }
 
+static bool one_of(const char *v, const char *a, const char *b, const char *c)
+{
+    return strcmp(v, a) == 0 || strcmp(v, b) == 0 || strcmp(v, c) == 0;
+}
+
+/* The tiers' options: backend, data_dir, sync, the policies. */
+static int validate_tiers(struct settings *s)
+{
+    if (!one_of(s->backend, "none", "local", "cluster")) {
+        fprintf(stderr, "strata-proxy: backend '%s': none, local or cluster\n", s->backend);
+        return EX_CONFIG;
+    }
+    if (strcmp(s->backend, "cluster") == 0) {
+        fprintf(stderr, "strata-proxy: backend = cluster is not built yet (docs/TIERS.md); "
+                        "use local or none\n");
+        return EX_CONFIG;
+    }
+    if (strcmp(s->backend, "local") == 0 && s->data_dir == NULL) {
+        fprintf(stderr, "strata-proxy: backend = local needs data_dir (--data-dir)\n");
+        return EX_CONFIG;
+    }
+    if (!one_of(s->sync, "always", "interval", "none")) {
+        fprintf(stderr, "strata-proxy: sync '%s': always, interval or none\n", s->sync);
+        return EX_CONFIG;
+    }
+    bool backend = strcmp(s->backend, "none") != 0;
+    enum tier_mode mode = backend ? MODE_WRITE_THROUGH : MODE_CACHE_ONLY;
+    if (s->mode != NULL && policy_mode_parse(s->mode, &mode) && mode == MODE_WRITE_BEHIND) {
+        fprintf(stderr, "strata-proxy: mode write-behind is not built yet (docs/TIERS.md)\n");
+        return EX_CONFIG;
+    }
+    if (s->mode != NULL && !policy_mode_parse(s->mode, &mode)) {
+        fprintf(stderr,
+                "strata-proxy: mode '%s': cache-only, read-through, write-through, "
+                "write-behind or write-around\n",
+                s->mode);
+        return EX_CONFIG;
+    }
+    char err[300];
+    policies_free(&s->policies);
+    if (!policies_build(s->policy_spec, mode, &s->policies, err, sizeof(err))) {
+        fprintf(stderr, "strata-proxy: %s\n", err);
+        return EX_CONFIG;
+    }
+    if (!backend && !policies_cache_only(s->policies)) {
+        fprintf(stderr, "strata-proxy: a policy other than cache-only needs a backend "
+                        "(backend = local or cluster)\n");
+        return EX_CONFIG;
+    }
+    return -1;
+}
+
 /* Cross-option rules, after file and flags. */
 static int validate(struct settings *s)
 {
+    int rc = validate_tiers(s);
+    if (rc >= 0)
+        return rc;
     if (s->udp_port != 0) {
         fprintf(stderr,
                 "strata-proxy: UDP is not supported (got -U %u); memcached's UDP "

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+struct policies;
+
 struct settings {
     unsigned port;             /* -p, TCP port */
     char *listen_addr;         /* -l, interface to bind */
@@ -54,6 +56,15 @@ struct settings {
     unsigned lru_crawler_sleep;
     unsigned lru_crawler_tocrawl;
     size_t watcher_logbuf_size; /* -o watcher_logbuf_size (KB there): each `watch` buffer */
+
+    /* the tiers below L1 (docs/TIERS.md) */
+    char *backend;  /* none | local | cluster */
+    char *data_dir; /* backend = local: the engine's directory */
+    char *sync;     /* always | interval | none: when writes reach the disk */
+    unsigned sync_interval_ms;
+    char *mode;                /* the default policy's mode; NULL: by backend */
+    char *policy_spec;         /* "PREFIX<TAB>name=value" lines (proxy/policy.h) */
+    struct policies *policies; /* built from the above by settings_parse */
 
     char *config_path; /* --config */
     char *notes;       /* start-up notes ("-o x: ..." lines), see settings_log_notes */

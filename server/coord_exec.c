@@ -58,19 +58,6 @@ static enum fe_result fe_of_cst(enum cst st)
     return FE_FAILED;
 }
 
-static enum fe_result fe_of_rmw(uint8_t result)
-{
-    switch ((enum wire_rmw_result)result) {
-    case WIRE_RMW_STORED: return FE_STORED;
-    case WIRE_RMW_NOT_STORED: return FE_NOT_STORED;
-    case WIRE_RMW_EXISTS: return FE_EXISTS;
-    case WIRE_RMW_NOT_FOUND: return FE_NOT_FOUND;
-    case WIRE_RMW_NON_NUMERIC: return FE_NON_NUMERIC;
-    case WIRE_RMW_TOO_LARGE: return FE_TOO_LARGE;
-    }
-    return FE_FAILED;
-}
-
 static void *item_of(const struct lsm_record *rec)
 {
     struct wire_record wr;
@@ -133,7 +120,7 @@ static void fe_rmw_report(struct op *op)
     struct worker *w = fw->w;
     struct fe_answer a = {.result = fe_of_cst(op->status)};
     bool ok = op->status == CST_OK;
-    enum fe_result r = ok ? fe_of_rmw(m->reply.result) : a.result;
+    enum fe_result r = ok ? fe_result_of_rmw(m->reply.result) : a.result;
     bool stored = ok && m->reply.result == WIRE_RMW_STORED;
     switch (fw->kind) {
     case FK_GAT:

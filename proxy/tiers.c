@@ -1,0 +1,422 @@
+/*
+ * tiers.c - the backend below L1 and the per-prefix policies (see
+ * tiers.h).
+ *
+ *   read miss:  (lock) L1 again? ─► kvstore_read ─► L1 fill at the
+ *               record's version (CACHE_FILL) ─► (unlock)
+ *   write:      (lock) kvstore_rmw ─► L1: fill the written record
+ *               (write-through) or drop the copy (write-around, delete)
+ *               ─► (unlock)
+ */
+#include "proxy/tiers.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+
+#include "cache/cache.h"
+#include "common/clock.h"
+#include "common/hlc.h"
+#include "common/log.h"
+#include "common/mc_text.h"
+#include "common/mem.h"
+#include "kvstore/kvstore.h"
+#include "proxy/settings.h"
+#include "storage/include/lsm.h"
+
+/* Latency buckets: bucket i holds operations of [2^(i-1), 2^i) µs. */
+#define LAT_BUCKETS 32
+
+struct latency {
+    _Atomic uint64_t bucket[LAT_BUCKETS];
+};
+
+/* One worker's counters (written by it alone, read by `stats`). */
+struct tier_counters {
+    _Atomic uint64_t fills;          /* L1 misses that found the key below */
+    _Atomic uint64_t fill_misses;    /* ... that did not */
+    _Atomic uint64_t fills_dropped;  /* records L1 could not hold */
+    _Atomic uint64_t backend_reads;  /* reads sent to the backend */
+    _Atomic uint64_t backend_writes; /* read-modify-writes sent to it */
+    _Atomic uint64_t backend_errors; /* of either, failed */
+    _Atomic uint64_t l1_invalidations;
+    struct latency read_lat, write_lat;
+} __attribute__((aligned(64)));
+
+struct tiers {
+    struct cache *l1;
+    const struct policies *policies; /* the settings' */
+    const char *kind;
+    struct lsm_db *db;
+    struct hlc clock;
+    struct kvstore *ks;
+    unsigned nworkers;
+    struct tier_counters *ctr; /* one per worker */
+};
+
+#define ADD(t, w, field) atomic_fetch_add_explicit(&(t)->ctr[w].field, 1, memory_order_relaxed)
+
+static void lat_record(struct latency *l, uint64_t start_us)
+{
+    uint64_t us = clock_monotonic_us() - start_us;
+    unsigned b = 0;
+    while (us > 0 && b < LAT_BUCKETS - 1) {
+        us >>= 1;
+        b++;
+    }
+    atomic_fetch_add_explicit(&l->bucket[b], 1, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------ open */
+
+static enum lsm_sync_mode sync_of(const char *s)
+{
+    return strcmp(s, "always") == 0 ? LSM_SYNC_ALWAYS
+           : strcmp(s, "none") == 0 ? LSM_SYNC_NONE
+                                    : LSM_SYNC_INTERVAL;
+}
+
+static int open_local(struct tiers *t, const struct settings *s)
+{
+    if (mkdir(s->data_dir, 0750) != 0 && errno != EEXIST) {
+        fprintf(stderr, "strata-proxy: cannot create data_dir %s: %s\n", s->data_dir,
+                strerror(errno));
+        return EX_CANTCREAT;
+    }
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof(path), "%s/engine", s->data_dir) >= sizeof(path))
+        return EX_CONFIG;
+    struct lsm_options o;
+    lsm_options_init(&o);
+    o.sync_mode = sync_of(s->sync);
+    o.sync_interval_ms = s->sync_interval_ms;
+    o.max_value_len =
+        s->item_size_max < LSM_MAX_VALUE_LEN_LIMIT ? s->item_size_max : LSM_MAX_VALUE_LEN_LIMIT;
+    /* one copy, no replicas to repair: a tombstone need not outlive compaction */
+    o.gc_grace_seconds = 0;
+    enum st_status st = lsm_open(path, &o, &t->db);
+    if (st != ST_OK) {
+        fprintf(stderr, "strata-proxy: cannot open the engine in %s: %s (see the log)\n", path,
+                st_status_name(st));
+        return EX_IOERR;
+    }
+    struct hlc_options ho;
+    hlc_options_default(&ho);
+    hlc_init(&t->clock, &ho);
+    struct kvstore_config kc = {
+        .db = t->db, .clock = &t->clock, .node_id = 0, .max_value_len = o.max_value_len};
+    if (kvstore_create(&kc, &t->ks) != ST_OK)
+        return EX_OSERR;
+    return 0;
+}
+
+int tiers_open(const struct settings *s, struct cache *l1, unsigned workers, struct tiers **out)
+{
+    *out = NULL;
+    if (strcmp(s->backend, "none") == 0)
+        return 0;
+    struct tiers *t = mem_calloc(MEM_OTHER, 1, sizeof(*t));
+    if (t == NULL)
+        return EX_OSERR;
+    t->l1 = l1;
+    t->policies = s->policies;
+    t->kind = "local";
+    t->nworkers = workers;
+    t->ctr = mem_calloc(MEM_OTHER, workers, sizeof(*t->ctr));
+    int rc = t->ctr == NULL ? EX_OSERR : open_local(t, s);
+    if (rc != 0) {
+        tiers_close(&t);
+        return rc;
+    }
+    log_info("backend local: engine in %s/engine, sync %s", s->data_dir, s->sync);
+    *out = t;
+    return 0;
+}
+
+void tiers_close(struct tiers **tp)
+{
+    struct tiers *t = *tp;
+    if (t == NULL)
+        return;
+    *tp = NULL;
+    kvstore_destroy(&t->ks);
+    lsm_close(&t->db);
+    if (t->ctr != NULL)
+        mem_free(MEM_OTHER, t->ctr, t->nworkers * sizeof(*t->ctr));
+    mem_free(MEM_OTHER, t, sizeof(*t));
+}
+
+/* ---------------------------------------------------------- policies */
+
+const struct policy *tiers_policy(const struct tiers *t, const char *key, size_t nkey)
+{
+    if (t == NULL)
+        return NULL;
+    const struct policy *p = policies_match(t->policies, key, nkey);
+    return p->mode == MODE_CACHE_ONLY ? NULL : p;
+}
+
+bool tiers_writes_below(const struct policy *pol)
+{
+    return pol->mode == MODE_WRITE_THROUGH || pol->mode == MODE_WRITE_BEHIND ||
+           pol->mode == MODE_WRITE_AROUND;
+}
+
+/* ---------------------------------------------------------------- L1 */
+
+/*
+ * An engine expiry (absolute unix seconds, 0 never) as an L1 exptime,
+ * capped by the policy's l1_ttl_cap; false when already expired.
+ */
+static bool l1_exptime(uint64_t expiry, unsigned cap, rel_time_t *out)
+{
+    rel_time_t rel = 0;
+    if (expiry != 0) {
+        if (expiry <= (uint64_t)clock_unix_now())
+            return false;
+        uint64_t started = (uint64_t)clock_process_started();
+        rel = expiry > started ? (rel_time_t)(expiry - started) : 1;
+    }
+    if (cap > 0) {
+        rel_time_t capped = clock_now() + cap;
+        if (rel == 0 || rel > capped)
+            rel = capped;
+    }
+    *out = rel;
+    return true;
+}
+
+/* Puts rec into L1 at its version; true when L1 now holds it (or a newer
+ * one). REQUIRES: the key's lock. */
+static bool fill_locked(struct tiers *t, unsigned w, const struct policy *pol,
+                        const struct lsm_record *rec)
+{
+    rel_time_t exptime;
+    if (!l1_exptime(rec->expiry, pol->l1_ttl_cap, &exptime))
+        return false;
+    enum cache_result r;
+    struct item *it = cache_reserve(t->l1, (const char *)rec->key, rec->key_len, rec->flags,
+                                    exptime, rec->value_len, &r);
+    if (it == NULL) {
+        ADD(t, w, fills_dropped);
+        return false;
+    }
+    if (rec->value_len > 0)
+        memcpy(item_data_mut(it), rec->value, rec->value_len);
+    r = cache_commit(t->l1, it, CACHE_FILL, rec->version.hlc, NULL);
+    if (r == CACHE_STORED)
+        return true;
+    /* NOT_STORED: L1 holds this version or a newer one */
+    return r == CACHE_NOT_STORED;
+}
+
+static bool l1_has(struct tiers *t, const char *key, size_t nkey)
+{
+    struct cache_meta_info info;
+    struct item *it = cache_meta_peek(t->l1, key, nkey, &info);
+    cache_release(t->l1, it);
+    return it != NULL;
+}
+
+/* A miss: the backend's record into L1. REQUIRES: the key's lock. */
+static void fill_miss_locked(struct tiers *t, unsigned w, const struct policy *pol, const char *key,
+                             size_t nkey)
+{
+    if (l1_has(t, key, nkey))
+        return; /* another worker filled it while we waited */
+    struct lsm_record *rec = NULL;
+    uint64_t start = clock_monotonic_us();
+    ADD(t, w, backend_reads);
+    enum st_status st = kvstore_read(t->ks, key, nkey, &rec);
+    lat_record(&t->ctr[w].read_lat, start);
+    if (st != ST_OK) {
+        ADD(t, w, backend_errors); /* a miss to the client, logged by kvstore */
+        return;
+    }
+    if (rec == NULL) {
+        ADD(t, w, fill_misses);
+        return;
+    }
+    ADD(t, w, fills);
+    fill_locked(t, w, pol, rec);
+    lsm_record_free(&rec);
+}
+
+void tiers_fill(struct tiers *t, unsigned w, const struct policy *pol, const char *key, size_t nkey)
+{
+    kvstore_lock(t->ks, key, nkey);
+    fill_miss_locked(t, w, pol, key, nkey);
+    kvstore_unlock(t->ks, key, nkey);
+}
+
+void tiers_l1_begin(struct tiers *t, unsigned w, const struct policy *pol, const char *key,
+                    size_t nkey, bool fill)
+{
+    kvstore_lock(t->ks, key, nkey);
+    if (fill)
+        fill_miss_locked(t, w, pol, key, nkey);
+}
+
+void tiers_l1_end(struct tiers *t, const char *key, size_t nkey)
+{
+    kvstore_unlock(t->ks, key, nkey);
+}
+
+/* -------------------------------------------------------------- writes */
+
+enum fe_result tiers_rmw(struct tiers *t, unsigned w, const struct policy *pol, struct wire_rmw *q,
+                         struct wire_rmw_reply *reply)
+{
+    q->read_cl = pol->read_cl;
+    q->write_cl = pol->write_cl;
+    const char *key = (const char *)q->key;
+    size_t nkey = q->key_len;
+    struct lsm_record *written = NULL;
+    kvstore_lock(t->ks, key, nkey);
+    uint64_t start = clock_monotonic_us();
+    ADD(t, w, backend_writes);
+    enum st_status st = kvstore_rmw_locked(t->ks, q, reply, &written);
+    lat_record(&t->ctr[w].write_lat, start);
+    if (st != ST_OK) {
+        kvstore_unlock(t->ks, key, nkey);
+        ADD(t, w, backend_errors);
+        return FE_FAILED;
+    }
+    bool stored = reply->result == WIRE_RMW_STORED;
+    if (stored || reply->result == WIRE_RMW_NOT_FOUND) {
+        /* L1 must now agree: the written record, or no copy at all */
+        bool keep = stored && written != NULL && !written->tombstone &&
+                    pol->mode != MODE_WRITE_AROUND && fill_locked(t, w, pol, written);
+        if (!keep && cache_delete(t->l1, key, nkey, 0) == CACHE_OK)
+            ADD(t, w, l1_invalidations);
+    }
+    kvstore_unlock(t->ks, key, nkey);
+    lsm_record_free(&written);
+    return FE_OK;
+}
+
+/* ------------------------------------------------------------- stats */
+
+static void emit_u64(void (*emit)(void *, const char *, const char *), void *arg, const char *name,
+                     uint64_t v)
+{
+    char buf[24];
+    buf[mc_u64_to_str(v, buf)] = '\0';
+    emit(arg, name, buf);
+}
+
+/* The sum over workers of one counter. */
+#define SUM(t, field)                                                              \
+    ({                                                                             \
+        uint64_t s_ = 0;                                                           \
+        for (unsigned i_ = 0; i_ < (t)->nworkers; i_++)                            \
+            s_ += atomic_load_explicit(&(t)->ctr[i_].field, memory_order_relaxed); \
+        s_;                                                                        \
+    })
+
+/* Percentile p (0..1) of the summed histogram, in µs (a bucket's upper
+ * bound); 0 when empty. */
+static uint64_t lat_percentile(const struct tiers *t, bool reads, double p)
+{
+    uint64_t b[LAT_BUCKETS] = {0}, n = 0;
+    for (unsigned i = 0; i < t->nworkers; i++) {
+        const struct latency *l = reads ? &t->ctr[i].read_lat : &t->ctr[i].write_lat;
+        for (unsigned j = 0; j < LAT_BUCKETS; j++) {
+            uint64_t v = atomic_load_explicit(&l->bucket[j], memory_order_relaxed);
+            b[j] += v;
+            n += v;
+        }
+    }
+    if (n == 0)
+        return 0;
+    uint64_t want = (uint64_t)(p * (double)n), seen = 0;
+    for (unsigned j = 0; j < LAT_BUCKETS; j++) {
+        seen += b[j];
+        if (seen > want)
+            return (uint64_t)1 << j;
+    }
+    return (uint64_t)1 << (LAT_BUCKETS - 1);
+}
+
+static void stats_backend(struct tiers *t, void (*emit)(void *, const char *, const char *),
+                          void *arg)
+{
+    emit(arg, "backend", t->kind);
+    emit_u64(emit, arg, "reads", SUM(t, backend_reads));
+    emit_u64(emit, arg, "writes", SUM(t, backend_writes));
+    emit_u64(emit, arg, "errors", SUM(t, backend_errors));
+    emit_u64(emit, arg, "timeouts", 0); /* the local engine has none */
+    static const struct {
+        const char *name;
+        bool reads;
+        double p;
+    } pcts[] = {
+        {"read_p50_us", true, 0.50},   {"read_p99_us", true, 0.99},
+        {"read_p999_us", true, 0.999}, {"write_p50_us", false, 0.50},
+        {"write_p99_us", false, 0.99}, {"write_p999_us", false, 0.999},
+    };
+    for (size_t i = 0; i < sizeof(pcts) / sizeof(pcts[0]); i++)
+        emit_u64(emit, arg, pcts[i].name, lat_percentile(t, pcts[i].reads, pcts[i].p));
+    struct lsm_stats s;
+    lsm_stats(t->db, &s);
+    emit_u64(emit, arg, "engine_puts", s.puts);
+    emit_u64(emit, arg, "engine_deletes", s.deletes);
+    emit_u64(emit, arg, "engine_gets", s.gets);
+    emit_u64(emit, arg, "engine_wal_syncs", s.wal_syncs);
+    emit_u64(emit, arg, "engine_read_only", s.read_only ? 1 : 0);
+}
+
+static void stats_tiers(struct tiers *t, void (*emit)(void *, const char *, const char *),
+                        void *arg)
+{
+    emit_u64(emit, arg, "l1_fills", SUM(t, fills));
+    emit_u64(emit, arg, "l1_fill_misses", SUM(t, fill_misses));
+    emit_u64(emit, arg, "l1_fills_dropped", SUM(t, fills_dropped));
+    emit_u64(emit, arg, "l1_invalidations", SUM(t, l1_invalidations));
+    emit_u64(emit, arg, "backend_reads", SUM(t, backend_reads));
+    emit_u64(emit, arg, "backend_writes", SUM(t, backend_writes));
+    emit_u64(emit, arg, "backend_errors", SUM(t, backend_errors));
+}
+
+static void stats_policies(struct tiers *t, void (*emit)(void *, const char *, const char *),
+                           void *arg)
+{
+    size_t n = policies_count(t->policies);
+    for (size_t i = 0; i < n; i++) {
+        const struct policy *p = policies_at(t->policies, i);
+        char name[64], val[300];
+        snprintf(name, sizeof(name), "policy:%u:prefix", p->index);
+        snprintf(val, sizeof(val), "%s", p->nprefix > 0 ? p->prefix : "(default)");
+        emit(arg, name, val);
+        snprintf(name, sizeof(name), "policy:%u:mode", p->index);
+        emit(arg, name, policy_mode_name(p->mode));
+        snprintf(name, sizeof(name), "policy:%u:l1_ttl_cap", p->index);
+        emit_u64(emit, arg, name, p->l1_ttl_cap);
+        snprintf(name, sizeof(name), "policy:%u:negative_ttl", p->index);
+        emit_u64(emit, arg, name, p->negative_ttl);
+        snprintf(name, sizeof(name), "policy:%u:read_consistency", p->index);
+        emit(arg, name, wire_cl_name(p->read_cl));
+        snprintf(name, sizeof(name), "policy:%u:write_consistency", p->index);
+        emit(arg, name, wire_cl_name(p->write_cl));
+    }
+}
+
+bool tiers_stats(struct tiers *t, const char *args, size_t len,
+                 void (*emit)(void *arg, const char *name, const char *value), void *arg)
+{
+    if (t == NULL)
+        return false;
+    if (mc_text_args_are(args, len, "backend"))
+        stats_backend(t, emit, arg);
+    else if (mc_text_args_are(args, len, "tiers"))
+        stats_tiers(t, emit, arg);
+    else if (mc_text_args_are(args, len, "policies"))
+        stats_policies(t, emit, arg);
+    else
+        return false;
+    return true;
+}

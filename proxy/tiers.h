@@ -1,0 +1,70 @@
+/*
+ * tiers.h - what lies below strata-proxy's L1: the backend (today the
+ * local engine, `backend = local`) and the per-prefix policies that say
+ * how commands reach it (docs/TIERS.md). proxy/cmd.c asks tiers_policy()
+ * first; for a key whose policy is cache-only (and for every key without
+ * a backend) it gets NULL and runs on L1 alone, as memcached.
+ *
+ * The local backend runs on the calling worker: the engine is in this
+ * process and its writes are group-committed across workers. A key's
+ * backend operation and the L1 update that follows it run under that
+ * key's lock (kvstore's striped locks), as does a miss's read and fill,
+ * so no fill ever puts back a value a write has replaced, and concurrent
+ * misses for one key read the backend once (the second finds L1 filled).
+ * Worker threads.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/status.h"
+#include "common/wire.h"
+#include "frontend/exec.h"
+#include "proxy/policy.h"
+
+struct cache;
+struct item;
+struct settings;
+struct tiers;
+
+/* Opens the backend the settings name (NULL *out for backend = none).
+ * Prints why on failure and returns an exit code, else 0. */
+int tiers_open(const struct settings *s, struct cache *l1, unsigned workers, struct tiers **out);
+/* Closes the engine (its WAL synced). Accepts NULL. */
+void tiers_close(struct tiers **t);
+
+/* The policy of key when something below L1 applies; NULL: L1 only. */
+const struct policy *tiers_policy(const struct tiers *t, const char *key, size_t nkey);
+
+/* True when the policy's writes go to the backend (write-through,
+ * write-around; write-behind through its journal). */
+bool tiers_writes_below(const struct policy *pol);
+
+/* A read's miss path: when L1 lacks key, reads the backend and fills L1
+ * (version-gated). `worker`: the caller's index, for its counters. */
+void tiers_fill(struct tiers *t, unsigned worker, const struct policy *pol, const char *key,
+                size_t nkey);
+
+/* read-through's L1 writes: the key's lock around an L1 command, and the
+ * backend's value filled first when `fill` (a write that reads). */
+void tiers_l1_begin(struct tiers *t, unsigned worker, const struct policy *pol, const char *key,
+                    size_t nkey, bool fill);
+void tiers_l1_end(struct tiers *t, const char *key, size_t nkey);
+
+/*
+ * A write whose policy writes below: the RMW q (key, op, fields; the
+ * levels are the policy's) on the backend, then L1 made to agree
+ * (write-through: the written record filled; write-around and deletes:
+ * the L1 copy dropped). On FE results other than success L1 is left as
+ * it was. *reply gets the backend's answer. Returns FE_OK when the
+ * backend ran it (the outcome is in reply->result), FE_FAILED when the
+ * backend failed.
+ */
+enum fe_result tiers_rmw(struct tiers *t, unsigned worker, const struct policy *pol,
+                         struct wire_rmw *q, struct wire_rmw_reply *reply);
+
+/* `stats tiers`, `stats backend`, `stats policies`; false: not ours. */
+bool tiers_stats(struct tiers *t, const char *args, size_t len,
+                 void (*emit)(void *arg, const char *name, const char *value), void *arg);
