@@ -87,6 +87,29 @@ enum st_status kvstore_read(struct kvstore *ks, const void *key, size_t nkey,
     return st;
 }
 
+static enum st_status engine_read(void *arg, const void *key, size_t nkey, struct lsm_record **cur)
+{
+    struct kvstore *ks = arg;
+    return lsm_get(ks->db, key, nkey, 0, cur);
+}
+
+static enum st_status engine_write(void *arg, const struct lsm_record *rec)
+{
+    struct kvstore *ks = arg;
+    return rec->tombstone ? lsm_delete(ks->db, rec->key, rec->key_len, rec->version, rec->expiry)
+                          : lsm_put(ks->db, rec);
+}
+
+enum st_status kvstore_apply(struct kvstore *ks, const struct lsm_record *rec)
+{
+    enum st_status st = engine_write(ks, rec);
+    if (st == ST_OK)
+        hlc_observe(ks->clock, rec->version.hlc);
+    else
+        log_warn("kvstore: write failed: %s", st_status_name(st));
+    return st;
+}
+
 uint64_t kvstore_expiry_of(rel_time_t exptime)
 {
     return exptime == 0 ? 0 : (uint64_t)clock_process_started() + exptime;
@@ -201,6 +224,14 @@ static enum wire_rmw_result rmw_decide(const struct wire_rmw *q, const struct ls
 enum st_status kvstore_rmw_locked(struct kvstore *ks, const struct wire_rmw *q,
                                   struct wire_rmw_reply *reply, struct lsm_record **written)
 {
+    struct kvstore_io io = {.read = engine_read, .write = engine_write, .arg = ks};
+    return kvstore_rmw_via(ks, &io, q, reply, written);
+}
+
+enum st_status kvstore_rmw_via(struct kvstore *ks, const struct kvstore_io *io,
+                               const struct wire_rmw *q, struct wire_rmw_reply *reply,
+                               struct lsm_record **written)
+{
     *reply = (struct wire_rmw_reply){0};
     if (written != NULL)
         *written = NULL;
@@ -208,7 +239,7 @@ enum st_status kvstore_rmw_locked(struct kvstore *ks, const struct wire_rmw *q,
     char num[24 + MC_KEY_MAX];
     char *owned = NULL;
     size_t nowned = 0;
-    enum st_status st = lsm_get(ks->db, q->key, q->key_len, 0, &cur);
+    enum st_status st = io->read(io->arg, q->key, q->key_len, &cur);
     struct lsm_record rec;
     enum wire_rmw_result r = 0;
     if (st == ST_OK) {
@@ -228,8 +259,7 @@ enum st_status kvstore_rmw_locked(struct kvstore *ks, const struct wire_rmw *q,
         if (cur != NULL && v <= cur->version.hlc)
             v = cur->version.hlc + 1;
         rec.version = (struct lsm_version){v, ks->node_id};
-        st = rec.tombstone ? lsm_delete(ks->db, rec.key, rec.key_len, rec.version, rec.expiry)
-                           : lsm_put(ks->db, &rec);
+        st = io->write(io->arg, &rec);
         if (st == ST_OK) {
             reply->cas = rec.version.hlc;
             if (q->op == WIRE_RMW_INCR || q->op == WIRE_RMW_DECR)

@@ -70,6 +70,30 @@ enum st_status kvstore_rmw(struct kvstore *ks, const struct wire_rmw *q,
 enum st_status kvstore_rmw_locked(struct kvstore *ks, const struct wire_rmw *q,
                                   struct wire_rmw_reply *reply, struct lsm_record **written);
 
+/*
+ * Where an RMW reads the live record and writes its result: the engine
+ * (kvstore_rmw), or a store in front of it whose records are newer (the
+ * proxy's write-behind journal, which reads through to the engine). read:
+ * the live record or NULL (a tombstone is NULL); write: rec, a tombstone
+ * for a delete, at its version.
+ */
+struct kvstore_io {
+    enum st_status (*read)(void *arg, const void *key, size_t nkey, struct lsm_record **cur);
+    enum st_status (*write)(void *arg, const struct lsm_record *rec);
+    void *arg;
+};
+
+/* kvstore_rmw_locked through io: memcached's decision and the version
+ * rules, the records elsewhere. REQUIRES: q->key's lock. */
+enum st_status kvstore_rmw_via(struct kvstore *ks, const struct kvstore_io *io,
+                               const struct wire_rmw *q, struct wire_rmw_reply *reply,
+                               struct lsm_record **written);
+
+/* A record written elsewhere (a journal's, with its original version)
+ * put into the engine as is: last write wins by version, so applying it
+ * twice, or after a newer write of the key, changes nothing. */
+enum st_status kvstore_apply(struct kvstore *ks, const struct lsm_record *rec);
+
 /* The front end's exptime (relative to process start, 0: never) as the
  * engine's absolute unix seconds; seconds left of an expiry (meta t), -1
  * for none. */

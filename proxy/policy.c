@@ -57,11 +57,6 @@ static bool policy_set(struct policy *p, const char *name, const char *value, ch
     bool ok = true;
     if (strcmp(name, "mode") == 0) {
         ok = policy_mode_parse(value, &p->mode);
-        if (ok && p->mode == MODE_WRITE_BEHIND) {
-            snprintf(err, errlen, "policy \"%s\": write-behind is not built yet (docs/TIERS.md)",
-                     p->prefix);
-            return false;
-        }
     } else if (strcmp(name, "read_consistency") == 0) {
         ok = wire_cl_parse(value, &cl) && cl != WIRE_CL_ANY;
         p->read_cl = (uint8_t)cl;
@@ -192,6 +187,14 @@ const struct policy *policies_match(const struct policies *ps, const char *key, 
 bool policies_cache_only(const struct policies *ps)
 {
     return ps->cache_only;
+}
+
+bool policies_any(const struct policies *ps, enum tier_mode m)
+{
+    for (size_t i = 0; i < ps->n; i++)
+        if (ps->v[i].mode == m)
+            return true;
+    return false;
 }
 
 size_t policies_count(const struct policies *ps)

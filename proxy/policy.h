@@ -56,6 +56,8 @@ void policies_free(struct policies **ps);
 const struct policy *policies_match(const struct policies *ps, const char *key, size_t nkey);
 /* True when every policy is cache-only (nothing below L1 is used). */
 bool policies_cache_only(const struct policies *ps);
+/* True when some policy's mode is m. */
+bool policies_any(const struct policies *ps, enum tier_mode m);
 size_t policies_count(const struct policies *ps);
 const struct policy *policies_at(const struct policies *ps, size_t i);
 

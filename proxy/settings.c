@@ -121,6 +121,20 @@ static const struct opt_def opts[] = {
      "sync_interval_ms) or none (the OS decides)"},
     {"sync_interval_ms", 0, T_UINT, "100", 1, 60000, 0, OFF(sync_interval_ms), "<ms>",
      "sync = interval: the longest a write waits for the disk"},
+    {"journal_sync", 0, T_STR, "always", 0, 0, 0, OFF(journal_sync), "<when>",
+     "write-behind: a write is in the journal on disk before its answer (always, with group "
+     "commit) or within sync_interval_ms (interval)"},
+    {"journal_max_entries", 0, T_UINT, "1000000", 1, 1000000000, 0, OFF(journal_max_entries),
+     "<num>",
+     "write-behind: keys with a pending write, at most; the policy's overflow decides "
+     "beyond"},
+    {"journal_max_bytes", 0, T_SIZE, "256m", MB, (uint64_t)1 << 40, MB, OFF(journal_max_bytes),
+     "<num>", "write-behind: bytes of pending writes, at most; a bare number is megabytes"},
+    {"journal_drain_timeout", 0, T_UINT, "5", 0, 86400, 0, OFF(journal_drain_timeout), "<sec>",
+     "write-behind: on SIGTERM, apply pending writes for at most this long; the rest waits in "
+     "the journal for the next start"},
+    {"test_backend_pause_file", 0, T_STR, NULL, 0, 0, 0, OFF(test_backend_pause_file), "<file>",
+     "for tests only: while this file exists, write-behind's drainer finds the backend down"},
     {"mode", 0, T_STR, NULL, 0, 0, 0, OFF(mode), "<mode>",
      "the default policy's mode: cache-only, read-through, write-through, write-behind or "
      "write-around (default: cache-only without a backend, write-through with one)"},
@@ -565,16 +579,16 @@ static int validate_tiers(struct settings *s)
         fprintf(stderr, "strata-proxy: backend = local needs data_dir (--data-dir)\n");
         return EX_CONFIG;
     }
+    if (strcmp(s->journal_sync, "always") != 0 && strcmp(s->journal_sync, "interval") != 0) {
+        fprintf(stderr, "strata-proxy: journal_sync '%s': always or interval\n", s->journal_sync);
+        return EX_CONFIG;
+    }
     if (!one_of(s->sync, "always", "interval", "none")) {
         fprintf(stderr, "strata-proxy: sync '%s': always, interval or none\n", s->sync);
         return EX_CONFIG;
     }
     bool backend = strcmp(s->backend, "none") != 0;
     enum tier_mode mode = backend ? MODE_WRITE_THROUGH : MODE_CACHE_ONLY;
-    if (s->mode != NULL && policy_mode_parse(s->mode, &mode) && mode == MODE_WRITE_BEHIND) {
-        fprintf(stderr, "strata-proxy: mode write-behind is not built yet (docs/TIERS.md)\n");
-        return EX_CONFIG;
-    }
     if (s->mode != NULL && !policy_mode_parse(s->mode, &mode)) {
         fprintf(stderr,
                 "strata-proxy: mode '%s': cache-only, read-through, write-through, "

@@ -62,7 +62,12 @@ struct settings {
     char *data_dir; /* backend = local: the engine's directory */
     char *sync;     /* always | interval | none: when writes reach the disk */
     unsigned sync_interval_ms;
-    char *mode;                /* the default policy's mode; NULL: by backend */
+    char *mode;         /* the default policy's mode; NULL: by backend */
+    char *journal_sync; /* write-behind: always | interval */
+    unsigned journal_max_entries;
+    size_t journal_max_bytes;
+    unsigned journal_drain_timeout;
+    char *test_backend_pause_file;
     char *policy_spec;         /* "PREFIX<TAB>name=value" lines (proxy/policy.h) */
     struct policies *policies; /* built from the above by settings_parse */
 

@@ -26,39 +26,9 @@
 #include "common/mem.h"
 #include "kvstore/kvstore.h"
 #include "proxy/settings.h"
+#include "proxy/tiers_int.h"
+#include "proxy/writebehind.h"
 #include "storage/include/lsm.h"
-
-/* Latency buckets: bucket i holds operations of [2^(i-1), 2^i) µs. */
-#define LAT_BUCKETS 32
-
-struct latency {
-    _Atomic uint64_t bucket[LAT_BUCKETS];
-};
-
-/* One worker's counters (written by it alone, read by `stats`). */
-struct tier_counters {
-    _Atomic uint64_t fills;          /* L1 misses that found the key below */
-    _Atomic uint64_t fill_misses;    /* ... that did not */
-    _Atomic uint64_t fills_dropped;  /* records L1 could not hold */
-    _Atomic uint64_t backend_reads;  /* reads sent to the backend */
-    _Atomic uint64_t backend_writes; /* read-modify-writes sent to it */
-    _Atomic uint64_t backend_errors; /* of either, failed */
-    _Atomic uint64_t l1_invalidations;
-    struct latency read_lat, write_lat;
-} __attribute__((aligned(64)));
-
-struct tiers {
-    struct cache *l1;
-    const struct policies *policies; /* the settings' */
-    const char *kind;
-    struct lsm_db *db;
-    struct hlc clock;
-    struct kvstore *ks;
-    unsigned nworkers;
-    struct tier_counters *ctr; /* one per worker */
-};
-
-#define ADD(t, w, field) atomic_fetch_add_explicit(&(t)->ctr[w].field, 1, memory_order_relaxed)
 
 static void lat_record(struct latency *l, uint64_t start_us)
 {
@@ -128,6 +98,8 @@ int tiers_open(const struct settings *s, struct cache *l1, unsigned workers, str
     t->nworkers = workers;
     t->ctr = mem_calloc(MEM_OTHER, workers, sizeof(*t->ctr));
     int rc = t->ctr == NULL ? EX_OSERR : open_local(t, s);
+    if (rc == 0 && policies_any(s->policies, MODE_WRITE_BEHIND))
+        rc = writebehind_open(t, s, &t->wb);
     if (rc != 0) {
         tiers_close(&t);
         return rc;
@@ -143,6 +115,7 @@ void tiers_close(struct tiers **tp)
     if (t == NULL)
         return;
     *tp = NULL;
+    writebehind_close(&t->wb); /* drains into the engine first */
     kvstore_destroy(&t->ks);
     lsm_close(&t->db);
     if (t->ctr != NULL)
@@ -190,10 +163,8 @@ static bool l1_exptime(uint64_t expiry, unsigned cap, rel_time_t *out)
     return true;
 }
 
-/* Puts rec into L1 at its version; true when L1 now holds it (or a newer
- * one). REQUIRES: the key's lock. */
-static bool fill_locked(struct tiers *t, unsigned w, const struct policy *pol,
-                        const struct lsm_record *rec)
+bool tiers_fill_locked(struct tiers *t, unsigned w, const struct policy *pol,
+                       const struct lsm_record *rec)
 {
     rel_time_t exptime;
     if (!l1_exptime(rec->expiry, pol->l1_ttl_cap, &exptime))
@@ -229,6 +200,18 @@ static void fill_miss_locked(struct tiers *t, unsigned w, const struct policy *p
     if (l1_has(t, key, nkey))
         return; /* another worker filled it while we waited */
     struct lsm_record *rec = NULL;
+    if (t->wb != NULL) {
+        /* a pending write-behind write is newer than the backend's */
+        enum st_status st = writebehind_pending(t->wb, key, nkey, &rec);
+        if (st == ST_OK && rec != NULL) {
+            if (rec->tombstone || !tiers_fill_locked(t, w, pol, rec))
+                ADD(t, w, fill_misses);
+            else
+                ADD(t, w, fills);
+            lsm_record_free(&rec);
+            return;
+        }
+    }
     uint64_t start = clock_monotonic_us();
     ADD(t, w, backend_reads);
     enum st_status st = kvstore_read(t->ks, key, nkey, &rec);
@@ -242,7 +225,7 @@ static void fill_miss_locked(struct tiers *t, unsigned w, const struct policy *p
         return;
     }
     ADD(t, w, fills);
-    fill_locked(t, w, pol, rec);
+    tiers_fill_locked(t, w, pol, rec);
     lsm_record_free(&rec);
 }
 
@@ -278,19 +261,25 @@ enum fe_result tiers_rmw(struct tiers *t, unsigned w, const struct policy *pol, 
     struct lsm_record *written = NULL;
     kvstore_lock(t->ks, key, nkey);
     uint64_t start = clock_monotonic_us();
-    ADD(t, w, backend_writes);
-    enum st_status st = kvstore_rmw_locked(t->ks, q, reply, &written);
-    lat_record(&t->ctr[w].write_lat, start);
-    if (st != ST_OK) {
+    enum fe_result r;
+    if (pol->mode == MODE_WRITE_BEHIND && t->wb != NULL) {
+        r = writebehind_rmw(t->wb, pol, q, reply, &written);
+    } else {
+        ADD(t, w, backend_writes);
+        r = kvstore_rmw_locked(t->ks, q, reply, &written) == ST_OK ? FE_OK : FE_FAILED;
+        lat_record(&t->ctr[w].write_lat, start);
+    }
+    if (r != FE_OK) {
         kvstore_unlock(t->ks, key, nkey);
-        ADD(t, w, backend_errors);
-        return FE_FAILED;
+        if (r == FE_FAILED)
+            ADD(t, w, backend_errors);
+        return r;
     }
     bool stored = reply->result == WIRE_RMW_STORED;
     if (stored || reply->result == WIRE_RMW_NOT_FOUND) {
         /* L1 must now agree: the written record, or no copy at all */
         bool keep = stored && written != NULL && !written->tombstone &&
-                    pol->mode != MODE_WRITE_AROUND && fill_locked(t, w, pol, written);
+                    pol->mode != MODE_WRITE_AROUND && tiers_fill_locked(t, w, pol, written);
         if (!keep && cache_delete(t->l1, key, nkey, 0) == CACHE_OK)
             ADD(t, w, l1_invalidations);
     }
@@ -416,6 +405,8 @@ bool tiers_stats(struct tiers *t, const char *args, size_t len,
         stats_tiers(t, emit, arg);
     else if (mc_text_args_are(args, len, "policies"))
         stats_policies(t, emit, arg);
+    else if (mc_text_args_are(args, len, "journal") && t->wb != NULL)
+        writebehind_stats(t->wb, emit, arg);
     else
         return false;
     return true;

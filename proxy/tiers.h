@@ -55,12 +55,13 @@ void tiers_l1_end(struct tiers *t, const char *key, size_t nkey);
 
 /*
  * A write whose policy writes below: the RMW q (key, op, fields; the
- * levels are the policy's) on the backend, then L1 made to agree
- * (write-through: the written record filled; write-around and deletes:
- * the L1 copy dropped). On FE results other than success L1 is left as
- * it was. *reply gets the backend's answer. Returns FE_OK when the
- * backend ran it (the outcome is in reply->result), FE_FAILED when the
- * backend failed.
+ * levels are the policy's) on the backend (write-behind: against the
+ * pending write, into the journal), then L1 made to agree (write-through
+ * and write-behind: the written record filled; write-around and deletes:
+ * the L1 copy dropped). On failure L1 is left as it was. *reply gets the
+ * outcome. Returns FE_OK when the write ran (the outcome is in
+ * reply->result), FE_FAILED when the backend failed, FE_NO_MEMORY when
+ * the journal is full and the policy's overflow is `error`.
  */
 enum fe_result tiers_rmw(struct tiers *t, unsigned worker, const struct policy *pol,
                          struct wire_rmw *q, struct wire_rmw_reply *reply);

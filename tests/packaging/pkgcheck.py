@@ -15,6 +15,7 @@ run.sh counts, and exits 1 if any failed.
   pkgcheck.py man-covers MANPAGE BINARY
       every option of --describe-config has its long flag in the man page.
   pkgcheck.py run-unit UNIT PORT WORKDIR [--expect-version V] [--expect-maxbytes N]
+                       [--expect-kept]
       starts the unit's ExecStart= as its User=/Group=, under its
       LimitNOFILE=, with a systemd notify socket, plus `-p PORT`; expects
       READY=1, talks memcached protocol, sends SIGTERM, expects STOPPING=1
@@ -181,7 +182,7 @@ def mc(sock, data, until):
     return buf
 
 
-def run_unit(unit, port, workdir, expect_version=None, expect_maxbytes=None):
+def run_unit(unit, port, workdir, expect_version=None, expect_maxbytes=None, expect_kept=False):
     u = unit_settings(unit)
     execstart = u["ExecStart"][-1]
     user = u.get("User", ["root"])[-1]
@@ -247,6 +248,15 @@ def run_unit(unit, port, workdir, expect_version=None, expect_maxbytes=None):
             want = rf"STAT strata_version {re.escape(expect_version or '')}\S*\r\n"
             check(re.search(want.encode(), r), f"stats strata_version is {expect_version}",
                   re.findall(rb"STAT strata_version \S+", r))
+            if expect_kept:
+                # backend = local: a value written by the last run survives
+                # the restart (and the upgrade between)
+                r = mc(c, b"get pkgtest\r\n", b"END\r\n")
+                check(r == b"VALUE pkgtest 5 5\r\nhello\r\nEND\r\n",
+                      "the last run's data is kept (backend = local)", r)
+            r = mc(c, b"stats backend\r\n", b"END\r\n")
+            check(b"STAT backend local\r\n" in r, "the shipped config keeps data (backend local)",
+                  r)
             r = mc(c, b"set pkgtest 5 0 5\r\nhello\r\n", b"\r\n")
             check(r == b"STORED\r\n", "memcached 'set'", r)
             r = mc(c, b"get pkgtest\r\n", b"END\r\n")
@@ -676,14 +686,17 @@ def main():
     elif cmd == "run-unit":
         opts = {"--expect-version": None, "--expect-maxbytes": None}
         pos = []
+        kept = False
         it = iter(args)
         for a in it:
             if a in opts:
                 opts[a] = next(it)
+            elif a == "--expect-kept":
+                kept = True
             else:
                 pos.append(a)
         run_unit(pos[0], int(pos[1]), pos[2], opts["--expect-version"],
-                 int(opts["--expect-maxbytes"]) if opts["--expect-maxbytes"] else None)
+                 int(opts["--expect-maxbytes"]) if opts["--expect-maxbytes"] else None, kept)
     else:
         sys.exit(f"unknown command {cmd}")
     sys.exit(1 if failures else 0)

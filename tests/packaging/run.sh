@@ -184,7 +184,11 @@ else
         check "the shipped $c.conf passes strata-$c --check-config" \
             "$WORK/deb-root/usr/bin/strata-$c" --config "$WORK/deb-root/etc/strata/$c.conf" --check-config
     done
-    # The unit creates the node's default data directory for its user.
+    # The units create the data directories of the shipped configs for their user.
+    expect "proxy.conf's data_dir is a StateDirectory= of strata-proxy.service" bash -c \
+        "grep -qx 'backend = local' '$WORK/deb-root/etc/strata/proxy.conf' &&
+         grep -qx 'data_dir = /var/lib/strata/proxy' '$WORK/deb-root/etc/strata/proxy.conf' &&
+         grep -qxE 'StateDirectory=(.* )?strata/proxy( .*)?' '$WORK/deb-root/lib/systemd/system/strata-proxy.service'"
     expect "node.conf's data_dir is a StateDirectory= of strata-node.service" bash -c \
         "grep -qx '#data_dir = /var/lib/strata/node' '$WORK/deb-root/etc/strata/node.conf' &&
          grep -qxE 'StateDirectory=(.* )?strata/node( .*)?' '$WORK/deb-root/lib/systemd/system/strata-node.service'"
@@ -323,7 +327,8 @@ else
             expect "${u##*/}: $k" grep -qxE "$k" "$u"
         done
     done
-    for k in Type=notify StateDirectory=strata \
+    # the local backend's data: /var/lib/strata/proxy (proxy.conf's data_dir)
+    for k in Type=notify 'StateDirectory=strata strata/proxy' \
         'ExecStart=/usr/bin/strata-proxy --config /etc/strata/proxy.conf'; do
         expect "strata-proxy.service: $k" grep -qxE "$k" "$UNIT"
     done
@@ -360,8 +365,8 @@ else
     done
 
     section "live: run strata-proxy.service's ExecStart as strata"
-    # What systemd does before ExecStart for StateDirectory=strata.
-    install -d -m 0750 -o strata -g strata /var/lib/strata
+    # What systemd does before ExecStart for StateDirectory=strata strata/proxy.
+    install -d -m 0750 -o strata -g strata /var/lib/strata /var/lib/strata/proxy
     PORT=$("$PY" "$HERE/pkgcheck.py" free-port)
     tally run-unit "$UNIT" "$PORT" "$WORK/run1" --expect-version "$VERSION" --expect-maxbytes $((64 << 20))
 
@@ -414,7 +419,7 @@ else
         expect "service data survives the upgrade" test -f /var/lib/strata/data
         expect "the node's identity survives the upgrade" test -f /var/lib/strata/node/NODE
         PORT=$("$PY" "$HERE/pkgcheck.py" free-port)
-        tally run-unit "$UNIT" "$PORT" "$WORK/run2" --expect-version "$NEXT_VERSION" --expect-maxbytes $((128 << 20))
+        tally run-unit "$UNIT" "$PORT" "$WORK/run2" --expect-version "$NEXT_VERSION" --expect-maxbytes $((128 << 20)) --expect-kept
         read -r PORT CPORT < <("$PY" "$HERE/pkgcheck.py" free-port 2 | xargs)
         tally run-node "$NODE_UNIT" "$PORT" "$CPORT" "$WORK/node2" --admin /usr/bin/strata-admin \
             --expect-version "$NEXT_VERSION" --expect-threads 2 --expect-key pkgtest-node --set pkgtest-node2

@@ -1,0 +1,58 @@
+/*
+ * tiers_int.h - the state proxy/tiers.c and proxy/writebehind.c share:
+ * the backend, L1, counters. Internal to those two files.
+ */
+#pragma once
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/hlc.h"
+#include "proxy/policy.h"
+
+struct cache;
+struct kvstore;
+struct lsm_db;
+struct lsm_record;
+struct writebehind;
+
+/* Latency buckets: bucket i holds operations of [2^(i-1), 2^i) µs. */
+#define LAT_BUCKETS 32
+
+struct latency {
+    _Atomic uint64_t bucket[LAT_BUCKETS];
+};
+
+/* One worker's counters (written by it alone, read by `stats`). */
+struct tier_counters {
+    _Atomic uint64_t fills;          /* L1 misses that found the key below */
+    _Atomic uint64_t fill_misses;    /* ... that did not */
+    _Atomic uint64_t fills_dropped;  /* records L1 could not hold */
+    _Atomic uint64_t backend_reads;  /* reads sent to the backend */
+    _Atomic uint64_t backend_writes; /* read-modify-writes sent to it */
+    _Atomic uint64_t backend_errors; /* of either, failed */
+    _Atomic uint64_t l1_invalidations;
+    struct latency read_lat, write_lat;
+} __attribute__((aligned(64)));
+
+struct tiers {
+    struct cache *l1;
+    const struct policies *policies; /* the settings' */
+    const char *kind;
+    struct lsm_db *db;
+    struct hlc clock;
+    struct kvstore *ks;
+    unsigned nworkers;
+    struct tier_counters *ctr; /* one per worker */
+    struct writebehind *wb;    /* NULL: no write-behind policy */
+};
+
+#define ADD(t, w, field) atomic_fetch_add_explicit(&(t)->ctr[w].field, 1, memory_order_relaxed)
+
+#define ADD(t, w, field) atomic_fetch_add_explicit(&(t)->ctr[w].field, 1, memory_order_relaxed)
+
+/* Puts rec into L1 at its version; true when L1 now holds it (or a newer
+ * one). REQUIRES: the key's lock. */
+bool tiers_fill_locked(struct tiers *t, unsigned w, const struct policy *pol,
+                       const struct lsm_record *rec);

@@ -1,0 +1,366 @@
+/*
+ * writebehind.c - write-behind's decide-journal-acknowledge path and its
+ * drainer thread (see writebehind.h).
+ *
+ *   write:  (key lock) kvstore_rmw_via(read: journal, else backend;
+ *           write: journal_put) ─► L1 ─► (unlock) ─► acknowledged
+ *   drain:  scan the journal ─► (key lock) still pending at that version?
+ *           ─► kvstore_apply (original version) ─► journal_drained
+ *           ─► (unlock)
+ *
+ * Replays are idempotent: the backend keeps the highest version of a key,
+ * so a write applied twice (a crash between apply and drained) or after a
+ * newer one changes nothing.
+ */
+#include "proxy/writebehind.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/mc_text.h"
+#include "common/mem.h"
+#include "kvstore/kvstore.h"
+#include "proxy/journal.h"
+#include "proxy/settings.h"
+#include "proxy/tiers_int.h"
+#include "storage/include/lsm.h"
+
+/* Backoff between drain passes that failed: doubling, within these. */
+#define BACKOFF_MIN_MS 10u
+#define BACKOFF_MAX_MS 1000u
+/* An idle drainer looks again this often (and when woken). */
+#define IDLE_WAIT_MS 100u
+
+struct writebehind {
+    struct tiers *t;
+    struct journal *j;
+    const char *pause_file; /* tests: while it exists the backend "fails" */
+    unsigned drain_timeout; /* seconds SIGTERM drains */
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t lock; /* guards stop, wakes */
+    pthread_cond_t wake;
+    bool stop;
+    uint64_t stop_deadline_ms; /* after stop: drain until then */
+};
+
+/* ------------------------------------------------------------ writes */
+
+/* An RMW's records: the pending write first, else the backend's. */
+struct wb_io {
+    struct writebehind *wb;
+    struct lsm_record *pending; /* the key's pending write, owned; NULL: none */
+    bool direct;                /* overflow: write to the backend instead */
+    bool full;                  /* the journal refused the write */
+};
+
+static enum st_status wb_read(void *arg, const void *key, size_t nkey, struct lsm_record **cur)
+{
+    struct wb_io *io = arg;
+    *cur = NULL;
+    lsm_record_free(&io->pending);
+    enum st_status st = journal_get(io->wb->j, key, nkey, &io->pending);
+    if (st != ST_OK)
+        return st;
+    if (io->pending == NULL)
+        return kvstore_read(io->wb->t->ks, key, nkey, cur);
+    if (io->pending->tombstone)
+        return ST_OK; /* a pending delete: nothing is live */
+    if (io->pending->expiry != 0 && io->pending->expiry <= (uint64_t)clock_unix_now())
+        return ST_OK; /* pending, but its TTL has passed */
+    return lsm_record_copy(io->pending, cur);
+}
+
+static enum st_status wb_write(void *arg, const struct lsm_record *rec)
+{
+    struct wb_io *io = arg;
+    if (!io->direct) {
+        enum st_status st = journal_put(io->wb->j, rec, io->pending);
+        io->full = st == ST_AGAIN;
+        return st;
+    }
+    /* through to the backend; the older pending write must not be read
+     * (or applied) in its place any more */
+    enum st_status st = kvstore_apply(io->wb->t->ks, rec);
+    if (st == ST_OK && io->pending != NULL)
+        st = journal_drained(io->wb->j, io->pending);
+    return st;
+}
+
+enum fe_result writebehind_rmw(struct writebehind *wb, const struct policy *pol,
+                               const struct wire_rmw *q, struct wire_rmw_reply *reply,
+                               struct lsm_record **written)
+{
+    struct wb_io io = {.wb = wb};
+    struct kvstore_io kio = {.read = wb_read, .write = wb_write, .arg = &io};
+    enum st_status st = kvstore_rmw_via(wb->t->ks, &kio, q, reply, written);
+    if (st == ST_AGAIN && io.full) {
+        if (pol->overflow == OVERFLOW_ERROR) {
+            lsm_record_free(&io.pending);
+            return FE_NO_MEMORY;
+        }
+        io.direct = true;
+        io.full = false;
+        st = kvstore_rmw_via(wb->t->ks, &kio, q, reply, written);
+    }
+    lsm_record_free(&io.pending);
+    if (st == ST_OK)
+        pthread_cond_signal(&wb->wake); /* a write to drain */
+    return st == ST_OK ? FE_OK : FE_FAILED;
+}
+
+enum st_status writebehind_pending(struct writebehind *wb, const char *key, size_t nkey,
+                                   struct lsm_record **out)
+{
+    *out = NULL;
+    if (journal_pending(wb->j) == 0)
+        return ST_OK;
+    return journal_get(wb->j, key, nkey, out);
+}
+
+/* ----------------------------------------------------------- drainer */
+
+struct drain_pass {
+    struct writebehind *wb;
+    bool failed;
+    uint64_t oldest_ms;   /* UINT64_MAX: none seen */
+    uint64_t deadline_ms; /* 0: none */
+};
+
+static bool backend_paused(const struct writebehind *wb)
+{
+    return wb->pause_file != NULL && access(wb->pause_file, F_OK) == 0;
+}
+
+static bool stopping(struct writebehind *wb, uint64_t *deadline)
+{
+    pthread_mutex_lock(&wb->lock);
+    bool stop = wb->stop;
+    *deadline = wb->stop_deadline_ms;
+    pthread_mutex_unlock(&wb->lock);
+    return stop;
+}
+
+/* Applies one pending write if it is still pending at that version. */
+static bool drain_one(void *arg, const struct lsm_record *seen)
+{
+    struct drain_pass *dp = arg;
+    struct writebehind *wb = dp->wb;
+    uint64_t deadline;
+    if (stopping(wb, &deadline) && clock_monotonic_ms() >= deadline)
+        return false;
+    uint64_t ms = hlc_physical(seen->version.hlc);
+    if (ms < dp->oldest_ms)
+        dp->oldest_ms = ms;
+    if (dp->failed)
+        return true; /* the rest of the pass only measures the oldest */
+    if (backend_paused(wb)) {
+        journal_count_retried(wb->j);
+        dp->failed = true;
+        return true;
+    }
+    struct kvstore *ks = wb->t->ks;
+    kvstore_lock(ks, seen->key, seen->key_len);
+    struct lsm_record *cur = NULL;
+    enum st_status st = journal_get(wb->j, seen->key, seen->key_len, &cur);
+    if (st == ST_OK && cur != NULL && cur->version.hlc == seen->version.hlc &&
+        cur->version.node == seen->version.node) {
+        st = kvstore_apply(ks, cur);
+        if (st == ST_OK)
+            st = journal_drained(wb->j, cur);
+        if (st == ST_OK)
+            journal_count_applied(wb->j);
+    }
+    kvstore_unlock(ks, seen->key, seen->key_len);
+    lsm_record_free(&cur);
+    if (st != ST_OK) {
+        journal_count_retried(wb->j);
+        dp->failed = true;
+    }
+    return true;
+}
+
+/* One pass over the journal; false when it failed (back off). */
+static bool drain_pass(struct writebehind *wb)
+{
+    struct drain_pass dp = {.wb = wb, .oldest_ms = UINT64_MAX};
+    enum st_status st = journal_scan(wb->j, drain_one, &dp);
+    journal_set_oldest(wb->j, dp.oldest_ms == UINT64_MAX ? 0 : dp.oldest_ms);
+    if (st != ST_OK)
+        log_warn("write-behind: reading the journal failed: %s", st_status_name(st));
+    return st == ST_OK && !dp.failed;
+}
+
+static void wait_ms(struct writebehind *wb, unsigned ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&wb->lock);
+    if (!wb->stop)
+        pthread_cond_timedwait(&wb->wake, &wb->lock, &ts);
+    pthread_mutex_unlock(&wb->lock);
+}
+
+static void *drainer_main(void *arg)
+{
+    struct writebehind *wb = arg;
+    unsigned backoff = 0;
+    for (;;) {
+        uint64_t deadline;
+        bool stop = stopping(wb, &deadline);
+        bool empty = journal_pending(wb->j) == 0;
+        if (stop && (empty || clock_monotonic_ms() >= deadline))
+            break;
+        if (empty) {
+            journal_set_oldest(wb->j, 0);
+            wait_ms(wb, IDLE_WAIT_MS);
+            continue;
+        }
+        if (drain_pass(wb)) {
+            backoff = 0;
+            continue;
+        }
+        backoff = backoff == 0 ? BACKOFF_MIN_MS : backoff * 2;
+        if (backoff > BACKOFF_MAX_MS)
+            backoff = BACKOFF_MAX_MS;
+        if (stop) {
+            /* SIGTERM while the backend fails: retrying until the deadline
+             * drains nothing more; what is left waits for the next start */
+            uint64_t left = deadline > clock_monotonic_ms() ? deadline - clock_monotonic_ms() : 0;
+            if (left == 0)
+                break;
+            usleep((useconds_t)((left < backoff ? left : backoff) * 1000));
+        } else {
+            wait_ms(wb, backoff);
+        }
+    }
+    return NULL;
+}
+
+/* -------------------------------------------------------- open/close */
+
+static enum lsm_sync_mode journal_sync_of(const char *s)
+{
+    return strcmp(s, "interval") == 0 ? LSM_SYNC_INTERVAL : LSM_SYNC_ALWAYS;
+}
+
+int writebehind_open(struct tiers *t, const struct settings *s, struct writebehind **out)
+{
+    *out = NULL;
+    struct writebehind *wb = mem_calloc(MEM_OTHER, 1, sizeof(*wb));
+    if (wb == NULL)
+        return EX_OSERR;
+    wb->t = t;
+    wb->pause_file = s->test_backend_pause_file;
+    wb->drain_timeout = s->journal_drain_timeout;
+    pthread_mutex_init(&wb->lock, NULL);
+    pthread_cond_init(&wb->wake, NULL);
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof(path), "%s/journal", s->data_dir) >= sizeof(path)) {
+        writebehind_close(&wb);
+        return EX_CONFIG;
+    }
+    struct journal_config jc = {
+        .dir = path,
+        .sync = journal_sync_of(s->journal_sync),
+        .sync_interval_ms = s->sync_interval_ms,
+        .max_entries = s->journal_max_entries,
+        .max_bytes = s->journal_max_bytes,
+        .max_value_len = s->item_size_max,
+    };
+    enum st_status st = journal_open(&jc, &wb->j);
+    if (st != ST_OK) {
+        fprintf(stderr, "strata-proxy: cannot open the write-behind journal in %s: %s\n", path,
+                st_status_name(st));
+        writebehind_close(&wb);
+        return EX_IOERR;
+    }
+    uint64_t left = journal_pending(wb->j);
+    if (left > 0) {
+        /* an earlier run's acknowledged writes reach the backend before
+         * their prefixes are served again */
+        uint64_t start = clock_monotonic_ms();
+        while (journal_pending(wb->j) > 0 && drain_pass(wb))
+            ;
+        log_info("write-behind: applied %llu pending writes from the journal in %llu ms, "
+                 "%llu left",
+                 (unsigned long long)(left - journal_pending(wb->j)),
+                 (unsigned long long)(clock_monotonic_ms() - start),
+                 (unsigned long long)journal_pending(wb->j));
+    }
+    if (pthread_create(&wb->thread, NULL, drainer_main, wb) != 0) {
+        writebehind_close(&wb);
+        return EX_OSERR;
+    }
+    wb->started = true;
+    *out = wb;
+    return 0;
+}
+
+void writebehind_close(struct writebehind **wbp)
+{
+    struct writebehind *wb = *wbp;
+    if (wb == NULL)
+        return;
+    *wbp = NULL;
+    if (wb->started) {
+        pthread_mutex_lock(&wb->lock);
+        wb->stop = true;
+        wb->stop_deadline_ms = clock_monotonic_ms() + (uint64_t)wb->drain_timeout * 1000;
+        pthread_cond_signal(&wb->wake);
+        pthread_mutex_unlock(&wb->lock);
+        pthread_join(wb->thread, NULL);
+        uint64_t left = journal_pending(wb->j);
+        if (left > 0)
+            log_warn("write-behind: %llu acknowledged writes stay in the journal for the next "
+                     "start",
+                     (unsigned long long)left);
+    }
+    journal_close(&wb->j);
+    pthread_cond_destroy(&wb->wake);
+    pthread_mutex_destroy(&wb->lock);
+    mem_free(MEM_OTHER, wb, sizeof(*wb));
+}
+
+/* ------------------------------------------------------------- stats */
+
+static void emit_u64(void (*emit)(void *, const char *, const char *), void *arg, const char *name,
+                     uint64_t v)
+{
+    char buf[24];
+    buf[mc_u64_to_str(v, buf)] = '\0';
+    emit(arg, name, buf);
+}
+
+void writebehind_stats(struct writebehind *wb,
+                       void (*emit)(void *arg, const char *name, const char *value), void *arg)
+{
+    struct journal_stats st;
+    journal_stats(wb->j, &st);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    emit_u64(emit, arg, "pending", st.pending);
+    emit_u64(emit, arg, "bytes", st.bytes);
+    emit_u64(emit, arg, "oldest_age_ms",
+             st.pending > 0 && st.oldest_ms > 0 && now_ms > st.oldest_ms ? now_ms - st.oldest_ms
+                                                                         : 0);
+    emit_u64(emit, arg, "appended", st.appended);
+    emit_u64(emit, arg, "applied", st.applied);
+    emit_u64(emit, arg, "retried", st.retried);
+    emit_u64(emit, arg, "refused_full", st.refused_full);
+}
