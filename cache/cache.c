@@ -175,6 +175,30 @@ struct item *cache_reserve(struct cache *c, const char *key, size_t nkey, uint32
     return item_init(mem, key, nkey, flags, exptime, nvalue, now);
 }
 
+struct item *cache_reserve_fill(struct cache *c, const char *key, size_t nkey, uint32_t flags,
+                                rel_time_t exptime, size_t nvalue, uint64_t version,
+                                enum cache_result *res)
+{
+    ASSERT(key != NULL && nkey >= 1 && nkey <= CACHE_KEY_MAX);
+    size_t total = item_total(nkey, nvalue, flags) + sizeof(uint64_t);
+    if (nvalue > c->item_size_max || total > c->item_size_max) {
+        *res = CACHE_TOO_LARGE;
+        return NULL;
+    }
+    rel_time_t now = c->clock();
+    flush_check(c, now);
+    struct cache_shard *home = cache_shard_of(c, item_hash(key, nkey));
+    void *mem =
+        budget_alloc(c, home, false, mem_usable(total), item_class_of_size(total), now, res);
+    if (mem == NULL)
+        return NULL;
+    *res = CACHE_OK;
+    struct item *it = item_init(mem, key, nkey, flags, exptime, nvalue, now);
+    it->iflags = ITEM_VERSIONED;
+    memcpy(it->data + item_version_offset(it), &version, sizeof(version));
+    return it;
+}
+
 /*
  * Builds the append/prepend result from the linked item `old` and the
  * reserved item `it` (whose value is the data to add). Keeps old's flags
@@ -252,7 +276,7 @@ enum cache_result cache_meta_commit(struct cache *c, struct item *it, enum cache
     case CACHE_PREPEND:
         if (old == NULL)
             res = CACHE_NOT_STORED;
-        else if (cas_in != 0 && old->cas != cas_in)
+        else if (cas_in != 0 && item_visible_cas(old) != cas_in)
             res = CACHE_EXISTS;
         else
             store = cache_concat_locked(c, sh, old, it, mode == CACHE_APPEND, now, &res);
@@ -260,8 +284,8 @@ enum cache_result cache_meta_commit(struct cache *c, struct item *it, enum cache
     case CACHE_CAS:
         if (old == NULL) {
             res = CACHE_NOT_FOUND;
-        } else if (old->cas != cas_in) {
-            if ((mflags & CACHE_META_INVALIDATE) && cas_in != 0 && cas_in < old->cas) {
+        } else if (item_visible_cas(old) != cas_in) {
+            if ((mflags & CACHE_META_INVALIDATE) && cas_in != 0 && cas_in < item_visible_cas(old)) {
                 /* An invalidation racing a newer value: keep the data as a
                  * stale item that a client will be asked to refresh. CAS 0
                  * means "no CAS" to memcached, never "older". */
@@ -277,7 +301,8 @@ enum cache_result cache_meta_commit(struct cache *c, struct item *it, enum cache
         }
         break;
     case CACHE_FILL:
-        if (old != NULL && old->cas >= cas_in)
+        ASSERT((it->iflags & ITEM_VERSIONED) && item_visible_cas(it) == cas_in);
+        if (old != NULL && item_visible_cas(old) >= cas_in)
             res = CACHE_NOT_STORED;
         break;
     default: res = CACHE_NOT_STORED; break;
@@ -285,11 +310,11 @@ enum cache_result cache_meta_commit(struct cache *c, struct item *it, enum cache
     if (res == CACHE_STORED) {
         if (old != NULL)
             shard_unlink_locked(c, sh, old);
-        store->cas = mode == CACHE_FILL ? cas_in : cache_next_cas(c);
+        store->cas = cache_next_cas(c); /* a fill's visible CAS is its version */
         if (mflags & CACHE_META_KEY_BINARY)
             store->iflags |= ITEM_KEY_BINARY;
         if (cas_out != NULL)
-            *cas_out = store->cas;
+            *cas_out = item_visible_cas(store);
         /* The reference on `store` (the caller's, or ours on a combined
          * item) becomes the table's. */
         shard_link_locked(sh, store, hv, now);

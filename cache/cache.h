@@ -88,10 +88,10 @@ enum cache_store_mode {
     CACHE_APPEND,  /* keeps the stored item's flags and exptime */
     CACHE_PREPEND, /* keeps the stored item's flags and exptime */
     CACHE_CAS,
-    /* a copy of a lower tier's record: stored unless the linked item is as
-     * new (its CAS >= cas_in); the item takes cas_in, the record's version,
-     * as its CAS. A late fill never replaces a newer value. Not counted as
-     * a client's store. */
+    /* a copy of a lower tier's record (an item from cache_reserve_fill
+     * whose version is cas_in): stored unless the linked item is as new
+     * (its CAS >= cas_in). A late fill never replaces a newer value. Not
+     * counted as a client's store. */
     CACHE_FILL,
 };
 
@@ -157,6 +157,14 @@ struct item *cache_get_and_touch(struct cache *c, const char *key, size_t nkey, 
  */
 struct item *cache_reserve(struct cache *c, const char *key, size_t nkey, uint32_t flags,
                            rel_time_t exptime, size_t nvalue, enum cache_result *res);
+
+/*
+ * cache_reserve() for CACHE_FILL: an item that carries `version`, a lower
+ * tier's, as the CAS clients see (stored after the value: 8 bytes more).
+ */
+struct item *cache_reserve_fill(struct cache *c, const char *key, size_t nkey, uint32_t flags,
+                                rel_time_t exptime, size_t nvalue, uint64_t version,
+                                enum cache_result *res);
 
 /*
  * Links a reserved item according to mode; takes the caller's reference in

@@ -48,7 +48,7 @@ enum cache_result delta_apply_locked(struct cache *c, struct cache_shard *sh, ui
         char *v = it->data + it->nkey;
         memcpy(v, num, len);
         memset(v + len, ' ', it->nvalue - len);
-        it->cas = cache_next_cas(c);
+        item_set_cas(it, cache_next_cas(c));
         lru_touch_locked(c, sh, it, now, false);
     } else {
         /* Someone is sending the old value, or the number grew. */
@@ -92,7 +92,7 @@ enum cache_result cache_delta(struct cache *c, const char *key, size_t nkey, boo
         res = CACHE_NOT_FOUND;
     } else if (it->nvalue == 0) {
         res = CACHE_NON_NUMERIC; /* memcached checks this before the CAS */
-    } else if (cas_in != 0 && it->cas != cas_in) {
+    } else if (cas_in != 0 && item_visible_cas(it) != cas_in) {
         res = CACHE_EXISTS;
     } else {
         res = delta_apply_locked(c, sh, hv, it, incr, delta, now, &value, &it);
@@ -100,7 +100,7 @@ enum cache_result cache_delta(struct cache *c, const char *key, size_t nkey, boo
             if (result != NULL)
                 *result = value;
             if (cas_out != NULL)
-                *cas_out = it->cas;
+                *cas_out = item_visible_cas(it);
         }
     }
     shard_leave(sh);

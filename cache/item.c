@@ -70,7 +70,7 @@ uint32_t item_flags(const struct item *it)
 
 uint64_t item_cas(const struct item *it)
 {
-    return it->cas;
+    return item_visible_cas(it);
 }
 
 rel_time_t item_exptime(const struct item *it)

@@ -21,6 +21,13 @@
  *    49    1 iflags    ITEM_LINKED | ITEM_ACTIVE | ITEM_FETCHED | meta
  *                      bits ITEM_STALE ITEM_TOKEN_SENT ITEM_KEY_BINARY (shard lock)
  *    50    n data      key[nkey] value[nvalue] [flags, 4 bytes, if has_flags]
+ *                      [version, 8 bytes, if ITEM_VERSIONED]
+ *
+ * An item filled from a lower tier (CACHE_FILL) carries that tier's
+ * version as the CAS clients see: it is kept after the value (only those
+ * items pay for it), while `cas` stays this cache's own sequence, which
+ * flush_all's cutoff compares (a lower tier's versions are not in that
+ * order). item_visible_cas() is the CAS of every reply and compare.
  *
  * Why so tight: per-item overhead is what decides how many items fit, and
  * the allocator rounds up to its size classes, so a few bytes can move
@@ -68,6 +75,7 @@ _Static_assert(CACHE_KEY_MAX <= UINT8_MAX, "nkey is one byte");
 #define ITEM_STALE 0x08u      /* meta: invalidated, still served, refresh wanted */
 #define ITEM_TOKEN_SENT 0x10u /* meta: a client was given the win token */
 #define ITEM_KEY_BINARY 0x20u /* meta: stored with a base64 key */
+#define ITEM_VERSIONED 0x40u  /* a lower tier's version follows the value (immutable) */
 /* Bits set on an unlinked item before linking, which linking keeps. */
 #define ITEM_META_BITS (ITEM_STALE | ITEM_TOKEN_SENT | ITEM_KEY_BINARY)
 
@@ -77,10 +85,36 @@ static inline size_t item_total(size_t nkey, size_t nvalue, uint32_t flags)
     return ITEM_HDR_SIZE + nkey + nvalue + (flags != 0 ? sizeof(uint32_t) : 0);
 }
 
+/* Where a versioned item's version is kept. */
+static inline size_t item_version_offset(const struct item *it)
+{
+    return it->nkey + it->nvalue + (it->has_flags ? sizeof(uint32_t) : 0);
+}
+
 /* Bytes this item was allocated for. */
 static inline size_t item_size(const struct item *it)
 {
-    return ITEM_HDR_SIZE + it->nkey + it->nvalue + (it->has_flags ? sizeof(uint32_t) : 0);
+    return ITEM_HDR_SIZE + item_version_offset(it) +
+           ((it->iflags & ITEM_VERSIONED) ? sizeof(uint64_t) : 0);
+}
+
+/* The CAS unique clients see: a filled item's version, else `cas`. */
+static inline uint64_t item_visible_cas(const struct item *it)
+{
+    if ((it->iflags & ITEM_VERSIONED) == 0)
+        return it->cas;
+    uint64_t v;
+    memcpy(&v, it->data + item_version_offset(it), sizeof(v));
+    return v;
+}
+
+/* A new CAS for an item a command changed in place (shard lock): a
+ * versioned item's visible CAS becomes the same sequence number. */
+static inline void item_set_cas(struct item *it, uint64_t cas)
+{
+    it->cas = cas;
+    if (it->iflags & ITEM_VERSIONED)
+        memcpy(it->data + item_version_offset(it), &cas, sizeof(cas));
 }
 
 /* Allocator bytes the item occupies (what the budget counts). */

@@ -173,7 +173,11 @@ static struct item *meta_private_locked(struct cache *c, struct cache_shard *sh,
     struct item *nit = item_init(mem, it->data, it->nkey, item_flags_get(it), item_exptime_load(it),
                                  it->nvalue, now);
     memcpy(nit->data + nit->nkey, it->data + it->nkey, it->nvalue);
-    nit->iflags = (uint8_t)(it->iflags & ITEM_META_BITS);
+    nit->iflags = (uint8_t)(it->iflags & (ITEM_META_BITS | ITEM_VERSIONED));
+    if (it->iflags & ITEM_VERSIONED) {
+        uint64_t v = item_visible_cas(it);
+        memcpy(nit->data + item_version_offset(nit), &v, sizeof(v));
+    }
     nit->cas = it->cas;
     shard_unlink_locked(c, sh, it);
     shard_link_locked(sh, nit, hv, now);
@@ -193,7 +197,7 @@ enum cache_result cache_meta_delete(struct cache *c, const char *key, size_t nke
     struct item *it = shard_find_locked(c, sh, hv, key, nkey, now, &miss);
     if (it == NULL) {
         res = CACHE_NOT_FOUND;
-    } else if (has_cas && cas_in != it->cas) {
+    } else if (has_cas && cas_in != item_visible_cas(it)) {
         res = CACHE_EXISTS;
     } else if (invalidate && (it = meta_private_locked(c, sh, hv, it, now)) == NULL) {
         res = CACHE_NO_MEMORY;
@@ -202,7 +206,7 @@ enum cache_result cache_meta_delete(struct cache *c, const char *key, size_t nke
             atomic_store_explicit(&it->exptime, exptime, memory_order_relaxed);
         it->iflags |= ITEM_STALE;
         it->iflags &= (uint8_t)~ITEM_TOKEN_SENT; /* the next fetch wins */
-        it->cas = cache_next_cas(c);
+        item_set_cas(it, cache_next_cas(c));
     } else {
         sh->cls[item_clsid(it)].st.delete_hits++;
         shard_unlink_locked(c, sh, it);
@@ -241,7 +245,7 @@ enum cache_result cache_meta_delta(struct cache *c, const char *key, size_t nkey
     } else if (it->nvalue == 0) {
         res = CACHE_NON_NUMERIC; /* memcached checks this before the CAS */
         goto out;
-    } else if (a->cas_in != 0 && it->cas != a->cas_in) {
+    } else if (a->cas_in != 0 && item_visible_cas(it) != a->cas_in) {
         res = CACHE_EXISTS;
         goto out;
     } else {
@@ -249,7 +253,7 @@ enum cache_result cache_meta_delta(struct cache *c, const char *key, size_t nkey
         if (res != CACHE_OK)
             goto out;
     }
-    a->cas = cur->cas;
+    a->cas = item_visible_cas(cur);
     a->ttl_reported = 0;
     bool won = false;
     rel_time_t exptime = meta_ttl_walk(&a->ttl, item_exptime_load(cur), a->created, true, now,

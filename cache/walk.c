@@ -20,7 +20,7 @@ void walk_view_fill(const struct item *it, struct cache_item_view *v)
     v->flags = item_flags_get(it);
     v->exptime = item_exptime_load(it);
     v->atime = it->atime;
-    v->cas = it->cas;
+    v->cas = item_visible_cas(it);
     v->clsid = item_clsid(it);
     v->fetched = (it->iflags & ITEM_FETCHED) != 0;
     v->key_binary = (it->iflags & ITEM_KEY_BINARY) != 0;

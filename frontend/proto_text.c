@@ -245,6 +245,8 @@ static enum proto_action delete_reply(struct conn *c, bool noreply, enum fe_resu
     (void)value;
     if (fe_server_error(r) != NULL)
         return server_error(c, noreply, r);
+    if (r == FE_NO_MEMORY)
+        return reply_maybe(c, noreply, LIT("SERVER_ERROR out of memory\r\n"));
     return r == FE_OK ? reply_maybe(c, noreply, LIT("DELETED\r\n"))
                       : reply_maybe(c, noreply, LIT("NOT_FOUND\r\n"));
 }
@@ -254,6 +256,8 @@ static enum proto_action touch_reply(struct conn *c, bool noreply, enum fe_resul
     (void)value;
     if (fe_server_error(r) != NULL)
         return server_error(c, noreply, r);
+    if (r == FE_NO_MEMORY)
+        return reply_maybe(c, noreply, LIT("SERVER_ERROR out of memory\r\n"));
     return r == FE_OK ? reply_maybe(c, noreply, LIT("TOUCHED\r\n"))
                       : reply_maybe(c, noreply, LIT("NOT_FOUND\r\n"));
 }

@@ -85,6 +85,14 @@ static bool cache_result_of(enum fe_result fr, enum cache_result done, enum cach
     return true;
 }
 
+/* A write outside proxy/batch.h's path (a read that touches, a refused
+ * set's delete) made durable before its answer when writes are batched. */
+static void sync_now(struct worker *w)
+{
+    if (tiers_batched(tiers_of(w)))
+        tiers_sync(tiers_of(w));
+}
+
 /* gat / mg T below: the backend's TTL first; L1 then holds the touched
  * record (or nothing), which the L1 command reads. */
 static void touch_below(struct worker *w, const struct policy *pol, const char *key, size_t nkey,
@@ -94,6 +102,7 @@ static void touch_below(struct worker *w, const struct policy *pol, const char *
     q.expiry = kvstore_expiry_of(exptime);
     struct wire_rmw_reply reply;
     rmw_below(w, pol, &q, &reply);
+    sync_now(w);
 }
 
 /* read-through's L1 writes hold the key's lock (a fill never slips
@@ -289,7 +298,8 @@ static void *cmd_get(void *wctx, const char *key, size_t nkey, bool touch, rel_t
     if (touch_first)
         touch_below(w, pol, key, nkey, exptime);
     struct item *it = l1_get(w, key, nkey, touch, exptime, &miss);
-    if (it == NULL && pol != NULL && !touch_first) {
+    if (it == NULL && pol != NULL) {
+        /* a miss, or write-around's touch dropped the copy */
         tiers_fill(tiers_of(w), w->id, pol, key, nkey);
         it = l1_get(w, key, nkey, touch, exptime, &miss);
     }
@@ -338,6 +348,7 @@ static void *cmd_reserve(void *wctx, const char *key, size_t nkey, uint32_t flag
         struct wire_rmw q = key_rmw(WIRE_RMW_DELETE, key, nkey);
         struct wire_rmw_reply reply;
         rmw_below(w, pol, &q, &reply);
+        sync_now(w);
     } else {
         l1_begin(w, pol, key, nkey, false);
         cache_reserve_failed(cache_of(w), key, nkey, mode);
@@ -371,7 +382,9 @@ static enum fe_result cmd_delete(void *wctx, const char *key, size_t nkey, uint6
         if (!cache_result_of(fr, CACHE_OK, &r))
             return fr;
     } else {
-        l1_begin(w, pol, key, nkey, false);
+        /* read-through: the backend's copy first, so a key it holds is
+         * DELETED (from L1; the next read fills it again) */
+        l1_begin(w, pol, key, nkey, true);
         r = cache_delete(cache_of(w), key, nkey, cas_in);
         l1_end(w, pol, key, nkey);
     }
@@ -474,8 +487,7 @@ static void *cmd_meta_get(void *wctx, const char *key, size_t nkey, const struct
             fttl->touch_pos >= 0 && (fttl->fail_pos < 0 || fttl->touch_pos < fttl->fail_pos);
         if (touch && writes_below(pol))
             touch_below(w, pol, key, nkey, fttl->touch_exptime);
-        else
-            tiers_fill(tiers_of(w), w->id, pol, key, nkey);
+        tiers_fill(tiers_of(w), w->id, pol, key, nkey); /* no-op when L1 holds it */
     }
     struct item *it = cache_meta_get(cache_of(w), key, nkey, ttl, no_bump, info, &miss);
     *finfo = info_of(info);

@@ -229,6 +229,11 @@ void journal_stats(struct journal *j, struct journal_stats *st)
     };
 }
 
+enum st_status journal_sync(struct journal *j)
+{
+    return lsm_sync(j->db);
+}
+
 void journal_count_applied(struct journal *j)
 {
     atomic_fetch_add(&j->applied, 1);

@@ -75,6 +75,9 @@ struct journal_stats {
     uint64_t oldest_ms; /* HLC ms of the oldest pending write the last scan saw; 0: none */
 };
 void journal_stats(struct journal *j, struct journal_stats *st);
+/* Makes every append that has returned durable (one shared fdatasync:
+ * lsm_sync). For a journal opened with sync NONE whose caller batches. */
+enum st_status journal_sync(struct journal *j);
 /* Counters the drainer keeps. */
 void journal_count_applied(struct journal *j);
 void journal_count_retried(struct journal *j);

@@ -31,6 +31,7 @@
 #include "frontend/listener.h"
 #include "frontend/worker.h"
 #include "proxy/admin.h"
+#include "proxy/batch.h"
 #include "proxy/cmd.h"
 #include "proxy/detail.h"
 #include "proxy/proxy.h"
@@ -227,8 +228,11 @@ static void front_end_setup(struct proxy *p)
         .shutdown_command = s->shutdown_command,
     };
     /* --test-async-reads: every lookup through the asynchronous path */
-    static struct fe_exec_ops deferred;
+    static struct fe_exec_ops deferred, batched;
     p->fe.xo = s->test_async_reads ? fe_exec_deferred(&cmd_exec_ops, &deferred) : &cmd_exec_ops;
+    /* sync = always: writes acknowledged per loop turn after one sync */
+    if (tiers_batched(p->tiers))
+        p->fe.xo = batch_exec(p->fe.xo, &batched);
     p->fe.exec = p;
     p->fe.hooks = (struct fe_hooks){
         .arg = &p->watch,

@@ -207,6 +207,14 @@ const struct policy *policies_at(const struct policies *ps, size_t i)
     return &ps->v[i];
 }
 
+const struct policy *policies_in_order(const struct policies *ps, size_t i)
+{
+    for (size_t k = 0; k < ps->n; k++)
+        if (ps->v[k].index == i)
+            return &ps->v[k];
+    return &ps->v[i];
+}
+
 bool policy_spec_add(char **spec, const char *prefix, const char *name, const char *value)
 {
     size_t old = *spec != NULL ? strlen(*spec) : 0;

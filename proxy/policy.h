@@ -60,6 +60,8 @@ bool policies_cache_only(const struct policies *ps);
 bool policies_any(const struct policies *ps, enum tier_mode m);
 size_t policies_count(const struct policies *ps);
 const struct policy *policies_at(const struct policies *ps, size_t i);
+/* The i-th policy in the order configured (the default first). */
+const struct policy *policies_in_order(const struct policies *ps, size_t i);
 
 const char *policy_mode_name(enum tier_mode m);
 bool policy_mode_parse(const char *s, enum tier_mode *m);

@@ -63,6 +63,11 @@ static int open_local(struct tiers *t, const struct settings *s)
     struct lsm_options o;
     lsm_options_init(&o);
     o.sync_mode = sync_of(s->sync);
+    if (o.sync_mode == LSM_SYNC_ALWAYS) {
+        /* one sync per worker's turn, not per write (proxy/batch.h) */
+        o.sync_mode = LSM_SYNC_NONE;
+        t->engine_batched = true;
+    }
     o.sync_interval_ms = s->sync_interval_ms;
     o.max_value_len =
         s->item_size_max < LSM_MAX_VALUE_LEN_LIMIT ? s->item_size_max : LSM_MAX_VALUE_LEN_LIMIT;
@@ -97,8 +102,13 @@ int tiers_open(const struct settings *s, struct cache *l1, unsigned workers, str
     t->kind = "local";
     t->nworkers = workers;
     t->ctr = mem_calloc(MEM_OTHER, workers, sizeof(*t->ctr));
+    t->batches = mem_calloc(MEM_OTHER, workers, sizeof(*t->batches));
+    if (t->batches == NULL)
+        mem_free(MEM_OTHER, t->ctr, workers * sizeof(*t->ctr)), t->ctr = NULL;
     int rc = t->ctr == NULL ? EX_OSERR : open_local(t, s);
-    if (rc == 0 && policies_any(s->policies, MODE_WRITE_BEHIND))
+    /* a journal an earlier run left is applied even when no policy is
+     * write-behind any more */
+    if (rc == 0 && (policies_any(s->policies, MODE_WRITE_BEHIND) || writebehind_exists(s)))
         rc = writebehind_open(t, s, &t->wb);
     if (rc != 0) {
         tiers_close(&t);
@@ -120,7 +130,38 @@ void tiers_close(struct tiers **tp)
     lsm_close(&t->db);
     if (t->ctr != NULL)
         mem_free(MEM_OTHER, t->ctr, t->nworkers * sizeof(*t->ctr));
+    for (unsigned i = 0; t->batches != NULL && i < t->nworkers; i++)
+        if (t->batches[i] != NULL)
+            mem_free(MEM_OTHER, t->batches[i], t->batch_size);
+    if (t->batches != NULL)
+        mem_free(MEM_OTHER, t->batches, t->nworkers * sizeof(*t->batches));
     mem_free(MEM_OTHER, t, sizeof(*t));
+}
+
+/* ----------------------------------------------------------- batches */
+
+bool tiers_batched(const struct tiers *t)
+{
+    return t != NULL && (t->engine_batched || (t->wb != NULL && writebehind_batched(t->wb)));
+}
+
+enum st_status tiers_sync(struct tiers *t)
+{
+    enum st_status st = ST_OK;
+    if (t->wb != NULL)
+        st = writebehind_sync(t->wb);
+    if (st == ST_OK && t->engine_batched)
+        st = lsm_sync(t->db);
+    return st;
+}
+
+void *tiers_worker_batch(struct tiers *t, unsigned worker, size_t size)
+{
+    if (t->batches[worker] == NULL) {
+        t->batches[worker] = mem_calloc(MEM_OTHER, 1, size);
+        t->batch_size = size;
+    }
+    return t->batches[worker];
 }
 
 /* ---------------------------------------------------------- policies */
@@ -170,8 +211,8 @@ bool tiers_fill_locked(struct tiers *t, unsigned w, const struct policy *pol,
     if (!l1_exptime(rec->expiry, pol->l1_ttl_cap, &exptime))
         return false;
     enum cache_result r;
-    struct item *it = cache_reserve(t->l1, (const char *)rec->key, rec->key_len, rec->flags,
-                                    exptime, rec->value_len, &r);
+    struct item *it = cache_reserve_fill(t->l1, (const char *)rec->key, rec->key_len, rec->flags,
+                                         exptime, rec->value_len, rec->version.hlc, &r);
     if (it == NULL) {
         ADD(t, w, fills_dropped);
         return false;
@@ -376,7 +417,7 @@ static void stats_policies(struct tiers *t, void (*emit)(void *, const char *, c
 {
     size_t n = policies_count(t->policies);
     for (size_t i = 0; i < n; i++) {
-        const struct policy *p = policies_at(t->policies, i);
+        const struct policy *p = policies_in_order(t->policies, i);
         char name[64], val[300];
         snprintf(name, sizeof(name), "policy:%u:prefix", p->index);
         snprintf(val, sizeof(val), "%s", p->nprefix > 0 ? p->prefix : "(default)");

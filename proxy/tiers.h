@@ -66,6 +66,17 @@ void tiers_l1_end(struct tiers *t, const char *key, size_t nkey);
 enum fe_result tiers_rmw(struct tiers *t, unsigned worker, const struct policy *pol,
                          struct wire_rmw *q, struct wire_rmw_reply *reply);
 
+/* True when writes are acknowledged per batch (proxy/batch.h): sync =
+ * always, or write-behind with journal_sync = always. */
+bool tiers_batched(const struct tiers *t);
+/* Makes every write the engines (backend, journal) have returned from
+ * durable: one fdatasync each, shared with other workers. ST_IO. */
+enum st_status tiers_sync(struct tiers *t);
+/* Worker `worker`'s batch state: `size` zeroed bytes, allocated on first
+ * use and freed with the tiers; NULL when out of memory. That worker's
+ * thread only. */
+void *tiers_worker_batch(struct tiers *t, unsigned worker, size_t size);
+
 /* `stats tiers`, `stats backend`, `stats policies`; false: not ours. */
 bool tiers_stats(struct tiers *t, const char *args, size_t len,
                  void (*emit)(void *arg, const char *name, const char *value), void *arg);

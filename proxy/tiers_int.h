@@ -46,6 +46,9 @@ struct tiers {
     unsigned nworkers;
     struct tier_counters *ctr; /* one per worker */
     struct writebehind *wb;    /* NULL: no write-behind policy */
+    bool engine_batched;       /* sync = always: the engine syncs per batch (batch.h) */
+    void **batches;            /* per worker: batch.c's state, allocated on first use */
+    size_t batch_size;
 };
 
 #define ADD(t, w, field) atomic_fetch_add_explicit(&(t)->ctr[w].field, 1, memory_order_relaxed)

@@ -43,6 +43,7 @@ struct writebehind {
     struct tiers *t;
     struct journal *j;
     const char *pause_file; /* tests: while it exists the backend "fails" */
+    bool batched;           /* journal_sync = always: synced per batch */
     unsigned drain_timeout; /* seconds SIGTERM drains */
     pthread_t thread;
     bool started;
@@ -128,11 +129,16 @@ enum st_status writebehind_pending(struct writebehind *wb, const char *key, size
 
 /* ----------------------------------------------------------- drainer */
 
+/* Records applied to the backend and not yet marked drained: the marks
+ * wait until one engine sync has made the whole group durable. */
+#define DRAIN_GROUP 256
+
 struct drain_pass {
     struct writebehind *wb;
     bool failed;
-    uint64_t oldest_ms;   /* UINT64_MAX: none seen */
-    uint64_t deadline_ms; /* 0: none */
+    uint64_t oldest_ms; /* UINT64_MAX: none seen */
+    struct lsm_record *applied[DRAIN_GROUP];
+    size_t napplied;
 };
 
 static bool backend_paused(const struct writebehind *wb)
@@ -149,19 +155,49 @@ static bool stopping(struct writebehind *wb, uint64_t *deadline)
     return stop;
 }
 
+/* Syncs the backend, then marks the group's records drained (each still
+ * pending at its version; a newer write of the key stays pending). */
+static void drain_group_end(struct drain_pass *dp)
+{
+    struct writebehind *wb = dp->wb;
+    if (dp->napplied == 0)
+        return;
+    enum st_status st = lsm_sync(wb->t->db);
+    for (size_t i = 0; i < dp->napplied; i++) {
+        struct lsm_record *rec = dp->applied[i];
+        if (st == ST_OK) {
+            kvstore_lock(wb->t->ks, rec->key, rec->key_len);
+            enum st_status dst = journal_drained(wb->j, rec);
+            kvstore_unlock(wb->t->ks, rec->key, rec->key_len);
+            if (dst == ST_OK)
+                journal_count_applied(wb->j);
+            else
+                st = dst;
+        }
+        lsm_record_free(&dp->applied[i]);
+    }
+    dp->napplied = 0;
+    if (st != ST_OK) {
+        journal_count_retried(wb->j);
+        dp->failed = true;
+    }
+}
+
 /* Applies one pending write if it is still pending at that version. */
 static bool drain_one(void *arg, const struct lsm_record *seen)
 {
     struct drain_pass *dp = arg;
     struct writebehind *wb = dp->wb;
-    uint64_t deadline;
-    if (stopping(wb, &deadline) && clock_monotonic_ms() >= deadline)
-        return false;
     uint64_t ms = hlc_physical(seen->version.hlc);
     if (ms < dp->oldest_ms)
         dp->oldest_ms = ms;
     if (dp->failed)
         return true; /* the rest of the pass only measures the oldest */
+    uint64_t deadline;
+    if (stopping(wb, &deadline) && clock_monotonic_ms() >= deadline) {
+        dp->failed = true;
+        return true;
+    }
     if (backend_paused(wb)) {
         journal_count_retried(wb->j);
         dp->failed = true;
@@ -174,16 +210,18 @@ static bool drain_one(void *arg, const struct lsm_record *seen)
     if (st == ST_OK && cur != NULL && cur->version.hlc == seen->version.hlc &&
         cur->version.node == seen->version.node) {
         st = kvstore_apply(ks, cur);
-        if (st == ST_OK)
-            st = journal_drained(wb->j, cur);
-        if (st == ST_OK)
-            journal_count_applied(wb->j);
+        if (st == ST_OK) {
+            dp->applied[dp->napplied++] = cur;
+            cur = NULL;
+        }
     }
     kvstore_unlock(ks, seen->key, seen->key_len);
     lsm_record_free(&cur);
     if (st != ST_OK) {
         journal_count_retried(wb->j);
         dp->failed = true;
+    } else if (dp->napplied == DRAIN_GROUP) {
+        drain_group_end(dp);
     }
     return true;
 }
@@ -191,15 +229,24 @@ static bool drain_one(void *arg, const struct lsm_record *seen)
 /* One pass over the journal; false when it failed (back off). */
 static bool drain_pass(struct writebehind *wb)
 {
-    struct drain_pass dp = {.wb = wb, .oldest_ms = UINT64_MAX};
-    enum st_status st = journal_scan(wb->j, drain_one, &dp);
-    journal_set_oldest(wb->j, dp.oldest_ms == UINT64_MAX ? 0 : dp.oldest_ms);
+    struct drain_pass *dp = mem_calloc(MEM_OTHER, 1, sizeof(*dp));
+    if (dp == NULL)
+        return false;
+    dp->wb = wb;
+    dp->oldest_ms = UINT64_MAX;
+    enum st_status st = journal_scan(wb->j, drain_one, dp);
+    drain_group_end(dp);
+    journal_set_oldest(wb->j, dp->oldest_ms == UINT64_MAX ? 0 : dp->oldest_ms);
     if (st != ST_OK)
         log_warn("write-behind: reading the journal failed: %s", st_status_name(st));
-    return st == ST_OK && !dp.failed;
+    bool ok = st == ST_OK && !dp->failed;
+    mem_free(MEM_OTHER, dp, sizeof(*dp));
+    return ok;
 }
 
-static void wait_ms(struct writebehind *wb, unsigned ms)
+/* Waits ms, or until stopped; `wakeable`: also until a writer signals
+ * (an idle drainer), else writers' signals are slept through (backoff). */
+static void wait_ms(struct writebehind *wb, unsigned ms, bool wakeable)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -210,8 +257,10 @@ static void wait_ms(struct writebehind *wb, unsigned ms)
         ts.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&wb->lock);
-    if (!wb->stop)
-        pthread_cond_timedwait(&wb->wake, &wb->lock, &ts);
+    while (!wb->stop) {
+        if (pthread_cond_timedwait(&wb->wake, &wb->lock, &ts) != 0 || wakeable)
+            break;
+    }
     pthread_mutex_unlock(&wb->lock);
 }
 
@@ -227,7 +276,7 @@ static void *drainer_main(void *arg)
             break;
         if (empty) {
             journal_set_oldest(wb->j, 0);
-            wait_ms(wb, IDLE_WAIT_MS);
+            wait_ms(wb, IDLE_WAIT_MS, true);
             continue;
         }
         if (drain_pass(wb)) {
@@ -245,7 +294,7 @@ static void *drainer_main(void *arg)
                 break;
             usleep((useconds_t)((left < backoff ? left : backoff) * 1000));
         } else {
-            wait_ms(wb, backoff);
+            wait_ms(wb, backoff, false);
         }
     }
     return NULL;
@@ -256,6 +305,14 @@ static void *drainer_main(void *arg)
 static enum lsm_sync_mode journal_sync_of(const char *s)
 {
     return strcmp(s, "interval") == 0 ? LSM_SYNC_INTERVAL : LSM_SYNC_ALWAYS;
+}
+
+bool writebehind_exists(const struct settings *s)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    return (size_t)snprintf(path, sizeof(path), "%s/journal", s->data_dir) < sizeof(path) &&
+           stat(path, &st) == 0;
 }
 
 int writebehind_open(struct tiers *t, const struct settings *s, struct writebehind **out)
@@ -274,9 +331,11 @@ int writebehind_open(struct tiers *t, const struct settings *s, struct writebehi
         writebehind_close(&wb);
         return EX_CONFIG;
     }
+    enum lsm_sync_mode sync = journal_sync_of(s->journal_sync);
+    wb->batched = sync == LSM_SYNC_ALWAYS;
     struct journal_config jc = {
         .dir = path,
-        .sync = journal_sync_of(s->journal_sync),
+        .sync = wb->batched ? LSM_SYNC_NONE : sync, /* batch.h syncs it */
         .sync_interval_ms = s->sync_interval_ms,
         .max_entries = s->journal_max_entries,
         .max_bytes = s->journal_max_bytes,
@@ -334,6 +393,16 @@ void writebehind_close(struct writebehind **wbp)
     pthread_cond_destroy(&wb->wake);
     pthread_mutex_destroy(&wb->lock);
     mem_free(MEM_OTHER, wb, sizeof(*wb));
+}
+
+bool writebehind_batched(const struct writebehind *wb)
+{
+    return wb->batched;
+}
+
+enum st_status writebehind_sync(struct writebehind *wb)
+{
+    return wb->batched ? journal_sync(wb->j) : ST_OK;
 }
 
 /* ------------------------------------------------------------- stats */

@@ -28,6 +28,9 @@ struct writebehind;
  * then starts the drainer. Prints why on failure and returns an exit
  * code, else 0. */
 int writebehind_open(struct tiers *t, const struct settings *s, struct writebehind **out);
+/* True when data_dir holds a journal (an earlier run's, maybe with
+ * pending writes). */
+bool writebehind_exists(const struct settings *s);
 /* Drains for at most the settings' journal_drain_timeout, keeps the rest
  * in the journal for the next start, stops the drainer. Accepts NULL. */
 void writebehind_close(struct writebehind **wb);
@@ -44,6 +47,11 @@ enum fe_result writebehind_rmw(struct writebehind *wb, const struct policy *pol,
  * record (tombstone set: a pending delete). REQUIRES: the key's lock. */
 enum st_status writebehind_pending(struct writebehind *wb, const char *key, size_t nkey,
                                    struct lsm_record **out);
+
+/* True when journal appends are synced per batch (journal_sync =
+ * always); writebehind_sync then makes them durable. */
+bool writebehind_batched(const struct writebehind *wb);
+enum st_status writebehind_sync(struct writebehind *wb);
 
 /* `stats journal`. */
 void writebehind_stats(struct writebehind *wb,

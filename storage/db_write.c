@@ -168,6 +168,15 @@ void db_wal_sync_if_due(struct lsm_db *db, uint64_t min_age_ms)
     wal_sync(db, 0, min_age_ms);
 }
 
+enum st_status lsm_sync(struct lsm_db *db)
+{
+    pthread_mutex_lock(&db->wal_mu);
+    uint64_t through = db->wal_appended;
+    pthread_mutex_unlock(&db->wal_mu);
+    /* a sync that started after our writes were appended covers them */
+    return through == 0 ? ST_OK : wal_sync(db, through, 0);
+}
+
 static enum st_status wal_segs_push_locked(struct lsm_db *db, uint64_t n)
 {
     if (db->nwal_segs == db->wal_segs_cap) {

@@ -10,7 +10,7 @@
 set -eu
 
 BUILD_PKGS="build-essential pkg-config libevent-dev libjemalloc-dev libxxhash-dev libzstd-dev libinih-dev libsystemd-dev"
-TEST_PKGS="libcmocka-dev libmemcached-dev libmemcached-tools memcached python3 python3-pytest python3-pymemcache python3-xxhash collectd-core procps clang-format"
+TEST_PKGS="libcmocka-dev libmemcached-dev libmemcached-tools memcached redis-server python3 python3-pytest python3-pymemcache python3-xxhash collectd-core procps clang-format"
 # tests/clients: Debian's memcached clients in Python, Perl, PHP, Java, Go
 # and Ruby, driven unchanged against both servers.
 TEST_PKGS="$TEST_PKGS python3-pylibmc libcache-memcached-perl libcache-memcached-fast-perl php-cli php-memcached libspymemcached-java default-jdk-headless golang-go golang-github-bradfitz-gomemcache-dev ruby ruby-dalli"

@@ -24,6 +24,14 @@ $(TOOLS_TESTS): $(B)/tests/unit/tools/%: $(B)/obj/tests/unit/tools/%.o $(BENCH_L
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(CMOCKA_LIBS) $(LIBS_ALL)
 
+# make bench-tiers: strata-proxy --backend local against redis-server with
+# an append-only file, L1 hits with and without a backend, and the backend
+# paths: miss, write-through, write-behind (bench/tiers.py, docs/BENCH.md).
+.PHONY: bench-tiers
+bench-tiers: deps-test
+	@$(MAKE) --no-print-directory all
+	$(PYTHON) bench/tiers.py $(PROXY_BIN) $(BENCH_BIN)
+
 # strata-admin: operator commands against a strata-node (its stats).
 ADMIN_BIN := $(B)/bin/strata-admin
 BINS += $(ADMIN_BIN)

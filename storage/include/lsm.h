@@ -166,6 +166,16 @@ void lsm_close(struct lsm_db **db);
  */
 enum st_status lsm_put(struct lsm_db *db, const struct lsm_record *rec);
 
+/*
+ * Makes every write that has returned durable: one fdatasync of the WAL,
+ * shared with concurrent callers (a caller whose writes a sync already
+ * running or done covers returns without another). For a caller that
+ * opens the engine with LSM_SYNC_NONE and acknowledges many requests after
+ * one sync (strata-proxy batches a worker's writes of one event-loop
+ * turn). ST_IO (the engine is then read-only), ST_OK.
+ */
+enum st_status lsm_sync(struct lsm_db *db);
+
 /* Stores a tombstone for `key` at `version`, resolved as lsm_put.
  * `deleted_at` is unix seconds (0 = now), the start of its gc_grace. */
 enum st_status lsm_delete(struct lsm_db *db, const void *key, size_t key_len,

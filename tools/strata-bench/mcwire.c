@@ -1,8 +1,9 @@
 /*
  * mcwire.c - strata-bench's protocol layer, shared part (see mcwire.h):
- * dispatch to the text, meta and binary files, the stream machinery of the
- * line protocols (find a CRLF-terminated line, skip a value and the CRLF
- * after it without buffering it) and the matching of replies to requests.
+ * dispatch to the text, meta, binary and RESP files, the stream machinery
+ * of the line protocols (text, meta and RESP: find a CRLF-terminated line,
+ * skip a value and the CRLF after it without buffering it) and the matching
+ * of replies to requests.
  * Pure functions; one parser per connection, on the connection's thread.
  */
 #include "tools/strata-bench/mcwire.h"
@@ -20,6 +21,8 @@ bool mcwire_proto_parse(const char *s, enum mcwire_proto *out)
         *out = MCWIRE_META;
     else if (strcmp(s, "binary") == 0)
         *out = MCWIRE_BINARY;
+    else if (strcmp(s, "resp") == 0)
+        *out = MCWIRE_RESP;
     else
         return false;
     return true;
@@ -31,6 +34,7 @@ const char *mcwire_proto_name(enum mcwire_proto p)
     case MCWIRE_TEXT: return "text";
     case MCWIRE_META: return "meta";
     case MCWIRE_BINARY: return "binary";
+    case MCWIRE_RESP: return "resp";
     }
     return "?";
 }
@@ -41,6 +45,8 @@ size_t mcwire_get_size_max(enum mcwire_proto p, size_t key_max, unsigned n)
     case MCWIRE_TEXT: return 4 + (size_t)n * (key_max + 1) + 2;
     case MCWIRE_META: return (size_t)n * (3 + key_max + 6) + 4;
     case MCWIRE_BINARY: return (size_t)n * (MCWIRE_BIN_HEADER + key_max) + MCWIRE_BIN_HEADER;
+    case MCWIRE_RESP: /* "*2\r\n$3\r\nGET\r\n$" u64 "\r\n" key "\r\n", one key */
+        return 14 + 20 + 2 + key_max + 2;
     }
     return 0;
 }
@@ -53,6 +59,8 @@ size_t mcwire_set_size_max(enum mcwire_proto p, size_t key_max)
     case MCWIRE_META: /* "ms " key " " u32 " T" u32 "\r\n" */
         return 3 + key_max + 1 + 10 + 2 + 10 + 2;
     case MCWIRE_BINARY: return MCWIRE_BIN_HEADER + 8 + key_max;
+    case MCWIRE_RESP: /* "*3\r\n$3\r\nSET\r\n$" u64 "\r\n" key "\r\n$" u32 "\r\n" */
+        return 14 + 20 + 2 + key_max + 3 + 10 + 2;
     }
     return 0;
 }
@@ -64,6 +72,7 @@ size_t mcwire_compose_get(enum mcwire_proto p, char *buf, const struct keys *ks,
     case MCWIRE_TEXT: return mcwire_text_compose_get(buf, ks, ids, n);
     case MCWIRE_META: return mcwire_meta_compose_get(buf, ks, ids, n);
     case MCWIRE_BINARY: return mcwire_bin_compose_get(buf, ks, ids, n, opaque);
+    case MCWIRE_RESP: return mcwire_resp_compose_get(buf, ks, ids, n);
     }
     return 0;
 }
@@ -75,6 +84,7 @@ size_t mcwire_compose_set(enum mcwire_proto p, char *buf, const struct keys *ks,
     case MCWIRE_TEXT: return mcwire_text_compose_set(buf, ks, id, vlen, exptime);
     case MCWIRE_META: return mcwire_meta_compose_set(buf, ks, id, vlen, exptime);
     case MCWIRE_BINARY: return mcwire_bin_compose_set(buf, ks, id, vlen, exptime, opaque);
+    case MCWIRE_RESP: return mcwire_resp_compose_set(buf, ks, id, vlen);
     }
     return 0;
 }
@@ -175,7 +185,7 @@ bool mcwire_error_line(struct mcwire_parser *p, const char *line, size_t n, stru
     return false;
 }
 
-/* The line protocols: text and meta. */
+/* The line protocols: text, meta and RESP. */
 static size_t parse_lines(struct mcwire_parser *p, const char *buf, size_t len,
                           struct mcwire_event *ev)
 {
@@ -221,8 +231,9 @@ static size_t parse_lines(struct mcwire_parser *p, const char *buf, size_t len,
             return used;
         }
         used += n + 1;
-        enum mcwire_line r = p->proto == MCWIRE_TEXT ? mcwire_text_line(p, line, n - 1, ev)
-                                                     : mcwire_meta_line(p, line, n - 1, ev);
+        enum mcwire_line r = p->proto == MCWIRE_TEXT   ? mcwire_text_line(p, line, n - 1, ev)
+                             : p->proto == MCWIRE_META ? mcwire_meta_line(p, line, n - 1, ev)
+                                                       : mcwire_resp_line(p, line, n - 1, ev);
         if (r == MCWIRE_LINE_EVENT)
             return used;
         p->state = MCWIRE_ST_DATA; /* skip the value, then its CRLF */
@@ -248,8 +259,8 @@ void mcwire_expect_init(struct mcwire_expect *x, enum mcwire_op op, const uint64
     x->hits = x->misses = x->errors = 0;
 }
 
-/* Text and quiet multi-key gets end with an explicit terminator; a meta or
- * binary get of one key is answered by exactly one reply. */
+/* Text and quiet multi-key gets end with an explicit terminator; a meta,
+ * binary or RESP get of one key is answered by exactly one reply. */
 static bool single_reply(enum mcwire_proto p, const struct mcwire_expect *x)
 {
     return x->op == MCWIRE_SET || (p != MCWIRE_TEXT && x->nkeys == 1);

@@ -1,7 +1,9 @@
 /*
  * mcwire.h - strata-bench's side of the memcached protocols (text, meta,
- * binary): composing the requests it sends, parsing the replies as a
- * stream of events, and matching events to the request they answer.
+ * binary), and of the Redis protocol (RESP, GET and SET of one key) to
+ * compare with redis-server: composing the requests it sends, parsing the
+ * replies as a stream of events, and matching events to the request they
+ * answer.
  * Pure functions over caller memory; one parser per connection.
  */
 #pragma once
@@ -26,6 +28,7 @@ enum mcwire_proto {
     MCWIRE_TEXT,
     MCWIRE_META,
     MCWIRE_BINARY,
+    MCWIRE_RESP, /* Redis RESP2: GET / SET of one key, no multi-get, no exptime */
 };
 
 enum mcwire_op {
@@ -57,7 +60,7 @@ enum mcwire_op {
 #define MCWIRE_BIN_EEXISTS 0x0002
 #define MCWIRE_BIN_NOT_STORED 0x0005
 
-/* Parses "text", "meta" or "binary"; false if s is none of them. */
+/* Parses "text", "meta", "binary" or "resp"; false if s is none of them. */
 bool mcwire_proto_parse(const char *s, enum mcwire_proto *out);
 const char *mcwire_proto_name(enum mcwire_proto p);
 
@@ -72,6 +75,7 @@ size_t mcwire_set_size_max(enum mcwire_proto p, size_t key_max);
  *   meta    "mg k v\r\n"; for n > 1 "mg k v q\r\n" per key, then "mn\r\n"
  *   binary  GETK; for n > 1 GETKQ per key, then NOOP; every header carries
  *           `opaque`
+ *   resp    "*2\r\n$3\r\nGET\r\n$<nkey>\r\nk\r\n" (REQUIRES: n == 1)
  * Returns the length written.
  */
 size_t mcwire_compose_get(enum mcwire_proto p, char *buf, const struct keys *ks,
@@ -82,29 +86,32 @@ size_t mcwire_compose_get(enum mcwire_proto p, char *buf, const struct keys *ks,
  *   text    "set k 0 <exptime> <vlen>\r\n"
  *   meta    "ms k <vlen>[ T<exptime>]\r\n"
  *   binary  SET header, extras (flags 0, exptime) and key
+ *   resp    "*3\r\n$3\r\nSET\r\n$<nkey>\r\nk\r\n$<vlen>\r\n" (exptime
+ *           ignored: opts.c refuses a non-zero --exptime with RESP)
  * The value follows, then mcwire_set_trailer(p). Returns the length written.
  */
 size_t mcwire_compose_set(enum mcwire_proto p, char *buf, const struct keys *ks, uint64_t id,
                           uint32_t vlen, uint32_t exptime, uint32_t opaque);
 
-/* Bytes that end a set after its value: "\r\n" (text, meta) or "". */
+/* Bytes that end a set after its value: "\r\n" (text, meta, resp) or "". */
 const char *mcwire_set_trailer(enum mcwire_proto p);
 
 enum mcwire_ev {
     MCWIRE_EV_NONE,       /* no complete reply in the bytes given */
-    MCWIRE_EV_HIT,        /* an item, value included, has arrived */
-    MCWIRE_EV_MISS,       /* meta EN, binary "not found" */
+    MCWIRE_EV_HIT,        /* an item, value included, has arrived (RESP $<len>) */
+    MCWIRE_EV_MISS,       /* meta EN, binary "not found", RESP $-1 */
     MCWIRE_EV_END,        /* end of a get: text END, meta MN, binary NOOP */
-    MCWIRE_EV_STORED,     /* text STORED, meta HD, binary SET status 0 */
+    MCWIRE_EV_STORED,     /* text STORED, meta HD, binary SET status 0, RESP +OK */
     MCWIRE_EV_NOT_STORED, /* NOT_STORED / EXISTS / NOT_FOUND, NS / EX / NF, ... */
-    MCWIRE_EV_ERROR,      /* ERROR, CLIENT_ERROR, SERVER_ERROR, binary errors */
+    MCWIRE_EV_ERROR,      /* ERROR, CLIENT_ERROR, SERVER_ERROR, binary errors,
+                           * RESP -<message> (text: the message without '-') */
     MCWIRE_EV_BAD,        /* not a reply of the protocol: the stream is lost */
 };
 
 struct mcwire_event {
     enum mcwire_ev type;
     /* HIT/MISS when the reply names its key (text VALUE, binary GETK(Q)),
-     * else nkey == 0. Valid until the next mcwire_parse() call. */
+     * else nkey == 0 (meta without k, RESP). Valid until the next mcwire_parse() call. */
     const char *key;
     size_t nkey;
     uint64_t vlen;   /* HIT: value bytes */

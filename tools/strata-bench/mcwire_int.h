@@ -1,8 +1,8 @@
 /*
  * mcwire_int.h - what the protocol files of strata-bench's mcwire module share:
  * mcwire.c drives the line protocols (find a line, skip a value and its CRLF)
- * and calls mcwire_text.c / mcwire_meta.c to classify each line; mcwire_bin.c
- * parses the binary protocol on its own. Pure functions.
+ * and calls mcwire_text.c / mcwire_meta.c / mcwire_resp.c to classify each
+ * line; mcwire_bin.c parses the binary protocol on its own. Pure functions.
  */
 #pragma once
 
@@ -26,12 +26,14 @@ enum mcwire_line {
 };
 
 /*
- * Classify one line (without its CRLF) of the text or meta protocol into
- * *ev, or start a value. Unknown lines give MCWIRE_EV_BAD.
+ * Classify one line (without its CRLF) of the text, meta or RESP protocol
+ * into *ev, or start a value. Unknown lines give MCWIRE_EV_BAD.
  */
 enum mcwire_line mcwire_text_line(struct mcwire_parser *p, const char *line, size_t n,
                                   struct mcwire_event *ev);
 enum mcwire_line mcwire_meta_line(struct mcwire_parser *p, const char *line, size_t n,
+                                  struct mcwire_event *ev);
+enum mcwire_line mcwire_resp_line(struct mcwire_parser *p, const char *line, size_t n,
                                   struct mcwire_event *ev);
 
 /* ERROR / CLIENT_ERROR / SERVER_ERROR lines, common to text and meta. Fills
@@ -59,6 +61,10 @@ size_t mcwire_text_compose_set(char *buf, const struct keys *ks, uint64_t id, ui
 size_t mcwire_meta_compose_get(char *buf, const struct keys *ks, const uint64_t *ids, unsigned n);
 size_t mcwire_meta_compose_set(char *buf, const struct keys *ks, uint64_t id, uint32_t vlen,
                                uint32_t exptime);
+/* REQUIRES: n == 1 (a RESP get is a GET of one key). */
+size_t mcwire_resp_compose_get(char *buf, const struct keys *ks, const uint64_t *ids, unsigned n);
+/* RESP has no exptime in this form: opts.c refuses --exptime with RESP. */
+size_t mcwire_resp_compose_set(char *buf, const struct keys *ks, uint64_t id, uint32_t vlen);
 size_t mcwire_bin_compose_get(char *buf, const struct keys *ks, const uint64_t *ids, unsigned n,
                               uint32_t opaque);
 size_t mcwire_bin_compose_set(char *buf, const struct keys *ks, uint64_t id, uint32_t vlen,

@@ -24,7 +24,7 @@ enum opts_type {
     T_DOUBLE, /* double, bounds min..max */
     T_FLAG,   /* bool, no argument */
     T_SERVER, /* host:port */
-    T_PROTO,  /* text | meta | binary */
+    T_PROTO,  /* text | meta | binary | resp */
     T_DIST,   /* uniform | zipf | sequential */
     T_PREFIX, /* key prefix */
     T_VSIZE,  /* N or MIN-MAX */
@@ -49,7 +49,8 @@ struct opts_def {
 static const struct opts_def defs[] = {
     {"server", 's', T_SERVER, OFF(server), 0, 0, "127.0.0.1:11211", "HOST:PORT", "server to load"},
     {"protocol", 'P', T_PROTO, OFF(proto), 0, 0, "text", "PROTO",
-     "text (get/set), meta (mg/ms, mn ends a multi-get) or binary (GETK/SET, GETKQ+NOOP)"},
+     "text (get/set), meta (mg/ms, mn ends a multi-get), binary (GETK/SET, GETKQ+NOOP) or "
+     "resp (Redis GET/SET; no --multiget, no --exptime)"},
     {"threads", 't', T_UINT, OFF(threads), 1, 256, "1", "N", "client threads, one event loop each"},
     {"conns", 'c', T_UINT, OFF(conns), 1, 10000, "4", "N", "connections per thread"},
     {"depth", 'd', T_UINT, OFF(depth), 1, 4096, "1", "N",
@@ -245,7 +246,8 @@ static void describe_bounds(const struct opts_def *d, char *buf, size_t cap)
 void opts_help(FILE *out)
 {
     fprintf(out, "usage: strata-bench [options]\n"
-                 "Load generator for memcached-protocol servers (strata-proxy, memcached).\n"
+                 "Load generator for memcached-protocol servers (strata-proxy, memcached;\n"
+                 "redis-server with --protocol resp).\n"
                  "Connects threads x conns connections, optionally preloads every key, then\n"
                  "keeps --depth requests in flight per connection for --duration seconds\n"
                  "(or --requests requests), printing a progress line every second to stderr\n"
@@ -284,6 +286,18 @@ static bool check(struct bench_opts *o)
         return false;
     if (keys_max_len(&ks) > MCWIRE_KEY_MAX) {
         fprintf(stderr, "strata-bench: keys longer than %d bytes\n", MCWIRE_KEY_MAX);
+        return false;
+    }
+    if (o->proto == MCWIRE_RESP && o->width > 1) {
+        fprintf(stderr,
+                "strata-bench: --multiget %u is not supported with --protocol resp "
+                "(a RESP get is a GET of one key)\n",
+                o->width);
+        return false;
+    }
+    if (o->proto == MCWIRE_RESP && o->exptime != 0) {
+        fprintf(stderr, "strata-bench: --exptime is not supported with --protocol resp "
+                        "(sets are plain SET key value)\n");
         return false;
     }
     if (o->width > o->keys) {

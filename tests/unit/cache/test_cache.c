@@ -669,24 +669,66 @@ static void test_delta_beyond_item_size_max(void **state)
 /* A fill (a lower tier's record) stores only over an older version and
  * keeps the record's version as its CAS: a late fill never replaces a
  * newer value (the stale-set race). */
+static enum cache_result fill(struct cache *c, const char *key, const char *val, uint32_t flags,
+                              uint64_t version, uint64_t *cas_out)
+{
+    enum cache_result res = CACHE_OK;
+    struct item *it = cache_reserve_fill(c, key, strlen(key), flags, 0, strlen(val), version, &res);
+    assert_non_null(it);
+    memcpy(item_data_mut(it), val, strlen(val));
+    return cache_commit(c, it, CACHE_FILL, version, cas_out);
+}
+
 static void test_fill_is_version_gated(void **state)
 {
     struct cache *c = *state;
     uint64_t cas = 0;
-    assert_int_equal(store_n(c, CACHE_FILL, "k", "v100", 4, 0, 0, 100, &cas), CACHE_STORED);
+    assert_int_equal(fill(c, "k", "v100", 7, 100, &cas), CACHE_STORED);
     assert_int_equal(cas, 100);
     assert_int_equal(cas_of(c, "k"), 100);
+    uint32_t flags;
+    /* the version costs 8 bytes, after the flags */
+    assert_int_equal(bytes_of(c, "k", &flags), cache_item_overhead() + 1 + 4 + 4 + 8);
+    assert_int_equal(flags, 7);
     /* older and equal versions lose */
-    assert_int_equal(store_n(c, CACHE_FILL, "k", "v99", 3, 0, 0, 99, NULL), CACHE_NOT_STORED);
-    assert_int_equal(store_n(c, CACHE_FILL, "k", "x100", 4, 0, 0, 100, NULL), CACHE_NOT_STORED);
+    assert_int_equal(fill(c, "k", "v99", 0, 99, NULL), CACHE_NOT_STORED);
+    assert_int_equal(fill(c, "k", "x100", 0, 100, NULL), CACHE_NOT_STORED);
     check_value(c, "k", "v100");
     /* a newer one replaces it */
-    assert_int_equal(store_n(c, CACHE_FILL, "k", "v200", 4, 0, 0, 200, NULL), CACHE_STORED);
+    assert_int_equal(fill(c, "k", "v200", 0, 200, NULL), CACHE_STORED);
     check_value(c, "k", "v200");
     assert_int_equal(cas_of(c, "k"), 200);
     /* fills are not client stores */
     struct cache_stats st = stats(c);
     assert_int_equal(st.curr_items, 1);
+}
+
+/* A filled item's visible CAS is its version: cas and incr compare it;
+ * a change in L1 gives it this cache's own CAS. flush_all hides fills
+ * whatever their version (which is far above this cache's sequence). */
+static void test_fill_cas_and_flush(void **state)
+{
+    struct cache *c = *state;
+    uint64_t big = (uint64_t)1 << 60;
+    assert_int_equal(fill(c, "k", "5", 0, big, NULL), CACHE_STORED);
+    uint64_t cas = 0;
+    assert_int_equal(store_n(c, CACHE_CAS, "k", "6", 1, 0, 0, big - 1, NULL), CACHE_EXISTS);
+    assert_int_equal(store_n(c, CACHE_CAS, "k", "6", 1, 0, 0, big, &cas), CACHE_STORED);
+    assert_true(cas < big);
+    assert_int_equal(fill(c, "n", "41", 0, big + 5, NULL), CACHE_STORED);
+    uint64_t v = 0;
+    assert_int_equal(cache_delta(c, "n", 1, true, 1, big + 4, &v, NULL), CACHE_EXISTS);
+    assert_int_equal(cache_delta(c, "n", 1, true, 1, big + 5, &v, &cas), CACHE_OK);
+    assert_int_equal(v, 42);
+    assert_true(cas < big);
+    assert_int_equal(cas_of(c, "n"), cas);
+    assert_int_equal(fill(c, "f", "x", 0, big + 9, NULL), CACHE_STORED);
+    cache_flush(c, 0);
+    check_miss(c, "f", CACHE_MISS_FLUSHED);
+    check_miss(c, "k", CACHE_MISS_FLUSHED);
+    /* a fill after the flush is served, however old its version */
+    assert_int_equal(fill(c, "f", "y", 0, 3, NULL), CACHE_STORED);
+    check_value(c, "f", "y");
 }
 
 static void test_delete(void **state)
@@ -1016,6 +1058,7 @@ int main(void)
         T(test_delta_with_reader),
         T(test_delta_beyond_item_size_max),
         T(test_fill_is_version_gated),
+        T(test_fill_cas_and_flush),
         T(test_delete),
         T(test_flush_immediate),
         T(test_flush_delayed),
