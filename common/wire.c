@@ -102,12 +102,14 @@ const char *wire_opcode_name(uint8_t opcode)
     case WIRE_OP_HANDSHAKE: return "HANDSHAKE";
     case WIRE_OP_PING: return "PING";
     case WIRE_OP_ERROR: return "ERROR";
+    case WIRE_OP_RING: return "RING";
     case WIRE_OP_GOSSIP_SYN: return "GOSSIP_SYN";
     case WIRE_OP_GOSSIP_ACK: return "GOSSIP_ACK";
     case WIRE_OP_GOSSIP_ACK2: return "GOSSIP_ACK2";
     case WIRE_OP_READ: return "READ";
     case WIRE_OP_WRITE: return "WRITE";
     case WIRE_OP_RMW: return "RMW";
+    case WIRE_OP_COORD_READ: return "COORD_READ";
     case WIRE_OP_MERKLE_TREE: return "MERKLE_TREE";
     case WIRE_OP_RANGE_READ: return "RANGE_READ";
     case WIRE_OP_HINT_REPLAY: return "HINT_REPLAY";
@@ -995,4 +997,91 @@ enum wire_result wire_parse_range_reply(const uint8_t *body, size_t len, bool *m
     *more = m == 1;
     *count = (size_t)n;
     return WIRE_OK;
+}
+
+/* ---- RING and COORD_READ -------------------------------------------------- */
+
+void wire_put_ring_head(struct wire_buf *b, const struct wire_ring_head *h)
+{
+    if (!put_check(b, h->replicas >= 1 && h->replicas <= 64 && h->count <= WIRE_RING_NODES_MAX))
+        return;
+    wire_put_u64(b, h->version);
+    wire_put_u8(b, h->replicas);
+    wire_put_varint(b, h->count);
+}
+
+void wire_put_ring_node(struct wire_buf *b, const struct wire_ring_node *n)
+{
+    if (!put_check(b, n->addr_len <= WIRE_ADDR_MAX && n->rack_len <= WIRE_RACK_MAX &&
+                          n->state <= 2 && n->ntokens >= 1 && n->ntokens <= WIRE_RING_VNODES_MAX))
+        return;
+    wire_put_raw(b, n->id, WIRE_NODE_ID_LEN);
+    wire_put_u16(b, n->short_id);
+    wire_put_bytes(b, n->addr, n->addr_len);
+    wire_put_bytes(b, n->rack, n->rack_len);
+    wire_put_u8(b, n->state);
+    wire_put_varint(b, n->ntokens);
+    for (uint32_t i = 0; i < n->ntokens; i++)
+        wire_put_u64(b, n->put_tokens[i]);
+}
+
+enum wire_result wire_parse_ring_head(const uint8_t *body, size_t len, struct wire_reader *r,
+                                      struct wire_ring_head *h)
+{
+    wire_reader_init(r, body, len);
+    h->version = wire_get_u64(r);
+    h->replicas = wire_get_u8(r);
+    uint64_t count = wire_get_varint(r);
+    /* each node takes at least 16 + 2 + 1 + 1 + 1 + 1 + 8 bytes */
+    if (h->replicas < 1 || h->replicas > 64 || count > WIRE_RING_NODES_MAX ||
+        count > (uint64_t)(r->end - r->p) / 30)
+        r->bad = true;
+    h->count = r->bad ? 0 : (uint32_t)count;
+    return r->bad ? WIRE_MALFORMED : WIRE_OK;
+}
+
+void wire_get_ring_node(struct wire_reader *r, struct wire_ring_node *n)
+{
+    memset(n, 0, sizeof(*n));
+    const uint8_t *id = wire_get_raw(r, WIRE_NODE_ID_LEN);
+    if (id != NULL)
+        memcpy(n->id, id, WIRE_NODE_ID_LEN);
+    n->short_id = wire_get_u16(r);
+    n->addr = (const char *)wire_get_bytes(r, WIRE_ADDR_MAX, &n->addr_len);
+    n->rack = (const char *)wire_get_bytes(r, WIRE_RACK_MAX, &n->rack_len);
+    n->state = wire_get_u8(r);
+    uint64_t ntokens = wire_get_varint(r);
+    if (n->state > 2 || ntokens < 1 || ntokens > WIRE_RING_VNODES_MAX)
+        r->bad = true;
+    n->ntokens = r->bad ? 0 : (uint32_t)ntokens;
+    n->tokens = wire_get_raw(r, (size_t)n->ntokens * 8);
+    if (r->bad)
+        n->ntokens = 0;
+}
+
+uint64_t wire_ring_token(const struct wire_ring_node *n, uint32_t i)
+{
+    return get64le(n->tokens + (size_t)i * 8);
+}
+
+void wire_compose_coord_read(struct wire_buf *b, uint8_t read_cl, const uint8_t *key,
+                             size_t key_len)
+{
+    if (!put_check(b, read_cl >= WIRE_CL_ONE && read_cl <= WIRE_CL_ALL && key_len >= 1 &&
+                          key_len <= WIRE_REC_KEY_MAX))
+        return;
+    wire_put_u8(b, read_cl);
+    wire_put_bytes(b, key, key_len);
+}
+
+enum wire_result wire_parse_coord_read(const uint8_t *body, size_t len, uint8_t *read_cl,
+                                       const uint8_t **key, size_t *key_len)
+{
+    struct wire_reader r;
+    wire_reader_init(&r, body, len);
+    *read_cl = wire_get_u8(&r);
+    *key = get_bytes_in(&r, 1, WIRE_REC_KEY_MAX, key_len);
+    if (*read_cl < WIRE_CL_ONE || *read_cl > WIRE_CL_ALL)
+        r.bad = true;
+    return finish(&r);
 }

@@ -60,12 +60,14 @@ enum wire_opcode {
     WIRE_OP_HANDSHAKE = 0x01,
     WIRE_OP_PING = 0x02,
     WIRE_OP_ERROR = 0x03, /* response only */
+    WIRE_OP_RING = 0x04,  /* the ring as a node sees it (a proxy's placement) */
     WIRE_OP_GOSSIP_SYN = 0x10,
     WIRE_OP_GOSSIP_ACK = 0x11,
     WIRE_OP_GOSSIP_ACK2 = 0x12,
     WIRE_OP_READ = 0x20,
     WIRE_OP_WRITE = 0x21,
     WIRE_OP_RMW = 0x22,
+    WIRE_OP_COORD_READ = 0x23, /* a read the receiving node coordinates at a level */
     WIRE_OP_MERKLE_TREE = 0x30,
     WIRE_OP_RANGE_READ = 0x31,
     WIRE_OP_HINT_REPLAY = 0x32,
@@ -456,6 +458,55 @@ struct wire_rmw_reply {
 };
 void wire_compose_rmw_reply(struct wire_buf *b, const struct wire_rmw_reply *r);
 enum wire_result wire_parse_rmw_reply(const uint8_t *body, size_t len, struct wire_rmw_reply *r);
+
+/* ---- Clients of the cluster: RING and COORD_READ ------------------------- */
+
+#define WIRE_RACK_MAX 64 /* common/ring.h's RING_RACK_MAX */
+#define WIRE_RING_VNODES_MAX 1024
+#define WIRE_RING_NODES_MAX 65536
+
+/* RING response: how the answering node places keys. `version` moves when
+ * its ring changes; `replicas` is N. Then `count` nodes follow, each read
+ * with wire_get_ring_node. */
+struct wire_ring_head {
+    uint64_t version;
+    uint8_t replicas; /* 1..64 */
+    uint32_t count;   /* 0..WIRE_RING_NODES_MAX */
+};
+
+/* A ring node: identity, cluster address ("" when unknown), rack ("" for
+ * none), liveness as the answering node's failure detector has it (enum
+ * phi_state: 0 up, 1 suspect, 2 down) and its tokens. */
+struct wire_ring_node {
+    uint8_t id[WIRE_NODE_ID_LEN];
+    uint16_t short_id;
+    const char *addr;
+    size_t addr_len; /* 0..WIRE_ADDR_MAX */
+    const char *rack;
+    size_t rack_len;            /* 0..WIRE_RACK_MAX */
+    uint8_t state;              /* 0..2 */
+    uint32_t ntokens;           /* 1..WIRE_RING_VNODES_MAX */
+    const uint8_t *tokens;      /* ntokens little-endian u64 (wire_ring_token) */
+    const uint64_t *put_tokens; /* compose: the tokens to write */
+};
+
+void wire_put_ring_head(struct wire_buf *b, const struct wire_ring_head *h);
+void wire_put_ring_node(struct wire_buf *b, const struct wire_ring_node *n);
+/* On WIRE_OK, r is at the first of h->count nodes (each one
+ * wire_get_ring_node, then wire_reader_done must hold). */
+enum wire_result wire_parse_ring_head(const uint8_t *body, size_t len, struct wire_reader *r,
+                                      struct wire_ring_head *h);
+void wire_get_ring_node(struct wire_reader *r, struct wire_ring_node *n);
+/* The i-th token of a parsed node. */
+uint64_t wire_ring_token(const struct wire_ring_node *n, uint32_t i);
+
+/* COORD_READ request: a key the receiver reads as a coordinator would for
+ * a client, at read level `read_cl` (1..3). The response is a READ data
+ * response (wire_compose_read_reply) holding the live record, or none. */
+void wire_compose_coord_read(struct wire_buf *b, uint8_t read_cl, const uint8_t *key,
+                             size_t key_len);
+enum wire_result wire_parse_coord_read(const uint8_t *body, size_t len, uint8_t *read_cl,
+                                       const uint8_t **key, size_t *key_len);
 
 /* ---- Anti-entropy: MERKLE_TREE and RANGE_READ ----------------------------- */
 

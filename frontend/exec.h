@@ -41,17 +41,19 @@ enum fe_result {
     FE_FAILED,      /* the store failed (I/O, corruption): SERVER_ERROR */
     FE_UNAVAILABLE, /* too few replicas up for the consistency level (strata-node) */
     FE_TIMEOUT,     /* replicas did not answer in time: the write may have been applied */
+    FE_BUSY,        /* the backend's bound on requests in flight: refused, nothing sent */
 };
 
 /* The reply line of a result that is the server's failure (FE_FAILED,
- * FE_UNAVAILABLE, FE_TIMEOUT), the same words in the text and meta
- * protocols; NULL for any other result. */
+ * FE_UNAVAILABLE, FE_TIMEOUT, FE_BUSY), the same words in the text and
+ * meta protocols; NULL for any other result. */
 static inline const char *fe_server_error(enum fe_result r)
 {
     switch (r) {
     case FE_FAILED: return "SERVER_ERROR storage error\r\n";
     case FE_UNAVAILABLE: return "SERVER_ERROR not enough replicas available\r\n";
     case FE_TIMEOUT: return "SERVER_ERROR timeout waiting for replicas\r\n";
+    case FE_BUSY: return "SERVER_ERROR backend busy\r\n";
     default: return NULL;
     }
 }

@@ -147,7 +147,8 @@ static enum mc_bin_status status_of(enum fe_result r)
     case FE_NO_MEMORY: return MC_BIN_ENOMEM;
     case FE_FAILED: return MC_BIN_EINTERNAL;
     case FE_UNAVAILABLE:
-    case FE_TIMEOUT: return MC_BIN_ETMPFAIL;
+    case FE_TIMEOUT:
+    case FE_BUSY: return MC_BIN_ETMPFAIL;
     }
     return MC_BIN_ENOMEM;
 }

@@ -396,7 +396,8 @@ static enum proto_action ms_answer(struct conn *c, enum fe_result r, uint64_t ca
     case FE_TOO_LARGE: return reply(c, LIT("SERVER_ERROR object too large for cache\r\n"));
     case FE_FAILED:
     case FE_UNAVAILABLE:
-    case FE_TIMEOUT: return server_error(c, r);
+    case FE_TIMEOUT:
+    case FE_BUSY: return server_error(c, r);
     default: return reply(c, LIT("SERVER_ERROR out of memory storing object\r\n"));
     }
     for (const char *o = ms->order; *o != '\0'; o++) {
@@ -426,7 +427,8 @@ static enum proto_action md_answer(struct conn *c, const struct mc_meta_request 
     case FE_NO_MEMORY: return reply(c, LIT("SERVER_ERROR out of memory\r\n"));
     case FE_FAILED:
     case FE_UNAVAILABLE:
-    case FE_TIMEOUT: return server_error(c, r);
+    case FE_TIMEOUT:
+    case FE_BUSY: return server_error(c, r);
     default: line_put(&l, LIT("NF")); break;
     }
     line_echo(&l, req);

@@ -210,7 +210,8 @@ static enum proto_action store_reply(struct conn *c, bool noreply, enum fe_resul
         return reply_maybe(c, noreply, LIT("SERVER_ERROR object too large for cache\r\n"));
     case FE_FAILED:
     case FE_UNAVAILABLE:
-    case FE_TIMEOUT: return server_error(c, noreply, r);
+    case FE_TIMEOUT:
+    case FE_BUSY: return server_error(c, noreply, r);
     default: return reply_maybe(c, noreply, LIT("SERVER_ERROR out of memory storing object\r\n"));
     }
 }
@@ -234,7 +235,8 @@ static enum proto_action delta_reply(struct conn *c, bool noreply, enum fe_resul
                            LIT("CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"));
     case FE_FAILED:
     case FE_UNAVAILABLE:
-    case FE_TIMEOUT: return server_error(c, noreply, r);
+    case FE_TIMEOUT:
+    case FE_BUSY: return server_error(c, noreply, r);
     default: return reply_maybe(c, noreply, LIT("SERVER_ERROR out of memory\r\n"));
     }
 }

@@ -33,6 +33,7 @@
 #include "proxy/admin.h"
 #include "proxy/batch.h"
 #include "proxy/cmd.h"
+#include "proxy/cmd_cluster.h"
 #include "proxy/detail.h"
 #include "proxy/proxy.h"
 #include "proxy/settings.h"
@@ -228,11 +229,14 @@ static void front_end_setup(struct proxy *p)
         .shutdown_command = s->shutdown_command,
     };
     /* --test-async-reads: every lookup through the asynchronous path */
-    static struct fe_exec_ops deferred, batched;
+    static struct fe_exec_ops deferred, batched, cluster;
     p->fe.xo = s->test_async_reads ? fe_exec_deferred(&cmd_exec_ops, &deferred) : &cmd_exec_ops;
     /* sync = always: writes acknowledged per loop turn after one sync */
     if (tiers_batched(p->tiers))
         p->fe.xo = batch_exec(p->fe.xo, &batched);
+    /* backend = cluster: every command that can waits on the nodes */
+    if (tiers_cbackend(p->tiers) != NULL)
+        p->fe.xo = cmd_cluster_exec(p->fe.xo, &cluster);
     p->fe.exec = p;
     p->fe.hooks = (struct fe_hooks){
         .arg = &p->watch,
@@ -347,6 +351,7 @@ out_workers:
         worker_stop(&p->fe.workers[i]);
     for (unsigned i = 0; i < p->fe.nworkers; i++)
         worker_join(&p->fe.workers[i]);
+    tiers_workers_stopped(p->tiers); /* links close before the loops' bases */
     for (unsigned i = 0; i < p->fe.nworkers; i++)
         worker_deinit(&p->fe.workers[i]);
     mem_free(MEM_OTHER, p->fe.workers, s->threads * sizeof(*p->fe.workers));

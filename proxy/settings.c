@@ -121,6 +121,17 @@ static const struct opt_def opts[] = {
      "sync_interval_ms) or none (the OS decides)"},
     {"sync_interval_ms", 0, T_UINT, "100", 1, 60000, 0, OFF(sync_interval_ms), "<ms>",
      "sync = interval: the longest a write waits for the disk"},
+    {"cluster_seeds", 0, T_STR, NULL, 0, 0, 0, OFF(cluster_seeds), "<host:port,...>",
+     "backend = cluster: strata-nodes' cluster ports to learn the ring from (any of them)"},
+    {"cluster_name", 0, T_STR, "strata", 0, 0, 0, OFF(cluster_name), "<name>",
+     "backend = cluster: the nodes' cluster name (their --cluster-name)"},
+    {"cluster_timeout_ms", 0, T_UINT, "1000", 10, 600000, 0, OFF(cluster_timeout_ms), "<ms>",
+     "backend = cluster: a request to a node without an answer for this long fails"},
+    {"cluster_max_inflight", 0, T_UINT, "1024", 1, 1000000, 0, OFF(cluster_max_inflight), "<num>",
+     "backend = cluster: requests in flight per node per worker; more are answered "
+     "SERVER_ERROR backend busy at once"},
+    {"cluster_poll_ms", 0, T_UINT, "1000", 10, 600000, 0, OFF(cluster_poll_ms), "<ms>",
+     "backend = cluster: how often the ring is asked for"},
     {"journal_sync", 0, T_STR, "always", 0, 0, 0, OFF(journal_sync), "<when>",
      "write-behind: a write is in the journal on disk before its answer (always, with group "
      "commit) or within sync_interval_ms (interval)"},
@@ -570,9 +581,9 @@ static int validate_tiers(struct settings *s)
         fprintf(stderr, "strata-proxy: backend '%s': none, local or cluster\n", s->backend);
         return EX_CONFIG;
     }
-    if (strcmp(s->backend, "cluster") == 0) {
-        fprintf(stderr, "strata-proxy: backend = cluster is not built yet (docs/TIERS.md); "
-                        "use local or none\n");
+    if (strcmp(s->backend, "cluster") == 0 && s->cluster_seeds == NULL) {
+        fprintf(stderr, "strata-proxy: backend = cluster needs cluster_seeds (--cluster-seeds "
+                        "host:port,...: the nodes' cluster ports)\n");
         return EX_CONFIG;
     }
     if (strcmp(s->backend, "local") == 0 && s->data_dir == NULL) {
@@ -600,6 +611,11 @@ static int validate_tiers(struct settings *s)
     policies_free(&s->policies);
     if (!policies_build(s->policy_spec, mode, &s->policies, err, sizeof(err))) {
         fprintf(stderr, "strata-proxy: %s\n", err);
+        return EX_CONFIG;
+    }
+    if (strcmp(s->backend, "cluster") == 0 && (policies_any(s->policies, MODE_WRITE_BEHIND))) {
+        fprintf(stderr, "strata-proxy: write-behind needs backend = local for now (its journal "
+                        "drains into the local engine; docs/TIERS.md)\n");
         return EX_CONFIG;
     }
     if (!backend && !policies_cache_only(s->policies)) {

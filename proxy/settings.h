@@ -62,7 +62,12 @@ struct settings {
     char *data_dir; /* backend = local: the engine's directory */
     char *sync;     /* always | interval | none: when writes reach the disk */
     unsigned sync_interval_ms;
-    char *mode;         /* the default policy's mode; NULL: by backend */
+    char *mode;          /* the default policy's mode; NULL: by backend */
+    char *cluster_seeds; /* backend = cluster: nodes' cluster ports */
+    char *cluster_name;
+    unsigned cluster_timeout_ms;
+    unsigned cluster_max_inflight;
+    unsigned cluster_poll_ms;
     char *journal_sync; /* write-behind: always | interval */
     unsigned journal_max_entries;
     size_t journal_max_bytes;

@@ -24,7 +24,9 @@
 #include "common/log.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
+#include "common/ring.h"
 #include "kvstore/kvstore.h"
+#include "proxy/cbackend.h"
 #include "proxy/settings.h"
 #include "proxy/tiers_int.h"
 #include "proxy/writebehind.h"
@@ -105,6 +107,19 @@ int tiers_open(const struct settings *s, struct cache *l1, unsigned workers, str
     t->batches = mem_calloc(MEM_OTHER, workers, sizeof(*t->batches));
     if (t->batches == NULL)
         mem_free(MEM_OTHER, t->ctr, workers * sizeof(*t->ctr)), t->ctr = NULL;
+    for (unsigned i = 0; i < GATE_SLOTS; i++)
+        pthread_mutex_init(&t->gate.mu[i], NULL);
+    if (strcmp(s->backend, "cluster") == 0) {
+        t->kind = "cluster";
+        int rc = t->ctr == NULL ? EX_OSERR : cbackend_open(s, workers, &t->cb);
+        if (rc != 0) {
+            tiers_close(&t);
+            return rc;
+        }
+        log_info("backend cluster: nodes %s, cluster %s", s->cluster_seeds, s->cluster_name);
+        *out = t;
+        return 0;
+    }
     int rc = t->ctr == NULL ? EX_OSERR : open_local(t, s);
     /* a journal an earlier run left is applied even when no policy is
      * write-behind any more */
@@ -125,6 +140,9 @@ void tiers_close(struct tiers **tp)
     if (t == NULL)
         return;
     *tp = NULL;
+    cbackend_close(&t->cb);
+    for (unsigned i = 0; i < GATE_SLOTS; i++)
+        pthread_mutex_destroy(&t->gate.mu[i]);
     writebehind_close(&t->wb); /* drains into the engine first */
     kvstore_destroy(&t->ks);
     lsm_close(&t->db);
@@ -168,10 +186,29 @@ void *tiers_worker_batch(struct tiers *t, unsigned worker, size_t size)
 
 const struct policy *tiers_policy(const struct tiers *t, const char *key, size_t nkey)
 {
-    if (t == NULL)
+    if (t == NULL || t->cb != NULL)
+        return NULL; /* the cluster's commands run in cmd_cluster.c */
+    const struct policy *p = policies_match(t->policies, key, nkey);
+    return p->mode == MODE_CACHE_ONLY ? NULL : p;
+}
+
+const struct policy *tiers_cluster_policy(const struct tiers *t, const char *key, size_t nkey)
+{
+    if (t == NULL || t->cb == NULL)
         return NULL;
     const struct policy *p = policies_match(t->policies, key, nkey);
     return p->mode == MODE_CACHE_ONLY ? NULL : p;
+}
+
+struct cbackend *tiers_cbackend(const struct tiers *t)
+{
+    return t != NULL ? t->cb : NULL;
+}
+
+void tiers_workers_stopped(struct tiers *t)
+{
+    if (t != NULL)
+        cbackend_close_links(t->cb);
 }
 
 bool tiers_writes_below(const struct policy *pol)
@@ -288,6 +325,77 @@ void tiers_l1_begin(struct tiers *t, unsigned w, const struct policy *pol, const
 void tiers_l1_end(struct tiers *t, const char *key, size_t nkey)
 {
     kvstore_unlock(t->ks, key, nkey);
+}
+
+/* ------------------------------------------- the cluster's L1 updates */
+
+static unsigned gate_slot(const char *key, size_t nkey)
+{
+    return (unsigned)(ring_token(key, nkey) & (GATE_SLOTS - 1));
+}
+
+bool tiers_l1_has(struct tiers *t, const char *key, size_t nkey)
+{
+    return l1_has(t, key, nkey);
+}
+
+uint64_t tiers_gate_begin(struct tiers *t, const char *key, size_t nkey)
+{
+    unsigned s = gate_slot(key, nkey);
+    pthread_mutex_lock(&t->gate.mu[s]);
+    uint64_t g = t->gate.gen[s];
+    pthread_mutex_unlock(&t->gate.mu[s]);
+    return g;
+}
+
+static struct lsm_record lsm_view(const struct wire_record *w)
+{
+    return (struct lsm_record){
+        .key = w->key,
+        .key_len = w->key_len,
+        .value = w->value,
+        .value_len = w->value_len,
+        .flags = w->flags,
+        .expiry = w->expiry,
+        .version = {w->version.hlc, w->version.node},
+    };
+}
+
+void tiers_cluster_fill(struct tiers *t, unsigned w, const struct policy *pol,
+                        const struct wire_record *rec, uint64_t gen)
+{
+    unsigned s = gate_slot((const char *)rec->key, rec->key_len);
+    pthread_mutex_lock(&t->gate.mu[s]);
+    if (t->gate.gen[s] == gen) {
+        struct lsm_record lr = lsm_view(rec);
+        ADD(t, w, fills);
+        tiers_fill_locked(t, w, pol, &lr);
+    }
+    pthread_mutex_unlock(&t->gate.mu[s]);
+}
+
+void tiers_cluster_written(struct tiers *t, unsigned w, const struct policy *pol, const char *key,
+                           size_t nkey, const struct wire_rmw_reply *reply)
+{
+    bool stored = reply->result == WIRE_RMW_STORED;
+    if (!stored && reply->result != WIRE_RMW_NOT_FOUND)
+        return; /* refused: nothing changed below */
+    unsigned s = gate_slot(key, nkey);
+    pthread_mutex_lock(&t->gate.mu[s]);
+    t->gate.gen[s]++; /* reads sent before this write fill nothing */
+    bool keep = false;
+    if (stored && reply->has_record && pol->mode != MODE_WRITE_AROUND) {
+        struct lsm_record lr = lsm_view(&reply->rec);
+        keep = tiers_fill_locked(t, w, pol, &lr);
+    }
+    if (!keep && cache_delete(t->l1, key, nkey, 0) == CACHE_OK)
+        ADD(t, w, l1_invalidations);
+    pthread_mutex_unlock(&t->gate.mu[s]);
+}
+
+void tiers_count_fill_miss(struct tiers *t, unsigned w)
+{
+    ADD(t, w, fill_misses);
 }
 
 /* -------------------------------------------------------------- writes */
@@ -440,7 +548,9 @@ bool tiers_stats(struct tiers *t, const char *args, size_t len,
 {
     if (t == NULL)
         return false;
-    if (mc_text_args_are(args, len, "backend"))
+    if (mc_text_args_are(args, len, "backend") && t->cb != NULL)
+        cbackend_stats(t->cb, emit, arg);
+    else if (mc_text_args_are(args, len, "backend"))
         stats_backend(t, emit, arg);
     else if (mc_text_args_are(args, len, "tiers"))
         stats_tiers(t, emit, arg);

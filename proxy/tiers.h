@@ -38,6 +38,25 @@ void tiers_close(struct tiers **t);
 /* The policy of key when something below L1 applies; NULL: L1 only. */
 const struct policy *tiers_policy(const struct tiers *t, const char *key, size_t nkey);
 
+/* backend = cluster: the policy of key when below L1 applies (NULL: L1
+ * only, or no cluster), the backend, and the hook main calls once the
+ * workers' loops have stopped (their links close before their bases). */
+const struct policy *tiers_cluster_policy(const struct tiers *t, const char *key, size_t nkey);
+struct cbackend *tiers_cbackend(const struct tiers *t);
+void tiers_workers_stopped(struct tiers *t);
+
+/* The cluster's L1 side (cmd_cluster.c), ordered by the fill gate: a
+ * read's generation when it is sent; its record filled if no write of the
+ * key's slot came between; a write's outcome applied to L1 (the record
+ * filled, or the copy dropped). */
+bool tiers_l1_has(struct tiers *t, const char *key, size_t nkey);
+uint64_t tiers_gate_begin(struct tiers *t, const char *key, size_t nkey);
+void tiers_cluster_fill(struct tiers *t, unsigned worker, const struct policy *pol,
+                        const struct wire_record *rec, uint64_t gen);
+void tiers_cluster_written(struct tiers *t, unsigned worker, const struct policy *pol,
+                           const char *key, size_t nkey, const struct wire_rmw_reply *reply);
+void tiers_count_fill_miss(struct tiers *t, unsigned worker);
+
 /* True when the policy's writes go to the backend (write-through,
  * write-around; write-behind through its journal). */
 bool tiers_writes_below(const struct policy *pol);

@@ -4,6 +4,7 @@
  */
 #pragma once
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -16,6 +17,16 @@ struct kvstore;
 struct lsm_db;
 struct lsm_record;
 struct writebehind;
+struct cbackend;
+
+/* Orders a cluster backend's L1 fills against its writes (cmd_cluster.c):
+ * a read records its key's slot generation when it is sent; its answer is
+ * filled only if no write of a key in that slot updated L1 since. */
+#define GATE_SLOTS 256u
+struct fill_gate {
+    pthread_mutex_t mu[GATE_SLOTS];
+    uint64_t gen[GATE_SLOTS];
+};
 
 /* Latency buckets: bucket i holds operations of [2^(i-1), 2^i) µs. */
 #define LAT_BUCKETS 32
@@ -46,6 +57,8 @@ struct tiers {
     unsigned nworkers;
     struct tier_counters *ctr; /* one per worker */
     struct writebehind *wb;    /* NULL: no write-behind policy */
+    struct cbackend *cb;       /* backend = cluster; NULL for local */
+    struct fill_gate gate;     /* backend = cluster */
     bool engine_batched;       /* sync = always: the engine syncs per batch (batch.h) */
     void **batches;            /* per worker: batch.c's state, allocated on first use */
     size_t batch_size;

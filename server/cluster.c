@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
+#include "common/ring.h"
 #include "server/coord.h"
 #include "server/members.h"
 #include "server/repair.h"
@@ -32,7 +33,8 @@
 #define CLUSTER_COUNTERS(X)                                                  \
     X(conns_accepted) X(conns_refused) X(handshakes) X(handshakes_refused)   \
     X(frames_in) X(frames_out) X(bad_frames) X(pings) X(reads) X(writes)     \
-    X(records_written) X(rmws) X(clock_refusals) X(storage_errors)
+    X(records_written) X(rmws) X(clock_refusals) X(storage_errors) \
+    X(coord_reads) X(rings)
 /* clang-format on */
 
 struct cluster {
@@ -342,6 +344,101 @@ static void on_rmw(struct cluster_conn *k, const struct wire_frame *f)
     coord_serve_rmw(c->coord, &q, on_rmw_done, wt);
 }
 
+/* COORD_READ: a read a client (strata-proxy) asks us to coordinate. */
+static void on_coord_read_done(void *arg, uint16_t err, const char *msg,
+                               const struct lsm_record *rec)
+{
+    struct rmw_wait *wt = arg;
+    struct cluster_conn *k = wt->k;
+    uint64_t id = wt->id;
+    mem_free(MEM_CONN, wt, sizeof(*wt));
+    k->waiting--;
+    if (k->dead) {
+        conn_free(k);
+        return;
+    }
+    if (err != 0) {
+        respond_error(k, id, err, msg);
+    } else {
+        struct wire_record wr;
+        if (rec != NULL)
+            replica_record_of(rec, &wr);
+        size_t mark = wire_begin_frame(&k->out, WIRE_OP_COORD_READ, WIRE_FLAG_RESPONSE, id);
+        wire_compose_read_reply(&k->out, rec != NULL ? &wr : NULL);
+        if (wire_end_frame(&k->out, mark, k->c->cfg.frame_max) == ST_OK)
+            COUNT(k->c, frames_out);
+        else
+            respond_error(k, id, WIRE_ERR_TOO_LARGE, "the record does not fit a frame");
+    }
+    if (!k->closing)
+        flush_out(k);
+}
+
+static void on_coord_read(struct cluster_conn *k, const struct wire_frame *f)
+{
+    struct cluster *c = k->c;
+    uint8_t cl;
+    const uint8_t *key;
+    size_t nkey;
+    if (c->coord == NULL) {
+        respond_error(k, f->id, WIRE_ERR_NOT_READY, "no coordinator");
+        return;
+    }
+    if (wire_parse_coord_read(f->body, f->body_len, &cl, &key, &nkey) != WIRE_OK) {
+        refuse_and_close(k, f->id, WIRE_ERR_BAD_REQUEST, "malformed coord read");
+        return;
+    }
+    struct rmw_wait *wt = mem_alloc(MEM_CONN, sizeof(*wt));
+    if (wt == NULL) {
+        respond_error(k, f->id, WIRE_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    COUNT(c, coord_reads);
+    wt->k = k;
+    wt->id = f->id;
+    k->waiting++;
+    coord_serve_read(c->coord, key, nkey, (enum wire_cl)cl, on_coord_read_done, wt);
+}
+
+/* RING: the ring as our membership view has it, for a client's placement. */
+static void on_ring(struct cluster_conn *k, const struct wire_frame *f)
+{
+    struct cluster *c = k->c;
+    if (c->members == NULL || c->coord == NULL) {
+        respond_error(k, f->id, WIRE_ERR_NOT_READY, "membership not started");
+        return;
+    }
+    COUNT(c, rings);
+    struct members_view *v = members_view_acquire(c->members);
+    uint32_t n = ring_node_count(v->ring);
+    size_t mark = wire_begin_frame(&k->out, WIRE_OP_RING, WIRE_FLAG_RESPONSE, f->id);
+    struct wire_ring_head h = {
+        .version = v->version, .replicas = (uint8_t)coord_replicas(c->coord), .count = n};
+    wire_put_ring_head(&k->out, &h);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct ring_node *rn = ring_node(v->ring, i);
+        struct wire_ring_node wn = {
+            .short_id = rn->short_id,
+            .addr = v->addrs[i],
+            .addr_len = strlen(v->addrs[i]),
+            .rack = rn->rack != NULL ? rn->rack : "",
+            .rack_len = rn->rack != NULL ? strlen(rn->rack) : 0,
+            .state = i == v->self ? 0 : atomic_load(&v->state[i]),
+            .ntokens = rn->ntokens,
+            .put_tokens = rn->tokens,
+        };
+        memcpy(wn.id, rn->id, WIRE_NODE_ID_LEN);
+        wire_put_ring_node(&k->out, &wn);
+    }
+    members_view_release(&v);
+    if (wire_end_frame(&k->out, mark, c->cfg.frame_max) == ST_OK) {
+        COUNT(c, frames_out);
+    } else {
+        wire_abort_frame(&k->out, mark);
+        respond_error(k, f->id, WIRE_ERR_TOO_LARGE, "the ring does not fit a frame");
+    }
+}
+
 /* MERKLE_TREE and RANGE_READ: a peer's anti-entropy session (repair.h). */
 static void on_repair(struct cluster_conn *k, const struct wire_frame *f)
 {
@@ -417,6 +514,8 @@ static void dispatch(struct cluster_conn *k, const struct wire_frame *f)
     case WIRE_OP_READ: on_read(k, f); break;
     case WIRE_OP_WRITE: on_write(k, f); break;
     case WIRE_OP_RMW: on_rmw(k, f); break;
+    case WIRE_OP_COORD_READ: on_coord_read(k, f); break;
+    case WIRE_OP_RING: on_ring(k, f); break;
     case WIRE_OP_MERKLE_TREE:
     case WIRE_OP_RANGE_READ: on_repair(k, f); break;
     case WIRE_OP_GOSSIP_SYN:

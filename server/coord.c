@@ -23,10 +23,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
 #include "server/coord_op.h"
 #include "server/members.h"
+#include "server/replica.h"
 
 /* ---------------------------------------------------------- placement */
 
@@ -193,6 +195,60 @@ void coord_serve_rmw(struct coord *co, const struct wire_rmw *q, coord_rmw_done 
         mem_free(MEM_CONN, sw, sizeof(*sw));
     }
     done(arg, WIRE_ERR_INTERNAL, "out of memory", NULL);
+}
+
+/* ------------------------------------- reads clients ask us to coordinate */
+
+struct read_wait {
+    coord_read_done done;
+    void *arg;
+};
+
+static void serve_read_report(struct op *op)
+{
+    struct read_wait *rw = op->owner;
+    struct rop *r = (struct rop *)op;
+    switch (op->status) {
+    case CST_OK: {
+        const struct lsm_record *rec = r->result;
+        struct wire_record wr;
+        if (rec != NULL) {
+            replica_record_of(rec, &wr);
+            if (replica_is_miss(&wr, (uint64_t)clock_unix_now()))
+                rec = NULL; /* a tombstone or an expired record: none */
+        }
+        rw->done(rw->arg, 0, NULL, rec);
+        break;
+    }
+    case CST_TIMEOUT: rw->done(rw->arg, WIRE_ERR_TIMEOUT, "replicas did not answer", NULL); break;
+    case CST_FAILED: rw->done(rw->arg, WIRE_ERR_STORAGE, "storage failed", NULL); break;
+    case CST_NOT_PRIMARY:
+    case CST_UNAVAILABLE:
+        rw->done(rw->arg, WIRE_ERR_OVERLOADED, "not enough replicas available", NULL);
+        break;
+    }
+    mem_free(MEM_CONN, rw, sizeof(*rw));
+}
+
+void coord_serve_read(struct coord *co, const void *key, size_t nkey, enum wire_cl cl,
+                      coord_read_done done, void *arg)
+{
+    struct loop *lp = &co->loops[co->nloops - 1];
+    struct read_wait *rw = mem_alloc(MEM_CONN, sizeof(*rw));
+    if (rw != NULL) {
+        rw->done = done;
+        rw->arg = arg;
+        COUNT(lp, coord_reads_served);
+        if (coord_read_start(lp, key, nkey, cl, serve_read_report, rw) != NULL)
+            return;
+        mem_free(MEM_CONN, rw, sizeof(*rw));
+    }
+    done(arg, WIRE_ERR_INTERNAL, "out of memory", NULL);
+}
+
+unsigned coord_replicas(const struct coord *co)
+{
+    return co->cfg.replicas;
 }
 
 /* ----------------------------------------------------------- lifecycle */

@@ -73,7 +73,22 @@ const struct fe_exec_ops *coord_exec(const struct fe_exec_ops *inner, struct fe_
  */
 typedef void (*coord_rmw_done)(void *arg, uint16_t err, const char *msg,
                                const struct wire_rmw_reply *reply);
+struct lsm_record;
 void coord_serve_rmw(struct coord *co, const struct wire_rmw *q, coord_rmw_done done, void *arg);
+
+/*
+ * A read a client of the cluster (strata-proxy) asked this node to
+ * coordinate (the cluster port, main loop): key at level cl, as a client's
+ * get here would read it. done(arg, 0, NULL, rec) with the live record or
+ * NULL (valid during the call), or done(arg, code, msg, NULL) with a
+ * wire_error_code. Later, on the main loop; key is copied.
+ */
+typedef void (*coord_read_done)(void *arg, uint16_t err, const char *msg,
+                                const struct lsm_record *rec);
+void coord_serve_read(struct coord *co, const void *key, size_t nkey, enum wire_cl cl,
+                      coord_read_done done, void *arg);
+/* N, the replicas of every key. */
+unsigned coord_replicas(const struct coord *co);
 
 /* `stats cluster`'s coordinator part. Any thread. */
 void coord_stats(struct coord *co, void (*emit)(void *arg, const char *name, const char *value),

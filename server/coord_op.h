@@ -36,7 +36,8 @@ struct peerlinks;
     X(coord_rmws_served) X(coord_not_primary) X(coord_unavailable)          \
     X(coord_timeouts) X(coord_failures) X(coord_replica_failures)           \
     X(coord_digest_mismatches) X(coord_read_repairs) X(coord_async_repairs)     \
-    X(coord_hints) X(coord_hint_failures) X(coord_clock_refusals)
+    X(coord_hints) X(coord_hint_failures) X(coord_clock_refusals)           \
+    X(coord_reads_served)
 /* clang-format on */
 
 /* How an operation ended. */

@@ -166,8 +166,11 @@ struct mop *coord_rmw_start(struct loop *lp, const struct wire_rmw *q, bool serv
         COUNT(lp, coord_unavailable);
         coord_op_decide(&m->base, CST_UNAVAILABLE);
     } else if (p.self[primary]) {
-        if (q->read_cl == WIRE_CL_ONE || p.n == 1) {
-            mop_apply(m); /* our replica is the one read */
+        if (q->read_cl == WIRE_CL_ONE || p.n == 1 || q->op == WIRE_RMW_SET) {
+            /* our replica is the one read; a set reads nothing (its
+             * version is above our replica's and our clock's, as a
+             * coordinator's set is) */
+            mop_apply(m);
         } else {
             struct rop *r = coord_read_start(lp, q->key, q->key_len, (enum wire_cl)q->read_cl,
                                              mop_after_read, m);
