@@ -17,6 +17,7 @@
 
 #include "cache/cache.h"
 #include "common/mem.h"
+#include "common/ring.h"
 #include "frontend/call.h"
 #include "frontend/count.h"
 #include "frontend/fe.h"
@@ -29,14 +30,26 @@
 
 enum wkind { K_GET, K_MG, K_STORE, K_DELETE, K_MD, K_TOUCH, K_DELTA, K_MA };
 
+/* A worker's reads in flight, by key: a second miss of a key whose read
+ * is on its way waits for that read (single flight) instead of sending
+ * another. */
+#define FLIGHT_BUCKETS 256u
+struct flights {
+    struct cwait *bucket[FLIGHT_BUCKETS];
+};
+
 /* A command waiting on the cluster. */
 struct cwait {
     struct fe_call *call;
     struct worker *w;
     const struct policy *pol;
     enum wkind kind;
-    uint64_t gen; /* the fill gate's, when the read was sent */
-    bool touch;   /* K_GET: gat */
+    uint64_t gen;              /* the fill gate's, when the read was sent */
+    struct cwait *flight_next; /* a read in flight: the next in its bucket */
+    struct cwait *followers;   /* a read in flight: commands waiting for it */
+    struct cwait *follower_next;
+    unsigned bucket;
+    bool touch; /* K_GET: gat */
     rel_time_t exptime;
     struct fe_meta_ttl ttl; /* K_MG */
     bool no_bump;
@@ -136,22 +149,40 @@ static void fail(struct cwait *cw, enum fe_result r)
 
 /* ---------------------------------------------------------- the fills */
 
+static struct flights *flights_of(struct worker *w)
+{
+    return tiers_worker_flights(tiers_of(w), w->id, sizeof(struct flights));
+}
+
 static void on_read(void *arg, enum fe_result r, const struct wire_record *rec)
 {
     struct cwait *cw = arg;
-    if (r != FE_OK) {
-        fail(cw, r);
-        return;
+    struct flights *fl = flights_of(cw->w);
+    for (struct cwait **p = &fl->bucket[cw->bucket]; *p != NULL; p = &(*p)->flight_next) {
+        if (*p == cw) {
+            *p = cw->flight_next;
+            break;
+        }
     }
+    struct cwait *followers = cw->followers;
     struct tiers *t = tiers_of(cw->w);
-    if (rec != NULL)
+    if (r == FE_OK && rec != NULL)
         tiers_cluster_fill(t, cw->w->id, cw->pol, rec, cw->gen);
-    else
+    else if (r == FE_OK)
         tiers_count_fill_miss(t, cw->w->id);
-    run_l1(cw);
+    /* the read's waiters run on what L1 now holds (or fail alike) */
+    for (struct cwait *f = cw; f != NULL;) {
+        struct cwait *next = f == cw ? followers : f->follower_next;
+        if (r == FE_OK)
+            run_l1(f);
+        else
+            fail(f, r);
+        f = next;
+    }
 }
 
-/* The L1 command at once when L1 holds the key, else after a fill. */
+/* The L1 command at once when L1 holds the key, else after a fill: the
+ * worker's read of the key in flight, or a new one. */
 static void fill_then_l1(struct cwait *cw)
 {
     struct tiers *t = tiers_of(cw->w);
@@ -159,6 +190,21 @@ static void fill_then_l1(struct cwait *cw)
         run_l1(cw);
         return;
     }
+    struct flights *fl = flights_of(cw->w);
+    if (fl == NULL) {
+        fail(cw, FE_NO_MEMORY);
+        return;
+    }
+    cw->bucket = (unsigned)(ring_token(cw->key, cw->nkey) & (FLIGHT_BUCKETS - 1));
+    for (struct cwait *l = fl->bucket[cw->bucket]; l != NULL; l = l->flight_next) {
+        if (l->nkey == cw->nkey && memcmp(l->key, cw->key, cw->nkey) == 0) {
+            cw->follower_next = l->followers;
+            l->followers = cw;
+            return;
+        }
+    }
+    cw->flight_next = fl->bucket[cw->bucket];
+    fl->bucket[cw->bucket] = cw;
     cw->gen = tiers_gate_begin(t, cw->key, cw->nkey);
     cbackend_read(tiers_cbackend(t), cw->w, cw->pol, cw->key, cw->nkey, on_read, cw);
 }

@@ -105,7 +105,8 @@ int tiers_open(const struct settings *s, struct cache *l1, unsigned workers, str
     t->nworkers = workers;
     t->ctr = mem_calloc(MEM_OTHER, workers, sizeof(*t->ctr));
     t->batches = mem_calloc(MEM_OTHER, workers, sizeof(*t->batches));
-    if (t->batches == NULL)
+    t->flights = mem_calloc(MEM_OTHER, workers, sizeof(*t->flights));
+    if (t->batches == NULL || t->flights == NULL)
         mem_free(MEM_OTHER, t->ctr, workers * sizeof(*t->ctr)), t->ctr = NULL;
     for (unsigned i = 0; i < GATE_SLOTS; i++)
         pthread_mutex_init(&t->gate.mu[i], NULL);
@@ -153,6 +154,11 @@ void tiers_close(struct tiers **tp)
             mem_free(MEM_OTHER, t->batches[i], t->batch_size);
     if (t->batches != NULL)
         mem_free(MEM_OTHER, t->batches, t->nworkers * sizeof(*t->batches));
+    for (unsigned i = 0; t->flights != NULL && i < t->nworkers; i++)
+        if (t->flights[i] != NULL)
+            mem_free(MEM_OTHER, t->flights[i], t->flights_size);
+    if (t->flights != NULL)
+        mem_free(MEM_OTHER, t->flights, t->nworkers * sizeof(*t->flights));
     mem_free(MEM_OTHER, t, sizeof(*t));
 }
 
@@ -171,6 +177,15 @@ enum st_status tiers_sync(struct tiers *t)
     if (st == ST_OK && t->engine_batched)
         st = lsm_sync(t->db);
     return st;
+}
+
+void *tiers_worker_flights(struct tiers *t, unsigned worker, size_t size)
+{
+    if (t->flights[worker] == NULL) {
+        t->flights[worker] = mem_calloc(MEM_OTHER, 1, size);
+        t->flights_size = size;
+    }
+    return t->flights[worker];
 }
 
 void *tiers_worker_batch(struct tiers *t, unsigned worker, size_t size)

@@ -95,6 +95,8 @@ enum st_status tiers_sync(struct tiers *t);
  * use and freed with the tiers; NULL when out of memory. That worker's
  * thread only. */
 void *tiers_worker_batch(struct tiers *t, unsigned worker, size_t size);
+/* The same for cmd_cluster.c's reads in flight. */
+void *tiers_worker_flights(struct tiers *t, unsigned worker, size_t size);
 
 /* `stats tiers`, `stats backend`, `stats policies`; false: not ours. */
 bool tiers_stats(struct tiers *t, const char *args, size_t len,

@@ -61,6 +61,8 @@ struct tiers {
     struct fill_gate gate;     /* backend = cluster */
     bool engine_batched;       /* sync = always: the engine syncs per batch (batch.h) */
     void **batches;            /* per worker: batch.c's state, allocated on first use */
+    void **flights;            /* per worker: cmd_cluster.c's reads in flight */
+    size_t flights_size;
     size_t batch_size;
 };
 
