@@ -35,6 +35,11 @@ struct kvstore_config {
     struct hlc *clock;
     uint16_t node_id;
     size_t max_value_len;
+    /* SET writes without reading the live record first: only when every
+     * version in the engine was issued by `clock`, and the clock's bound
+     * survives restarts (hlc_floor from a stored hlc_upper_bound), so a
+     * new version is always the newest */
+    bool blind_sets;
 };
 
 enum st_status kvstore_create(const struct kvstore_config *cfg, struct kvstore **out);

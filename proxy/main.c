@@ -76,6 +76,7 @@ static void on_maintain(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct main_loop *m = arg;
     cache_maintain(m->p->cache, MAINTAIN_BUDGET);
+    tiers_tick(m->p->tiers);
     admin_crawler_tick(m->p);
 }
 

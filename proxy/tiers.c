@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "cache/cache.h"
 #include "common/clock.h"
@@ -52,6 +53,53 @@ static enum lsm_sync_mode sync_of(const char *s)
                                     : LSM_SYNC_INTERVAL;
 }
 
+/* The clock's lease (docs/CLOCKS.md): every version this proxy stamps is
+ * below the bound stored in data_dir/clock, renewed every second, so a
+ * restart whose wall clock went back still stamps newer versions (the
+ * local backend's sets do not read the record they replace). */
+#define CLOCK_LEASE_MS 2500
+#define CLOCK_RENEW_MS 1000
+
+static uint64_t clock_load(const char *dir)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/clock", dir);
+    FILE *f = fopen(path, "r");
+    unsigned long long v = 0;
+    if (f != NULL) {
+        if (fscanf(f, "%llu", &v) != 1)
+            v = 0;
+        fclose(f);
+    }
+    return v;
+}
+
+/* Writes the bound (temporary file, fsync, rename): false on failure. */
+static bool clock_store(struct tiers *t)
+{
+    char path[PATH_MAX + 8], tmp[PATH_MAX + 16];
+    if ((size_t)snprintf(path, sizeof(path), "%s/clock", t->data_dir) >= sizeof(path) ||
+        (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+        return false;
+    uint64_t bound = hlc_upper_bound(&t->clock, CLOCK_LEASE_MS);
+    FILE *f = fopen(tmp, "w");
+    bool ok = f != NULL && fprintf(f, "%llu\n", (unsigned long long)bound) > 0 && fflush(f) == 0 &&
+              fsync(fileno(f)) == 0;
+    if (f != NULL && fclose(f) != 0)
+        ok = false;
+    ok = ok && rename(tmp, path) == 0;
+    if (!ok)
+        log_warn("backend local: cannot store the clock bound in %s: %s", path, strerror(errno));
+    t->clock_stored_ms = clock_monotonic_ms();
+    return ok;
+}
+
+void tiers_tick(struct tiers *t)
+{
+    if (t != NULL && t->ks != NULL && clock_monotonic_ms() - t->clock_stored_ms >= CLOCK_RENEW_MS)
+        clock_store(t);
+}
+
 static int open_local(struct tiers *t, const struct settings *s)
 {
     if (mkdir(s->data_dir, 0750) != 0 && errno != EEXIST) {
@@ -84,8 +132,19 @@ static int open_local(struct tiers *t, const struct settings *s)
     struct hlc_options ho;
     hlc_options_default(&ho);
     hlc_init(&t->clock, &ho);
+    snprintf(t->data_dir, sizeof(t->data_dir), "%s", s->data_dir);
+    uint64_t bound = clock_load(s->data_dir);
+    if (bound > 0)
+        hlc_floor(&t->clock, bound);
+    if (!clock_store(t))
+        return EX_IOERR;
     struct kvstore_config kc = {
-        .db = t->db, .clock = &t->clock, .node_id = 0, .max_value_len = o.max_value_len};
+        .db = t->db,
+        .clock = &t->clock,
+        .node_id = 0,
+        .max_value_len = o.max_value_len,
+        .blind_sets = true,
+    };
     if (kvstore_create(&kc, &t->ks) != ST_OK)
         return EX_OSERR;
     return 0;

@@ -32,6 +32,9 @@ struct tiers;
 /* Opens the backend the settings name (NULL *out for backend = none).
  * Prints why on failure and returns an exit code, else 0. */
 int tiers_open(const struct settings *s, struct cache *l1, unsigned workers, struct tiers **out);
+/* The main loop's maintenance tick: renews the clock's stored bound.
+ * Accepts NULL. */
+void tiers_tick(struct tiers *t);
 /* Closes the engine (its WAL synced). Accepts NULL. */
 void tiers_close(struct tiers **t);
 

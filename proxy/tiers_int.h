@@ -4,6 +4,7 @@
  */
 #pragma once
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -53,6 +54,8 @@ struct tiers {
     const char *kind;
     struct lsm_db *db;
     struct hlc clock;
+    char data_dir[PATH_MAX];
+    uint64_t clock_stored_ms;
     struct kvstore *ks;
     unsigned nworkers;
     struct tier_counters *ctr; /* one per worker */
