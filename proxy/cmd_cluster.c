@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cache/cache.h"
+#include "common/clock.h"
 #include "common/mem.h"
 #include "common/ring.h"
 #include "frontend/call.h"
@@ -49,7 +50,8 @@ struct cwait {
     struct cwait *followers;   /* a read in flight: commands waiting for it */
     struct cwait *follower_next;
     unsigned bucket;
-    bool touch; /* K_GET: gat */
+    uint64_t start_us; /* when the backend request was sent */
+    bool touch;        /* K_GET: gat */
     rel_time_t exptime;
     struct fe_meta_ttl ttl; /* K_MG */
     bool no_bump;
@@ -166,6 +168,7 @@ static void on_read(void *arg, enum fe_result r, const struct wire_record *rec)
     }
     struct cwait *followers = cw->followers;
     struct tiers *t = tiers_of(cw->w);
+    tiers_record_latency(t, cw->w->id, true, cw->start_us);
     if (r == FE_OK && rec != NULL)
         tiers_cluster_fill(t, cw->w->id, cw->pol, rec, cw->gen);
     else if (r == FE_OK)
@@ -206,6 +209,7 @@ static void fill_then_l1(struct cwait *cw)
     cw->flight_next = fl->bucket[cw->bucket];
     fl->bucket[cw->bucket] = cw;
     cw->gen = tiers_gate_begin(t, cw->key, cw->nkey);
+    cw->start_us = clock_monotonic_us();
     cbackend_read(tiers_cbackend(t), cw->w, cw->pol, cw->key, cw->nkey, on_read, cw);
 }
 
@@ -221,6 +225,7 @@ static void on_written(void *arg, enum fe_result r, const struct wire_rmw_reply 
 {
     struct cwait *cw = arg;
     struct worker *w = cw->w;
+    tiers_record_latency(tiers_of(w), w->id, false, cw->start_us);
     if (r != FE_OK) {
         fail(cw, r);
         return;
@@ -266,6 +271,7 @@ static void on_written(void *arg, enum fe_result r, const struct wire_rmw_reply 
 static void send_rmw(struct cwait *cw, struct wire_rmw *q)
 {
     q->rflags |= WIRE_RMW_RETURN; /* L1 gets what was written */
+    cw->start_us = clock_monotonic_us();
     cbackend_rmw(tiers_cbackend(tiers_of(cw->w)), cw->w, cw->pol, q, on_written, cw);
 }
 

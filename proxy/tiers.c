@@ -554,14 +554,10 @@ static uint64_t lat_percentile(const struct tiers *t, bool reads, double p)
     return (uint64_t)1 << (LAT_BUCKETS - 1);
 }
 
-static void stats_backend(struct tiers *t, void (*emit)(void *, const char *, const char *),
+/* Backend latency percentiles, bucket upper bounds in µs. */
+static void stats_latency(struct tiers *t, void (*emit)(void *, const char *, const char *),
                           void *arg)
 {
-    emit(arg, "backend", t->kind);
-    emit_u64(emit, arg, "reads", SUM(t, backend_reads));
-    emit_u64(emit, arg, "writes", SUM(t, backend_writes));
-    emit_u64(emit, arg, "errors", SUM(t, backend_errors));
-    emit_u64(emit, arg, "timeouts", 0); /* the local engine has none */
     static const struct {
         const char *name;
         bool reads;
@@ -573,6 +569,22 @@ static void stats_backend(struct tiers *t, void (*emit)(void *, const char *, co
     };
     for (size_t i = 0; i < sizeof(pcts) / sizeof(pcts[0]); i++)
         emit_u64(emit, arg, pcts[i].name, lat_percentile(t, pcts[i].reads, pcts[i].p));
+}
+
+void tiers_record_latency(struct tiers *t, unsigned w, bool read, uint64_t start_us)
+{
+    lat_record(read ? &t->ctr[w].read_lat : &t->ctr[w].write_lat, start_us);
+}
+
+static void stats_backend(struct tiers *t, void (*emit)(void *, const char *, const char *),
+                          void *arg)
+{
+    emit(arg, "backend", t->kind);
+    emit_u64(emit, arg, "reads", SUM(t, backend_reads));
+    emit_u64(emit, arg, "writes", SUM(t, backend_writes));
+    emit_u64(emit, arg, "errors", SUM(t, backend_errors));
+    emit_u64(emit, arg, "timeouts", 0); /* the local engine has none */
+    stats_latency(t, emit, arg);
     struct lsm_stats s;
     lsm_stats(t->db, &s);
     emit_u64(emit, arg, "engine_puts", s.puts);
@@ -622,9 +634,10 @@ bool tiers_stats(struct tiers *t, const char *args, size_t len,
 {
     if (t == NULL)
         return false;
-    if (mc_text_args_are(args, len, "backend") && t->cb != NULL)
+    if (mc_text_args_are(args, len, "backend") && t->cb != NULL) {
         cbackend_stats(t->cb, emit, arg);
-    else if (mc_text_args_are(args, len, "backend"))
+        stats_latency(t, emit, arg);
+    } else if (mc_text_args_are(args, len, "backend"))
         stats_backend(t, emit, arg);
     else if (mc_text_args_are(args, len, "tiers"))
         stats_tiers(t, emit, arg);
