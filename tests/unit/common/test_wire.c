@@ -701,6 +701,7 @@ static void test_numbers_and_names(void **state)
         {0x01, "HANDSHAKE"},  {0x02, "PING"},        {0x03, "ERROR"},      {0x10, "GOSSIP_SYN"},
         {0x11, "GOSSIP_ACK"}, {0x12, "GOSSIP_ACK2"}, {0x20, "READ"},       {0x21, "WRITE"},
         {0x22, "RMW"},        {0x30, "MERKLE_TREE"}, {0x31, "RANGE_READ"}, {0x32, "HINT_REPLAY"},
+        {0x04, "RING"},       {0x23, "COORD_READ"},
     };
     unsigned named = 0;
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
@@ -1558,11 +1559,12 @@ static void test_rmw_invalid(void **state)
         unsigned v; /* the field's value; F_VALUE: a value length */
         bool ok;
     } cases[] = {
-        /* op in 1..9 */
+        /* op in 1..10 */
         {WIRE_RMW_ADD, F_OP, 0, false},
         {WIRE_RMW_ADD, F_OP, 1, true},
         {WIRE_RMW_ADD, F_OP, 9, true},
-        {WIRE_RMW_ADD, F_OP, 10, false},
+        {WIRE_RMW_ADD, F_OP, 10, true},
+        {WIRE_RMW_ADD, F_OP, 11, false},
         {WIRE_RMW_ADD, F_OP, 255, false},
         /* read_cl ONE..ALL */
         {WIRE_RMW_ADD, F_RCL, 0, false},
@@ -1592,6 +1594,7 @@ static void test_rmw_invalid(void **state)
         {WIRE_RMW_REPLACE, F_VALUE, 1, true},
         {WIRE_RMW_APPEND, F_VALUE, 1, true},
         {WIRE_RMW_PREPEND, F_VALUE, 1, true},
+        {WIRE_RMW_SET, F_VALUE, 1, true},
         {WIRE_RMW_CAS, F_VALUE, sizeof(big_value), true},
         {WIRE_RMW_DELETE, F_VALUE, 1, false},
         {WIRE_RMW_TOUCH, F_VALUE, 1, false},
