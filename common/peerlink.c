@@ -124,10 +124,12 @@ static void tick_update(struct peerlinks *pl)
 /* ------------------------------------------------------------- links */
 
 /* Closes l's connection and fails its requests; l stays, to be dialed
- * again after retry_ms. */
+ * again after retry_ms. Requests queued on a connection that never got
+ * made were not sent: they fail PEER_DOWN, the others PEER_CLOSED. */
 static void link_close(struct peerlink *l, const char *why)
 {
     struct peerlinks *pl = l->pl;
+    enum peer_result fate = l->connected ? PEER_CLOSED : PEER_DOWN;
     if (l->bev != NULL) {
         log_info("cluster: link to %s closed: %s", l->addr, why);
         bufferevent_free(l->bev);
@@ -140,8 +142,11 @@ static void link_close(struct peerlink *l, const char *why)
     while (l->head != NULL) {
         struct pending *p = l->head;
         pending_unlink(l, p);
-        COUNT(pl, closed);
-        pending_finish(p, PEER_CLOSED, NULL);
+        if (fate == PEER_CLOSED)
+            COUNT(pl, closed);
+        else
+            COUNT(pl, down);
+        pending_finish(p, fate, NULL);
     }
     l->closing = false;
     tick_update(pl);

@@ -49,7 +49,8 @@ enum peer_result {
     PEER_TIMEOUT,    /* no answer in time: the request may have been applied */
     PEER_CLOSED,     /* the connection closed with it in flight: may have been applied */
     PEER_OVERLOADED, /* not sent: the link's bound on requests in flight */
-    PEER_DOWN,       /* not sent: the connection failed lately, or cannot be made */
+    PEER_DOWN,       /* not sent: the connection failed lately, or cannot be made (also
+                        the completion of a request queued on a dial that failed) */
 };
 
 /* Short name for logs and stats ("timeout"). */

@@ -62,6 +62,7 @@ struct creq {
     uint32_t cand[RING_MAX_REPLICAS];
     unsigned ncand, next;
     bool busy_seen;
+    enum fe_result err; /* a node's refusal, the answer when no candidate is left */
     cbackend_read_done read_done;
     cbackend_rmw_done rmw_done;
     void *arg;
@@ -158,13 +159,21 @@ static void on_answer(void *arg, enum peer_result pr, const struct wire_frame *f
         /* a read may go elsewhere after any failure; a write only when
          * the node refused it before applying anything */
         bool retry = read || e.code == WIRE_ERR_NOT_PRIMARY || e.code == WIRE_ERR_NOT_READY;
+        enum fe_result fr = e.code == WIRE_ERR_NOT_PRIMARY ? FE_UNAVAILABLE : fe_of_error(e.code);
         if (retry && rq->next < rq->ncand) {
+            if (rq->err == FE_OK)
+                rq->err = fr;
             atomic_fetch_add_explicit(&rq->cw->retries, 1, memory_order_relaxed);
             send_next(rq, w);
             return;
         }
-        finish(rq, e.code == WIRE_ERR_NOT_PRIMARY ? FE_UNAVAILABLE : fe_of_error(e.code), NULL,
-               NULL);
+        finish(rq, rq->err != FE_OK ? rq->err : fr, NULL, NULL);
+        return;
+    }
+    if (pr == PEER_DOWN) {
+        /* queued on a dial that failed: never sent, any request may go on */
+        atomic_fetch_add_explicit(&rq->cw->retries, 1, memory_order_relaxed);
+        send_next(rq, w);
         return;
     }
     /* timeout or closed: a read goes on; a write may have been applied */
@@ -206,7 +215,7 @@ static void send_next(struct creq *rq, struct worker *w)
         if (pr == PEER_OVERLOADED)
             rq->busy_seen = true;
     }
-    finish(rq, rq->busy_seen ? FE_BUSY : FE_UNAVAILABLE, NULL, NULL);
+    finish(rq, rq->err != FE_OK ? rq->err : rq->busy_seen ? FE_BUSY : FE_UNAVAILABLE, NULL, NULL);
 }
 
 /* The candidates of key: its preference list, up nodes first in order,

@@ -168,7 +168,7 @@ static void on_read(void *arg, enum fe_result r, const struct wire_record *rec)
     }
     struct cwait *followers = cw->followers;
     struct tiers *t = tiers_of(cw->w);
-    tiers_record_latency(t, cw->w->id, true, cw->start_us);
+    tiers_record_latency(t, cw->w->id, true, r, cw->start_us);
     if (r == FE_OK && rec != NULL)
         tiers_cluster_fill(t, cw->w->id, cw->pol, rec, cw->gen);
     else if (r == FE_OK)
@@ -225,13 +225,16 @@ static void on_written(void *arg, enum fe_result r, const struct wire_rmw_reply 
 {
     struct cwait *cw = arg;
     struct worker *w = cw->w;
-    tiers_record_latency(tiers_of(w), w->id, false, cw->start_us);
+    tiers_record_latency(tiers_of(w), w->id, false, r, cw->start_us);
     if (r != FE_OK) {
         fail(cw, r);
         return;
     }
-    tiers_cluster_written(tiers_of(w), w->id, cw->pol, cw->key, cw->nkey, reply);
-    if (cw->kind == K_GET || cw->kind == K_MG) {
+    /* gat and mg T read the touched record back: L1 keeps it even in
+     * write-around */
+    bool read_back = cw->kind == K_GET || cw->kind == K_MG;
+    tiers_cluster_written(tiers_of(w), w->id, cw->pol, cw->key, cw->nkey, reply, read_back);
+    if (read_back) {
         /* gat / mg T: the touched record is in L1 (or the key is gone) */
         run_l1(cw);
         return;

@@ -574,6 +574,25 @@ static bool one_of(const char *v, const char *a, const char *b, const char *c)
     return strcmp(v, a) == 0 || strcmp(v, b) == 0 || strcmp(v, c) == 0;
 }
 
+/* A seed list holds at least one host:port, and nothing else. */
+static bool seeds_valid(const char *list)
+{
+    if (list == NULL || *list == '\0')
+        return false;
+    for (const char *p = list; p != NULL;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        const char *colon = memchr(p, ':', len);
+        if (colon == NULL || colon == p || colon == p + len - 1 || len > 512)
+            return false;
+        for (const char *d = colon + 1; d < p + len; d++)
+            if (*d < '0' || *d > '9')
+                return false;
+        p = comma != NULL ? comma + 1 : NULL;
+    }
+    return true;
+}
+
 /* The tiers' options: backend, data_dir, sync, the policies. */
 static int validate_tiers(struct settings *s)
 {
@@ -581,7 +600,7 @@ static int validate_tiers(struct settings *s)
         fprintf(stderr, "strata-proxy: backend '%s': none, local or cluster\n", s->backend);
         return EX_CONFIG;
     }
-    if (strcmp(s->backend, "cluster") == 0 && s->cluster_seeds == NULL) {
+    if (strcmp(s->backend, "cluster") == 0 && !seeds_valid(s->cluster_seeds)) {
         fprintf(stderr, "strata-proxy: backend = cluster needs cluster_seeds (--cluster-seeds "
                         "host:port,...: the nodes' cluster ports)\n");
         return EX_CONFIG;

@@ -449,7 +449,7 @@ void tiers_cluster_fill(struct tiers *t, unsigned w, const struct policy *pol,
 }
 
 void tiers_cluster_written(struct tiers *t, unsigned w, const struct policy *pol, const char *key,
-                           size_t nkey, const struct wire_rmw_reply *reply)
+                           size_t nkey, const struct wire_rmw_reply *reply, bool read_back)
 {
     bool stored = reply->result == WIRE_RMW_STORED;
     if (!stored && reply->result != WIRE_RMW_NOT_FOUND)
@@ -458,7 +458,7 @@ void tiers_cluster_written(struct tiers *t, unsigned w, const struct policy *pol
     pthread_mutex_lock(&t->gate.mu[s]);
     t->gate.gen[s]++; /* reads sent before this write fill nothing */
     bool keep = false;
-    if (stored && reply->has_record && pol->mode != MODE_WRITE_AROUND) {
+    if (stored && reply->has_record && (pol->mode != MODE_WRITE_AROUND || read_back)) {
         struct lsm_record lr = lsm_view(&reply->rec);
         keep = tiers_fill_locked(t, w, pol, &lr);
     }
@@ -571,9 +571,16 @@ static void stats_latency(struct tiers *t, void (*emit)(void *, const char *, co
         emit_u64(emit, arg, pcts[i].name, lat_percentile(t, pcts[i].reads, pcts[i].p));
 }
 
-void tiers_record_latency(struct tiers *t, unsigned w, bool read, uint64_t start_us)
+void tiers_record_latency(struct tiers *t, unsigned w, bool read, enum fe_result r,
+                          uint64_t start_us)
 {
     lat_record(read ? &t->ctr[w].read_lat : &t->ctr[w].write_lat, start_us);
+    if (read)
+        ADD(t, w, backend_reads);
+    else
+        ADD(t, w, backend_writes);
+    if (r != FE_OK)
+        ADD(t, w, backend_errors);
 }
 
 static void stats_backend(struct tiers *t, void (*emit)(void *, const char *, const char *),

@@ -57,11 +57,13 @@ uint64_t tiers_gate_begin(struct tiers *t, const char *key, size_t nkey);
 void tiers_cluster_fill(struct tiers *t, unsigned worker, const struct policy *pol,
                         const struct wire_record *rec, uint64_t gen);
 void tiers_cluster_written(struct tiers *t, unsigned worker, const struct policy *pol,
-                           const char *key, size_t nkey, const struct wire_rmw_reply *reply);
+                           const char *key, size_t nkey, const struct wire_rmw_reply *reply,
+                           bool read_back);
 void tiers_count_fill_miss(struct tiers *t, unsigned worker);
 /* A backend request of the cluster that started at start_us
  * (clock_monotonic_us), for stats backend's percentiles. */
-void tiers_record_latency(struct tiers *t, unsigned worker, bool read, uint64_t start_us);
+void tiers_record_latency(struct tiers *t, unsigned worker, bool read, enum fe_result r,
+                          uint64_t start_us);
 
 /* True when the policy's writes go to the backend (write-through,
  * write-around; write-behind through its journal). */
