@@ -292,6 +292,14 @@ static bool link_dial(struct peerlink *l)
     return true;
 }
 
+void peerlink_reset(struct peerlink *l, const char *why)
+{
+    if (l->bev != NULL && !l->closing) {
+        COUNT(l->pl, bad_frames);
+        link_close(l, why);
+    }
+}
+
 enum peer_result peerlink_request(struct peerlink *l, uint8_t opcode, uint16_t flags,
                                   const void *body, size_t body_len, peer_done_fn done, void *arg)
 {

@@ -80,6 +80,12 @@ struct peerlink *peerlinks_get(struct peerlinks *pl, const char *addr);
 enum peer_result peerlink_request(struct peerlink *l, uint8_t opcode, uint16_t flags,
                                   const void *body, size_t body_len, peer_done_fn done, void *arg);
 
+/* Closes the link because an answer broke the protocol at a level the
+ * link cannot check (a body that does not decode, a record for another
+ * key): its other requests fail PEER_CLOSED, the next request dials
+ * again after the retry window. Callable from a completion of PEER_OK. */
+void peerlink_reset(struct peerlink *l, const char *why);
+
 /* Requests in flight on the link. */
 unsigned peerlink_inflight(const struct peerlink *l);
 

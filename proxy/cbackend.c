@@ -61,6 +61,7 @@ struct creq {
     struct cview *view; /* referenced for the addresses below */
     uint32_t cand[RING_MAX_REPLICAS];
     unsigned ncand, next;
+    struct peerlink *link; /* the one the request is on */
     bool busy_seen;
     enum fe_result err; /* a node's refusal, the answer when no candidate is left */
     cbackend_read_done read_done;
@@ -118,6 +119,12 @@ static void finish(struct creq *rq, enum fe_result r, const struct wire_record *
 
 static void send_next(struct creq *rq, struct worker *w);
 
+/* True when a record answered is for the key asked about. */
+static bool same_key(const struct creq *rq, const struct wire_record *rec)
+{
+    return rec->key_len == rq->nkey && memcmp(rec->key, rq->buf, rq->nkey) == 0;
+}
+
 static enum fe_result fe_of_error(uint16_t code)
 {
     switch (code) {
@@ -134,23 +141,31 @@ static void on_answer(void *arg, enum peer_result pr, const struct wire_frame *f
     struct creq *rq = arg;
     struct worker *w = NULL; /* only needed to dial: links exist by now */
     bool read = rq->kind == REQ_READ;
-    if (pr == PEER_OK && f->opcode == (read ? WIRE_OP_COORD_READ : WIRE_OP_RMW)) {
-        if (read) {
-            bool found = false;
-            struct wire_record rec;
-            if (wire_parse_read_reply(f->body, f->body_len, &found, &rec) == WIRE_OK) {
-                finish(rq, FE_OK, found && !rec.tombstone ? &rec : NULL, NULL);
-                return;
-            }
-        } else {
-            struct wire_rmw_reply rep;
-            if (wire_parse_rmw_reply(f->body, f->body_len, &rep) == WIRE_OK) {
-                finish(rq, FE_OK, NULL, &rep);
-                return;
-            }
+    if (pr == PEER_OK) {
+        /* an answer that does not decode, or that is about another key,
+         * means the link cannot be trusted: it is reset, and no client
+         * gets what it carried */
+        bool ok = f->opcode == (read ? WIRE_OP_COORD_READ : WIRE_OP_RMW);
+        bool found = false;
+        struct wire_record rec;
+        struct wire_rmw_reply rep;
+        if (ok && read) {
+            ok = wire_parse_read_reply(f->body, f->body_len, &found, &rec) == WIRE_OK &&
+                 (!found || same_key(rq, &rec));
+        } else if (ok) {
+            ok = wire_parse_rmw_reply(f->body, f->body_len, &rep) == WIRE_OK &&
+                 (!rep.has_record || same_key(rq, &rep.rec));
         }
-        log_warn("cluster backend: a malformed answer from a node");
-        finish(rq, FE_FAILED, NULL, NULL);
+        if (!ok) {
+            log_warn("cluster backend: %s sent a malformed answer; resetting the link",
+                     rq->view->addrs[rq->cand[rq->next - 1]]);
+            peerlink_reset(rq->link, "malformed answer");
+            finish(rq, FE_FAILED, NULL, NULL);
+        } else if (read) {
+            finish(rq, FE_OK, found && !rec.tombstone ? &rec : NULL, NULL);
+        } else {
+            finish(rq, FE_OK, NULL, &rep);
+        }
         return;
     }
     if (pr == PEER_ERROR) {
@@ -210,8 +225,10 @@ static void send_next(struct creq *rq, struct worker *w)
         }
         enum peer_result pr =
             peerlink_request(l, op, 0, cw->scratch.data, cw->scratch.len, on_answer, rq);
-        if (pr == PEER_OK)
+        if (pr == PEER_OK) {
+            rq->link = l;
             return;
+        }
         if (pr == PEER_OVERLOADED)
             rq->busy_seen = true;
     }
