@@ -194,7 +194,7 @@ struct item *cache_reserve_fill(struct cache *c, const char *key, size_t nkey, u
         return NULL;
     *res = CACHE_OK;
     struct item *it = item_init(mem, key, nkey, flags, exptime, nvalue, now);
-    it->iflags = ITEM_VERSIONED;
+    it->versioned = 1;
     memcpy(it->data + item_version_offset(it), &version, sizeof(version));
     return it;
 }
@@ -301,7 +301,7 @@ enum cache_result cache_meta_commit(struct cache *c, struct item *it, enum cache
         }
         break;
     case CACHE_FILL:
-        ASSERT((it->iflags & ITEM_VERSIONED) && item_visible_cas(it) == cas_in);
+        ASSERT(it->versioned && item_visible_cas(it) == cas_in);
         if (old != NULL && item_visible_cas(old) >= cas_in)
             res = CACHE_NOT_STORED;
         break;

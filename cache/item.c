@@ -29,6 +29,7 @@ struct item *item_init(void *mem, const char *key, size_t nkey, uint32_t flags, 
     it->atime = now;
     it->nvalue = (uint32_t)nvalue & ITEM_VALUE_MAX;
     it->has_flags = flags != 0;
+    it->versioned = 0;
     it->nkey = (uint8_t)nkey;
     it->iflags = 0;
     memcpy(it->data, key, nkey);

@@ -16,12 +16,13 @@
  *    32    4 refcount  references: +1 while linked, +1 per holder (atomic)
  *    36    4 exptime   rel time, 0 = never                (atomic, relaxed)
  *    40    4 atime     rel time of the last LRU bump            (shard lock)
- *    44    4 nvalue    31 bits: value bytes; 1 bit: has_flags (immutable)
+ *    44    4 nvalue    30 bits: value bytes; 1 bit: has_flags; 1 bit:
+ *                      versioned (immutable)
  *    48    1 nkey      key bytes, 1..CACHE_KEY_MAX
  *    49    1 iflags    ITEM_LINKED | ITEM_ACTIVE | ITEM_FETCHED | meta
  *                      bits ITEM_STALE ITEM_TOKEN_SENT ITEM_KEY_BINARY (shard lock)
  *    50    n data      key[nkey] value[nvalue] [flags, 4 bytes, if has_flags]
- *                      [version, 8 bytes, if ITEM_VERSIONED]
+ *                      [version, 8 bytes, if versioned]
  *
  * An item filled from a lower tier (CACHE_FILL) carries that tier's
  * version as the CAS clients see: it is kept after the value (only those
@@ -55,8 +56,9 @@ struct item {
     _Atomic uint32_t refcount;
     _Atomic rel_time_t exptime;
     rel_time_t atime;
-    uint32_t nvalue : 31;
+    uint32_t nvalue : 30;
     uint32_t has_flags : 1;
+    uint32_t versioned : 1; /* a lower tier's version follows the value */
     uint8_t nkey;
     uint8_t iflags;
     char data[];
@@ -64,7 +66,7 @@ struct item {
 
 #define ITEM_HDR_SIZE 50
 /* Values are bounded well below this by -I (at most 128 MiB). */
-#define ITEM_VALUE_MAX ((1u << 31) - 1)
+#define ITEM_VALUE_MAX ((1u << 30) - 1)
 _Static_assert(offsetof(struct item, data) == ITEM_HDR_SIZE, "data follows the header");
 _Static_assert(CACHE_KEY_MAX <= UINT8_MAX, "nkey is one byte");
 
@@ -75,7 +77,6 @@ _Static_assert(CACHE_KEY_MAX <= UINT8_MAX, "nkey is one byte");
 #define ITEM_STALE 0x08u      /* meta: invalidated, still served, refresh wanted */
 #define ITEM_TOKEN_SENT 0x10u /* meta: a client was given the win token */
 #define ITEM_KEY_BINARY 0x20u /* meta: stored with a base64 key */
-#define ITEM_VERSIONED 0x40u  /* a lower tier's version follows the value (immutable) */
 /* Bits set on an unlinked item before linking, which linking keeps. */
 #define ITEM_META_BITS (ITEM_STALE | ITEM_TOKEN_SENT | ITEM_KEY_BINARY)
 
@@ -94,14 +95,13 @@ static inline size_t item_version_offset(const struct item *it)
 /* Bytes this item was allocated for. */
 static inline size_t item_size(const struct item *it)
 {
-    return ITEM_HDR_SIZE + item_version_offset(it) +
-           ((it->iflags & ITEM_VERSIONED) ? sizeof(uint64_t) : 0);
+    return ITEM_HDR_SIZE + item_version_offset(it) + (it->versioned ? sizeof(uint64_t) : 0);
 }
 
 /* The CAS unique clients see: a filled item's version, else `cas`. */
 static inline uint64_t item_visible_cas(const struct item *it)
 {
-    if ((it->iflags & ITEM_VERSIONED) == 0)
+    if (!it->versioned)
         return it->cas;
     uint64_t v;
     memcpy(&v, it->data + item_version_offset(it), sizeof(v));
@@ -113,7 +113,7 @@ static inline uint64_t item_visible_cas(const struct item *it)
 static inline void item_set_cas(struct item *it, uint64_t cas)
 {
     it->cas = cas;
-    if (it->iflags & ITEM_VERSIONED)
+    if (it->versioned)
         memcpy(it->data + item_version_offset(it), &cas, sizeof(cas));
 }
 

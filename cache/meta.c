@@ -173,8 +173,9 @@ static struct item *meta_private_locked(struct cache *c, struct cache_shard *sh,
     struct item *nit = item_init(mem, it->data, it->nkey, item_flags_get(it), item_exptime_load(it),
                                  it->nvalue, now);
     memcpy(nit->data + nit->nkey, it->data + it->nkey, it->nvalue);
-    nit->iflags = (uint8_t)(it->iflags & (ITEM_META_BITS | ITEM_VERSIONED));
-    if (it->iflags & ITEM_VERSIONED) {
+    nit->iflags = (uint8_t)(it->iflags & ITEM_META_BITS);
+    nit->versioned = it->versioned;
+    if (it->versioned) {
         uint64_t v = item_visible_cas(it);
         memcpy(nit->data + item_version_offset(nit), &v, sizeof(v));
     }

@@ -58,7 +58,7 @@ void shard_link_locked(struct cache_shard *sh, struct item *it, uint64_t hv, rel
 {
     ASSERT((it->iflags & ITEM_LINKED) == 0);
     ASSERT(item_refs(it) >= 1);
-    it->iflags = (uint8_t)((it->iflags & (ITEM_META_BITS | ITEM_VERSIONED)) | ITEM_LINKED);
+    it->iflags = (uint8_t)((it->iflags & ITEM_META_BITS) | ITEM_LINKED);
     it->atime = now;
     hashtable_insert(&sh->ht, it, hv);
     lru_push_head(&sh->lru, it);

@@ -210,12 +210,12 @@ void tiers_close(struct tiers **tp)
         mem_free(MEM_OTHER, t->ctr, t->nworkers * sizeof(*t->ctr));
     for (unsigned i = 0; t->batches != NULL && i < t->nworkers; i++)
         if (t->batches[i] != NULL)
-            mem_free(MEM_OTHER, t->batches[i], t->batch_size);
+            mem_free(MEM_OTHER, t->batches[i], atomic_load(&t->batch_size));
     if (t->batches != NULL)
         mem_free(MEM_OTHER, t->batches, t->nworkers * sizeof(*t->batches));
     for (unsigned i = 0; t->flights != NULL && i < t->nworkers; i++)
         if (t->flights[i] != NULL)
-            mem_free(MEM_OTHER, t->flights[i], t->flights_size);
+            mem_free(MEM_OTHER, t->flights[i], atomic_load(&t->flights_size));
     if (t->flights != NULL)
         mem_free(MEM_OTHER, t->flights, t->nworkers * sizeof(*t->flights));
     mem_free(MEM_OTHER, t, sizeof(*t));
@@ -242,7 +242,7 @@ void *tiers_worker_flights(struct tiers *t, unsigned worker, size_t size)
 {
     if (t->flights[worker] == NULL) {
         t->flights[worker] = mem_calloc(MEM_OTHER, 1, size);
-        t->flights_size = size;
+        atomic_store_explicit(&t->flights_size, size, memory_order_relaxed);
     }
     return t->flights[worker];
 }
@@ -251,7 +251,7 @@ void *tiers_worker_batch(struct tiers *t, unsigned worker, size_t size)
 {
     if (t->batches[worker] == NULL) {
         t->batches[worker] = mem_calloc(MEM_OTHER, 1, size);
-        t->batch_size = size;
+        atomic_store_explicit(&t->batch_size, size, memory_order_relaxed);
     }
     return t->batches[worker];
 }

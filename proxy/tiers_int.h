@@ -65,8 +65,8 @@ struct tiers {
     bool engine_batched;       /* sync = always: the engine syncs per batch (batch.h) */
     void **batches;            /* per worker: batch.c's state, allocated on first use */
     void **flights;            /* per worker: cmd_cluster.c's reads in flight */
-    size_t flights_size;
-    size_t batch_size;
+    _Atomic size_t flights_size;
+    _Atomic size_t batch_size; /* set by each worker on first use: one value */
 };
 
 #define ADD(t, w, field) atomic_fetch_add_explicit(&(t)->ctr[w].field, 1, memory_order_relaxed)
