@@ -172,7 +172,7 @@ static void on_read(void *arg, enum fe_result r, const struct wire_record *rec)
     if (r == FE_OK && rec != NULL)
         tiers_cluster_fill(t, cw->w->id, cw->pol, rec, cw->gen);
     else if (r == FE_OK)
-        tiers_count_fill_miss(t, cw->w->id);
+        tiers_cluster_miss(t, cw->w->id, cw->pol, cw->key, cw->nkey, cw->gen);
     /* the read's waiters run on what L1 now holds (or fail alike) */
     for (struct cwait *f = cw; f != NULL;) {
         struct cwait *next = f == cw ? followers : f->follower_next;
@@ -189,7 +189,7 @@ static void on_read(void *arg, enum fe_result r, const struct wire_record *rec)
 static void fill_then_l1(struct cwait *cw)
 {
     struct tiers *t = tiers_of(cw->w);
-    if (tiers_l1_has(t, cw->key, cw->nkey)) {
+    if (tiers_l1_has(t, cw->key, cw->nkey) || tiers_negative(t, cw->w->id, cw->key, cw->nkey)) {
         run_l1(cw);
         return;
     }

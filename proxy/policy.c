@@ -67,11 +67,6 @@ static bool policy_set(struct policy *p, const char *name, const char *value, ch
         ok = parse_seconds(value, &p->l1_ttl_cap);
     } else if (strcmp(name, "negative_ttl") == 0) {
         ok = parse_seconds(value, &p->negative_ttl);
-        if (ok && p->negative_ttl > 0) {
-            snprintf(err, errlen, "policy \"%s\": negative_ttl is not built yet (docs/TIERS.md)",
-                     p->prefix);
-            return false;
-        }
     } else if (strcmp(name, "overflow") == 0) {
         if (strcmp(value, "write-through") == 0)
             p->overflow = OVERFLOW_WRITE_THROUGH;

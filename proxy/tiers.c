@@ -169,6 +169,13 @@ int tiers_open(const struct settings *s, struct cache *l1, unsigned workers, str
         mem_free(MEM_OTHER, t->ctr, workers * sizeof(*t->ctr)), t->ctr = NULL;
     for (unsigned i = 0; i < GATE_SLOTS; i++)
         pthread_mutex_init(&t->gate.mu[i], NULL);
+    bool negative = false;
+    for (size_t i = 0; i < policies_count(s->policies); i++)
+        negative |= policies_at(s->policies, i)->negative_ttl > 0;
+    if (negative && (t->neg = mem_calloc(MEM_OTHER, NEG_SLOTS, sizeof(*t->neg))) == NULL) {
+        tiers_close(&t);
+        return EX_OSERR;
+    }
     if (strcmp(s->backend, "cluster") == 0) {
         t->kind = "cluster";
         int rc = t->ctr == NULL ? EX_OSERR : cbackend_open(s, workers, &t->cb);
@@ -201,6 +208,8 @@ void tiers_close(struct tiers **tp)
         return;
     *tp = NULL;
     cbackend_close(&t->cb);
+    if (t->neg != NULL)
+        mem_free(MEM_OTHER, t->neg, NEG_SLOTS * sizeof(*t->neg));
     for (unsigned i = 0; i < GATE_SLOTS; i++)
         pthread_mutex_destroy(&t->gate.mu[i]);
     writebehind_close(&t->wb); /* drains into the engine first */
@@ -345,12 +354,57 @@ static bool l1_has(struct tiers *t, const char *key, size_t nkey)
     return it != NULL;
 }
 
+/* ------------------------------------------------- the negative cache */
+
+static uint64_t neg_hash(const char *key, size_t nkey)
+{
+    return ring_token(key, nkey);
+}
+
+/* True when the backend did not hold key less than negative_ttl ago. */
+static bool neg_hit(struct tiers *t, unsigned w, const char *key, size_t nkey)
+{
+    if (t->neg == NULL)
+        return false;
+    uint64_t h = neg_hash(key, nkey);
+    uint64_t e = atomic_load_explicit(&t->neg[h & (NEG_SLOTS - 1)], memory_order_relaxed);
+    bool hit = e != 0 && (e >> 32) == (h >> 32) && (rel_time_t)e > clock_now();
+    if (hit)
+        ADD(t, w, negative_hits);
+    return hit;
+}
+
+static void neg_set(struct tiers *t, const struct policy *pol, const char *key, size_t nkey)
+{
+    if (t->neg == NULL || pol->negative_ttl == 0)
+        return;
+    uint64_t h = neg_hash(key, nkey);
+    uint64_t e = (h & 0xffffffff00000000ull) | (uint32_t)(clock_now() + pol->negative_ttl);
+    atomic_store_explicit(&t->neg[h & (NEG_SLOTS - 1)], e, memory_order_relaxed);
+}
+
+/* A write of key: its slot forgets it (another key's entry there may go
+ * too: that costs a read). */
+static void neg_clear(struct tiers *t, const char *key, size_t nkey)
+{
+    if (t->neg != NULL)
+        atomic_store_explicit(&t->neg[neg_hash(key, nkey) & (NEG_SLOTS - 1)], 0,
+                              memory_order_relaxed);
+}
+
+bool tiers_negative(struct tiers *t, unsigned w, const char *key, size_t nkey)
+{
+    return neg_hit(t, w, key, nkey);
+}
+
 /* A miss: the backend's record into L1. REQUIRES: the key's lock. */
 static void fill_miss_locked(struct tiers *t, unsigned w, const struct policy *pol, const char *key,
                              size_t nkey)
 {
     if (l1_has(t, key, nkey))
         return; /* another worker filled it while we waited */
+    if (neg_hit(t, w, key, nkey))
+        return;
     struct lsm_record *rec = NULL;
     if (t->wb != NULL) {
         /* a pending write-behind write is newer than the backend's */
@@ -374,6 +428,7 @@ static void fill_miss_locked(struct tiers *t, unsigned w, const struct policy *p
     }
     if (rec == NULL) {
         ADD(t, w, fill_misses);
+        neg_set(t, pol, key, nkey);
         return;
     }
     ADD(t, w, fills);
@@ -435,6 +490,17 @@ static struct lsm_record lsm_view(const struct wire_record *w)
     };
 }
 
+void tiers_cluster_miss(struct tiers *t, unsigned w, const struct policy *pol, const char *key,
+                        size_t nkey, uint64_t gen)
+{
+    ADD(t, w, fill_misses);
+    unsigned s = gate_slot(key, nkey);
+    pthread_mutex_lock(&t->gate.mu[s]);
+    if (t->gate.gen[s] == gen)
+        neg_set(t, pol, key, nkey);
+    pthread_mutex_unlock(&t->gate.mu[s]);
+}
+
 void tiers_cluster_fill(struct tiers *t, unsigned w, const struct policy *pol,
                         const struct wire_record *rec, uint64_t gen)
 {
@@ -457,6 +523,7 @@ void tiers_cluster_written(struct tiers *t, unsigned w, const struct policy *pol
     unsigned s = gate_slot(key, nkey);
     pthread_mutex_lock(&t->gate.mu[s]);
     t->gate.gen[s]++; /* reads sent before this write fill nothing */
+    neg_clear(t, key, nkey);
     bool keep = false;
     if (stored && reply->has_record && (pol->mode != MODE_WRITE_AROUND || read_back)) {
         struct lsm_record lr = lsm_view(&reply->rec);
@@ -465,11 +532,6 @@ void tiers_cluster_written(struct tiers *t, unsigned w, const struct policy *pol
     if (!keep && cache_delete(t->l1, key, nkey, 0) == CACHE_OK)
         ADD(t, w, l1_invalidations);
     pthread_mutex_unlock(&t->gate.mu[s]);
-}
-
-void tiers_count_fill_miss(struct tiers *t, unsigned w)
-{
-    ADD(t, w, fill_misses);
 }
 
 /* -------------------------------------------------------------- writes */
@@ -499,6 +561,8 @@ enum fe_result tiers_rmw(struct tiers *t, unsigned w, const struct policy *pol, 
         return r;
     }
     bool stored = reply->result == WIRE_RMW_STORED;
+    if (stored)
+        neg_clear(t, key, nkey);
     if (stored || reply->result == WIRE_RMW_NOT_FOUND) {
         /* L1 must now agree: the written record, or no copy at all */
         bool keep = stored && written != NULL && !written->tombstone &&
@@ -607,6 +671,7 @@ static void stats_tiers(struct tiers *t, void (*emit)(void *, const char *, cons
     emit_u64(emit, arg, "l1_fills", SUM(t, fills));
     emit_u64(emit, arg, "l1_fill_misses", SUM(t, fill_misses));
     emit_u64(emit, arg, "l1_fills_dropped", SUM(t, fills_dropped));
+    emit_u64(emit, arg, "negative_hits", SUM(t, negative_hits));
     emit_u64(emit, arg, "l1_invalidations", SUM(t, l1_invalidations));
     emit_u64(emit, arg, "backend_reads", SUM(t, backend_reads));
     emit_u64(emit, arg, "backend_writes", SUM(t, backend_writes));

@@ -59,7 +59,13 @@ void tiers_cluster_fill(struct tiers *t, unsigned worker, const struct policy *p
 void tiers_cluster_written(struct tiers *t, unsigned worker, const struct policy *pol,
                            const char *key, size_t nkey, const struct wire_rmw_reply *reply,
                            bool read_back);
-void tiers_count_fill_miss(struct tiers *t, unsigned worker);
+/* A cluster read that found nothing (sent at gate generation gen): the
+ * negative cache remembers it for the policy's negative_ttl unless a write
+ * came between. */
+void tiers_cluster_miss(struct tiers *t, unsigned worker, const struct policy *pol, const char *key,
+                        size_t nkey, uint64_t gen);
+/* True when the negative cache says the backend does not hold key. */
+bool tiers_negative(struct tiers *t, unsigned worker, const char *key, size_t nkey);
 /* A backend request of the cluster that started at start_us
  * (clock_monotonic_us), for stats backend's percentiles. */
 void tiers_record_latency(struct tiers *t, unsigned worker, bool read, enum fe_result r,

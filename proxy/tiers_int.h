@@ -41,6 +41,7 @@ struct tier_counters {
     _Atomic uint64_t fills;          /* L1 misses that found the key below */
     _Atomic uint64_t fill_misses;    /* ... that did not */
     _Atomic uint64_t fills_dropped;  /* records L1 could not hold */
+    _Atomic uint64_t negative_hits;  /* misses answered from the negative cache */
     _Atomic uint64_t backend_reads;  /* reads sent to the backend */
     _Atomic uint64_t backend_writes; /* read-modify-writes sent to it */
     _Atomic uint64_t backend_errors; /* of either, failed */
@@ -62,6 +63,7 @@ struct tiers {
     struct writebehind *wb;    /* NULL: no write-behind policy */
     struct cbackend *cb;       /* backend = cluster; NULL for local */
     struct fill_gate gate;     /* backend = cluster */
+    _Atomic uint64_t *neg;     /* NEG_SLOTS; NULL when no policy has a negative_ttl */
     bool engine_batched;       /* sync = always: the engine syncs per batch (batch.h) */
     void **batches;            /* per worker: batch.c's state, allocated on first use */
     void **flights;            /* per worker: cmd_cluster.c's reads in flight */
@@ -69,7 +71,13 @@ struct tiers {
     _Atomic size_t batch_size; /* set by each worker on first use: one value */
 };
 
-#define ADD(t, w, field) atomic_fetch_add_explicit(&(t)->ctr[w].field, 1, memory_order_relaxed)
+/* Keys the backend recently did not hold (a policy's negative_ttl):
+ * direct-mapped by the key's hash, each slot one word (the hash's high 32
+ * bits, then the relative time the entry lapses), so it is read and
+ * written without a lock. A lost entry costs a backend read; a write of
+ * the key clears its slot in the same critical section as its L1 update,
+ * which orders it against the read that set it. */
+#define NEG_SLOTS 65536u
 
 #define ADD(t, w, field) atomic_fetch_add_explicit(&(t)->ctr[w].field, 1, memory_order_relaxed)
 

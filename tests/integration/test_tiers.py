@@ -687,6 +687,46 @@ def test_concurrent_misses_read_the_backend_once(server_factory, tmp_path):
         admin.close()
 
 
+# ---- negative_ttl ---------------------------------------------------------------
+
+@strata_only
+def test_negative_ttl_remembers_a_miss_until_a_write(server_factory, tmp_path):
+    """A miss below is remembered for negative_ttl: the next misses of the
+    key read nothing below; a write of the key (through this proxy)
+    forgets it at once; after negative_ttl the backend is read again.
+    Prefixes without negative_ttl read the backend on every miss."""
+    srv = server_factory(*backend_args(tmp_path / "data"),
+                         "--policy", "neg:=write-through,negative_ttl=2")
+    with srv.connect() as c:
+        c0 = counters(c)
+        for _ in range(3):
+            c.call(b"get neg:k\r\n", b"END\r\n")
+            c.call(b"get plain:k\r\n", b"END\r\n")
+        c1 = counters(c)
+        assert delta(c1, c0, "backend.reads") == 1 + 3
+        assert delta(c1, c0, "tiers.negative_hits") == 2
+        c.call(b"set neg:k 0 0 2\r\nv1\r\n", b"STORED\r\n")
+        c.call(b"mg neg:k v\r\n", b"VA 2\r\nv1\r\n")
+        # a miss after the key is deleted is remembered again
+        c.call(b"delete neg:k\r\n", b"DELETED\r\n")
+        c.call(b"get neg:k\r\n", b"END\r\n")
+        c2 = counters(c)
+        c.call(b"get neg:k\r\n", b"END\r\n")
+        c3 = counters(c)
+        assert delta(c3, c2, "backend.reads") == 0
+        time.sleep(2.2)
+        c.call(b"get neg:k\r\n", b"END\r\n")
+        assert delta(counters(c), c3, "backend.reads") == 1, "the entry lapsed"
+        srv.stop()
+    # a write that bypassed this proxy's memory (another start) is read
+    srv = server_factory(*backend_args(tmp_path / "data"),
+                         "--policy", "neg:=write-through,negative_ttl=30")
+    with srv.connect() as c:
+        c.call(b"get neg:late\r\n", b"END\r\n")
+        c.call(b"add neg:late 0 0 1\r\nx\r\n", b"STORED\r\n")
+        c.call(b"get neg:late\r\n", b"VALUE neg:late 0 1\r\nx\r\nEND\r\n")
+
+
 # ---- l1_ttl_cap ---------------------------------------------------------------
 
 @strata_only
@@ -856,7 +896,7 @@ BAD_FLAGS = [
     (["--backend", "cluster"], "cluster"),
     (["--backend", "cluster", "--data-dir", "{d}"], "cluster"),
     (["--backend", "tape"], "tape"),
-    (["--backend", "local", "--data-dir", "{d}", "--policy", "x:=read-through,negative_ttl=5"],
+    (["--backend", "local", "--data-dir", "{d}", "--policy", "x:=read-through,negative_ttl=soon"],
      "negative_ttl"),
     (["--backend", "local", "--data-dir", "{d}", "--policy", "x:=write-behind,overflow=drop"],
      "overflow"),
@@ -886,9 +926,7 @@ BAD_INI = [
      "l1_ttl_cap = soon\n", "l1_ttl_cap"),
     ("[proxy]\nbackend = local\ndata_dir = {d}\n[policy \"x:\"]\nmode = read-through\n"
      "colour = red\n", "colour"),
-    ("[proxy]\nbackend = local\ndata_dir = {d}\n[policy]\nnegative_ttl = 5\n", "negative_ttl"),
-    ("[proxy]\nbackend = local\ndata_dir = {d}\n[policy \"x:\"]\nmode = read-through\n"
-     "negative_ttl = 5\n", "negative_ttl"),
+    ("[proxy]\nbackend = local\ndata_dir = {d}\n[policy]\nnegative_ttl = -1\n", "negative_ttl"),
     ("[policy]\nmode = write-through\n", "backend"),
     ("[proxy]\nmode = write-around\n", "backend"),
     ("[policy \"x:\"]\nmode = read-through\n", "backend"),

@@ -153,6 +153,37 @@ def proxies(cluster):
             b.stop()
 
 
+def test_negative_ttl_and_single_flight(cluster):
+    """negative_ttl: a miss on the nodes is remembered (no request for the
+    next misses) until a write of the key through this proxy; single
+    flight: concurrent misses of one key on one worker send one read."""
+    srv = start_proxy(*cluster_args(seeds_of(cluster), "-t", "1",
+                                    "--policy", "neg:=write-through,negative_ttl=30"))
+    try:
+        with srv.connect() as c:
+            b0 = backend_stats(srv)
+            for _ in range(3):
+                c.call(b"get neg:k\r\n", b"END\r\n")
+            b1 = backend_stats(srv)
+            assert int(b1["reads"]) - int(b0["reads"]) == 1, (b0, b1)
+            assert int(c.stats_dict(b"tiers")["negative_hits"]) == 2
+            c.call(b"set neg:k 0 0 2\r\nv1\r\n", STORED)
+            c.call(b"delete neg:k\r\n", b"DELETED\r\n")
+            c.call(b"get neg:k\r\n", b"END\r\n")  # read again: the write forgot it
+            assert int(backend_stats(srv)["reads"]) - int(b1["reads"]) == 1
+            # single flight: 20 gets of a key L1 lacks, pipelined on one
+            # connection and the one worker, read the nodes once
+            with cluster[0].connect() as n:
+                n.call(b"set sf:k 0 0 2\r\nsf\r\n", STORED)
+            b2 = backend_stats(srv)
+            c.send(b"get sf:k\r\n" * 20)
+            for _ in range(20):
+                assert c.read_until(b"END\r\n") == b"VALUE sf:k 0 2\r\nsf\r\nEND\r\n"
+            assert int(backend_stats(srv)["reads"]) - int(b2["reads"]) == 1
+    finally:
+        srv.stop()
+
+
 def test_the_proxy_learns_the_ring(cluster, proxies):
     for srv in proxies:
         s = backend_stats(srv)
