@@ -25,8 +25,10 @@ import pytest
 import helpers
 from helpers import CRLF, gets_unique, read_meta_reply, wait_until
 
-pytestmark = pytest.mark.skipif(helpers.IS_MEMCACHED,
-                                reason="needs strata-proxy's backend and journal (docs/TIERS.md)")
+# once, in the strata run (as test_tiers.py's backend tests)
+pytestmark = pytest.mark.skipif(helpers.SERVER_KIND != "strata",
+                                reason="needs strata-proxy's backend and journal (docs/TIERS.md); "
+                                       "runs in the strata run")
 
 OUT_OF_MEMORY = b"SERVER_ERROR out of memory storing object\r\n"
 # A start applies what the journal holds before it serves: allow for it.
