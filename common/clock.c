@@ -68,6 +68,19 @@ uint64_t clock_monotonic_ms(void)
     return clock_monotonic_us() / 1000u;
 }
 
+struct timespec clock_deadline_after_ms(unsigned ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 uint64_t clock_monotonic_us(void)
 {
     struct timespec ts;

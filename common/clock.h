@@ -51,6 +51,8 @@ time_t clock_unix_now(void);
 uint64_t clock_monotonic_ms(void);
 /* The same in microseconds (latency figures). */
 uint64_t clock_monotonic_us(void);
+/* CLOCK_REALTIME plus ms, for pthread_cond_timedwait's deadline. */
+struct timespec clock_deadline_after_ms(unsigned ms);
 
 /*
  * Converts a client exptime to relative time, exactly as memcached 1.6:

@@ -349,6 +349,14 @@ bool mc_text_is_long_line_ok(const char *buf, size_t len)
            (len - i >= 5 && memcmp(buf + i, "gets ", 5) == 0);
 }
 
+void mc_emit_u64(void (*emit)(void *arg, const char *name, const char *value), void *arg,
+                 const char *name, uint64_t v)
+{
+    char buf[24];
+    buf[mc_u64_to_str(v, buf)] = '\0';
+    emit(arg, name, buf);
+}
+
 size_t mc_u64_to_str(uint64_t v, char *buf)
 {
     char tmp[20];

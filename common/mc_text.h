@@ -117,6 +117,9 @@ bool mc_text_args_are(const char *args, size_t len, const char *w);
 
 /* Writes the decimal form of v; returns its length (at most 20). */
 size_t mc_u64_to_str(uint64_t v, char *buf);
+/* One `STAT name v` line through a stats emitter (exec.h's `stats`). */
+void mc_emit_u64(void (*emit)(void *arg, const char *name, const char *value), void *arg,
+                 const char *name, uint64_t v);
 /*
  * The number in a value for incr/decr, parsed as memcached 1.6 parses item
  * data (strtoull then its checks): no digits or overflow fail; the byte

@@ -112,6 +112,34 @@ enum st_status kvstore_apply(struct kvstore *ks, const struct lsm_record *rec)
     return st;
 }
 
+void kvstore_wire_of(const struct lsm_record *in, struct wire_record *out)
+{
+    *out = (struct wire_record){
+        .key = in->key,
+        .key_len = in->key_len,
+        .value = in->tombstone ? NULL : in->value,
+        .value_len = in->tombstone ? 0 : in->value_len,
+        .flags = in->flags,
+        .expiry = in->expiry,
+        .version = {in->version.hlc, in->version.node},
+        .tombstone = in->tombstone,
+    };
+}
+
+void kvstore_lsm_of(const struct wire_record *in, struct lsm_record *out)
+{
+    *out = (struct lsm_record){
+        .key = in->key,
+        .key_len = in->key_len,
+        .value = in->value,
+        .value_len = in->value_len,
+        .flags = in->flags,
+        .expiry = in->expiry,
+        .version = {in->version.hlc, in->version.node},
+        .tombstone = in->tombstone,
+    };
+}
+
 uint64_t kvstore_expiry_of(rel_time_t exptime)
 {
     return exptime == 0 ? 0 : (uint64_t)clock_process_started() + exptime;
@@ -279,17 +307,8 @@ enum st_status kvstore_rmw_via(struct kvstore *ks, const struct kvstore_io *io,
         reply->result = (uint8_t)r;
     if (st == ST_OK && (q->rflags & WIRE_RMW_RETURN) && written != NULL && *written != NULL &&
         !(*written)->tombstone) {
-        const struct lsm_record *w = *written;
         reply->has_record = true;
-        reply->rec = (struct wire_record){
-            .key = w->key,
-            .key_len = w->key_len,
-            .value = w->value,
-            .value_len = w->value_len,
-            .flags = w->flags,
-            .expiry = w->expiry,
-            .version = {w->version.hlc, w->version.node},
-        };
+        kvstore_wire_of(*written, &reply->rec);
     }
     if (owned != NULL)
         mem_free(MEM_CONN, owned, nowned);

@@ -99,6 +99,11 @@ enum st_status kvstore_rmw_via(struct kvstore *ks, const struct kvstore_io *io,
  * twice, or after a newer write of the key, changes nothing. */
 enum st_status kvstore_apply(struct kvstore *ks, const struct lsm_record *rec);
 
+/* The engine's record as the wire carries it and back (views: the
+ * bytes stay the other's). */
+void kvstore_wire_of(const struct lsm_record *in, struct wire_record *out);
+void kvstore_lsm_of(const struct wire_record *in, struct lsm_record *out);
+
 /* The front end's exptime (relative to process start, 0: never) as the
  * engine's absolute unix seconds; seconds left of an expiry (meta t), -1
  * for none. */

@@ -405,14 +405,6 @@ void cbackend_close(struct cbackend **bp)
 
 /* ------------------------------------------------------------- stats */
 
-static void emit_u64(void (*emit)(void *, const char *, const char *), void *arg, const char *name,
-                     uint64_t v)
-{
-    char buf[24];
-    buf[mc_u64_to_str(v, buf)] = '\0';
-    emit(arg, name, buf);
-}
-
 void cbackend_stats(struct cbackend *b,
                     void (*emit)(void *arg, const char *name, const char *value), void *arg)
 {
@@ -428,19 +420,20 @@ void cbackend_stats(struct cbackend *b,
         unav += atomic_load_explicit(&cw->unavailable, memory_order_relaxed);
     }
     emit(arg, "backend", "cluster");
-    emit_u64(emit, arg, "reads", reads);
-    emit_u64(emit, arg, "writes", writes);
-    emit_u64(emit, arg, "errors", errors);
-    emit_u64(emit, arg, "timeouts", timeouts);
-    emit_u64(emit, arg, "busy", busy);
-    emit_u64(emit, arg, "unavailable", unav);
-    emit_u64(emit, arg, "retries", retries);
+    mc_emit_u64(emit, arg, "reads", reads);
+    mc_emit_u64(emit, arg, "writes", writes);
+    mc_emit_u64(emit, arg, "errors", errors);
+    mc_emit_u64(emit, arg, "timeouts", timeouts);
+    mc_emit_u64(emit, arg, "busy", busy);
+    mc_emit_u64(emit, arg, "unavailable", unav);
+    mc_emit_u64(emit, arg, "retries", retries);
     struct clusterview_stats cs;
     clusterview_stats(b->cv, &cs);
-    emit_u64(emit, arg, "ring_polls", cs.polls);
-    emit_u64(emit, arg, "ring_poll_failures", cs.poll_failures);
-    emit_u64(emit, arg, "ring_versions", cs.rings_published);
-    emit_u64(emit, arg, "ring_age_ms", cs.last_ring_age_ms == UINT64_MAX ? 0 : cs.last_ring_age_ms);
-    emit_u64(emit, arg, "nodes", cs.nodes);
-    emit_u64(emit, arg, "nodes_up", cs.nodes_up);
+    mc_emit_u64(emit, arg, "ring_polls", cs.polls);
+    mc_emit_u64(emit, arg, "ring_poll_failures", cs.poll_failures);
+    mc_emit_u64(emit, arg, "ring_versions", cs.rings_published);
+    mc_emit_u64(emit, arg, "ring_age_ms",
+                cs.last_ring_age_ms == UINT64_MAX ? 0 : cs.last_ring_age_ms);
+    mc_emit_u64(emit, arg, "nodes", cs.nodes);
+    mc_emit_u64(emit, arg, "nodes_up", cs.nodes_up);
 }

@@ -321,14 +321,7 @@ void clusterview_stop(struct clusterview **cvp)
 
 bool clusterview_wait(struct clusterview *cv, unsigned timeout_ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = clock_deadline_after_ms(timeout_ms);
     pthread_mutex_lock(&cv->mu);
     while (cv->view == NULL)
         if (pthread_cond_timedwait(&cv->published, &cv->mu, &ts) != 0)

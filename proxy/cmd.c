@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "frontend/count.h"
 #include "frontend/worker.h"
 #include "kvstore/kvstore.h"
 #include "proxy/admin.h"
@@ -289,6 +290,19 @@ static struct item *l1_get(struct worker *w, const char *key, size_t nkey, bool 
                  : cache_get(cache_of(w), key, nkey, miss);
 }
 
+/* A lookup's counters (memcached counts gat/gats keys as touches only,
+ * not in cmd_get) and its watch line. */
+static void count_get(struct worker *w, const char *key, size_t nkey, bool touch,
+                      const struct item *it, enum cache_miss miss)
+{
+    fe_count_lookup(&w->stats, touch, it != NULL);
+    if (miss == CACHE_MISS_EXPIRED)
+        STAT_INCR(&w->stats, get_expired);
+    else if (miss == CACHE_MISS_FLUSHED)
+        STAT_INCR(&w->stats, get_flushed);
+    note_fetch(w, key, nkey, it, miss);
+}
+
 static void *cmd_get(void *wctx, const char *key, size_t nkey, bool touch, rel_time_t exptime)
 {
     struct worker *w = wctx;
@@ -303,25 +317,16 @@ static void *cmd_get(void *wctx, const char *key, size_t nkey, bool touch, rel_t
         tiers_fill(tiers_of(w), w->id, pol, key, nkey);
         it = l1_get(w, key, nkey, touch, exptime, &miss);
     }
-    if (touch) {
-        /* memcached counts gat/gats keys as touches only, not in cmd_get */
-        STAT_INCR(&w->stats, cmd_touch);
-        if (it != NULL)
-            STAT_INCR(&w->stats, touch_hits);
-        else
-            STAT_INCR(&w->stats, touch_misses);
-    } else {
-        STAT_INCR(&w->stats, cmd_get);
-        if (it != NULL)
-            STAT_INCR(&w->stats, get_hits);
-        else
-            STAT_INCR(&w->stats, get_misses);
-    }
-    if (miss == CACHE_MISS_EXPIRED)
-        STAT_INCR(&w->stats, get_expired);
-    else if (miss == CACHE_MISS_FLUSHED)
-        STAT_INCR(&w->stats, get_flushed);
-    note_fetch(w, key, nkey, it, miss);
+    count_get(w, key, nkey, touch, it, miss);
+    return it;
+}
+
+void *cmd_get_hit(struct worker *w, const char *key, size_t nkey, bool touch, rel_time_t exptime)
+{
+    enum cache_miss miss;
+    struct item *it = l1_get(w, key, nkey, touch, exptime, &miss);
+    if (it != NULL)
+        count_get(w, key, nkey, touch, it, miss);
     return it;
 }
 

@@ -11,3 +11,11 @@
 #include "frontend/exec.h"
 
 extern const struct fe_exec_ops cmd_exec_ops;
+
+struct worker;
+
+/* get/gets (gat/gats when touch) on L1, counted as cmd_exec_ops.get
+ * counts it when it hits; a miss returns NULL and is counted nowhere,
+ * for an executor that goes below L1 first (proxy/cmd_cluster.c) and
+ * then runs the whole command. */
+void *cmd_get_hit(struct worker *w, const char *key, size_t nkey, bool touch, rel_time_t exptime);

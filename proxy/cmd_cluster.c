@@ -293,8 +293,12 @@ static void c_get(void *wctx, const char *key, size_t nkey, bool touch, rel_time
     struct tiers *t = tiers_of(w);
     const struct policy *pol = tiers_cluster_policy(t, key, nkey);
     bool touch_first = touch && pol != NULL && writes_below(pol);
-    if (pol == NULL || (!touch_first && tiers_l1_has(t, key, nkey))) {
-        struct fe_answer a = {.item = l1()->get(wctx, key, nkey, touch, exptime)};
+    struct fe_answer a = {.item = NULL};
+    if (pol == NULL)
+        a.item = l1()->get(wctx, key, nkey, touch, exptime);
+    else if (!touch_first)
+        a.item = cmd_get_hit(w, key, nkey, touch, exptime); /* one lookup on a hit */
+    if (pol == NULL || a.item != NULL) {
         fe_call_done(call, &a);
         return;
     }

@@ -482,19 +482,6 @@ uint64_t tiers_gate_begin(struct tiers *t, const char *key, size_t nkey)
     return g;
 }
 
-static struct lsm_record lsm_view(const struct wire_record *w)
-{
-    return (struct lsm_record){
-        .key = w->key,
-        .key_len = w->key_len,
-        .value = w->value,
-        .value_len = w->value_len,
-        .flags = w->flags,
-        .expiry = w->expiry,
-        .version = {w->version.hlc, w->version.node},
-    };
-}
-
 void tiers_cluster_miss(struct tiers *t, unsigned w, const struct policy *pol, const char *key,
                         size_t nkey, uint64_t gen)
 {
@@ -512,7 +499,8 @@ void tiers_cluster_fill(struct tiers *t, unsigned w, const struct policy *pol,
     unsigned s = gate_slot((const char *)rec->key, rec->key_len);
     pthread_mutex_lock(&t->gate.mu[s]);
     if (t->gate.gen[s] == gen) {
-        struct lsm_record lr = lsm_view(rec);
+        struct lsm_record lr;
+        kvstore_lsm_of(rec, &lr);
         ADD(t, w, fills);
         tiers_fill_locked(t, w, pol, &lr);
     }
@@ -531,7 +519,8 @@ void tiers_cluster_written(struct tiers *t, unsigned w, const struct policy *pol
     neg_clear(t, key, nkey);
     bool keep = false;
     if (stored && reply->has_record && (pol->mode != MODE_WRITE_AROUND || read_back)) {
-        struct lsm_record lr = lsm_view(&reply->rec);
+        struct lsm_record lr;
+        kvstore_lsm_of(&reply->rec, &lr);
         keep = tiers_fill_locked(t, w, pol, &lr);
     }
     if (!keep && cache_delete(t->l1, key, nkey, 0) == CACHE_OK)
@@ -582,14 +571,6 @@ enum fe_result tiers_rmw(struct tiers *t, unsigned w, const struct policy *pol, 
 
 /* ------------------------------------------------------------- stats */
 
-static void emit_u64(void (*emit)(void *, const char *, const char *), void *arg, const char *name,
-                     uint64_t v)
-{
-    char buf[24];
-    buf[mc_u64_to_str(v, buf)] = '\0';
-    emit(arg, name, buf);
-}
-
 /* The sum over workers of one counter. */
 #define SUM(t, field)                                                              \
     ({                                                                             \
@@ -637,7 +618,7 @@ static void stats_latency(struct tiers *t, void (*emit)(void *, const char *, co
         {"write_p99_us", false, 0.99}, {"write_p999_us", false, 0.999},
     };
     for (size_t i = 0; i < sizeof(pcts) / sizeof(pcts[0]); i++)
-        emit_u64(emit, arg, pcts[i].name, lat_percentile(t, pcts[i].reads, pcts[i].p));
+        mc_emit_u64(emit, arg, pcts[i].name, lat_percentile(t, pcts[i].reads, pcts[i].p));
 }
 
 void tiers_record_latency(struct tiers *t, unsigned w, bool read, enum fe_result r,
@@ -656,35 +637,35 @@ static void stats_backend(struct tiers *t, void (*emit)(void *, const char *, co
                           void *arg)
 {
     emit(arg, "backend", t->kind);
-    emit_u64(emit, arg, "reads", SUM(t, backend_reads));
-    emit_u64(emit, arg, "writes", SUM(t, backend_writes));
-    emit_u64(emit, arg, "errors", SUM(t, backend_errors));
-    emit_u64(emit, arg, "timeouts", 0); /* the local engine has none */
+    mc_emit_u64(emit, arg, "reads", SUM(t, backend_reads));
+    mc_emit_u64(emit, arg, "writes", SUM(t, backend_writes));
+    mc_emit_u64(emit, arg, "errors", SUM(t, backend_errors));
+    mc_emit_u64(emit, arg, "timeouts", 0); /* the local engine has none */
     stats_latency(t, emit, arg);
     struct lsm_stats s;
     lsm_stats(t->db, &s);
-    emit_u64(emit, arg, "engine_puts", s.puts);
-    emit_u64(emit, arg, "engine_deletes", s.deletes);
-    emit_u64(emit, arg, "engine_gets", s.gets);
-    emit_u64(emit, arg, "engine_wal_syncs", s.wal_syncs);
-    emit_u64(emit, arg, "engine_level0_files", s.level_files[0]);
-    emit_u64(emit, arg, "engine_memtable_bytes", s.memtable_bytes);
-    emit_u64(emit, arg, "engine_pending_compaction_bytes", s.pending_compaction_bytes);
-    emit_u64(emit, arg, "engine_stall_micros", s.stall_micros);
-    emit_u64(emit, arg, "engine_read_only", s.read_only ? 1 : 0);
+    mc_emit_u64(emit, arg, "engine_puts", s.puts);
+    mc_emit_u64(emit, arg, "engine_deletes", s.deletes);
+    mc_emit_u64(emit, arg, "engine_gets", s.gets);
+    mc_emit_u64(emit, arg, "engine_wal_syncs", s.wal_syncs);
+    mc_emit_u64(emit, arg, "engine_level0_files", s.level_files[0]);
+    mc_emit_u64(emit, arg, "engine_memtable_bytes", s.memtable_bytes);
+    mc_emit_u64(emit, arg, "engine_pending_compaction_bytes", s.pending_compaction_bytes);
+    mc_emit_u64(emit, arg, "engine_stall_micros", s.stall_micros);
+    mc_emit_u64(emit, arg, "engine_read_only", s.read_only ? 1 : 0);
 }
 
 static void stats_tiers(struct tiers *t, void (*emit)(void *, const char *, const char *),
                         void *arg)
 {
-    emit_u64(emit, arg, "l1_fills", SUM(t, fills));
-    emit_u64(emit, arg, "l1_fill_misses", SUM(t, fill_misses));
-    emit_u64(emit, arg, "l1_fills_dropped", SUM(t, fills_dropped));
-    emit_u64(emit, arg, "negative_hits", SUM(t, negative_hits));
-    emit_u64(emit, arg, "l1_invalidations", SUM(t, l1_invalidations));
-    emit_u64(emit, arg, "backend_reads", SUM(t, backend_reads));
-    emit_u64(emit, arg, "backend_writes", SUM(t, backend_writes));
-    emit_u64(emit, arg, "backend_errors", SUM(t, backend_errors));
+    mc_emit_u64(emit, arg, "l1_fills", SUM(t, fills));
+    mc_emit_u64(emit, arg, "l1_fill_misses", SUM(t, fill_misses));
+    mc_emit_u64(emit, arg, "l1_fills_dropped", SUM(t, fills_dropped));
+    mc_emit_u64(emit, arg, "negative_hits", SUM(t, negative_hits));
+    mc_emit_u64(emit, arg, "l1_invalidations", SUM(t, l1_invalidations));
+    mc_emit_u64(emit, arg, "backend_reads", SUM(t, backend_reads));
+    mc_emit_u64(emit, arg, "backend_writes", SUM(t, backend_writes));
+    mc_emit_u64(emit, arg, "backend_errors", SUM(t, backend_errors));
 }
 
 static void stats_policies(struct tiers *t, void (*emit)(void *, const char *, const char *),
@@ -700,9 +681,9 @@ static void stats_policies(struct tiers *t, void (*emit)(void *, const char *, c
         snprintf(name, sizeof(name), "policy:%u:mode", p->index);
         emit(arg, name, policy_mode_name(p->mode));
         snprintf(name, sizeof(name), "policy:%u:l1_ttl_cap", p->index);
-        emit_u64(emit, arg, name, p->l1_ttl_cap);
+        mc_emit_u64(emit, arg, name, p->l1_ttl_cap);
         snprintf(name, sizeof(name), "policy:%u:negative_ttl", p->index);
-        emit_u64(emit, arg, name, p->negative_ttl);
+        mc_emit_u64(emit, arg, name, p->negative_ttl);
         snprintf(name, sizeof(name), "policy:%u:read_consistency", p->index);
         emit(arg, name, wire_cl_name(p->read_cl));
         snprintf(name, sizeof(name), "policy:%u:write_consistency", p->index);

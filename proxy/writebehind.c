@@ -248,14 +248,7 @@ static bool drain_pass(struct writebehind *wb)
  * (an idle drainer), else writers' signals are slept through (backoff). */
 static void wait_ms(struct writebehind *wb, unsigned ms, bool wakeable)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = clock_deadline_after_ms(ms);
     pthread_mutex_lock(&wb->lock);
     while (!wb->stop) {
         if (pthread_cond_timedwait(&wb->wake, &wb->lock, &ts) != 0 || wakeable)
@@ -407,14 +400,6 @@ enum st_status writebehind_sync(struct writebehind *wb)
 
 /* ------------------------------------------------------------- stats */
 
-static void emit_u64(void (*emit)(void *, const char *, const char *), void *arg, const char *name,
-                     uint64_t v)
-{
-    char buf[24];
-    buf[mc_u64_to_str(v, buf)] = '\0';
-    emit(arg, name, buf);
-}
-
 void writebehind_stats(struct writebehind *wb,
                        void (*emit)(void *arg, const char *name, const char *value), void *arg)
 {
@@ -423,13 +408,13 @@ void writebehind_stats(struct writebehind *wb,
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-    emit_u64(emit, arg, "pending", st.pending);
-    emit_u64(emit, arg, "bytes", st.bytes);
-    emit_u64(emit, arg, "oldest_age_ms",
-             st.pending > 0 && st.oldest_ms > 0 && now_ms > st.oldest_ms ? now_ms - st.oldest_ms
-                                                                         : 0);
-    emit_u64(emit, arg, "appended", st.appended);
-    emit_u64(emit, arg, "applied", st.applied);
-    emit_u64(emit, arg, "retried", st.retried);
-    emit_u64(emit, arg, "refused_full", st.refused_full);
+    mc_emit_u64(emit, arg, "pending", st.pending);
+    mc_emit_u64(emit, arg, "bytes", st.bytes);
+    mc_emit_u64(emit, arg, "oldest_age_ms",
+                st.pending > 0 && st.oldest_ms > 0 && now_ms > st.oldest_ms ? now_ms - st.oldest_ms
+                                                                            : 0);
+    mc_emit_u64(emit, arg, "appended", st.appended);
+    mc_emit_u64(emit, arg, "applied", st.applied);
+    mc_emit_u64(emit, arg, "retried", st.retried);
+    mc_emit_u64(emit, arg, "refused_full", st.refused_full);
 }

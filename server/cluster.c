@@ -6,6 +6,7 @@
  *   HANDSHAKE first; then PING / READ / WRITE; anything else: ERROR
  */
 #include "server/cluster.h"
+#include "kvstore/kvstore.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -211,7 +212,7 @@ static void on_read(struct cluster_conn *k, const struct wire_frame *f)
     }
     struct wire_record w;
     if (rec != NULL)
-        replica_record_of(rec, &w);
+        kvstore_wire_of(rec, &w);
     bool digest = (f->flags & WIRE_FLAG_DIGEST) != 0;
     size_t mark = wire_begin_frame(&k->out, WIRE_OP_READ,
                                    WIRE_FLAG_RESPONSE | (digest ? WIRE_FLAG_DIGEST : 0), f->id);
@@ -294,17 +295,42 @@ struct rmw_wait {
     uint64_t id;
 };
 
-static void on_rmw_done(void *arg, uint16_t err, const char *msg, const struct wire_rmw_reply *r)
+/* A request the coordinator will answer later: k waits for it (NULL
+ * when out of memory: answered so). */
+static struct rmw_wait *wait_begin(struct cluster_conn *k, const struct wire_frame *f)
 {
-    struct rmw_wait *wt = arg;
+    struct rmw_wait *wt = mem_alloc(MEM_CONN, sizeof(*wt));
+    if (wt == NULL) {
+        respond_error(k, f->id, WIRE_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    wt->k = k;
+    wt->id = f->id;
+    k->waiting++;
+    return wt;
+}
+
+/* Its answer came: the connection, or NULL when it closed meanwhile (and
+ * is freed once the last answer is back). *id: the request's. */
+static struct cluster_conn *wait_end(struct rmw_wait *wt, uint64_t *id)
+{
     struct cluster_conn *k = wt->k;
-    uint64_t id = wt->id;
+    *id = wt->id;
     mem_free(MEM_CONN, wt, sizeof(*wt));
     k->waiting--;
     if (k->dead) {
-        conn_free(k); /* frees it once the last has come back */
-        return;
+        conn_free(k);
+        return NULL;
     }
+    return k;
+}
+
+static void on_rmw_done(void *arg, uint16_t err, const char *msg, const struct wire_rmw_reply *r)
+{
+    uint64_t id;
+    struct cluster_conn *k = wait_end(arg, &id);
+    if (k == NULL)
+        return;
     if (err != 0) {
         respond_error(k, id, err, msg);
     } else {
@@ -332,15 +358,10 @@ static void on_rmw(struct cluster_conn *k, const struct wire_frame *f)
         refuse_and_close(k, f->id, WIRE_ERR_BAD_REQUEST, "malformed rmw");
         return;
     }
-    struct rmw_wait *wt = mem_alloc(MEM_CONN, sizeof(*wt));
-    if (wt == NULL) {
-        respond_error(k, f->id, WIRE_ERR_INTERNAL, "out of memory");
+    struct rmw_wait *wt = wait_begin(k, f);
+    if (wt == NULL)
         return;
-    }
     COUNT(c, rmws);
-    wt->k = k;
-    wt->id = f->id;
-    k->waiting++;
     coord_serve_rmw(c->coord, &q, on_rmw_done, wt);
 }
 
@@ -348,21 +369,16 @@ static void on_rmw(struct cluster_conn *k, const struct wire_frame *f)
 static void on_coord_read_done(void *arg, uint16_t err, const char *msg,
                                const struct lsm_record *rec)
 {
-    struct rmw_wait *wt = arg;
-    struct cluster_conn *k = wt->k;
-    uint64_t id = wt->id;
-    mem_free(MEM_CONN, wt, sizeof(*wt));
-    k->waiting--;
-    if (k->dead) {
-        conn_free(k);
+    uint64_t id;
+    struct cluster_conn *k = wait_end(arg, &id);
+    if (k == NULL)
         return;
-    }
     if (err != 0) {
         respond_error(k, id, err, msg);
     } else {
         struct wire_record wr;
         if (rec != NULL)
-            replica_record_of(rec, &wr);
+            kvstore_wire_of(rec, &wr);
         size_t mark = wire_begin_frame(&k->out, WIRE_OP_COORD_READ, WIRE_FLAG_RESPONSE, id);
         wire_compose_read_reply(&k->out, rec != NULL ? &wr : NULL);
         if (wire_end_frame(&k->out, mark, k->c->cfg.frame_max) == ST_OK)
@@ -388,15 +404,10 @@ static void on_coord_read(struct cluster_conn *k, const struct wire_frame *f)
         refuse_and_close(k, f->id, WIRE_ERR_BAD_REQUEST, "malformed coord read");
         return;
     }
-    struct rmw_wait *wt = mem_alloc(MEM_CONN, sizeof(*wt));
-    if (wt == NULL) {
-        respond_error(k, f->id, WIRE_ERR_INTERNAL, "out of memory");
+    struct rmw_wait *wt = wait_begin(k, f);
+    if (wt == NULL)
         return;
-    }
     COUNT(c, coord_reads);
-    wt->k = k;
-    wt->id = f->id;
-    k->waiting++;
     coord_serve_read(c->coord, key, nkey, (enum wire_cl)cl, on_coord_read_done, wt);
 }
 

@@ -18,6 +18,7 @@
  * (docs/NODE.md).
  */
 #include "server/coord.h"
+#include "kvstore/kvstore.h"
 
 #include <event2/event.h>
 #include <stdio.h>
@@ -213,7 +214,7 @@ static void serve_read_report(struct op *op)
         const struct lsm_record *rec = r->result;
         struct wire_record wr;
         if (rec != NULL) {
-            replica_record_of(rec, &wr);
+            kvstore_wire_of(rec, &wr);
             if (replica_is_miss(&wr, (uint64_t)clock_unix_now()))
                 rec = NULL; /* a tombstone or an expired record: none */
         }

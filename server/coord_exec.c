@@ -61,7 +61,7 @@ static enum fe_result fe_of_cst(enum cst st)
 static void *item_of(const struct lsm_record *rec)
 {
     struct wire_record wr;
-    replica_record_of(rec, &wr);
+    kvstore_wire_of(rec, &wr);
     return kv_item_copy(&wr);
 }
 
@@ -72,7 +72,7 @@ static const struct lsm_record *live_result(const struct rop *r)
     if (r->result == NULL)
         return NULL;
     struct wire_record wr;
-    replica_record_of(r->result, &wr);
+    kvstore_wire_of(r->result, &wr);
     return replica_is_miss(&wr, (uint64_t)clock_unix_now()) ? NULL : r->result;
 }
 

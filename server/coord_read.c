@@ -8,6 +8,7 @@
  * replicas outside the read set are checked after the answer and
  * repaired when older (asynchronous read repair).
  */
+#include "kvstore/kvstore.h"
 #include "server/coord_op.h"
 
 #include <stdlib.h>
@@ -42,7 +43,7 @@ static struct wire_digest digest_of(const struct lsm_record *rec)
     struct wire_digest d = {.found = rec != NULL};
     if (rec != NULL) {
         struct wire_record wr;
-        replica_record_of(rec, &wr);
+        kvstore_wire_of(rec, &wr);
         d.version = wr.version;
         d.digest = wire_record_digest(&wr);
     }
@@ -183,7 +184,7 @@ static void rop_repair(struct rop *r, struct rrep *rep, bool blocking)
         COUNT(lp, coord_async_repairs);
     if (rep->self) {
         struct wire_record wr;
-        replica_record_of(r->result, &wr);
+        kvstore_wire_of(r->result, &wr);
         enum st_status st = replica_apply(lp->co->db, &wr);
         if (st != ST_OK)
             log_warn("node: read repair of the local replica failed: %s", st_status_name(st));

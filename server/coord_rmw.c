@@ -81,15 +81,8 @@ static void mop_forward_done(void *arg, enum peer_result r, const struct wire_fr
         struct wire_rmw_reply rep;
         bool ok = wire_parse_rmw_reply(f->body, f->body_len, &rep) == WIRE_OK;
         if (ok && rep.has_record) {
-            struct lsm_record lr = {
-                .key = rep.rec.key,
-                .key_len = rep.rec.key_len,
-                .value = rep.rec.value,
-                .value_len = rep.rec.value_len,
-                .flags = rep.rec.flags,
-                .expiry = rep.rec.expiry,
-                .version = {rep.rec.version.hlc, rep.rec.version.node},
-            };
+            struct lsm_record lr;
+            kvstore_lsm_of(&rep.rec, &lr);
             ok = lsm_record_copy(&lr, &m->rec) == ST_OK;
             if (ok) {
                 rep.rec.key = m->rec->key;

@@ -6,6 +6,7 @@
  * gets a hint (server/handoff.h), which counts toward W only at ANY
  * (strict quorums: a hint is not a replica).
  */
+#include "kvstore/kvstore.h"
 #include "server/coord_op.h"
 
 #include "common/log.h"
@@ -55,7 +56,7 @@ static void wop_hint(struct wop *w, const struct wrep *rep)
     if (lp->co->handoff == NULL || w->view == NULL)
         return;
     struct wire_record wr;
-    replica_record_of(w->rec, &wr);
+    kvstore_wire_of(w->rec, &wr);
     bool any = w->cl == WIRE_CL_ANY;
     if (handoff_store(lp->co->handoff, ring_node(w->view->ring, rep->node)->id, &wr, any) !=
         ST_OK) {
@@ -102,7 +103,7 @@ static void wop_done(void *arg, enum peer_result r, const struct wire_frame *f)
 bool coord_compose_write(struct loop *lp, const struct lsm_record *rec)
 {
     struct wire_record wr;
-    replica_record_of(rec, &wr);
+    kvstore_wire_of(rec, &wr);
     wire_buf_clear(&lp->scratch);
     wire_compose_write(&lp->scratch, &wr, 1);
     return lp->scratch.err == ST_OK;
@@ -148,7 +149,7 @@ struct wop *coord_write_start(struct loop *lp, struct lsm_record *rec, enum wire
             enum st_status st = ST_OK;
             if (!self_applied) {
                 struct wire_record wr;
-                replica_record_of(rec, &wr);
+                kvstore_wire_of(rec, &wr);
                 st = replica_apply(lp->co->db, &wr);
             }
             if (st == ST_OK) {

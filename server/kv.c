@@ -638,37 +638,29 @@ void *kv_item_copy(const struct wire_record *rec)
 
 /* ------------------------------------------------------------- stats */
 
-static void emit_u64(void (*emit)(void *, const char *, const char *), void *arg, const char *name,
-                     uint64_t v)
-{
-    char buf[24];
-    buf[mc_u64_to_str(v, buf)] = '\0';
-    emit(arg, name, buf);
-}
-
 /* memcached's general fields that apply to a node (no items, no memory
  * limit: the data lives in the engine, see `stats storage`). */
 static void stats_general(struct kv *kv, void (*emit)(void *, const char *, const char *),
                           void *arg)
 {
     struct fe *fe = kv->fe;
-    emit_u64(emit, arg, "pid", (uint64_t)getpid());
-    emit_u64(emit, arg, "uptime", clock_uptime());
-    emit_u64(emit, arg, "time", (uint64_t)clock_unix_now());
+    mc_emit_u64(emit, arg, "pid", (uint64_t)getpid());
+    mc_emit_u64(emit, arg, "uptime", clock_uptime());
+    mc_emit_u64(emit, arg, "time", (uint64_t)clock_unix_now());
     emit(arg, "version", MC_COMPAT_VERSION);
     emit(arg, "strata_version", STRATA_VERSION);
-    emit_u64(emit, arg, "pointer_size", 8 * sizeof(void *));
-    emit_u64(emit, arg, "curr_connections", atomic_load(&fe->curr_conns));
-    emit_u64(emit, arg, "total_connections", atomic_load(&fe->total_conns));
-    emit_u64(emit, arg, "rejected_connections", atomic_load(&fe->rejected_conns));
-    emit_u64(emit, arg, "threads", fe->nworkers);
+    mc_emit_u64(emit, arg, "pointer_size", 8 * sizeof(void *));
+    mc_emit_u64(emit, arg, "curr_connections", atomic_load(&fe->curr_conns));
+    mc_emit_u64(emit, arg, "total_connections", atomic_load(&fe->total_conns));
+    mc_emit_u64(emit, arg, "rejected_connections", atomic_load(&fe->rejected_conns));
+    mc_emit_u64(emit, arg, "threads", fe->nworkers);
     struct stats_totals t = {0};
     for (unsigned i = 0; i < fe->nworkers; i++) {
 #define X(name) t.name += atomic_load_explicit(&fe->workers[i].stats.name, memory_order_relaxed);
         WORKER_COUNTERS(X)
 #undef X
     }
-#define X(name) emit_u64(emit, arg, #name, t.name);
+#define X(name) mc_emit_u64(emit, arg, #name, t.name);
     WORKER_COUNTERS(X)
 #undef X
 }
@@ -682,26 +674,26 @@ static void stats_storage(struct kv *kv, void (*emit)(void *, const char *, cons
     char name[32], buf[32];
     for (unsigned l = 0; l < LSM_MAX_LEVELS; l++) {
         snprintf(name, sizeof(name), "level%u_files", l);
-        emit_u64(emit, arg, name, s.level_files[l]);
+        mc_emit_u64(emit, arg, name, s.level_files[l]);
         snprintf(name, sizeof(name), "level%u_bytes", l);
-        emit_u64(emit, arg, name, s.level_bytes[l]);
+        mc_emit_u64(emit, arg, name, s.level_bytes[l]);
     }
-    emit_u64(emit, arg, "memtable_bytes", s.memtable_bytes);
-    emit_u64(emit, arg, "pending_compaction_bytes", s.pending_compaction_bytes);
-    emit_u64(emit, arg, "puts", s.puts);
-    emit_u64(emit, arg, "deletes", s.deletes);
-    emit_u64(emit, arg, "gets", s.gets);
-    emit_u64(emit, arg, "wal_syncs", s.wal_syncs);
-    emit_u64(emit, arg, "flushes", s.flushes);
-    emit_u64(emit, arg, "compactions", s.compactions);
-    emit_u64(emit, arg, "stall_micros", s.stall_micros);
-    emit_u64(emit, arg, "block_cache_hits", s.block_cache_hits);
-    emit_u64(emit, arg, "block_cache_misses", s.block_cache_misses);
+    mc_emit_u64(emit, arg, "memtable_bytes", s.memtable_bytes);
+    mc_emit_u64(emit, arg, "pending_compaction_bytes", s.pending_compaction_bytes);
+    mc_emit_u64(emit, arg, "puts", s.puts);
+    mc_emit_u64(emit, arg, "deletes", s.deletes);
+    mc_emit_u64(emit, arg, "gets", s.gets);
+    mc_emit_u64(emit, arg, "wal_syncs", s.wal_syncs);
+    mc_emit_u64(emit, arg, "flushes", s.flushes);
+    mc_emit_u64(emit, arg, "compactions", s.compactions);
+    mc_emit_u64(emit, arg, "stall_micros", s.stall_micros);
+    mc_emit_u64(emit, arg, "block_cache_hits", s.block_cache_hits);
+    mc_emit_u64(emit, arg, "block_cache_misses", s.block_cache_misses);
     snprintf(buf, sizeof(buf), "%.2f", s.write_amplification);
     emit(arg, "write_amplification", buf);
     snprintf(buf, sizeof(buf), "%.2f", s.space_amplification);
     emit(arg, "space_amplification", buf);
-    emit_u64(emit, arg, "read_only", s.read_only ? 1 : 0);
+    mc_emit_u64(emit, arg, "read_only", s.read_only ? 1 : 0);
 }
 
 static bool kv_stats(void *exec, const char *args, size_t len,

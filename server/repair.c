@@ -12,6 +12,7 @@
  *         ─► next task (after a pause that keeps to rate_bytes)
  */
 #include "server/repair.h"
+#include "kvstore/kvstore.h"
 
 #include <event2/event.h>
 #include <stdio.h>
@@ -475,13 +476,13 @@ static void merge_and_push(struct session *s)
         }
         if (pull != NULL) {
             struct wire_record w;
-            replica_record_of(pull, &w);
+            kvstore_wire_of(pull, &w);
             if (replica_apply(r->db, &w) == ST_OK)
                 pulled++;
         }
         if (push != NULL && recs.len < REPAIR_PUSH_BYTES * 64) {
             struct wire_record w;
-            replica_record_of(push, &w);
+            kvstore_wire_of(push, &w);
             wire_put_record(&recs, &w);
             pushed++;
         }

@@ -20,9 +20,6 @@ struct lsm_db;
 struct lsm_batch;
 struct lsm_record;
 
-/* The engine's record as the wire carries it (views into in). */
-void replica_record_of(const struct lsm_record *in, struct wire_record *out);
-
 /* The newest version held of key, tombstone or expired included; *out
  * NULL when none (free with lsm_record_free). Engine errors as lsm_get. */
 enum st_status replica_read(struct lsm_db *db, const void *key, size_t key_len,
