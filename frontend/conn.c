@@ -724,6 +724,8 @@ static bool has_complete_command(const struct conn *c)
 /* Writes queued replies; arms the write event when the socket is full. */
 static enum st_status conn_flush(struct conn *c)
 {
+    if (c->xo->before_reply != NULL && outq_pending(&c->out) > 0 && !c->xo->before_reply(c->wctx))
+        return ST_IO;
     size_t written;
     enum st_status s = outq_write(&c->out, c->fd, &written);
     STAT_ADD(&c->w->stats, bytes_written, written);

@@ -240,6 +240,11 @@ struct fe_exec_ops {
     bool (*stats)(void *exec, const char *args, size_t len,
                   void (*emit)(void *arg, const char *name, const char *value), void *arg,
                   const char **special);
+    /* Optional: runs before a connection's queued replies are written,
+     * so that the writes they report have happened as the executor
+     * promises (the proxy writes its engine batch here). False: some may
+     * not have; the connection is closed instead of answered. */
+    bool (*before_reply)(void *wctx);
     /* Text commands the front end leaves to the daemon (operator commands:
      * lru_crawler, slabs, lru, cache_memlimit, watch, stats cachedump):
      * queues the reply on c itself. NULL: they answer ERROR. */

@@ -15,9 +15,6 @@
 #include "common/mem.h"
 #include "storage/include/lsm.h"
 
-/* Striped per-key write locks: a power of two, far more than writers. */
-#define KVSTORE_LOCKS 1024u
-
 struct kvstore {
     struct lsm_db *db;
     struct hlc *clock;
@@ -64,19 +61,34 @@ struct hlc *kvstore_clock(const struct kvstore *ks)
     return ks->clock;
 }
 
-static pthread_mutex_t *lock_of(struct kvstore *ks, const void *key, size_t nkey)
+unsigned kvstore_stripe(const void *key, size_t nkey)
 {
-    return &ks->locks[lsm_token(key, nkey) & (KVSTORE_LOCKS - 1)];
+    return (unsigned)(lsm_token(key, nkey) & (KVSTORE_LOCKS - 1));
 }
 
 void kvstore_lock(struct kvstore *ks, const void *key, size_t nkey)
 {
-    pthread_mutex_lock(lock_of(ks, key, nkey));
+    pthread_mutex_lock(&ks->locks[kvstore_stripe(key, nkey)]);
 }
 
 void kvstore_unlock(struct kvstore *ks, const void *key, size_t nkey)
 {
-    pthread_mutex_unlock(lock_of(ks, key, nkey));
+    pthread_mutex_unlock(&ks->locks[kvstore_stripe(key, nkey)]);
+}
+
+void kvstore_lock_stripe(struct kvstore *ks, unsigned stripe)
+{
+    pthread_mutex_lock(&ks->locks[stripe]);
+}
+
+bool kvstore_trylock_stripe(struct kvstore *ks, unsigned stripe)
+{
+    return pthread_mutex_trylock(&ks->locks[stripe]) == 0;
+}
+
+void kvstore_unlock_stripe(struct kvstore *ks, unsigned stripe)
+{
+    pthread_mutex_unlock(&ks->locks[stripe]);
 }
 
 enum st_status kvstore_read(struct kvstore *ks, const void *key, size_t nkey,
@@ -100,6 +112,26 @@ static enum st_status engine_write(void *arg, const struct lsm_record *rec)
     struct kvstore *ks = arg;
     return rec->tombstone ? lsm_delete(ks->db, rec->key, rec->key_len, rec->version, rec->expiry)
                           : lsm_put(ks->db, rec);
+}
+
+/* kvstore_rmw_into's records: read from the engine, written to a batch. */
+struct into {
+    struct kvstore *ks;
+    struct lsm_batch *batch;
+};
+
+static enum st_status into_read(void *arg, const void *key, size_t nkey, struct lsm_record **cur)
+{
+    struct into *in = arg;
+    return lsm_get(in->ks->db, key, nkey, 0, cur);
+}
+
+static enum st_status into_write(void *arg, const struct lsm_record *rec)
+{
+    struct into *in = arg;
+    return rec->tombstone
+               ? lsm_batch_delete(in->batch, rec->key, rec->key_len, rec->version, rec->expiry)
+               : lsm_batch_put(in->batch, rec);
 }
 
 enum st_status kvstore_apply(struct kvstore *ks, const struct lsm_record *rec)
@@ -251,16 +283,38 @@ static enum wire_rmw_result rmw_decide(const struct wire_rmw *q, const struct ls
     return 0;
 }
 
+static enum st_status rmw_run(struct kvstore *ks, const struct kvstore_io *io, bool reads_engine,
+                              const struct wire_rmw *q, struct wire_rmw_reply *reply,
+                              struct lsm_record **written);
+
 enum st_status kvstore_rmw_locked(struct kvstore *ks, const struct wire_rmw *q,
                                   struct wire_rmw_reply *reply, struct lsm_record **written)
 {
     struct kvstore_io io = {.read = engine_read, .write = engine_write, .arg = ks};
-    return kvstore_rmw_via(ks, &io, q, reply, written);
+    return rmw_run(ks, &io, true, q, reply, written);
+}
+
+enum st_status kvstore_rmw_into(struct kvstore *ks, struct lsm_batch *batch,
+                                const struct wire_rmw *q, struct wire_rmw_reply *reply,
+                                struct lsm_record **written)
+{
+    struct into in = {ks, batch};
+    struct kvstore_io io = {.read = into_read, .write = into_write, .arg = &in};
+    return rmw_run(ks, &io, true, q, reply, written);
 }
 
 enum st_status kvstore_rmw_via(struct kvstore *ks, const struct kvstore_io *io,
                                const struct wire_rmw *q, struct wire_rmw_reply *reply,
                                struct lsm_record **written)
+{
+    return rmw_run(ks, io, false, q, reply, written);
+}
+
+/* reads_engine: io reads the engine itself, which holds no version above
+ * the clock (a set need not read with blind_sets). */
+static enum st_status rmw_run(struct kvstore *ks, const struct kvstore_io *io, bool reads_engine,
+                              const struct wire_rmw *q, struct wire_rmw_reply *reply,
+                              struct lsm_record **written)
 {
     *reply = (struct wire_rmw_reply){0};
     if (written != NULL)
@@ -271,7 +325,7 @@ enum st_status kvstore_rmw_via(struct kvstore *ks, const struct kvstore_io *io,
     size_t nowned = 0;
     /* a set decides nothing from the live record: with blind sets (this
      * kvstore's clock is above every version in the engine) it is not read */
-    bool blind = q->op == WIRE_RMW_SET && ks->blind_sets && io->read == engine_read;
+    bool blind = q->op == WIRE_RMW_SET && ks->blind_sets && reads_engine;
     enum st_status st = blind ? ST_OK : io->read(io->arg, q->key, q->key_len, &cur);
     struct lsm_record rec;
     enum wire_rmw_result r = 0;

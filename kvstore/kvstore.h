@@ -23,6 +23,7 @@
 #include "common/status.h"
 #include "common/wire.h"
 
+struct lsm_batch;
 struct lsm_db;
 struct lsm_record;
 struct kvstore;
@@ -53,6 +54,17 @@ struct hlc *kvstore_clock(const struct kvstore *ks);
 void kvstore_lock(struct kvstore *ks, const void *key, size_t nkey);
 void kvstore_unlock(struct kvstore *ks, const void *key, size_t nkey);
 
+/* The stripes themselves, for a caller that holds several at once (the
+ * proxy keeps a loop turn's written keys locked until their batch is in
+ * the engine): KVSTORE_LOCKS of them, key's is kvstore_stripe(). A
+ * thread that holds one must take the next with trylock, or release all
+ * it holds before it waits: two holders waiting on each other deadlock. */
+#define KVSTORE_LOCKS 4096u
+unsigned kvstore_stripe(const void *key, size_t nkey);
+void kvstore_lock_stripe(struct kvstore *ks, unsigned stripe);
+bool kvstore_trylock_stripe(struct kvstore *ks, unsigned stripe);
+void kvstore_unlock_stripe(struct kvstore *ks, unsigned stripe);
+
 /* The newest live record of key in *out (NULL: none, deleted or
  * expired), owned by the caller (lsm_record_free). ST_IO/ST_CORRUPT when
  * the engine could not read it (logged). Needs no lock. */
@@ -74,6 +86,13 @@ enum st_status kvstore_rmw(struct kvstore *ks, const struct wire_rmw *q,
 /* The same; REQUIRES: the caller holds q->key's lock. */
 enum st_status kvstore_rmw_locked(struct kvstore *ks, const struct wire_rmw *q,
                                   struct wire_rmw_reply *reply, struct lsm_record **written);
+
+/* kvstore_rmw_locked with the record written into batch, not the engine:
+ * the caller writes the batch (lsm_write) before it releases the key's
+ * lock or tells anyone the write is done. */
+enum st_status kvstore_rmw_into(struct kvstore *ks, struct lsm_batch *batch,
+                                const struct wire_rmw *q, struct wire_rmw_reply *reply,
+                                struct lsm_record **written);
 
 /*
  * Where an RMW reads the live record and writes its result: the engine

@@ -2,9 +2,10 @@
  * batch.c - a worker's writes answered after one sync per loop turn (see
  * batch.h).
  *
- *   write ─► inner's synchronous op (L1 + engine, unsynced) ─► answer
+ *   write ─► inner's synchronous op (L1 + the turn's engine batch) ─► answer
  *         ─► the worker's batch; first of the turn: a defer job
- *   end of turn ─► tiers_sync (one fdatasync per engine) ─► every answer
+ *   end of turn ─► tiers_turn_end (the engine batch written)
+ *               ─► tiers_sync (one fdatasync per engine) ─► every answer
  */
 #include "proxy/batch.h"
 
@@ -43,9 +44,12 @@ static void batch_run(struct defer_job *job, struct worker *w, bool cancelled)
     struct batch_entry *e = b->head;
     b->head = b->tail = NULL;
     b->queued = false;
-    /* a failed sync leaves the engine read-only: these writes may be
-     * lost, so nobody is told they were stored */
-    bool synced = !cancelled && tiers_sync(tiers_of(w)) == ST_OK;
+    /* the turn's engine batch first (it releases the keys' locks, also
+     * when cancelled); a failed write or sync leaves the engine
+     * read-only: these writes may be lost, so nobody is told they were
+     * stored */
+    bool written = tiers_turn_end(tiers_of(w), w->id) == ST_OK;
+    bool synced = written && !cancelled && tiers_sync(tiers_of(w)) == ST_OK;
     while (e != NULL) {
         struct batch_entry *next = e->next;
         if (!synced && fe_server_error(e->a.result) == NULL && e->a.result != FE_NO_MEMORY)
@@ -56,13 +60,33 @@ static void batch_run(struct defer_job *job, struct worker *w, bool cancelled)
     }
 }
 
+/* w's batch with its job queued for the end of this loop turn; NULL
+ * when out of memory. */
+static struct batch *batch_queued(struct worker *w)
+{
+    struct batch *b = tiers_worker_batch(tiers_of(w), w->id, sizeof(struct batch));
+    if (b != NULL && !b->queued) {
+        b->queued = true;
+        b->job.run = batch_run;
+        defer_push(w, &b->job);
+    }
+    return b;
+}
+
+void batch_end_of_turn(struct worker *w)
+{
+    if (batch_queued(w) == NULL)
+        tiers_turn_flush(tiers_of(w), w->id); /* nothing may wait for the turn */
+}
+
 /* Queues an answer for the end of the turn (at once when out of memory:
  * then without waiting for the sync, as a failure). */
 static void batch_add(struct worker *w, struct fe_call *call, const struct fe_answer *a)
 {
-    struct batch *b = tiers_worker_batch(tiers_of(w), w->id, sizeof(struct batch));
+    struct batch *b = batch_queued(w);
     struct batch_entry *e = b != NULL ? mem_alloc(MEM_CONN, sizeof(*e)) : NULL;
     if (e == NULL) {
+        tiers_turn_flush(tiers_of(w), w->id);
         struct fe_answer failed = *a;
         failed.result = FE_FAILED;
         fe_call_done(call, &failed);
@@ -76,11 +100,6 @@ static void batch_add(struct worker *w, struct fe_call *call, const struct fe_an
     else
         b->head = e;
     b->tail = e;
-    if (!b->queued) {
-        b->queued = true;
-        b->job.run = batch_run;
-        defer_push(w, &b->job);
-    }
 }
 
 /* The synchronous operations the batch wraps: the proxy's executor. */

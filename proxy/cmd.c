@@ -23,6 +23,7 @@
 #include "frontend/worker.h"
 #include "kvstore/kvstore.h"
 #include "proxy/admin.h"
+#include "proxy/batch.h"
 #include "proxy/detail.h"
 #include "proxy/proxy.h"
 #include "proxy/stats.h"
@@ -72,6 +73,8 @@ static enum fe_result rmw_below(struct worker *w, const struct policy *pol, stru
                                 struct wire_rmw_reply *reply)
 {
     enum fe_result r = tiers_rmw(tiers_of(w), w->id, pol, q, reply);
+    if (tiers_turn_waits(tiers_of(w), w->id))
+        batch_end_of_turn(w); /* its batch is written this turn, replies or not */
     return r == FE_OK ? fe_result_of_rmw(reply->result) : r;
 }
 
@@ -90,8 +93,18 @@ static bool cache_result_of(enum fe_result fr, enum cache_result done, enum cach
  * set's delete) made durable before its answer when writes are batched. */
 static void sync_now(struct worker *w)
 {
-    if (tiers_batched(tiers_of(w)))
+    if (tiers_batched(tiers_of(w))) {
+        tiers_turn_flush(tiers_of(w), w->id);
         tiers_sync(tiers_of(w));
+    }
+}
+
+/* The replies about to leave report writes in the worker's engine batch:
+ * it is written first (tiers.h). */
+static bool cmd_before_reply(void *wctx)
+{
+    struct worker *w = wctx;
+    return tiers_turn_flush(tiers_of(w), w->id);
 }
 
 /* gat / mg T below: the backend's TTL first; L1 then holds the touched
@@ -809,5 +822,6 @@ const struct fe_exec_ops cmd_exec_ops = {
     .note = cmd_note,
     .detail = cmd_detail,
     .stats = cmd_stats,
+    .before_reply = cmd_before_reply,
     .text_command = admin_text_line,
 };

@@ -144,14 +144,20 @@ static int open_local(struct tiers *t, const struct settings *s)
         .node_id = 0,
         .max_value_len = o.max_value_len,
         /* blind sets (no read of the record they replace) measured 2.2x
-         * slower here: without the read, the workers reach the engine's
-         * group commit back to back and pay its handoffs on every write
-         * (docs/TIERS.md); the clock bound above keeps them safe to turn
-         * on once the engine's commit path is cheaper under contention */
+         * slower with one engine write per set (the workers then reached
+         * the group commit back to back) and no faster with the writes
+         * batched (proxy/turn.c: the memtable insert dominates); the
+         * clock bound above would keep them safe */
         .blind_sets = false,
     };
     if (kvstore_create(&kc, &t->ks) != ST_OK)
         return EX_OSERR;
+    t->turns = mem_calloc(MEM_OTHER, t->nworkers, sizeof(*t->turns));
+    if (t->turns == NULL)
+        return EX_OSERR;
+    for (unsigned i = 0; i < t->nworkers; i++)
+        if (turn_create(&t->turns[i]) != ST_OK)
+            return EX_OSERR;
     return 0;
 }
 
@@ -218,6 +224,10 @@ void tiers_close(struct tiers **tp)
     for (unsigned i = 0; i < GATE_SLOTS; i++)
         pthread_mutex_destroy(&t->gate.mu[i]);
     writebehind_close(&t->wb); /* drains into the engine first */
+    for (unsigned i = 0; t->turns != NULL && i < t->nworkers; i++)
+        turn_destroy(&t->turns[i]);
+    if (t->turns != NULL)
+        mem_free(MEM_OTHER, t->turns, t->nworkers * sizeof(*t->turns));
     kvstore_destroy(&t->ks);
     lsm_close(&t->db);
     if (t->ctr != NULL)
@@ -443,22 +453,22 @@ static void fill_miss_locked(struct tiers *t, unsigned w, const struct policy *p
 
 void tiers_fill(struct tiers *t, unsigned w, const struct policy *pol, const char *key, size_t nkey)
 {
-    kvstore_lock(t->ks, key, nkey);
+    turn_lock(t, w, key, nkey);
     fill_miss_locked(t, w, pol, key, nkey);
-    kvstore_unlock(t->ks, key, nkey);
+    turn_unlock(t, key, nkey);
 }
 
 void tiers_l1_begin(struct tiers *t, unsigned w, const struct policy *pol, const char *key,
                     size_t nkey, bool fill)
 {
-    kvstore_lock(t->ks, key, nkey);
+    turn_lock(t, w, key, nkey);
     if (fill)
         fill_miss_locked(t, w, pol, key, nkey);
 }
 
 void tiers_l1_end(struct tiers *t, const char *key, size_t nkey)
 {
-    kvstore_unlock(t->ks, key, nkey);
+    turn_unlock(t, key, nkey);
 }
 
 /* ------------------------------------------- the cluster's L1 updates */
@@ -538,18 +548,22 @@ enum fe_result tiers_rmw(struct tiers *t, unsigned w, const struct policy *pol, 
     const char *key = (const char *)q->key;
     size_t nkey = q->key_len;
     struct lsm_record *written = NULL;
-    kvstore_lock(t->ks, key, nkey);
+    struct lsm_batch *batch = NULL;
+    turn_lock(t, w, key, nkey);
     uint64_t start = clock_monotonic_us();
     enum fe_result r;
     if (pol->mode == MODE_WRITE_BEHIND && t->wb != NULL) {
         r = writebehind_rmw(t->wb, pol, q, reply, &written);
     } else {
         ADD(t, w, backend_writes);
-        r = kvstore_rmw_locked(t->ks, q, reply, &written) == ST_OK ? FE_OK : FE_FAILED;
+        batch = turn_batch(t, w);
+        enum st_status st = batch != NULL ? kvstore_rmw_into(t->ks, batch, q, reply, &written)
+                                          : kvstore_rmw_locked(t->ks, q, reply, &written);
+        r = st == ST_OK ? FE_OK : FE_FAILED;
         lat_record(&t->ctr[w].write_lat, start);
     }
     if (r != FE_OK) {
-        kvstore_unlock(t->ks, key, nkey);
+        turn_unlock(t, key, nkey);
         if (r == FE_FAILED)
             ADD(t, w, backend_errors);
         return r;
@@ -564,7 +578,11 @@ enum fe_result tiers_rmw(struct tiers *t, unsigned w, const struct policy *pol, 
         if (!keep && cache_delete(t->l1, key, nkey, 0) == CACHE_OK)
             ADD(t, w, l1_invalidations);
     }
-    kvstore_unlock(t->ks, key, nkey);
+    /* a record in the turn's batch keeps its key locked until written */
+    if (batch != NULL && written != NULL)
+        turn_keep(t, w, key, nkey);
+    else
+        turn_unlock(t, key, nkey);
     lsm_record_free(&written);
     return FE_OK;
 }

@@ -102,6 +102,24 @@ enum fe_result tiers_rmw(struct tiers *t, unsigned worker, const struct policy *
 /* True when writes are acknowledged per batch (proxy/batch.h): sync =
  * always, or write-behind with journal_sync = always. */
 bool tiers_batched(const struct tiers *t);
+/*
+ * A worker's writes to the local engine (every local backend) go into
+ * the worker's batch, their keys locked, until one of these writes it: the
+ * front end's before_reply (a connection's replies are about to leave),
+ * sync_now's writes outside the batch path, and proxy/batch.c's end of
+ * the loop turn, which must run whenever a write waits (tiers_turn_waits).
+ * No reply reports a write before its batch is in the engine.
+ *
+ * tiers_turn_flush: writes the batch; false when a batch failed since the
+ * last tiers_turn_end (the replies queued since may claim lost writes).
+ * tiers_turn_end: the same, as a status (ST_IO), and forgets the failure.
+ * tiers_turn_waits: writes wait, or one failed.
+ */
+bool tiers_defers(const struct tiers *t);
+bool tiers_turn_flush(struct tiers *t, unsigned worker);
+enum st_status tiers_turn_end(struct tiers *t, unsigned worker);
+bool tiers_turn_waits(struct tiers *t, unsigned worker);
+
 /* Makes every write the engines (backend, journal) have returned from
  * durable: one fdatasync each, shared with other workers. ST_IO. */
 enum st_status tiers_sync(struct tiers *t);

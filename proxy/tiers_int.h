@@ -19,6 +19,8 @@ struct lsm_db;
 struct lsm_record;
 struct writebehind;
 struct cbackend;
+struct lsm_batch;
+struct turn;
 
 /* Orders a cluster backend's L1 fills against its writes (cmd_cluster.c):
  * a read records its key's slot generation when it is sent; its answer is
@@ -59,14 +61,16 @@ struct tiers {
     uint64_t clock_stored_ms;
     struct kvstore *ks;
     unsigned nworkers;
-    struct tier_counters *ctr; /* one per worker */
-    struct writebehind *wb;    /* NULL: no write-behind policy */
-    struct cbackend *cb;       /* backend = cluster; NULL for local */
-    struct fill_gate gate;     /* backend = cluster */
-    _Atomic uint64_t *neg;     /* NEG_SLOTS; NULL when no policy has a negative_ttl */
-    bool engine_batched;       /* sync = always: the engine syncs per batch (batch.h) */
-    void **batches;            /* per worker: batch.c's state, allocated on first use */
-    void **flights;            /* per worker: cmd_cluster.c's reads in flight */
+    struct tier_counters *ctr;  /* one per worker */
+    struct writebehind *wb;     /* NULL: no write-behind policy */
+    struct cbackend *cb;        /* backend = cluster; NULL for local */
+    struct fill_gate gate;      /* backend = cluster */
+    _Atomic uint64_t *neg;      /* NEG_SLOTS; NULL when no policy has a negative_ttl */
+    bool engine_batched;        /* sync = always: the engine syncs per batch (batch.h) */
+    struct turn **turns;        /* per worker, backend = local; NULL for cluster */
+    _Atomic bool engine_failed; /* a turn's batch failed: no more batches */
+    void **batches;             /* per worker: batch.c's state, allocated on first use */
+    void **flights;             /* per worker: cmd_cluster.c's reads in flight */
     _Atomic size_t flights_size;
     _Atomic size_t batch_size; /* set by each worker on first use: one value */
 };
@@ -85,3 +89,21 @@ struct tiers {
  * one). REQUIRES: the key's lock. */
 bool tiers_fill_locked(struct tiers *t, unsigned w, const struct policy *pol,
                        const struct lsm_record *rec);
+
+/*
+ * A worker's engine writes of one loop turn (turn.c): written to the
+ * engine as one batch when the turn ends (tiers_turn_end), their keys'
+ * stripes locked until then. Worker w's thread only.
+ */
+enum st_status turn_create(struct turn **out);
+void turn_destroy(struct turn **tn);
+/* Locks key's stripe for w; when w already holds stripes, without ever
+ * waiting while it holds one (its batch is written first). */
+void turn_lock(struct tiers *t, unsigned w, const char *key, size_t nkey);
+void turn_unlock(struct tiers *t, const char *key, size_t nkey);
+/* The batch w's writes go into; NULL: into the engine at once (the
+ * engine failed a batch before). */
+struct lsm_batch *turn_batch(struct tiers *t, unsigned w);
+/* A write into turn_batch() is done: key's stripe (locked by turn_lock)
+ * stays locked until the batch is written. */
+void turn_keep(struct tiers *t, unsigned w, const char *key, size_t nkey);
