@@ -100,6 +100,24 @@ static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Runs jobs other threads posted, oldest first (the list is newest
+ * first). */
+static void run_posted(struct worker *w, struct defer_job *newest, bool cancelled)
+{
+    struct defer_job *oldest = NULL;
+    while (newest != NULL) {
+        struct defer_job *next = newest->next;
+        newest->next = oldest;
+        oldest = newest;
+        newest = next;
+    }
+    while (oldest != NULL) {
+        struct defer_job *next = oldest->next;
+        oldest->run(oldest, w, cancelled);
+        oldest = next;
+    }
+}
+
 static void on_notify(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
@@ -111,8 +129,11 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_lock(&w->queue_lock);
     struct worker_newconn *q = w->queue;
     w->queue = NULL;
+    struct defer_job *posted = w->posted;
+    w->posted = NULL;
     bool stopping = w->stopping;
     pthread_mutex_unlock(&w->queue_lock);
+    run_posted(w, posted, false);
 
     while (q != NULL) {
         struct worker_newconn *next = q->next;
@@ -168,6 +189,8 @@ void worker_deinit(struct worker *w)
 {
     worker_close_all(w);
     defer_deinit(w); /* after the connections: their slots are orphans now */
+    run_posted(w, w->posted, true);
+    w->posted = NULL;
     conn_rbuf_teardown(w);
     struct worker_newconn *q = w->queue;
     while (q != NULL) {
@@ -226,6 +249,15 @@ void worker_stop(struct worker *w)
 {
     pthread_mutex_lock(&w->queue_lock);
     w->stopping = true;
+    pthread_mutex_unlock(&w->queue_lock);
+    notify(w);
+}
+
+void worker_post(struct worker *w, struct defer_job *job)
+{
+    pthread_mutex_lock(&w->queue_lock);
+    job->next = w->posted;
+    w->posted = job;
     pthread_mutex_unlock(&w->queue_lock);
     notify(w);
 }

@@ -44,8 +44,9 @@ struct worker {
     struct conn_rbuf *rbuf_free;
     _Atomic uint64_t rbuf_count, rbuf_bytes, rbuf_bytes_free;
 
-    pthread_mutex_t queue_lock; /* guards queue and stopping */
+    pthread_mutex_t queue_lock; /* guards queue, posted and stopping */
     struct worker_newconn *queue;
+    struct defer_job *posted; /* worker_post's, newest first */
     bool stopping;
 
     struct worker_stats stats; /* written by this thread only */
@@ -65,6 +66,11 @@ enum st_status worker_start(struct worker *w);
  * exit its loop; worker_join() waits for that. */
 void worker_stop(struct worker *w);
 void worker_join(struct worker *w);
+
+/* Queues job to run on w's thread, from any thread (defer.h's jobs are
+ * the same thing from w's own thread). A job still queued when the worker
+ * is deinitialised runs there, cancelled. */
+void worker_post(struct worker *w, struct defer_job *job);
 
 /* Hands an accepted socket to the worker (acceptor thread). Takes the fd. */
 enum st_status worker_dispatch(struct worker *w, int fd, const struct sockaddr_storage *peer,

@@ -7,20 +7,23 @@
  * place. Keys whose policy is cache-only, and L1 hits, complete at once.
  *
  *   get:    L1 hit ─► answer | miss ─► COORD_READ ─► gated fill ─► L1 get
+ *           (a miss of a key whose read is in flight, from any worker,
+ *           waits for it: its L1 get runs on its own worker afterwards)
  *   write:  RMW at the key's primary ─► L1 gets the record or drops its
  *           copy (tiers_cluster_written) ─► answer
  *   read-through writes: (miss ─► COORD_READ ─► fill) ─► the L1 command
  */
 #include "proxy/cmd_cluster.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "cache/cache.h"
 #include "common/clock.h"
 #include "common/mem.h"
-#include "common/ring.h"
 #include "frontend/call.h"
 #include "frontend/count.h"
+#include "frontend/defer.h"
 #include "frontend/fe.h"
 #include "frontend/worker.h"
 #include "kvstore/kvstore.h"
@@ -31,14 +34,6 @@
 
 enum wkind { K_GET, K_MG, K_STORE, K_DELETE, K_MD, K_TOUCH, K_DELTA, K_MA };
 
-/* A worker's reads in flight, by key: a second miss of a key whose read
- * is on its way waits for that read (single flight) instead of sending
- * another. */
-#define FLIGHT_BUCKETS 256u
-struct flights {
-    struct cwait *bucket[FLIGHT_BUCKETS];
-};
-
 /* A command waiting on the cluster. */
 struct cwait {
     struct fe_call *call;
@@ -46,12 +41,13 @@ struct cwait {
     const struct policy *pol;
     enum wkind kind;
     uint64_t gen;              /* the fill gate's, when the read was sent */
-    struct cwait *flight_next; /* a read in flight: the next in its bucket */
+    struct cwait *flight_next; /* a read in flight: the next in its slot's list */
     struct cwait *followers;   /* a read in flight: commands waiting for it */
     struct cwait *follower_next;
-    unsigned bucket;
-    uint64_t start_us; /* when the backend request was sent */
-    bool touch;        /* K_GET: gat */
+    struct defer_job job;       /* a follower on another worker: run there */
+    enum fe_result read_result; /* ... with the read's outcome */
+    uint64_t start_us;          /* when the backend request was sent */
+    bool touch;                 /* K_GET: gat */
     rel_time_t exptime;
     struct fe_meta_ttl ttl; /* K_MG */
     bool no_bump;
@@ -151,41 +147,59 @@ static void fail(struct cwait *cw, enum fe_result r)
 
 /* ---------------------------------------------------------- the fills */
 
-static struct flights *flights_of(struct worker *w)
+/* A follower's part on its own worker: the L1 command on what the read
+ * left there, or the read's failure (also when cancelled: the worker is
+ * going away, and its connections with it). */
+static void run_follower(struct defer_job *job, struct worker *w, bool cancelled)
 {
-    return tiers_worker_flights(tiers_of(w), w->id, sizeof(struct flights));
+    (void)w;
+    struct cwait *f = (struct cwait *)((char *)job - offsetof(struct cwait, job));
+    if (f->read_result == FE_OK && !cancelled)
+        run_l1(f);
+    else
+        fail(f, f->read_result == FE_OK ? FE_FAILED : f->read_result);
 }
 
 static void on_read(void *arg, enum fe_result r, const struct wire_record *rec)
 {
     struct cwait *cw = arg;
-    struct flights *fl = flights_of(cw->w);
-    for (struct cwait **p = &fl->bucket[cw->bucket]; *p != NULL; p = &(*p)->flight_next) {
-        if (*p == cw) {
-            *p = cw->flight_next;
-            break;
-        }
-    }
-    struct cwait *followers = cw->followers;
     struct tiers *t = tiers_of(cw->w);
     tiers_record_latency(t, cw->w->id, true, r, cw->start_us);
     if (r == FE_OK && rec != NULL)
         tiers_cluster_fill(t, cw->w->id, cw->pol, rec, cw->gen);
     else if (r == FE_OK)
         tiers_cluster_miss(t, cw->w->id, cw->pol, cw->key, cw->nkey, cw->gen);
-    /* the read's waiters run on what L1 now holds (or fail alike) */
+    /* L1 holds the answer now: a miss from here on finds it there, so the
+     * read leaves the list (and its followers are final) only after it */
+    struct cwait **p = (struct cwait **)tiers_flights_lock(t, cw->key, cw->nkey);
+    for (; *p != NULL; p = &(*p)->flight_next) {
+        if (*p == cw) {
+            *p = cw->flight_next;
+            break;
+        }
+    }
+    struct cwait *followers = cw->followers;
+    tiers_flights_unlock(t, cw->key, cw->nkey);
+    /* the read's waiters run on what L1 now holds (or fail alike), each on
+     * its own worker */
+    struct worker *here = cw->w; /* cw is freed by its own run below */
     for (struct cwait *f = cw; f != NULL;) {
         struct cwait *next = f == cw ? followers : f->follower_next;
-        if (r == FE_OK)
+        if (f->w != here) {
+            f->read_result = r;
+            f->job.run = run_follower;
+            worker_post(f->w, &f->job);
+        } else if (r == FE_OK) {
             run_l1(f);
-        else
+        } else {
             fail(f, r);
+        }
         f = next;
     }
 }
 
-/* The L1 command at once when L1 holds the key, else after a fill: the
- * worker's read of the key in flight, or a new one. */
+/* The L1 command at once when L1 holds the key, else after a fill: a read
+ * of the key in flight from any worker, or a new one. */
 static void fill_then_l1(struct cwait *cw)
 {
     struct tiers *t = tiers_of(cw->w);
@@ -193,21 +207,24 @@ static void fill_then_l1(struct cwait *cw)
         run_l1(cw);
         return;
     }
-    struct flights *fl = flights_of(cw->w);
-    if (fl == NULL) {
-        fail(cw, FE_NO_MEMORY);
-        return;
-    }
-    cw->bucket = (unsigned)(ring_token(cw->key, cw->nkey) & (FLIGHT_BUCKETS - 1));
-    for (struct cwait *l = fl->bucket[cw->bucket]; l != NULL; l = l->flight_next) {
+    struct cwait **head = (struct cwait **)tiers_flights_lock(t, cw->key, cw->nkey);
+    for (struct cwait *l = *head; l != NULL; l = l->flight_next) {
         if (l->nkey == cw->nkey && memcmp(l->key, cw->key, cw->nkey) == 0) {
             cw->follower_next = l->followers;
             l->followers = cw;
+            tiers_flights_unlock(t, cw->key, cw->nkey);
             return;
         }
     }
-    cw->flight_next = fl->bucket[cw->bucket];
-    fl->bucket[cw->bucket] = cw;
+    /* a read that ended since the first look left its record in L1 */
+    if (tiers_l1_has(t, cw->key, cw->nkey)) {
+        tiers_flights_unlock(t, cw->key, cw->nkey);
+        run_l1(cw);
+        return;
+    }
+    cw->flight_next = *head;
+    *head = cw;
+    tiers_flights_unlock(t, cw->key, cw->nkey);
     cw->gen = tiers_gate_begin(t, cw->key, cw->nkey);
     cw->start_us = clock_monotonic_us();
     cbackend_read(tiers_cbackend(t), cw->w, cw->pol, cw->key, cw->nkey, on_read, cw);

@@ -175,8 +175,7 @@ int tiers_open(const struct settings *s, struct cache *l1, unsigned workers, str
     t->nworkers = workers;
     t->ctr = mem_calloc(MEM_OTHER, workers, sizeof(*t->ctr));
     t->batches = mem_calloc(MEM_OTHER, workers, sizeof(*t->batches));
-    t->flights = mem_calloc(MEM_OTHER, workers, sizeof(*t->flights));
-    if (t->batches == NULL || t->flights == NULL)
+    if (t->batches == NULL)
         mem_free(MEM_OTHER, t->ctr, workers * sizeof(*t->ctr)), t->ctr = NULL;
     for (unsigned i = 0; i < GATE_SLOTS; i++)
         pthread_mutex_init(&t->gate.mu[i], NULL);
@@ -237,11 +236,6 @@ void tiers_close(struct tiers **tp)
             mem_free(MEM_OTHER, t->batches[i], atomic_load(&t->batch_size));
     if (t->batches != NULL)
         mem_free(MEM_OTHER, t->batches, t->nworkers * sizeof(*t->batches));
-    for (unsigned i = 0; t->flights != NULL && i < t->nworkers; i++)
-        if (t->flights[i] != NULL)
-            mem_free(MEM_OTHER, t->flights[i], atomic_load(&t->flights_size));
-    if (t->flights != NULL)
-        mem_free(MEM_OTHER, t->flights, t->nworkers * sizeof(*t->flights));
     mem_free(MEM_OTHER, t, sizeof(*t));
 }
 
@@ -260,15 +254,6 @@ enum st_status tiers_sync(struct tiers *t)
     if (st == ST_OK && t->engine_batched)
         st = lsm_sync(t->db);
     return st;
-}
-
-void *tiers_worker_flights(struct tiers *t, unsigned worker, size_t size)
-{
-    if (t->flights[worker] == NULL) {
-        t->flights[worker] = mem_calloc(MEM_OTHER, 1, size);
-        atomic_store_explicit(&t->flights_size, size, memory_order_relaxed);
-    }
-    return t->flights[worker];
 }
 
 void *tiers_worker_batch(struct tiers *t, unsigned worker, size_t size)
@@ -476,6 +461,18 @@ void tiers_l1_end(struct tiers *t, const char *key, size_t nkey)
 static unsigned gate_slot(const char *key, size_t nkey)
 {
     return (unsigned)(ring_token(key, nkey) & (GATE_SLOTS - 1));
+}
+
+void **tiers_flights_lock(struct tiers *t, const char *key, size_t nkey)
+{
+    unsigned s = gate_slot(key, nkey);
+    pthread_mutex_lock(&t->gate.mu[s]);
+    return &t->gate.flights[s];
+}
+
+void tiers_flights_unlock(struct tiers *t, const char *key, size_t nkey)
+{
+    pthread_mutex_unlock(&t->gate.mu[gate_slot(key, nkey)]);
 }
 
 bool tiers_l1_has(struct tiers *t, const char *key, size_t nkey)

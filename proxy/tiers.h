@@ -53,6 +53,12 @@ void tiers_workers_stopped(struct tiers *t);
  * key's slot came between; a write's outcome applied to L1 (the record
  * filled, or the copy dropped). */
 bool tiers_l1_has(struct tiers *t, const char *key, size_t nkey);
+/* The cluster's reads in flight, shared by every worker (single flight
+ * across workers): the list head of key's slot (cmd_cluster.c's), locked
+ * until tiers_flights_unlock. tiers_l1_has may be called meanwhile; no
+ * other tiers_ function. */
+void **tiers_flights_lock(struct tiers *t, const char *key, size_t nkey);
+void tiers_flights_unlock(struct tiers *t, const char *key, size_t nkey);
 uint64_t tiers_gate_begin(struct tiers *t, const char *key, size_t nkey);
 void tiers_cluster_fill(struct tiers *t, unsigned worker, const struct policy *pol,
                         const struct wire_record *rec, uint64_t gen);
@@ -127,8 +133,6 @@ enum st_status tiers_sync(struct tiers *t);
  * use and freed with the tiers; NULL when out of memory. That worker's
  * thread only. */
 void *tiers_worker_batch(struct tiers *t, unsigned worker, size_t size);
-/* The same for cmd_cluster.c's reads in flight. */
-void *tiers_worker_flights(struct tiers *t, unsigned worker, size_t size);
 
 /* `stats tiers`, `stats backend`, `stats policies`; false: not ours. */
 bool tiers_stats(struct tiers *t, const char *args, size_t len,

@@ -24,11 +24,14 @@ struct turn;
 
 /* Orders a cluster backend's L1 fills against its writes (cmd_cluster.c):
  * a read records its key's slot generation when it is sent; its answer is
- * filled only if no write of a key in that slot updated L1 since. */
+ * filled only if no write of a key in that slot updated L1 since. The
+ * slot's lock also guards its list of reads in flight (single flight
+ * across workers, cmd_cluster.c's). */
 #define GATE_SLOTS 256u
 struct fill_gate {
     pthread_mutex_t mu[GATE_SLOTS];
     uint64_t gen[GATE_SLOTS];
+    void *flights[GATE_SLOTS];
 };
 
 /* Latency buckets: bucket i holds operations of [2^(i-1), 2^i) µs. */
@@ -70,9 +73,7 @@ struct tiers {
     struct turn **turns;        /* per worker, backend = local; NULL for cluster */
     _Atomic bool engine_failed; /* a turn's batch failed: no more batches */
     void **batches;             /* per worker: batch.c's state, allocated on first use */
-    void **flights;             /* per worker: cmd_cluster.c's reads in flight */
-    _Atomic size_t flights_size;
-    _Atomic size_t batch_size; /* set by each worker on first use: one value */
+    _Atomic size_t batch_size;  /* set by each worker on first use: one value */
 };
 
 /* Keys the backend recently did not hold (a policy's negative_ttl):

@@ -82,8 +82,8 @@ static void turn_commit(struct tiers *t, struct turn *tn)
     if (lsm_batch_count(tn->batch) > 0) {
         enum st_status st = lsm_write(t->db, tn->batch);
         if (st != ST_OK) {
-            log_warn("backend local: a batch of %zu writes failed: %s",
-                     lsm_batch_count(tn->batch), st_status_name(st));
+            log_warn("backend local: a batch of %zu writes failed: %s", lsm_batch_count(tn->batch),
+                     st_status_name(st));
             tn->failed = true;
             /* the engine is read-only now: later writes go to it directly
              * and fail there, each with its own answer */

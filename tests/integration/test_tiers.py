@@ -649,6 +649,32 @@ def test_acknowledged_writes_survive_a_restart(server_factory, tmp_path, how):
 
 # ---- concurrent misses: one backend read ----------------------------------------
 
+def concurrent_gets(srv, key, n=16):
+    """`get key` from n connections released together; each one's value,
+    None for a miss, or the OSError it met."""
+    conns = [srv.connect() for _ in range(n)]
+    got = [None] * n
+    barrier = threading.Barrier(n)
+
+    def reader(i):
+        barrier.wait(timeout=5)
+        try:
+            got[i] = mc_get(conns[i], key)
+        except OSError as e:
+            got[i] = e
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(n)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=10)
+    finally:
+        for c in conns:
+            c.close()
+    return got
+
+
 @strata_only
 def test_concurrent_misses_read_the_backend_once(server_factory, tmp_path):
     data = tmp_path / "data"
@@ -663,26 +689,9 @@ def test_concurrent_misses_read_the_backend_once(server_factory, tmp_path):
     admin = srv.connect()
     try:
         for key, value in values.items():
-            conns = [srv.connect() for _ in range(16)]
-            got = [None] * len(conns)
-            barrier = threading.Barrier(len(conns))
-
-            def reader(i):
-                barrier.wait(timeout=5)
-                try:
-                    got[i] = mc_get(conns[i], key)
-                except OSError as e:
-                    got[i] = e
-
             before = counters(admin)
-            threads = [threading.Thread(target=reader, args=(i,)) for i in range(len(conns))]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(timeout=10)
+            got = concurrent_gets(srv, key)
             after = counters(admin)
-            for c in conns:
-                c.close()
             assert all(g == value for g in got), [g if g is None or isinstance(g, Exception)
                                                   else g[:20] for g in got]
             assert (delta(after, before, "backend.reads"),

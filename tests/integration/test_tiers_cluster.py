@@ -37,8 +37,8 @@ from history import OK, History, summarize
 from nodes import Cluster, Node, replica_records
 from test_replication import load_client
 from test_tiers import (EX_CONFIG, FILLS_AFTER, MODE_NAMES, MODE_POLICIES, MODES, SEED,
-                        SEED_REQUEST, SPECS, counters, delta, mc_get, meta_cas, read_state,
-                        run_proxy, run_steps, same_state, start_refused)
+                        SEED_REQUEST, SPECS, concurrent_gets, counters, delta, mc_get, meta_cas,
+                        read_state, run_proxy, run_steps, same_state, start_refused)
 
 # the cluster backend completes every command asynchronously already:
 # --test-async-reads (strata-async) adds nothing, so these run once, in
@@ -153,10 +153,9 @@ def proxies(cluster):
             b.stop()
 
 
-def test_negative_ttl_and_single_flight(cluster):
+def test_negative_ttl_remembers_a_miss_on_the_nodes(cluster):
     """negative_ttl: a miss on the nodes is remembered (no request for the
-    next misses) until a write of the key through this proxy; single
-    flight: concurrent misses of one key on one worker send one read."""
+    next misses) until a write of the key through this proxy."""
     srv = start_proxy(*cluster_args(seeds_of(cluster), "-t", "1",
                                     "--policy", "neg:=write-through,negative_ttl=30"))
     try:
@@ -171,15 +170,29 @@ def test_negative_ttl_and_single_flight(cluster):
             c.call(b"delete neg:k\r\n", b"DELETED\r\n")
             c.call(b"get neg:k\r\n", b"END\r\n")  # read again: the write forgot it
             assert int(backend_stats(srv)["reads"]) - int(b1["reads"]) == 1
-            # single flight: 20 gets of a key L1 lacks, pipelined on one
-            # connection and the one worker, read the nodes once
-            with cluster[0].connect() as n:
-                n.call(b"set sf:k 0 0 2\r\nsf\r\n", STORED)
-            b2 = backend_stats(srv)
-            c.send(b"get sf:k\r\n" * 20)
-            for _ in range(20):
-                assert c.read_until(b"END\r\n") == b"VALUE sf:k 0 2\r\nsf\r\nEND\r\n"
-            assert int(backend_stats(srv)["reads"]) - int(b2["reads"]) == 1
+    finally:
+        srv.stop()
+
+
+def test_concurrent_misses_across_workers_read_the_nodes_once(cluster):
+    """Single flight across the proxy's workers: 16 connections (spread
+    over its 4 workers) miss the same key at once; the nodes are read once
+    and every client gets the value. The values are large so that the read
+    is still on its way when the other misses come."""
+    values = {b"sfx:%d" % i: (b"%d-" % i) * 100000 for i in range(3)}
+    with cluster[0].connect() as n:
+        for key, value in values.items():
+            n.call(b"set %s 0 0 %d\r\n%s\r\n" % (key, len(value), value), STORED)
+    srv = start_proxy(*cluster_args(seeds_of(cluster), "-t", "4", "-m", "64"))
+    try:
+        wait_nodes_up(srv, 3)
+        for key, value in values.items():
+            before = backend_stats(srv)
+            got = concurrent_gets(srv, key)
+            after = backend_stats(srv)
+            assert all(g == value for g in got), [g if g is None or isinstance(g, Exception)
+                                                  else g[:20] for g in got]
+            assert int(after["reads"]) - int(before["reads"]) == 1, key
     finally:
         srv.stop()
 
