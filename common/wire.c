@@ -110,6 +110,7 @@ const char *wire_opcode_name(uint8_t opcode)
     case WIRE_OP_WRITE: return "WRITE";
     case WIRE_OP_RMW: return "RMW";
     case WIRE_OP_COORD_READ: return "COORD_READ";
+    case WIRE_OP_COORD_WRITE: return "COORD_WRITE";
     case WIRE_OP_MERKLE_TREE: return "MERKLE_TREE";
     case WIRE_OP_RANGE_READ: return "RANGE_READ";
     case WIRE_OP_HINT_REPLAY: return "HINT_REPLAY";
@@ -1082,6 +1083,26 @@ enum wire_result wire_parse_coord_read(const uint8_t *body, size_t len, uint8_t 
     *read_cl = wire_get_u8(&r);
     *key = get_bytes_in(&r, 1, WIRE_REC_KEY_MAX, key_len);
     if (*read_cl < WIRE_CL_ONE || *read_cl > WIRE_CL_ALL)
+        r.bad = true;
+    return finish(&r);
+}
+
+void wire_compose_coord_write(struct wire_buf *b, uint8_t write_cl, const struct wire_record *rec)
+{
+    if (!put_check(b, write_cl >= WIRE_CL_ONE && write_cl <= WIRE_CL_ANY && record_valid(rec)))
+        return;
+    wire_put_u8(b, write_cl);
+    wire_put_record(b, rec);
+}
+
+enum wire_result wire_parse_coord_write(const uint8_t *body, size_t len, uint8_t *write_cl,
+                                        struct wire_record *rec)
+{
+    struct wire_reader r;
+    wire_reader_init(&r, body, len);
+    *write_cl = wire_get_u8(&r);
+    wire_get_record(&r, rec);
+    if (*write_cl < WIRE_CL_ONE || *write_cl > WIRE_CL_ANY)
         r.bad = true;
     return finish(&r);
 }

@@ -67,7 +67,8 @@ enum wire_opcode {
     WIRE_OP_READ = 0x20,
     WIRE_OP_WRITE = 0x21,
     WIRE_OP_RMW = 0x22,
-    WIRE_OP_COORD_READ = 0x23, /* a read the receiving node coordinates at a level */
+    WIRE_OP_COORD_READ = 0x23,  /* a read the receiving node coordinates at a level */
+    WIRE_OP_COORD_WRITE = 0x24, /* a record the receiving node writes at a level */
     WIRE_OP_MERKLE_TREE = 0x30,
     WIRE_OP_RANGE_READ = 0x31,
     WIRE_OP_HINT_REPLAY = 0x32,
@@ -507,6 +508,13 @@ void wire_compose_coord_read(struct wire_buf *b, uint8_t read_cl, const uint8_t 
                              size_t key_len);
 enum wire_result wire_parse_coord_read(const uint8_t *body, size_t len, uint8_t *read_cl,
                                        const uint8_t **key, size_t *key_len);
+
+/* COORD_WRITE request: one record (its version chosen by the sender, as
+ * a hint's) the receiver writes to the key's replicas as a coordinator,
+ * decided at level `write_cl` (1..4). The response has an empty body. */
+void wire_compose_coord_write(struct wire_buf *b, uint8_t write_cl, const struct wire_record *rec);
+enum wire_result wire_parse_coord_write(const uint8_t *body, size_t len, uint8_t *write_cl,
+                                        struct wire_record *rec);
 
 /* ---- Anti-entropy: MERKLE_TREE and RANGE_READ ----------------------------- */
 

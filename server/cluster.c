@@ -35,7 +35,7 @@
     X(conns_accepted) X(conns_refused) X(handshakes) X(handshakes_refused)   \
     X(frames_in) X(frames_out) X(bad_frames) X(pings) X(reads) X(writes)     \
     X(records_written) X(rmws) X(clock_refusals) X(storage_errors) \
-    X(coord_reads) X(rings)
+    X(coord_reads) X(coord_writes) X(rings)
 /* clang-format on */
 
 struct cluster {
@@ -325,17 +325,21 @@ static struct cluster_conn *wait_end(struct rmw_wait *wt, uint64_t *id)
     return k;
 }
 
-static void on_rmw_done(void *arg, uint16_t err, const char *msg, const struct wire_rmw_reply *r)
+/* The answer to a request that waited (wt): an ERROR, or a response of
+ * opcode whose body compose(buf, body) writes (none when NULL). */
+static void answer_wait(struct rmw_wait *wt, uint8_t opcode, uint16_t err, const char *msg,
+                        void (*compose)(struct wire_buf *b, const void *body), const void *body)
 {
     uint64_t id;
-    struct cluster_conn *k = wait_end(arg, &id);
+    struct cluster_conn *k = wait_end(wt, &id);
     if (k == NULL)
         return;
     if (err != 0) {
         respond_error(k, id, err, msg);
     } else {
-        size_t mark = wire_begin_frame(&k->out, WIRE_OP_RMW, WIRE_FLAG_RESPONSE, id);
-        wire_compose_rmw_reply(&k->out, r);
+        size_t mark = wire_begin_frame(&k->out, opcode, WIRE_FLAG_RESPONSE, id);
+        if (compose != NULL)
+            compose(&k->out, body);
         if (wire_end_frame(&k->out, mark, k->c->cfg.frame_max) == ST_OK)
             COUNT(k->c, frames_out);
         else
@@ -343,6 +347,16 @@ static void on_rmw_done(void *arg, uint16_t err, const char *msg, const struct w
     }
     if (!k->closing)
         flush_out(k);
+}
+
+static void compose_rmw_reply(struct wire_buf *b, const void *r)
+{
+    wire_compose_rmw_reply(b, r);
+}
+
+static void on_rmw_done(void *arg, uint16_t err, const char *msg, const struct wire_rmw_reply *r)
+{
+    answer_wait(arg, WIRE_OP_RMW, err, msg, compose_rmw_reply, r);
 }
 
 /* RMW: run by the coordinator as the key's primary; answered later. */
@@ -366,28 +380,18 @@ static void on_rmw(struct cluster_conn *k, const struct wire_frame *f)
 }
 
 /* COORD_READ: a read a client (strata-proxy) asks us to coordinate. */
+static void compose_coord_read_reply(struct wire_buf *b, const void *rec)
+{
+    struct wire_record wr;
+    if (rec != NULL)
+        kvstore_wire_of(rec, &wr);
+    wire_compose_read_reply(b, rec != NULL ? &wr : NULL);
+}
+
 static void on_coord_read_done(void *arg, uint16_t err, const char *msg,
                                const struct lsm_record *rec)
 {
-    uint64_t id;
-    struct cluster_conn *k = wait_end(arg, &id);
-    if (k == NULL)
-        return;
-    if (err != 0) {
-        respond_error(k, id, err, msg);
-    } else {
-        struct wire_record wr;
-        if (rec != NULL)
-            kvstore_wire_of(rec, &wr);
-        size_t mark = wire_begin_frame(&k->out, WIRE_OP_COORD_READ, WIRE_FLAG_RESPONSE, id);
-        wire_compose_read_reply(&k->out, rec != NULL ? &wr : NULL);
-        if (wire_end_frame(&k->out, mark, k->c->cfg.frame_max) == ST_OK)
-            COUNT(k->c, frames_out);
-        else
-            respond_error(k, id, WIRE_ERR_TOO_LARGE, "the record does not fit a frame");
-    }
-    if (!k->closing)
-        flush_out(k);
+    answer_wait(arg, WIRE_OP_COORD_READ, err, msg, compose_coord_read_reply, rec);
 }
 
 static void on_coord_read(struct cluster_conn *k, const struct wire_frame *f)
@@ -409,6 +413,40 @@ static void on_coord_read(struct cluster_conn *k, const struct wire_frame *f)
         return;
     COUNT(c, coord_reads);
     coord_serve_read(c->coord, key, nkey, (enum wire_cl)cl, on_coord_read_done, wt);
+}
+
+static void on_coord_write_done(void *arg, uint16_t err, const char *msg)
+{
+    answer_wait(arg, WIRE_OP_COORD_WRITE, err, msg, NULL, NULL);
+}
+
+/* COORD_WRITE: a record a client (a proxy's write-behind drainer) wants
+ * on its key's replicas at a level, at the version it carries. */
+static void on_coord_write(struct cluster_conn *k, const struct wire_frame *f)
+{
+    struct cluster *c = k->c;
+    uint8_t cl;
+    struct wire_record rec;
+    if (c->coord == NULL) {
+        respond_error(k, f->id, WIRE_ERR_NOT_READY, "no coordinator");
+        return;
+    }
+    if (wire_parse_coord_write(f->body, f->body_len, &cl, &rec) != WIRE_OK) {
+        refuse_and_close(k, f->id, WIRE_ERR_BAD_REQUEST, "malformed coord write");
+        return;
+    }
+    if (hlc_observe(c->clock, rec.version.hlc) != ST_OK) {
+        /* a version this far ahead would win over every later write */
+        COUNT(c, clock_refusals);
+        refuse_and_close(k, f->id, WIRE_ERR_BAD_REQUEST,
+                         "record version ahead of this node's clock beyond the skew bound");
+        return;
+    }
+    struct rmw_wait *wt = wait_begin(k, f);
+    if (wt == NULL)
+        return;
+    COUNT(c, coord_writes);
+    coord_serve_write(c->coord, &rec, (enum wire_cl)cl, on_coord_write_done, wt);
 }
 
 /* RING: the ring as our membership view has it, for a client's placement. */
@@ -526,6 +564,7 @@ static void dispatch(struct cluster_conn *k, const struct wire_frame *f)
     case WIRE_OP_WRITE: on_write(k, f); break;
     case WIRE_OP_RMW: on_rmw(k, f); break;
     case WIRE_OP_COORD_READ: on_coord_read(k, f); break;
+    case WIRE_OP_COORD_WRITE: on_coord_write(k, f); break;
     case WIRE_OP_RING: on_ring(k, f); break;
     case WIRE_OP_MERKLE_TREE:
     case WIRE_OP_RANGE_READ: on_repair(k, f); break;

@@ -30,6 +30,7 @@
 #include "server/coord_op.h"
 #include "server/members.h"
 #include "server/replica.h"
+#include "storage/include/lsm.h"
 
 /* ---------------------------------------------------------- placement */
 
@@ -245,6 +246,49 @@ void coord_serve_read(struct coord *co, const void *key, size_t nkey, enum wire_
         mem_free(MEM_CONN, rw, sizeof(*rw));
     }
     done(arg, WIRE_ERR_INTERNAL, "out of memory", NULL);
+}
+
+/* ------------------------------------ writes clients ask us to coordinate */
+
+struct write_wait {
+    coord_write_done done;
+    void *arg;
+};
+
+static void serve_write_report(struct op *op)
+{
+    struct write_wait *ww = op->owner;
+    switch (op->status) {
+    case CST_OK: ww->done(ww->arg, 0, NULL); break;
+    case CST_TIMEOUT: ww->done(ww->arg, WIRE_ERR_TIMEOUT, "replicas did not answer"); break;
+    case CST_FAILED: ww->done(ww->arg, WIRE_ERR_STORAGE, "storage failed"); break;
+    case CST_NOT_PRIMARY:
+    case CST_UNAVAILABLE:
+        ww->done(ww->arg, WIRE_ERR_OVERLOADED, "not enough replicas available");
+        break;
+    }
+    mem_free(MEM_CONN, ww, sizeof(*ww));
+}
+
+void coord_serve_write(struct coord *co, const struct wire_record *rec, enum wire_cl cl,
+                       coord_write_done done, void *arg)
+{
+    struct loop *lp = &co->loops[co->nloops - 1];
+    struct write_wait *ww = mem_alloc(MEM_CONN, sizeof(*ww));
+    struct lsm_record view, *copy = NULL;
+    kvstore_lsm_of(rec, &view);
+    if (ww != NULL && lsm_record_copy(&view, &copy) == ST_OK) {
+        ww->done = done;
+        ww->arg = arg;
+        COUNT(lp, coord_writes_served);
+        if (coord_write_start(lp, copy, cl, false, false, serve_write_report, ww) != NULL)
+            return;
+        /* (coord_write_start freed the copy) */
+    } else {
+        lsm_record_free(&copy);
+    }
+    mem_free(MEM_CONN, ww, sizeof(*ww));
+    done(arg, WIRE_ERR_INTERNAL, "out of memory");
 }
 
 unsigned coord_replicas(const struct coord *co)

@@ -87,6 +87,17 @@ typedef void (*coord_read_done)(void *arg, uint16_t err, const char *msg,
                                 const struct lsm_record *rec);
 void coord_serve_read(struct coord *co, const void *key, size_t nkey, enum wire_cl cl,
                       coord_read_done done, void *arg);
+/*
+ * A record a client of the cluster (strata-proxy's write-behind drainer)
+ * asked this node to write to its key's replicas at level cl, at the
+ * version it carries: an old one maybe, merged by version as a hint is
+ * (no FRESH). done(arg, 0, NULL) once written at cl, or done(arg, code,
+ * msg) with a wire_error_code. Later, on the main loop; rec is copied.
+ */
+typedef void (*coord_write_done)(void *arg, uint16_t err, const char *msg);
+struct wire_record;
+void coord_serve_write(struct coord *co, const struct wire_record *rec, enum wire_cl cl,
+                       coord_write_done done, void *arg);
 /* N, the replicas of every key. */
 unsigned coord_replicas(const struct coord *co);
 

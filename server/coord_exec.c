@@ -321,7 +321,8 @@ static void co_store_async(void *wctx, void *item, enum fe_store_mode mode, uint
         };
         struct lsm_record *copy = NULL;
         if (lsm_record_copy(&rec, &copy) != ST_OK ||
-            coord_write_start(lp, copy, lp->co->cfg.write_cl, false, fe_write_report, fw) == NULL)
+            coord_write_start(lp, copy, lp->co->cfg.write_cl, false, true, fe_write_report, fw) ==
+                NULL)
             fe_wait_fail(fw);
         fe->xo->release(fe->exec, item);
         return;

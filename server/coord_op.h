@@ -37,7 +37,7 @@ struct peerlinks;
     X(coord_timeouts) X(coord_failures) X(coord_replica_failures)           \
     X(coord_digest_mismatches) X(coord_read_repairs) X(coord_async_repairs)     \
     X(coord_hints) X(coord_hint_failures) X(coord_clock_refusals)           \
-    X(coord_reads_served)
+    X(coord_reads_served) X(coord_writes_served)
 /* clang-format on */
 
 /* How an operation ended. */
@@ -158,10 +158,13 @@ bool coord_compose_write(struct loop *lp, const struct lsm_record *rec);
 /*
  * Writes rec (taken; its version and expiry already chosen) to the
  * replicas of its key at cl; self_applied: this node's replica has it
- * already (an RMW at the primary). NULL when out of memory (rec freed).
+ * already (an RMW at the primary); fresh: its version was stamped just
+ * now by this node (a client's write: the replicas' WRITE carries FRESH),
+ * not a version chosen elsewhere earlier (a proxy's journal). NULL when
+ * out of memory (rec freed).
  */
 struct wop *coord_write_start(struct loop *lp, struct lsm_record *rec, enum wire_cl cl,
-                              bool self_applied, op_report_fn report, void *owner);
+                              bool self_applied, bool fresh, op_report_fn report, void *owner);
 void coord_write_free(struct op *op);
 
 /* ---- reads (coord_read.c) */

@@ -54,7 +54,8 @@ static void mop_apply(struct mop *m)
     struct lsm_record *copy = NULL;
     struct wop *w = NULL;
     if (lsm_record_copy(m->rec, &copy) == ST_OK)
-        w = coord_write_start(lp, copy, (enum wire_cl)m->q.write_cl, true, mop_after_write, m);
+        w = coord_write_start(lp, copy, (enum wire_cl)m->q.write_cl, true, true, mop_after_write,
+                              m);
     if (w == NULL) {
         coord_op_decide(&m->base, CST_FAILED);
         return;

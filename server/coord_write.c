@@ -115,7 +115,7 @@ bool coord_compose_write(struct loop *lp, const struct lsm_record *rec)
  * already (an RMW at the primary). NULL when out of memory (rec freed).
  */
 struct wop *coord_write_start(struct loop *lp, struct lsm_record *rec, enum wire_cl cl,
-                              bool self_applied, op_report_fn report, void *owner)
+                              bool self_applied, bool fresh, op_report_fn report, void *owner)
 {
     struct wop *w = mem_calloc(MEM_CONN, 1, sizeof(*w));
     if (w == NULL) {
@@ -160,8 +160,8 @@ struct wop *coord_write_start(struct loop *lp, struct lsm_record *rec, enum wire
                 log_warn("node: local replica write failed: %s", st_status_name(st));
             }
         } else if (p.live[i] &&
-                   peerlink_request(p.link[i], WIRE_OP_WRITE, WIRE_FLAG_FRESH, lp->scratch.data,
-                                    lp->scratch.len, wop_done, rep) == PEER_OK) {
+                   peerlink_request(p.link[i], WIRE_OP_WRITE, fresh ? WIRE_FLAG_FRESH : 0,
+                                    lp->scratch.data, lp->scratch.len, wop_done, rep) == PEER_OK) {
             rep->state = REP_ASKED;
             w->base.outstanding++;
         } else {

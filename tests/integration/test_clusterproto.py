@@ -268,11 +268,11 @@ def test_constants_match_wire_h():
     assert checked == 22
 
     enums = re.findall(r"^\s+WIRE_((?:OP|REFUSE|ERR|CL|RMW)_\w+) = (\w+),", h, re.M)
-    assert len(enums) == 14 + 7 + 10 + 4 + 10 + 6
+    assert len(enums) == 15 + 7 + 10 + 4 + 10 + 6
     for name, value in enums:
         assert int(value, 0) == getattr(cp, name), name
     op_names = re.findall(r"case WIRE_OP_(\w+): return \"(\w+)\";", c)
-    assert len(op_names) == 14 and all(sym == name for sym, name in op_names)
+    assert len(op_names) == 15 and all(sym == name for sym, name in op_names)
     assert cp.OPCODE_NAMES == {getattr(cp, "OP_" + name): name for _, name in op_names}
     assert cp.REFUSE_NAMES == {int(v, 0): n[len("REFUSE_"):] for n, v in enums
                                if n.startswith("REFUSE_")}
@@ -304,7 +304,7 @@ def test_constants_match_wire_h():
     for name in ("HANDSHAKE_ACCEPT", "HANDSHAKE_REFUSE", "READ_NOT_FOUND", "READ_FOUND"):
         assert int(re.search(name + r" = (\d+)", c).group(1)) == getattr(cp, name), name
     assert cp.opcode_name(0x20) == "READ" and cp.opcode_name(0x05) is None
-    assert sum(cp.opcode_name(op) is not None for op in range(256)) == 14
+    assert sum(cp.opcode_name(op) is not None for op in range(256)) == 15
 
 
 # ---- Golden bytes -----------------------------------------------------------------------

@@ -873,3 +873,72 @@ def test_racks_get_one_replica_each_first(tmp_path):
         for key in keys:
             where = [racks[i] for i in range(4) if held[i][key] is not None]
             assert sorted(where) == ["a", "b"], (key, where)
+
+
+# ---- COORD_WRITE: records with their own versions, at a level -------------------
+
+def coord_write(client, cl, rec):
+    """COORD_WRITE of rec at level cl: None when written, else the Error."""
+    import clusterproto as cp
+    body = cp.put_u8(cl) + cp.put_record(rec)
+    frame = client.request(cp.OP_COORD_WRITE, body)
+    if frame.opcode == cp.OP_ERROR:
+        return cp.decode_body(frame)
+    assert frame.opcode == cp.OP_COORD_WRITE and frame.body == b"", frame
+    return None
+
+
+def test_coord_write_replays_old_versions_at_a_level(tmp_path):
+    """What strata-proxy's write-behind drainer relies on: a record sent
+    with a version from minutes ago (not FRESH: no replica refuses it for
+    its age) lands on every replica at that version, through any node;
+    an older version of the key changes nothing, a newer tombstone
+    deletes it; ALL with a replica down answers OVERLOADED and writes
+    nothing; a version far ahead of the clock is refused."""
+    import clusterproto as cp
+    from test_node import hlc_now
+    from nodes import TEST_PEER_ID
+    with Cluster(tmp_path, 3) as cl:
+        cl.start()
+        old = hlc_now(-120_000)  # two minutes ago: beyond FRESH's 5 s
+        keys = [b"cw:%d" % i for i in range(12)]
+        with cp.ClusterClient(cl[0].cluster_addr) as c:
+            assert c.handshake(b"strata", TEST_PEER_ID, 4243, 1, b"127.0.0.1:1").accept
+            for i, key in enumerate(keys):
+                rec = cp.Record(key=key, value=b"v%d" % i, flags=i, version=cp.Version(old + i, 77))
+                assert coord_write(c, cp.CL_QUORUM, rec) is None, key
+        # on all three replicas at its own version (QUORUM acknowledged two)
+        assert helpers.wait_until(
+            lambda: all(r is not None and r.version == (old + i, 77)
+                        for n in cl for i, r in enumerate(replica_records(n, keys).values())),
+            timeout=5.0, interval=0.1)
+        with cl[1].connect() as m:
+            assert read_value(m, keys[3])[::2] == (3, b"v3")
+            with cp.ClusterClient(cl[1].cluster_addr) as c:
+                assert c.handshake(b"strata", TEST_PEER_ID, 4243, 1, b"127.0.0.1:1").accept
+                # an older version: merged away
+                stale = cp.Record(key=keys[3], value=b"stale", version=cp.Version(old - 1000, 77))
+                assert coord_write(c, cp.CL_ALL, stale) is None
+                assert read_value(m, keys[3])[::2] == (3, b"v3")
+                # a newer tombstone: deleted everywhere it was written
+                tomb = cp.Record(key=keys[3], tombstone=True, version=cp.Version(old + 1000, 77))
+                assert coord_write(c, cp.CL_ALL, tomb) is None
+                assert read_value(m, keys[3]) is None
+                assert all(r.tombstone for n in cl for r in replica_records(n, [keys[3]]).values())
+        cl.kill(2)
+        cl.wait_state(2, "down", observers=[0])
+        with cp.ClusterClient(cl[0].cluster_addr) as c:
+            assert c.handshake(b"strata", TEST_PEER_ID, 4243, 1, b"127.0.0.1:1").accept
+            rec = cp.Record(key=b"cw:all", value=b"x", version=cp.Version(old, 77))
+            err = coord_write(c, cp.CL_ALL, rec)
+            assert isinstance(err, cp.Error) and err.code == cp.ERR_OVERLOADED, err
+            assert replica_records(cl[0], [b"cw:all"])[b"cw:all"] is None
+            # QUORUM still works with two of three
+            assert coord_write(c, cp.CL_QUORUM, rec) is None
+            # a version an hour ahead: refused, the connection closed
+            ahead = cp.Record(key=b"cw:ahead", value=b"x",
+                              version=cp.Version(hlc_now(3_600_000), 77))
+            err = coord_write(c, cp.CL_ONE, ahead)
+            assert isinstance(err, cp.Error) and err.code == cp.ERR_BAD_REQUEST, err
+            assert c.read_to_eof(timeout=2.0)[1] in ("eof", "reset")
+        assert replica_records(cl[0], [b"cw:ahead"])[b"cw:ahead"] is None

@@ -1,5 +1,5 @@
 /* test_wire_client.c - the cluster protocol's codecs for clients of the
- * cluster (strata-proxy): RING (head and nodes) and COORD_READ. Round trips
+ * cluster (strata-proxy): RING (head and nodes), COORD_READ and COORD_WRITE. Round trips
  * through whole frames, the byte layout pinned against the spec
  * (docs/formats/cluster-protocol.md), every bound refused on parse and on
  * compose, truncations at every byte and trailing bytes. Inputs to the
@@ -611,6 +611,35 @@ static void test_ring_compose_invalid(void **state)
     wire_buf_deinit(&b);
 }
 
+/* parse(body, len) says WIRE_MALFORMED for body with a byte more, and
+ * for body less its last byte. */
+static void assert_exact_length(const uint8_t *body, size_t len,
+                                enum wire_result (*parse)(const uint8_t *body, size_t len))
+{
+    uint8_t *longer = calloc(1, len + 1);
+    assert_non_null(longer);
+    memcpy(longer, body, len);
+    assert_int_equal(parse(longer, len + 1), WIRE_MALFORMED);
+    free(longer);
+    uint8_t *shorter = copy_exact(body, len - 1);
+    assert_int_equal(parse(shorter, len - 1), WIRE_MALFORMED);
+    free(shorter);
+}
+
+static enum wire_result parse_read_reply_only(const uint8_t *body, size_t len)
+{
+    bool found;
+    struct wire_record rec;
+    return wire_parse_read_reply(body, len, &found, &rec);
+}
+
+static enum wire_result parse_coord_write_only(const uint8_t *body, size_t len)
+{
+    uint8_t cl;
+    struct wire_record rec;
+    return wire_parse_coord_write(body, len, &cl, &rec);
+}
+
 /* ---- COORD_READ -------------------------------------------------------------- */
 
 static uint8_t keybuf[WIRE_REC_KEY_MAX + 2];
@@ -714,16 +743,7 @@ static void test_coord_read_reply(void **state)
             assert_int_equal(f.body_len, 1);
         }
         /* a reply with a byte more, or one less, is malformed */
-        uint8_t *longer = calloc(1, f.body_len + 1);
-        assert_non_null(longer);
-        memcpy(longer, f.body, f.body_len);
-        assert_int_equal(wire_parse_read_reply(longer, f.body_len + 1, &got_found, &got),
-                         WIRE_MALFORMED);
-        free(longer);
-        uint8_t *shorter = copy_exact(f.body, f.body_len - 1);
-        assert_int_equal(wire_parse_read_reply(shorter, f.body_len - 1, &got_found, &got),
-                         WIRE_MALFORMED);
-        free(shorter);
+        assert_exact_length(f.body, f.body_len, parse_read_reply_only);
         free(c);
         wire_buf_deinit(&b);
     }
@@ -854,6 +874,119 @@ static void test_coord_read_compose_invalid(void **state)
     wire_buf_deinit(&b);
 }
 
+/* ---- COORD_WRITE ------------------------------------------------------------- */
+
+/* A record at every level, a tombstone, and the largest key: the body is
+ * the level, then the RECORD; what is parsed is what was written. */
+static void test_coord_write_round_trip(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(keybuf); i++)
+        keybuf[i] = (uint8_t)('A' + i % 26);
+    struct wire_record recs[] = {
+        {.key = (const uint8_t *)"user:1",
+         .key_len = 6,
+         .value = (const uint8_t *)"v-1",
+         .value_len = 3,
+         .flags = 0x01020304,
+         .expiry = 1700000000,
+         .version = {0xabcdef, 3}},
+        {.key = keybuf, .key_len = WIRE_REC_KEY_MAX, .version = {7, 0xffff}, .tombstone = true},
+    };
+    for (uint8_t cl = WIRE_CL_ONE; cl <= WIRE_CL_ANY; cl++) {
+        for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++) {
+            struct wire_buf b, rec_only;
+            wire_buf_init(&b);
+            wire_buf_init(&rec_only);
+            size_t mark = wire_begin_frame(&b, WIRE_OP_COORD_WRITE, 0, 77);
+            wire_compose_coord_write(&b, cl, &recs[i]);
+            assert_int_equal(wire_end_frame(&b, mark, WIRE_FRAME_MAX_DEFAULT), ST_OK);
+            wire_put_record(&rec_only, &recs[i]);
+            assert_int_equal(b.len, WIRE_HEADER_LEN + 1 + rec_only.len);
+            assert_int_equal(b.data[WIRE_HEADER_LEN], cl);
+            assert_memory_equal(b.data + WIRE_HEADER_LEN + 1, rec_only.data, rec_only.len);
+
+            uint8_t *c = copy_exact(b.data, b.len);
+            struct wire_frame f;
+            size_t need;
+            assert_int_equal(wire_parse_frame(c, b.len, WIRE_FRAME_MAX_DEFAULT, &f, &need),
+                             WIRE_OK);
+            assert_int_equal(f.opcode, WIRE_OP_COORD_WRITE);
+            uint8_t got_cl = 0;
+            struct wire_record got;
+            memset(&got, 0, sizeof(got));
+            assert_int_equal(wire_parse_coord_write(f.body, f.body_len, &got_cl, &got), WIRE_OK);
+            assert_int_equal(got_cl, cl);
+            assert_int_equal(got.key_len, recs[i].key_len);
+            assert_memory_equal(got.key, recs[i].key, recs[i].key_len);
+            assert_int_equal(got.value_len, recs[i].value_len);
+            if (recs[i].value_len > 0)
+                assert_memory_equal(got.value, recs[i].value, recs[i].value_len);
+            assert_int_equal(got.flags, recs[i].flags);
+            assert_int_equal(got.expiry, recs[i].expiry);
+            assert_int_equal(got.version.hlc, recs[i].version.hlc);
+            assert_int_equal(got.version.node, recs[i].version.node);
+            assert_int_equal(got.tombstone, recs[i].tombstone);
+            /* a byte more or one less is malformed */
+            assert_exact_length(f.body, f.body_len, parse_coord_write_only);
+            free(c);
+            wire_buf_deinit(&b);
+            wire_buf_deinit(&rec_only);
+        }
+    }
+}
+
+/* Levels outside 1..4 and invalid records are refused on both sides. */
+static void test_coord_write_bounds(void **state)
+{
+    (void)state;
+    struct wire_record rec = {.key = (const uint8_t *)"k", .key_len = 1, .version = {1, 1}};
+    static const uint8_t bad_cl[] = {0, WIRE_CL_ANY + 1, 255};
+    for (size_t i = 0; i < sizeof(bad_cl); i++) {
+        struct wire_buf b;
+        wire_buf_init(&b);
+        wire_compose_coord_write(&b, bad_cl[i], &rec);
+        assert_int_equal(b.err, ST_INVAL);
+        wire_buf_deinit(&b);
+        /* written field by field, the parser refuses it too */
+        wire_buf_init(&b);
+        wire_put_u8(&b, bad_cl[i]);
+        wire_put_record(&b, &rec);
+        uint8_t *c = copy_exact(b.data, b.len);
+        uint8_t cl;
+        struct wire_record got;
+        assert_int_equal(wire_parse_coord_write(c, b.len, &cl, &got), WIRE_MALFORMED);
+        free(c);
+        wire_buf_deinit(&b);
+    }
+    /* a tombstone with a value, an empty key: not composed */
+    struct wire_record bad[] = {
+        {.key = (const uint8_t *)"k",
+         .key_len = 1,
+         .value = (const uint8_t *)"v",
+         .value_len = 1,
+         .tombstone = true},
+        {.key = (const uint8_t *)"", .key_len = 0},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct wire_buf b;
+        wire_buf_init(&b);
+        wire_compose_coord_write(&b, WIRE_CL_ONE, &bad[i]);
+        assert_int_equal(b.err, ST_INVAL);
+        wire_buf_deinit(&b);
+    }
+    /* a COORD_READ body is no COORD_WRITE */
+    struct wire_buf b;
+    wire_buf_init(&b);
+    wire_compose_coord_read(&b, WIRE_CL_ONE, (const uint8_t *)"k", 1);
+    uint8_t *c = copy_exact(b.data, b.len);
+    uint8_t cl;
+    struct wire_record got;
+    assert_int_equal(wire_parse_coord_write(c, b.len, &cl, &got), WIRE_MALFORMED);
+    free(c);
+    wire_buf_deinit(&b);
+}
+
 /* ---- Bodies of one kind given to the other parser -------------------------- */
 
 /* A COORD_READ request is no RING answer and the reverse; a READ reply is
@@ -899,6 +1032,8 @@ int main(void)
         cmocka_unit_test(test_coord_read_reply),
         cmocka_unit_test(test_coord_read_bounds),
         cmocka_unit_test(test_coord_read_compose_invalid),
+        cmocka_unit_test(test_coord_write_round_trip),
+        cmocka_unit_test(test_coord_write_bounds),
         cmocka_unit_test(test_cross_parsers),
     };
     return cmocka_run_group_tests(tests, setup_nodes, NULL);
