@@ -46,7 +46,7 @@ struct cbackend {
     struct cb_worker *w;
 };
 
-enum req_kind { REQ_READ, REQ_RMW };
+enum req_kind { REQ_READ, REQ_RMW, REQ_WRITE };
 
 /* A request in flight: its candidates and what to answer. */
 struct creq {
@@ -54,8 +54,10 @@ struct creq {
     struct cb_worker *cw;
     enum req_kind kind;
     uint8_t read_cl;
-    struct wire_rmw q; /* REQ_RMW: key and value point into buf */
-    uint8_t *buf;      /* the key (and an RMW's value) */
+    struct wire_rmw q;      /* REQ_RMW: key and value point into buf */
+    struct wire_record rec; /* REQ_WRITE: key and value point into buf */
+    uint8_t write_cl;       /* REQ_WRITE */
+    uint8_t *buf;           /* the key (and an RMW's or a record's value) */
     size_t nbuf;
     size_t nkey;
     struct cview *view; /* referenced for the addresses below */
@@ -66,6 +68,7 @@ struct creq {
     enum fe_result err; /* a node's refusal, the answer when no candidate is left */
     cbackend_read_done read_done;
     cbackend_rmw_done rmw_done;
+    cbackend_write_done write_done;
     void *arg;
 };
 
@@ -82,9 +85,9 @@ static struct cview *view_of(struct cbackend *b, struct cb_worker *cw)
     return cw->view;
 }
 
-static struct peerlinks *links_of(struct cbackend *b, struct cb_worker *cw, struct worker *w)
+static struct peerlinks *links_of(struct cbackend *b, struct cb_worker *cw, struct event_base *base)
 {
-    if (cw->links == NULL && peerlinks_create(&b->links_cfg, w->base, &cw->links) != ST_OK)
+    if (cw->links == NULL && peerlinks_create(&b->links_cfg, base, &cw->links) != ST_OK)
         return NULL;
     return cw->links;
 }
@@ -112,12 +115,14 @@ static void finish(struct creq *rq, enum fe_result r, const struct wire_record *
         atomic_fetch_add_explicit(&cw->errors, 1, memory_order_relaxed);
     if (rq->kind == REQ_READ)
         rq->read_done(rq->arg, r, rec);
-    else
+    else if (rq->kind == REQ_RMW)
         rq->rmw_done(rq->arg, r, reply);
+    else
+        rq->write_done(rq->arg, r);
     creq_free(rq);
 }
 
-static void send_next(struct creq *rq, struct worker *w);
+static void send_next(struct creq *rq);
 
 /* True when a record answered is for the key asked about. */
 static bool same_key(const struct creq *rq, const struct wire_record *rec)
@@ -136,25 +141,36 @@ static enum fe_result fe_of_error(uint16_t code)
     }
 }
 
+static uint8_t opcode_of(enum req_kind kind)
+{
+    return kind == REQ_READ  ? WIRE_OP_COORD_READ
+           : kind == REQ_RMW ? WIRE_OP_RMW
+                             : WIRE_OP_COORD_WRITE;
+}
+
 static void on_answer(void *arg, enum peer_result pr, const struct wire_frame *f)
 {
     struct creq *rq = arg;
-    struct worker *w = NULL; /* only needed to dial: links exist by now */
     bool read = rq->kind == REQ_READ;
+    /* a replayed record may go elsewhere after any failure: writing it
+     * twice is writing it once */
+    bool idempotent = rq->kind != REQ_RMW;
     if (pr == PEER_OK) {
         /* an answer that does not decode, or that is about another key,
          * means the link cannot be trusted: it is reset, and no client
          * gets what it carried */
-        bool ok = f->opcode == (read ? WIRE_OP_COORD_READ : WIRE_OP_RMW);
+        bool ok = f->opcode == opcode_of(rq->kind);
         bool found = false;
         struct wire_record rec;
         struct wire_rmw_reply rep;
         if (ok && read) {
             ok = wire_parse_read_reply(f->body, f->body_len, &found, &rec) == WIRE_OK &&
                  (!found || same_key(rq, &rec));
-        } else if (ok) {
+        } else if (ok && rq->kind == REQ_RMW) {
             ok = wire_parse_rmw_reply(f->body, f->body_len, &rep) == WIRE_OK &&
                  (!rep.has_record || same_key(rq, &rep.rec));
+        } else if (ok) {
+            ok = f->body_len == 0;
         }
         if (!ok) {
             log_warn("cluster backend: %s sent a malformed answer; resetting the link",
@@ -164,7 +180,7 @@ static void on_answer(void *arg, enum peer_result pr, const struct wire_frame *f
         } else if (read) {
             finish(rq, FE_OK, found && !rec.tombstone ? &rec : NULL, NULL);
         } else {
-            finish(rq, FE_OK, NULL, &rep);
+            finish(rq, FE_OK, NULL, rq->kind == REQ_RMW ? &rep : NULL);
         }
         return;
     }
@@ -173,13 +189,13 @@ static void on_answer(void *arg, enum peer_result pr, const struct wire_frame *f
         wire_parse_error(f->body, f->body_len, &e);
         /* a read may go elsewhere after any failure; a write only when
          * the node refused it before applying anything */
-        bool retry = read || e.code == WIRE_ERR_NOT_PRIMARY || e.code == WIRE_ERR_NOT_READY;
+        bool retry = idempotent || e.code == WIRE_ERR_NOT_PRIMARY || e.code == WIRE_ERR_NOT_READY;
         enum fe_result fr = e.code == WIRE_ERR_NOT_PRIMARY ? FE_UNAVAILABLE : fe_of_error(e.code);
         if (retry && rq->next < rq->ncand) {
             if (rq->err == FE_OK)
                 rq->err = fr;
             atomic_fetch_add_explicit(&rq->cw->retries, 1, memory_order_relaxed);
-            send_next(rq, w);
+            send_next(rq);
             return;
         }
         finish(rq, rq->err != FE_OK ? rq->err : fr, NULL, NULL);
@@ -188,37 +204,35 @@ static void on_answer(void *arg, enum peer_result pr, const struct wire_frame *f
     if (pr == PEER_DOWN) {
         /* queued on a dial that failed: never sent, any request may go on */
         atomic_fetch_add_explicit(&rq->cw->retries, 1, memory_order_relaxed);
-        send_next(rq, w);
+        send_next(rq);
         return;
     }
-    /* timeout or closed: a read goes on; a write may have been applied */
-    if (read && rq->next < rq->ncand) {
+    /* timeout or closed: a read goes on; an RMW may have been applied */
+    if (idempotent && rq->next < rq->ncand) {
         atomic_fetch_add_explicit(&rq->cw->retries, 1, memory_order_relaxed);
-        send_next(rq, w);
+        send_next(rq);
         return;
     }
     finish(rq, FE_TIMEOUT, NULL, NULL);
 }
 
 /* Sends rq to its next candidate that takes it, or finishes it. */
-static void send_next(struct creq *rq, struct worker *w)
+static void send_next(struct creq *rq)
 {
     struct cb_worker *cw = rq->cw;
-    (void)w;
     while (rq->next < rq->ncand) {
         uint32_t node = rq->cand[rq->next++];
         struct peerlink *l = peerlinks_get(cw->links, rq->view->addrs[node]);
         if (l == NULL)
             continue;
         wire_buf_clear(&cw->scratch);
-        uint8_t op;
-        if (rq->kind == REQ_READ) {
-            op = WIRE_OP_COORD_READ;
+        uint8_t op = opcode_of(rq->kind);
+        if (rq->kind == REQ_READ)
             wire_compose_coord_read(&cw->scratch, rq->read_cl, rq->buf, rq->nkey);
-        } else {
-            op = WIRE_OP_RMW;
+        else if (rq->kind == REQ_RMW)
             wire_compose_rmw(&cw->scratch, &rq->q);
-        }
+        else
+            wire_compose_coord_write(&cw->scratch, rq->write_cl, &rq->rec);
         if (cw->scratch.err != ST_OK) {
             finish(rq, FE_FAILED, NULL, NULL);
             return;
@@ -251,7 +265,7 @@ static bool place(struct creq *rq, struct cview *v)
     return rq->ncand > 0;
 }
 
-static struct creq *creq_new(struct cbackend *b, struct worker *w, enum req_kind kind, size_t nbuf)
+static struct creq *creq_new(struct cbackend *b, unsigned slot, enum req_kind kind, size_t nbuf)
 {
     struct creq *rq = mem_calloc(MEM_CONN, 1, sizeof(*rq));
     if (rq == NULL)
@@ -263,17 +277,17 @@ static struct creq *creq_new(struct cbackend *b, struct worker *w, enum req_kind
     }
     rq->nbuf = nbuf;
     rq->b = b;
-    rq->cw = &b->w[w->id];
+    rq->cw = &b->w[slot];
     rq->kind = kind;
     return rq;
 }
 
 /* Places and sends rq (its buf and fields set). */
-static void start(struct creq *rq, struct worker *w)
+static void start(struct creq *rq, struct event_base *base)
 {
     struct cbackend *b = rq->b;
     struct cview *v = view_of(b, rq->cw);
-    if (v == NULL || links_of(b, rq->cw, w) == NULL) {
+    if (v == NULL || links_of(b, rq->cw, base) == NULL) {
         finish(rq, FE_UNAVAILABLE, NULL, NULL);
         return;
     }
@@ -283,13 +297,13 @@ static void start(struct creq *rq, struct worker *w)
         finish(rq, FE_UNAVAILABLE, NULL, NULL);
         return;
     }
-    send_next(rq, w);
+    send_next(rq);
 }
 
 void cbackend_read(struct cbackend *b, struct worker *w, const struct policy *pol, const char *key,
                    size_t nkey, cbackend_read_done done, void *arg)
 {
-    struct creq *rq = creq_new(b, w, REQ_READ, nkey);
+    struct creq *rq = creq_new(b, w->id, REQ_READ, nkey);
     if (rq == NULL) {
         done(arg, FE_NO_MEMORY, NULL);
         return;
@@ -300,13 +314,13 @@ void cbackend_read(struct cbackend *b, struct worker *w, const struct policy *po
     rq->read_done = done;
     rq->arg = arg;
     atomic_fetch_add_explicit(&rq->cw->reads, 1, memory_order_relaxed);
-    start(rq, w);
+    start(rq, w->base);
 }
 
 void cbackend_rmw(struct cbackend *b, struct worker *w, const struct policy *pol,
                   const struct wire_rmw *q, cbackend_rmw_done done, void *arg)
 {
-    struct creq *rq = creq_new(b, w, REQ_RMW, q->key_len + q->value_len);
+    struct creq *rq = creq_new(b, w->id, REQ_RMW, q->key_len + q->value_len);
     if (rq == NULL) {
         done(arg, FE_NO_MEMORY, NULL);
         return;
@@ -323,7 +337,35 @@ void cbackend_rmw(struct cbackend *b, struct worker *w, const struct policy *pol
     rq->rmw_done = done;
     rq->arg = arg;
     atomic_fetch_add_explicit(&rq->cw->writes, 1, memory_order_relaxed);
-    start(rq, w);
+    start(rq, w->base);
+}
+
+void cbackend_write(struct cbackend *b, struct event_base *base, uint8_t write_cl,
+                    const struct wire_record *rec, cbackend_write_done done, void *arg)
+{
+    struct creq *rq = creq_new(b, b->nworkers, REQ_WRITE, rec->key_len + rec->value_len);
+    if (rq == NULL) {
+        done(arg, FE_NO_MEMORY);
+        return;
+    }
+    rq->rec = *rec;
+    memcpy(rq->buf, rec->key, rec->key_len);
+    if (rec->value_len > 0)
+        memcpy(rq->buf + rec->key_len, rec->value, rec->value_len);
+    rq->rec.key = rq->buf;
+    rq->rec.value = rec->value_len > 0 ? rq->buf + rec->key_len : NULL;
+    rq->write_cl = write_cl;
+    rq->nkey = rec->key_len;
+    rq->write_done = done;
+    rq->arg = arg;
+    atomic_fetch_add_explicit(&rq->cw->writes, 1, memory_order_relaxed);
+    start(rq, base);
+}
+
+void cbackend_close_writer(struct cbackend *b)
+{
+    if (b != NULL)
+        peerlinks_destroy(&b->w[b->nworkers].links);
 }
 
 /* ---------------------------------------------------------- lifecycle */
@@ -335,12 +377,13 @@ int cbackend_open(const struct settings *s, unsigned workers, struct cbackend **
     if (b == NULL)
         return 71; /* EX_OSERR */
     b->nworkers = workers;
-    b->w = mem_calloc(MEM_OTHER, workers, sizeof(*b->w));
+    /* one slot per worker, and the write-behind drainer's last */
+    b->w = mem_calloc(MEM_OTHER, workers + 1, sizeof(*b->w));
     if (b->w == NULL) {
         cbackend_close(&b);
         return 71;
     }
-    for (unsigned i = 0; i < workers; i++)
+    for (unsigned i = 0; i <= workers; i++)
         wire_buf_init(&b->w[i].scratch);
     snprintf(b->cluster_name, sizeof(b->cluster_name), "%s", s->cluster_name);
     /* a proxy's handshake: a random identity, its client address as the
@@ -382,7 +425,7 @@ int cbackend_open(const struct settings *s, unsigned workers, struct cbackend **
 
 void cbackend_close_links(struct cbackend *b)
 {
-    for (unsigned i = 0; b != NULL && i < b->nworkers; i++)
+    for (unsigned i = 0; b != NULL && b->w != NULL && i < b->nworkers; i++)
         peerlinks_destroy(&b->w[i].links);
 }
 
@@ -393,13 +436,14 @@ void cbackend_close(struct cbackend **bp)
         return;
     *bp = NULL;
     cbackend_close_links(b);
-    for (unsigned i = 0; b->w != NULL && i < b->nworkers; i++) {
+    cbackend_close_writer(b);
+    for (unsigned i = 0; b->w != NULL && i <= b->nworkers; i++) {
         cview_release(&b->w[i].view);
         wire_buf_deinit(&b->w[i].scratch);
     }
     clusterview_stop(&b->cv);
     if (b->w != NULL)
-        mem_free(MEM_OTHER, b->w, b->nworkers * sizeof(*b->w));
+        mem_free(MEM_OTHER, b->w, (b->nworkers + 1) * sizeof(*b->w));
     mem_free(MEM_OTHER, b, sizeof(*b));
 }
 
@@ -409,7 +453,7 @@ void cbackend_stats(struct cbackend *b,
                     void (*emit)(void *arg, const char *name, const char *value), void *arg)
 {
     uint64_t reads = 0, writes = 0, retries = 0, errors = 0, timeouts = 0, busy = 0, unav = 0;
-    for (unsigned i = 0; i < b->nworkers; i++) {
+    for (unsigned i = 0; i <= b->nworkers; i++) {
         struct cb_worker *cw = &b->w[i];
         reads += atomic_load_explicit(&cw->reads, memory_order_relaxed);
         writes += atomic_load_explicit(&cw->writes, memory_order_relaxed);

@@ -20,6 +20,7 @@
 #include "common/wire.h"
 #include "frontend/exec.h"
 
+struct event_base;
 struct policy;
 struct settings;
 struct worker;
@@ -46,9 +47,24 @@ void cbackend_read(struct cbackend *b, struct worker *w, const struct policy *po
 void cbackend_rmw(struct cbackend *b, struct worker *w, const struct policy *pol,
                   const struct wire_rmw *q, cbackend_rmw_done done, void *arg);
 
+/* A replayed write's answer: FE_OK once the record is on its replicas at
+ * the level, or the failure. */
+typedef void (*cbackend_write_done)(void *arg, enum fe_result r);
+/*
+ * The write-behind drainer's: rec (its version chosen here, earlier) as a
+ * COORD_WRITE at write_cl to the first up replica of its key, the next
+ * one after any failure (a replay is idempotent). done exactly once, on
+ * the thread running base (the drainer's own loop, one thread only).
+ */
+void cbackend_write(struct cbackend *b, struct event_base *base, uint8_t write_cl,
+                    const struct wire_record *rec, cbackend_write_done done, void *arg);
+
 /* Closes every worker's links (requests in flight fail first). After the
  * workers' loops have stopped, before their event bases are freed. */
 void cbackend_close_links(struct cbackend *b);
+/* The same for cbackend_write's links: on the drainer's thread, before its
+ * base is freed. Accepts NULL. */
+void cbackend_close_writer(struct cbackend *b);
 
 /* `stats backend` for the cluster. */
 void cbackend_stats(struct cbackend *b,

@@ -31,6 +31,8 @@
 #include "proxy/cmd.h"
 #include "proxy/proxy.h"
 #include "proxy/tiers.h"
+#include "proxy/writebehind.h"
+#include "storage/include/lsm.h"
 
 enum wkind { K_GET, K_MG, K_STORE, K_DELETE, K_MD, K_TOUCH, K_DELTA, K_MA };
 
@@ -46,8 +48,11 @@ struct cwait {
     struct cwait *follower_next;
     struct defer_job job;       /* a follower on another worker: run there */
     enum fe_result read_result; /* ... with the read's outcome */
-    uint64_t start_us;          /* when the backend request was sent */
-    bool touch;                 /* K_GET: gat */
+    struct wire_rmw q;          /* write-behind waiting for a read: its RMW */
+    uint8_t *qvalue;            /* ... whose value it owns (nqvalue bytes) */
+    size_t nqvalue;
+    uint64_t start_us; /* when the backend request was sent */
+    bool touch;        /* K_GET: gat */
     rel_time_t exptime;
     struct fe_meta_ttl ttl; /* K_MG */
     bool no_bump;
@@ -95,6 +100,8 @@ static void cwait_free(struct cwait *cw)
 {
     if (cw->item != NULL)
         l1()->release(cw->w->fe->exec, cw->item);
+    if (cw->qvalue != NULL)
+        mem_free(MEM_CONN, cw->qvalue, cw->nqvalue);
     mem_free(MEM_CONN, cw, sizeof(*cw) + cw->nkey);
 }
 
@@ -203,7 +210,8 @@ static void on_read(void *arg, enum fe_result r, const struct wire_record *rec)
 static void fill_then_l1(struct cwait *cw)
 {
     struct tiers *t = tiers_of(cw->w);
-    if (tiers_l1_has(t, cw->key, cw->nkey) || tiers_negative(t, cw->w->id, cw->key, cw->nkey)) {
+    if (tiers_l1_has(t, cw->key, cw->nkey) || tiers_negative(t, cw->w->id, cw->key, cw->nkey) ||
+        tiers_cluster_pending(t, cw->w->id, cw->pol, cw->key, cw->nkey)) {
         run_l1(cw);
         return;
     }
@@ -288,11 +296,66 @@ static void on_written(void *arg, enum fe_result r, const struct wire_rmw_reply 
     cwait_free(cw);
 }
 
+static void behind(struct cwait *cw, const struct wire_record *below, bool below_read);
+
+/* write-behind: the cluster's record came, to decide against. */
+static void on_below(void *arg, enum fe_result r, const struct wire_record *rec)
+{
+    struct cwait *cw = arg;
+    if (r != FE_OK) {
+        on_written(cw, r, NULL);
+        return;
+    }
+    behind(cw, rec, true);
+}
+
+/* A write-behind write: decided here and journaled (on_written then
+ * fills L1 and answers), after a read of the cluster's record when the
+ * key has no pending write and the command reads, or sent to the cluster
+ * as write-through when the journal is full and the policy says so. */
+static void behind(struct cwait *cw, const struct wire_record *below, bool below_read)
+{
+    struct tiers *t = tiers_of(cw->w);
+    struct wire_rmw_reply reply;
+    struct lsm_record *written = NULL;
+    enum fe_result r;
+    switch (writebehind_rmw_cluster(tiers_writebehind(t), cw->pol, &cw->q, below, below_read, &r,
+                                    &reply, &written)) {
+    case WB_DONE:
+        on_written(cw, r, &reply); /* reply's record is a view of written */
+        lsm_record_free(&written);
+        return;
+    case WB_NEED_READ:
+        if (cw->q.value_len > 0 && cw->qvalue == NULL) {
+            /* the value outlives the caller's item now */
+            cw->qvalue = mem_alloc(MEM_CONN, cw->q.value_len);
+            if (cw->qvalue == NULL) {
+                fail(cw, FE_NO_MEMORY);
+                return;
+            }
+            cw->nqvalue = cw->q.value_len;
+            memcpy(cw->qvalue, cw->q.value, cw->q.value_len);
+            cw->q.value = cw->qvalue;
+        }
+        cbackend_read(tiers_cbackend(t), cw->w, cw->pol, cw->key, cw->nkey, on_below, cw);
+        return;
+    case WB_WRITE_THROUGH:
+        cbackend_rmw(tiers_cbackend(t), cw->w, cw->pol, &cw->q, on_written, cw);
+        return;
+    }
+}
+
 static void send_rmw(struct cwait *cw, struct wire_rmw *q)
 {
     q->rflags |= WIRE_RMW_RETURN; /* L1 gets what was written */
     cw->start_us = clock_monotonic_us();
-    cbackend_rmw(tiers_cbackend(tiers_of(cw->w)), cw->w, cw->pol, q, on_written, cw);
+    struct tiers *t = tiers_of(cw->w);
+    if (cw->pol->mode == MODE_WRITE_BEHIND && tiers_writebehind(t) != NULL) {
+        cw->q = *q;
+        behind(cw, NULL, false);
+        return;
+    }
+    cbackend_rmw(tiers_cbackend(t), cw->w, cw->pol, q, on_written, cw);
 }
 
 static struct wire_rmw key_rmw(const struct cwait *cw, enum wire_rmw_op op)

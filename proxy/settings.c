@@ -632,11 +632,6 @@ static int validate_tiers(struct settings *s)
         fprintf(stderr, "strata-proxy: %s\n", err);
         return EX_CONFIG;
     }
-    if (strcmp(s->backend, "cluster") == 0 && (policies_any(s->policies, MODE_WRITE_BEHIND))) {
-        fprintf(stderr, "strata-proxy: write-behind needs backend = local for now (its journal "
-                        "drains into the local engine; docs/TIERS.md)\n");
-        return EX_CONFIG;
-    }
     if (!backend && !policies_cache_only(s->policies)) {
         fprintf(stderr, "strata-proxy: a policy other than cache-only needs a backend "
                         "(backend = local or cluster)\n");

@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -100,13 +101,56 @@ void tiers_tick(struct tiers *t)
         clock_store(t);
 }
 
-static int open_local(struct tiers *t, const struct settings *s)
+/* data_dir, and the clock whose bound it keeps. */
+static int open_clock(struct tiers *t, const struct settings *s)
 {
     if (mkdir(s->data_dir, 0750) != 0 && errno != EEXIST) {
         fprintf(stderr, "strata-proxy: cannot create data_dir %s: %s\n", s->data_dir,
                 strerror(errno));
         return EX_CANTCREAT;
     }
+    struct hlc_options ho;
+    hlc_options_default(&ho);
+    hlc_init(&t->clock, &ho);
+    snprintf(t->data_dir, sizeof(t->data_dir), "%s", s->data_dir);
+    uint64_t bound = clock_load(s->data_dir);
+    if (bound > 0)
+        hlc_floor(&t->clock, bound);
+    return clock_store(t) ? 0 : EX_IOERR;
+}
+
+/*
+ * backend = cluster with write-behind: the journal in data_dir, versions
+ * from this proxy's clock (kept monotonic across restarts as the local
+ * backend's), a kvstore for memcached's decisions and the keys' locks
+ * (it has no engine: its records are the journal's and the cluster's).
+ * The versions' node id is random per start, so two proxies' versions
+ * never tie.
+ */
+static int open_cluster_journal(struct tiers *t, const struct settings *s)
+{
+    int rc = open_clock(t, s);
+    if (rc != 0)
+        return rc;
+    uint16_t id = 0;
+    while (id == 0)
+        if (getrandom(&id, sizeof(id), 0) != (ssize_t)sizeof(id))
+            id = (uint16_t)(getpid() | 1);
+    struct kvstore_config kc = {
+        .clock = &t->clock,
+        .node_id = id,
+        .max_value_len = s->item_size_max,
+    };
+    if (kvstore_create(&kc, &t->ks) != ST_OK)
+        return EX_OSERR;
+    return writebehind_open(t, s, &t->wb);
+}
+
+static int open_local(struct tiers *t, const struct settings *s)
+{
+    int rc = open_clock(t, s);
+    if (rc != 0)
+        return rc;
     char path[PATH_MAX];
     if ((size_t)snprintf(path, sizeof(path), "%s/engine", s->data_dir) >= sizeof(path))
         return EX_CONFIG;
@@ -129,15 +173,6 @@ static int open_local(struct tiers *t, const struct settings *s)
                 st_status_name(st));
         return EX_IOERR;
     }
-    struct hlc_options ho;
-    hlc_options_default(&ho);
-    hlc_init(&t->clock, &ho);
-    snprintf(t->data_dir, sizeof(t->data_dir), "%s", s->data_dir);
-    uint64_t bound = clock_load(s->data_dir);
-    if (bound > 0)
-        hlc_floor(&t->clock, bound);
-    if (!clock_store(t))
-        return EX_IOERR;
     struct kvstore_config kc = {
         .db = t->db,
         .clock = &t->clock,
@@ -189,6 +224,10 @@ int tiers_open(const struct settings *s, struct cache *l1, unsigned workers, str
     if (strcmp(s->backend, "cluster") == 0) {
         t->kind = "cluster";
         int rc = t->ctr == NULL ? EX_OSERR : cbackend_open(s, workers, &t->cb);
+        /* a journal an earlier run left is applied even when no policy is
+         * write-behind any more */
+        if (rc == 0 && (policies_any(s->policies, MODE_WRITE_BEHIND) || writebehind_exists(s)))
+            rc = open_cluster_journal(t, s);
         if (rc != 0) {
             tiers_close(&t);
             return rc;
@@ -217,12 +256,12 @@ void tiers_close(struct tiers **tp)
     if (t == NULL)
         return;
     *tp = NULL;
+    writebehind_close(&t->wb); /* drains into the backend first */
     cbackend_close(&t->cb);
     if (t->neg != NULL)
         mem_free(MEM_OTHER, t->neg, NEG_SLOTS * sizeof(*t->neg));
     for (unsigned i = 0; i < GATE_SLOTS; i++)
         pthread_mutex_destroy(&t->gate.mu[i]);
-    writebehind_close(&t->wb); /* drains into the engine first */
     for (unsigned i = 0; t->turns != NULL && i < t->nworkers; i++)
         turn_destroy(&t->turns[i]);
     if (t->turns != NULL)
@@ -487,6 +526,32 @@ uint64_t tiers_gate_begin(struct tiers *t, const char *key, size_t nkey)
     uint64_t g = t->gate.gen[s];
     pthread_mutex_unlock(&t->gate.mu[s]);
     return g;
+}
+
+bool tiers_cluster_pending(struct tiers *t, unsigned w, const struct policy *pol, const char *key,
+                           size_t nkey)
+{
+    if (t->wb == NULL)
+        return false;
+    uint64_t gen = tiers_gate_begin(t, key, nkey);
+    struct lsm_record *rec = NULL;
+    kvstore_lock(t->ks, key, nkey);
+    enum st_status st = writebehind_pending(t->wb, key, nkey, &rec);
+    kvstore_unlock(t->ks, key, nkey);
+    if (st != ST_OK || rec == NULL)
+        return false; /* (a journal that cannot be read was logged) */
+    if (!rec->tombstone) {
+        struct wire_record wr;
+        kvstore_wire_of(rec, &wr);
+        tiers_cluster_fill(t, w, pol, &wr, gen);
+    }
+    lsm_record_free(&rec);
+    return true;
+}
+
+struct writebehind *tiers_writebehind(const struct tiers *t)
+{
+    return t != NULL ? t->wb : NULL;
 }
 
 void tiers_cluster_miss(struct tiers *t, unsigned w, const struct policy *pol, const char *key,

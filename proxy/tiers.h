@@ -28,6 +28,7 @@ struct cache;
 struct item;
 struct settings;
 struct tiers;
+struct writebehind;
 
 /* Opens the backend the settings name (NULL *out for backend = none).
  * Prints why on failure and returns an exit code, else 0. */
@@ -70,6 +71,14 @@ void tiers_cluster_written(struct tiers *t, unsigned worker, const struct policy
  * came between. */
 void tiers_cluster_miss(struct tiers *t, unsigned worker, const struct policy *pol, const char *key,
                         size_t nkey, uint64_t gen);
+/* True when write-behind's journal holds a pending write of key: L1 then
+ * holds it (gated as a fill), or nothing for a pending delete; the
+ * cluster is not read. */
+bool tiers_cluster_pending(struct tiers *t, unsigned worker, const struct policy *pol,
+                           const char *key, size_t nkey);
+/* The write-behind journal and its drainer; NULL when no policy is
+ * write-behind (and no journal was left). */
+struct writebehind *tiers_writebehind(const struct tiers *t);
 /* True when the negative cache says the backend does not hold key. */
 bool tiers_negative(struct tiers *t, unsigned worker, const char *key, size_t nkey);
 /* A backend request of the cluster that started at start_us

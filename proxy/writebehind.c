@@ -8,6 +8,12 @@
  *           ─► kvstore_apply (original version) ─► journal_drained
  *           ─► (unlock)
  *
+ * backend = cluster: a write decides against the pending write, or else
+ * the cluster's record, which the caller reads first (WB_NEED_READ); the
+ * drainer sends each pending record as a COORD_WRITE at its policy's
+ * write level from a loop of its own, and marks the group drained once
+ * every write of it was acknowledged.
+ *
  * Replays are idempotent: the backend keeps the highest version of a key,
  * so a write applied twice (a crash between apply and drained) or after a
  * newer one changes nothing.
@@ -23,11 +29,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
 #include "kvstore/kvstore.h"
+#include "proxy/cbackend.h"
 #include "proxy/journal.h"
 #include "proxy/settings.h"
 #include "proxy/tiers_int.h"
@@ -42,9 +51,11 @@
 struct writebehind {
     struct tiers *t;
     struct journal *j;
-    const char *pause_file; /* tests: while it exists the backend "fails" */
-    bool batched;           /* journal_sync = always: synced per batch */
-    unsigned drain_timeout; /* seconds SIGTERM drains */
+    struct cbackend *cb;     /* backend = cluster: where the drainer writes */
+    struct event_base *base; /* ... from this loop, the drainer's own */
+    const char *pause_file;  /* tests: while it exists the backend "fails" */
+    bool batched;            /* journal_sync = always: synced per batch */
+    unsigned drain_timeout;  /* seconds SIGTERM drains */
     pthread_t thread;
     bool started;
     pthread_mutex_t lock; /* guards stop, wakes */
@@ -58,19 +69,26 @@ struct writebehind {
 /* An RMW's records: the pending write first, else the backend's. */
 struct wb_io {
     struct writebehind *wb;
-    struct lsm_record *pending; /* the key's pending write, owned; NULL: none */
-    bool direct;                /* overflow: write to the backend instead */
-    bool full;                  /* the journal refused the write */
+    struct lsm_record *pending;     /* the key's pending write, owned; NULL: none */
+    bool preloaded;                 /* pending was read already */
+    const struct lsm_record *below; /* cluster: its record (NULL: none) */
+    bool direct;                    /* overflow: write to the backend instead */
+    bool full;                      /* the journal refused the write */
 };
 
 static enum st_status wb_read(void *arg, const void *key, size_t nkey, struct lsm_record **cur)
 {
     struct wb_io *io = arg;
     *cur = NULL;
-    lsm_record_free(&io->pending);
-    enum st_status st = journal_get(io->wb->j, key, nkey, &io->pending);
-    if (st != ST_OK)
-        return st;
+    if (!io->preloaded) {
+        lsm_record_free(&io->pending);
+        enum st_status st = journal_get(io->wb->j, key, nkey, &io->pending);
+        if (st != ST_OK)
+            return st;
+    }
+    io->preloaded = false; /* a retry (overflow) reads again */
+    if (io->pending == NULL && io->wb->cb != NULL)
+        return io->below != NULL ? lsm_record_copy(io->below, cur) : ST_OK;
     if (io->pending == NULL)
         return kvstore_read(io->wb->t->ks, key, nkey, cur);
     if (io->pending->tombstone)
@@ -118,6 +136,50 @@ enum fe_result writebehind_rmw(struct writebehind *wb, const struct policy *pol,
     return st == ST_OK ? FE_OK : FE_FAILED;
 }
 
+enum wb_step writebehind_rmw_cluster(struct writebehind *wb, const struct policy *pol,
+                                     const struct wire_rmw *q, const struct wire_record *below,
+                                     bool below_read, enum fe_result *r,
+                                     struct wire_rmw_reply *reply, struct lsm_record **written)
+{
+    struct kvstore *ks = wb->t->ks;
+    struct wb_io io = {.wb = wb, .preloaded = true};
+    struct lsm_record below_rec;
+    *r = FE_OK;
+    if (below != NULL) {
+        kvstore_lsm_of(below, &below_rec);
+        io.below = &below_rec;
+    }
+    *written = NULL;
+    kvstore_lock(ks, q->key, q->key_len);
+    enum st_status st = journal_get(wb->j, q->key, q->key_len, &io.pending);
+    enum wb_step step = WB_DONE;
+    if (st == ST_OK && io.pending == NULL && !below_read && q->op != WIRE_RMW_SET) {
+        step = WB_NEED_READ; /* decided against the cluster's record */
+    } else if (st == ST_OK) {
+        struct kvstore_io kio = {.read = wb_read, .write = wb_write, .arg = &io};
+        st = kvstore_rmw_via(ks, &kio, q, reply, written);
+        if (st == ST_AGAIN && io.full) {
+            /* full: around the journal only for a key with nothing pending
+             * (the cluster's primary decides then, as write-through) */
+            if (pol->overflow == OVERFLOW_WRITE_THROUGH && io.pending == NULL)
+                step = WB_WRITE_THROUGH;
+            else
+                *r = FE_NO_MEMORY;
+        } else {
+            *r = st == ST_OK ? FE_OK : FE_FAILED;
+        }
+    } else {
+        *r = FE_FAILED;
+    }
+    kvstore_unlock(ks, q->key, q->key_len);
+    lsm_record_free(&io.pending);
+    if (step == WB_DONE && *r == FE_OK)
+        pthread_cond_signal(&wb->wake); /* a write to drain */
+    else if (step == WB_DONE)
+        lsm_record_free(written);
+    return step;
+}
+
 enum st_status writebehind_pending(struct writebehind *wb, const char *key, size_t nkey,
                                    struct lsm_record **out)
 {
@@ -133,12 +195,22 @@ enum st_status writebehind_pending(struct writebehind *wb, const char *key, size
  * wait until one engine sync has made the whole group durable. */
 #define DRAIN_GROUP 256
 
+struct drain_pass;
+
+/* A record of the group sent to the cluster, and how it went. */
+struct drain_send {
+    struct drain_pass *dp;
+    enum fe_result r;
+};
+
 struct drain_pass {
     struct writebehind *wb;
     bool failed;
-    uint64_t oldest_ms; /* UINT64_MAX: none seen */
-    struct lsm_record *applied[DRAIN_GROUP];
+    uint64_t oldest_ms;                      /* UINT64_MAX: none seen */
+    struct lsm_record *applied[DRAIN_GROUP]; /* cluster: to send */
     size_t napplied;
+    struct drain_send sent[DRAIN_GROUP]; /* cluster */
+    unsigned outstanding;
 };
 
 static bool backend_paused(const struct writebehind *wb)
@@ -155,17 +227,53 @@ static bool stopping(struct writebehind *wb, uint64_t *deadline)
     return stop;
 }
 
-/* Syncs the backend, then marks the group's records drained (each still
- * pending at its version; a newer write of the key stays pending). */
+static void on_sent(void *arg, enum fe_result r)
+{
+    struct drain_send *ds = arg;
+    ds->r = r;
+    ds->dp->outstanding--;
+}
+
+/* backend = cluster: the group's records as COORD_WRITEs at their
+ * policies' write levels, all in flight at once; returns when each was
+ * answered (the links' timeouts bound that). ST_OK when all were
+ * written. */
+static enum st_status send_group(struct drain_pass *dp)
+{
+    struct writebehind *wb = dp->wb;
+    for (size_t i = 0; i < dp->napplied; i++) {
+        const struct lsm_record *rec = dp->applied[i];
+        const struct policy *pol =
+            policies_match(wb->t->policies, (const char *)rec->key, rec->key_len);
+        struct wire_record wr;
+        kvstore_wire_of(rec, &wr);
+        dp->sent[i] = (struct drain_send){.dp = dp, .r = FE_FAILED};
+        dp->outstanding++;
+        cbackend_write(wb->cb, wb->base, pol->write_cl, &wr, on_sent, &dp->sent[i]);
+    }
+    while (dp->outstanding > 0 && event_base_loop(wb->base, EVLOOP_ONCE) == 0)
+        ;
+    enum st_status st = ST_OK;
+    for (size_t i = 0; i < dp->napplied; i++)
+        if (dp->sent[i].r != FE_OK)
+            st = ST_IO;
+    return st;
+}
+
+/* Makes the group durable on the backend (an engine sync; the cluster's
+ * acknowledgements), then marks its records drained (each still pending
+ * at its version; a newer write of the key stays pending). A record the
+ * backend did not take stays pending: it is sent again. */
 static void drain_group_end(struct drain_pass *dp)
 {
     struct writebehind *wb = dp->wb;
     if (dp->napplied == 0)
         return;
-    enum st_status st = lsm_sync(wb->t->db);
+    enum st_status st = wb->cb != NULL ? send_group(dp) : lsm_sync(wb->t->db);
     for (size_t i = 0; i < dp->napplied; i++) {
         struct lsm_record *rec = dp->applied[i];
-        if (st == ST_OK) {
+        bool durable = wb->cb != NULL ? dp->sent[i].r == FE_OK : st == ST_OK;
+        if (durable) {
             kvstore_lock(wb->t->ks, rec->key, rec->key_len);
             enum st_status dst = journal_drained(wb->j, rec);
             kvstore_unlock(wb->t->ks, rec->key, rec->key_len);
@@ -209,7 +317,9 @@ static bool drain_one(void *arg, const struct lsm_record *seen)
     enum st_status st = journal_get(wb->j, seen->key, seen->key_len, &cur);
     if (st == ST_OK && cur != NULL && cur->version.hlc == seen->version.hlc &&
         cur->version.node == seen->version.node) {
-        st = kvstore_apply(ks, cur);
+        /* the cluster's is sent with the group (drain_group_end) */
+        if (wb->cb == NULL)
+            st = kvstore_apply(ks, cur);
         if (st == ST_OK) {
             dp->applied[dp->napplied++] = cur;
             cur = NULL;
@@ -325,7 +435,14 @@ int writebehind_open(struct tiers *t, const struct settings *s, struct writebehi
         return EX_CONFIG;
     }
     enum lsm_sync_mode sync = journal_sync_of(s->journal_sync);
-    wb->batched = sync == LSM_SYNC_ALWAYS;
+    /* the cluster's writes answer from the nodes' loops, not through
+     * batch.h: the journal's own group commit syncs them */
+    wb->cb = t->cb;
+    wb->batched = sync == LSM_SYNC_ALWAYS && wb->cb == NULL;
+    if (wb->cb != NULL && (wb->base = event_base_new()) == NULL) {
+        writebehind_close(&wb);
+        return EX_OSERR;
+    }
     struct journal_config jc = {
         .dir = path,
         .sync = wb->batched ? LSM_SYNC_NONE : sync, /* batch.h syncs it */
@@ -383,6 +500,10 @@ void writebehind_close(struct writebehind **wbp)
                      (unsigned long long)left);
     }
     journal_close(&wb->j);
+    if (wb->base != NULL) {
+        cbackend_close_writer(wb->cb); /* its links run on this base */
+        event_base_free(wb->base);
+    }
     pthread_cond_destroy(&wb->wake);
     pthread_mutex_destroy(&wb->lock);
     mem_free(MEM_OTHER, wb, sizeof(*wb));

@@ -5,7 +5,9 @@
  * before it is acknowledged; a drainer thread applies pending writes to
  * the backend with their original versions, retrying with backoff while
  * the backend fails. A full journal sends the write through to the
- * backend or refuses it, as the policy's `overflow` says.
+ * backend or refuses it, as the policy's `overflow` says. The backend is
+ * the local engine, or the cluster (the tiers' cbackend; the drainer then
+ * sends COORD_WRITEs from a loop of its own).
  */
 #pragma once
 
@@ -42,6 +44,23 @@ void writebehind_close(struct writebehind **wb);
 enum fe_result writebehind_rmw(struct writebehind *wb, const struct policy *pol,
                                const struct wire_rmw *q, struct wire_rmw_reply *reply,
                                struct lsm_record **written);
+
+/*
+ * backend = cluster: an RMW of a write-behind key, decided against its
+ * pending write or, with none, against `below` (the cluster's live record,
+ * NULL for none) once the caller has read it (below_read). Takes the key's
+ * lock itself. Returns WB_DONE with *r as writebehind_rmw's result (and
+ * *written the record acknowledged, the caller's to free), WB_NEED_READ
+ * (nothing pending and q reads: read the cluster at the policy's level and
+ * call again), or WB_WRITE_THROUGH (the journal is full, the policy's
+ * overflow is write-through and nothing of the key is pending: send q to
+ * the cluster as write-through does).
+ */
+enum wb_step { WB_DONE, WB_NEED_READ, WB_WRITE_THROUGH };
+enum wb_step writebehind_rmw_cluster(struct writebehind *wb, const struct policy *pol,
+                                     const struct wire_rmw *q, const struct wire_record *below,
+                                     bool below_read, enum fe_result *r,
+                                     struct wire_rmw_reply *reply, struct lsm_record **written);
 
 /* The key's pending write: ST_OK with *out NULL (none pending), or the
  * record (tombstone set: a pending delete). REQUIRES: the key's lock. */

@@ -170,6 +170,17 @@ def parse_coord_read(body):
     return read_cl, key
 
 
+def parse_coord_write(body):
+    """(write_cl, cp.Record) of a COORD_WRITE request."""
+    r = cp.Reader(body)
+    write_cl = r.get_u8()
+    rec = cp.get_record(r)
+    r.finish()
+    if not cp.CL_ONE <= write_cl <= cp.CL_ANY:
+        raise cp.WireError(cp.MALFORMED, "write level %d" % write_cl)
+    return write_cl, rec
+
+
 def parse_rmw(body):
     """An RMW request (wire_parse_rmw's layout) as a cp.Rmw."""
     r = cp.Reader(body)
@@ -284,6 +295,7 @@ class FakeNode:
         self.conns = []
         self.requests = []     # (conn, frame, key) of every data request, in arrival order
         self.store = {}        # key -> value, what good answers say
+        self.written = []      # the records of COORD_WRITEs answered well
         self.behaviour = None
         self.rings = 0
         self.problems = []     # rules the proxy broke (each test asserts none)
@@ -380,6 +392,8 @@ class FakeNode:
     def request_key(self, f):
         if f.opcode == cp.OP_COORD_READ:
             return parse_coord_read(f.body)[1]
+        if f.opcode == cp.OP_COORD_WRITE:
+            return parse_coord_write(f.body)[1].key
         return parse_rmw(f.body).key
 
     def good_body(self, f, value=None):
@@ -391,6 +405,12 @@ class FakeNode:
             rec = None if v is None else cp.Record(key=key, value=v, flags=7,
                                                    version=cp.Version(self.next_hlc(), 1))
             return cp.compose_read_reply(rec)
+        if f.opcode == cp.OP_COORD_WRITE:
+            rec = parse_coord_write(f.body)[1]
+            if value is None:
+                self.store[rec.key] = rec.value
+                self.written.append(rec)
+            return b""
         q = parse_rmw(f.body)
         if q.op != cp.RMW_SET:
             self.problem(None, "RMW op %d for a set" % q.op)
@@ -436,7 +456,7 @@ class FakeNode:
             with self.cv:
                 self.rings += 1
             return
-        if f.opcode not in (cp.OP_COORD_READ, cp.OP_RMW):
+        if f.opcode not in (cp.OP_COORD_READ, cp.OP_RMW, cp.OP_COORD_WRITE):
             self.problem(fc, "unexpected opcode %d" % f.opcode)
             fc.send(response(cp.OP_ERROR, cp.compose_error(cp.Error(cp.ERR_UNKNOWN_OPCODE)), f.id))
             return
@@ -832,6 +852,66 @@ def test_answer_with_another_opcode(cluster):
     node, proxy = cluster
     bad = send_instead(lambda node, f: response(cp.OP_PING, cp.compose_ping(1), f.id))
     check_fault(node, proxy, bad, ERR_FAILED, ERR_FAILED, drops=True, name="opcode")
+
+
+# ---- the write-behind drainer's COORD_WRITEs -------------------------------------------
+
+BAD_WRITE_ANSWERS = {
+    # a body where there is none: the link is reset
+    "body": (lambda node, f: response(cp.OP_COORD_WRITE, b"\x00", f.id), True),
+    # an answer of another opcode: the link is reset
+    "opcode": (lambda node, f: response(cp.OP_PING, cp.compose_ping(1), f.id), True),
+    # a refusal: the link stays
+    "error": (lambda node, f: response(cp.OP_ERROR, cp.compose_error(cp.Error(cp.ERR_OVERLOADED)),
+                                       f.id), False),
+}
+
+
+@strata_only
+@pytest.mark.parametrize("kind", sorted(BAD_WRITE_ANSWERS))
+def test_drainer_keeps_what_a_bad_coord_write_answer_did_not_take(kind, tmp_path):
+    """write-behind over the fake node: while it answers the drainer's
+    COORD_WRITEs badly, the write stays pending (the client had its STORED
+    at once, and reads its value), the drainer retries, the link is reset
+    where the answer broke the protocol; once the node answers well, the
+    journal drains and the node holds the value at the version the client
+    saw."""
+    make, drops = BAD_WRITE_ANSWERS[kind]
+    node = FakeNode()
+    proxy = None
+    try:
+        proxy = start_proxy(node.addr, "--data-dir", str(tmp_path / "data"),
+                            "--policy", "wb:=write-behind")
+        wait_ring(proxy)
+        bad_conns = []
+
+        def bad(node, fc, f):
+            if f.opcode != cp.OP_COORD_WRITE:
+                return False
+            bad_conns.append(fc)
+            fc.send(make(node, f))
+            return True
+        node.behaviour = bad
+        with proxy.connect() as c:
+            c.call(b"set wb:k 0 0 2\r\nv1\r\n", b"STORED\r\n")
+            cas = helpers.gets_unique(c, b"wb:k")
+            assert helpers.wait_until(lambda: len(bad_conns) >= 2, WAIT_S + 2), bad_conns
+            j = c.stats_dict(b"journal")
+            assert (j["pending"], int(j["retried"]) >= 1) == ("1", True), j
+            assert node.store.get(b"wb:k") is None
+            if drops:
+                assert node.wait_closed(bad_conns[0]) is not None, "the link was not reset"
+            node.behaviour = None
+            assert helpers.wait_until(lambda: c.stats_dict(b"journal")["pending"] == "0",
+                                      WAIT_S + 2), c.stats_dict(b"journal")
+            c.call(b"get wb:k\r\n", b"VALUE wb:k 0 2\r\nv1\r\nEND\r\n")
+        assert node.store.get(b"wb:k") == b"v1"
+        assert [r.version.hlc for r in node.written if r.key == b"wb:k"][-1] == cas
+        assert_no_problems(node)
+    finally:
+        if proxy is not None:
+            proxy.stop()  # asserts exit status 0
+        node.stop()
 
 
 # ---- d. ids the proxy did not send, answers swapped between clients -----------------------

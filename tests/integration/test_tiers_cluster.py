@@ -18,8 +18,9 @@ front of strata-nodes, its L1 above their replicated data.
   restarted: no acknowledged write lost.
 - Seeds all unreachable: backend keys answer SERVER_ERROR, cache-only keys
   work; a node started on the seed's port is found.
-- The config: the cluster backend without seeds or with write-behind is
-  refused (EX_CONFIG).
+- The config: the cluster backend without seeds, or a read level of ANY,
+  is refused (EX_CONFIG); write-behind over the cluster is
+  test_writebehind_cluster.py's.
 
 strata only. The tests that kill no node share one 3-node cluster and two
 proxies (module fixtures); the others start their own. Every process is
@@ -704,10 +705,6 @@ def test_unreachable_seeds_answer_server_error_until_a_node_comes(tmp_path):
 REFUSED = [
     (["--backend", "cluster"], "cluster_seeds"),
     (["--backend", "cluster", "--mode", "write-behind"], "cluster_seeds"),
-    (["--backend", "cluster", "--cluster-seeds", "127.0.0.1:7311", "--mode", "write-behind"],
-     "write-behind"),
-    (["--backend", "cluster", "--cluster-seeds", "127.0.0.1:7311", "--policy",
-      "x:=write-behind"], "write-behind"),
     (["--backend", "cluster", "--cluster-seeds", "127.0.0.1:7311", "--policy",
       "x:=write-through,read_consistency=any"], "read_consistency"),
     # a list without one host:port (bogus, no port)
@@ -727,11 +724,11 @@ def test_bad_cluster_settings_exit_with_config_error(args, needle):
 def test_bad_cluster_config_file_exits_with_config_error(tmp_path):
     conf = tmp_path / "bad.conf"
     conf.write_text("[proxy]\nbackend = cluster\ncluster_seeds = 127.0.0.1:7311\n"
-                    "[policy]\nmode = write-behind\n")
+                    "[policy]\nmode = write-behind\nread_consistency = any\n")
     r = run_proxy("--config", str(conf), "--check-config")
-    assert r.returncode == EX_CONFIG and "write-behind" in r.stderr, r
+    assert r.returncode == EX_CONFIG and "read_consistency" in r.stderr, r
     status, err = start_refused("--config", str(conf))
-    assert status == EX_CONFIG and "write-behind" in err, (status, err)
+    assert status == EX_CONFIG and "read_consistency" in err, (status, err)
 
 
 def test_good_cluster_settings_pass_check_config():

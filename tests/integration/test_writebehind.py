@@ -71,7 +71,12 @@ def start():
         return p
 
     yield run
-    for p in started:
+    kill_all(started)
+
+
+def kill_all(proxies):
+    """SIGKILL each proxy still running, by its pid; forget its log."""
+    for p in proxies:
         if p.proc is not None and p.proc.poll() is None:
             p.proc.kill()
             p.proc.wait(10)
