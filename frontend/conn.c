@@ -395,6 +395,12 @@ void conn_slot_done(struct conn_slot *s)
 static void conn_free(struct conn *c, enum fe_close_reason why)
 {
     struct worker *w = c->w;
+    if (c->reply_waiting) {
+        struct conn **p = &w->reply_waiters;
+        while (*p != c)
+            p = &(*p)->reply_next;
+        *p = c->reply_next;
+    }
     stream_end(c);
     if (c->fe->hooks.conn_event != NULL)
         c->fe->hooks.conn_event(c->fe->hooks.arg, true, c->peer, c->fd, why);
@@ -721,11 +727,23 @@ static bool has_complete_command(const struct conn *c)
     return memchr(c->rbuf + c->rpos, '\n', c->rlen) != NULL;
 }
 
-/* Writes queued replies; arms the write event when the socket is full. */
+/* Writes queued replies; arms the write event when the socket is full.
+ * ST_AGAIN also while the executor holds them (c->reply_waiting). */
 static enum st_status conn_flush(struct conn *c)
 {
-    if (c->xo->before_reply != NULL && outq_pending(&c->out) > 0 && !c->xo->before_reply(c->wctx))
-        return ST_IO;
+    if (c->reply_waiting)
+        return ST_AGAIN;
+    if (c->xo->before_reply != NULL && outq_pending(&c->out) > 0) {
+        enum fe_reply_gate g = c->xo->before_reply(c->wctx);
+        if (g == FE_REPLY_FAILED)
+            return ST_IO;
+        if (g == FE_REPLY_LATER) {
+            c->reply_waiting = true;
+            c->reply_next = c->w->reply_waiters;
+            c->w->reply_waiters = c;
+            return ST_AGAIN;
+        }
+    }
     size_t written;
     enum st_status s = outq_write(&c->out, c->fd, &written);
     STAT_ADD(&c->w->stats, bytes_written, written);
@@ -773,7 +791,8 @@ static void conn_run(struct conn *c)
         conn_free(c, FE_CLOSE_ERROR);
         return;
     }
-    atomic_store_explicit(&c->write_blocked, s == ST_AGAIN, memory_order_relaxed);
+    atomic_store_explicit(&c->write_blocked, s == ST_AGAIN && !c->reply_waiting,
+                          memory_order_relaxed);
     /* A complete command line still buffered? (NREAD/SWALLOW consume the
      * whole buffer, so only the parse state can leave one behind.) */
     bool pending_cmd =
@@ -857,6 +876,16 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
         return;
     }
     conn_run(c);
+}
+
+void conn_release_replies(struct conn *c, bool ok)
+{
+    c->reply_waiting = false;
+    c->reply_next = NULL;
+    if (ok)
+        event_active(c->wev, EV_WRITE, 0); /* on_writable: run, then write */
+    else
+        conn_free(c, FE_CLOSE_ERROR);
 }
 
 void conn_drain(struct conn *c)

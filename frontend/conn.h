@@ -120,6 +120,8 @@ struct conn {
     struct conn_slot *completing; /* conn_slot_enter .. conn_slot_done */
     unsigned slots_pending;       /* slots whose command has not completed */
     bool in_handler;              /* guards against freeing inside processing */
+    bool reply_waiting;           /* replies held for the executor (before_reply) */
+    struct conn *reply_next;      /* ... in the worker's reply_waiters */
     bool dead;                    /* close requested while in_handler */
 };
 
@@ -134,6 +136,10 @@ void conn_close(struct conn *c);
 /* Shutdown: stop taking commands, close once the queued replies are
  * written. May free c. */
 void conn_drain(struct conn *c);
+/* The replies before_reply held may go (ok), or must not: the connection
+ * is closed. Takes c off the worker's reply_waiters (the caller unlinked
+ * it). */
+void conn_release_replies(struct conn *c, bool ok);
 
 struct conn *conn_next(const struct conn *c);
 

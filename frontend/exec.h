@@ -160,6 +160,9 @@ struct conn;
 struct fe_call;
 struct mc_request;
 
+/* What before_reply says of a connection's queued replies. */
+enum fe_reply_gate { FE_REPLY_NOW, FE_REPLY_LATER, FE_REPLY_FAILED };
+
 /*
  * The operations. Signatures follow memcached's commands; `wctx` is the
  * calling worker's context. Items returned are references the caller
@@ -242,9 +245,11 @@ struct fe_exec_ops {
                   const char **special);
     /* Optional: runs before a connection's queued replies are written,
      * so that the writes they report have happened as the executor
-     * promises (the proxy writes its engine batch here). False: some may
-     * not have; the connection is closed instead of answered. */
-    bool (*before_reply)(void *wctx);
+     * promises (the proxy writes its engine batch here). FE_REPLY_LATER:
+     * not yet (a sync to come); the replies wait until the executor calls
+     * worker_release_replies. FE_REPLY_FAILED: some may never happen; the
+     * connection is closed instead of answered. */
+    enum fe_reply_gate (*before_reply)(void *wctx);
     /* Text commands the front end leaves to the daemon (operator commands:
      * lru_crawler, slabs, lru, cache_memlimit, watch, stats cachedump):
      * queues the reply on c itself. NULL: they answer ERROR. */

@@ -262,6 +262,17 @@ void worker_post(struct worker *w, struct defer_job *job)
     notify(w);
 }
 
+void worker_release_replies(struct worker *w, bool ok)
+{
+    struct conn *c = w->reply_waiters;
+    w->reply_waiters = NULL;
+    while (c != NULL) {
+        struct conn *next = c->reply_next;
+        conn_release_replies(c, ok);
+        c = next;
+    }
+}
+
 void worker_join(struct worker *w)
 {
     pthread_join(w->thread, NULL);

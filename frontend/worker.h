@@ -47,6 +47,9 @@ struct worker {
     pthread_mutex_t queue_lock; /* guards queue, posted and stopping */
     struct worker_newconn *queue;
     struct defer_job *posted; /* worker_post's, newest first */
+    /* Connections whose replies the executor holds (exec.h before_reply),
+     * through conn->reply_next. */
+    struct conn *reply_waiters;
     bool stopping;
 
     struct worker_stats stats; /* written by this thread only */
@@ -71,6 +74,10 @@ void worker_join(struct worker *w);
  * the same thing from w's own thread). A job still queued when the worker
  * is deinitialised runs there, cancelled. */
 void worker_post(struct worker *w, struct defer_job *job);
+
+/* The replies the executor held (FE_REPLY_LATER) may leave now (ok), or
+ * must not: their connections are closed. Worker thread. */
+void worker_release_replies(struct worker *w, bool ok);
 
 /* Hands an accepted socket to the worker (acceptor thread). Takes the fd. */
 enum st_status worker_dispatch(struct worker *w, int fd, const struct sockaddr_storage *peer,

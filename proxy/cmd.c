@@ -89,22 +89,15 @@ static bool cache_result_of(enum fe_result fr, enum cache_result done, enum cach
     return true;
 }
 
-/* A write outside proxy/batch.h's path (a read that touches, a refused
- * set's delete) made durable before its answer when writes are batched. */
-static void sync_now(struct worker *w)
-{
-    if (tiers_batched(tiers_of(w))) {
-        tiers_turn_flush(tiers_of(w), w->id);
-        tiers_sync(tiers_of(w));
-    }
-}
-
-/* The replies about to leave report writes in the worker's engine batch:
- * it is written first (tiers.h). */
-static bool cmd_before_reply(void *wctx)
+/* The replies about to leave may report writes in the worker's engine
+ * batch: it is written first; with writes that wait for a sync, the
+ * replies wait for the end of the turn (proxy/batch.h). */
+static enum fe_reply_gate cmd_before_reply(void *wctx)
 {
     struct worker *w = wctx;
-    return tiers_turn_flush(tiers_of(w), w->id);
+    if (!tiers_turn_flush(tiers_of(w), w->id))
+        return FE_REPLY_FAILED;
+    return tiers_turn_unsynced(tiers_of(w), w->id) ? FE_REPLY_LATER : FE_REPLY_NOW;
 }
 
 /* gat / mg T below: the backend's TTL first; L1 then holds the touched
@@ -116,7 +109,6 @@ static void touch_below(struct worker *w, const struct policy *pol, const char *
     q.expiry = kvstore_expiry_of(exptime);
     struct wire_rmw_reply reply;
     rmw_below(w, pol, &q, &reply);
-    sync_now(w);
 }
 
 /* read-through's L1 writes hold the key's lock (a fill never slips
@@ -366,7 +358,6 @@ static void *cmd_reserve(void *wctx, const char *key, size_t nkey, uint32_t flag
         struct wire_rmw q = key_rmw(WIRE_RMW_DELETE, key, nkey);
         struct wire_rmw_reply reply;
         rmw_below(w, pol, &q, &reply);
-        sync_now(w);
     } else {
         l1_begin(w, pol, key, nkey, false);
         cache_reserve_failed(cache_of(w), key, nkey, mode);

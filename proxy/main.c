@@ -31,7 +31,6 @@
 #include "frontend/listener.h"
 #include "frontend/worker.h"
 #include "proxy/admin.h"
-#include "proxy/batch.h"
 #include "proxy/cmd.h"
 #include "proxy/cmd_cluster.h"
 #include "proxy/detail.h"
@@ -230,11 +229,8 @@ static void front_end_setup(struct proxy *p)
         .shutdown_command = s->shutdown_command,
     };
     /* --test-async-reads: every lookup through the asynchronous path */
-    static struct fe_exec_ops deferred, batched, cluster;
+    static struct fe_exec_ops deferred, cluster;
     p->fe.xo = s->test_async_reads ? fe_exec_deferred(&cmd_exec_ops, &deferred) : &cmd_exec_ops;
-    /* sync = always: writes acknowledged per loop turn after one sync */
-    if (tiers_batched(p->tiers))
-        p->fe.xo = batch_exec(p->fe.xo, &batched);
     /* backend = cluster: every command that can waits on the nodes */
     if (tiers_cbackend(p->tiers) != NULL)
         p->fe.xo = cmd_cluster_exec(p->fe.xo, &cluster);

@@ -630,6 +630,8 @@ enum fe_result tiers_rmw(struct tiers *t, unsigned w, const struct policy *pol, 
             ADD(t, w, backend_errors);
         return r;
     }
+    if (written != NULL)
+        turn_wrote(t, w);
     bool stored = reply->result == WIRE_RMW_STORED;
     if (stored)
         neg_clear(t, key, nkey);

@@ -128,12 +128,15 @@ bool tiers_batched(const struct tiers *t);
  * tiers_turn_flush: writes the batch; false when a batch failed since the
  * last tiers_turn_end (the replies queued since may claim lost writes).
  * tiers_turn_end: the same, as a status (ST_IO), and forgets the failure.
- * tiers_turn_waits: writes wait, or one failed.
+ * tiers_turn_waits: writes wait (to be written or synced), or one failed.
  */
 bool tiers_defers(const struct tiers *t);
 bool tiers_turn_flush(struct tiers *t, unsigned worker);
 enum st_status tiers_turn_end(struct tiers *t, unsigned worker);
 bool tiers_turn_waits(struct tiers *t, unsigned worker);
+/* True when writes of the worker's turn wait for tiers_sync (sync =
+ * always): replies must wait for the end of the turn. */
+bool tiers_turn_unsynced(struct tiers *t, unsigned worker);
 
 /* Makes every write the engines (backend, journal) have returned from
  * durable: one fdatasync each, shared with other workers. ST_IO. */

@@ -105,6 +105,9 @@ void turn_unlock(struct tiers *t, const char *key, size_t nkey);
 /* The batch w's writes go into; NULL: into the engine at once (the
  * engine failed a batch before). */
 struct lsm_batch *turn_batch(struct tiers *t, unsigned w);
+/* A write of w went into the engine or the journal: with sync = always
+ * (or journal_sync = always) its replies wait for the end of the turn. */
+void turn_wrote(struct tiers *t, unsigned w);
 /* A write into turn_batch() is done: key's stripe (locked by turn_lock)
  * stays locked until the batch is written. */
 void turn_keep(struct tiers *t, unsigned w, const char *key, size_t nkey);

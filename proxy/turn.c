@@ -33,7 +33,8 @@
 
 struct turn {
     struct lsm_batch *batch;
-    bool failed; /* a batch of this turn did not reach the engine */
+    bool failed;   /* a batch of this turn did not reach the engine */
+    bool unsynced; /* a write of this turn waits for tiers_sync (sync = always) */
     uint64_t held_bits[KVSTORE_LOCKS / 64];
     unsigned *held; /* the stripes held, nheld of them */
     size_t nheld, held_cap;
@@ -179,7 +180,20 @@ bool tiers_defers(const struct tiers *t)
 bool tiers_turn_waits(struct tiers *t, unsigned w)
 {
     struct turn *tn = turn_of(t, w);
-    return tn != NULL && (tn->nheld > 0 || tn->failed);
+    return tn != NULL && (tn->nheld > 0 || tn->failed || tn->unsynced);
+}
+
+bool tiers_turn_unsynced(struct tiers *t, unsigned w)
+{
+    struct turn *tn = turn_of(t, w);
+    return tn != NULL && tn->unsynced;
+}
+
+void turn_wrote(struct tiers *t, unsigned w)
+{
+    struct turn *tn = turn_of(t, w);
+    if (tn != NULL && tiers_batched(t))
+        tn->unsynced = true;
 }
 
 bool tiers_turn_flush(struct tiers *t, unsigned w)
@@ -199,5 +213,6 @@ enum st_status tiers_turn_end(struct tiers *t, unsigned w)
     turn_commit(t, tn);
     bool failed = tn->failed;
     tn->failed = false;
+    tn->unsynced = false; /* the caller syncs next */
     return failed ? ST_IO : ST_OK;
 }
