@@ -698,10 +698,10 @@ static void test_numbers_and_names(void **state)
         uint8_t op;
         const char *name;
     } ops[] = {
-        {0x01, "HANDSHAKE"},  {0x02, "PING"},        {0x03, "ERROR"},      {0x10, "GOSSIP_SYN"},
-        {0x11, "GOSSIP_ACK"}, {0x12, "GOSSIP_ACK2"}, {0x20, "READ"},       {0x21, "WRITE"},
-        {0x22, "RMW"},        {0x30, "MERKLE_TREE"}, {0x31, "RANGE_READ"}, {0x32, "HINT_REPLAY"},
-        {0x04, "RING"},       {0x23, "COORD_READ"},
+        {0x01, "HANDSHAKE"},  {0x02, "PING"},        {0x03, "ERROR"},       {0x10, "GOSSIP_SYN"},
+        {0x11, "GOSSIP_ACK"}, {0x12, "GOSSIP_ACK2"}, {0x20, "READ"},        {0x21, "WRITE"},
+        {0x22, "RMW"},        {0x30, "MERKLE_TREE"}, {0x31, "RANGE_READ"},  {0x32, "HINT_REPLAY"},
+        {0x04, "RING"},       {0x23, "COORD_READ"},  {0x24, "COORD_WRITE"},
     };
     unsigned named = 0;
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
