@@ -2,6 +2,13 @@
  * memtable.c - skip list over an arena (memtable.h). One writer (the commit
  * leader or recovery) and lock-free readers: a node is fully written before
  * a release store links it, readers follow links with acquire loads.
+ *
+ * Beside the list, a hash index of each user key's first node (its newest
+ * version): a point read starts there instead of searching the list, and
+ * a newer version of a key already present is linked right before that
+ * node at height 1 (its level-0 predecessor is kept in the node, for the
+ * writer only), so rewriting a key costs no search either. Versions that
+ * arrive older than the newest (replays, repair) take the list's search.
  */
 #include <stdatomic.h>
 #include <string.h>
@@ -18,6 +25,8 @@
 struct mt_node {
     uint64_t token; /* copy of the ikey's token: most compares stop here */
     uint64_t seq;
+    _Atomic(struct mt_node *) hash_next; /* the index's chain: first nodes of keys */
+    struct mt_node *prev0;               /* level-0 predecessor (the writer's only) */
     uint32_t ikey_len;
     uint32_t rval_len;
     uint32_t height;
@@ -45,6 +54,9 @@ struct memtable {
     /* HLC bounds of the versions inserted (memtable_hlc_bounds). */
     _Atomic uint64_t min_hlc, max_hlc;
     atomic_int max_height;
+    /* The first node of each user key, chained by bucket (token & mask). */
+    _Atomic(struct mt_node *) *index;
+    uint64_t index_mask;
     uint64_t rng;
     struct arena_block *blocks;
     struct mt_node *head;
@@ -97,6 +109,8 @@ static struct mt_node *node_new(struct memtable *m, uint32_t height, size_t ikey
         return NULL;
     n->seq = 0;
     n->token = 0;
+    atomic_init(&n->hash_next, NULL);
+    n->prev0 = NULL;
     n->ikey_len = (uint32_t)ikey_len;
     n->rval_len = (uint32_t)rval_len;
     n->height = height;
@@ -147,7 +161,15 @@ enum st_status memtable_create(size_t expected_bytes, struct memtable **out)
         words = 1u << 21;
     m->bloom_bits = words * 64;
     m->bloom = mem_calloc(MEM_STORAGE, (size_t)words, sizeof(uint64_t));
-    if (m->bloom == NULL) {
+    /* One bucket per 128 bytes of entries: chains of about one key. */
+    uint64_t buckets = 1024;
+    while (buckets < expected_bytes / 128 && buckets < (1u << 21))
+        buckets <<= 1;
+    m->index_mask = buckets - 1;
+    m->index = mem_calloc(MEM_STORAGE, (size_t)buckets, sizeof(*m->index));
+    if (m->bloom == NULL || m->index == NULL) {
+        mem_free(MEM_STORAGE, m->bloom, (size_t)words * sizeof(uint64_t));
+        mem_free(MEM_STORAGE, m->index, (size_t)buckets * sizeof(*m->index));
         mem_free(MEM_STORAGE, m, sizeof(*m));
         return ST_NOMEM;
     }
@@ -186,6 +208,7 @@ void memtable_unref(struct memtable **mp)
         mem_free(MEM_STORAGE, b, sizeof(*b) + b->size);
     }
     mem_free(MEM_STORAGE, m->bloom, (size_t)(m->bloom_bits / 64) * sizeof(uint64_t));
+    mem_free(MEM_STORAGE, m->index, (size_t)(m->index_mask + 1) * sizeof(*m->index));
     mem_free(MEM_STORAGE, m, sizeof(*m));
 }
 
@@ -239,9 +262,79 @@ static struct mt_node *find_ge(struct memtable *m, const uint8_t *ikey, size_t i
     }
 }
 
+/* The first node of ikey's user key (its newest version), or NULL. */
+static struct mt_node *index_find(struct memtable *m, uint64_t token, const uint8_t *ikey,
+                                  size_t ikey_len)
+{
+    struct mt_node *n =
+        atomic_load_explicit(&m->index[token & m->index_mask], memory_order_acquire);
+    for (; n != NULL; n = atomic_load_explicit(&n->hash_next, memory_order_acquire))
+        if (n->token == token && ikey_same_user_key(node_ikey(n), n->ikey_len, ikey, ikey_len))
+            return n;
+    return NULL;
+}
+
+/* n (published in the list) becomes its key's first node: it replaces
+ * old in the index, or is added when old is NULL. Writer only. */
+static void index_set(struct memtable *m, struct mt_node *n, struct mt_node *old)
+{
+    _Atomic(struct mt_node *) *link = &m->index[n->token & m->index_mask];
+    if (old == NULL) {
+        atomic_store_explicit(&n->hash_next, atomic_load_explicit(link, memory_order_relaxed),
+                              memory_order_relaxed);
+        atomic_store_explicit(link, n, memory_order_release);
+        return;
+    }
+    while (atomic_load_explicit(link, memory_order_relaxed) != old)
+        link = &atomic_load_explicit(link, memory_order_relaxed)->hash_next;
+    /* a reader on old still finds the rest of the chain behind it */
+    atomic_store_explicit(&n->hash_next,
+                          atomic_load_explicit(&old->hash_next, memory_order_relaxed),
+                          memory_order_relaxed);
+    atomic_store_explicit(link, n, memory_order_release);
+}
+
+/* A new node of h levels for the entry, its fields filled (not linked). */
+static struct mt_node *entry_node(struct memtable *m, uint32_t h, uint64_t seq, const uint8_t *ikey,
+                                  size_t ikey_len, const uint8_t *rval, size_t rval_len)
+{
+    struct mt_node *n = node_new(m, h, ikey_len, rval_len);
+    if (n == NULL)
+        return NULL;
+    n->seq = seq;
+    n->token = dec_u64be(ikey);
+    bloom_add(m, n->token); /* before the node is published */
+    /* Bounds too: a reader that sees the node also sees them widened. */
+    uint64_t hlc = dec_u64be(ikey + ikey_len - 10);
+    if (hlc < atomic_load_explicit(&m->min_hlc, memory_order_relaxed))
+        atomic_store_explicit(&m->min_hlc, hlc, memory_order_relaxed);
+    if (hlc > atomic_load_explicit(&m->max_hlc, memory_order_relaxed))
+        atomic_store_explicit(&m->max_hlc, hlc, memory_order_relaxed);
+    memcpy(node_ikey(n), ikey, ikey_len);
+    if (rval_len > 0)
+        memcpy(node_rval(n), rval, rval_len);
+    return n;
+}
+
 enum st_status memtable_add(struct memtable *m, uint64_t seq, const uint8_t *ikey, size_t ikey_len,
                             const uint8_t *rval, size_t rval_len)
 {
+    uint64_t token = dec_u64be(ikey);
+    struct mt_node *first = index_find(m, token, ikey, ikey_len);
+    if (first != NULL && ikey_compare(ikey, ikey_len, node_ikey(first), first->ikey_len) < 0) {
+        /* a newer version of a key present: right before its first node */
+        struct mt_node *n = entry_node(m, 1, seq, ikey, ikey_len, rval, rval_len);
+        if (n == NULL)
+            return ST_NOMEM;
+        struct mt_node *p = first->prev0;
+        atomic_store_explicit(&n->next[0], first, memory_order_relaxed);
+        n->prev0 = p;
+        first->prev0 = n;
+        atomic_store_explicit(&p->next[0], n, memory_order_release);
+        index_set(m, n, first);
+        atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
+        return ST_OK;
+    }
     struct mt_node *prev[MT_MAX_HEIGHT];
     /* Equal keys go after existing ones: search for the first node > ikey
      * by comparing <= (done by find_ge on a strictly-less walk, then
@@ -260,27 +353,23 @@ enum st_status memtable_add(struct memtable *m, uint64_t seq, const uint8_t *ike
                node_cmp(nx, ikey, ikey_len) == 0)
             prev[i] = nx;
     }
-    struct mt_node *n = node_new(m, h, ikey_len, rval_len);
+    struct mt_node *n = entry_node(m, h, seq, ikey, ikey_len, rval, rval_len);
     if (n == NULL)
         return ST_NOMEM;
-    n->seq = seq;
-    n->token = dec_u64be(ikey);
-    bloom_add(m, n->token); /* before the node is published below */
-    /* Bounds too: a reader that sees the node also sees them widened. */
-    uint64_t hlc = dec_u64be(ikey + ikey_len - 10);
-    if (hlc < atomic_load_explicit(&m->min_hlc, memory_order_relaxed))
-        atomic_store_explicit(&m->min_hlc, hlc, memory_order_relaxed);
-    if (hlc > atomic_load_explicit(&m->max_hlc, memory_order_relaxed))
-        atomic_store_explicit(&m->max_hlc, hlc, memory_order_relaxed);
-    memcpy(node_ikey(n), ikey, ikey_len);
-    if (rval_len > 0)
-        memcpy(node_rval(n), rval, rval_len);
+    struct mt_node *after = atomic_load_explicit(&prev[0]->next[0], memory_order_relaxed);
     for (uint32_t i = 0; i < h; i++) {
         atomic_store_explicit(&n->next[i],
                               atomic_load_explicit(&prev[i]->next[i], memory_order_relaxed),
                               memory_order_relaxed);
         atomic_store_explicit(&prev[i]->next[i], n, memory_order_release);
     }
+    n->prev0 = prev[0];
+    if (after != NULL)
+        after->prev0 = n;
+    /* the key's first node when it had none; else an older version (or
+     * the same one replayed) that goes after the first */
+    if (first == NULL)
+        index_set(m, n, NULL);
     atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
     return ST_OK;
 }
@@ -296,14 +385,11 @@ bool memtable_get(struct memtable *m, const uint8_t *ikey, size_t ikey_len, uint
                   const uint8_t **found_ikey, size_t *found_ikey_len, const uint8_t **rval,
                   size_t *rval_len)
 {
-    if (!bloom_may(m, dec_u64be(ikey)))
+    uint64_t token = dec_u64be(ikey);
+    if (!bloom_may(m, token))
         return false;
-    /* Seek with the largest version: lands on the newest entry of the key. */
-    uint8_t probe[IKEY_MAX_LEN];
-    size_t klen = ikey_len - IKEY_OVERHEAD;
-    memcpy(probe, ikey, 8 + klen);
-    memset(probe + 8 + klen, 0xff, 10);
-    const struct mt_node *n = find_ge(m, probe, ikey_len, NULL);
+    /* the key's versions follow its first node, newest first */
+    const struct mt_node *n = index_find(m, token, ikey, ikey_len);
     for (; n != NULL;
          n = atomic_load_explicit(&((struct mt_node *)n)->next[0], memory_order_acquire)) {
         if (!ikey_same_user_key(node_ikey(n), n->ikey_len, ikey, ikey_len))
