@@ -12,6 +12,16 @@
 # "N passed, N failed, N skipped" (CI reads that line); exits non-zero if
 # anything failed. Under CI=true a test skipped for a missing dependency
 # fails instead (tests/integration/strata_deps.py).
+#
+# The pytest parts (one suite against one server) run at the same time,
+# each in a background job with its own output file, printed afterwards in
+# the fixed order below: most of their time is spent waiting (server starts,
+# TTLs, timeouts), not on the CPU, so even two cores run them side by side
+# in about the time of the longest one. They share nothing: each part
+# takes its servers' ports from a block of its own (STRATA_TEST_PORTS,
+# helpers.free_port), every test writes under its own temporary directory,
+# and the compiled client programs go to a directory per server
+# (tests/clients/conftest.py).
 set -u
 B=${1:?build dir}
 WHICH=${2:-all}
@@ -78,39 +88,66 @@ print(t - bad - skip, bad, skip)
 PY
 }
 
-run_pytest() { # dir server
-    local dir=$1 server=$2 xml rc out p f s
-    xml=$(mktemp)
-    echo "== $dir against $server"
-    # strata_deps (-p) brings the CI rule on dependency skips to suites whose
-    # conftest does not import it; conftests that do import it are unaffected.
-    STRATA_TEST_SERVER=$server STRATA_PROXY_BIN="$B/bin/strata-proxy" STRATA_BUILD_DIR="$B" \
-        STRATA_NODE_BIN="$B/bin/strata-node" \
-        STRATA_LMC_TEST_BIN="$B/tests/integration/lmc_test" \
-        STRATA_LMC_BINARY_TEST_BIN="$B/tests/integration/lmc_binary_test" \
-        PYTHONPATH="tests/integration${PYTHONPATH:+:$PYTHONPATH}" \
-        "$PYTHON" -m pytest "$dir" -q -p no:cacheprovider -p strata_deps \
-        --continue-on-collection-errors --junitxml="$xml"
-    rc=$?
-    out=$(junit_counts "$xml")
-    rm -f "$xml"
-    printf '%s\n' "$out" | sed '$d'
-    read -r p f s <<<"$(printf '%s\n' "$out" | tail -n1)"
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi # e.g. nothing collected
-    add_counts "$dir against $server" "$p" "$f" "$s"
+# run_pytest DIR SERVER OUT: runs one part with its output to OUT.log and
+# its counts to OUT.counts ("passed failed skipped"); add_counts is left to
+# the caller, which runs this in the background.
+run_pytest() {
+    local dir=$1 server=$2 out=$3 xml rc res p f s
+    xml=$out.xml
+    {
+        echo "== $dir against $server"
+        # strata_deps (-p) brings the CI rule on dependency skips to suites whose
+        # conftest does not import it; conftests that do import it are unaffected.
+        STRATA_TEST_SERVER=$server STRATA_PROXY_BIN="$B/bin/strata-proxy" STRATA_BUILD_DIR="$B" \
+            STRATA_NODE_BIN="$B/bin/strata-node" \
+            STRATA_LMC_TEST_BIN="$B/tests/integration/lmc_test" \
+            STRATA_LMC_BINARY_TEST_BIN="$B/tests/integration/lmc_binary_test" \
+            PYTHONPATH="tests/integration${PYTHONPATH:+:$PYTHONPATH}" \
+            "$PYTHON" -m pytest "$dir" -q -p no:cacheprovider -p strata_deps \
+            --continue-on-collection-errors --junitxml="$xml" </dev/null
+        rc=$?
+        res=$(junit_counts "$xml")
+        printf '%s\n' "$res" | sed '$d'
+        read -r p f s <<<"$(printf '%s\n' "$res" | tail -n1)"
+        if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi # e.g. nothing collected
+        echo "$p $f $s" >"$out.counts"
+    } >"$out.log" 2>&1
 }
 
 [ "$WHICH" = all ] && WHICH=strata,strata-async,memcached
 IFS=, read -r -a servers <<<"$WHICH"
 
 run_unit
+
+# Every part in the background at once; the parts of one server are not
+# kept in sequence, since nothing carries over from one to the next.
+parts=()
 for server in "${servers[@]}"; do
     for dir in "${PYTEST_DIRS[@]}"; do
         # The client libraries' suites add nothing the protocol suite does
         # not already check about reply order.
         [ "$server" = strata-async ] && [ "$dir" != tests/integration ] && continue
-        [ -d "$dir" ] && run_pytest "$dir" "$server"
+        [ -d "$dir" ] && parts+=("$dir|$server")
     done
+done
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# Each part hands out its servers' ports from a block of its own out of
+# 20000-31999 (helpers.free_port): two parts never pick the same port, and
+# clients' source ports, which the kernel takes from 32768 up, never take
+# one of them either.
+block=$((12000 / (${#parts[@]} > 0 ? ${#parts[@]} : 1)))
+echo "== pytest: ${#parts[@]} part(s) at once; each one's output follows when all are done"
+for i in "${!parts[@]}"; do
+    STRATA_TEST_PORTS=$((20000 + i * block))-$((20000 + (i + 1) * block - 1)) \
+        run_pytest "${parts[$i]%|*}" "${parts[$i]#*|}" "$work/$i" &
+done
+wait
+for i in "${!parts[@]}"; do
+    cat "$work/$i.log"
+    # No counts: the job died before writing them (counted as a failure).
+    read -r p f s <"$work/$i.counts" 2>/dev/null || { p=0 f=1 s=0; }
+    add_counts "${parts[$i]%|*} against ${parts[$i]#*|}" "$p" "$f" "$s"
 done
 
 echo "== summary"

@@ -260,9 +260,12 @@ def run_client(target):
 @pytest.fixture(scope="session")
 def build_dir():
     """Where compiled client programs go: STRATA_BUILD_DIR (default
-    build/release) + tests/clients."""
+    build/release) + tests/clients/<server>. One directory per server, as
+    tools/run-tests.sh runs the suite against several servers at once: a
+    javac or go build of one run must not rewrite the classes or the
+    program that another run is executing."""
     base = helpers.repo_path(os.environ.get("STRATA_BUILD_DIR", "build/release"))
-    path = os.path.join(base, "tests", "clients")
+    path = os.path.join(base, "tests", "clients", helpers.SERVER_KIND)
     os.makedirs(path, exist_ok=True)
     return path
 

@@ -84,12 +84,45 @@ def raise_nofile_limit():
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+# STRATA_TEST_PORTS=FIRST-LAST: the block of ports this test process hands
+# out (tools/run-tests.sh gives each of the pytest processes it runs at
+# once a block of its own, below the kernel's ephemeral range). Unset: any
+# port the kernel picks.
+TEST_PORTS = os.environ.get("STRATA_TEST_PORTS", "")
+_port_lock = threading.Lock()
+_port_next = None
+
+
 def free_port():
     """A TCP port that was free on 127.0.0.1 a moment ago (the caller retries
-    if somebody takes it in between)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    if somebody takes it in between).
+
+    With STRATA_TEST_PORTS, the next free one of that block, round robin:
+    no other test process run alongside hands out the same ports, no
+    client's connect() takes one as its source port (the kernel picks those
+    from its ephemeral range), and a port given up a moment ago is not
+    given out again soon - which matters when a test restarts a server on
+    its own address and there is no retrying on another port. Otherwise one
+    from the kernel's ephemeral range (bind to port 0)."""
+    if not TEST_PORTS:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    global _port_next
+    first, last = (int(p) for p in TEST_PORTS.split("-"))
+    with _port_lock:
+        for _ in range(last - first + 1):
+            port = _port_next if _port_next is not None else first
+            _port_next = port + 1 if port < last else first
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    # no SO_REUSEADDR: a port with connections still in
+                    # TIME_WAIT is passed over too
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port left in STRATA_TEST_PORTS=%s" % TEST_PORTS)
 
 
 class Conn:
