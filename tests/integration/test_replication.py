@@ -777,10 +777,17 @@ def test_wiped_node_comes_back_with_a_new_id_and_repair_fills_it(tmp_path):
         assert all(r is None for r in replica_records(cl[2], keys).values())
         moved = run_repair(cl[2])
         assert moved["keys_pulled"] > 0, moved
+        # a session that failed (a peer slow to answer on a loaded box)
+        # leaves its ranges to the next cycle: cycles until one has nothing
+        # left to do, a few at most
+        cycles = [moved]
+        while cycles[-1]["sessions_failed"] > 0 and len(cycles) < 5:
+            cycles.append(run_repair(cl[2]))
         held = replica_records(cl[2], keys)
         # the new node holds the keys of the ranges it replicates: with four
-        # ring members and N=3, most of them
-        assert sum(r is not None and r.value == b"abc" for r in held.values()) >= len(keys) // 2
+        # ring members and N=3, three quarters of them on average
+        n = sum(r is not None and r.value == b"abc" for r in held.values())
+        assert n >= len(keys) // 2, (n, cycles)
         assert run_repair(cl[2])["keys_pulled"] == 0
         with cl[2].connect() as c:
             for key in keys:
