@@ -312,11 +312,14 @@ static void *cmd_get(void *wctx, const char *key, size_t nkey, bool touch, rel_t
 {
     struct worker *w = wctx;
     enum cache_miss miss;
-    const struct policy *pol = below(w, key, nkey);
-    bool touch_first = touch && writes_below(pol);
-    if (touch_first)
+    /* a hit of a plain get looks at nothing below L1: the policy is
+     * matched for a touch, or after a miss */
+    const struct policy *pol = touch ? below(w, key, nkey) : NULL;
+    if (writes_below(pol))
         touch_below(w, pol, key, nkey, exptime);
     struct item *it = l1_get(w, key, nkey, touch, exptime, &miss);
+    if (it == NULL && !touch)
+        pol = below(w, key, nkey);
     if (it == NULL && pol != NULL) {
         /* a miss, or write-around's touch dropped the copy */
         tiers_fill(tiers_of(w), w->id, pol, key, nkey);
