@@ -405,6 +405,10 @@ def test_consistency_levels_with_nodes_down(tmp_path):
         refused(cl[0], b"delete cl:04\r\n", findings)
         refused(cl[0], b"incr cl:n 1\r\n", findings)
 
+        # node 2 must come back stale: node 0's hints for it are dropped
+        # first (1 s window; on a slow box the steps above may take less)
+        assert helpers.wait_until(lambda: no_hints_pending(cl), timeout=5.0, interval=0.1), \
+            [n.stats(b"hints") for n in cl if n.running]
         # ONE: node 2 back, learns the cluster from node 0, then alone
         cl.restart(2)
         assert helpers.wait_until(lambda: int(cl[2].stats(b"cluster")["ring_nodes"]) == 3,
