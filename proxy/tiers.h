@@ -114,23 +114,24 @@ void tiers_l1_end(struct tiers *t, const char *key, size_t nkey);
 enum fe_result tiers_rmw(struct tiers *t, unsigned worker, const struct policy *pol,
                          struct wire_rmw *q, struct wire_rmw_reply *reply);
 
-/* True when writes are acknowledged per batch (proxy/batch.h): sync =
- * always, or write-behind with journal_sync = always. */
+/* True when a write's reply waits for one sync at the end of the loop
+ * turn (proxy/batch.h): sync = always, or write-behind with journal_sync
+ * = always. */
 bool tiers_batched(const struct tiers *t);
 /*
  * A worker's writes to the local engine (every local backend) go into
  * the worker's batch, their keys locked, until one of these writes it: the
  * front end's before_reply (a connection's replies are about to leave),
- * sync_now's writes outside the batch path, and proxy/batch.c's end of
- * the loop turn, which must run whenever a write waits (tiers_turn_waits).
- * No reply reports a write before its batch is in the engine.
+ * a lock the worker needs and holds already (proxy/turn.c), and
+ * proxy/batch.c's end of the loop turn, which must run whenever a write
+ * waits (tiers_turn_waits). No reply reports a write before its batch is
+ * in the engine.
  *
  * tiers_turn_flush: writes the batch; false when a batch failed since the
  * last tiers_turn_end (the replies queued since may claim lost writes).
  * tiers_turn_end: the same, as a status (ST_IO), and forgets the failure.
  * tiers_turn_waits: writes wait (to be written or synced), or one failed.
  */
-bool tiers_defers(const struct tiers *t);
 bool tiers_turn_flush(struct tiers *t, unsigned worker);
 enum st_status tiers_turn_end(struct tiers *t, unsigned worker);
 bool tiers_turn_waits(struct tiers *t, unsigned worker);

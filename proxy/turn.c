@@ -172,11 +172,6 @@ void turn_keep(struct tiers *t, unsigned w, const char *key, size_t nkey)
 
 /* ------------------------------------------------------ tiers.h's face */
 
-bool tiers_defers(const struct tiers *t)
-{
-    return t != NULL && t->turns != NULL;
-}
-
 bool tiers_turn_waits(struct tiers *t, unsigned w)
 {
     struct turn *tn = turn_of(t, w);
