@@ -2,6 +2,7 @@
  * against a sorted reference, newest-version lookup, sequence filtering for
  * snapshots, and lock-free readers running beside the writer. */
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -287,7 +288,8 @@ enum { RW_KEYS = 200, RW_ROUNDS = 60 };
 struct rewrite_reader {
     struct memtable *m;
     atomic_int *stop;
-    long gets;
+    atomic_long gets;
+    atomic_int failed; /* set when the reader stops on a wrong answer */
 };
 
 static uint64_t version_of(const uint8_t *ikey, size_t len)
@@ -310,13 +312,17 @@ static void *rewrite_reader(void *arg)
         size_t il = mk(ik, key, 0);
         const uint8_t *fk, *fv;
         size_t fkl, fvl;
-        if (!memtable_get(a->m, ik, il, UINT64_MAX, &fk, &fkl, &fv, &fvl))
+        if (!memtable_get(a->m, ik, il, UINT64_MAX, &fk, &fkl, &fv, &fvl)) {
+            atomic_store(&a->failed, 1);
             return (void *)1;
+        }
         uint64_t v = version_of(fk, fkl);
-        if (v < seen[k])
+        if (v < seen[k]) {
+            atomic_store(&a->failed, 1);
             return (void *)2;
+        }
         seen[k] = v;
-        a->gets++;
+        atomic_fetch_add(&a->gets, 1);
     }
     return NULL;
 }
@@ -336,9 +342,13 @@ static void test_rewrites_beside_a_reader(void **state)
         assert_int_equal(memtable_add(m, ++seq, k, kl, rv, sizeof(rv)), ST_OK);
     }
     atomic_int stop = 0;
-    struct rewrite_reader a = {m, &stop, 0};
+    struct rewrite_reader a = {m, &stop, 0, 0};
     pthread_t t;
     pthread_create(&t, NULL, rewrite_reader, &a);
+    /* The rewrites take less time than a thread's start on a loaded box:
+     * they begin once the reader reads, so the two overlap. */
+    while (atomic_load(&a.gets) == 0 && !atomic_load(&a.failed))
+        sched_yield();
     for (int round = 2; round <= RW_ROUNDS; round++) {
         for (int i = 0; i < RW_KEYS; i++) {
             char key[32];
@@ -351,7 +361,7 @@ static void test_rewrites_beside_a_reader(void **state)
     void *res;
     pthread_join(t, &res);
     assert_null(res);
-    assert_true(a.gets > 0);
+    assert_true(atomic_load(&a.gets) > 0);
     memtable_unref(&m);
 }
 
