@@ -48,7 +48,7 @@ else
 $(error MODE must be release, debug, asan or tsan)
 endif
 
-PKGS := libevent_core libxxhash libzstd inih
+PKGS := libevent_core libxxhash libzstd inih libmd
 ifeq ($(USE_JEMALLOC),1)
 PKGS += jemalloc
 else

@@ -9,7 +9,7 @@
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
 
-BUILD_PKGS="build-essential pkg-config libevent-dev libjemalloc-dev libxxhash-dev libzstd-dev libinih-dev libsystemd-dev"
+BUILD_PKGS="build-essential pkg-config libevent-dev libjemalloc-dev libxxhash-dev libzstd-dev libinih-dev libmd-dev libsystemd-dev"
 TEST_PKGS="libcmocka-dev libmemcached-dev libmemcached-tools memcached redis-server python3 python3-pytest python3-pymemcache python3-xxhash collectd-core procps clang-format"
 # tests/clients: Debian's memcached clients in Python, Perl, PHP, Java, Go
 # and Ruby, driven unchanged against both servers.
