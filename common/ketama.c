@@ -26,8 +26,8 @@ struct point {
 struct ketama {
     uint32_t nservers;
     uint32_t npoints;
-    struct point *points;     /* sorted by (value, server) */
-    uint32_t *server_points;  /* per server: how many it has */
+    struct point *points;    /* sorted by (value, server) */
+    uint32_t *server_points; /* per server: how many it has */
 };
 
 static void md5_of(const void *data, size_t len, uint8_t out[16])

@@ -36,9 +36,8 @@ static void agree(const struct ketama_server *s, unsigned n)
     assert_int_equal(memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED, 1),
                      MEMCACHED_SUCCESS);
     for (unsigned i = 0; i < n; i++)
-        assert_int_equal(
-            memcached_server_add_with_weight(mc, s[i].host, s[i].port, s[i].weight),
-            MEMCACHED_SUCCESS);
+        assert_int_equal(memcached_server_add_with_weight(mc, s[i].host, s[i].port, s[i].weight),
+                         MEMCACHED_SUCCESS);
     struct ketama *k = NULL;
     assert_int_equal(ketama_build(s, n, &k), ST_OK);
     unsigned per[16] = {0};
@@ -175,12 +174,9 @@ static void test_bad_lists(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_equal_weights),
-        cmocka_unit_test(test_default_port_and_names),
-        cmocka_unit_test(test_weights),
-        cmocka_unit_test(test_one_server),
-        cmocka_unit_test(test_many_servers),
-        cmocka_unit_test(test_ejection_moves_only_its_keys),
+        cmocka_unit_test(test_equal_weights), cmocka_unit_test(test_default_port_and_names),
+        cmocka_unit_test(test_weights),       cmocka_unit_test(test_one_server),
+        cmocka_unit_test(test_many_servers),  cmocka_unit_test(test_ejection_moves_only_its_keys),
         cmocka_unit_test(test_bad_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
