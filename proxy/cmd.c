@@ -25,6 +25,7 @@
 #include "proxy/admin.h"
 #include "proxy/batch.h"
 #include "proxy/detail.h"
+#include "proxy/l2.h"
 #include "proxy/proxy.h"
 #include "proxy/stats.h"
 #include "proxy/tiers.h"
@@ -792,6 +793,11 @@ static bool cmd_stats(void *exec, const char *args, size_t len,
 {
     struct proxy *p = exec;
     if (len > 0 && tiers_stats(p->tiers, args, len, emit, arg)) {
+        *special = NULL;
+        return true;
+    }
+    if (p->l2 != NULL && len == 2 && memcmp(args, "l2", 2) == 0) {
+        l2_stats(p->l2, emit, arg);
         *special = NULL;
         return true;
     }

@@ -33,7 +33,9 @@
 #include "proxy/admin.h"
 #include "proxy/cmd.h"
 #include "proxy/cmd_cluster.h"
+#include "proxy/cmd_l2.h"
 #include "proxy/detail.h"
+#include "proxy/l2.h"
 #include "proxy/proxy.h"
 #include "proxy/settings.h"
 #include "proxy/tiers.h"
@@ -229,11 +231,14 @@ static void front_end_setup(struct proxy *p)
         .shutdown_command = s->shutdown_command,
     };
     /* --test-async-reads: every lookup through the asynchronous path */
-    static struct fe_exec_ops deferred, cluster;
+    static struct fe_exec_ops deferred, cluster, pool;
     p->fe.xo = s->test_async_reads ? fe_exec_deferred(&cmd_exec_ops, &deferred) : &cmd_exec_ops;
     /* backend = cluster: every command that can waits on the nodes */
     if (tiers_cbackend(p->tiers) != NULL)
         p->fe.xo = cmd_cluster_exec(p->fe.xo, &cluster);
+    /* an L2 pool: every command that can goes to its server */
+    if (p->l2 != NULL)
+        p->fe.xo = cmd_l2_exec(p->fe.xo, &pool);
     p->fe.exec = p;
     p->fe.hooks = (struct fe_hooks){
         .arg = &p->watch,
@@ -286,6 +291,8 @@ int main(int argc, char **argv)
     if (detail_create(&p->detail, s->detail_delimiter, s->detail_enabled) != ST_OK)
         return EX_OSERR;
     if ((rc = tiers_open(s, p->cache, s->threads, &p->tiers)) != 0)
+        return rc;
+    if ((rc = l2_open(s, s->threads, &p->l2)) != 0)
         return rc;
 
     m.base = event_base_new();
@@ -349,6 +356,7 @@ out_workers:
     for (unsigned i = 0; i < p->fe.nworkers; i++)
         worker_join(&p->fe.workers[i]);
     tiers_workers_stopped(p->tiers); /* links close before the loops' bases */
+    l2_close_links(p->l2);
     for (unsigned i = 0; i < p->fe.nworkers; i++)
         worker_deinit(&p->fe.workers[i]);
     mem_free(MEM_OTHER, p->fe.workers, s->threads * sizeof(*p->fe.workers));
@@ -363,6 +371,7 @@ out:
     if (m.base != NULL)
         event_base_free(m.base);
     tiers_close(&p->tiers); /* after the workers: they used it */
+    l2_close(&p->l2);
     cache_destroy(&p->cache);
     detail_destroy(&p->detail);
     if (s->pidfile != NULL && rc == 0)

@@ -19,12 +19,14 @@
 struct cache;
 struct detail;
 struct tiers;
+struct l2;
 
 struct proxy {
     struct settings settings;
     struct fe fe; /* the memcached front end: workers, listener, conn counters */
     struct cache *cache;
     struct tiers *tiers;      /* below L1; NULL: backend = none */
+    struct l2 *l2;            /* the L2 pool; NULL: no l2_servers */
     struct admin_state admin; /* operator commands' runtime state */
     struct detail *detail;    /* stats detail */
     struct watch_state watch; /* `watch` log watchers */

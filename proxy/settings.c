@@ -146,6 +146,25 @@ static const struct opt_def opts[] = {
      "the journal for the next start"},
     {"test_backend_pause_file", 0, T_STR, NULL, 0, 0, 0, OFF(test_backend_pause_file), "<file>",
      "for tests only: while this file exists, write-behind's drainer finds the backend down"},
+    {"l1", 0, T_BOOL, "yes", 0, 0, 0, OFF(l1), NULL,
+     "keep items in this process (L1); off with l2_servers: every command goes to its L2 "
+     "server (routing mode, as twemproxy)"},
+    {"l2_servers", 0, T_STR, NULL, 0, 0, 0, OFF(l2_servers), "<host:port[:weight],...>",
+     "the L2 pool: memcached servers or strata-proxies' peer ports, keys placed by "
+     "libmemcached's weighted ketama (docs/L2.md)"},
+    {"l2_timeout_ms", 0, T_UINT, "500", 1, 600000, 0, OFF(l2_timeout_ms), "<ms>",
+     "an L2 request without an answer for this long fails (a get is then a miss)"},
+    {"l2_max_inflight", 0, T_UINT, "1024", 1, 1000000, 0, OFF(l2_max_inflight), "<num>",
+     "requests in flight per L2 server per worker; more fail at once"},
+    {"l2_eject_after", 0, T_UINT, "3", 1, 1000, 0, OFF(l2_eject_after), "<num>",
+     "failures in a row (timeouts, resets, refused dials) that eject an L2 server"},
+    {"l2_retry_ms", 0, T_UINT, "1000", 10, 3600000, 0, OFF(l2_retry_ms), "<ms>",
+     "how long an ejected L2 server stays out; doubled while it keeps failing"},
+    {"l2_retry_max_ms", 0, T_UINT, "30000", 10, 3600000, 0, OFF(l2_retry_max_ms), "<ms>",
+     "the longest an L2 server stays ejected"},
+    {"l2_flush_on_return", 0, T_BOOL, "yes", 0, 0, 0, OFF(l2_flush_on_return), NULL,
+     "send flush_all to an ejected L2 server before it serves again (its entries may be "
+     "stale)"},
     {"mode", 0, T_STR, NULL, 0, 0, 0, OFF(mode), "<mode>",
      "the default policy's mode: cache-only, read-through, write-through, write-behind or "
      "write-around (default: cache-only without a backend, write-through with one)"},
@@ -607,6 +626,18 @@ static int validate_tiers(struct settings *s)
     }
     if (strcmp(s->backend, "local") == 0 && s->data_dir == NULL) {
         fprintf(stderr, "strata-proxy: backend = local needs data_dir (--data-dir)\n");
+        return EX_CONFIG;
+    }
+    bool l2 = s->l2_servers != NULL && s->l2_servers[0] != '\0';
+    if (l2 && strcmp(s->backend, "none") != 0) {
+        /* docs/L2.md: the pool in front of a backend needs versions carried
+         * through memcached servers that cannot store them; not built yet */
+        fprintf(stderr, "strata-proxy: l2_servers works with backend = none for now "
+                        "(docs/L2.md)\n");
+        return EX_CONFIG;
+    }
+    if (!s->l1 && !l2) {
+        fprintf(stderr, "strata-proxy: l1 = off needs l2_servers (routing mode)\n");
         return EX_CONFIG;
     }
     if (strcmp(s->journal_sync, "always") != 0 && strcmp(s->journal_sync, "interval") != 0) {

@@ -76,6 +76,15 @@ struct settings {
     char *policy_spec;         /* "PREFIX<TAB>name=value" lines (proxy/policy.h) */
     struct policies *policies; /* built from the above by settings_parse */
 
+    /* the L2 pool (docs/L2.md) */
+    char *l2_servers; /* "host:port[:weight],..." */
+    unsigned l2_timeout_ms;
+    unsigned l2_max_inflight;
+    unsigned l2_eject_after;
+    unsigned l2_retry_ms, l2_retry_max_ms;
+    bool l2_flush_on_return;
+    bool l1; /* false: no L1 (routing mode with l2_servers) */
+
     char *config_path; /* --config */
     char *notes;       /* start-up notes ("-o x: ..." lines), see settings_log_notes */
     bool item_size_given;

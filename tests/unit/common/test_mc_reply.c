@@ -52,11 +52,16 @@ static void test_codes(void **state)
         const char *s;
         enum mc_reply_code c;
     } cases[] = {
-        {"HD Oa2\r\n", MC_REPLY_HD},        {"EN\r\n", MC_REPLY_EN},
-        {"NF Ox\r\n", MC_REPLY_NF},         {"NS\r\n", MC_REPLY_NS},
-        {"EX c3\r\n", MC_REPLY_EX},         {"MN\r\n", MC_REPLY_MN},
-        {"OK\r\n", MC_REPLY_OK},            {"VERSION 1.6.18\r\n", MC_REPLY_VERSION},
-        {"ERROR\r\n", MC_REPLY_ERROR},      {"CLIENT_ERROR bad data chunk\r\n", MC_REPLY_CLIENT_ERROR},
+        {"HD Oa2\r\n", MC_REPLY_HD},
+        {"EN\r\n", MC_REPLY_EN},
+        {"NF Ox\r\n", MC_REPLY_NF},
+        {"NS\r\n", MC_REPLY_NS},
+        {"EX c3\r\n", MC_REPLY_EX},
+        {"MN\r\n", MC_REPLY_MN},
+        {"OK\r\n", MC_REPLY_OK},
+        {"VERSION 1.6.18\r\n", MC_REPLY_VERSION},
+        {"ERROR\r\n", MC_REPLY_ERROR},
+        {"CLIENT_ERROR bad data chunk\r\n", MC_REPLY_CLIENT_ERROR},
         {"SERVER_ERROR out of memory\r\n", MC_REPLY_SERVER_ERROR},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -83,13 +88,13 @@ static void test_bad(void **state)
     (void)state;
     struct mc_reply r;
     const char *bad[] = {
-        "XX\r\n",                 /* unknown code */
-        "HDX\r\n",                /* a code must end at a space */
-        "HD\n",                   /* no \r */
-        "VA x\r\n",               /* no length */
-        "VA 2000 c1\r\n",         /* over value_max */
-        "VA 2\r\nhiXX",           /* the block's terminator */
-        "VALUE k 0 2\r\nhi\r\n",  /* a text-protocol reply on a meta link */
+        "XX\r\n",                /* unknown code */
+        "HDX\r\n",               /* a code must end at a space */
+        "HD\n",                  /* no \r */
+        "VA x\r\n",              /* no length */
+        "VA 2000 c1\r\n",        /* over value_max */
+        "VA 2\r\nhiXX",          /* the block's terminator */
+        "VALUE k 0 2\r\nhi\r\n", /* a text-protocol reply on a meta link */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(parse(bad[i], &r), MC_REPLY_BAD);

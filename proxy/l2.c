@@ -1,0 +1,738 @@
+/*
+ * l2.c - the L2 pool's servers, their connections and ejection (see
+ * l2.h).
+ *
+ *   l2_request ─► ketama: the key's server, or the next one up
+ *                 (an ejected server whose time is up is claimed by one
+ *                  worker, sent flush_all, and serves once it answers OK)
+ *              ─► the worker's link to it: "<line> O<id>\r\n[data\r\n]"
+ *   replies    ─► in order; each must echo its request's O token
+ *                 (error lines carry none) ─► done(arg, L2_OK, reply)
+ *   failures   ─► a reply that does not parse or answers another token,
+ *                 a closed connection, the oldest request's timeout: the
+ *                 link is reset and every request on it fails; the server
+ *                 counts one failure, l2_eject_after in a row eject it
+ */
+#include "proxy/l2.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sysexits.h>
+
+#include "common/clock.h"
+#include "common/ketama.h"
+#include "common/log.h"
+#include "common/mc_text.h"
+#include "common/mem.h"
+#include "frontend/worker.h"
+#include "proxy/settings.h"
+
+#define L2_TICK_MS 5
+#define L2_LAT_BUCKETS 32
+
+enum srv_state { SRV_UP, SRV_EJECTED, SRV_RETURNING };
+
+struct l2_server {
+    char host[256];
+    uint16_t port;
+    uint32_t weight;
+    char addr[300]; /* "host:port", for logs and stats */
+    struct sockaddr_storage sa;
+    socklen_t salen;
+
+    _Atomic int state;             /* enum srv_state */
+    _Atomic uint32_t fails;        /* in a row */
+    _Atomic uint64_t until_ms;     /* SRV_EJECTED: until then */
+    _Atomic uint64_t retry_ms;     /* the last ejection's interval */
+    _Atomic uint64_t returned_ms;  /* when it last came back; 0: never left */
+    _Atomic uint64_t requests, hits, misses, errors, timeouts, resets, ejections, busy;
+    _Atomic uint64_t lat[L2_LAT_BUCKETS]; /* bucket i: [2^(i-1), 2^i) µs */
+};
+
+struct pending {
+    struct pending *next;
+    uint64_t id;
+    uint64_t deadline_ms;
+    uint64_t start_us;
+    l2_done_fn done; /* NULL: the return flush */
+    void *arg;
+    bool get; /* mg: VA counts a hit, EN a miss */
+};
+
+struct link {
+    struct l2_worker *lw;
+    uint32_t server;
+    struct bufferevent *bev; /* NULL: not connected */
+    struct pending *head, *tail;
+    unsigned inflight;
+    uint64_t next_id;
+    uint64_t resets; /* bumped by link_reset: callers' loops notice */
+};
+
+/* One worker's connections: its loop's thread only. */
+struct l2_worker {
+    struct l2 *l2;
+    struct event_base *base;
+    struct event *tick;
+    bool ticking;
+    unsigned pending; /* over all links */
+    struct link *links; /* one per server */
+};
+
+struct l2 {
+    unsigned timeout_ms, max_inflight, eject_after;
+    uint64_t retry_base_ms, retry_max_ms;
+    bool flush_on_return;
+    size_t value_max;
+    struct ketama *ketama;
+    struct l2_server *servers;
+    uint32_t nservers;
+    unsigned nworkers;
+    struct l2_worker **workers; /* created on each worker's first request */
+};
+
+#define COUNT(s, f) atomic_fetch_add_explicit(&(s)->f, 1, memory_order_relaxed)
+
+const char *l2_result_name(enum l2_result r)
+{
+    switch (r) {
+    case L2_OK: return "ok";
+    case L2_TIMEOUT: return "timeout";
+    case L2_CLOSED: return "closed";
+    case L2_DOWN: return "down";
+    case L2_BUSY: return "busy";
+    }
+    return "?";
+}
+
+size_t l2_value_max(const struct l2 *l)
+{
+    return l->value_max;
+}
+
+/* ------------------------------------------------------- ejection */
+
+static void server_ok(struct l2_server *s)
+{
+    if (atomic_load_explicit(&s->fails, memory_order_relaxed) != 0)
+        atomic_store_explicit(&s->fails, 0, memory_order_relaxed);
+}
+
+/* Ejects s from `from` (UP or RETURNING): its interval doubles when it
+ * fails again within l2_retry_max_ms of its last return, else starts at
+ * the base, so a flapping server stays out longer each time. */
+static void server_eject(struct l2 *l, struct l2_server *s, int from)
+{
+    int expect = from;
+    if (!atomic_compare_exchange_strong(&s->state, &expect, SRV_EJECTED))
+        return;
+    uint64_t now = clock_monotonic_ms();
+    uint64_t back = atomic_load(&s->returned_ms), prev = atomic_load(&s->retry_ms);
+    uint64_t retry = l->retry_base_ms;
+    if (back != 0 && now - back < l->retry_max_ms && prev > 0)
+        retry = prev * 2 < l->retry_max_ms ? prev * 2 : l->retry_max_ms;
+    atomic_store(&s->retry_ms, retry);
+    atomic_store(&s->until_ms, now + retry);
+    COUNT(s, ejections);
+    log_warn("l2: server %s ejected for %" PRIu64 " ms", s->addr, retry);
+}
+
+/* One failure of s (a reset, a timeout, a refused dial). */
+static void server_failed(struct l2 *l, struct l2_server *s)
+{
+    uint32_t f = atomic_fetch_add(&s->fails, 1) + 1;
+    if (f >= l->eject_after)
+        server_eject(l, s, SRV_UP);
+}
+
+static void server_returned(struct l2_server *s)
+{
+    atomic_store(&s->fails, 0);
+    atomic_store(&s->returned_ms, clock_monotonic_ms());
+    atomic_store(&s->state, SRV_UP);
+    log_info("l2: server %s is back", s->addr);
+}
+
+/* ------------------------------------------------------------ links */
+
+static void lat_record(struct l2_server *s, uint64_t start_us)
+{
+    uint64_t us = clock_monotonic_us() - start_us;
+    unsigned b = 0;
+    while (us > 0 && b < L2_LAT_BUCKETS - 1) {
+        us >>= 1;
+        b++;
+    }
+    atomic_fetch_add_explicit(&s->lat[b], 1, memory_order_relaxed);
+}
+
+static void tick_update(struct l2_worker *lw)
+{
+    if (lw->pending > 0 && !lw->ticking) {
+        struct timeval tv = {0, L2_TICK_MS * 1000};
+        if (event_add(lw->tick, &tv) == 0)
+            lw->ticking = true;
+    } else if (lw->pending == 0 && lw->ticking) {
+        event_del(lw->tick);
+        lw->ticking = false;
+    }
+}
+
+static struct pending *pending_pop(struct link *k)
+{
+    struct pending *p = k->head;
+    k->head = p->next;
+    if (k->head == NULL)
+        k->tail = NULL;
+    k->inflight--;
+    k->lw->pending--;
+    return p;
+}
+
+/* Completes p (popped) and frees it. */
+static void pending_finish(struct link *k, struct pending *p, enum l2_result r,
+                           const struct mc_reply *reply)
+{
+    struct l2 *l = k->lw->l2;
+    struct l2_server *s = &l->servers[k->server];
+    l2_done_fn done = p->done;
+    void *arg = p->arg;
+    bool get = p->get;
+    if (r == L2_OK)
+        lat_record(s, p->start_us);
+    mem_free(MEM_CONN, p, sizeof(*p));
+    if (done == NULL) { /* the return flush */
+        if (r == L2_OK && reply->code == MC_REPLY_OK)
+            server_returned(s);
+        else
+            server_eject(l, s, SRV_RETURNING);
+        return;
+    }
+    if (r == L2_OK) {
+        if (reply->code == MC_REPLY_SERVER_ERROR || reply->code == MC_REPLY_ERROR ||
+            reply->code == MC_REPLY_CLIENT_ERROR)
+            COUNT(s, errors);
+        else if (get && reply->code == MC_REPLY_VA)
+            COUNT(s, hits);
+        else if (get && reply->code == MC_REPLY_EN)
+            COUNT(s, misses);
+    }
+    done(arg, r, reply);
+}
+
+/*
+ * Closes k's connection and fails its requests: the oldest with `first`
+ * (L2_TIMEOUT when it timed out), the rest L2_CLOSED (they were behind
+ * it: replies come in order). The server counts one failure.
+ */
+static void link_reset(struct link *k, enum l2_result first, const char *why)
+{
+    struct l2 *l = k->lw->l2;
+    struct l2_server *s = &l->servers[k->server];
+    if (k->bev != NULL) {
+        log_info("l2: connection to %s reset: %s", s->addr, why);
+        bufferevent_free(k->bev);
+        k->bev = NULL;
+    }
+    k->resets++;
+    COUNT(s, resets);
+    server_failed(l, s);
+    enum l2_result r = first;
+    while (k->head != NULL) {
+        struct pending *p = pending_pop(k);
+        pending_finish(k, p, r, NULL);
+        r = L2_CLOSED;
+    }
+    tick_update(k->lw);
+}
+
+/* True when reply answers p: meta replies echo p's token; error lines
+ * and OK (flush_all) carry none. */
+static bool reply_matches(const struct mc_reply *r, const struct pending *p)
+{
+    switch (r->code) {
+    case MC_REPLY_OK:
+    case MC_REPLY_VERSION:
+    case MC_REPLY_ERROR:
+    case MC_REPLY_CLIENT_ERROR:
+    case MC_REPLY_SERVER_ERROR: return true;
+    default: break;
+    }
+    uint64_t id;
+    return mc_reply_flag_u64(r, 'O', &id) && id == p->id;
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct link *k = arg;
+    struct l2 *l = k->lw->l2;
+    uint64_t resets = k->resets;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    for (;;) {
+        size_t len = evbuffer_get_length(in);
+        if (len == 0)
+            return;
+        const char *buf = (const char *)evbuffer_pullup(in, -1);
+        struct mc_reply r;
+        enum mc_reply_parse pr = mc_reply_parse(buf, len, l->value_max, &r);
+        if (pr == MC_REPLY_PARTIAL)
+            return;
+        if (pr == MC_REPLY_BAD || k->head == NULL || !reply_matches(&r, k->head)) {
+            COUNT(&l->servers[k->server], errors);
+            link_reset(k, L2_CLOSED,
+                       pr == MC_REPLY_BAD ? "a reply that does not parse"
+                       : k->head == NULL  ? "a reply nothing asked for"
+                                          : "a reply to another request");
+            return;
+        }
+        struct pending *p = pending_pop(k);
+        server_ok(&l->servers[k->server]);
+        pending_finish(k, p, L2_OK, &r);
+        tick_update(k->lw);
+        if (k->resets != resets || k->bev != bev)
+            return; /* the callback reset the link: bev is gone */
+        evbuffer_drain(in, r.size);
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct link *k = arg;
+    if (what & BEV_EVENT_CONNECTED)
+        return;
+    link_reset(k, L2_CLOSED,
+               what & BEV_EVENT_EOF ? "closed by the server" : "connection error");
+}
+
+static bool link_dial(struct link *k)
+{
+    struct l2_server *s = &k->lw->l2->servers[k->server];
+    k->bev = bufferevent_socket_new(k->lw->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (k->bev == NULL)
+        return false;
+    bufferevent_setcb(k->bev, on_read, NULL, on_event, k);
+    bufferevent_enable(k->bev, EV_READ | EV_WRITE);
+    if (bufferevent_socket_connect(k->bev, (struct sockaddr *)&s->sa, (int)s->salen) != 0) {
+        bufferevent_free(k->bev);
+        k->bev = NULL;
+        return false;
+    }
+    return true;
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct l2_worker *lw = arg;
+    lw->ticking = false;
+    uint64_t now = clock_monotonic_ms();
+    for (uint32_t i = 0; i < lw->l2->nservers; i++) {
+        struct link *k = &lw->links[i];
+        if (k->head != NULL && k->head->deadline_ms <= now) {
+            COUNT(&lw->l2->servers[i], timeouts);
+            link_reset(k, L2_TIMEOUT, "a request timed out");
+        }
+    }
+    tick_update(lw);
+}
+
+/* Queues a request on k (dialing it); false when it cannot be sent. */
+static enum l2_result link_send(struct link *k, const char *line, size_t nline, const void *data,
+                                size_t ndata, bool has_data, l2_done_fn done, void *arg)
+{
+    struct l2 *l = k->lw->l2;
+    struct l2_server *s = &l->servers[k->server];
+    if (k->inflight >= l->max_inflight) {
+        COUNT(s, busy);
+        return L2_BUSY;
+    }
+    if (k->bev == NULL && !link_dial(k)) {
+        server_failed(l, s);
+        return L2_DOWN;
+    }
+    struct pending *p = mem_alloc(MEM_CONN, sizeof(*p));
+    if (p == NULL)
+        return L2_BUSY;
+    uint64_t id = k->next_id++;
+    char tok[32];
+    int nt = snprintf(tok, sizeof(tok), done == NULL ? "\r\n" : " O%" PRIu64 "\r\n", id);
+    struct evbuffer *out = bufferevent_get_output(k->bev);
+    evbuffer_add(out, line, nline);
+    evbuffer_add(out, tok, (size_t)nt);
+    if (has_data) {
+        evbuffer_add(out, data, ndata);
+        evbuffer_add(out, "\r\n", 2);
+    }
+    *p = (struct pending){
+        .id = id,
+        .deadline_ms = clock_monotonic_ms() + l->timeout_ms,
+        .start_us = clock_monotonic_us(),
+        .done = done,
+        .arg = arg,
+        .get = nline >= 2 && line[0] == 'm' && line[1] == 'g',
+    };
+    if (k->tail != NULL)
+        k->tail->next = p;
+    else
+        k->head = p;
+    k->tail = p;
+    k->inflight++;
+    k->lw->pending++;
+    COUNT(s, requests);
+    tick_update(k->lw);
+    return L2_OK;
+}
+
+static struct l2_worker *worker_state(struct l2 *l, struct worker *w)
+{
+    struct l2_worker *lw = l->workers[w->id];
+    if (lw != NULL)
+        return lw;
+    lw = mem_calloc(MEM_OTHER, 1, sizeof(*lw));
+    if (lw == NULL)
+        return NULL;
+    lw->links = mem_calloc(MEM_OTHER, l->nservers, sizeof(*lw->links));
+    lw->tick = event_new(w->base, -1, 0, on_tick, lw);
+    if (lw->links == NULL || lw->tick == NULL) {
+        if (lw->tick != NULL)
+            event_free(lw->tick);
+        if (lw->links != NULL)
+            mem_free(MEM_OTHER, lw->links, l->nservers * sizeof(*lw->links));
+        mem_free(MEM_OTHER, lw, sizeof(*lw));
+        return NULL;
+    }
+    lw->l2 = l;
+    lw->base = w->base;
+    for (uint32_t i = 0; i < l->nservers; i++)
+        lw->links[i] = (struct link){.lw = lw, .server = i, .next_id = 1};
+    l->workers[w->id] = lw;
+    return lw;
+}
+
+/* ---------------------------------------------------------- requests */
+
+struct pick {
+    struct l2 *l;
+    struct l2_worker *lw;
+};
+
+/*
+ * ketama's `up`: an UP server; an ejected one whose time is up is
+ * claimed by this caller (one worker), which sends it flush_all: it
+ * serves again once that answers. Meanwhile its keys go on to the next.
+ */
+static bool server_up(void *arg, uint32_t i)
+{
+    struct pick *pk = arg;
+    struct l2_server *s = &pk->l->servers[i];
+    int st = atomic_load_explicit(&s->state, memory_order_acquire);
+    if (st == SRV_UP)
+        return true;
+    if (st != SRV_EJECTED || clock_monotonic_ms() < atomic_load(&s->until_ms))
+        return false;
+    int expect = SRV_EJECTED;
+    if (!atomic_compare_exchange_strong(&s->state, &expect, SRV_RETURNING))
+        return false;
+    if (!pk->l->flush_on_return) {
+        server_returned(s);
+        return true;
+    }
+    atomic_store(&s->fails, 0);
+    static const char flush[] = "flush_all";
+    if (link_send(&pk->lw->links[i], flush, sizeof(flush) - 1, NULL, 0, false, NULL, NULL) !=
+        L2_OK)
+        server_eject(pk->l, s, SRV_RETURNING);
+    return false;
+}
+
+/* A request that could not be sent completes on the next loop turn. */
+struct failed_req {
+    struct event *ev;
+    enum l2_result r;
+    l2_done_fn done;
+    void *arg;
+};
+
+static void on_failed(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct failed_req *f = arg;
+    l2_done_fn done = f->done;
+    void *darg = f->arg;
+    enum l2_result r = f->r;
+    event_free(f->ev);
+    mem_free(MEM_CONN, f, sizeof(*f));
+    done(darg, r, NULL);
+}
+
+static void fail_later(struct event_base *base, enum l2_result r, l2_done_fn done, void *arg)
+{
+    struct failed_req *f = mem_alloc(MEM_CONN, sizeof(*f));
+    if (f != NULL) {
+        f->ev = event_new(base, -1, 0, on_failed, f);
+        if (f->ev != NULL) {
+            f->r = r;
+            f->done = done;
+            f->arg = arg;
+            event_active(f->ev, 0, 0);
+            return;
+        }
+        mem_free(MEM_CONN, f, sizeof(*f));
+    }
+    /* out of memory: the caller's contract is bent rather than a request lost */
+    done(arg, r, NULL);
+}
+
+void l2_request(struct l2 *l, struct worker *w, const char *key, size_t nkey, const char *line,
+                size_t nline, const void *data, size_t ndata, l2_done_fn done, void *arg)
+{
+    struct l2_worker *lw = worker_state(l, w);
+    if (lw == NULL) {
+        fail_later(w->base, L2_BUSY, done, arg);
+        return;
+    }
+    struct pick pk = {l, lw};
+    enum l2_result r = L2_DOWN;
+    /* a server whose dial fails at once is passed over for the next */
+    for (unsigned tries = 0; tries < 2 && r == L2_DOWN; tries++) {
+        uint32_t i = ketama_pick(l->ketama, key, nkey, server_up, &pk);
+        if (i == KETAMA_NONE)
+            break;
+        r = link_send(&lw->links[i], line, nline, data, ndata, data != NULL, done, arg);
+    }
+    if (r != L2_OK)
+        fail_later(w->base, r, done, arg);
+}
+
+/* ---------------------------------------------------------- open/close */
+
+/* "host:port[:weight]" into s; false with a message. */
+static bool server_parse(const char *spec, struct l2_server *s)
+{
+    char buf[300];
+    if (snprintf(buf, sizeof(buf), "%s", spec) >= (int)sizeof(buf))
+        return false;
+    char *weight = NULL, *port;
+    char *c1 = strrchr(buf, ':');
+    if (c1 == NULL)
+        return false;
+    *c1 = '\0';
+    char *c2 = strrchr(buf, ':');
+    if (c2 != NULL && buf[0] != '[') {
+        *c2 = '\0';
+        port = c2 + 1;
+        weight = c1 + 1;
+    } else {
+        port = c1 + 1;
+    }
+    char *host = buf;
+    size_t hl = strlen(host);
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        host[hl - 1] = '\0';
+        host++;
+    }
+    char *end;
+    unsigned long p = strtoul(port, &end, 10);
+    if (*host == '\0' || *port == '\0' || *end != '\0' || p == 0 || p > 65535)
+        return false;
+    unsigned long wt = 1;
+    if (weight != NULL) {
+        wt = strtoul(weight, &end, 10);
+        if (*weight == '\0' || *end != '\0' || wt == 0 || wt > 1000000)
+            return false;
+    }
+    if (strlen(host) >= sizeof(s->host))
+        return false;
+    memcpy(s->host, host, strlen(host) + 1);
+    s->port = (uint16_t)p;
+    s->weight = (uint32_t)wt;
+    snprintf(s->addr, sizeof(s->addr), "%s:%u", s->host, s->port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(s->host, port, &hints, &res) != 0 || res == NULL)
+        return false;
+    memcpy(&s->sa, res->ai_addr, res->ai_addrlen);
+    s->salen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return true;
+}
+
+int l2_open(const struct settings *s, unsigned workers, struct l2 **out)
+{
+    *out = NULL;
+    if (s->l2_servers == NULL || s->l2_servers[0] == '\0')
+        return 0;
+    struct l2 *l = mem_calloc(MEM_OTHER, 1, sizeof(*l));
+    if (l == NULL)
+        return EX_OSERR;
+    l->timeout_ms = s->l2_timeout_ms;
+    l->max_inflight = s->l2_max_inflight;
+    l->eject_after = s->l2_eject_after;
+    l->retry_base_ms = s->l2_retry_ms;
+    l->retry_max_ms = s->l2_retry_max_ms > s->l2_retry_ms ? s->l2_retry_max_ms : s->l2_retry_ms;
+    l->flush_on_return = s->l2_flush_on_return;
+    l->value_max = s->item_size_max;
+    l->nworkers = workers;
+    uint32_t n = 1;
+    for (const char *c = s->l2_servers; *c != '\0'; c++)
+        n += *c == ',';
+    l->servers = mem_calloc(MEM_OTHER, n, sizeof(*l->servers));
+    l->workers = mem_calloc(MEM_OTHER, workers, sizeof(*l->workers));
+    struct ketama_server *ks = mem_calloc(MEM_OTHER, n, sizeof(*ks));
+    if (l->servers == NULL || l->workers == NULL || ks == NULL) {
+        if (ks != NULL)
+            mem_free(MEM_OTHER, ks, n * sizeof(*ks));
+        l2_close(&l);
+        return EX_OSERR;
+    }
+    l->nservers = n;
+    const char *p = s->l2_servers;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        char spec[300];
+        if (len >= sizeof(spec) || !(snprintf(spec, sizeof(spec), "%.*s", (int)len, p), 1) ||
+            !server_parse(spec, &l->servers[i])) {
+            fprintf(stderr,
+                    "strata-proxy: l2_servers: \"%.*s\" is not host:port[:weight] with a host "
+                    "that resolves\n",
+                    (int)len, p);
+            mem_free(MEM_OTHER, ks, n * sizeof(*ks));
+            l2_close(&l);
+            return EX_CONFIG;
+        }
+        ks[i] = (struct ketama_server){l->servers[i].host, l->servers[i].port,
+                                       l->servers[i].weight};
+        p = comma != NULL ? comma + 1 : p + len;
+    }
+    enum st_status st = ketama_build(ks, n, &l->ketama);
+    mem_free(MEM_OTHER, ks, n * sizeof(*ks));
+    if (st != ST_OK) {
+        fprintf(stderr, "strata-proxy: l2_servers: cannot build the continuum: %s\n",
+                st_status_name(st));
+        l2_close(&l);
+        return EX_CONFIG;
+    }
+    *out = l;
+    return 0;
+}
+
+void l2_close_links(struct l2 *l)
+{
+    if (l == NULL)
+        return;
+    for (unsigned w = 0; w < l->nworkers; w++) {
+        struct l2_worker *lw = l->workers[w];
+        if (lw == NULL)
+            continue;
+        for (uint32_t i = 0; i < l->nservers; i++) {
+            struct link *k = &lw->links[i];
+            if (k->bev != NULL || k->head != NULL) {
+                if (k->bev != NULL)
+                    bufferevent_free(k->bev);
+                k->bev = NULL;
+                while (k->head != NULL)
+                    pending_finish(k, pending_pop(k), L2_CLOSED, NULL);
+            }
+        }
+        event_free(lw->tick);
+        mem_free(MEM_OTHER, lw->links, l->nservers * sizeof(*lw->links));
+        mem_free(MEM_OTHER, lw, sizeof(*lw));
+        l->workers[w] = NULL;
+    }
+}
+
+void l2_close(struct l2 **lp)
+{
+    struct l2 *l = *lp;
+    if (l == NULL)
+        return;
+    *lp = NULL;
+    l2_close_links(l);
+    ketama_destroy(&l->ketama);
+    if (l->servers != NULL)
+        mem_free(MEM_OTHER, l->servers, l->nservers * sizeof(*l->servers));
+    if (l->workers != NULL)
+        mem_free(MEM_OTHER, l->workers, l->nworkers * sizeof(*l->workers));
+    mem_free(MEM_OTHER, l, sizeof(*l));
+}
+
+/* ------------------------------------------------------------- stats */
+
+static uint64_t lat_percentile(const struct l2_server *s, double p)
+{
+    uint64_t b[L2_LAT_BUCKETS], n = 0;
+    for (unsigned j = 0; j < L2_LAT_BUCKETS; j++) {
+        b[j] = atomic_load_explicit(&s->lat[j], memory_order_relaxed);
+        n += b[j];
+    }
+    if (n == 0)
+        return 0;
+    uint64_t want = (uint64_t)(p * (double)n), seen = 0;
+    for (unsigned j = 0; j < L2_LAT_BUCKETS; j++) {
+        seen += b[j];
+        if (seen > want)
+            return (uint64_t)1 << j;
+    }
+    return (uint64_t)1 << (L2_LAT_BUCKETS - 1);
+}
+
+static const char *state_name(const struct l2_server *s)
+{
+    switch (atomic_load(&s->state)) {
+    case SRV_UP: return "up";
+    case SRV_EJECTED: return "ejected";
+    default: return "returning";
+    }
+}
+
+void l2_stats(struct l2 *l, void (*emit)(void *arg, const char *name, const char *value),
+              void *arg)
+{
+    mc_emit_u64(emit, arg, "servers", l->nservers);
+    mc_emit_u64(emit, arg, "timeout_ms", l->timeout_ms);
+    mc_emit_u64(emit, arg, "eject_after", l->eject_after);
+    mc_emit_u64(emit, arg, "retry_ms", l->retry_base_ms);
+    mc_emit_u64(emit, arg, "retry_max_ms", l->retry_max_ms);
+    emit(arg, "flush_on_return", l->flush_on_return ? "yes" : "no");
+    for (uint32_t i = 0; i < l->nservers; i++) {
+        struct l2_server *s = &l->servers[i];
+        char name[sizeof(s->addr) + 32];
+#define STAT(field)                                                                    \
+    do {                                                                               \
+        snprintf(name, sizeof(name), "%s:%s", s->addr, #field);                        \
+        mc_emit_u64(emit, arg, name, atomic_load_explicit(&s->field, memory_order_relaxed)); \
+    } while (0)
+        snprintf(name, sizeof(name), "%s:state", s->addr);
+        emit(arg, name, state_name(s));
+        snprintf(name, sizeof(name), "%s:weight", s->addr);
+        mc_emit_u64(emit, arg, name, s->weight);
+        STAT(requests);
+        STAT(hits);
+        STAT(misses);
+        STAT(errors);
+        STAT(timeouts);
+        STAT(resets);
+        STAT(ejections);
+        STAT(busy);
+#undef STAT
+        static const struct {
+            const char *name;
+            double p;
+        } pcts[] = {{"p50_us", 0.50}, {"p99_us", 0.99}, {"p999_us", 0.999}};
+        for (size_t j = 0; j < sizeof(pcts) / sizeof(pcts[0]); j++) {
+            snprintf(name, sizeof(name), "%s:%s", s->addr, pcts[j].name);
+            mc_emit_u64(emit, arg, name, lat_percentile(s, pcts[j].p));
+        }
+    }
+}

@@ -1,0 +1,75 @@
+/*
+ * l2.h - strata-proxy's L2 pool: memcached-protocol servers (stock
+ * memcached, or strata-proxies on their peer port) over which keys are
+ * spread by libmemcached's weighted ketama (common/ketama.h), spoken to
+ * in the meta protocol.
+ *
+ * Per worker, one pipelined connection per server, dialed on first use;
+ * each request carries an opaque token (O) that its reply must echo, and
+ * replies come in request order, so a reply that does not parse, or
+ * answers another request, resets the connection (its requests fail, no
+ * answer reaches the wrong caller). Bounded requests in flight per
+ * connection, a timeout per request.
+ *
+ * Ejection, shared by the workers: a server that fails l2_eject_after
+ * times in a row (timeouts, resets, refused dials) is ejected for
+ * l2_retry_ms, doubled each time it fails again soon after returning (up
+ * to l2_retry_max_ms), so a flapping server stays out longer. Its keys
+ * go to the next server on the continuum meanwhile. A returning server
+ * is sent flush_all before it serves again (l2_flush_on_return): entries
+ * it kept from before it left may be stale.
+ *
+ * Worker threads; callbacks on the calling worker's loop.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/mc_reply.h"
+
+struct settings;
+struct worker;
+struct l2;
+
+enum l2_result {
+    L2_OK,      /* the server answered (reply is it: VA, HD, EN, ..., or an error line) */
+    L2_TIMEOUT, /* no answer in time: the request may have been applied */
+    L2_CLOSED,  /* the connection was reset with it in flight: may have been applied */
+    L2_DOWN,    /* not sent: every server that could take the key is ejected or unreachable */
+    L2_BUSY,    /* not sent: the connection's bound on requests in flight */
+};
+
+const char *l2_result_name(enum l2_result r);
+
+/* reply: for L2_OK, valid during the call; else NULL. Once per request,
+ * on the worker's thread; never from inside l2_request. */
+typedef void (*l2_done_fn)(void *arg, enum l2_result r, const struct mc_reply *reply);
+
+/* From settings' l2_servers; *out NULL when there are none. Prints why on
+ * failure and returns an exit code, else 0. */
+int l2_open(const struct settings *s, unsigned workers, struct l2 **out);
+/* After l2_close_links. Accepts NULL. */
+void l2_close(struct l2 **l);
+/* Closes every worker's connections (requests in flight fail first):
+ * after the workers' loops have stopped, before their bases are freed. */
+void l2_close_links(struct l2 *l);
+
+/*
+ * One meta request for key: `line` is the command without its opaque
+ * token and "\r\n" ("mg <key> v f c", "ms <key> 5 T0"); data (ms: ndata
+ * bytes, "\r\n" added) may be NULL. Sent to the key's server, or the
+ * next one up. done gets the outcome later, always (also L2_DOWN and
+ * L2_BUSY).
+ */
+void l2_request(struct l2 *l, struct worker *w, const char *key, size_t nkey, const char *line,
+                size_t nline, const void *data, size_t ndata, l2_done_fn done, void *arg);
+
+/* Largest value a reply may carry (the proxy's item size limit). */
+size_t l2_value_max(const struct l2 *l);
+
+/* `stats l2`: the pool's settings, then per server: state, requests,
+ * hits, misses, errors, timeouts, ejections, latency percentiles. */
+void l2_stats(struct l2 *l, void (*emit)(void *arg, const char *name, const char *value),
+              void *arg);
