@@ -12,8 +12,8 @@
 #include "proxy/cmd_l2.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -108,6 +108,7 @@ static void lwait_free(struct lwait *lw)
 struct line {
     char buf[MC_META_B64_KEY_MAX + 256];
     size_t n;
+    bool b64; /* the key went base64: "b" ends the line */
 };
 
 static void add(struct line *ln, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -126,6 +127,7 @@ static void add(struct line *ln, const char *fmt, ...)
 static void start(struct line *ln, const char *cmd, const char *key, size_t nkey)
 {
     ln->n = 0;
+    ln->b64 = false;
     bool plain = true;
     for (size_t i = 0; i < nkey; i++)
         if ((unsigned char)key[i] <= ' ' || (unsigned char)key[i] == 0x7f)
@@ -136,7 +138,7 @@ static void start(struct line *ln, const char *cmd, const char *key, size_t nkey
     }
     add(ln, "%s ", cmd);
     ln->n += mc_base64_encode(key, nkey, ln->buf + ln->n);
-    add(ln, " b");
+    ln->b64 = true; /* after ms's length: send_line adds it */
 }
 
 /* A relative exptime as the TTL token memcached takes: 0 never, -1
@@ -152,9 +154,11 @@ static int64_t ttl_of(rel_time_t exptime)
     return left <= 60 * 60 * 24 * 30 ? left : (int64_t)clock_process_started() + exptime;
 }
 
-static void send_line(struct lwait *lw, const struct line *ln, const void *data, size_t ndata,
+static void send_line(struct lwait *lw, struct line *ln, const void *data, size_t ndata,
                       l2_done_fn done)
 {
+    if (ln->b64)
+        add(ln, " b");
     l2_request(proxy_of(lw->w)->l2, lw->w, lw->key, lw->nkey, ln->buf, ln->n, data, ndata, done,
                lw);
 }
@@ -225,8 +229,8 @@ static struct item *item_of(struct lwait *lw, const struct mc_reply *r)
         memcpy(item_data_mut(it), r->value, r->nvalue);
     if (!fill)
         return it;
-    struct item *copy = cache_reserve_fill(p->cache, lw->key, lw->nkey, (uint32_t)flags64,
-                                           exptime, r->nvalue, cas, &cr);
+    struct item *copy = cache_reserve_fill(p->cache, lw->key, lw->nkey, (uint32_t)flags64, exptime,
+                                           r->nvalue, cas, &cr);
     if (copy == NULL)
         return it;
     if (r->nvalue > 0)
@@ -336,8 +340,8 @@ static void on_write(void *arg, enum l2_result r, const struct mc_reply *reply)
     case K_DELTA:
     case K_MA: {
         uint64_t n = 0;
-        if (a.result == FE_OK && !(reply->code == MC_REPLY_VA &&
-                                   numparse_u64(reply->value, reply->nvalue, &n)))
+        if (a.result == FE_OK &&
+            !(reply->code == MC_REPLY_VA && numparse_u64(reply->value, reply->nvalue, &n)))
             a.result = FE_FAILED;
         a.value = n;
         if (lw->kind == K_MA) {
@@ -467,13 +471,13 @@ static void c_store(void *wctx, void *item, enum fe_store_mode mode, uint64_t ca
         return;
     }
     lw->mode = mode;
-    static const char modes[] = {[FE_SET] = 'S', [FE_ADD] = 'E',    [FE_REPLACE] = 'R',
+    static const char modes[] = {[FE_SET] = 'S',    [FE_ADD] = 'E',     [FE_REPLACE] = 'R',
                                  [FE_APPEND] = 'A', [FE_PREPEND] = 'P', [FE_CAS] = 'S'};
     struct line ln;
     start(&ln, "ms", v.key, v.nkey);
     struct item *it = item;
-    add(&ln, " %zu F%" PRIu32 " T%" PRId64 " M%c c", v.nvalue, v.flags,
-        ttl_of(item_exptime(it)), modes[mode]);
+    add(&ln, " %zu F%" PRIu32 " T%" PRId64 " M%c c", v.nvalue, v.flags, ttl_of(item_exptime(it)),
+        modes[mode]);
     if (mode == FE_CAS || cas_in != 0)
         add(&ln, " C%" PRIu64, cas_in);
     if (mflags & FE_META_INVALIDATE)
@@ -554,11 +558,11 @@ static void c_meta_delta(void *wctx, const char *key, size_t nkey, const struct 
     if (a->vivify)
         add(&ln, " N%" PRId64 " J%" PRIu64, ttl_of(a->ttl.vivify_exptime), a->initial);
     meta_ttl_flags(&ln, &(struct fe_meta_ttl){.t_pos = a->ttl.t_pos,
-                                               .touch_pos = a->ttl.touch_pos,
-                                               .touch_exptime = a->ttl.touch_exptime,
-                                               .vivify_pos = -1,
-                                               .recache_pos = -1,
-                                               .fail_pos = a->ttl.fail_pos});
+                                              .touch_pos = a->ttl.touch_pos,
+                                              .touch_exptime = a->ttl.touch_exptime,
+                                              .vivify_pos = -1,
+                                              .recache_pos = -1,
+                                              .fail_pos = a->ttl.fail_pos});
     send_line(lw, &ln, NULL, 0, on_write);
 }
 

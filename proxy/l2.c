@@ -48,11 +48,11 @@ struct l2_server {
     struct sockaddr_storage sa;
     socklen_t salen;
 
-    _Atomic int state;             /* enum srv_state */
-    _Atomic uint32_t fails;        /* in a row */
-    _Atomic uint64_t until_ms;     /* SRV_EJECTED: until then */
-    _Atomic uint64_t retry_ms;     /* the last ejection's interval */
-    _Atomic uint64_t returned_ms;  /* when it last came back; 0: never left */
+    _Atomic int state;            /* enum srv_state */
+    _Atomic uint32_t fails;       /* in a row */
+    _Atomic uint64_t until_ms;    /* SRV_EJECTED: until then */
+    _Atomic uint64_t retry_ms;    /* the last ejection's interval */
+    _Atomic uint64_t returned_ms; /* when it last came back; 0: never left */
     _Atomic uint64_t requests, hits, misses, errors, timeouts, resets, ejections, busy;
     _Atomic uint64_t lat[L2_LAT_BUCKETS]; /* bucket i: [2^(i-1), 2^i) µs */
 };
@@ -83,7 +83,7 @@ struct l2_worker {
     struct event_base *base;
     struct event *tick;
     bool ticking;
-    unsigned pending; /* over all links */
+    unsigned pending;   /* over all links */
     struct link *links; /* one per server */
 };
 
@@ -309,8 +309,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     struct link *k = arg;
     if (what & BEV_EVENT_CONNECTED)
         return;
-    link_reset(k, L2_CLOSED,
-               what & BEV_EVENT_EOF ? "closed by the server" : "connection error");
+    link_reset(k, L2_CLOSED, what & BEV_EVENT_EOF ? "closed by the server" : "connection error");
 }
 
 static bool link_dial(struct link *k)
@@ -449,8 +448,7 @@ static bool server_up(void *arg, uint32_t i)
     }
     atomic_store(&s->fails, 0);
     static const char flush[] = "flush_all";
-    if (link_send(&pk->lw->links[i], flush, sizeof(flush) - 1, NULL, 0, false, NULL, NULL) !=
-        L2_OK)
+    if (link_send(&pk->lw->links[i], flush, sizeof(flush) - 1, NULL, 0, false, NULL, NULL) != L2_OK)
         server_eject(pk->l, s, SRV_RETURNING);
     return false;
 }
@@ -611,8 +609,8 @@ int l2_open(const struct settings *s, unsigned workers, struct l2 **out)
             l2_close(&l);
             return EX_CONFIG;
         }
-        ks[i] = (struct ketama_server){l->servers[i].host, l->servers[i].port,
-                                       l->servers[i].weight};
+        ks[i] =
+            (struct ketama_server){l->servers[i].host, l->servers[i].port, l->servers[i].weight};
         p = comma != NULL ? comma + 1 : p + len;
     }
     enum st_status st = ketama_build(ks, n, &l->ketama);
@@ -696,8 +694,7 @@ static const char *state_name(const struct l2_server *s)
     }
 }
 
-void l2_stats(struct l2 *l, void (*emit)(void *arg, const char *name, const char *value),
-              void *arg)
+void l2_stats(struct l2 *l, void (*emit)(void *arg, const char *name, const char *value), void *arg)
 {
     mc_emit_u64(emit, arg, "servers", l->nservers);
     mc_emit_u64(emit, arg, "timeout_ms", l->timeout_ms);
@@ -708,9 +705,9 @@ void l2_stats(struct l2 *l, void (*emit)(void *arg, const char *name, const char
     for (uint32_t i = 0; i < l->nservers; i++) {
         struct l2_server *s = &l->servers[i];
         char name[sizeof(s->addr) + 32];
-#define STAT(field)                                                                    \
-    do {                                                                               \
-        snprintf(name, sizeof(name), "%s:%s", s->addr, #field);                        \
+#define STAT(field)                                                                          \
+    do {                                                                                     \
+        snprintf(name, sizeof(name), "%s:%s", s->addr, #field);                              \
         mc_emit_u64(emit, arg, name, atomic_load_explicit(&s->field, memory_order_relaxed)); \
     } while (0)
         snprintf(name, sizeof(name), "%s:state", s->addr);

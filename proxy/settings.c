@@ -146,7 +146,7 @@ static const struct opt_def opts[] = {
      "the journal for the next start"},
     {"test_backend_pause_file", 0, T_STR, NULL, 0, 0, 0, OFF(test_backend_pause_file), "<file>",
      "for tests only: while this file exists, write-behind's drainer finds the backend down"},
-    {"l1", 0, T_BOOL, "yes", 0, 0, 0, OFF(l1), NULL,
+    {"l1", 0, T_STR, "on", 0, 0, 0, OFF(l1_opt), "<on|off>",
      "keep items in this process (L1); off with l2_servers: every command goes to its L2 "
      "server (routing mode, as twemproxy)"},
     {"l2_servers", 0, T_STR, NULL, 0, 0, 0, OFF(l2_servers), "<host:port[:weight],...>",
@@ -629,6 +629,11 @@ static int validate_tiers(struct settings *s)
         return EX_CONFIG;
     }
     bool l2 = s->l2_servers != NULL && s->l2_servers[0] != '\0';
+    if (!one_of(s->l1_opt, "on", "off", "on")) {
+        fprintf(stderr, "strata-proxy: l1 '%s': on or off\n", s->l1_opt);
+        return EX_CONFIG;
+    }
+    s->l1 = strcmp(s->l1_opt, "on") == 0;
     if (l2 && strcmp(s->backend, "none") != 0) {
         /* docs/L2.md: the pool in front of a backend needs versions carried
          * through memcached servers that cannot store them; not built yet */

@@ -83,7 +83,8 @@ struct settings {
     unsigned l2_eject_after;
     unsigned l2_retry_ms, l2_retry_max_ms;
     bool l2_flush_on_return;
-    bool l1; /* false: no L1 (routing mode with l2_servers) */
+    char *l1_opt; /* l1 = on | off */
+    bool l1;      /* false: no L1 (routing mode with l2_servers) */
 
     char *config_path; /* --config */
     char *notes;       /* start-up notes ("-o x: ..." lines), see settings_log_notes */

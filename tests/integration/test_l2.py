@@ -1,0 +1,548 @@
+"""strata-proxy's L2 pool (docs/L2.md) in front of stock memcached servers
+started here on 127.0.0.1, with L1 on (a near cache) and off (routing
+mode):
+
+- placement: every key lands on the server libmemcached's weighted
+  ketama names, computed here independently (MD5 in Python);
+- the near cache: a value read from L2 is kept in L1 and served from it;
+  a write through the proxy drops the L1 copy;
+- a server killed under load: every request is answered within the
+  request timeout (gets as misses, writes SERVER_ERROR), the server is
+  ejected (stats l2), its keys go to the next server;
+- a server that comes back after an ejection never serves what it held
+  before (it is flushed before it serves again);
+- a slow (stopped) server: its requests time out within the bound, keys
+  on the other server are answered at full speed meanwhile;
+- a server answering garbage: the connection is reset, the client gets a
+  miss or SERVER_ERROR, never another key's value.
+
+Runs once, in the strata run (the executor is asynchronous already).
+"""
+
+import hashlib
+import os
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+
+import helpers
+from helpers import Conn
+
+pytestmark = pytest.mark.skipif(helpers.SERVER_KIND != "strata",
+                                reason="L2 pool tests run once, in the strata run")
+
+TIMEOUT_MS = 300
+MISS = b"END\r\n"
+STORED = b"STORED\r\n"
+
+
+class Memcached:
+    """A stock memcached on 127.0.0.1, stopped by pid."""
+
+    def __init__(self, port=None):
+        self.port = port
+        self.proc = None
+
+    def start(self):
+        for _ in range(5):
+            port = self.port or helpers.free_port()
+            args = [os.environ.get("MEMCACHED_BIN", "/usr/bin/memcached"), "-p", str(port),
+                    "-l", "127.0.0.1", "-U", "0", "-m", "64", "-t", "2"]
+            if os.geteuid() == 0:
+                args += ["-u", "root"]
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    with Conn(("127.0.0.1", port), timeout=1) as c:
+                        c.send(b"version\r\n")
+                        if c.read_line().startswith(b"VERSION"):
+                            self.port = port
+                            return self
+                except OSError:
+                    time.sleep(0.02)
+            self.stop()
+        raise RuntimeError("memcached did not start")
+
+    @property
+    def spec(self):
+        return "127.0.0.1:%d" % self.port
+
+    def connect(self):
+        return Conn(("127.0.0.1", self.port))
+
+    def get(self, key):
+        with self.connect() as c:
+            c.send(b"get " + key + b"\r\n")
+            line = c.read_line()
+            if line == MISS:
+                return None
+            value = c.read_exact(int(line.split()[3]) + 2)[:-2]
+            assert c.read_line() == MISS
+            return value
+
+    def stop(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGCONT)
+                self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture
+def pool():
+    started = []
+
+    def start(n):
+        for _ in range(n):
+            started.append(Memcached().start())
+        return started[-n:]
+
+    yield start
+    for m in started:
+        m.stop()
+
+
+def proxy(servers, *more, l1="on"):
+    if helpers.external_addr():
+        pytest.skip("needs a server of its own")
+    spec = ",".join(s if isinstance(s, str) else s.spec for s in servers)
+    return helpers.Server(["--l2-servers", spec, "--l1", l1, "--l2-timeout-ms", str(TIMEOUT_MS),
+                           *more]).start()
+
+
+def l2_stats(srv):
+    with srv.connect() as c:
+        return c.stats_dict(b"l2")
+
+
+# ------------------------------------------------------------- placement
+
+def f32(x):
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
+def ketama(servers):
+    """libmemcached's weighted continuum, written from its definition:
+    servers [(host, port, weight)] -> sorted [(point, index)]."""
+    total = sum(w for _, _, w in servers)
+    points = []
+    for i, (host, port, weight) in enumerate(servers):
+        pct = f32(f32(weight) / f32(total))
+        share = int(f32(f32(f32(pct * 160) / 4) * len(servers)) + 1e-10) * 4
+        for j in range(share // 4):
+            name = ("%s-%d" % (host, j)) if port == 11211 else ("%s:%d-%d" % (host, port, j))
+            d = hashlib.md5(name.encode()).digest()
+            for x in range(4):
+                points.append((struct.unpack("<I", d[4 * x:4 * x + 4])[0], i))
+    return sorted(points)
+
+
+def server_of(continuum, key):
+    h = struct.unpack("<I", hashlib.md5(key).digest()[:4])[0]
+    for point, index in continuum:
+        if point >= h:
+            return index
+    return continuum[0][1]
+
+
+def test_keys_land_where_ketama_places_them(pool):
+    servers = pool(3)
+    srv = proxy(servers, l1="off")
+    try:
+        continuum = ketama([("127.0.0.1", m.port, 1) for m in servers])
+        keys = [b"place:%d" % i for i in range(300)]
+        with srv.connect() as c:
+            for k in keys:
+                c.call(b"set " + k + b" 0 0 2\r\nv" + k[-1:] + b"\r\n", STORED)
+        per = [0, 0, 0]
+        for k in keys:
+            owner = server_of(continuum, k)
+            per[owner] += 1
+            for i, m in enumerate(servers):
+                got = m.get(k)
+                assert (got is not None) == (i == owner), (k, i, owner)
+        assert min(per) > 30, per  # not vacuous: every server holds keys
+    finally:
+        srv.stop()
+
+
+# ------------------------------------------------------------ routing mode
+
+def test_routing_mode_every_command(pool):
+    """Each command's reply through the router is memcached's own, and
+    lands on the server (checked there)."""
+    (m,) = pool(1)
+    srv = proxy([m], l1="off")
+    try:
+        with srv.connect() as c:
+            c.call(b"set a 5 0 2\r\nhi\r\n", STORED)
+            c.call(b"get a\r\n", b"VALUE a 5 2\r\nhi\r\nEND\r\n")
+            c.call(b"add a 0 0 1\r\nx\r\n", b"NOT_STORED\r\n")
+            c.call(b"replace nope 0 0 1\r\nx\r\n", b"NOT_STORED\r\n")
+            c.call(b"append a 0 0 1\r\n!\r\n", STORED)
+            c.call(b"prepend a 0 0 1\r\n<\r\n", STORED)
+            assert m.get(b"a") == b"<hi!"
+            c.send(b"gets a\r\n")
+            cas = int(c.read_line().split()[4])
+            c.read_exact(6)
+            assert c.read_line() == MISS
+            c.call(b"cas a 0 0 1 %d\r\nc\r\n" % (cas + 1000), b"EXISTS\r\n")
+            c.call(b"cas a 0 0 1 %d\r\nc\r\n" % cas, STORED)
+            c.call(b"cas nope 0 0 1 1\r\nc\r\n", b"NOT_FOUND\r\n")
+            c.call(b"incr a 1\r\n",
+                   b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n")
+            c.call(b"set n 0 0 2\r\n10\r\n", STORED)
+            c.call(b"incr n 5\r\n", b"15\r\n")
+            c.call(b"decr n 20\r\n", b"0\r\n")
+            c.call(b"incr nope 1\r\n", b"NOT_FOUND\r\n")
+            c.call(b"touch n 100\r\n", b"TOUCHED\r\n")
+            c.call(b"touch nope 100\r\n", b"NOT_FOUND\r\n")
+            c.call(b"delete n\r\n", b"DELETED\r\n")
+            c.call(b"delete n\r\n", b"NOT_FOUND\r\n")
+            assert m.get(b"n") is None
+            c.call(b"gat 0 a\r\n", b"VALUE a 0 1\r\nc\r\nEND\r\n")
+            c.call(b"ms m 3 T0 F7\r\nabc\r\n", b"HD\r\n")
+            c.call(b"mg m v f\r\n", b"VA 3 f7\r\nabc\r\n")
+            c.call(b"mg nope v\r\n", b"EN\r\n")
+            c.call(b"ma m\r\n", b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n")
+            c.call(b"md m q\r\nmn\r\n", b"MN\r\n")
+            assert m.get(b"m") is None
+            # a value of the item size limit's order crosses the link whole
+            big = os.urandom(500000).hex().encode()[:900000]
+            c.call(b"set big 0 0 %d\r\n%s\r\n" % (len(big), big), STORED)
+            c.call(b"get big\r\n", b"VALUE big 0 %d\r\n%s\r\nEND\r\n" % (len(big), big))
+        st = l2_stats(srv)
+        assert st["servers"] == "1"
+        assert int(st["%s:requests" % m.spec]) >= 25
+        assert int(st["%s:hits" % m.spec]) >= 3
+        assert int(st["%s:misses" % m.spec]) >= 1
+        assert st["%s:state" % m.spec] == "up"
+    finally:
+        srv.stop()
+
+
+def test_binary_keys_cross_as_base64(pool):
+    """A binary-protocol key with a space in it reaches the server intact."""
+    import binproto
+    (m,) = pool(1)
+    srv = proxy([m], l1="off")
+    try:
+        with srv.connect() as c:
+            c.send(binproto.request(binproto.SET, key=b"a b", value=b"v1",
+                                    extras=struct.pack(">II", 0, 0)))
+            assert binproto.read_response(c).status == 0
+            c.send(binproto.request(binproto.GET, key=b"a b"))
+            r = binproto.read_response(c)
+            assert r.status == 0 and r.value == b"v1"
+        with m.connect() as d:
+            d.send(b"mg YSBi b v\r\n")  # base64 of "a b"
+            assert d.read_line() == b"VA 2\r\n"
+    finally:
+        srv.stop()
+
+
+# ------------------------------------------------------------- near cache
+
+def test_l1_keeps_what_l2_returned_and_writes_drop_it(pool):
+    (m,) = pool(1)
+    srv = proxy([m])
+    try:
+        with m.connect() as d:
+            d.call(b"set k 3 0 5\r\nfirst\r\n", STORED)
+        with srv.connect() as c:
+            c.call(b"get k\r\n", b"VALUE k 3 5\r\nfirst\r\nEND\r\n")
+            before = int(l2_stats(srv)["%s:requests" % m.spec])
+            for _ in range(5):
+                c.call(b"get k\r\n", b"VALUE k 3 5\r\nfirst\r\nEND\r\n")
+            assert int(l2_stats(srv)["%s:requests" % m.spec]) == before  # L1 answered
+            # gets through the proxy carries the server's CAS: cas works
+            with m.connect() as d:
+                d.send(b"gets k\r\n")
+                server_cas = d.read_line().split()[4]
+                d.read_exact(7)
+                d.read_line()
+            c.send(b"gets k\r\n")
+            assert c.read_line().split()[4] == server_cas
+            c.read_exact(7)
+            c.read_line()
+            c.call(b"set k 0 0 6\r\nsecond\r\n", STORED)
+            c.call(b"get k\r\n", b"VALUE k 0 6\r\nsecond\r\nEND\r\n")
+            assert m.get(b"k") == b"second"
+            c.call(b"delete k\r\n", b"DELETED\r\n")
+            c.call(b"get k\r\n", MISS)
+    finally:
+        srv.stop()
+
+
+# ------------------------------------------------------------------ faults
+
+def timed(c, request, expect_prefixes):
+    started = time.monotonic()
+    c.send(request)
+    line = c.read_line()
+    took = time.monotonic() - started
+    assert any(line.startswith(p) for p in expect_prefixes), (request, line)
+    if line.startswith(b"VALUE"):
+        c.read_exact(int(line.split()[3]) + 2)
+        assert c.read_line() == MISS
+    return took
+
+
+def test_server_killed_under_load(pool):
+    a, b = pool(2)
+    srv = proxy([a, b], "--l2-eject-after", "2", "--l2-retry-ms", "60000", l1="off")
+    try:
+        continuum = ketama([("127.0.0.1", a.port, 1), ("127.0.0.1", b.port, 1)])
+        keys = [b"load:%d" % i for i in range(200)]
+        on_a = [k for k in keys if server_of(continuum, k) == 0]
+        assert on_a and len(on_a) < len(keys)
+        stop = threading.Event()
+        worst = [0.0]
+        errors = []
+
+        def client(n):
+            try:
+                with srv.connect() as c:
+                    i = 0
+                    while not stop.is_set() and i < 20000:
+                        k = keys[(i * 7 + n) % len(keys)]
+                        if i % 2:
+                            took = timed(c, b"set " + k + b" 0 0 1\r\nx\r\n",
+                                         [STORED, b"SERVER_ERROR"])
+                        else:
+                            took = timed(c, b"get " + k + b"\r\n", [b"VALUE", MISS])
+                        worst[0] = max(worst[0], took)
+                        i += 1
+            except Exception as e:  # reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        a.stop()  # SIGKILL
+        time.sleep(1.5)
+        stop.set()
+        for t in threads:
+            t.join(30)
+        assert not errors, errors
+        # never hung past the request timeout (plus scheduling slack)
+        assert worst[0] < TIMEOUT_MS / 1000 + 1.0, worst[0]
+        st = l2_stats(srv)
+        assert st["%s:state" % a.spec] == "ejected"
+        assert int(st["%s:ejections" % a.spec]) == 1
+        # its keys now live on the next server, and are served
+        with srv.connect() as c:
+            for k in on_a[:20]:
+                c.call(b"set " + k + b" 0 0 3\r\nnew\r\n", STORED)
+                c.call(b"get " + k + b"\r\n", b"VALUE " + k + b" 0 3\r\nnew\r\nEND\r\n")
+                assert b.get(k) == b"new"
+        assert srv.process_alive()
+    finally:
+        srv.stop()
+
+
+def test_returning_server_never_serves_what_it_held(pool):
+    a, b = pool(2)
+    srv = proxy([a, b], "--l2-eject-after", "1", "--l2-retry-ms", "500", l1="off")
+    try:
+        continuum = ketama([("127.0.0.1", a.port, 1), ("127.0.0.1", b.port, 1)])
+        keys = [k for k in (b"ret:%d" % i for i in range(100)) if server_of(continuum, k) == 0]
+        with srv.connect() as c:
+            for k in keys:
+                c.call(b"set " + k + b" 0 0 3\r\nold\r\n", STORED)
+        assert a.get(keys[0]) == b"old"
+        a.proc.send_signal(signal.SIGSTOP)  # a stops answering: timeouts eject it
+        with srv.connect() as c:
+            timed(c, b"get " + keys[0] + b"\r\n", [MISS])
+            assert l2_stats(srv)["%s:state" % a.spec] == "ejected"
+            for k in keys:
+                c.call(b"set " + k + b" 0 0 3\r\nnew\r\n", STORED)  # onto b
+        a.proc.send_signal(signal.SIGCONT)  # a comes back holding "old"
+        assert a.get(keys[0]) == b"old"
+        deadline = time.monotonic() + 10
+        seen = set()
+        with srv.connect() as c:
+            while time.monotonic() < deadline:
+                for k in keys:
+                    c.send(b"get " + k + b"\r\n")
+                    line = c.read_line()
+                    if line != MISS:
+                        seen.add(c.read_exact(5)[:3])
+                        c.read_line()
+                if l2_stats(srv)["%s:state" % a.spec] == "up":
+                    break
+                time.sleep(0.05)
+        assert l2_stats(srv)["%s:state" % a.spec] == "up"
+        assert b"old" not in seen
+        assert a.get(keys[0]) is None  # flushed before it served again
+        with srv.connect() as c:
+            for k in keys:
+                c.call(b"get " + k + b"\r\n", MISS)
+    finally:
+        srv.stop()
+
+
+def test_slow_server_is_bounded_and_others_unaffected(pool):
+    a, b = pool(2)
+    srv = proxy([a, b], "--l2-eject-after", "1000", l1="off")
+    try:
+        continuum = ketama([("127.0.0.1", a.port, 1), ("127.0.0.1", b.port, 1)])
+        keys = [b"slow:%d" % i for i in range(100)]
+        on_a = [k for k in keys if server_of(continuum, k) == 0]
+        on_b = [k for k in keys if server_of(continuum, k) == 1]
+        a.proc.send_signal(signal.SIGSTOP)
+        results = {}
+
+        def slow_client():
+            with srv.connect() as c:
+                results["slow"] = [timed(c, b"get " + k + b"\r\n", [MISS]) for k in on_a[:3]]
+
+        t = threading.Thread(target=slow_client)
+        t.start()
+        fast = []
+        with srv.connect() as c:
+            for k in on_b[:50]:
+                fast.append(timed(c, b"get " + k + b"\r\n", [MISS]))
+        t.join(10)
+        a.proc.send_signal(signal.SIGCONT)
+        for took in results["slow"]:
+            assert TIMEOUT_MS / 1000 * 0.8 < took < TIMEOUT_MS / 1000 + 1.0, results
+        assert sorted(fast)[len(fast) // 2] < 0.05, fast  # median: not behind the slow one
+        assert int(l2_stats(srv)["%s:timeouts" % a.spec]) >= 3
+    finally:
+        srv.stop()
+
+
+class Garbage:
+    """A fake memcached that answers each request with `reply(line)`."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.resets = 0
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    @property
+    def spec(self):
+        return "127.0.0.1:%d" % self.port
+
+    def serve(self):
+        while True:
+            try:
+                s, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.conn, args=(s,), daemon=True).start()
+
+    def conn(self, s):
+        buf = b""
+        try:
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    self.resets += 1
+                    return
+                buf += data
+                while b"\r\n" in buf:
+                    line, buf = buf.split(b"\r\n", 1)
+                    if line.startswith(b"ms "):
+                        n = int(line.split()[2])
+                        while len(buf) < n + 2:
+                            buf += s.recv(65536)
+                        buf = buf[n + 2:]
+                    s.sendall(self.reply(line))
+        except OSError:
+            self.resets += 1
+
+    def close(self):
+        self.sock.close()
+
+
+def opaque(line):
+    return [t for t in line.split() if t.startswith(b"O")][0]
+
+
+@pytest.mark.parametrize("name,reply", [
+    ("not-a-reply", lambda line: b"HELLO THERE\r\n"),
+    ("truncated-value", lambda line: b"VA 100 " + opaque(line) + b"\r\nshort"),
+    ("other-token", lambda line: b"VA 6 O999999\r\nPOISON\r\n"),
+    ("no-token", lambda line: b"VA 6\r\nPOISON\r\n"),
+    ("huge-length", lambda line: b"VA 99999999999 " + opaque(line) + b"\r\n"),
+])
+def test_garbage_replies_reset_the_link(name, reply):
+    g = Garbage(reply)
+    srv = proxy([g.spec], "--l2-eject-after", "1000", l1="off")
+    try:
+        with srv.connect() as c:
+            took = timed(c, b"get k1\r\n", [MISS])
+            assert took < TIMEOUT_MS / 1000 + 1.0
+            timed(c, b"set k2 0 0 1\r\nx\r\n", [b"SERVER_ERROR"])
+        st = l2_stats(srv)
+        assert int(st["%s:resets" % g.spec]) >= 2
+        assert int(st["%s:hits" % g.spec]) == 0  # no POISON was ever a value
+        assert srv.process_alive()
+    finally:
+        srv.stop()
+        g.close()
+
+
+def test_replies_swapped_between_clients_are_refused():
+    """Two clients' gets on one link (one worker) answered in reverse
+    order: the tokens do not match, the link resets, nobody gets the
+    other's value."""
+    pending = []
+    lock = threading.Lock()
+
+    def reply(line):
+        with lock:
+            pending.append(line)
+            if len(pending) < 2:
+                return b""
+            first, second = pending[0], pending[1]
+            pending.clear()
+        out = b""
+        for ln in (second, first):
+            key = ln.split()[1]
+            out += b"VA %d %s\r\n%s\r\n" % (len(key), opaque(ln), key)
+        return out
+
+    g = Garbage(reply)
+    srv = proxy([g.spec], "-t", "1", "--l2-eject-after", "1000", l1="off")
+    try:
+        with srv.connect() as c1, srv.connect() as c2:
+            c1.send(b"get alpha\r\n")
+            c2.send(b"get bravo\r\n")
+            for c, key in ((c1, b"alpha"), (c2, b"bravo")):
+                line = c.read_line()
+                if line != MISS:
+                    assert line == b"VALUE %s 0 %d\r\n" % (key, len(key))
+                    assert c.read_exact(len(key) + 2) == key + b"\r\n"
+                    assert c.read_line() == MISS
+        assert int(l2_stats(srv)["%s:resets" % g.spec]) >= 1
+    finally:
+        srv.stop()
+        g.close()
+
+
+def test_bad_l2_servers_refuse_to_start():
+    for spec in ("nohost", "127.0.0.1:0", "127.0.0.1:70000", "127.0.0.1:11211:0",
+                 "no.such.host.invalid:11211"):
+        p = subprocess.run([helpers.server_binary(), "-p", str(helpers.free_port()), "--l2-servers", spec],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+        assert p.returncode != 0, spec
+        assert b"l2_servers" in p.stderr, (spec, p.stderr)
+    p = subprocess.run([helpers.server_binary(), "-p", str(helpers.free_port()), "--l1", "off"],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+    assert p.returncode != 0 and b"l2_servers" in p.stderr
