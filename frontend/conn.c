@@ -193,7 +193,7 @@ static void format_peer(char *buf, size_t n, const struct sockaddr_storage *ss)
 }
 
 enum st_status conn_create(struct worker *w, int fd, const struct sockaddr_storage *peer,
-                           socklen_t peerlen)
+                           socklen_t peerlen, const struct fe_exec_ops *xo)
 {
     (void)peerlen;
     struct conn *c = mem_calloc(MEM_CONN, 1, sizeof(*c));
@@ -201,7 +201,7 @@ enum st_status conn_create(struct worker *w, int fd, const struct sockaddr_stora
         return ST_NOMEM;
     c->w = w;
     c->fe = w->fe;
-    c->xo = c->fe->xo;
+    c->xo = xo != NULL ? xo : c->fe->xo;
     c->exec = c->fe->exec;
     c->wctx = w->wctx;
     c->fd = fd;

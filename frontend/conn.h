@@ -125,10 +125,10 @@ struct conn {
     bool dead;                    /* close requested while in_handler */
 };
 
-/* Creates a connection for an accepted socket on worker w. Takes the fd
- * on success. */
+/* Creates a connection for an accepted socket on worker w, running xo
+ * (NULL: the front end's executor). Takes the fd on success. */
 enum st_status conn_create(struct worker *w, int fd, const struct sockaddr_storage *peer,
-                           socklen_t peerlen);
+                           socklen_t peerlen, const struct fe_exec_ops *xo);
 
 /* Closes and frees now (unsent replies are dropped). */
 void conn_close(struct conn *c);

@@ -34,6 +34,7 @@ struct listener {
     struct event *ev;
     struct event *backoff;
     unsigned next_worker;
+    const struct fe_exec_ops *xo; /* its connections' executor; NULL: the front end's */
     char addr[80];
 };
 
@@ -95,7 +96,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         }
         atomic_fetch_add(&p->curr_conns, 1);
         struct worker *w = &p->workers[l->next_worker++ % p->nworkers];
-        if (worker_dispatch(w, fd, &peer, len) != ST_OK) {
+        if (worker_dispatch(w, fd, &peer, len, l->xo) != ST_OK) {
             close(fd);
             atomic_fetch_sub(&p->curr_conns, 1);
         }
@@ -104,32 +105,38 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 
 enum st_status listener_create(struct listener **out, struct fe *p, struct event_base *base)
 {
+    return listener_create_on(out, p, base, p->settings.listen_addr, p->settings.port, NULL);
+}
+
+enum st_status listener_create_on(struct listener **out, struct fe *p, struct event_base *base,
+                                  const char *listen_addr, unsigned listen_port,
+                                  const struct fe_exec_ops *xo)
+{
     struct listener *l = mem_calloc(MEM_OTHER, 1, sizeof(*l));
     if (l == NULL)
         return ST_NOMEM;
     l->p = p;
     l->base = base;
     l->fd = -1;
+    l->xo = xo;
     *out = l;
 
     char port[16];
-    snprintf(port, sizeof(port), "%u", p->settings.port);
+    snprintf(port, sizeof(port), "%u", listen_port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
-    int rc = getaddrinfo(p->settings.listen_addr, port, &hints, &res);
+    int rc = getaddrinfo(listen_addr, port, &hints, &res);
     if (rc != 0) {
-        log_error("cannot resolve listen address %s: %s", p->settings.listen_addr,
-                  gai_strerror(rc));
+        log_error("cannot resolve listen address %s: %s", listen_addr, gai_strerror(rc));
         return ST_INVAL;
     }
     int fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
         bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, (int)p->settings.backlog) != 0) {
-        log_error("cannot listen on %s:%u: %s", p->settings.listen_addr, p->settings.port,
-                  strerror(errno));
+        log_error("cannot listen on %s:%u: %s", listen_addr, listen_port, strerror(errno));
         if (fd >= 0)
             close(fd);
         freeaddrinfo(res);
@@ -141,7 +148,7 @@ enum st_status listener_create(struct listener **out, struct fe *p, struct event
     else
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)res->ai_addr)->sin6_addr, host, sizeof(host));
     snprintf(l->addr, sizeof(l->addr), res->ai_family == AF_INET ? "tcp:%s:%u" : "tcp6:[%s]:%u",
-             host, p->settings.port);
+             host, listen_port);
     freeaddrinfo(res);
     l->fd = fd;
     l->ev = event_new(base, fd, EV_READ | EV_PERSIST, on_accept, l);

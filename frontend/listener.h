@@ -6,12 +6,21 @@
 
 #include "common/status.h"
 
+struct fe_exec_ops;
+
 struct event_base;
 struct fe;
 struct listener;
 
 /* Binds and listens on settings' address and port. */
 enum st_status listener_create(struct listener **out, struct fe *p, struct event_base *base);
+/* The same on another address and port, whose connections run xo
+ * instead of the front end's executor (strata-proxy's peer port serves
+ * its L1 alone); xo NULL: the front end's. Connections share the
+ * workers and the connection limit. */
+enum st_status listener_create_on(struct listener **out, struct fe *p, struct event_base *base,
+                                  const char *listen_addr, unsigned listen_port,
+                                  const struct fe_exec_ops *xo);
 /* Starts accepting. */
 enum st_status listener_start(struct listener *l);
 /*

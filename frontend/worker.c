@@ -29,6 +29,7 @@ struct worker_newconn {
     int fd;
     struct sockaddr_storage peer;
     socklen_t peerlen;
+    const struct fe_exec_ops *xo;
 };
 
 static void worker_close_all(struct worker *w)
@@ -137,7 +138,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 
     while (q != NULL) {
         struct worker_newconn *next = q->next;
-        if (stopping || conn_create(w, q->fd, &q->peer, q->peerlen) != ST_OK) {
+        if (stopping || conn_create(w, q->fd, &q->peer, q->peerlen, q->xo) != ST_OK) {
             close(q->fd);
             atomic_fetch_sub(&w->fe->curr_conns, 1);
         }
@@ -279,7 +280,7 @@ void worker_join(struct worker *w)
 }
 
 enum st_status worker_dispatch(struct worker *w, int fd, const struct sockaddr_storage *peer,
-                               socklen_t peerlen)
+                               socklen_t peerlen, const struct fe_exec_ops *xo)
 {
     struct worker_newconn *nc = mem_alloc(MEM_CONN, sizeof(*nc));
     if (nc == NULL)
@@ -287,6 +288,7 @@ enum st_status worker_dispatch(struct worker *w, int fd, const struct sockaddr_s
     nc->fd = fd;
     nc->peer = *peer;
     nc->peerlen = peerlen;
+    nc->xo = xo;
     pthread_mutex_lock(&w->queue_lock);
     nc->next = w->queue;
     w->queue = nc;

@@ -18,6 +18,7 @@ struct event;
 struct fe;
 struct conn;
 struct worker_newconn;
+struct fe_exec_ops;
 struct conn_rbuf;
 struct defer_job;
 
@@ -79,9 +80,10 @@ void worker_post(struct worker *w, struct defer_job *job);
  * must not: their connections are closed. Worker thread. */
 void worker_release_replies(struct worker *w, bool ok);
 
-/* Hands an accepted socket to the worker (acceptor thread). Takes the fd. */
+/* Hands an accepted socket to the worker (acceptor thread). Takes the fd.
+ * xo: the connection's executor (NULL: the front end's). */
 enum st_status worker_dispatch(struct worker *w, int fd, const struct sockaddr_storage *peer,
-                               socklen_t peerlen);
+                               socklen_t peerlen, const struct fe_exec_ops *xo);
 
 /* Called by conn.c (worker thread) when a connection is freed. */
 void worker_conn_closed(struct worker *w, struct conn *c);

@@ -363,11 +363,28 @@ static void on_write(void *arg, enum l2_result r, const struct mc_reply *reply)
 
 /* ------------------------------------------------ the front end's calls */
 
+/* True when key's server is this proxy's own peer port: the command runs
+ * on L1, which is the pool's copy, as the peer port would run it. */
+static bool local(struct worker *w, const char *key, size_t nkey)
+{
+    return l2_local(proxy_of(w)->l2, w, key, nkey);
+}
+
+static void done_with(struct fe_call *call, struct fe_answer *a)
+{
+    fe_call_done(call, a);
+}
+
 static void c_get(void *wctx, const char *key, size_t nkey, bool touch, rel_time_t exptime,
                   struct fe_call *call)
 {
     struct worker *w = wctx;
     struct proxy *p = proxy_of(w);
+    if (local(w, key, nkey)) {
+        struct fe_answer a = {.item = l1()->get(wctx, key, nkey, touch, exptime)};
+        done_with(call, &a);
+        return;
+    }
     if (!touch && p->settings.l1) {
         struct fe_answer a = {.item = cmd_get_hit(w, key, nkey, false, 0)};
         if (a.item != NULL) {
@@ -431,6 +448,13 @@ static void c_meta_get(void *wctx, const char *key, size_t nkey, const struct fe
     struct worker *w = wctx;
     struct proxy *p = proxy_of(w);
     bool acts = ttl->touch_pos >= 0 || ttl->vivify_pos >= 0 || ttl->recache_pos >= 0;
+    if (local(w, key, nkey)) {
+        struct fe_answer a;
+        memset(&a, 0, sizeof(a));
+        a.item = l1()->meta_get(wctx, key, nkey, ttl, no_bump, &a.info);
+        done_with(call, &a);
+        return;
+    }
     if (!acts && p->settings.l1) {
         struct cache_meta_info info;
         struct item *it = cache_meta_peek(p->cache, key, nkey, &info);
@@ -465,6 +489,13 @@ static void c_store(void *wctx, void *item, enum fe_store_mode mode, uint64_t ca
     struct proxy *p = proxy_of(w);
     struct fe_item_view v;
     l1()->view(p, item, &v);
+    if (local(w, v.key, v.nkey)) {
+        struct fe_answer a;
+        memset(&a, 0, sizeof(a));
+        a.result = l1()->store(wctx, item, mode, cas_in, mflags, &a.cas);
+        done_with(call, &a);
+        return;
+    }
     struct lwait *lw = lwait_new(w, call, K_STORE, v.key, v.nkey);
     if (lw == NULL) {
         l1()->release(p, item);
@@ -489,6 +520,11 @@ static void c_store(void *wctx, void *item, enum fe_store_mode mode, uint64_t ca
 static void c_remove(void *wctx, const char *key, size_t nkey, uint64_t cas_in,
                      struct fe_call *call)
 {
+    if (local(wctx, key, nkey)) {
+        struct fe_answer a = {.result = l1()->remove(wctx, key, nkey, cas_in)};
+        done_with(call, &a);
+        return;
+    }
     struct lwait *lw = lwait_new(wctx, call, K_DELETE, key, nkey);
     if (lw == NULL)
         return;
@@ -502,6 +538,11 @@ static void c_remove(void *wctx, const char *key, size_t nkey, uint64_t cas_in,
 static void c_touch(void *wctx, const char *key, size_t nkey, rel_time_t exptime,
                     struct fe_call *call)
 {
+    if (local(wctx, key, nkey)) {
+        struct fe_answer a = {.result = l1()->touch(wctx, key, nkey, exptime)};
+        done_with(call, &a);
+        return;
+    }
     struct lwait *lw = lwait_new(wctx, call, K_TOUCH, key, nkey);
     if (lw == NULL)
         return;
@@ -514,6 +555,13 @@ static void c_touch(void *wctx, const char *key, size_t nkey, rel_time_t exptime
 static void c_delta(void *wctx, const char *key, size_t nkey, bool incr, uint64_t delta,
                     uint64_t cas_in, struct fe_call *call)
 {
+    if (local(wctx, key, nkey)) {
+        struct fe_answer a;
+        memset(&a, 0, sizeof(a));
+        a.result = l1()->delta(wctx, key, nkey, incr, delta, cas_in, &a.value, &a.cas);
+        done_with(call, &a);
+        return;
+    }
     struct lwait *lw = lwait_new(wctx, call, K_DELTA, key, nkey);
     if (lw == NULL)
         return;
@@ -529,6 +577,12 @@ static void c_delta(void *wctx, const char *key, size_t nkey, bool incr, uint64_
 static void c_meta_delete(void *wctx, const char *key, size_t nkey, bool has_cas, uint64_t cas_in,
                           bool invalidate, bool new_ttl, rel_time_t exptime, struct fe_call *call)
 {
+    if (local(wctx, key, nkey)) {
+        struct fe_answer a = {.result = l1()->meta_delete(wctx, key, nkey, has_cas, cas_in,
+                                                          invalidate, new_ttl, exptime)};
+        done_with(call, &a);
+        return;
+    }
     struct lwait *lw = lwait_new(wctx, call, K_MD, key, nkey);
     if (lw == NULL)
         return;
@@ -546,6 +600,14 @@ static void c_meta_delete(void *wctx, const char *key, size_t nkey, bool has_cas
 static void c_meta_delta(void *wctx, const char *key, size_t nkey, const struct fe_meta_arith *a,
                          struct fe_call *call)
 {
+    if (local(wctx, key, nkey)) {
+        struct fe_answer r;
+        memset(&r, 0, sizeof(r));
+        r.arith = *a;
+        r.result = l1()->meta_delta(wctx, key, nkey, &r.arith);
+        done_with(call, &r);
+        return;
+    }
     struct lwait *lw = lwait_new(wctx, call, K_MA, key, nkey);
     if (lw == NULL)
         return;

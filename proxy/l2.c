@@ -95,6 +95,7 @@ struct l2 {
     struct ketama *ketama;
     struct l2_server *servers;
     uint32_t nservers;
+    uint32_t self; /* this proxy's own peer port in the list; KETAMA_NONE: not in it */
     unsigned nworkers;
     struct l2_worker **workers; /* created on each worker's first request */
 };
@@ -492,6 +493,17 @@ static void fail_later(struct event_base *base, enum l2_result r, l2_done_fn don
     done(arg, r, NULL);
 }
 
+bool l2_local(struct l2 *l, struct worker *w, const char *key, size_t nkey)
+{
+    if (l->self == KETAMA_NONE)
+        return false;
+    struct l2_worker *lw = worker_state(l, w);
+    if (lw == NULL)
+        return false;
+    struct pick pk = {l, lw};
+    return ketama_pick(l->ketama, key, nkey, server_up, &pk) == l->self;
+}
+
 void l2_request(struct l2 *l, struct worker *w, const char *key, size_t nkey, const char *line,
                 size_t nline, const void *data, size_t ndata, l2_done_fn done, void *arg)
 {
@@ -565,6 +577,18 @@ static bool server_parse(const char *spec, struct l2_server *s)
     return true;
 }
 
+/* True when server s is this host's listen address (or loopback when
+ * listening on every interface or loopback). */
+static bool is_local(const struct l2_server *s, const char *listen_addr)
+{
+    if (strcmp(s->host, listen_addr) == 0)
+        return true;
+    bool any = strcmp(listen_addr, "0.0.0.0") == 0 || strcmp(listen_addr, "::") == 0;
+    bool loop = strcmp(listen_addr, "127.0.0.1") == 0 || strcmp(listen_addr, "localhost") == 0;
+    bool s_loop = strcmp(s->host, "127.0.0.1") == 0 || strcmp(s->host, "localhost") == 0;
+    return (any || loop) && s_loop;
+}
+
 int l2_open(const struct settings *s, unsigned workers, struct l2 **out)
 {
     *out = NULL;
@@ -594,6 +618,7 @@ int l2_open(const struct settings *s, unsigned workers, struct l2 **out)
         return EX_OSERR;
     }
     l->nservers = n;
+    l->self = KETAMA_NONE;
     const char *p = s->l2_servers;
     for (uint32_t i = 0; i < n; i++) {
         const char *comma = strchr(p, ',');
@@ -611,6 +636,9 @@ int l2_open(const struct settings *s, unsigned workers, struct l2 **out)
         }
         ks[i] =
             (struct ketama_server){l->servers[i].host, l->servers[i].port, l->servers[i].weight};
+        if (s->peer_port != 0 && l->servers[i].port == s->peer_port &&
+            is_local(&l->servers[i], s->listen_addr))
+            l->self = i;
         p = comma != NULL ? comma + 1 : p + len;
     }
     enum st_status st = ketama_build(ks, n, &l->ketama);

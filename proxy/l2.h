@@ -66,6 +66,13 @@ void l2_close_links(struct l2 *l);
 void l2_request(struct l2 *l, struct worker *w, const char *key, size_t nkey, const char *line,
                 size_t nline, const void *data, size_t ndata, l2_done_fn done, void *arg);
 
+/*
+ * True when key's server is this proxy's own peer port (an entry of
+ * l2_servers with the peer_port on a local address): its L1 is then the
+ * pool's copy, and the command runs on it, not over the network.
+ */
+bool l2_local(struct l2 *l, struct worker *w, const char *key, size_t nkey);
+
 /* Largest value a reply may carry (the proxy's item size limit). */
 size_t l2_value_max(const struct l2 *l);
 

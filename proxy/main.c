@@ -51,6 +51,7 @@
 struct main_loop {
     struct proxy *p;
     struct event_base *base;
+    struct listener *peer; /* the peer port's; NULL: none */
     struct event *sigterm, *sigint, *sigusr1, *clock_timer, *maintain_timer;
     int exit_code;
 };
@@ -303,6 +304,13 @@ int main(int argc, char **argv)
         rc = EX_UNAVAILABLE;
         goto out;
     }
+    /* the peer port: other proxies' L2 requests, served by L1 alone (never
+     * the L2 pool, never a backend: settings refuse a peer port with one) */
+    if (s->peer_port != 0 && listener_create_on(&m.peer, &p->fe, m.base, s->listen_addr,
+                                                s->peer_port, &cmd_exec_ops) != ST_OK) {
+        rc = EX_UNAVAILABLE;
+        goto out;
+    }
     if ((rc = drop_privileges(s->user)) != 0 || (rc = write_pidfile(s->pidfile)) != 0)
         goto out;
 
@@ -331,7 +339,8 @@ int main(int argc, char **argv)
     if (m.sigterm == NULL || m.sigint == NULL || m.sigusr1 == NULL ||
         event_add(m.sigterm, NULL) != 0 || event_add(m.sigint, NULL) != 0 ||
         event_add(m.sigusr1, NULL) != 0 || m.clock_timer == NULL || m.maintain_timer == NULL ||
-        listener_start(p->fe.listener) != ST_OK) {
+        listener_start(p->fe.listener) != ST_OK ||
+        (m.peer != NULL && listener_start(m.peer) != ST_OK)) {
         rc = EX_OSERR;
         goto out_workers;
     }
@@ -351,6 +360,7 @@ out_workers:
      * every worker's connection list: nothing is freed until all are joined.
      */
     listener_stop(p->fe.listener);
+    listener_stop(m.peer);
     for (unsigned i = 0; i < p->fe.nworkers; i++)
         worker_stop(&p->fe.workers[i]);
     for (unsigned i = 0; i < p->fe.nworkers; i++)
@@ -363,6 +373,7 @@ out_workers:
     p->fe.workers = NULL;
 out:
     listener_destroy(&p->fe.listener);
+    listener_destroy(&m.peer);
     free_event(&m.sigterm);
     free_event(&m.sigint);
     free_event(&m.sigusr1);

@@ -146,6 +146,9 @@ static const struct opt_def opts[] = {
      "the journal for the next start"},
     {"test_backend_pause_file", 0, T_STR, NULL, 0, 0, 0, OFF(test_backend_pause_file), "<file>",
      "for tests only: while this file exists, write-behind's drainer finds the backend down"},
+    {"peer_port", 0, T_UINT, "0", 0, 65535, 0, OFF(peer_port), "<num>",
+     "serve this proxy's L1 (alone: never L2 nor a backend) to other proxies' L2 pools on "
+     "this port (11212 by convention); 0: off"},
     {"l1", 0, T_STR, "on", 0, 0, 0, OFF(l1_opt), "<on|off>",
      "keep items in this process (L1); off with l2_servers: every command goes to its L2 "
      "server (routing mode, as twemproxy)"},
@@ -639,6 +642,12 @@ static int validate_tiers(struct settings *s)
          * through memcached servers that cannot store them; not built yet */
         fprintf(stderr, "strata-proxy: l2_servers works with backend = none for now "
                         "(docs/L2.md)\n");
+        return EX_CONFIG;
+    }
+    if (s->peer_port != 0 &&
+        (strcmp(s->backend, "none") != 0 || !s->l1 || s->peer_port == s->port)) {
+        fprintf(stderr, "strata-proxy: peer_port needs l1 = on, backend = none for now "
+                        "(docs/L2.md) and a port of its own\n");
         return EX_CONFIG;
     }
     if (!s->l1 && !l2) {

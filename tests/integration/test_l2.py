@@ -546,3 +546,57 @@ def test_bad_l2_servers_refuse_to_start():
     p = subprocess.run([helpers.server_binary(), "-p", str(helpers.free_port()), "--l1", "off"],
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
     assert p.returncode != 0 and b"l2_servers" in p.stderr
+
+
+# ------------------------------------------------------------- peer port
+
+def test_proxies_pool_their_l1_through_peer_ports():
+    """Two proxies whose pool is each other's peer port: a value set
+    through one is read through the other; the peer port serves L1 alone
+    (a miss there is a miss, never a request to the pool)."""
+    if helpers.external_addr():
+        pytest.skip("needs servers of its own")
+    peers = [helpers.free_port(), helpers.free_port()]
+    spec = ",".join("127.0.0.1:%d" % p for p in peers)
+    a = helpers.Server(["--peer-port", peers[0], "--l2-servers", spec]).start()
+    b = helpers.Server(["--peer-port", peers[1], "--l2-servers", spec]).start()
+    try:
+        continuum = ketama([("127.0.0.1", p, 1) for p in peers])
+        keys = [b"pool:%d" % i for i in range(60)]
+        with a.connect() as c:
+            for k in keys:
+                c.call(b"set " + k + b" 1 0 2\r\nv" + k[-1:] + b"\r\n", STORED)
+        with b.connect() as c:
+            for k in keys:
+                c.call(b"get " + k + b"\r\n",
+                       b"VALUE " + k + b" 1 2\r\nv" + k[-1:] + b"\r\nEND\r\n")
+        # each key is in its owner's L1, which that owner's peer port serves
+        for i, port in enumerate(peers):
+            with Conn(("127.0.0.1", port)) as d:
+                for k in keys:
+                    d.send(b"mg " + k + b" v\r\n")
+                    line = d.read_line()
+                    if server_of(continuum, k) == i:
+                        assert line == b"VA 2\r\n", (k, i)
+                    if line.startswith(b"VA"):  # the owner's, or a near-cache copy
+                        d.read_exact(4)
+        # a peer-port miss does not recurse into the pool
+        with Conn(("127.0.0.1", peers[0])) as d:
+            before = l2_stats(a)
+            d.call(b"get nowhere\r\n", MISS)
+            assert l2_stats(a) == before
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_peer_port_refused_with_a_backend_or_its_own_port(tmp_path):
+    port = helpers.free_port()
+    for args in (["--peer-port", str(port), "--backend", "local", "--data-dir", str(tmp_path)],
+                 ["--peer-port", str(port), "--l2-servers", "127.0.0.1:1", "--l1", "off"],
+                 ["-p", str(port), "--peer-port", str(port)]):
+        if "-p" not in args:
+            args = ["-p", str(helpers.free_port())] + args
+        p = subprocess.run([helpers.server_binary()] + args, stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=10)
+        assert p.returncode != 0 and b"peer_port" in p.stderr, (args, p.stderr)
