@@ -165,6 +165,25 @@ static void send_line(struct lwait *lw, struct line *ln, const void *data, size_
 
 /* --------------------------------------------------------------- L1 */
 
+/* Other proxies drop their L1 copy of a key this proxy wrote. */
+static void invalidate_peers(struct worker *w, const char *key, size_t nkey)
+{
+    struct line ln;
+    start(&ln, "md", key, nkey);
+    if (ln.b64)
+        add(&ln, " b");
+    l2_invalidate(proxy_of(w)->l2, w, key, nkey, ln.buf, ln.n);
+}
+
+/* Reads sent before now do not fill L1 with what they bring back. */
+static void gate_bump(const char *key, size_t nkey)
+{
+    unsigned s = slot_of(key, nkey);
+    pthread_mutex_lock(&gate.mu[s]);
+    gate.gen[s]++;
+    pthread_mutex_unlock(&gate.mu[s]);
+}
+
 /* The L1 copy goes (a write completed), and reads sent before do not
  * fill. */
 static void l1_drop(struct lwait *lw)
@@ -325,6 +344,8 @@ static void on_write(void *arg, enum l2_result r, const struct mc_reply *reply)
     a.result = result_of(r, reply);
     /* whatever the outcome, the server's copy may have changed */
     l1_drop(lw);
+    if (a.result != FE_FAILED || r == L2_TIMEOUT)
+        invalidate_peers(w, lw->key, lw->nkey);
     uint64_t v = 0;
     if (r == L2_OK && mc_reply_flag_u64(reply, 'c', &v))
         a.cas = v;
@@ -490,9 +511,12 @@ static void c_store(void *wctx, void *item, enum fe_store_mode mode, uint64_t ca
     struct fe_item_view v;
     l1()->view(p, item, &v);
     if (local(w, v.key, v.nkey)) {
+        char lw_key_copy[MC_KEY_MAX];
+        memcpy(lw_key_copy, v.key, v.nkey); /* the store takes the item */
         struct fe_answer a;
         memset(&a, 0, sizeof(a));
         a.result = l1()->store(wctx, item, mode, cas_in, mflags, &a.cas);
+        invalidate_peers(w, lw_key_copy, v.nkey);
         done_with(call, &a);
         return;
     }
@@ -522,6 +546,7 @@ static void c_remove(void *wctx, const char *key, size_t nkey, uint64_t cas_in,
 {
     if (local(wctx, key, nkey)) {
         struct fe_answer a = {.result = l1()->remove(wctx, key, nkey, cas_in)};
+        invalidate_peers(wctx, key, nkey);
         done_with(call, &a);
         return;
     }
@@ -559,6 +584,7 @@ static void c_delta(void *wctx, const char *key, size_t nkey, bool incr, uint64_
         struct fe_answer a;
         memset(&a, 0, sizeof(a));
         a.result = l1()->delta(wctx, key, nkey, incr, delta, cas_in, &a.value, &a.cas);
+        invalidate_peers(wctx, key, nkey);
         done_with(call, &a);
         return;
     }
@@ -580,6 +606,7 @@ static void c_meta_delete(void *wctx, const char *key, size_t nkey, bool has_cas
     if (local(wctx, key, nkey)) {
         struct fe_answer a = {.result = l1()->meta_delete(wctx, key, nkey, has_cas, cas_in,
                                                           invalidate, new_ttl, exptime)};
+        invalidate_peers(wctx, key, nkey);
         done_with(call, &a);
         return;
     }
@@ -605,6 +632,7 @@ static void c_meta_delta(void *wctx, const char *key, size_t nkey, const struct 
         memset(&r, 0, sizeof(r));
         r.arith = *a;
         r.result = l1()->meta_delta(wctx, key, nkey, &r.arith);
+        invalidate_peers(wctx, key, nkey);
         done_with(call, &r);
         return;
     }
@@ -626,6 +654,36 @@ static void c_meta_delta(void *wctx, const char *key, size_t nkey, const struct 
                                               .recache_pos = -1,
                                               .fail_pos = a->ttl.fail_pos});
     send_line(lw, &ln, NULL, 0, on_write);
+}
+
+/* ---------------------------------------------------- the peer port */
+
+static const struct fe_exec_ops *peer_inner;
+
+/* A peer's delete (an invalidation, or a pool delete) also stops this
+ * proxy's reads in flight from filling L1 with what they bring back. */
+static enum fe_result p_remove(void *wctx, const char *key, size_t nkey, uint64_t cas_in)
+{
+    gate_bump(key, nkey);
+    return peer_inner->remove(wctx, key, nkey, cas_in);
+}
+
+static enum fe_result p_meta_delete(void *wctx, const char *key, size_t nkey, bool has_cas,
+                                    uint64_t cas_in, bool invalidate, bool new_ttl,
+                                    rel_time_t exptime)
+{
+    gate_bump(key, nkey);
+    return peer_inner->meta_delete(wctx, key, nkey, has_cas, cas_in, invalidate, new_ttl, exptime);
+}
+
+const struct fe_exec_ops *cmd_l2_peer_exec(const struct fe_exec_ops *inner,
+                                           struct fe_exec_ops *storage)
+{
+    peer_inner = inner;
+    *storage = *inner;
+    storage->remove = p_remove;
+    storage->meta_delete = p_meta_delete;
+    return storage;
 }
 
 const struct fe_exec_ops *cmd_l2_exec(const struct fe_exec_ops *inner, struct fe_exec_ops *storage)

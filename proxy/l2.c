@@ -54,6 +54,7 @@ struct l2_server {
     _Atomic uint64_t retry_ms;    /* the last ejection's interval */
     _Atomic uint64_t returned_ms; /* when it last came back; 0: never left */
     _Atomic uint64_t requests, hits, misses, errors, timeouts, resets, ejections, busy;
+    _Atomic uint64_t dropped;             /* peers: invalidations not sent (the peer was out) */
     _Atomic uint64_t lat[L2_LAT_BUCKETS]; /* bucket i: [2^(i-1), 2^i) µs */
 };
 
@@ -94,7 +95,8 @@ struct l2 {
     size_t value_max;
     struct ketama *ketama;
     struct l2_server *servers;
-    uint32_t nservers;
+    uint32_t nservers; /* the pool's, then the peers' (not on the continuum) */
+    uint32_t npool;
     uint32_t self; /* this proxy's own peer port in the list; KETAMA_NONE: not in it */
     unsigned nworkers;
     struct l2_worker **workers; /* created on each worker's first request */
@@ -443,7 +445,7 @@ static bool server_up(void *arg, uint32_t i)
     int expect = SRV_EJECTED;
     if (!atomic_compare_exchange_strong(&s->state, &expect, SRV_RETURNING))
         return false;
-    if (!pk->l->flush_on_return) {
+    if (!pk->l->flush_on_return || i >= pk->l->npool) { /* a peer keeps its pool copies */
         server_returned(s);
         return true;
     }
@@ -491,6 +493,40 @@ static void fail_later(struct event_base *base, enum l2_result r, l2_done_fn don
     }
     /* out of memory: the caller's contract is bent rather than a request lost */
     done(arg, r, NULL);
+}
+
+/* An invalidation's answer: counted by the link; nothing waits for it. */
+static void on_invalidated(void *arg, enum l2_result r, const struct mc_reply *reply)
+{
+    (void)arg;
+    (void)r;
+    (void)reply;
+}
+
+void l2_invalidate(struct l2 *l, struct worker *w, const char *key, size_t nkey, const char *line,
+                   size_t nline)
+{
+    if (l->nservers == l->npool)
+        return;
+    struct l2_worker *lw = worker_state(l, w);
+    if (lw == NULL)
+        return;
+    uint32_t owner = ketama_pick(l->ketama, key, nkey, NULL, NULL);
+    const struct l2_server *o = owner != KETAMA_NONE ? &l->servers[owner] : NULL;
+    for (uint32_t i = l->npool; i < l->nservers; i++) {
+        struct l2_server *s = &l->servers[i];
+        if (o != NULL && o->salen == s->salen && memcmp(&o->sa, &s->sa, s->salen) == 0)
+            continue; /* the owner: the write itself changed its copy */
+        if (atomic_load_explicit(&s->state, memory_order_relaxed) != SRV_UP) {
+            struct pick pk = {l, lw};
+            if (!server_up(&pk, i)) {
+                COUNT(s, dropped); /* the peer's l1_ttl_cap bounds its copy */
+                continue;
+            }
+        }
+        if (link_send(&lw->links[i], line, nline, NULL, 0, false, on_invalidated, NULL) != L2_OK)
+            COUNT(s, dropped);
+    }
 }
 
 bool l2_local(struct l2 *l, struct worker *w, const char *key, size_t nkey)
@@ -589,6 +625,38 @@ static bool is_local(const struct l2_server *s, const char *listen_addr)
     return (any || loop) && s_loop;
 }
 
+static uint32_t list_count(const char *list)
+{
+    if (list == NULL || *list == '\0')
+        return 0;
+    uint32_t n = 1;
+    for (const char *c = list; *c != '\0'; c++)
+        n += *c == ',';
+    return n;
+}
+
+/* Parses a "host:port[:weight],..." list into l->servers from `first`. */
+static bool list_parse(struct l2 *l, const char *name, const char *list, uint32_t first)
+{
+    uint32_t n = list_count(list);
+    const char *p = list;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        char spec[300];
+        if (len >= sizeof(spec) || !(snprintf(spec, sizeof(spec), "%.*s", (int)len, p), 1) ||
+            !server_parse(spec, &l->servers[first + i])) {
+            fprintf(stderr,
+                    "strata-proxy: %s: \"%.*s\" is not host:port[:weight] with a host "
+                    "that resolves\n",
+                    name, (int)len, p);
+            return false;
+        }
+        p = comma != NULL ? comma + 1 : p + len;
+    }
+    return true;
+}
+
 int l2_open(const struct settings *s, unsigned workers, struct l2 **out)
 {
     *out = NULL;
@@ -605,10 +673,8 @@ int l2_open(const struct settings *s, unsigned workers, struct l2 **out)
     l->flush_on_return = s->l2_flush_on_return;
     l->value_max = s->item_size_max;
     l->nworkers = workers;
-    uint32_t n = 1;
-    for (const char *c = s->l2_servers; *c != '\0'; c++)
-        n += *c == ',';
-    l->servers = mem_calloc(MEM_OTHER, n, sizeof(*l->servers));
+    uint32_t n = list_count(s->l2_servers), npeers = list_count(s->peers);
+    l->servers = mem_calloc(MEM_OTHER, n + npeers, sizeof(*l->servers));
     l->workers = mem_calloc(MEM_OTHER, workers, sizeof(*l->workers));
     struct ketama_server *ks = mem_calloc(MEM_OTHER, n, sizeof(*ks));
     if (l->servers == NULL || l->workers == NULL || ks == NULL) {
@@ -617,29 +683,20 @@ int l2_open(const struct settings *s, unsigned workers, struct l2 **out)
         l2_close(&l);
         return EX_OSERR;
     }
-    l->nservers = n;
+    l->npool = n;
+    l->nservers = n + npeers;
     l->self = KETAMA_NONE;
-    const char *p = s->l2_servers;
+    if (!list_parse(l, "l2_servers", s->l2_servers, 0) || !list_parse(l, "peers", s->peers, n)) {
+        mem_free(MEM_OTHER, ks, n * sizeof(*ks));
+        l2_close(&l);
+        return EX_CONFIG;
+    }
     for (uint32_t i = 0; i < n; i++) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
-        char spec[300];
-        if (len >= sizeof(spec) || !(snprintf(spec, sizeof(spec), "%.*s", (int)len, p), 1) ||
-            !server_parse(spec, &l->servers[i])) {
-            fprintf(stderr,
-                    "strata-proxy: l2_servers: \"%.*s\" is not host:port[:weight] with a host "
-                    "that resolves\n",
-                    (int)len, p);
-            mem_free(MEM_OTHER, ks, n * sizeof(*ks));
-            l2_close(&l);
-            return EX_CONFIG;
-        }
         ks[i] =
             (struct ketama_server){l->servers[i].host, l->servers[i].port, l->servers[i].weight};
         if (s->peer_port != 0 && l->servers[i].port == s->peer_port &&
             is_local(&l->servers[i], s->listen_addr))
             l->self = i;
-        p = comma != NULL ? comma + 1 : p + len;
     }
     enum st_status st = ketama_build(ks, n, &l->ketama);
     mem_free(MEM_OTHER, ks, n * sizeof(*ks));
@@ -724,7 +781,8 @@ static const char *state_name(const struct l2_server *s)
 
 void l2_stats(struct l2 *l, void (*emit)(void *arg, const char *name, const char *value), void *arg)
 {
-    mc_emit_u64(emit, arg, "servers", l->nservers);
+    mc_emit_u64(emit, arg, "servers", l->npool);
+    mc_emit_u64(emit, arg, "peers", l->nservers - l->npool);
     mc_emit_u64(emit, arg, "timeout_ms", l->timeout_ms);
     mc_emit_u64(emit, arg, "eject_after", l->eject_after);
     mc_emit_u64(emit, arg, "retry_ms", l->retry_base_ms);
@@ -740,6 +798,8 @@ void l2_stats(struct l2 *l, void (*emit)(void *arg, const char *name, const char
     } while (0)
         snprintf(name, sizeof(name), "%s:state", s->addr);
         emit(arg, name, state_name(s));
+        snprintf(name, sizeof(name), "%s:role", s->addr);
+        emit(arg, name, i < l->npool ? "pool" : "peer");
         snprintf(name, sizeof(name), "%s:weight", s->addr);
         mc_emit_u64(emit, arg, name, s->weight);
         STAT(requests);
@@ -750,6 +810,8 @@ void l2_stats(struct l2 *l, void (*emit)(void *arg, const char *name, const char
         STAT(resets);
         STAT(ejections);
         STAT(busy);
+        if (i >= l->npool)
+            STAT(dropped);
 #undef STAT
         static const struct {
             const char *name;

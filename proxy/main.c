@@ -306,8 +306,10 @@ int main(int argc, char **argv)
     }
     /* the peer port: other proxies' L2 requests, served by L1 alone (never
      * the L2 pool, never a backend: settings refuse a peer port with one) */
-    if (s->peer_port != 0 && listener_create_on(&m.peer, &p->fe, m.base, s->listen_addr,
-                                                s->peer_port, &cmd_exec_ops) != ST_OK) {
+    static struct fe_exec_ops peer_ops;
+    if (s->peer_port != 0 &&
+        listener_create_on(&m.peer, &p->fe, m.base, s->listen_addr, s->peer_port,
+                           cmd_l2_peer_exec(&cmd_exec_ops, &peer_ops)) != ST_OK) {
         rc = EX_UNAVAILABLE;
         goto out;
     }

@@ -149,6 +149,9 @@ static const struct opt_def opts[] = {
     {"peer_port", 0, T_UINT, "0", 0, 65535, 0, OFF(peer_port), "<num>",
      "serve this proxy's L1 (alone: never L2 nor a backend) to other proxies' L2 pools on "
      "this port (11212 by convention); 0: off"},
+    {"peers", 0, T_STR, NULL, 0, 0, 0, OFF(peers), "<host:port,...>",
+     "other proxies' peer ports: each write through this proxy drops their L1 copy of the key "
+     "(L1 coherence, docs/L2.md)"},
     {"l1", 0, T_STR, "on", 0, 0, 0, OFF(l1_opt), "<on|off>",
      "keep items in this process (L1); off with l2_servers: every command goes to its L2 "
      "server (routing mode, as twemproxy)"},
@@ -632,6 +635,10 @@ static int validate_tiers(struct settings *s)
         return EX_CONFIG;
     }
     bool l2 = s->l2_servers != NULL && s->l2_servers[0] != '\0';
+    if (s->peers != NULL && s->peers[0] != '\0' && !l2) {
+        fprintf(stderr, "strata-proxy: peers needs l2_servers (docs/L2.md)\n");
+        return EX_CONFIG;
+    }
     if (!one_of(s->l1_opt, "on", "off", "on")) {
         fprintf(stderr, "strata-proxy: l1 '%s': on or off\n", s->l1_opt);
         return EX_CONFIG;

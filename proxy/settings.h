@@ -83,6 +83,7 @@ struct settings {
     unsigned l2_eject_after;
     unsigned l2_retry_ms, l2_retry_max_ms;
     bool l2_flush_on_return;
+    char *peers;        /* other proxies' peer ports: L1 invalidations go there */
     unsigned peer_port; /* serves L1 alone to other proxies' L2 pools; 0: off */
     char *l1_opt;       /* l1 = on | off */
     bool l1;            /* false: no L1 (routing mode with l2_servers) */

@@ -600,3 +600,94 @@ def test_peer_port_refused_with_a_backend_or_its_own_port(tmp_path):
         p = subprocess.run([helpers.server_binary()] + args, stdin=subprocess.DEVNULL,
                            capture_output=True, timeout=10)
         assert p.returncode != 0 and b"peer_port" in p.stderr, (args, p.stderr)
+
+
+# ----------------------------------------------------------- coherence
+
+def read_value(c, key):
+    c.send(b"get " + key + b"\r\n")
+    line = c.read_line()
+    if line == MISS:
+        return None
+    value = c.read_exact(int(line.split()[3]) + 2)[:-2]
+    assert c.read_line() == MISS
+    return value
+
+
+def test_writes_invalidate_other_proxies_l1(pool):
+    """Three proxies with L1 in front of one memcached, each listing the
+    others' peer ports: after a write through one, the others' next reads
+    (once the invalidations had the time to cross loopback) see the new
+    value, though each held the old one in L1."""
+    (m,) = pool(1)
+    ports = [helpers.free_port() for _ in range(3)]
+    proxies = []
+    try:
+        for i in range(3):
+            peers = ",".join("127.0.0.1:%d" % p for j, p in enumerate(ports) if j != i)
+            proxies.append(proxy([m], "--peer-port", ports[i], "--peers", peers))
+        keys = [b"coh:%d" % i for i in range(50)]
+        conns = [p.connect() for p in proxies]
+        for k in keys:
+            conns[0].call(b"set " + k + b" 0 0 3\r\nold\r\n", STORED)
+        for c in conns:  # every L1 now holds "old"
+            for k in keys:
+                assert read_value(c, k) == b"old"
+        before = int(l2_stats(proxies[1])["%s:requests" % m.spec])
+        for k in keys:
+            assert read_value(conns[1], k) == b"old"
+        assert int(l2_stats(proxies[1])["%s:requests" % m.spec]) == before  # from L1
+        for k in keys:
+            conns[0].call(b"set " + k + b" 0 0 3\r\nnew\r\n", STORED)
+        time.sleep(0.2)
+        for c in conns:
+            for k in keys:
+                assert read_value(c, k) == b"new", k
+        # deletes and incr through the middle proxy reach the others too
+        conns[1].call(b"delete " + keys[0] + b"\r\n", b"DELETED\r\n")
+        conns[1].call(b"set n 0 0 1\r\n1\r\n", STORED)
+        for c in conns:
+            read_value(c, b"n")
+        conns[1].call(b"incr n 41\r\n", b"42\r\n")
+        time.sleep(0.2)
+        for c in conns:
+            assert read_value(c, keys[0]) is None
+            assert read_value(c, b"n") == b"42"
+        st = l2_stats(proxies[1])
+        assert st["peers"] == "2"
+        assert int(st["127.0.0.1:%d:requests" % ports[0]]) >= 2
+        for c in conns:
+            c.close()
+    finally:
+        for p in proxies:
+            p.stop()
+
+
+def test_unreachable_peer_is_bounded_by_the_l1_ttl_cap(pool):
+    """Proxy A's peer list names a port where nobody listens instead of B's:
+    B misses A's invalidations, serves its old L1 copy, and sees the new
+    value once its l1_ttl_cap (2 s) ran out."""
+    (m,) = pool(1)
+    nobody = helpers.free_port()
+    b = proxy([m], "--policy", "=cache-only,l1_ttl_cap=2")
+    a = proxy([m], "--peers", "127.0.0.1:%d" % nobody)
+    try:
+        with a.connect() as ca, b.connect() as cb:
+            ca.call(b"set k 0 0 3\r\nold\r\n", STORED)
+            assert read_value(cb, b"k") == b"old"
+            filled = time.monotonic()
+            ca.call(b"set k 0 0 3\r\nnew\r\n", STORED)
+            time.sleep(0.2)
+            assert read_value(cb, b"k") == b"old"  # no invalidation came
+            while time.monotonic() - filled < 3.5:
+                if read_value(cb, b"k") == b"new":
+                    break
+                time.sleep(0.05)
+            assert read_value(cb, b"k") == b"new"
+            assert time.monotonic() - filled < 3.5
+        st = l2_stats(a)
+        assert int(st["127.0.0.1:%d:dropped" % nobody]) + \
+            int(st["127.0.0.1:%d:resets" % nobody]) >= 1
+    finally:
+        a.stop()
+        b.stop()
