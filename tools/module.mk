@@ -32,6 +32,15 @@ bench-tiers: deps-test
 	@$(MAKE) --no-print-directory all
 	$(PYTHON) bench/tiers.py $(PROXY_BIN) $(BENCH_BIN)
 
+# make bench-l2: strata-proxy's routing mode (--l1 off, an L2 pool of two
+# memcached servers) against Debian's nutcracker (twemproxy) in front of
+# the same servers, GET and SET at depth 1 and 16 (bench/l2.py, docs/L2.md).
+.PHONY: bench-l2
+bench-l2: deps-test
+	@command -v nutcracker >/dev/null || apt-get install -y -q nutcracker
+	@$(MAKE) --no-print-directory all
+	$(PYTHON) bench/l2.py $(PROXY_BIN) $(BENCH_BIN)
+
 # strata-admin: operator commands against a strata-node (its stats).
 ADMIN_BIN := $(B)/bin/strata-admin
 BINS += $(ADMIN_BIN)
