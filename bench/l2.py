@@ -552,6 +552,12 @@ def main():
             print(f"| {op} {label} | {' | '.join(fmt(v, 1, 2) for v in vals)} | "
                   f"{'≥' if higher else '≤'} {target:.1f}: {state} |")
 
+    if not os.environ.get("BENCH_NO_COHERENCE"):
+        delays, lost = staleness(proxy_bin, root_user, problems)
+        print_staleness(delays, lost)
+        if lost:
+            problems.append(f"coherence: {lost} reads never saw the new value within {STALE_BOUND:g} s")
+
     if notes:
         print("\nNOTES:")
         for n in notes:
@@ -571,6 +577,107 @@ def main():
             json.dump({"runs": clean(results), "best": med, "targets": summary, "stats_l2": l2_stats,
                        "notes": notes, "problems": problems}, f, indent=1)
     return 1 if problems or not ran else 0
+
+
+# ---- part 2: L1 coherence between proxies ----
+
+STALE_WRITES = int(os.environ.get("BENCH_STALE_WRITES", "300"))
+STALE_BOUND = 2.0  # seconds a reader polls for a write before giving up
+
+
+class Line:
+    """One text-protocol connection for the staleness probe."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def call(self, req, end):
+        self.s.sendall(req)
+        while not self.buf.endswith(end) and b"ERROR" not in self.buf:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise OSError("connection closed")
+            self.buf += chunk
+        out, self.buf = self.buf, b""
+        return out
+
+    def get(self, key):
+        ans = self.call(b"get " + key + b"\r\n", b"END\r\n")
+        return ans.split(b"\r\n")[1] if ans.startswith(b"VALUE") else None
+
+    def close(self):
+        self.s.close()
+
+
+def pct(sorted_vals, p):
+    return sorted_vals[min(len(sorted_vals) - 1, int(p * len(sorted_vals)))]
+
+
+def staleness(proxy_bin, root_user, problems):
+    """Three proxies with L1 in front of one memcached, each listing the
+    others' peer ports (`peers`): a write through A, then reads through B
+    and C, each of which held the old value in L1, until they see the new
+    one. Returns the times (ms) from A's STORED to each reader's first
+    read of the new value, which include one read's round trip (the
+    probe's resolution)."""
+    mc = Server("memcached (coherence)", lambda port: [MEMCACHED, "-p", str(port)] + MEMCACHED_FLAGS
+                + root_user)
+    peer_ports = [free_port() for _ in range(3)]
+    proxies = []
+    delays, lost = [], 0
+    lines = []
+    try:
+        mc.start()
+        for i in range(3):
+            peers = ",".join(f"127.0.0.1:{p}" for j, p in enumerate(peer_ports) if j != i)
+            argv = (lambda i=i, peers=peers: lambda port: [
+                proxy_bin, "-p", str(port), "-l", "127.0.0.1", "-t", "2",
+                "--l2-servers", f"127.0.0.1:{mc.port}", "--peer-port", str(peer_ports[i]),
+                "--peers", peers])()
+            proxies.append(Server(f"proxy {'ABC'[i]}", argv))
+            proxies[-1].start()
+        lines = [Line(p.port) for p in proxies]
+        for i in range(STALE_WRITES):
+            key = b"stale:%d" % (i % 10)
+            old = lines[0].get(key)
+            for r in lines[1:]:  # each reader's L1 now holds the current value
+                if r.get(key) != old:
+                    problems.append(f"coherence: a reader did not hold {key!r}'s current value")
+            new = b"v%d" % i
+            lines[0].call(b"set " + key + b" 0 0 %d\r\n" % len(new) + new + b"\r\n", b"\r\n")
+            t0 = time.monotonic()
+            for r in lines[1:]:
+                while True:
+                    if r.get(key) == new:
+                        delays.append((time.monotonic() - t0) * 1000)
+                        break
+                    if time.monotonic() - t0 > STALE_BOUND:
+                        lost += 1
+                        break
+    except (RuntimeError, OSError, StartFailed) as e:
+        problems.append(f"coherence: {e}")
+    finally:
+        for ln in lines:
+            ln.close()
+        for s in proxies + [mc]:
+            if s.proc is not None and not s.group_gone:
+                s.stop(signal.SIGTERM)
+    return sorted(delays), lost
+
+
+def print_staleness(delays, lost):
+    print()
+    print(f"L1 coherence: 3 proxies (L1 on, -t 2, peers = the other two) in front of one memcached; "
+          f"{STALE_WRITES} writes through A, each then read through B and C (both held the old value "
+          f"in L1) until they see it")
+    if not delays:
+        print("  no figures (see PROBLEMS)")
+        return
+    print(f"  time from A's STORED to the new value read through another proxy, ms "
+          f"(one read's round trip included): p50 {pct(delays, 0.5):.3f}  p99 {pct(delays, 0.99):.3f}  "
+          f"max {delays[-1]:.3f}  ({len(delays)} reads; {lost} not seen within {STALE_BOUND:g} s)")
 
 
 if __name__ == "__main__":

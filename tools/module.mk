@@ -34,7 +34,8 @@ bench-tiers: deps-test
 
 # make bench-l2: strata-proxy's routing mode (--l1 off, an L2 pool of two
 # memcached servers) against Debian's nutcracker (twemproxy) in front of
-# the same servers, GET and SET at depth 1 and 16 (bench/l2.py, docs/L2.md).
+# the same servers, GET and SET at depth 1 and 16; then the staleness of
+# L1 copies across three proxies with peers (bench/l2.py, docs/L2.md).
 .PHONY: bench-l2
 bench-l2: deps-test
 	@command -v nutcracker >/dev/null || apt-get install -y -q nutcracker
