@@ -248,9 +248,16 @@ static void link_reset(struct link *k, enum l2_result first, const char *why)
     k->resets++;
     COUNT(s, resets);
     server_failed(l, s);
+    /* the failed requests leave the link first: a callback may queue a new
+     * request on it (a new connection), which must not fail with them */
+    struct pending *list = k->head;
+    k->lw->pending -= k->inflight;
+    k->head = k->tail = NULL;
+    k->inflight = 0;
     enum l2_result r = first;
-    while (k->head != NULL) {
-        struct pending *p = pending_pop(k);
+    while (list != NULL) {
+        struct pending *p = list;
+        list = p->next;
         pending_finish(k, p, r, NULL);
         r = L2_CLOSED;
     }
