@@ -656,6 +656,21 @@ static void c_meta_delta(void *wctx, const char *key, size_t nkey, const struct 
     send_line(lw, &ln, NULL, 0, on_write);
 }
 
+/* flush_all flushes L1 and every server of the pool, as a router that
+ * broadcasts it (mcrouter does); memcached answers OK whatever happens,
+ * so nothing waits for the servers. */
+static void c_flush_all(void *wctx, int64_t delay, bool allowed)
+{
+    struct worker *w = wctx;
+    l1()->flush_all(wctx, delay, allowed);
+    if (!allowed)
+        return;
+    char line[48];
+    int n = delay > 0 ? snprintf(line, sizeof(line), "flush_all %" PRId64, delay)
+                      : snprintf(line, sizeof(line), "flush_all");
+    l2_broadcast(proxy_of(w)->l2, w, line, (size_t)n);
+}
+
 /* ---------------------------------------------------- the peer port */
 
 static const struct fe_exec_ops *peer_inner;
@@ -697,5 +712,6 @@ const struct fe_exec_ops *cmd_l2_exec(const struct fe_exec_ops *inner, struct fe
     storage->delta_async = c_delta;
     storage->meta_delete_async = c_meta_delete;
     storage->meta_delta_async = c_meta_delta;
+    storage->flush_all = c_flush_all;
     return storage;
 }

@@ -374,7 +374,10 @@ static enum l2_result link_send(struct link *k, const char *line, size_t nline, 
         return L2_BUSY;
     uint64_t id = k->next_id++;
     char tok[32];
-    int nt = snprintf(tok, sizeof(tok), done == NULL ? "\r\n" : " O%" PRIu64 "\r\n", id);
+    /* meta commands carry the token their reply echoes; the others
+     * (flush_all) are answered by a line without one */
+    bool meta = nline >= 3 && line[0] == 'm' && line[2] == ' ';
+    int nt = snprintf(tok, sizeof(tok), meta ? " O%" PRIu64 "\r\n" : "\r\n", id);
     struct evbuffer *out = bufferevent_get_output(k->bev);
     evbuffer_add(out, line, nline);
     evbuffer_add(out, tok, (size_t)nt);
@@ -534,6 +537,17 @@ void l2_invalidate(struct l2 *l, struct worker *w, const char *key, size_t nkey,
         if (link_send(&lw->links[i], line, nline, NULL, 0, false, on_invalidated, NULL) != L2_OK)
             COUNT(s, dropped);
     }
+}
+
+void l2_broadcast(struct l2 *l, struct worker *w, const char *line, size_t nline)
+{
+    struct l2_worker *lw = worker_state(l, w);
+    if (lw == NULL)
+        return;
+    struct pick pk = {l, lw};
+    for (uint32_t i = 0; i < l->npool; i++)
+        if (i != l->self && server_up(&pk, i))
+            link_send(&lw->links[i], line, nline, NULL, 0, false, on_invalidated, NULL);
 }
 
 bool l2_local(struct l2 *l, struct worker *w, const char *key, size_t nkey)

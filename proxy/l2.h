@@ -86,6 +86,11 @@ bool l2_local(struct l2 *l, struct worker *w, const char *key, size_t nkey);
 void l2_invalidate(struct l2 *l, struct worker *w, const char *key, size_t nkey, const char *line,
                    size_t nline);
 
+/* `line` (a command without a key: "flush_all 10") to every pool server
+ * that is up but this proxy's own peer port; nothing waits for the
+ * answers (counted per server). */
+void l2_broadcast(struct l2 *l, struct worker *w, const char *line, size_t nline);
+
 /* Largest value a reply may carry (the proxy's item size limit). */
 size_t l2_value_max(const struct l2 *l);
 

@@ -691,3 +691,22 @@ def test_unreachable_peer_is_bounded_by_the_l1_ttl_cap(pool):
     finally:
         a.stop()
         b.stop()
+
+
+def test_flush_all_reaches_every_server(pool):
+    a, b = pool(2)
+    srv = proxy([a, b])
+    try:
+        keys = [b"fl:%d" % i for i in range(40)]
+        with srv.connect() as c:
+            for k in keys:
+                c.call(b"set " + k + b" 0 0 1\r\nx\r\n", STORED)
+            assert all(read_value(c, k) == b"x" for k in keys)  # in L1 too
+            c.call(b"flush_all\r\n", b"OK\r\n")
+            c.call(b"mn\r\n", b"MN\r\n")
+            assert helpers.wait_until(lambda: all(m.get(k) is None for m in (a, b) for k in keys))
+            assert all(read_value(c, k) is None for k in keys)
+            c.call(b"set after 0 0 1\r\ny\r\n", STORED)
+            assert read_value(c, b"after") == b"y"
+    finally:
+        srv.stop()
