@@ -20,6 +20,7 @@
 #include <event2/event.h>
 #include <inttypes.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +49,8 @@ struct l2_server {
     struct sockaddr_storage sa;
     socklen_t salen;
 
-    _Atomic int state;            /* enum srv_state */
+    pthread_mutex_t mu;           /* orders the state changes (rare) */
+    _Atomic int state;            /* enum srv_state; read without the lock */
     _Atomic uint32_t fails;       /* in a row */
     _Atomic uint64_t until_ms;    /* SRV_EJECTED: until then */
     _Atomic uint64_t retry_ms;    /* the last ejection's interval */
@@ -134,9 +136,13 @@ static void server_ok(struct l2_server *s)
  * the base, so a flapping server stays out longer each time. */
 static void server_eject(struct l2 *l, struct l2_server *s, int from)
 {
-    int expect = from;
-    if (!atomic_compare_exchange_strong(&s->state, &expect, SRV_EJECTED))
+    /* under the server's lock: the interval is in place before another
+     * worker can see the state and judge the time up */
+    pthread_mutex_lock(&s->mu);
+    if (atomic_load(&s->state) != from) {
+        pthread_mutex_unlock(&s->mu);
         return;
+    }
     uint64_t now = clock_monotonic_ms();
     uint64_t back = atomic_load(&s->returned_ms), prev = atomic_load(&s->retry_ms);
     uint64_t retry = l->retry_base_ms;
@@ -144,6 +150,8 @@ static void server_eject(struct l2 *l, struct l2_server *s, int from)
         retry = prev * 2 < l->retry_max_ms ? prev * 2 : l->retry_max_ms;
     atomic_store(&s->retry_ms, retry);
     atomic_store(&s->until_ms, now + retry);
+    atomic_store(&s->state, SRV_EJECTED);
+    pthread_mutex_unlock(&s->mu);
     COUNT(s, ejections);
     log_warn("l2: server %s ejected for %" PRIu64 " ms", s->addr, retry);
 }
@@ -158,9 +166,11 @@ static void server_failed(struct l2 *l, struct l2_server *s)
 
 static void server_returned(struct l2_server *s)
 {
+    pthread_mutex_lock(&s->mu);
     atomic_store(&s->fails, 0);
     atomic_store(&s->returned_ms, clock_monotonic_ms());
     atomic_store(&s->state, SRV_UP);
+    pthread_mutex_unlock(&s->mu);
     log_info("l2: server %s is back", s->addr);
 }
 
@@ -452,8 +462,13 @@ static bool server_up(void *arg, uint32_t i)
         return true;
     if (st != SRV_EJECTED || clock_monotonic_ms() < atomic_load(&s->until_ms))
         return false;
-    int expect = SRV_EJECTED;
-    if (!atomic_compare_exchange_strong(&s->state, &expect, SRV_RETURNING))
+    pthread_mutex_lock(&s->mu);
+    bool claimed =
+        atomic_load(&s->state) == SRV_EJECTED && clock_monotonic_ms() >= atomic_load(&s->until_ms);
+    if (claimed)
+        atomic_store(&s->state, SRV_RETURNING);
+    pthread_mutex_unlock(&s->mu);
+    if (!claimed)
         return false;
     if (!pk->l->flush_on_return || i >= pk->l->npool) { /* a peer keeps its pool copies */
         server_returned(s);
@@ -696,6 +711,8 @@ int l2_open(const struct settings *s, unsigned workers, struct l2 **out)
     l->nworkers = workers;
     uint32_t n = list_count(s->l2_servers), npeers = list_count(s->peers);
     l->servers = mem_calloc(MEM_OTHER, n + npeers, sizeof(*l->servers));
+    l->npool = n;
+    l->nservers = n + npeers; /* l2_close frees by these */
     l->workers = mem_calloc(MEM_OTHER, workers, sizeof(*l->workers));
     struct ketama_server *ks = mem_calloc(MEM_OTHER, n, sizeof(*ks));
     if (l->servers == NULL || l->workers == NULL || ks == NULL) {
@@ -704,8 +721,8 @@ int l2_open(const struct settings *s, unsigned workers, struct l2 **out)
         l2_close(&l);
         return EX_OSERR;
     }
-    l->npool = n;
-    l->nservers = n + npeers;
+    for (uint32_t i = 0; i < l->nservers; i++)
+        pthread_mutex_init(&l->servers[i].mu, NULL);
     l->self = KETAMA_NONE;
     if (!list_parse(l, "l2_servers", s->l2_servers, 0) || !list_parse(l, "peers", s->peers, n)) {
         mem_free(MEM_OTHER, ks, n * sizeof(*ks));
@@ -764,8 +781,11 @@ void l2_close(struct l2 **lp)
     *lp = NULL;
     l2_close_links(l);
     ketama_destroy(&l->ketama);
-    if (l->servers != NULL)
+    if (l->servers != NULL) {
+        for (uint32_t i = 0; i < l->nservers; i++)
+            pthread_mutex_destroy(&l->servers[i].mu);
         mem_free(MEM_OTHER, l->servers, l->nservers * sizeof(*l->servers));
+    }
     if (l->workers != NULL)
         mem_free(MEM_OTHER, l->workers, l->nworkers * sizeof(*l->workers));
     mem_free(MEM_OTHER, l, sizeof(*l));
