@@ -28,6 +28,7 @@
 #include "frontend/worker.h"
 #include "kvstore/kvstore.h"
 #include "proxy/cbackend.h"
+#include "proxy/cl2.h"
 #include "proxy/cmd.h"
 #include "proxy/proxy.h"
 #include "proxy/tiers.h"
@@ -52,6 +53,7 @@ struct cwait {
     uint8_t *qvalue;            /* ... whose value it owns (nqvalue bytes) */
     size_t nqvalue;
     uint64_t start_us; /* when the backend request was sent */
+    bool from_pool;    /* the read was answered by the L2 pool, not the nodes */
     bool touch;        /* K_GET: gat */
     rel_time_t exptime;
     struct fe_meta_ttl ttl; /* K_MG */
@@ -171,7 +173,8 @@ static void on_read(void *arg, enum fe_result r, const struct wire_record *rec)
 {
     struct cwait *cw = arg;
     struct tiers *t = tiers_of(cw->w);
-    tiers_record_latency(t, cw->w->id, true, r, cw->start_us);
+    if (!cw->from_pool)
+        tiers_record_latency(t, cw->w->id, true, r, cw->start_us);
     if (r == FE_OK && rec != NULL)
         tiers_cluster_fill(t, cw->w->id, cw->pol, rec, cw->gen);
     else if (r == FE_OK)
@@ -205,6 +208,31 @@ static void on_read(void *arg, enum fe_result r, const struct wire_record *rec)
     }
 }
 
+/* A read the pool could not answer, answered by the nodes: their record
+ * goes into the pool as well. */
+static void on_nodes(void *arg, enum fe_result r, const struct wire_record *rec)
+{
+    struct cwait *cw = arg;
+    if (r == FE_OK && rec != NULL)
+        cl2_fill(cw->w, cw->pol, rec);
+    on_read(cw, r, rec);
+}
+
+/* The pool's answer: its record, as if the nodes had sent it, or a miss
+ * that goes on to the nodes. */
+static void on_pool(void *arg, const struct wire_record *rec)
+{
+    struct cwait *cw = arg;
+    if (rec != NULL) {
+        tiers_count_pool_hit(tiers_of(cw->w), cw->w->id);
+        cw->from_pool = true;
+        on_read(cw, FE_OK, rec);
+        return;
+    }
+    cw->start_us = clock_monotonic_us();
+    cbackend_read(tiers_cbackend(tiers_of(cw->w)), cw->w, cw->pol, cw->key, cw->nkey, on_nodes, cw);
+}
+
 /* The L1 command at once when L1 holds the key, else after a fill: a read
  * of the key in flight from any worker, or a new one. */
 static void fill_then_l1(struct cwait *cw)
@@ -235,6 +263,10 @@ static void fill_then_l1(struct cwait *cw)
     tiers_flights_unlock(t, cw->key, cw->nkey);
     cw->gen = tiers_gate_begin(t, cw->key, cw->nkey);
     cw->start_us = clock_monotonic_us();
+    if (cl2_enabled(cw->w, cw->pol)) {
+        cl2_read(cw->w, cw->key, cw->nkey, on_pool, cw);
+        return;
+    }
     cbackend_read(tiers_cbackend(t), cw->w, cw->pol, cw->key, cw->nkey, on_read, cw);
 }
 
@@ -259,6 +291,9 @@ static void on_written(void *arg, enum fe_result r, const struct wire_rmw_reply 
      * write-around */
     bool read_back = cw->kind == K_GET || cw->kind == K_MG;
     tiers_cluster_written(tiers_of(w), w->id, cw->pol, cw->key, cw->nkey, reply, read_back);
+    if (cl2_enabled(w, cw->pol))
+        cl2_written(w, cw->pol, cw->key, cw->nkey, reply);
+    cl2_invalidate_peers(w, cw->key, cw->nkey, reply);
     if (read_back) {
         /* gat / mg T: the touched record is in L1 (or the key is gone) */
         run_l1(cw);

@@ -34,6 +34,7 @@
 #include "proxy/l2.h"
 #include "proxy/policy.h"
 #include "proxy/proxy.h"
+#include "proxy/tiers.h"
 
 enum wkind { K_GET, K_MG, K_STORE, K_DELETE, K_MD, K_TOUCH, K_DELTA, K_MA };
 
@@ -127,18 +128,8 @@ static void add(struct line *ln, const char *fmt, ...)
 static void start(struct line *ln, const char *cmd, const char *key, size_t nkey)
 {
     ln->n = 0;
-    ln->b64 = false;
-    bool plain = true;
-    for (size_t i = 0; i < nkey; i++)
-        if ((unsigned char)key[i] <= ' ' || (unsigned char)key[i] == 0x7f)
-            plain = false;
-    if (plain) {
-        add(ln, "%s %.*s", cmd, (int)nkey, key);
-        return;
-    }
     add(ln, "%s ", cmd);
-    ln->n += mc_base64_encode(key, nkey, ln->buf + ln->n);
-    ln->b64 = true; /* after ms's length: send_line adds it */
+    ln->n += l2_key_token(key, nkey, ln->buf + ln->n, &ln->b64); /* b: after ms's length */
 }
 
 /* A relative exptime as the TTL token memcached takes: 0 never, -1
@@ -680,6 +671,7 @@ static const struct fe_exec_ops *peer_inner;
 static enum fe_result p_remove(void *wctx, const char *key, size_t nkey, uint64_t cas_in)
 {
     gate_bump(key, nkey);
+    tiers_gate_bump(proxy_of(wctx)->tiers, key, nkey);
     return peer_inner->remove(wctx, key, nkey, cas_in);
 }
 
@@ -688,6 +680,7 @@ static enum fe_result p_meta_delete(void *wctx, const char *key, size_t nkey, bo
                                     rel_time_t exptime)
 {
     gate_bump(key, nkey);
+    tiers_gate_bump(proxy_of(wctx)->tiers, key, nkey);
     return peer_inner->meta_delete(wctx, key, nkey, has_cas, cas_in, invalidate, new_ttl, exptime);
 }
 

@@ -31,6 +31,7 @@
 #include "common/clock.h"
 #include "common/ketama.h"
 #include "common/log.h"
+#include "common/mc_meta.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
 #include "frontend/worker.h"
@@ -119,6 +120,18 @@ const char *l2_result_name(enum l2_result r)
     case L2_BUSY: return "busy";
     }
     return "?";
+}
+
+size_t l2_key_token(const char *key, size_t nkey, char *out, bool *b64)
+{
+    *b64 = false;
+    for (size_t i = 0; i < nkey; i++)
+        if ((unsigned char)key[i] <= ' ' || (unsigned char)key[i] == 0x7f)
+            *b64 = true;
+    if (*b64)
+        return mc_base64_encode(key, nkey, out);
+    memcpy(out, key, nkey);
+    return nkey;
 }
 
 size_t l2_value_max(const struct l2 *l)

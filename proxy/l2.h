@@ -91,6 +91,11 @@ void l2_invalidate(struct l2 *l, struct worker *w, const char *key, size_t nkey,
  * answers (counted per server). */
 void l2_broadcast(struct l2 *l, struct worker *w, const char *line, size_t nline);
 
+/* Writes key as a meta-protocol key token into out (cap: at least
+ * MC_META_B64_KEY_MAX); returns its length. *b64 true: base64 (the key
+ * holds bytes a text line cannot carry), the request needs the `b` flag. */
+size_t l2_key_token(const char *key, size_t nkey, char *out, bool *b64);
+
 /* Largest value a reply may carry (the proxy's item size limit). */
 size_t l2_value_max(const struct l2 *l);
 

@@ -237,8 +237,9 @@ static void front_end_setup(struct proxy *p)
     /* backend = cluster: every command that can waits on the nodes */
     if (tiers_cbackend(p->tiers) != NULL)
         p->fe.xo = cmd_cluster_exec(p->fe.xo, &cluster);
-    /* an L2 pool: every command that can goes to its server */
-    if (p->l2 != NULL)
+    /* an L2 pool and no backend: every command that can goes to its
+     * server (with backend = cluster the pool sits inside cmd_cluster.c) */
+    if (p->l2 != NULL && p->tiers == NULL)
         p->fe.xo = cmd_l2_exec(p->fe.xo, &pool);
     p->fe.exec = p;
     p->fe.hooks = (struct fe_hooks){

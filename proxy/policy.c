@@ -67,6 +67,18 @@ static bool policy_set(struct policy *p, const char *name, const char *value, ch
         ok = parse_seconds(value, &p->l1_ttl_cap);
     } else if (strcmp(name, "negative_ttl") == 0) {
         ok = parse_seconds(value, &p->negative_ttl);
+    } else if (strcmp(name, "l2") == 0) {
+        p->l2 = strcmp(value, "on") == 0;
+        ok = p->l2 || strcmp(value, "off") == 0;
+    } else if (strcmp(name, "l2_on_write") == 0) {
+        if (strcmp(value, "update") == 0)
+            p->l2_on_write = L2_ON_WRITE_UPDATE;
+        else if (strcmp(value, "invalidate") == 0)
+            p->l2_on_write = L2_ON_WRITE_INVALIDATE;
+        else
+            ok = false;
+    } else if (strcmp(name, "l2_ttl_cap") == 0) {
+        ok = parse_seconds(value, &p->l2_ttl_cap);
     } else if (strcmp(name, "overflow") == 0) {
         if (strcmp(value, "write-through") == 0)
             p->overflow = OVERFLOW_WRITE_THROUGH;
@@ -101,6 +113,8 @@ static struct policy *find_or_add(struct policies *ps, const char *prefix, size_
         .read_cl = WIRE_CL_QUORUM,
         .write_cl = WIRE_CL_QUORUM,
         .overflow = OVERFLOW_WRITE_THROUGH,
+        .l2 = true,
+        .l2_on_write = L2_ON_WRITE_UPDATE,
     };
     if (p->prefix == NULL)
         return NULL;

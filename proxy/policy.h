@@ -28,6 +28,11 @@ enum tier_overflow {
     OVERFLOW_ERROR,         /* ... is refused with SERVER_ERROR */
 };
 
+enum l2_on_write {
+    L2_ON_WRITE_UPDATE,     /* a write sets the pool's entry to the written record */
+    L2_ON_WRITE_INVALIDATE, /* ... deletes it */
+};
+
 struct policy {
     char *prefix; /* "" for the default */
     size_t nprefix;
@@ -36,7 +41,10 @@ struct policy {
     unsigned l1_ttl_cap;       /* seconds an L1 copy lives at most; 0: its own TTL */
     unsigned negative_ttl;     /* seconds a backend miss is remembered; 0: not */
     enum tier_overflow overflow;
-    unsigned index; /* position in `stats policies` */
+    bool l2;                      /* keys go through the L2 pool (when there is one) */
+    enum l2_on_write l2_on_write; /* what a write does to the pool's entry */
+    unsigned l2_ttl_cap;          /* seconds a pool entry lives at most; 0: its own TTL */
+    unsigned index;               /* position in `stats policies` */
 };
 
 struct policies;

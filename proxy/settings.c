@@ -644,16 +644,20 @@ static int validate_tiers(struct settings *s)
         return EX_CONFIG;
     }
     s->l1 = strcmp(s->l1_opt, "on") == 0;
-    if (l2 && strcmp(s->backend, "none") != 0) {
-        /* docs/L2.md: the pool in front of a backend needs versions carried
-         * through memcached servers that cannot store them; not built yet */
-        fprintf(stderr, "strata-proxy: l2_servers works with backend = none for now "
+    if (l2 && strcmp(s->backend, "local") == 0) {
+        /* docs/L2.md: an engine on the same box answers faster than a
+         * network round trip to the pool */
+        fprintf(stderr, "strata-proxy: l2_servers works with backend = none or cluster "
                         "(docs/L2.md)\n");
         return EX_CONFIG;
     }
+    if (l2 && strcmp(s->backend, "cluster") == 0 && !s->l1) {
+        fprintf(stderr, "strata-proxy: l1 = off is routing mode: backend = none\n");
+        return EX_CONFIG;
+    }
     if (s->peer_port != 0 &&
-        (strcmp(s->backend, "none") != 0 || !s->l1 || s->peer_port == s->port)) {
-        fprintf(stderr, "strata-proxy: peer_port needs l1 = on, backend = none for now "
+        (strcmp(s->backend, "local") == 0 || !s->l1 || s->peer_port == s->port)) {
+        fprintf(stderr, "strata-proxy: peer_port needs l1 = on, backend = none or cluster "
                         "(docs/L2.md) and a port of its own\n");
         return EX_CONFIG;
     }

@@ -565,6 +565,21 @@ void tiers_cluster_miss(struct tiers *t, unsigned w, const struct policy *pol, c
     pthread_mutex_unlock(&t->gate.mu[s]);
 }
 
+void tiers_gate_bump(struct tiers *t, const char *key, size_t nkey)
+{
+    if (t == NULL || t->cb == NULL)
+        return;
+    unsigned s = gate_slot(key, nkey);
+    pthread_mutex_lock(&t->gate.mu[s]);
+    t->gate.gen[s]++;
+    pthread_mutex_unlock(&t->gate.mu[s]);
+}
+
+void tiers_count_pool_hit(struct tiers *t, unsigned worker)
+{
+    ADD(t, worker, pool_hits);
+}
+
 void tiers_cluster_fill(struct tiers *t, unsigned w, const struct policy *pol,
                         const struct wire_record *rec, uint64_t gen)
 {
@@ -744,6 +759,7 @@ static void stats_tiers(struct tiers *t, void (*emit)(void *, const char *, cons
     mc_emit_u64(emit, arg, "l1_fill_misses", SUM(t, fill_misses));
     mc_emit_u64(emit, arg, "l1_fills_dropped", SUM(t, fills_dropped));
     mc_emit_u64(emit, arg, "negative_hits", SUM(t, negative_hits));
+    mc_emit_u64(emit, arg, "l2_hits", SUM(t, pool_hits));
     mc_emit_u64(emit, arg, "l1_invalidations", SUM(t, l1_invalidations));
     mc_emit_u64(emit, arg, "backend_reads", SUM(t, backend_reads));
     mc_emit_u64(emit, arg, "backend_writes", SUM(t, backend_writes));

@@ -61,6 +61,11 @@ bool tiers_l1_has(struct tiers *t, const char *key, size_t nkey);
 void **tiers_flights_lock(struct tiers *t, const char *key, size_t nkey);
 void tiers_flights_unlock(struct tiers *t, const char *key, size_t nkey);
 uint64_t tiers_gate_begin(struct tiers *t, const char *key, size_t nkey);
+/* Another proxy wrote key (its invalidation reached the peer port):
+ * cluster reads in flight do not fill L1 with what they bring back. */
+void tiers_gate_bump(struct tiers *t, const char *key, size_t nkey);
+/* A cluster read answered by the L2 pool (proxy/cl2.h): `stats tiers`. */
+void tiers_count_pool_hit(struct tiers *t, unsigned worker);
 void tiers_cluster_fill(struct tiers *t, unsigned worker, const struct policy *pol,
                         const struct wire_record *rec, uint64_t gen);
 void tiers_cluster_written(struct tiers *t, unsigned worker, const struct policy *pol,

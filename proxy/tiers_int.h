@@ -47,6 +47,7 @@ struct tier_counters {
     _Atomic uint64_t fill_misses;    /* ... that did not */
     _Atomic uint64_t fills_dropped;  /* records L1 could not hold */
     _Atomic uint64_t negative_hits;  /* misses answered from the negative cache */
+    _Atomic uint64_t pool_hits;      /* misses answered by the L2 pool (cl2.c) */
     _Atomic uint64_t backend_reads;  /* reads sent to the backend */
     _Atomic uint64_t backend_writes; /* read-modify-writes sent to it */
     _Atomic uint64_t backend_errors; /* of either, failed */

@@ -710,3 +710,115 @@ def test_flush_all_reaches_every_server(pool):
             assert read_value(c, b"after") == b"y"
     finally:
         srv.stop()
+
+
+# ------------------------------------------------------- over a backend
+
+def backed_proxy(cl, m, *more):
+    from test_tiers_cluster import cluster_args, seeds_of
+    return proxy([m], *cluster_args(seeds_of(cl)), *more)
+
+
+def tiers_stats(srv):
+    with srv.connect() as c:
+        return c.stats_dict(b"tiers")
+
+
+def test_l2_between_l1_and_the_cluster(pool, tmp_path):
+    """Two proxies over a one-node cluster with one memcached as L2: what
+    one proxy read or wrote is found by the other in the pool (the nodes
+    are not read), with the record's version as its CAS; a write updates
+    the pool's entry; a delete removes it; a value someone else put in
+    the pool without the trailer is not trusted."""
+    from nodes import Cluster
+    (m,) = pool(1)
+    with Cluster(tmp_path / "cl", 1) as cl:
+        cl.start()
+        a = backed_proxy(cl, m)
+        b = backed_proxy(cl, m)
+        try:
+            with a.connect() as ca, b.connect() as cb:
+                ca.call(b"set k 7 0 5\r\nfirst\r\n", STORED)
+                ca.send(b"gets k\r\n")
+                line = ca.read_line()
+                version = line.split()[4]
+                ca.read_exact(7)
+                ca.read_line()
+                # the pool is updated after the answer: nothing waits for it
+                raw = helpers.wait_until(lambda: m.get(b"k"))
+                assert raw is not None and raw[:5] == b"first" and raw[-4:] == b"SL2\x01"
+                reads = int(tiers_stats(b)["backend_reads"])
+                cb.send(b"gets k\r\n")
+                assert cb.read_line() == b"VALUE k 7 5 " + version + b"\r\n"
+                assert cb.read_exact(7) == b"first\r\n"
+                assert cb.read_line() == MISS
+                st = tiers_stats(b)
+                assert int(st["l2_hits"]) == 1
+                assert int(st["backend_reads"]) == reads  # the nodes were not asked
+                # the version from the pool works for cas through the nodes
+                cb.call(b"cas k 7 0 6 " + version + b"\r\nsecond\r\n", STORED)
+                assert helpers.wait_until(lambda: (m.get(b"k") or b"")[:6] == b"second")  # update
+                cb.call(b"delete k\r\n", b"DELETED\r\n")
+                assert helpers.wait_until(lambda: m.get(b"k") is None)
+                # a miss everywhere, filled from the nodes into the pool
+                ca.call(b"set j 0 0 2\r\nv1\r\n", STORED)
+                assert helpers.wait_until(lambda: m.get(b"j"))
+                with m.connect() as d:
+                    d.call(b"delete j\r\n", b"DELETED\r\n")
+                assert read_value(cb, b"j") == b"v1"  # from the nodes
+                assert helpers.wait_until(lambda: (m.get(b"j") or b"")[:2] == b"v1")  # filled
+                # a foreign value in the pool is a miss, the nodes answer
+                with m.connect() as d:
+                    d.call(b"set f 0 0 6\r\nforged\r\n", STORED)
+                ca.call(b"set f 0 0 4\r\nreal\r\n", STORED)  # updates the pool
+                assert helpers.wait_until(lambda: (m.get(b"f") or b"")[:4] == b"real")
+                with m.connect() as d:
+                    d.call(b"set f 0 0 6\r\nforged\r\n", STORED)
+                with b.connect() as cb2:
+                    assert read_value(cb2, b"f") == b"real"
+        finally:
+            a.stop()
+            b.stop()
+
+
+def test_pool_down_reads_go_to_the_nodes(tmp_path):
+    from nodes import Cluster
+    nobody = helpers.free_port()
+    with Cluster(tmp_path / "cl", 1) as cl:
+        cl.start()
+        srv = backed_proxy(cl, "127.0.0.1:%d" % nobody)
+        try:
+            with srv.connect() as c:
+                c.call(b"set k 0 0 1\r\nx\r\n", STORED)
+            with srv.connect() as c:  # a fresh L1 miss: the pool fails, the nodes answer
+                c.call(b"flush_all\r\n", b"OK\r\n")
+                assert read_value(c, b"k") == b"x"
+        finally:
+            srv.stop()
+
+
+def test_peers_invalidate_over_a_backend(pool, tmp_path):
+    """Two proxies over a one-node cluster, L2 in front, each listing the
+    other's peer port: a write through one drops the other's L1 copy."""
+    from nodes import Cluster
+    (m,) = pool(1)
+    ports = [helpers.free_port(), helpers.free_port()]
+    with Cluster(tmp_path / "cl", 1) as cl:
+        cl.start()
+        a = backed_proxy(cl, m, "--peer-port", ports[0], "--peers", "127.0.0.1:%d" % ports[1])
+        b = backed_proxy(cl, m, "--peer-port", ports[1], "--peers", "127.0.0.1:%d" % ports[0])
+        try:
+            with a.connect() as ca, b.connect() as cb:
+                keys = [b"pk:%d" % i for i in range(20)]
+                for k in keys:
+                    ca.call(b"set " + k + b" 0 0 3\r\nold\r\n", STORED)
+                for k in keys:
+                    assert read_value(cb, k) == b"old"  # now in B's L1
+                for k in keys:
+                    ca.call(b"set " + k + b" 0 0 3\r\nnew\r\n", STORED)
+                time.sleep(0.2)
+                for k in keys:
+                    assert read_value(cb, k) == b"new", k
+        finally:
+            a.stop()
+            b.stop()
