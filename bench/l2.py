@@ -556,6 +556,9 @@ def main():
             print(f"| {op} {label} | {' | '.join(fmt(v, 1, 2) for v in vals)} | "
                   f"{'≥' if higher else '≤'} {target:.1f}: {state} |")
 
+    if not os.environ.get("BENCH_NO_HIT_RATIO"):
+        print_hit_ratio(hit_ratio(proxy_bin, bench_bin, root_user, problems))
+
     if not os.environ.get("BENCH_NO_COHERENCE"):
         delays, lost = staleness(proxy_bin, root_user, problems)
         print_staleness(delays, lost)
@@ -682,6 +685,106 @@ def print_staleness(delays, lost):
     print(f"  time from A's STORED to the new value read through another proxy, ms "
           f"(one read's round trip included): p50 {pct(delays, 0.5):.3f}  p99 {pct(delays, 0.99):.3f}  "
           f"max {delays[-1]:.3f}  ({len(delays)} reads; {lost} not seen within {STALE_BOUND:g} s)")
+
+
+# ---- part 3: three proxies over a cluster, with the L2 pool and without ----
+
+HR_KEYS = int(os.environ.get("BENCH_HR_KEYS", "30000"))
+HR_VALUE = 1000        # 30 MB of values: more than one L1 (8 MB), less than the pool (2 x 64 MB)
+HR_L1_MB = 8
+
+
+def hit_ratio(proxy_bin, bench_bin, root_user, problems):
+    """One strata-node; two memcached (-m 64) as the pool; three proxies
+    (-t 1 -m 8, backend = cluster), first without l2_servers, then with.
+    HR_KEYS keys of HR_VALUE bytes are written once through proxy A; then
+    three strata-bench processes read uniform keys through the three
+    proxies at once for SECONDS. Returns {config: {ops, l1, l2, nodes}}:
+    total ops/s and the share of gets answered by L1, by the pool, by the
+    nodes (the proxies' stats tiers)."""
+    node_bin = os.path.join(os.path.dirname(proxy_bin), "strata-node")
+    tmp = tempfile.mkdtemp(prefix="strata-l2-hr-")
+    cport = free_port()
+    node = Server("strata-node", lambda port: [node_bin, "-d", os.path.join(tmp, "node"), "-p",
+                                                str(port), "-P", str(cport)])
+    mc = [Server(f"memcached pool {i + 1}", lambda port: [MEMCACHED, "-p", str(port), "-U", "0",
+                                                          "-l", "127.0.0.1", "-t", "1", "-m", "64"]
+                 + root_user) for i in range(2)]
+    out = {}
+    try:
+        node.start()
+        for m in mc:
+            m.start()
+        pool = f"127.0.0.1:{mc[0].port},127.0.0.1:{mc[1].port}"
+        for config in ("without L2", "with L2"):
+            extra = ["--l2-servers", pool] if config == "with L2" else []
+            proxies = [Server(f"proxy {'ABC'[i]} ({config})", lambda port, extra=extra: [
+                proxy_bin, "-p", str(port), "-l", "127.0.0.1", "-t", "1", "-m", str(HR_L1_MB),
+                "--backend", "cluster", "--cluster-seeds", f"127.0.0.1:{cport}",
+                "--cluster-poll-ms", "100"] + extra) for i in range(3)]
+            try:
+                for p in proxies:
+                    p.start()
+                summary, rc, err = run_bench(bench_bin, proxies[0], [
+                    "-t", "1", "-c", "4", "-k", str(HR_KEYS), "-v", str(HR_VALUE),
+                    "--preload-only", "--preload-depth", "32"], LOAD_TIMEOUT)
+                if rc != 0:
+                    raise RuntimeError(f"hit ratio: preload failed ({rc}): {err.strip()[-300:]}")
+                before = [p.stats("tiers") for p in proxies]
+                gets0 = [int(p.stats().get("cmd_get", 0)) for p in proxies]
+                runs = []
+                procs = []
+                for p in proxies:
+                    o, e = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+                    argv = [bench_bin, "-s", f"127.0.0.1:{p.port}", "-q", "--json", "-t", "1",
+                            "-c", "4", "-d", "4", "-k", str(HR_KEYS), "-v", str(HR_VALUE),
+                            "-r", "1:0", "-T", str(SECONDS)]
+                    procs.append((subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=o,
+                                                   stderr=e, start_new_session=True), o))
+                for proc, o in procs:
+                    proc.wait(timeout=SECONDS + 60)
+                    o.seek(0)
+                    try:
+                        runs.append(json.loads(o.read())["run"])
+                    except (ValueError, KeyError):
+                        raise RuntimeError("hit ratio: a strata-bench run printed no summary")
+                after = [p.stats("tiers") for p in proxies]
+                gets = sum(int(p.stats().get("cmd_get", 0)) - g for p, g in zip(proxies, gets0))
+
+                def delta(name):
+                    return sum(int(a.get(name, 0)) - int(b.get(name, 0)) for a, b in zip(after, before))
+                l2, nodes = delta("l2_hits"), delta("backend_reads")
+                out[config] = {"ops": sum(r["ops_per_sec"] for r in runs), "gets": gets,
+                               "l1": max(0, gets - l2 - nodes) / max(1, gets),
+                               "l2": l2 / max(1, gets), "nodes": nodes / max(1, gets),
+                               "p99": max(r["latency_us"]["p99"] for r in runs)}
+            finally:
+                for p in proxies:
+                    if p.proc is not None and not p.group_gone:
+                        p.stop(signal.SIGTERM)
+    except (RuntimeError, OSError, StartFailed, subprocess.TimeoutExpired) as e:
+        problems.append(f"hit ratio: {e}")
+    finally:
+        for s_ in mc + [node]:
+            if s_.proc is not None and not s_.group_gone:
+                s_.stop(signal.SIGTERM)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def print_hit_ratio(out):
+    print()
+    print(f"L2 over a cluster: 3 proxies (-t 1, L1 -m {HR_L1_MB}) over one strata-node, the pool two "
+          f"memcached -m 64; {HR_KEYS} keys x {HR_VALUE} B written once, then uniform gets through "
+          f"the three proxies at once (strata-bench 1 thread x 4 conns x depth 4 each, {SECONDS:g} s)")
+    print(f"{'config':12} {'ops/s':>9} {'p99 us':>9} {'L1':>7} {'L2 pool':>8} {'nodes':>7}")
+    for config, r in out.items():
+        print(f"{config:12} {r['ops']:9.0f} {r['p99']:9.1f} {r['l1'] * 100:6.1f}% {r['l2'] * 100:7.1f}% "
+              f"{r['nodes'] * 100:6.1f}%")
+    if len(out) == 2:
+        a, b = out["without L2"], out["with L2"]
+        print(f"with / without L2: ops/s {b['ops'] / max(1, a['ops']):.2f}, reads reaching the nodes "
+              f"{b['nodes'] / max(1e-9, a['nodes']):.2f}")
 
 
 if __name__ == "__main__":
