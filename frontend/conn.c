@@ -763,7 +763,16 @@ static void update_read_interest(struct conn *c)
     bool want = !c->eof && !c->close_after_write && !c->w->draining && !dumping &&
                 c->slots_pending == 0 && outq_pending(&c->out) <= c->fe->settings.out_max;
     if (want && c->paused) {
+        /* libevent's event_add does not register the fd of an event that
+         * is in the active queue (a completed slot made it active): the
+         * connection would never hear of new input. Take it out of the
+         * queue, add it, and make it active again. */
+        bool active = event_pending(c->rev, EV_READ, NULL) != 0; /* paused: only active */
+        if (active)
+            event_del(c->rev);
         event_add(c->rev, NULL);
+        if (active)
+            event_active(c->rev, EV_READ, 0);
         c->paused = false;
     } else if (!want && !c->paused) {
         event_del(c->rev);

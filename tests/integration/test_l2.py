@@ -822,3 +822,41 @@ def test_peers_invalidate_over_a_backend(pool, tmp_path):
         finally:
             a.stop()
             b.stop()
+
+
+def test_closed_loop_pipeline_mixing_l1_hits_and_pool_reads(pool):
+    """A client that keeps 4 gets in flight, sending the next as each
+    answer comes, over keys some in L1 (answered at once) and some only
+    in the pool (answered later): every get is answered. A front-end bug
+    (a connection resumed reading while its read event was queued active,
+    and libevent then never registered it again) stalled this within a
+    few thousand requests."""
+    import random
+    (m,) = pool(1)
+    srv = proxy([m], "-t", "1")
+    try:
+        keys = [b"cl:%d" % i for i in range(3000)]
+        with m.connect() as d:
+            for k in keys:
+                d.send(b"set " + k + b" 0 0 3\r\nabc\r\n")
+            for k in keys:
+                assert d.read_line() == STORED
+        rnd = random.Random(7)
+        with srv.connect() as c:
+            c.sock.settimeout(3)
+            inflight = 0
+            answered = 0
+            deadline = time.monotonic() + 20
+            while answered < 20000 and time.monotonic() < deadline:
+                while inflight < 4:
+                    c.send(b"get " + keys[rnd.randrange(len(keys))] + b"\r\n")
+                    inflight += 1
+                line = c.read_line(timeout=3)
+                assert line.startswith(b"VALUE"), (answered, line)
+                c.read_exact(5)
+                assert c.read_line(timeout=3) == MISS
+                inflight -= 1
+                answered += 1
+            assert answered >= 5000, answered  # bounded by time on a slow box
+    finally:
+        srv.stop()
