@@ -58,6 +58,7 @@ struct l2_server {
     _Atomic uint64_t returned_ms; /* when it last came back; 0: never left */
     _Atomic uint64_t requests, hits, misses, errors, timeouts, resets, ejections, busy;
     _Atomic uint64_t dropped;             /* peers: invalidations not sent (the peer was out) */
+    _Atomic uint64_t gutter_requests;     /* gutter servers: requests for keys of servers out */
     _Atomic uint64_t lat[L2_LAT_BUCKETS]; /* bucket i: [2^(i-1), 2^i) µs */
 };
 
@@ -103,6 +104,10 @@ struct l2 {
     struct l2_server *servers;
     uint32_t nservers; /* the pool's, then the peers' (not on the continuum) */
     uint32_t npool;
+    uint32_t gutter_first, ngutter; /* the gutter pool: after the pool, before the peers */
+    struct ketama *gutter;          /* NULL: none */
+    unsigned gutter_ttl;            /* seconds, the most an item set into the gutter lives */
+    uint32_t peer_first;
     uint32_t self; /* this proxy's own peer port in the list; KETAMA_NONE: not in it */
     unsigned nworkers;
     struct l2_worker **workers; /* created on each worker's first request */
@@ -538,7 +543,7 @@ static bool server_up(void *arg, uint32_t i)
     pthread_mutex_unlock(&s->mu);
     if (!claimed)
         return false;
-    if (!pk->l->flush_on_return || i >= pk->l->npool) { /* a peer keeps its pool copies */
+    if (!pk->l->flush_on_return || i >= pk->l->peer_first) { /* a peer keeps its pool copies */
         server_returned(s);
         return true;
     }
@@ -599,14 +604,14 @@ static void on_invalidated(void *arg, enum l2_result r, const struct mc_reply *r
 void l2_invalidate(struct l2 *l, struct worker *w, const char *key, size_t nkey, const char *line,
                    size_t nline)
 {
-    if (l->nservers == l->npool)
+    if (l->nservers == l->peer_first)
         return;
     struct l2_worker *lw = worker_state(l, w);
     if (lw == NULL)
         return;
     uint32_t owner = ketama_pick(l->ketama, key, nkey, NULL, NULL);
     const struct l2_server *o = owner != KETAMA_NONE ? &l->servers[owner] : NULL;
-    for (uint32_t i = l->npool; i < l->nservers; i++) {
+    for (uint32_t i = l->peer_first; i < l->nservers; i++) {
         struct l2_server *s = &l->servers[i];
         if (o != NULL && o->salen == s->salen && memcmp(&o->sa, &s->sa, s->salen) == 0)
             continue; /* the owner: the write itself changed its copy */
@@ -644,6 +649,64 @@ bool l2_local(struct l2 *l, struct worker *w, const char *key, size_t nkey)
     return ketama_pick(l->ketama, key, nkey, server_up, &pk) == l->self;
 }
 
+/* Offset of the gutter's server up for key among the gutter servers. */
+static bool gutter_up(void *arg, uint32_t g)
+{
+    struct pick *pk = arg;
+    return server_up(pk, pk->l->gutter_first + g);
+}
+
+/*
+ * A request for the gutter pool: an ms line's TTL (T<n>) is capped at
+ * gutter_ttl (an item there is a stand-in for a server that is out and
+ * must not outlive its return by long), added when the line has none.
+ */
+static void gutter_send(struct l2 *l, struct l2_worker *lw, const char *key, size_t nkey,
+                        const char *line, size_t nline, const void *data, size_t ndata,
+                        l2_done_fn done, void *arg)
+{
+    struct pick pk = {l, lw};
+    uint32_t g = ketama_pick(l->gutter, key, nkey, gutter_up, &pk);
+    if (g == KETAMA_NONE) {
+        fail_later(lw->base, L2_DOWN, done, arg);
+        return;
+    }
+    char buf[MC_REPLY_LINE_MAX];
+    const char *out = line;
+    size_t nout = nline;
+    if (nline >= 3 && memcmp(line, "ms ", 3) == 0 && nline + 16 < sizeof(buf)) {
+        size_t n = 0;
+        bool capped = false;
+        for (size_t i = 0; i < nline;) {
+            size_t j = i;
+            while (j < nline && line[j] != ' ')
+                j++;
+            if (i > 0 && line[i] == 'T' && j > i + 1) {
+                long t = strtol(line + i + 1, NULL, 10);
+                if (t <= 0 || t > (long)l->gutter_ttl)
+                    t = (long)l->gutter_ttl;
+                n += (size_t)snprintf(buf + n, sizeof(buf) - n, "T%ld", t);
+                capped = true;
+            } else {
+                memcpy(buf + n, line + i, j - i);
+                n += j - i;
+            }
+            if (j < nline)
+                buf[n++] = ' ';
+            i = j + 1;
+        }
+        if (!capped)
+            n += (size_t)snprintf(buf + n, sizeof(buf) - n, " T%u", l->gutter_ttl);
+        out = buf;
+        nout = n;
+    }
+    struct link *k = &lw->links[l->gutter_first + g];
+    COUNT(&l->servers[l->gutter_first + g], gutter_requests);
+    enum l2_result r = link_send(k, out, nout, data, ndata, data != NULL, done, arg);
+    if (r != L2_OK)
+        fail_later(lw->base, r, done, arg);
+}
+
 void l2_request(struct l2 *l, struct worker *w, const char *key, size_t nkey, const char *line,
                 size_t nline, const void *data, size_t ndata, l2_done_fn done, void *arg)
 {
@@ -654,6 +717,15 @@ void l2_request(struct l2 *l, struct worker *w, const char *key, size_t nkey, co
     }
     struct pick pk = {l, lw};
     enum l2_result r = L2_DOWN;
+    if (l->gutter != NULL) {
+        /* with a gutter pool, the keys of a server that is out go there
+         * (items set with a short TTL), not to the next server */
+        uint32_t owner = ketama_pick(l->ketama, key, nkey, NULL, NULL);
+        if (owner != KETAMA_NONE && !server_up(&pk, owner)) {
+            gutter_send(l, lw, key, nkey, line, nline, data, ndata, done, arg);
+            return;
+        }
+    }
     /* a server whose dial fails at once is passed over for the next */
     for (unsigned tries = 0; tries < 2 && r == L2_DOWN; tries++) {
         uint32_t i = ketama_pick(l->ketama, key, nkey, server_up, &pk);
@@ -778,9 +850,14 @@ int l2_open(const struct settings *s, unsigned workers, struct l2 **out)
     l->value_max = s->item_size_max;
     l->nworkers = workers;
     uint32_t n = list_count(s->l2_servers), npeers = list_count(s->peers);
-    l->servers = mem_calloc(MEM_OTHER, n + npeers, sizeof(*l->servers));
+    uint32_t ngutter = list_count(s->l2_gutter);
+    l->servers = mem_calloc(MEM_OTHER, n + ngutter + npeers, sizeof(*l->servers));
     l->npool = n;
-    l->nservers = n + npeers; /* l2_close frees by these */
+    l->gutter_first = n;
+    l->ngutter = ngutter;
+    l->peer_first = n + ngutter;
+    l->gutter_ttl = s->l2_gutter_ttl;
+    l->nservers = n + ngutter + npeers; /* l2_close frees by these */
     l->workers = mem_calloc(MEM_OTHER, workers, sizeof(*l->workers));
     struct ketama_server *ks = mem_calloc(MEM_OTHER, n, sizeof(*ks));
     if (l->servers == NULL || l->workers == NULL || ks == NULL) {
@@ -792,7 +869,9 @@ int l2_open(const struct settings *s, unsigned workers, struct l2 **out)
     for (uint32_t i = 0; i < l->nservers; i++)
         pthread_mutex_init(&l->servers[i].mu, NULL);
     l->self = KETAMA_NONE;
-    if (!list_parse(l, "l2_servers", s->l2_servers, 0) || !list_parse(l, "peers", s->peers, n)) {
+    if (!list_parse(l, "l2_servers", s->l2_servers, 0) ||
+        !list_parse(l, "l2_gutter", s->l2_gutter, l->gutter_first) ||
+        !list_parse(l, "peers", s->peers, l->peer_first)) {
         mem_free(MEM_OTHER, ks, n * sizeof(*ks));
         l2_close(&l);
         return EX_CONFIG;
@@ -806,6 +885,14 @@ int l2_open(const struct settings *s, unsigned workers, struct l2 **out)
     }
     enum st_status st = ketama_build(ks, n, &l->ketama);
     mem_free(MEM_OTHER, ks, n * sizeof(*ks));
+    if (st == ST_OK && ngutter > 0) {
+        struct ketama_server gs[KETAMA_MAX_SERVERS];
+        for (uint32_t i = 0; i < ngutter && i < KETAMA_MAX_SERVERS; i++) {
+            const struct l2_server *g = &l->servers[l->gutter_first + i];
+            gs[i] = (struct ketama_server){g->host, g->port, g->weight};
+        }
+        st = ketama_build(gs, ngutter, &l->gutter);
+    }
     if (st != ST_OK) {
         fprintf(stderr, "strata-proxy: l2_servers: cannot build the continuum: %s\n",
                 st_status_name(st));
@@ -850,6 +937,7 @@ void l2_close(struct l2 **lp)
     *lp = NULL;
     l2_close_links(l);
     ketama_destroy(&l->ketama);
+    ketama_destroy(&l->gutter);
     if (l->servers != NULL) {
         for (uint32_t i = 0; i < l->nservers; i++)
             pthread_mutex_destroy(&l->servers[i].mu);
@@ -892,7 +980,9 @@ static const char *state_name(const struct l2_server *s)
 void l2_stats(struct l2 *l, void (*emit)(void *arg, const char *name, const char *value), void *arg)
 {
     mc_emit_u64(emit, arg, "servers", l->npool);
-    mc_emit_u64(emit, arg, "peers", l->nservers - l->npool);
+    mc_emit_u64(emit, arg, "gutter", l->ngutter);
+    mc_emit_u64(emit, arg, "gutter_ttl", l->gutter_ttl);
+    mc_emit_u64(emit, arg, "peers", l->nservers - l->peer_first);
     mc_emit_u64(emit, arg, "timeout_ms", l->timeout_ms);
     mc_emit_u64(emit, arg, "eject_after", l->eject_after);
     mc_emit_u64(emit, arg, "retry_ms", l->retry_base_ms);
@@ -909,7 +999,7 @@ void l2_stats(struct l2 *l, void (*emit)(void *arg, const char *name, const char
         snprintf(name, sizeof(name), "%s:state", s->addr);
         emit(arg, name, state_name(s));
         snprintf(name, sizeof(name), "%s:role", s->addr);
-        emit(arg, name, i < l->npool ? "pool" : "peer");
+        emit(arg, name, i < l->npool ? "pool" : i < l->peer_first ? "gutter" : "peer");
         snprintf(name, sizeof(name), "%s:weight", s->addr);
         mc_emit_u64(emit, arg, name, s->weight);
         STAT(requests);
@@ -920,8 +1010,10 @@ void l2_stats(struct l2 *l, void (*emit)(void *arg, const char *name, const char
         STAT(resets);
         STAT(ejections);
         STAT(busy);
-        if (i >= l->npool)
+        if (i >= l->peer_first)
             STAT(dropped);
+        else if (i >= l->gutter_first)
+            STAT(gutter_requests);
 #undef STAT
         static const struct {
             const char *name;

@@ -158,6 +158,11 @@ static const struct opt_def opts[] = {
     {"l2_servers", 0, T_STR, NULL, 0, 0, 0, OFF(l2_servers), "<host:port[:weight],...>",
      "the L2 pool: memcached servers or strata-proxies' peer ports, keys placed by "
      "libmemcached's weighted ketama (docs/L2.md)"},
+    {"l2_gutter", 0, T_STR, NULL, 0, 0, 0, OFF(l2_gutter), "<host:port[:weight],...>",
+     "a gutter pool: the keys of an ejected L2 server go there (set with l2_gutter_ttl) instead "
+     "of to the next server"},
+    {"l2_gutter_ttl", 0, T_UINT, "10", 1, 86400, 0, OFF(l2_gutter_ttl), "<sec>",
+     "the longest an item set into the gutter pool lives"},
     {"l2_timeout_ms", 0, T_UINT, "500", 1, 600000, 0, OFF(l2_timeout_ms), "<ms>",
      "an L2 request without an answer for this long fails (a get is then a miss)"},
     {"l2_max_inflight", 0, T_UINT, "1024", 1, 1000000, 0, OFF(l2_max_inflight), "<num>",

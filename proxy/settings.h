@@ -78,6 +78,8 @@ struct settings {
 
     /* the L2 pool (docs/L2.md) */
     char *l2_servers; /* "host:port[:weight],..." */
+    char *l2_gutter;  /* the gutter pool: keys of servers that are out go there */
+    unsigned l2_gutter_ttl;
     unsigned l2_timeout_ms;
     unsigned l2_max_inflight;
     unsigned l2_eject_after;

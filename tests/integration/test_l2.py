@@ -860,3 +860,40 @@ def test_closed_loop_pipeline_mixing_l1_hits_and_pool_reads(pool):
             assert answered >= 5000, answered  # bounded by time on a slow box
     finally:
         srv.stop()
+
+
+def test_gutter_pool_takes_the_keys_of_an_ejected_server(pool):
+    """With l2_gutter, the keys of an ejected server go to the gutter
+    server, set with a TTL of at most l2_gutter_ttl; the other server's
+    keys stay where they are."""
+    a, b, g = pool(3)
+    srv = proxy([a, b], "--l2-gutter", g.spec, "--l2-gutter-ttl", "5",
+                "--l2-eject-after", "1", "--l2-retry-ms", "60000", l1="off")
+    try:
+        continuum = ketama([("127.0.0.1", a.port, 1), ("127.0.0.1", b.port, 1)])
+        keys = [b"gut:%d" % i for i in range(60)]
+        on_a = [k for k in keys if server_of(continuum, k) == 0]
+        on_b = [k for k in keys if server_of(continuum, k) == 1]
+        a.proc.send_signal(signal.SIGSTOP)
+        with srv.connect() as c:
+            timed(c, b"get " + on_a[0] + b"\r\n", [MISS])  # times out: a is ejected
+            assert l2_stats(srv)["%s:state" % a.spec] == "ejected"
+            for k in keys:
+                c.call(b"set " + k + b" 0 0 3\r\nnew\r\n", STORED)
+            for k in keys:
+                assert read_value(c, k) == b"new"
+        for k in on_a:
+            with g.connect() as d:
+                d.send(b"mg " + k + b" t v\r\n")
+                line = d.read_line()
+                assert line.startswith(b"VA 3 t"), (k, line)
+                assert 0 < int(line.split()[2][1:]) <= 5
+                d.read_exact(5)
+        for k in on_b:
+            assert g.get(k) is None and b.get(k) == b"new"
+        st = l2_stats(srv)
+        assert st["gutter"] == "1" and st["%s:role" % g.spec] == "gutter"
+        assert int(st["%s:gutter_requests" % g.spec]) >= 2 * len(on_a)
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+        srv.stop()
