@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "common/clock.h"
-#include "common/mc_meta.h"
 #include "common/mc_reply.h"
 #include "common/mem.h"
 #include "common/numparse.h"
@@ -28,25 +27,6 @@ static struct l2 *pool_of(struct worker *w)
 bool cl2_enabled(struct worker *w, const struct policy *pol)
 {
     return pool_of(w) != NULL && pol->l2;
-}
-
-/* "<cmd> <key>" into buf; the flags that follow go after it, `b` last. */
-struct line {
-    char buf[MC_META_B64_KEY_MAX + 128];
-    size_t n;
-    bool b64;
-};
-
-static void line_start(struct line *ln, const char *cmd, const char *key, size_t nkey)
-{
-    ln->n = (size_t)snprintf(ln->buf, sizeof(ln->buf), "%s ", cmd);
-    ln->n += l2_key_token(key, nkey, ln->buf + ln->n, &ln->b64);
-}
-
-static void line_end(struct line *ln)
-{
-    if (ln->b64)
-        ln->n += (size_t)snprintf(ln->buf + ln->n, sizeof(ln->buf) - ln->n, " b");
 }
 
 static void put_be(uint8_t *p, uint64_t v, unsigned bytes)
@@ -117,22 +97,14 @@ void cl2_read(struct worker *w, const char *key, size_t nkey, cl2_read_done done
     pr->arg = arg;
     pr->nkey = nkey;
     memcpy(pr->key, key, nkey);
-    struct line ln;
-    line_start(&ln, "mg", key, nkey);
-    ln.n += (size_t)snprintf(ln.buf + ln.n, sizeof(ln.buf) - ln.n, " v f t");
-    line_end(&ln);
+    struct l2_line ln;
+    l2_line_start(&ln, "mg", key, nkey);
+    l2_line_add(&ln, " v f t");
+    l2_line_end(&ln);
     l2_request(pool_of(w), w, key, nkey, ln.buf, ln.n, NULL, 0, on_read, pr);
 }
 
 /* -------------------------------------------------------------- writes */
-
-/* Nothing waits for a fill or an update: the link counts the outcome. */
-static void on_sent(void *arg, enum l2_result r, const struct mc_reply *reply)
-{
-    (void)arg;
-    (void)r;
-    (void)reply;
-}
 
 /* The TTL token of an entry of rec: its remaining life, within the
  * policy's l2_ttl_cap; false when it has none left. */
@@ -167,13 +139,12 @@ static void store(struct worker *w, const struct policy *pol, const struct wire_
     put_be(data + rec->value_len, rec->version.hlc, 8);
     put_be(data + rec->value_len + 8, rec->version.node, 2);
     memcpy(data + rec->value_len + 10, magic, 4);
-    struct line ln;
-    line_start(&ln, "ms", (const char *)rec->key, rec->key_len);
-    ln.n += (size_t)snprintf(ln.buf + ln.n, sizeof(ln.buf) - ln.n,
-                             " %zu F%" PRIu32 " T%" PRId64 " M%c", n, rec->flags, ttl, mode);
-    line_end(&ln);
+    struct l2_line ln;
+    l2_line_start(&ln, "ms", (const char *)rec->key, rec->key_len);
+    l2_line_add(&ln, " %zu F%" PRIu32 " T%" PRId64 " M%c", n, rec->flags, ttl, mode);
+    l2_line_end(&ln);
     /* the request copies the value: it is sent from the link's buffer */
-    l2_request(pool_of(w), w, (const char *)rec->key, rec->key_len, ln.buf, ln.n, data, n, on_sent,
+    l2_request(pool_of(w), w, (const char *)rec->key, rec->key_len, ln.buf, ln.n, data, n, NULL,
                NULL);
     mem_free(MEM_CONN, data, n);
 }
@@ -193,10 +164,10 @@ void cl2_written(struct worker *w, const struct policy *pol, const char *key, si
         store(w, pol, &reply->rec, 'S');
         return;
     }
-    struct line ln;
-    line_start(&ln, "md", key, nkey);
-    line_end(&ln);
-    l2_request(pool_of(w), w, key, nkey, ln.buf, ln.n, NULL, 0, on_sent, NULL);
+    struct l2_line ln;
+    l2_line_start(&ln, "md", key, nkey);
+    l2_line_end(&ln);
+    l2_request(pool_of(w), w, key, nkey, ln.buf, ln.n, NULL, 0, NULL, NULL); /* nothing waits */
 }
 
 void cl2_invalidate_peers(struct worker *w, const char *key, size_t nkey,
@@ -205,8 +176,8 @@ void cl2_invalidate_peers(struct worker *w, const char *key, size_t nkey,
     struct l2 *l = pool_of(w);
     if (l == NULL || (reply->result != WIRE_RMW_STORED && reply->result != WIRE_RMW_NOT_FOUND))
         return;
-    struct line ln;
-    line_start(&ln, "md", key, nkey);
-    line_end(&ln);
+    struct l2_line ln;
+    l2_line_start(&ln, "md", key, nkey);
+    l2_line_end(&ln);
     l2_invalidate(l, w, key, nkey, ln.buf, ln.n);
 }

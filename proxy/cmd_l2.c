@@ -12,20 +12,16 @@
 #include "proxy/cmd_l2.h"
 
 #include <inttypes.h>
-#include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cache/cache.h"
 #include "common/clock.h"
-#include "common/mc_meta.h"
 #include "common/mc_reply.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
 #include "common/numparse.h"
-#include "common/ring.h"
 #include "frontend/call.h"
 #include "frontend/count.h"
 #include "frontend/fe.h"
@@ -53,23 +49,6 @@ struct lwait {
     size_t nkey;
     char key[];
 };
-
-/*
- * Orders L1 fills against writes, across workers: a read takes its key's
- * slot generation when sent and fills L1 only if no write of the slot
- * completed since; a write drops L1's copy and bumps the generation under
- * the slot's lock, the fill checks and fills under it.
- */
-#define GATE_SLOTS 256u
-static struct {
-    pthread_mutex_t mu[GATE_SLOTS];
-    uint64_t gen[GATE_SLOTS];
-} gate = {.mu = {[0 ... GATE_SLOTS - 1] = PTHREAD_MUTEX_INITIALIZER}};
-
-static unsigned slot_of(const char *key, size_t nkey)
-{
-    return (unsigned)(ring_token(key, nkey) & (GATE_SLOTS - 1));
-}
 
 static struct proxy *proxy_of(struct worker *w)
 {
@@ -105,33 +84,6 @@ static void lwait_free(struct lwait *lw)
 
 /* ------------------------------------------------------------ requests */
 
-/* A request line being composed. */
-struct line {
-    char buf[MC_META_B64_KEY_MAX + 256];
-    size_t n;
-    bool b64; /* the key went base64: "b" ends the line */
-};
-
-static void add(struct line *ln, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add(struct line *ln, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(ln->buf + ln->n, sizeof(ln->buf) - ln->n, fmt, ap);
-    va_end(ap);
-    if (n > 0 && (size_t)n < sizeof(ln->buf) - ln->n)
-        ln->n += (size_t)n;
-}
-
-/* "<cmd> <key>", the key base64-encoded (b) when it holds bytes a text
- * line cannot (the binary protocol allows them). */
-static void start(struct line *ln, const char *cmd, const char *key, size_t nkey)
-{
-    ln->n = 0;
-    add(ln, "%s ", cmd);
-    ln->n += l2_key_token(key, nkey, ln->buf + ln->n, &ln->b64); /* b: after ms's length */
-}
-
 /* A relative exptime as the TTL token memcached takes: 0 never, -1
  * already expired, seconds up to 30 days, else the unix time. */
 static int64_t ttl_of(rel_time_t exptime)
@@ -145,11 +97,10 @@ static int64_t ttl_of(rel_time_t exptime)
     return left <= 60 * 60 * 24 * 30 ? left : (int64_t)clock_process_started() + exptime;
 }
 
-static void send_line(struct lwait *lw, struct line *ln, const void *data, size_t ndata,
+static void send_line(struct lwait *lw, struct l2_line *ln, const void *data, size_t ndata,
                       l2_done_fn done)
 {
-    if (ln->b64)
-        add(ln, " b");
+    l2_line_end(ln);
     l2_request(proxy_of(lw->w)->l2, lw->w, lw->key, lw->nkey, ln->buf, ln->n, data, ndata, done,
                lw);
 }
@@ -159,41 +110,38 @@ static void send_line(struct lwait *lw, struct line *ln, const void *data, size_
 /* Other proxies drop their L1 copy of a key this proxy wrote. */
 static void invalidate_peers(struct worker *w, const char *key, size_t nkey)
 {
-    struct line ln;
-    start(&ln, "md", key, nkey);
-    if (ln.b64)
-        add(&ln, " b");
+    struct l2_line ln;
+    l2_line_start(&ln, "md", key, nkey);
+    l2_line_end(&ln);
     l2_invalidate(proxy_of(w)->l2, w, key, nkey, ln.buf, ln.n);
 }
 
-/* Reads sent before now do not fill L1 with what they bring back. */
-static void gate_bump(const char *key, size_t nkey)
+/* Reads sent before now do not fill L1 with what they bring back (the
+ * pool's fill gate, proxy/l2.h). */
+static void gate_bump(struct l2 *l, const char *key, size_t nkey)
 {
-    unsigned s = slot_of(key, nkey);
-    pthread_mutex_lock(&gate.mu[s]);
-    gate.gen[s]++;
-    pthread_mutex_unlock(&gate.mu[s]);
+    uint64_t *gen = l2_gate_lock(l, key, nkey);
+    if (gen != NULL)
+        (*gen)++;
+    l2_gate_unlock(l, key, nkey);
 }
 
 /* The L1 copy goes (a write completed), and reads sent before do not
- * fill. */
+ * fill: both under the gate, so no fill slips in between. */
 static void l1_drop(struct lwait *lw)
 {
     struct proxy *p = proxy_of(lw->w);
-    unsigned s = slot_of(lw->key, lw->nkey);
-    pthread_mutex_lock(&gate.mu[s]);
-    gate.gen[s]++;
+    uint64_t *gen = l2_gate_lock(p->l2, lw->key, lw->nkey);
+    (*gen)++;
     if (p->settings.l1)
         cache_delete(p->cache, lw->key, lw->nkey, 0);
-    pthread_mutex_unlock(&gate.mu[s]);
+    l2_gate_unlock(p->l2, lw->key, lw->nkey);
 }
 
-static uint64_t gate_begin(const char *key, size_t nkey)
+static uint64_t gate_begin(struct l2 *l, const char *key, size_t nkey)
 {
-    unsigned s = slot_of(key, nkey);
-    pthread_mutex_lock(&gate.mu[s]);
-    uint64_t g = gate.gen[s];
-    pthread_mutex_unlock(&gate.mu[s]);
+    uint64_t g = *l2_gate_lock(l, key, nkey);
+    l2_gate_unlock(l, key, nkey);
     return g;
 }
 
@@ -245,13 +193,11 @@ static struct item *item_of(struct lwait *lw, const struct mc_reply *r)
         return it;
     if (r->nvalue > 0)
         memcpy(item_data_mut(copy), r->value, r->nvalue);
-    unsigned s = slot_of(lw->key, lw->nkey);
-    pthread_mutex_lock(&gate.mu[s]);
-    if (gate.gen[s] == lw->gen)
+    if (*l2_gate_lock(p->l2, lw->key, lw->nkey) == lw->gen)
         cache_commit(p->cache, copy, CACHE_FILL, cas, NULL);
     else
         cache_release(p->cache, copy);
-    pthread_mutex_unlock(&gate.mu[s]);
+    l2_gate_unlock(p->l2, lw->key, lw->nkey);
     return it;
 }
 
@@ -409,18 +355,18 @@ static void c_get(void *wctx, const char *key, size_t nkey, bool touch, rel_time
         return;
     lw->touch = touch;
     lw->fill = !touch;
-    lw->gen = gate_begin(key, nkey);
-    struct line ln;
-    start(&ln, "mg", key, nkey);
-    add(&ln, " v f c t");
+    lw->gen = gate_begin(p->l2, key, nkey);
+    struct l2_line ln;
+    l2_line_start(&ln, "mg", key, nkey);
+    l2_line_add(&ln, " v f c t");
     if (touch)
-        add(&ln, " T%" PRId64, ttl_of(exptime));
+        l2_line_add(&ln, " T%" PRId64, ttl_of(exptime));
     send_line(lw, &ln, NULL, 0, on_read);
 }
 
 /* mg's flags that act on the server's copy, in the client's order (t
  * reports the TTL before or after T as its position says). */
-static void meta_ttl_flags(struct line *ln, const struct fe_meta_ttl *t)
+static void meta_ttl_flags(struct l2_line *ln, const struct fe_meta_ttl *t)
 {
     struct {
         int pos;
@@ -444,14 +390,14 @@ static void meta_ttl_flags(struct line *ln, const struct fe_meta_ttl *t)
         if (t->fail_pos >= 0 && f[best].pos >= t->fail_pos)
             break;
         if (f[best].has_v)
-            add(ln, " %c%" PRId64, f[best].letter, f[best].v);
+            l2_line_add(ln, " %c%" PRId64, f[best].letter, f[best].v);
         else
-            add(ln, " t");
+            l2_line_add(ln, " t");
         sent_t |= f[best].letter == 't';
         f[best].pos = -1;
     }
     if (!sent_t)
-        add(ln, " t"); /* the L1 copy's TTL */
+        l2_line_add(ln, " t"); /* the L1 copy's TTL */
 }
 
 static void c_meta_get(void *wctx, const char *key, size_t nkey, const struct fe_meta_ttl *ttl,
@@ -486,10 +432,10 @@ static void c_meta_get(void *wctx, const char *key, size_t nkey, const struct fe
         return;
     lw->ttl = *ttl;
     lw->fill = !acts;
-    lw->gen = gate_begin(key, nkey);
-    struct line ln;
-    start(&ln, "mg", key, nkey);
-    add(&ln, " v f c h l");
+    lw->gen = gate_begin(p->l2, key, nkey);
+    struct l2_line ln;
+    l2_line_start(&ln, "mg", key, nkey);
+    l2_line_add(&ln, " v f c h l");
     meta_ttl_flags(&ln, ttl);
     send_line(lw, &ln, NULL, 0, on_read);
 }
@@ -519,15 +465,15 @@ static void c_store(void *wctx, void *item, enum fe_store_mode mode, uint64_t ca
     lw->mode = mode;
     static const char modes[] = {[FE_SET] = 'S',    [FE_ADD] = 'E',     [FE_REPLACE] = 'R',
                                  [FE_APPEND] = 'A', [FE_PREPEND] = 'P', [FE_CAS] = 'S'};
-    struct line ln;
-    start(&ln, "ms", v.key, v.nkey);
+    struct l2_line ln;
+    l2_line_start(&ln, "ms", v.key, v.nkey);
     struct item *it = item;
-    add(&ln, " %zu F%" PRIu32 " T%" PRId64 " M%c c", v.nvalue, v.flags, ttl_of(item_exptime(it)),
-        modes[mode]);
+    l2_line_add(&ln, " %zu F%" PRIu32 " T%" PRId64 " M%c c", v.nvalue, v.flags,
+                ttl_of(item_exptime(it)), modes[mode]);
     if (mode == FE_CAS || cas_in != 0)
-        add(&ln, " C%" PRIu64, cas_in);
+        l2_line_add(&ln, " C%" PRIu64, cas_in);
     if (mflags & FE_META_INVALIDATE)
-        add(&ln, " I");
+        l2_line_add(&ln, " I");
     send_line(lw, &ln, v.value, v.nvalue, on_write);
     l1()->release(p, item); /* the request holds its own copy of the value */
 }
@@ -544,10 +490,10 @@ static void c_remove(void *wctx, const char *key, size_t nkey, uint64_t cas_in,
     struct lwait *lw = lwait_new(wctx, call, K_DELETE, key, nkey);
     if (lw == NULL)
         return;
-    struct line ln;
-    start(&ln, "md", key, nkey);
+    struct l2_line ln;
+    l2_line_start(&ln, "md", key, nkey);
     if (cas_in != 0)
-        add(&ln, " C%" PRIu64, cas_in);
+        l2_line_add(&ln, " C%" PRIu64, cas_in);
     send_line(lw, &ln, NULL, 0, on_write);
 }
 
@@ -562,9 +508,9 @@ static void c_touch(void *wctx, const char *key, size_t nkey, rel_time_t exptime
     struct lwait *lw = lwait_new(wctx, call, K_TOUCH, key, nkey);
     if (lw == NULL)
         return;
-    struct line ln;
-    start(&ln, "mg", key, nkey);
-    add(&ln, " T%" PRId64, ttl_of(exptime));
+    struct l2_line ln;
+    l2_line_start(&ln, "mg", key, nkey);
+    l2_line_add(&ln, " T%" PRId64, ttl_of(exptime));
     send_line(lw, &ln, NULL, 0, on_write);
 }
 
@@ -583,11 +529,11 @@ static void c_delta(void *wctx, const char *key, size_t nkey, bool incr, uint64_
     if (lw == NULL)
         return;
     lw->incr = incr;
-    struct line ln;
-    start(&ln, "ma", key, nkey);
-    add(&ln, " M%c D%" PRIu64 " v c", incr ? 'I' : 'D', delta);
+    struct l2_line ln;
+    l2_line_start(&ln, "ma", key, nkey);
+    l2_line_add(&ln, " M%c D%" PRIu64 " v c", incr ? 'I' : 'D', delta);
     if (cas_in != 0)
-        add(&ln, " C%" PRIu64, cas_in);
+        l2_line_add(&ln, " C%" PRIu64, cas_in);
     send_line(lw, &ln, NULL, 0, on_write);
 }
 
@@ -604,14 +550,14 @@ static void c_meta_delete(void *wctx, const char *key, size_t nkey, bool has_cas
     struct lwait *lw = lwait_new(wctx, call, K_MD, key, nkey);
     if (lw == NULL)
         return;
-    struct line ln;
-    start(&ln, "md", key, nkey);
+    struct l2_line ln;
+    l2_line_start(&ln, "md", key, nkey);
     if (has_cas)
-        add(&ln, " C%" PRIu64, cas_in);
+        l2_line_add(&ln, " C%" PRIu64, cas_in);
     if (invalidate)
-        add(&ln, " I");
+        l2_line_add(&ln, " I");
     if (new_ttl)
-        add(&ln, " T%" PRId64, ttl_of(exptime));
+        l2_line_add(&ln, " T%" PRId64, ttl_of(exptime));
     send_line(lw, &ln, NULL, 0, on_write);
 }
 
@@ -631,13 +577,13 @@ static void c_meta_delta(void *wctx, const char *key, size_t nkey, const struct 
     if (lw == NULL)
         return;
     lw->arith = *a;
-    struct line ln;
-    start(&ln, "ma", key, nkey);
-    add(&ln, " M%c D%" PRIu64 " v c", a->incr ? 'I' : 'D', a->delta);
+    struct l2_line ln;
+    l2_line_start(&ln, "ma", key, nkey);
+    l2_line_add(&ln, " M%c D%" PRIu64 " v c", a->incr ? 'I' : 'D', a->delta);
     if (a->cas_in != 0)
-        add(&ln, " C%" PRIu64, a->cas_in);
+        l2_line_add(&ln, " C%" PRIu64, a->cas_in);
     if (a->vivify)
-        add(&ln, " N%" PRId64 " J%" PRIu64, ttl_of(a->ttl.vivify_exptime), a->initial);
+        l2_line_add(&ln, " N%" PRId64 " J%" PRIu64, ttl_of(a->ttl.vivify_exptime), a->initial);
     meta_ttl_flags(&ln, &(struct fe_meta_ttl){.t_pos = a->ttl.t_pos,
                                               .touch_pos = a->ttl.touch_pos,
                                               .touch_exptime = a->ttl.touch_exptime,
@@ -664,31 +610,27 @@ static void c_flush_all(void *wctx, int64_t delay, bool allowed)
 
 /* ---------------------------------------------------- the peer port */
 
-static const struct fe_exec_ops *peer_inner;
-
 /* A peer's delete (an invalidation, or a pool delete) also stops this
  * proxy's reads in flight from filling L1 with what they bring back. */
 static enum fe_result p_remove(void *wctx, const char *key, size_t nkey, uint64_t cas_in)
 {
-    gate_bump(key, nkey);
+    gate_bump(proxy_of(wctx)->l2, key, nkey);
     tiers_gate_bump(proxy_of(wctx)->tiers, key, nkey);
-    return peer_inner->remove(wctx, key, nkey, cas_in);
+    return l1()->remove(wctx, key, nkey, cas_in);
 }
 
 static enum fe_result p_meta_delete(void *wctx, const char *key, size_t nkey, bool has_cas,
                                     uint64_t cas_in, bool invalidate, bool new_ttl,
                                     rel_time_t exptime)
 {
-    gate_bump(key, nkey);
+    gate_bump(proxy_of(wctx)->l2, key, nkey);
     tiers_gate_bump(proxy_of(wctx)->tiers, key, nkey);
-    return peer_inner->meta_delete(wctx, key, nkey, has_cas, cas_in, invalidate, new_ttl, exptime);
+    return l1()->meta_delete(wctx, key, nkey, has_cas, cas_in, invalidate, new_ttl, exptime);
 }
 
-const struct fe_exec_ops *cmd_l2_peer_exec(const struct fe_exec_ops *inner,
-                                           struct fe_exec_ops *storage)
+const struct fe_exec_ops *cmd_l2_peer_exec(struct fe_exec_ops *storage)
 {
-    peer_inner = inner;
-    *storage = *inner;
+    *storage = *l1();
     storage->remove = p_remove;
     storage->meta_delete = p_meta_delete;
     return storage;

@@ -14,9 +14,8 @@
  * *storage, returns it. */
 const struct fe_exec_ops *cmd_l2_exec(const struct fe_exec_ops *inner, struct fe_exec_ops *storage);
 
-/* The peer port's executor: `inner` (cmd_exec_ops: L1 alone) whose
- * deletes also stop this proxy's L2 reads in flight from filling L1
- * (an invalidation must not be undone by an older value arriving after
- * it). Fills *storage, returns it. */
-const struct fe_exec_ops *cmd_l2_peer_exec(const struct fe_exec_ops *inner,
-                                           struct fe_exec_ops *storage);
+/* The peer port's executor: cmd_exec_ops (L1 alone) whose deletes also
+ * stop this proxy's reads in flight (from the pool or the nodes) from
+ * filling L1 (an invalidation must not be undone by an older value
+ * arriving after it). Fills *storage, returns it. */
+const struct fe_exec_ops *cmd_l2_peer_exec(struct fe_exec_ops *storage);

@@ -21,6 +21,7 @@
 #include <inttypes.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,11 +35,13 @@
 #include "common/mc_meta.h"
 #include "common/mc_text.h"
 #include "common/mem.h"
+#include "common/ring.h"
 #include "frontend/worker.h"
 #include "proxy/settings.h"
 
 #define L2_TICK_MS 5
 #define L2_LAT_BUCKETS 32
+#define L2_GATE_SLOTS 256u
 
 enum srv_state { SRV_UP, SRV_EJECTED, SRV_RETURNING };
 
@@ -110,7 +113,9 @@ struct l2 {
     uint32_t peer_first;
     uint32_t self; /* this proxy's own peer port in the list; KETAMA_NONE: not in it */
     unsigned nworkers;
-    struct l2_worker **workers; /* created on each worker's first request */
+    struct l2_worker **workers;             /* created on each worker's first request */
+    pthread_mutex_t gate_mu[L2_GATE_SLOTS]; /* the fill gate (l2_gate_lock) */
+    uint64_t gate_gen[L2_GATE_SLOTS];
 };
 
 #define COUNT(s, f) atomic_fetch_add_explicit(&(s)->f, 1, memory_order_relaxed)
@@ -127,16 +132,56 @@ const char *l2_result_name(enum l2_result r)
     return "?";
 }
 
-size_t l2_key_token(const char *key, size_t nkey, char *out, bool *b64)
+void l2_line_add(struct l2_line *ln, const char *fmt, ...)
 {
-    *b64 = false;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(ln->buf + ln->n, sizeof(ln->buf) - ln->n, fmt, ap);
+    va_end(ap);
+    if (n > 0 && (size_t)n < sizeof(ln->buf) - ln->n)
+        ln->n += (size_t)n;
+}
+
+void l2_line_start(struct l2_line *ln, const char *cmd, const char *key, size_t nkey)
+{
+    ln->n = 0;
+    ln->b64 = false;
+    l2_line_add(ln, "%s ", cmd);
     for (size_t i = 0; i < nkey; i++)
         if ((unsigned char)key[i] <= ' ' || (unsigned char)key[i] == 0x7f)
-            *b64 = true;
-    if (*b64)
-        return mc_base64_encode(key, nkey, out);
-    memcpy(out, key, nkey);
-    return nkey;
+            ln->b64 = true;
+    if (ln->b64) {
+        ln->n += mc_base64_encode(key, nkey, ln->buf + ln->n);
+    } else {
+        memcpy(ln->buf + ln->n, key, nkey);
+        ln->n += nkey;
+    }
+}
+
+void l2_line_end(struct l2_line *ln)
+{
+    if (ln->b64)
+        l2_line_add(ln, " b");
+}
+
+static unsigned gate_slot(const char *key, size_t nkey)
+{
+    return (unsigned)(ring_token(key, nkey) & (L2_GATE_SLOTS - 1));
+}
+
+uint64_t *l2_gate_lock(struct l2 *l, const char *key, size_t nkey)
+{
+    if (l == NULL)
+        return NULL;
+    unsigned s = gate_slot(key, nkey);
+    pthread_mutex_lock(&l->gate_mu[s]);
+    return &l->gate_gen[s];
+}
+
+void l2_gate_unlock(struct l2 *l, const char *key, size_t nkey)
+{
+    if (l != NULL)
+        pthread_mutex_unlock(&l->gate_mu[gate_slot(key, nkey)]);
 }
 
 size_t l2_value_max(const struct l2 *l)
@@ -243,13 +288,6 @@ static void pending_finish(struct link *k, struct pending *p, enum l2_result r,
     if (r == L2_OK)
         lat_record(s, p->start_us);
     mem_free(MEM_CONN, p, sizeof(*p));
-    if (done == NULL) { /* the return flush */
-        if (r == L2_OK && reply->code == MC_REPLY_OK)
-            server_returned(s);
-        else
-            server_eject(l, s, SRV_RETURNING);
-        return;
-    }
     if (r == L2_OK) {
         if (reply->code == MC_REPLY_SERVER_ERROR || reply->code == MC_REPLY_ERROR ||
             reply->code == MC_REPLY_CLIENT_ERROR)
@@ -259,7 +297,8 @@ static void pending_finish(struct link *k, struct pending *p, enum l2_result r,
         else if (get && reply->code == MC_REPLY_EN)
             COUNT(s, misses);
     }
-    done(arg, r, reply);
+    if (done != NULL)
+        done(arg, r, reply);
 }
 
 /*
@@ -521,6 +560,19 @@ struct pick {
     struct l2_worker *lw;
 };
 
+/* The answer to a returning server's flush_all: OK, it serves again;
+ * anything else, it is ejected again (for longer). */
+static void on_flushed(void *arg, enum l2_result r, const struct mc_reply *reply)
+{
+    struct link *k = arg;
+    struct l2 *l = k->lw->l2;
+    struct l2_server *s = &l->servers[k->server];
+    if (r == L2_OK && reply->code == MC_REPLY_OK)
+        server_returned(s);
+    else
+        server_eject(l, s, SRV_RETURNING);
+}
+
 /*
  * ketama's `up`: an UP server; an ejected one whose time is up is
  * claimed by this caller (one worker), which sends it flush_all: it
@@ -549,7 +601,8 @@ static bool server_up(void *arg, uint32_t i)
     }
     atomic_store(&s->fails, 0);
     static const char flush[] = "flush_all";
-    if (link_send(&pk->lw->links[i], flush, sizeof(flush) - 1, NULL, 0, false, NULL, NULL) != L2_OK)
+    struct link *k = &pk->lw->links[i];
+    if (link_send(k, flush, sizeof(flush) - 1, NULL, 0, false, on_flushed, k) != L2_OK)
         server_eject(pk->l, s, SRV_RETURNING);
     return false;
 }
@@ -577,6 +630,8 @@ static void on_failed(evutil_socket_t fd, short what, void *arg)
 
 static void fail_later(struct event_base *base, enum l2_result r, l2_done_fn done, void *arg)
 {
+    if (done == NULL)
+        return; /* nothing waits for it */
     struct failed_req *f = mem_alloc(MEM_CONN, sizeof(*f));
     if (f != NULL) {
         f->ev = event_new(base, -1, 0, on_failed, f);
@@ -591,14 +646,6 @@ static void fail_later(struct event_base *base, enum l2_result r, l2_done_fn don
     }
     /* out of memory: the caller's contract is bent rather than a request lost */
     done(arg, r, NULL);
-}
-
-/* An invalidation's answer: counted by the link; nothing waits for it. */
-static void on_invalidated(void *arg, enum l2_result r, const struct mc_reply *reply)
-{
-    (void)arg;
-    (void)r;
-    (void)reply;
 }
 
 void l2_invalidate(struct l2 *l, struct worker *w, const char *key, size_t nkey, const char *line,
@@ -622,7 +669,7 @@ void l2_invalidate(struct l2 *l, struct worker *w, const char *key, size_t nkey,
                 continue;
             }
         }
-        if (link_send(&lw->links[i], line, nline, NULL, 0, false, on_invalidated, NULL) != L2_OK)
+        if (link_send(&lw->links[i], line, nline, NULL, 0, false, NULL, NULL) != L2_OK)
             COUNT(s, dropped);
     }
 }
@@ -635,7 +682,7 @@ void l2_broadcast(struct l2 *l, struct worker *w, const char *line, size_t nline
     struct pick pk = {l, lw};
     for (uint32_t i = 0; i < l->npool; i++)
         if (i != l->self && server_up(&pk, i))
-            link_send(&lw->links[i], line, nline, NULL, 0, false, on_invalidated, NULL);
+            link_send(&lw->links[i], line, nline, NULL, 0, false, NULL, NULL);
 }
 
 bool l2_local(struct l2 *l, struct worker *w, const char *key, size_t nkey)
@@ -868,6 +915,8 @@ int l2_open(const struct settings *s, unsigned workers, struct l2 **out)
     }
     for (uint32_t i = 0; i < l->nservers; i++)
         pthread_mutex_init(&l->servers[i].mu, NULL);
+    for (unsigned i = 0; i < L2_GATE_SLOTS; i++)
+        pthread_mutex_init(&l->gate_mu[i], NULL);
     l->self = KETAMA_NONE;
     if (!list_parse(l, "l2_servers", s->l2_servers, 0) ||
         !list_parse(l, "l2_gutter", s->l2_gutter, l->gutter_first) ||
@@ -945,6 +994,8 @@ void l2_close(struct l2 **lp)
     }
     if (l->workers != NULL)
         mem_free(MEM_OTHER, l->workers, l->nworkers * sizeof(*l->workers));
+    for (unsigned i = 0; i < L2_GATE_SLOTS; i++)
+        pthread_mutex_destroy(&l->gate_mu[i]);
     mem_free(MEM_OTHER, l, sizeof(*l));
 }
 

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/mc_meta.h"
 #include "common/mc_reply.h"
 
 struct settings;
@@ -44,7 +45,8 @@ enum l2_result {
 const char *l2_result_name(enum l2_result r);
 
 /* reply: for L2_OK, valid during the call; else NULL. Once per request,
- * on the worker's thread; never from inside l2_request. */
+ * on the worker's thread; never from inside l2_request. A NULL done:
+ * nothing waits for the answer (the link still counts it). */
 typedef void (*l2_done_fn)(void *arg, enum l2_result r, const struct mc_reply *reply);
 
 /* From settings' l2_servers; *out NULL when there are none. Prints why on
@@ -91,10 +93,28 @@ void l2_invalidate(struct l2 *l, struct worker *w, const char *key, size_t nkey,
  * answers (counted per server). */
 void l2_broadcast(struct l2 *l, struct worker *w, const char *line, size_t nline);
 
-/* Writes key as a meta-protocol key token into out (cap: at least
- * MC_META_B64_KEY_MAX); returns its length. *b64 true: base64 (the key
- * holds bytes a text line cannot carry), the request needs the `b` flag. */
-size_t l2_key_token(const char *key, size_t nkey, char *out, bool *b64);
+/* A meta request line being composed for l2_request: "<cmd> <key>", then
+ * flags (l2_line_add); l2_line_end adds `b` when the key went base64 (it
+ * holds bytes a text line cannot carry: the binary protocol allows them),
+ * after everything else, as ms wants its length right after the key. */
+struct l2_line {
+    char buf[MC_META_B64_KEY_MAX + 256];
+    size_t n;
+    bool b64;
+};
+void l2_line_start(struct l2_line *ln, const char *cmd, const char *key, size_t nkey);
+void l2_line_add(struct l2_line *ln, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void l2_line_end(struct l2_line *ln);
+
+/*
+ * The fill gate of the pool's readers (proxy/cmd_l2.c): per slot of keys,
+ * a generation that every completed write bumps; a read remembers it when
+ * sent and fills L1 only if it is unchanged. l2_gate_lock returns the
+ * key's slot generation with the slot's lock held, until l2_gate_unlock.
+ * Accepts a NULL pool (no reads to order): returns NULL.
+ */
+uint64_t *l2_gate_lock(struct l2 *l, const char *key, size_t nkey);
+void l2_gate_unlock(struct l2 *l, const char *key, size_t nkey);
 
 /* Largest value a reply may carry (the proxy's item size limit). */
 size_t l2_value_max(const struct l2 *l);

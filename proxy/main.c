@@ -310,7 +310,7 @@ int main(int argc, char **argv)
     static struct fe_exec_ops peer_ops;
     if (s->peer_port != 0 &&
         listener_create_on(&m.peer, &p->fe, m.base, s->listen_addr, s->peer_port,
-                           cmd_l2_peer_exec(&cmd_exec_ops, &peer_ops)) != ST_OK) {
+                           cmd_l2_peer_exec(&peer_ops)) != ST_OK) {
         rc = EX_UNAVAILABLE;
         goto out;
     }

@@ -79,13 +79,7 @@ class Memcached:
 
     def get(self, key):
         with self.connect() as c:
-            c.send(b"get " + key + b"\r\n")
-            line = c.read_line()
-            if line == MISS:
-                return None
-            value = c.read_exact(int(line.split()[3]) + 2)[:-2]
-            assert c.read_line() == MISS
-            return value
+            return read_value(c, key)
 
     def stop(self):
         if self.proc is not None:
