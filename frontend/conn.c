@@ -45,9 +45,17 @@
 #define STREAM_LOW_WATER (64u << 10)
 /* How soon an idle producer (a watcher with nothing new) is asked again. */
 #define STREAM_IDLE_USEC 20000
+/* Commands one connection may have waiting on a pipelined executor. */
+#define CONN_PIPELINE_MAX 1024
 
 static void on_readable(evutil_socket_t fd, short what, void *arg);
 static void on_writable(evutil_socket_t fd, short what, void *arg);
+
+/* Another command may start while c->slots_pending are waiting. */
+static bool may_start(const struct conn *c)
+{
+    return c->xo->pipelined && c->slots_pending < CONN_PIPELINE_MAX;
+}
 
 /* A reply position held for a command that completes later. */
 struct conn_slot {
@@ -664,8 +672,9 @@ static enum proto_action conn_process(struct conn *c, bool *yielded)
             continue;
         default: break;
         }
-        /* A command runs only once every earlier one has completed. */
-        if (c->slots_pending > 0)
+        /* A command runs only once every earlier one has completed, unless
+         * the executor keeps their order itself (up to a bound). */
+        if (c->slots_pending > 0 && !may_start(c))
             return PROTO_NEXT;
         if (c->slots != NULL && !slots_collect(c))
             return PROTO_CLOSE;
@@ -761,7 +770,8 @@ static void update_read_interest(struct conn *c)
     /* While a dump streams, commands sent after it wait in the socket. */
     bool dumping = get_state(c) == CONN_STREAM && !c->stream_discard_input;
     bool want = !c->eof && !c->close_after_write && !c->w->draining && !dumping &&
-                c->slots_pending == 0 && outq_pending(&c->out) <= c->fe->settings.out_max;
+                (c->slots_pending == 0 || may_start(c)) &&
+                outq_pending(&c->out) <= c->fe->settings.out_max;
     if (want && c->paused) {
         /* libevent's event_add does not register the fd of an event that
          * is in the active queue (a completed slot made it active): the
@@ -804,8 +814,8 @@ static void conn_run(struct conn *c)
                           memory_order_relaxed);
     /* A complete command line still buffered? (NREAD/SWALLOW consume the
      * whole buffer, so only the parse state can leave one behind.) */
-    bool pending_cmd =
-        get_state(c) == CONN_PARSE_CMD && c->slots_pending == 0 && has_complete_command(c);
+    bool pending_cmd = get_state(c) == CONN_PARSE_CMD && (c->slots_pending == 0 || may_start(c)) &&
+                       has_complete_command(c);
     /* A producer that stopped at the low-water mark (not idling on its
      * timer) has more to say: wake it again like a pending command. */
     bool streaming = get_state(c) == CONN_STREAM;

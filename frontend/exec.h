@@ -169,6 +169,12 @@ enum fe_reply_gate { FE_REPLY_NOW, FE_REPLY_LATER, FE_REPLY_FAILED };
  * releases (or hands to the reply queue).
  */
 struct fe_exec_ops {
+    /* A connection's next command may start while earlier ones are still
+     * waiting on their _async calls: the executor gives every key the
+     * effects of one connection's commands in the order they started
+     * (false: each command waits for the one before it). */
+    bool pipelined;
+
     void (*view)(void *exec, void *item, struct fe_item_view *v);
     void (*release)(void *exec, void *item);
 

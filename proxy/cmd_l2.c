@@ -97,14 +97,6 @@ static int64_t ttl_of(rel_time_t exptime)
     return left <= 60 * 60 * 24 * 30 ? left : (int64_t)clock_process_started() + exptime;
 }
 
-static void send_line(struct lwait *lw, struct l2_line *ln, const void *data, size_t ndata,
-                      l2_done_fn done)
-{
-    l2_line_end(ln);
-    l2_request(proxy_of(lw->w)->l2, lw->w, lw->key, lw->nkey, ln->buf, ln->n, data, ndata, done,
-               lw);
-}
-
 /* --------------------------------------------------------------- L1 */
 
 /* Other proxies drop their L1 copy of a key this proxy wrote. */
@@ -199,6 +191,21 @@ static struct item *item_of(struct lwait *lw, const struct mc_reply *r)
         cache_release(p->cache, copy);
     l2_gate_unlock(p->l2, lw->key, lw->nkey);
     return it;
+}
+
+/* Commands of one connection run pipelined (cmd_l2_exec): a write or a
+ * read that changes the server's copy drops L1's as it is sent, so a read
+ * behind it on the connection misses L1 and goes to the server behind it
+ * on the link; the drop at completion then covers reads of other
+ * connections sent meanwhile. */
+static void send_line(struct lwait *lw, struct l2_line *ln, const void *data, size_t ndata,
+                      l2_done_fn done)
+{
+    if (proxy_of(lw->w)->settings.l1 && !lw->fill)
+        l1_drop(lw);
+    l2_line_end(ln);
+    l2_request(proxy_of(lw->w)->l2, lw->w, lw->key, lw->nkey, ln->buf, ln->n, data, ndata, done,
+               lw);
 }
 
 /* ------------------------------------------------------------- replies */
@@ -639,6 +646,7 @@ const struct fe_exec_ops *cmd_l2_peer_exec(struct fe_exec_ops *storage)
 const struct fe_exec_ops *cmd_l2_exec(const struct fe_exec_ops *inner, struct fe_exec_ops *storage)
 {
     *storage = *inner;
+    storage->pipelined = true;
     storage->get_async = c_get;
     storage->meta_get_async = c_meta_get;
     storage->store_async = c_store;

@@ -243,6 +243,78 @@ def test_binary_keys_cross_as_base64(pool):
         srv.stop()
 
 
+def pipeline_script():
+    """One client's pipeline over keys spread on two servers: writes and
+    reads of the same keys, back to back, in every protocol the router
+    speaks (no CAS values: those differ between servers)."""
+    out = []
+    for i in range(40):
+        k = b"pl:%d" % i
+        out += [b"set %s 1 0 2\r\nv%d\r\n" % (k, i % 10), b"get %s\r\n" % k,
+                b"append %s 0 0 1\r\n+\r\n" % k, b"get %s\r\n" % k,
+                b"set %s 0 0 2 noreply\r\n%02d\r\n" % (k, i), b"incr %s 3\r\n" % k,
+                b"mg %s v f\r\n" % k, b"ms %s 1 MA\r\n!\r\n" % k, b"mg %s v\r\n" % k,
+                b"touch %s 100\r\n" % k, b"delete %s\r\n" % k, b"get %s\r\n" % k,
+                b"add %s 0 0 1\r\na\r\n" % k, b"add %s 0 0 1\r\nb\r\n" % k,
+                b"md %s q\r\n" % k, b"mg %s v q\r\n" % k, b"ma %s N0 J7 v\r\n" % k, b"mn\r\n"]
+    out.append(b"get " + b" ".join(b"pl:%d" % i for i in range(40)) + b"\r\n")
+    return b"".join(out)
+
+
+def replies_to(conn, script):
+    conn.send(script + b"ms pl:end 6 T0\r\nMARKER\r\nmg pl:end v\r\n")
+    return conn.read_until(b"MARKER\r\n", timeout=20)
+
+
+@pytest.mark.parametrize("l1", ["off", "on"])
+def test_a_pipeline_keeps_its_order(pool, l1):
+    """Commands of one connection run pipelined through the pool (each
+    starts before the one before it is answered); a pipeline of writes
+    and reads of the same keys gets, byte for byte, what one memcached
+    answers to it, with L1 off (routing) and on (a near cache whose copy
+    a write behind a read must not serve)."""
+    m1, m2, ref = pool(3)
+    srv = proxy([m1, m2], l1=l1)
+    try:
+        script = pipeline_script()
+        with ref.connect() as d:
+            expected = replies_to(d, script)
+        with srv.connect() as c:
+            # L1 holds every key's first value before the pipeline runs
+            c.send(b"".join(b"set pl:%d 0 0 3\r\nold\r\n" % i for i in range(40)))
+            for _ in range(40):
+                assert c.read_line() == STORED
+            for i in range(40):
+                c.call(b"get pl:%d\r\n" % i, b"VALUE pl:%d 0 3\r\nold\r\nEND\r\n" % i)
+            assert replies_to(c, script) == expected
+        st = l2_stats(srv)
+        assert int(st["%s:requests" % m1.spec]) > 100
+        assert int(st["%s:requests" % m2.spec]) > 100
+    finally:
+        srv.stop()
+
+
+def test_a_pipeline_longer_than_the_bound_is_answered_in_order(pool):
+    """A connection starts at most 1,024 commands before their answers
+    come (frontend/conn.c); a pipeline of 5,000 gets in one write waits at
+    the bound and is answered whole, in order."""
+    m1, m2 = pool(2)
+    srv = proxy([m1, m2], l1="off")
+    try:
+        with srv.connect() as c:
+            c.send(b"".join(b"ms lp:%d 4 T0\r\n%04d\r\n" % (i, i) for i in range(5000)))
+            for _ in range(5000):
+                assert c.read_line(timeout=20) == b"HD\r\n"
+            c.send(b"".join(b"get lp:%d\r\n" % i for i in range(5000)))
+            for i in range(5000):
+                assert c.read_line(timeout=20) == b"VALUE lp:%d 0 4\r\n" % i
+                assert c.read_exact(6) == b"%04d\r\n" % i
+                assert c.read_line() == MISS
+        helpers.assert_healthy(srv)
+    finally:
+        srv.stop()
+
+
 # ------------------------------------------------------------- near cache
 
 def test_l1_keeps_what_l2_returned_and_writes_drop_it(pool):
