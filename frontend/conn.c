@@ -47,6 +47,8 @@
 #define STREAM_IDLE_USEC 20000
 /* Commands one connection may have waiting on a pipelined executor. */
 #define CONN_PIPELINE_MAX 1024
+/* Freed slots a connection keeps for reuse. */
+#define CONN_SPARE_SLOTS 16
 
 static void on_readable(evutil_socket_t fd, short what, void *arg);
 static void on_writable(evutil_socket_t fd, short what, void *arg);
@@ -264,14 +266,20 @@ static void stream_end(struct conn *c)
 
 static struct conn_slot *slot_new(struct conn *c, bool done)
 {
-    struct conn_slot *s = mem_alloc(MEM_CONN, sizeof(*s));
-    if (s == NULL)
-        return NULL;
+    struct conn_slot *s = c->spare;
+    if (s != NULL) {
+        c->spare = s->next;
+        c->nspare--;
+    } else {
+        s = mem_alloc(MEM_CONN, sizeof(*s));
+        if (s == NULL)
+            return NULL;
+        outq_init_small(&s->out, c->xo->release, c->exec);
+    }
     s->next = NULL;
     s->c = c;
     s->done = done;
     s->last = false;
-    outq_init(&s->out, c->xo->release, c->exec);
     if (c->slots_tail != NULL)
         c->slots_tail->next = s;
     else
@@ -280,16 +288,39 @@ static struct conn_slot *slot_new(struct conn *c, bool done)
     return s;
 }
 
+/* A slot of a live connection is kept for its next command, with its
+ * queue's memory: a pipelined connection allocates none per command. */
 static void slot_free(struct conn_slot *s)
 {
+    struct conn *c = s->c;
+    if (c != NULL && c->nspare < CONN_SPARE_SLOTS) {
+        outq_clear(&s->out);
+        s->next = c->spare;
+        c->spare = s;
+        c->nspare++;
+        return;
+    }
     outq_deinit(&s->out);
     mem_free(MEM_CONN, s, sizeof(*s));
 }
 
+static void slots_free_spare(struct conn *c)
+{
+    while (c->spare != NULL) {
+        struct conn_slot *s = c->spare;
+        c->spare = s->next;
+        outq_deinit(&s->out);
+        mem_free(MEM_CONN, s, sizeof(*s));
+    }
+    c->nspare = 0;
+}
+
 struct outq *conn_out(struct conn *c)
 {
+    /* The oldest slot's replies go straight behind what c->out holds:
+     * every reply before them is there already. */
     if (c->completing != NULL)
-        return &c->completing->out;
+        return c->completing == c->slots ? &c->out : &c->completing->out;
     /* conn_defer leaves a done slot at the tail: nothing to allocate. */
     return c->slots_tail != NULL ? &c->slots_tail->out : &c->out;
 }
@@ -429,6 +460,7 @@ static void conn_free(struct conn *c, enum fe_close_reason why)
         c->xo->release(c->exec, c->it);
     outq_deinit(&c->out);
     slots_orphan(c);
+    slots_free_spare(c);
     proto_meta_conn_free(c);
     rbuf_release(c);
     atomic_fetch_sub(&c->fe->curr_conns, 1);

@@ -118,11 +118,13 @@ struct conn {
      * the replies of commands answered at once meanwhile. */
     struct conn_slot *slots, *slots_tail;
     struct conn_slot *completing; /* conn_slot_enter .. conn_slot_done */
-    unsigned slots_pending;       /* slots whose command has not completed */
-    bool in_handler;              /* guards against freeing inside processing */
-    bool reply_waiting;           /* replies held for the executor (before_reply) */
-    struct conn *reply_next;      /* ... in the worker's reply_waiters */
-    bool dead;                    /* close requested while in_handler */
+    struct conn_slot *spare;      /* freed slots kept for reuse */
+    unsigned nspare;
+    unsigned slots_pending;  /* slots whose command has not completed */
+    bool in_handler;         /* guards against freeing inside processing */
+    bool reply_waiting;      /* replies held for the executor (before_reply) */
+    struct conn *reply_next; /* ... in the worker's reply_waiters */
+    bool dead;               /* close requested while in_handler */
 };
 
 /* Creates a connection for an accepted socket on worker w, running xo

@@ -14,6 +14,10 @@
 #include "common/mem.h"
 
 #define OUTQ_CHUNK_SIZE 16384
+#define OUTQ_SMALL_CHUNK 512
+/* A splice copies up to this many bytes rather than moving chunks: a
+ * short reply costs a copy, not a chunk allocated and freed. */
+#define OUTQ_SPLICE_COPY_MAX 2048
 #define OUTQ_IOV_BATCH 1024 /* IOV_MAX on Linux */
 
 struct outq_chunk {
@@ -27,6 +31,13 @@ void outq_init(struct outq *q, outq_release_fn release, void *release_ctx)
     memset(q, 0, sizeof(*q));
     q->release = release;
     q->release_ctx = release_ctx;
+    q->chunk = OUTQ_CHUNK_SIZE;
+}
+
+void outq_init_small(struct outq *q, outq_release_fn release, void *release_ctx)
+{
+    outq_init(q, release, release_ctx);
+    q->chunk = OUTQ_SMALL_CHUNK;
 }
 
 static void release_refs_from(struct outq *q, unsigned from)
@@ -58,20 +69,28 @@ void outq_deinit(struct outq *q)
     mem_free(MEM_CONN, q->refs, q->refs_cap * sizeof(*q->refs));
     outq_release_fn release = q->release;
     void *ctx = q->release_ctx;
+    size_t chunk = q->chunk;
     memset(q, 0, sizeof(*q));
     q->release = release; /* a deinitialised queue can be used again */
     q->release_ctx = ctx;
+    q->chunk = chunk;
 }
 
-/* Empties a fully written queue, keeping the first chunk and the arrays. */
-static void outq_reset(struct outq *q)
+/* Keeps the arrays, and the first chunk unless a large reply made it
+ * bigger than the queue's chunk size. */
+void outq_clear(struct outq *q)
 {
     release_refs_from(q, 0);
     q->niov = q->iov_sent = 0;
     q->pending = 0;
     if (q->head != NULL) {
         free_chunks_after(q->head);
-        q->head->used = 0;
+        if (q->head->size > q->chunk) {
+            mem_free(MEM_CONN, q->head, sizeof(*q->head) + q->head->size);
+            q->head = NULL;
+        } else {
+            q->head->used = 0;
+        }
         q->tail = q->head;
     }
 }
@@ -81,7 +100,7 @@ char *outq_reserve(struct outq *q, size_t n)
     struct outq_chunk *t = q->tail;
     if (t != NULL && t->size - t->used >= n)
         return t->data + t->used;
-    size_t size = n > OUTQ_CHUNK_SIZE ? n : OUTQ_CHUNK_SIZE;
+    size_t size = n > q->chunk ? n : q->chunk;
     struct outq_chunk *c = mem_alloc(MEM_CONN, sizeof(*c) + size);
     if (c == NULL)
         return NULL;
@@ -100,7 +119,7 @@ char *outq_reserve(struct outq *q, size_t n)
 static enum st_status reserve_arrays(struct outq *q, unsigned niov, unsigned nrefs)
 {
     if (niov > q->iov_cap) {
-        unsigned cap = q->iov_cap ? q->iov_cap : 64;
+        unsigned cap = q->iov_cap ? q->iov_cap : q->chunk < OUTQ_CHUNK_SIZE ? 4 : 64;
         while (cap < niov)
             cap *= 2;
         struct iovec *iov =
@@ -111,7 +130,7 @@ static enum st_status reserve_arrays(struct outq *q, unsigned niov, unsigned nre
         q->iov_cap = cap;
     }
     if (nrefs > q->refs_cap) {
-        unsigned cap = q->refs_cap ? q->refs_cap : 16;
+        unsigned cap = q->refs_cap ? q->refs_cap : q->chunk < OUTQ_CHUNK_SIZE ? 2 : 16;
         while (cap < nrefs)
             cap *= 2;
         void **refs =
@@ -194,6 +213,25 @@ enum st_status outq_splice(struct outq *dst, struct outq *src)
 {
     ASSERT(src->iov_sent == 0 && src->release == dst->release &&
            src->release_ctx == dst->release_ctx);
+    if (src->nrefs == 0 && src->pending <= OUTQ_SPLICE_COPY_MAX) {
+        /* every byte is in src's arena: copy it, in one piece */
+        if (src->pending == 0) {
+            outq_clear(src);
+            return ST_OK;
+        }
+        char *p = outq_reserve(dst, src->pending);
+        if (p == NULL)
+            return ST_NOMEM;
+        size_t n = 0;
+        for (unsigned i = 0; i < src->niov; i++) {
+            memcpy(p + n, src->iov[i].iov_base, src->iov[i].iov_len);
+            n += src->iov[i].iov_len;
+        }
+        if (outq_commit(dst, n) != ST_OK)
+            return ST_NOMEM;
+        outq_clear(src);
+        return ST_OK;
+    }
     enum st_status s = reserve_arrays(dst, dst->niov + src->niov, dst->nrefs + src->nrefs);
     if (s != ST_OK)
         return s;
@@ -281,6 +319,6 @@ enum st_status outq_write(struct outq *q, int fd, size_t *written)
             }
         }
     }
-    outq_reset(q);
+    outq_clear(q);
     return ST_OK;
 }

@@ -36,6 +36,7 @@ struct outq {
     unsigned nrefs, refs_cap;
     struct outq_chunk *head, *tail; /* arena */
     size_t pending;                 /* unsent bytes */
+    size_t chunk;                   /* arena chunk size (outq_init_small) */
 };
 
 /* A point to roll back to (a command whose reply must be replaced). */
@@ -49,6 +50,12 @@ struct outq_mark {
 };
 
 void outq_init(struct outq *q, outq_release_fn release, void *release_ctx);
+/* The same, for a queue that holds a reply or two (a command's place in
+ * a connection's replies): its arena grows in small chunks. */
+void outq_init_small(struct outq *q, outq_release_fn release, void *release_ctx);
+/* Drops what is queued and unsent (releasing references), keeping the
+ * memory for reuse. */
+void outq_clear(struct outq *q);
 /* Releases held references and frees the arena. */
 void outq_deinit(struct outq *q);
 
@@ -76,9 +83,9 @@ enum st_status outq_add_value(struct outq *q, void *ref, const void *p, size_t n
                               const char *suffix, size_t nsuffix);
 
 /* Moves everything queued in src (nothing of it written yet) to the end
- * of dst, without copying bytes; src is left empty (deinitialised). On
- * ST_NOMEM both are unchanged. Both must release through the same
- * callback. */
+ * of dst: a few bytes are copied, more move with their chunks; src is
+ * left empty (its memory kept when copied). On ST_NOMEM both are
+ * unchanged. Both must release through the same callback. */
 enum st_status outq_splice(struct outq *dst, struct outq *src);
 
 void outq_mark(const struct outq *q, struct outq_mark *m);

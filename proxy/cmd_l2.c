@@ -123,10 +123,11 @@ static void gate_bump(struct l2 *l, const char *key, size_t nkey)
 static void l1_drop(struct lwait *lw)
 {
     struct proxy *p = proxy_of(lw->w);
+    if (!p->settings.l1)
+        return; /* routing: nothing fills */
     uint64_t *gen = l2_gate_lock(p->l2, lw->key, lw->nkey);
     (*gen)++;
-    if (p->settings.l1)
-        cache_delete(p->cache, lw->key, lw->nkey, 0);
+    cache_delete(p->cache, lw->key, lw->nkey, 0);
     l2_gate_unlock(p->l2, lw->key, lw->nkey);
 }
 
@@ -201,7 +202,7 @@ static struct item *item_of(struct lwait *lw, const struct mc_reply *r)
 static void send_line(struct lwait *lw, struct l2_line *ln, const void *data, size_t ndata,
                       l2_done_fn done)
 {
-    if (proxy_of(lw->w)->settings.l1 && !lw->fill)
+    if (!lw->fill)
         l1_drop(lw);
     l2_line_end(ln);
     l2_request(proxy_of(lw->w)->l2, lw->w, lw->key, lw->nkey, ln->buf, ln->n, data, ndata, done,
@@ -362,12 +363,13 @@ static void c_get(void *wctx, const char *key, size_t nkey, bool touch, rel_time
         return;
     lw->touch = touch;
     lw->fill = !touch;
-    lw->gen = gate_begin(p->l2, key, nkey);
+    if (p->settings.l1)
+        lw->gen = gate_begin(p->l2, key, nkey);
     struct l2_line ln;
     l2_line_start(&ln, "mg", key, nkey);
-    l2_line_add(&ln, " v f c t");
+    l2_line_text(&ln, " v f c t");
     if (touch)
-        l2_line_add(&ln, " T%" PRId64, ttl_of(exptime));
+        l2_line_i64(&ln, 'T', ttl_of(exptime));
     send_line(lw, &ln, NULL, 0, on_read);
 }
 
@@ -439,10 +441,11 @@ static void c_meta_get(void *wctx, const char *key, size_t nkey, const struct fe
         return;
     lw->ttl = *ttl;
     lw->fill = !acts;
-    lw->gen = gate_begin(p->l2, key, nkey);
+    if (p->settings.l1)
+        lw->gen = gate_begin(p->l2, key, nkey);
     struct l2_line ln;
     l2_line_start(&ln, "mg", key, nkey);
-    l2_line_add(&ln, " v f c h l");
+    l2_line_text(&ln, " v f c h l");
     meta_ttl_flags(&ln, ttl);
     send_line(lw, &ln, NULL, 0, on_read);
 }
@@ -470,17 +473,22 @@ static void c_store(void *wctx, void *item, enum fe_store_mode mode, uint64_t ca
         return;
     }
     lw->mode = mode;
-    static const char modes[] = {[FE_SET] = 'S',    [FE_ADD] = 'E',     [FE_REPLACE] = 'R',
-                                 [FE_APPEND] = 'A', [FE_PREPEND] = 'P', [FE_CAS] = 'S'};
     struct l2_line ln;
     l2_line_start(&ln, "ms", v.key, v.nkey);
     struct item *it = item;
-    l2_line_add(&ln, " %zu F%" PRIu32 " T%" PRId64 " M%c c", v.nvalue, v.flags,
-                ttl_of(item_exptime(it)), modes[mode]);
+    l2_line_u64(&ln, 0, v.nvalue);
+    l2_line_u64(&ln, 'F', v.flags);
+    l2_line_i64(&ln, 'T', ttl_of(item_exptime(it)));
+    l2_line_text(&ln, (const char *[]){[FE_SET] = " MS c",
+                                       [FE_ADD] = " ME c",
+                                       [FE_REPLACE] = " MR c",
+                                       [FE_APPEND] = " MA c",
+                                       [FE_PREPEND] = " MP c",
+                                       [FE_CAS] = " MS c"}[mode]);
     if (mode == FE_CAS || cas_in != 0)
-        l2_line_add(&ln, " C%" PRIu64, cas_in);
+        l2_line_u64(&ln, 'C', cas_in);
     if (mflags & FE_META_INVALIDATE)
-        l2_line_add(&ln, " I");
+        l2_line_text(&ln, " I");
     send_line(lw, &ln, v.value, v.nvalue, on_write);
     l1()->release(p, item); /* the request holds its own copy of the value */
 }

@@ -142,11 +142,46 @@ void l2_line_add(struct l2_line *ln, const char *fmt, ...)
         ln->n += (size_t)n;
 }
 
+void l2_line_text(struct l2_line *ln, const char *text)
+{
+    size_t n = strlen(text);
+    if (n < sizeof(ln->buf) - ln->n) {
+        memcpy(ln->buf + ln->n, text, n);
+        ln->n += n;
+    }
+}
+
+/* " <letter>[-]<digits>": 23 bytes at most. */
+static void line_number(struct l2_line *ln, char letter, bool negative, uint64_t magnitude)
+{
+    if (sizeof(ln->buf) - ln->n < 24)
+        return;
+    char *p = ln->buf + ln->n;
+    *p++ = ' ';
+    if (letter != 0)
+        *p++ = letter;
+    if (negative)
+        *p++ = '-';
+    p += mc_u64_to_str(magnitude, p);
+    ln->n = (size_t)(p - ln->buf);
+}
+
+void l2_line_u64(struct l2_line *ln, char letter, uint64_t v)
+{
+    line_number(ln, letter, false, v);
+}
+
+void l2_line_i64(struct l2_line *ln, char letter, int64_t v)
+{
+    line_number(ln, letter, v < 0, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+}
+
 void l2_line_start(struct l2_line *ln, const char *cmd, const char *key, size_t nkey)
 {
     ln->n = 0;
     ln->b64 = false;
-    l2_line_add(ln, "%s ", cmd);
+    l2_line_text(ln, cmd);
+    ln->buf[ln->n++] = ' ';
     for (size_t i = 0; i < nkey; i++)
         if ((unsigned char)key[i] <= ' ' || (unsigned char)key[i] == 0x7f)
             ln->b64 = true;
@@ -161,7 +196,7 @@ void l2_line_start(struct l2_line *ln, const char *cmd, const char *key, size_t 
 void l2_line_end(struct l2_line *ln)
 {
     if (ln->b64)
-        l2_line_add(ln, " b");
+        l2_line_text(ln, " b");
 }
 
 static unsigned gate_slot(const char *key, size_t nkey)
@@ -491,21 +526,28 @@ static enum l2_result link_send(struct link *k, const char *line, size_t nline, 
         return L2_BUSY;
     uint64_t id = k->next_id++;
     char tok[32];
+    size_t nt = 0;
     /* meta commands carry the token their reply echoes; the others
      * (flush_all) are answered by a line without one */
-    bool meta = nline >= 3 && line[0] == 'm' && line[2] == ' ';
-    int nt = snprintf(tok, sizeof(tok), meta ? " O%" PRIu64 "\r\n" : "\r\n", id);
+    if (nline >= 3 && line[0] == 'm' && line[2] == ' ') {
+        tok[nt++] = ' ';
+        tok[nt++] = 'O';
+        nt += mc_u64_to_str(id, tok + nt);
+    }
+    tok[nt++] = '\r';
+    tok[nt++] = '\n';
     struct evbuffer *out = bufferevent_get_output(k->bev);
     evbuffer_add(out, line, nline);
-    evbuffer_add(out, tok, (size_t)nt);
+    evbuffer_add(out, tok, nt);
     if (has_data) {
         evbuffer_add(out, data, ndata);
         evbuffer_add(out, "\r\n", 2);
     }
+    uint64_t now_us = clock_monotonic_us();
     *p = (struct pending){
         .id = id,
-        .deadline_ms = clock_monotonic_ms() + l->timeout_ms,
-        .start_us = clock_monotonic_us(),
+        .deadline_ms = now_us / 1000 + l->timeout_ms,
+        .start_us = now_us,
         .done = done,
         .arg = arg,
         .get = nline >= 2 && line[0] == 'm' && line[1] == 'g',

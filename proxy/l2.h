@@ -104,6 +104,11 @@ struct l2_line {
 };
 void l2_line_start(struct l2_line *ln, const char *cmd, const char *key, size_t nkey);
 void l2_line_add(struct l2_line *ln, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The common flags without printf (every request has a few): text as is,
+ * and " <letter><number>" (no letter when it is 0). */
+void l2_line_text(struct l2_line *ln, const char *text);
+void l2_line_u64(struct l2_line *ln, char letter, uint64_t v);
+void l2_line_i64(struct l2_line *ln, char letter, int64_t v);
 void l2_line_end(struct l2_line *ln);
 
 /*

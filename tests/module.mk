@@ -19,6 +19,7 @@ $(eval $(call unit_test,common,$(COMMON_LIB)))
 # test_ketama checks placement against libmemcached's own.
 $(B)/tests/unit/common/test_ketama: LIBS_ALL += $(LMC_LIBS)
 $(eval $(call unit_test,cache,$(CACHE_LIB) $(COMMON_LIB)))
+$(eval $(call unit_test,frontend,$(FRONTEND_LIB) $(COMMON_LIB)))
 # test_killpoint needs KILL_POINT compiled in, or it would have nothing to
 # test: it links the engine lsm-stress links (tools/lsm/module.mk), which in
 # release is the kill-point build of the storage sources. It fails, rather
