@@ -45,6 +45,12 @@
 #define STREAM_LOW_WATER (64u << 10)
 /* How soon an idle producer (a watcher with nothing new) is asked again. */
 #define STREAM_IDLE_USEC 20000
+/* What a connection's read event carries when we make it active to run
+ * the connection (a reply completed, commands still buffered) rather than
+ * because epoll saw input: on_readable then does not read (an EAGAIN per
+ * completed command otherwise). libevent ORs it with EV_READ when both
+ * happen in one turn. */
+#define CONN_RESUME EV_TIMEOUT
 /* Commands one connection may have waiting on a pipelined executor. */
 #define CONN_PIPELINE_MAX 1024
 /* Freed slots a connection keeps for reuse. */
@@ -427,7 +433,7 @@ void conn_slot_done(struct conn_slot *s)
      * (collect, write, go on with buffered commands), never nested in
      * whatever called us. */
     if (s == c->slots)
-        event_active(c->rev, EV_READ, 0);
+        event_active(c->rev, CONN_RESUME, 0);
 }
 
 /* Frees the connection; `why` is what `watch connevents` reports. */
@@ -814,7 +820,7 @@ static void update_read_interest(struct conn *c)
             event_del(c->rev);
         event_add(c->rev, NULL);
         if (active)
-            event_active(c->rev, EV_READ, 0);
+            event_active(c->rev, CONN_RESUME, 0);
         c->paused = false;
     } else if (!want && !c->paused) {
         event_del(c->rev);
@@ -875,17 +881,16 @@ static void conn_run(struct conn *c)
     /* Complete commands still buffered: the socket will not wake us for
      * them, so schedule ourselves (after other connections had a turn). */
     if (s == ST_OK && (pending_cmd || stream_more))
-        event_active(c->rev, EV_READ, 0);
+        event_active(c->rev, CONN_RESUME, 0);
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
-    (void)what;
     struct conn *c = arg;
     /* Paused, the event only fires when made active (a completed slot):
      * run the connection without reading past the backpressure. */
-    if (!c->eof && !c->paused) {
+    if ((what & EV_READ) && !c->eof && !c->paused) {
         enum st_status s = conn_read(c);
         if (s == ST_IO) {
             log_info("<%d read error: %s", c->fd, strerror(errno));
