@@ -764,6 +764,9 @@ def test_wiped_node_comes_back_with_a_new_id_and_repair_fills_it(tmp_path):
         with cl[0].connect() as c:
             for key in keys:
                 c.call(b"set %s 0 0 3\r\nabc\r\n" % key, STORED)
+        # a write node 2 was slow to take left a hint for its address; the
+        # hint must reach the old node, not fill the new one before repair
+        assert helpers.wait_until(lambda: no_hints_pending(cl), timeout=10.0, interval=0.05)
         cl.kill(2)
         shutil.rmtree(cl[2].data_dir)
         os_makedirs(cl[2].data_dir)
