@@ -13,7 +13,7 @@
  *                 link is reset and every request on it fails; the server
  *                 counts one failure, l2_eject_after in a row eject it
  */
-#include "proxy/l2.h"
+#include "proxy/l2_link.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -37,33 +37,10 @@
 #include "common/mem.h"
 #include "common/ring.h"
 #include "frontend/worker.h"
+#include "proxy/l2.h"
 #include "proxy/settings.h"
 
 #define L2_TICK_MS 5
-#define L2_LAT_BUCKETS 32
-#define L2_GATE_SLOTS 256u
-
-enum srv_state { SRV_UP, SRV_EJECTED, SRV_RETURNING };
-
-struct l2_server {
-    char host[256];
-    uint16_t port;
-    uint32_t weight;
-    char addr[300]; /* "host:port", for logs and stats */
-    struct sockaddr_storage sa;
-    socklen_t salen;
-
-    pthread_mutex_t mu;           /* orders the state changes (rare) */
-    _Atomic int state;            /* enum srv_state; read without the lock */
-    _Atomic uint32_t fails;       /* in a row */
-    _Atomic uint64_t until_ms;    /* SRV_EJECTED: until then */
-    _Atomic uint64_t retry_ms;    /* the last ejection's interval */
-    _Atomic uint64_t returned_ms; /* when it last came back; 0: never left */
-    _Atomic uint64_t requests, hits, misses, errors, timeouts, resets, ejections, busy;
-    _Atomic uint64_t dropped;             /* peers: invalidations not sent (the peer was out) */
-    _Atomic uint64_t gutter_requests;     /* gutter servers: requests for keys of servers out */
-    _Atomic uint64_t lat[L2_LAT_BUCKETS]; /* bucket i: [2^(i-1), 2^i) µs */
-};
 
 struct pending {
     struct pending *next;
@@ -74,51 +51,6 @@ struct pending {
     void *arg;
     bool get; /* mg: VA counts a hit, EN a miss */
 };
-
-struct link {
-    struct l2_worker *lw;
-    uint32_t server;
-    struct bufferevent *bev; /* NULL: not connected */
-    bool connected;          /* the dial completed: on_flush writes its output */
-    struct pending *head, *tail;
-    unsigned inflight;
-    uint64_t next_id;
-    uint64_t resets; /* bumped by link_reset: callers' loops notice */
-};
-
-/* One worker's connections: its loop's thread only. */
-struct l2_worker {
-    struct l2 *l2;
-    struct event_base *base;
-    struct event *tick;
-    bool ticking;
-    struct event *flush; /* end of the loop turn: every link's output written */
-    bool flush_armed;
-    unsigned pending;   /* over all links */
-    struct link *links; /* one per server */
-};
-
-struct l2 {
-    unsigned timeout_ms, max_inflight, eject_after;
-    uint64_t retry_base_ms, retry_max_ms;
-    bool flush_on_return;
-    size_t value_max;
-    struct ketama *ketama;
-    struct l2_server *servers;
-    uint32_t nservers; /* the pool's, then the peers' (not on the continuum) */
-    uint32_t npool;
-    uint32_t gutter_first, ngutter; /* the gutter pool: after the pool, before the peers */
-    struct ketama *gutter;          /* NULL: none */
-    unsigned gutter_ttl;            /* seconds, the most an item set into the gutter lives */
-    uint32_t peer_first;
-    uint32_t self; /* this proxy's own peer port in the list; KETAMA_NONE: not in it */
-    unsigned nworkers;
-    struct l2_worker **workers;             /* created on each worker's first request */
-    pthread_mutex_t gate_mu[L2_GATE_SLOTS]; /* the fill gate (l2_gate_lock) */
-    uint64_t gate_gen[L2_GATE_SLOTS];
-};
-
-#define COUNT(s, f) atomic_fetch_add_explicit(&(s)->f, 1, memory_order_relaxed)
 
 const char *l2_result_name(enum l2_result r)
 {
@@ -315,8 +247,7 @@ static struct pending *pending_pop(struct link *k)
 static void pending_finish(struct link *k, struct pending *p, enum l2_result r,
                            const struct mc_reply *reply)
 {
-    struct l2 *l = k->lw->l2;
-    struct l2_server *s = &l->servers[k->server];
+    struct l2_server *s = k->srv;
     l2_done_fn done = p->done;
     void *arg = p->arg;
     bool get = p->get;
@@ -336,24 +267,16 @@ static void pending_finish(struct link *k, struct pending *p, enum l2_result r,
         done(arg, r, reply);
 }
 
-/*
- * Closes k's connection and fails its requests: the oldest with `first`
- * (L2_TIMEOUT when it timed out), the rest L2_CLOSED (they were behind
- * it: replies come in order). The server counts one failure.
- */
-static void link_reset(struct link *k, enum l2_result first, const char *why)
+/* Fails every request on k (closed): the oldest with `first`, the rest
+ * L2_CLOSED (they were behind it: replies come in order). */
+static void link_fail_all(struct link *k, enum l2_result first)
 {
-    struct l2 *l = k->lw->l2;
-    struct l2_server *s = &l->servers[k->server];
     if (k->bev != NULL) {
-        log_info("l2: connection to %s reset: %s", s->addr, why);
         bufferevent_free(k->bev);
         k->bev = NULL;
     }
     k->connected = false;
     k->resets++;
-    COUNT(s, resets);
-    server_failed(l, s);
     /* the failed requests leave the link first: a callback may queue a new
      * request on it (a new connection), which must not fail with them */
     struct pending *list = k->head;
@@ -368,6 +291,23 @@ static void link_reset(struct link *k, enum l2_result first, const char *why)
         r = L2_CLOSED;
     }
     tick_update(k->lw);
+}
+
+/* Closes k's connection and fails its requests (link_fail_all); the
+ * server counts one failure. */
+static void link_reset(struct link *k, enum l2_result first, const char *why)
+{
+    if (k->bev != NULL)
+        log_info("l2: connection to %s reset: %s", k->srv->addr, why);
+    COUNT(k->srv, resets);
+    server_failed(k->lw->l2, k->srv);
+    link_fail_all(k, first);
+}
+
+void l2_link_drop(struct link *k)
+{
+    if (k->bev != NULL || k->head != NULL)
+        link_fail_all(k, L2_CLOSED);
 }
 
 /* True when reply answers p: meta replies echo p's token; error lines
@@ -402,7 +342,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         if (pr == MC_REPLY_PARTIAL)
             return;
         if (pr == MC_REPLY_BAD || k->head == NULL || !reply_matches(&r, k->head)) {
-            COUNT(&l->servers[k->server], errors);
+            COUNT(k->srv, errors);
             link_reset(k, L2_CLOSED,
                        pr == MC_REPLY_BAD ? "a reply that does not parse"
                        : k->head == NULL  ? "a reply nothing asked for"
@@ -410,7 +350,7 @@ static void on_read(struct bufferevent *bev, void *arg)
             return;
         }
         struct pending *p = pending_pop(k);
-        server_ok(&l->servers[k->server]);
+        server_ok(k->srv);
         pending_finish(k, p, L2_OK, &r);
         tick_update(k->lw);
         if (k->resets != resets || k->bev != bev)
@@ -448,17 +388,21 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct l2_worker *lw = arg;
     lw->flush_armed = false;
-    for (uint32_t i = 0; i < lw->l2->nservers; i++) {
-        struct link *k = &lw->links[i];
-        if (k->bev == NULL || !k->connected)
-            continue;
-        struct evbuffer *out = bufferevent_get_output(k->bev);
-        if (evbuffer_get_length(out) == 0)
-            continue;
-        evbuffer_write(out, bufferevent_getfd(k->bev));
-        if (evbuffer_get_length(out) > 0)
-            bufferevent_enable(k->bev, EV_WRITE);
-    }
+    for (uint32_t i = 0; i < lw->l2->nservers; i++)
+        l2_link_flush(&lw->links[i]);
+    l2_peers_flush(lw);
+}
+
+void l2_link_flush(struct link *k)
+{
+    if (k->bev == NULL || !k->connected)
+        return;
+    struct evbuffer *out = bufferevent_get_output(k->bev);
+    if (evbuffer_get_length(out) == 0)
+        return;
+    evbuffer_write(out, bufferevent_getfd(k->bev));
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_enable(k->bev, EV_WRITE);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -476,7 +420,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 static bool link_dial(struct link *k)
 {
-    struct l2_server *s = &k->lw->l2->servers[k->server];
+    struct l2_server *s = k->srv;
     k->bev = bufferevent_socket_new(k->lw->base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (k->bev == NULL)
         return false;
@@ -497,22 +441,25 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct l2_worker *lw = arg;
     lw->ticking = false;
     uint64_t now = clock_monotonic_ms();
-    for (uint32_t i = 0; i < lw->l2->nservers; i++) {
-        struct link *k = &lw->links[i];
-        if (k->head != NULL && k->head->deadline_ms <= now) {
-            COUNT(&lw->l2->servers[i], timeouts);
-            link_reset(k, L2_TIMEOUT, "a request timed out");
-        }
-    }
+    for (uint32_t i = 0; i < lw->l2->nservers; i++)
+        l2_link_check_deadline(&lw->links[i], now);
+    l2_peers_check_deadlines(lw, now);
     tick_update(lw);
 }
 
-/* Queues a request on k (dialing it); false when it cannot be sent. */
-static enum l2_result link_send(struct link *k, const char *line, size_t nline, const void *data,
-                                size_t ndata, bool has_data, l2_done_fn done, void *arg)
+void l2_link_check_deadline(struct link *k, uint64_t now_ms)
+{
+    if (k->head != NULL && k->head->deadline_ms <= now_ms) {
+        COUNT(k->srv, timeouts);
+        link_reset(k, L2_TIMEOUT, "a request timed out");
+    }
+}
+
+enum l2_result l2_link_send(struct link *k, const char *line, size_t nline, const void *data,
+                            size_t ndata, bool has_data, l2_done_fn done, void *arg)
 {
     struct l2 *l = k->lw->l2;
-    struct l2_server *s = &l->servers[k->server];
+    struct l2_server *s = k->srv;
     if (k->inflight >= l->max_inflight) {
         COUNT(s, busy);
         return L2_BUSY;
@@ -566,7 +513,12 @@ static enum l2_result link_send(struct link *k, const char *line, size_t nline, 
     return L2_OK;
 }
 
-static struct l2_worker *worker_state(struct l2 *l, struct worker *w)
+void l2_link_init(struct link *k, struct l2_worker *lw, struct l2_server *s)
+{
+    *k = (struct link){.lw = lw, .srv = s, .next_id = 1};
+}
+
+struct l2_worker *l2_worker_of(struct l2 *l, struct worker *w)
 {
     struct l2_worker *lw = l->workers[w->id];
     if (lw != NULL)
@@ -590,7 +542,7 @@ static struct l2_worker *worker_state(struct l2 *l, struct worker *w)
     lw->l2 = l;
     lw->base = w->base;
     for (uint32_t i = 0; i < l->nservers; i++)
-        lw->links[i] = (struct link){.lw = lw, .server = i, .next_id = 1};
+        l2_link_init(&lw->links[i], lw, &l->servers[i]);
     l->workers[w->id] = lw;
     return lw;
 }
@@ -608,7 +560,7 @@ static void on_flushed(void *arg, enum l2_result r, const struct mc_reply *reply
 {
     struct link *k = arg;
     struct l2 *l = k->lw->l2;
-    struct l2_server *s = &l->servers[k->server];
+    struct l2_server *s = k->srv;
     if (r == L2_OK && reply->code == MC_REPLY_OK)
         server_returned(s);
     else
@@ -620,10 +572,8 @@ static void on_flushed(void *arg, enum l2_result r, const struct mc_reply *reply
  * claimed by this caller (one worker), which sends it flush_all: it
  * serves again once that answers. Meanwhile its keys go on to the next.
  */
-static bool server_up(void *arg, uint32_t i)
+bool l2_server_usable(struct l2 *l, struct l2_server *s, struct link *k, bool flush)
 {
-    struct pick *pk = arg;
-    struct l2_server *s = &pk->l->servers[i];
     int st = atomic_load_explicit(&s->state, memory_order_acquire);
     if (st == SRV_UP)
         return true;
@@ -637,16 +587,22 @@ static bool server_up(void *arg, uint32_t i)
     pthread_mutex_unlock(&s->mu);
     if (!claimed)
         return false;
-    if (!pk->l->flush_on_return || i >= pk->l->peer_first) { /* a peer keeps its pool copies */
+    if (!flush) {
         server_returned(s);
         return true;
     }
     atomic_store(&s->fails, 0);
-    static const char flush[] = "flush_all";
-    struct link *k = &pk->lw->links[i];
-    if (link_send(k, flush, sizeof(flush) - 1, NULL, 0, false, on_flushed, k) != L2_OK)
-        server_eject(pk->l, s, SRV_RETURNING);
+    static const char flush_all[] = "flush_all";
+    if (l2_link_send(k, flush_all, sizeof(flush_all) - 1, NULL, 0, false, on_flushed, k) != L2_OK)
+        server_eject(l, s, SRV_RETURNING);
     return false;
+}
+
+/* ketama's `up` for the pool and the gutter. */
+static bool server_up(void *arg, uint32_t i)
+{
+    struct pick *pk = arg;
+    return l2_server_usable(pk->l, &pk->l->servers[i], &pk->lw->links[i], pk->l->flush_on_return);
 }
 
 /* A request that could not be sent completes on the next loop turn. */
@@ -690,48 +646,22 @@ static void fail_later(struct event_base *base, enum l2_result r, l2_done_fn don
     done(arg, r, NULL);
 }
 
-void l2_invalidate(struct l2 *l, struct worker *w, const char *key, size_t nkey, const char *line,
-                   size_t nline)
-{
-    if (l->nservers == l->peer_first)
-        return;
-    struct l2_worker *lw = worker_state(l, w);
-    if (lw == NULL)
-        return;
-    uint32_t owner = ketama_pick(l->ketama, key, nkey, NULL, NULL);
-    const struct l2_server *o = owner != KETAMA_NONE ? &l->servers[owner] : NULL;
-    for (uint32_t i = l->peer_first; i < l->nservers; i++) {
-        struct l2_server *s = &l->servers[i];
-        if (o != NULL && o->salen == s->salen && memcmp(&o->sa, &s->sa, s->salen) == 0)
-            continue; /* the owner: the write itself changed its copy */
-        if (atomic_load_explicit(&s->state, memory_order_relaxed) != SRV_UP) {
-            struct pick pk = {l, lw};
-            if (!server_up(&pk, i)) {
-                COUNT(s, dropped); /* the peer's l1_ttl_cap bounds its copy */
-                continue;
-            }
-        }
-        if (link_send(&lw->links[i], line, nline, NULL, 0, false, NULL, NULL) != L2_OK)
-            COUNT(s, dropped);
-    }
-}
-
 void l2_broadcast(struct l2 *l, struct worker *w, const char *line, size_t nline)
 {
-    struct l2_worker *lw = worker_state(l, w);
+    struct l2_worker *lw = l2_worker_of(l, w);
     if (lw == NULL)
         return;
     struct pick pk = {l, lw};
     for (uint32_t i = 0; i < l->npool; i++)
         if (i != l->self && server_up(&pk, i))
-            link_send(&lw->links[i], line, nline, NULL, 0, false, NULL, NULL);
+            l2_link_send(&lw->links[i], line, nline, NULL, 0, false, NULL, NULL);
 }
 
 bool l2_local(struct l2 *l, struct worker *w, const char *key, size_t nkey)
 {
     if (l->self == KETAMA_NONE)
         return false;
-    struct l2_worker *lw = worker_state(l, w);
+    struct l2_worker *lw = l2_worker_of(l, w);
     if (lw == NULL)
         return false;
     struct pick pk = {l, lw};
@@ -791,7 +721,7 @@ static void gutter_send(struct l2 *l, struct l2_worker *lw, const char *key, siz
     }
     struct link *k = &lw->links[l->gutter_first + g];
     COUNT(&l->servers[l->gutter_first + g], gutter_requests);
-    enum l2_result r = link_send(k, out, nout, data, ndata, data != NULL, done, arg);
+    enum l2_result r = l2_link_send(k, out, nout, data, ndata, data != NULL, done, arg);
     if (r != L2_OK)
         fail_later(lw->base, r, done, arg);
 }
@@ -799,7 +729,7 @@ static void gutter_send(struct l2 *l, struct l2_worker *lw, const char *key, siz
 void l2_request(struct l2 *l, struct worker *w, const char *key, size_t nkey, const char *line,
                 size_t nline, const void *data, size_t ndata, l2_done_fn done, void *arg)
 {
-    struct l2_worker *lw = worker_state(l, w);
+    struct l2_worker *lw = l2_worker_of(l, w);
     if (lw == NULL) {
         fail_later(w->base, L2_BUSY, done, arg);
         return;
@@ -820,7 +750,7 @@ void l2_request(struct l2 *l, struct worker *w, const char *key, size_t nkey, co
         uint32_t i = ketama_pick(l->ketama, key, nkey, server_up, &pk);
         if (i == KETAMA_NONE)
             break;
-        r = link_send(&lw->links[i], line, nline, data, ndata, data != NULL, done, arg);
+        r = l2_link_send(&lw->links[i], line, nline, data, ndata, data != NULL, done, arg);
     }
     if (r != L2_OK)
         fail_later(w->base, r, done, arg);
@@ -829,7 +759,7 @@ void l2_request(struct l2 *l, struct worker *w, const char *key, size_t nkey, co
 /* ---------------------------------------------------------- open/close */
 
 /* "host:port[:weight]" into s; false with a message. */
-static bool server_parse(const char *spec, struct l2_server *s)
+bool l2_server_parse(const char *spec, struct l2_server *s)
 {
     char buf[300];
     if (snprintf(buf, sizeof(buf), "%s", spec) >= (int)sizeof(buf))
@@ -890,7 +820,7 @@ static bool is_local(const struct l2_server *s, const char *listen_addr)
     return (any || loop) && s_loop;
 }
 
-static uint32_t list_count(const char *list)
+uint32_t l2_list_count(const char *list)
 {
     if (list == NULL || *list == '\0')
         return 0;
@@ -903,14 +833,14 @@ static uint32_t list_count(const char *list)
 /* Parses a "host:port[:weight],..." list into l->servers from `first`. */
 static bool list_parse(struct l2 *l, const char *name, const char *list, uint32_t first)
 {
-    uint32_t n = list_count(list);
+    uint32_t n = l2_list_count(list);
     const char *p = list;
     for (uint32_t i = 0; i < n; i++) {
         const char *comma = strchr(p, ',');
         size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
         char spec[300];
         if (len >= sizeof(spec) || !(snprintf(spec, sizeof(spec), "%.*s", (int)len, p), 1) ||
-            !server_parse(spec, &l->servers[first + i])) {
+            !l2_server_parse(spec, &l->servers[first + i])) {
             fprintf(stderr,
                     "strata-proxy: %s: \"%.*s\" is not host:port[:weight] with a host "
                     "that resolves\n",
@@ -930,6 +860,9 @@ int l2_open(const struct settings *s, unsigned workers, struct l2 **out)
     struct l2 *l = mem_calloc(MEM_OTHER, 1, sizeof(*l));
     if (l == NULL)
         return EX_OSERR;
+    for (unsigned i = 0; i < L2_GATE_SLOTS; i++)
+        pthread_mutex_init(&l->gate_mu[i], NULL);
+    pthread_mutex_init(&l->peers_mu, NULL);
     l->timeout_ms = s->l2_timeout_ms;
     l->max_inflight = s->l2_max_inflight;
     l->eject_after = s->l2_eject_after;
@@ -938,15 +871,13 @@ int l2_open(const struct settings *s, unsigned workers, struct l2 **out)
     l->flush_on_return = s->l2_flush_on_return;
     l->value_max = s->item_size_max;
     l->nworkers = workers;
-    uint32_t n = list_count(s->l2_servers), npeers = list_count(s->peers);
-    uint32_t ngutter = list_count(s->l2_gutter);
-    l->servers = mem_calloc(MEM_OTHER, n + ngutter + npeers, sizeof(*l->servers));
+    uint32_t n = l2_list_count(s->l2_servers), ngutter = l2_list_count(s->l2_gutter);
+    l->servers = mem_calloc(MEM_OTHER, n + ngutter, sizeof(*l->servers));
     l->npool = n;
     l->gutter_first = n;
     l->ngutter = ngutter;
-    l->peer_first = n + ngutter;
     l->gutter_ttl = s->l2_gutter_ttl;
-    l->nservers = n + ngutter + npeers; /* l2_close frees by these */
+    l->nservers = n + ngutter; /* l2_close frees by these */
     l->workers = mem_calloc(MEM_OTHER, workers, sizeof(*l->workers));
     struct ketama_server *ks = mem_calloc(MEM_OTHER, n, sizeof(*ks));
     if (l->servers == NULL || l->workers == NULL || ks == NULL) {
@@ -957,12 +888,10 @@ int l2_open(const struct settings *s, unsigned workers, struct l2 **out)
     }
     for (uint32_t i = 0; i < l->nservers; i++)
         pthread_mutex_init(&l->servers[i].mu, NULL);
-    for (unsigned i = 0; i < L2_GATE_SLOTS; i++)
-        pthread_mutex_init(&l->gate_mu[i], NULL);
     l->self = KETAMA_NONE;
     if (!list_parse(l, "l2_servers", s->l2_servers, 0) ||
         !list_parse(l, "l2_gutter", s->l2_gutter, l->gutter_first) ||
-        !list_parse(l, "peers", s->peers, l->peer_first)) {
+        l2_peers_open(l, s->peers) != 0) {
         mem_free(MEM_OTHER, ks, n * sizeof(*ks));
         l2_close(&l);
         return EX_CONFIG;
@@ -1002,16 +931,9 @@ void l2_close_links(struct l2 *l)
         struct l2_worker *lw = l->workers[w];
         if (lw == NULL)
             continue;
-        for (uint32_t i = 0; i < l->nservers; i++) {
-            struct link *k = &lw->links[i];
-            if (k->bev != NULL || k->head != NULL) {
-                if (k->bev != NULL)
-                    bufferevent_free(k->bev);
-                k->bev = NULL;
-                while (k->head != NULL)
-                    pending_finish(k, pending_pop(k), L2_CLOSED, NULL);
-            }
-        }
+        for (uint32_t i = 0; i < l->nservers; i++)
+            l2_link_drop(&lw->links[i]);
+        l2_peers_close_links(lw);
         event_free(lw->tick);
         event_free(lw->flush);
         mem_free(MEM_OTHER, lw->links, l->nservers * sizeof(*lw->links));
@@ -1036,8 +958,10 @@ void l2_close(struct l2 **lp)
     }
     if (l->workers != NULL)
         mem_free(MEM_OTHER, l->workers, l->nworkers * sizeof(*l->workers));
+    l2_peers_free(l);
     for (unsigned i = 0; i < L2_GATE_SLOTS; i++)
         pthread_mutex_destroy(&l->gate_mu[i]);
+    pthread_mutex_destroy(&l->peers_mu);
     mem_free(MEM_OTHER, l, sizeof(*l));
 }
 
@@ -1070,51 +994,56 @@ static const char *state_name(const struct l2_server *s)
     }
 }
 
-void l2_stats(struct l2 *l, void (*emit)(void *arg, const char *name, const char *value), void *arg)
+void l2_server_stats(const struct l2_server *s, const char *role,
+                     void (*emit)(void *arg, const char *name, const char *value), void *arg)
 {
-    mc_emit_u64(emit, arg, "servers", l->npool);
-    mc_emit_u64(emit, arg, "gutter", l->ngutter);
-    mc_emit_u64(emit, arg, "gutter_ttl", l->gutter_ttl);
-    mc_emit_u64(emit, arg, "peers", l->nservers - l->peer_first);
-    mc_emit_u64(emit, arg, "timeout_ms", l->timeout_ms);
-    mc_emit_u64(emit, arg, "eject_after", l->eject_after);
-    mc_emit_u64(emit, arg, "retry_ms", l->retry_base_ms);
-    mc_emit_u64(emit, arg, "retry_max_ms", l->retry_max_ms);
-    emit(arg, "flush_on_return", l->flush_on_return ? "yes" : "no");
-    for (uint32_t i = 0; i < l->nservers; i++) {
-        struct l2_server *s = &l->servers[i];
-        char name[sizeof(s->addr) + 32];
+    char name[sizeof(s->addr) + 32];
 #define STAT(field)                                                                          \
     do {                                                                                     \
         snprintf(name, sizeof(name), "%s:%s", s->addr, #field);                              \
         mc_emit_u64(emit, arg, name, atomic_load_explicit(&s->field, memory_order_relaxed)); \
     } while (0)
-        snprintf(name, sizeof(name), "%s:state", s->addr);
-        emit(arg, name, state_name(s));
-        snprintf(name, sizeof(name), "%s:role", s->addr);
-        emit(arg, name, i < l->npool ? "pool" : i < l->peer_first ? "gutter" : "peer");
-        snprintf(name, sizeof(name), "%s:weight", s->addr);
-        mc_emit_u64(emit, arg, name, s->weight);
-        STAT(requests);
-        STAT(hits);
-        STAT(misses);
-        STAT(errors);
-        STAT(timeouts);
-        STAT(resets);
-        STAT(ejections);
-        STAT(busy);
-        if (i >= l->peer_first)
-            STAT(dropped);
-        else if (i >= l->gutter_first)
-            STAT(gutter_requests);
+    snprintf(name, sizeof(name), "%s:state", s->addr);
+    emit(arg, name, state_name(s));
+    snprintf(name, sizeof(name), "%s:role", s->addr);
+    emit(arg, name, role);
+    snprintf(name, sizeof(name), "%s:weight", s->addr);
+    mc_emit_u64(emit, arg, name, s->weight);
+    STAT(requests);
+    STAT(hits);
+    STAT(misses);
+    STAT(errors);
+    STAT(timeouts);
+    STAT(resets);
+    STAT(ejections);
+    STAT(busy);
+    if (strcmp(role, "peer") == 0)
+        STAT(dropped);
+    else if (strcmp(role, "gutter") == 0)
+        STAT(gutter_requests);
 #undef STAT
-        static const struct {
-            const char *name;
-            double p;
-        } pcts[] = {{"p50_us", 0.50}, {"p99_us", 0.99}, {"p999_us", 0.999}};
-        for (size_t j = 0; j < sizeof(pcts) / sizeof(pcts[0]); j++) {
-            snprintf(name, sizeof(name), "%s:%s", s->addr, pcts[j].name);
-            mc_emit_u64(emit, arg, name, lat_percentile(s, pcts[j].p));
-        }
+    static const struct {
+        const char *name;
+        double p;
+    } pcts[] = {{"p50_us", 0.50}, {"p99_us", 0.99}, {"p999_us", 0.999}};
+    for (size_t j = 0; j < sizeof(pcts) / sizeof(pcts[0]); j++) {
+        snprintf(name, sizeof(name), "%s:%s", s->addr, pcts[j].name);
+        mc_emit_u64(emit, arg, name, lat_percentile(s, pcts[j].p));
     }
+}
+
+void l2_stats(struct l2 *l, void (*emit)(void *arg, const char *name, const char *value), void *arg)
+{
+    mc_emit_u64(emit, arg, "servers", l->npool);
+    mc_emit_u64(emit, arg, "gutter", l->ngutter);
+    mc_emit_u64(emit, arg, "gutter_ttl", l->gutter_ttl);
+    mc_emit_u64(emit, arg, "peers", l2_peers_count(l));
+    mc_emit_u64(emit, arg, "timeout_ms", l->timeout_ms);
+    mc_emit_u64(emit, arg, "eject_after", l->eject_after);
+    mc_emit_u64(emit, arg, "retry_ms", l->retry_base_ms);
+    mc_emit_u64(emit, arg, "retry_max_ms", l->retry_max_ms);
+    emit(arg, "flush_on_return", l->flush_on_return ? "yes" : "no");
+    for (uint32_t i = 0; i < l->nservers; i++)
+        l2_server_stats(&l->servers[i], i < l->npool ? "pool" : "gutter", emit, arg);
+    l2_peers_stats(l, emit, arg);
 }

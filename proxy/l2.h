@@ -88,6 +88,15 @@ bool l2_local(struct l2 *l, struct worker *w, const char *key, size_t nkey);
 void l2_invalidate(struct l2 *l, struct worker *w, const char *key, size_t nkey, const char *line,
                    size_t nline);
 
+/*
+ * Replaces the peers with `list` ("host:port,...", NULL or "" for none;
+ * the reload of settings' `peers`, SIGHUP). Peers in both lists keep
+ * their connections and counters; each worker moves to the new list on
+ * its next write. False with a message in err (the old list stays) when
+ * an entry is not host:port or does not resolve. Any thread.
+ */
+bool l2_set_peers(struct l2 *l, const char *list, char *err, size_t errlen);
+
 /* `line` (a command without a key: "flush_all 10") to every pool server
  * that is up but this proxy's own peer port; nothing waits for the
  * answers (counted per server). */

@@ -52,7 +52,7 @@ struct main_loop {
     struct proxy *p;
     struct event_base *base;
     struct listener *peer; /* the peer port's; NULL: none */
-    struct event *sigterm, *sigint, *sigusr1, *clock_timer, *maintain_timer;
+    struct event *sigterm, *sigint, *sigusr1, *sighup, *clock_timer, *maintain_timer;
     int exit_code;
 };
 
@@ -62,6 +62,28 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     struct main_loop *m = arg;
     log_info("signal %d: shutting down", (int)sig);
     event_base_loopbreak(m->base);
+}
+
+/* SIGHUP: the options that can change while running are read again from
+ * the config file (today the peers of L1 coherence); the others need a
+ * restart. */
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    struct main_loop *m = arg;
+    char err[512], *peers;
+    if (!settings_reread_peers(&m->p->settings, &peers, err, sizeof(err))) {
+        log_warn("SIGHUP: nothing reloaded: %s", err);
+        return;
+    }
+    if (m->p->l2 == NULL) {
+        if (peers != NULL)
+            log_warn("SIGHUP: peers needs l2_servers, which only a restart sets; not reloaded");
+    } else if (!l2_set_peers(m->p->l2, peers, err, sizeof(err))) {
+        log_warn("SIGHUP: the old peers stay: %s", err);
+    }
+    free(peers);
 }
 
 static void on_clock(evutil_socket_t fd, short what, void *arg)
@@ -337,11 +359,13 @@ int main(int argc, char **argv)
     m.sigint = evsignal_new(m.base, SIGINT, on_signal, &m);
     /* memcached stops gracefully on SIGUSR1 (`shutdown graceful` raises it) */
     m.sigusr1 = evsignal_new(m.base, SIGUSR1, on_signal, &m);
+    m.sighup = evsignal_new(m.base, SIGHUP, on_reload, &m);
     m.clock_timer = add_timer(m.base, 1000000, on_clock, &m);
     m.maintain_timer = add_timer(m.base, MAINTAIN_INTERVAL_US, on_maintain, &m);
-    if (m.sigterm == NULL || m.sigint == NULL || m.sigusr1 == NULL ||
+    if (m.sigterm == NULL || m.sigint == NULL || m.sigusr1 == NULL || m.sighup == NULL ||
         event_add(m.sigterm, NULL) != 0 || event_add(m.sigint, NULL) != 0 ||
-        event_add(m.sigusr1, NULL) != 0 || m.clock_timer == NULL || m.maintain_timer == NULL ||
+        event_add(m.sigusr1, NULL) != 0 || event_add(m.sighup, NULL) != 0 ||
+        m.clock_timer == NULL || m.maintain_timer == NULL ||
         listener_start(p->fe.listener) != ST_OK ||
         (m.peer != NULL && listener_start(m.peer) != ST_OK)) {
         rc = EX_OSERR;
@@ -380,6 +404,7 @@ out:
     free_event(&m.sigterm);
     free_event(&m.sigint);
     free_event(&m.sigusr1);
+    free_event(&m.sighup);
     free_event(&m.clock_timer);
     free_event(&m.maintain_timer);
     if (m.base != NULL)

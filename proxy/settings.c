@@ -151,7 +151,7 @@ static const struct opt_def opts[] = {
      "this port (11212 by convention); 0: off"},
     {"peers", 0, T_STR, NULL, 0, 0, 0, OFF(peers), "<host:port,...>",
      "other proxies' peer ports: each write through this proxy drops their L1 copy of the key "
-     "(L1 coherence, docs/L2.md)"},
+     "(L1 coherence, docs/L2.md); read again from the config file on SIGHUP"},
     {"l1", 0, T_STR, "on", 0, 0, 0, OFF(l1_opt), "<on|off>",
      "keep items in this process (L1); off with l2_servers: every command goes to its L2 "
      "server (routing mode, as twemproxy)"},
@@ -593,6 +593,39 @@ static int load_config(struct settings *s, const char *path)
     return EX_CONFIG;
 }
 
+bool settings_reread_peers(const struct settings *s, char **peers, char *err, size_t errlen)
+{
+    *peers = NULL;
+    if (s->config_path == NULL) {
+        snprintf(err, errlen, "no --config file to read");
+        return false;
+    }
+    if (s->peers_flag) {
+        snprintf(err, errlen,
+                 "--peers was given on the command line, which the file cannot change");
+        return false;
+    }
+    struct settings fresh;
+    settings_init(&fresh);
+    struct ini_ctx ctx = {&fresh, s->config_path, ""};
+    int line = ini_parse(s->config_path, on_ini, &ctx);
+    bool ok = line == 0;
+    if (line < 0)
+        snprintf(err, errlen, "cannot read %s: %s", s->config_path, strerror(errno));
+    else if (line > 0)
+        snprintf(err, errlen, "%s:%d: %s", s->config_path, line,
+                 ctx.err[0] != '\0' ? ctx.err : "syntax error");
+    if (ok && fresh.peers != NULL && fresh.peers[0] != '\0') {
+        *peers = strdup(fresh.peers);
+        if (*peers == NULL) {
+            snprintf(err, errlen, "out of memory");
+            ok = false;
+        }
+    }
+    settings_deinit(&fresh);
+    return ok;
+}
+
 static int usage_error(const char *msg)
 {
     fprintf(stderr, "strata-proxy: %s\nTry 'strata-proxy --help' for the options.\n", msg);
@@ -847,6 +880,8 @@ int settings_parse(struct settings *s, int argc, char **argv)
             return usage_error(err);
         }
         mark_given(s, d);
+        if (d->offset == OFF(peers))
+            s->peers_flag = true;
     }
     int rc = validate(s);
     if (rc >= 0)

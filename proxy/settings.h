@@ -93,6 +93,7 @@ struct settings {
     char *config_path; /* --config */
     char *notes;       /* start-up notes ("-o x: ..." lines), see settings_log_notes */
     bool item_size_given;
+    bool peers_flag; /* --peers on the command line: a reload keeps it */
 };
 
 /* Fills *s with the defaults of the option table. */
@@ -107,6 +108,15 @@ void settings_deinit(struct settings *s);
  * a bad flag; EX_CONFIG for a bad config file or an invalid combination.
  */
 int settings_parse(struct settings *s, int argc, char **argv);
+
+/*
+ * What a reload (SIGHUP) changes: the `peers` of s's config file, read
+ * again. *peers gets the file's list (NULL: none; the caller frees it).
+ * False when there is nothing to reload (no --config, or --peers given
+ * on the command line, which wins) or the file does not parse: err says
+ * which.
+ */
+bool settings_reread_peers(const struct settings *s, char **peers, char *err, size_t errlen);
 
 /* Logs the start-up notes: one line per accepted memcached option that
  * does not apply to strata. Call once the log is set up. */

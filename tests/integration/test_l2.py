@@ -729,6 +729,78 @@ def test_writes_invalidate_other_proxies_l1(pool):
             p.stop()
 
 
+def test_peers_are_reloaded_on_sighup(pool, tmp_path):
+    """Proxy A reads `peers` from its config file again on SIGHUP: a peer
+    added then hears A's writes, one removed no longer does, a peer in
+    both lists keeps its counters, and a list that does not resolve
+    leaves the old one in place."""
+    (m,) = pool(1)
+    ports = [helpers.free_port() for _ in range(3)]
+    conf = tmp_path / "a.conf"
+
+    def configure(peers):
+        conf.write_text("[proxy]\npeers = %s\n" % peers)
+
+    def reload_to(n):
+        a.proc.send_signal(signal.SIGHUP)
+        assert helpers.wait_until(lambda: l2_stats(a)["peers"] == str(n), timeout=5), a.log()
+
+    configure("127.0.0.1:%d" % ports[1])
+    b = proxy([m], "--peer-port", ports[1])
+    c = proxy([m], "--peer-port", ports[2])
+    a = proxy([m], "--peer-port", ports[0], "--config", str(conf))
+    conns = []
+    try:
+        conns = [p.connect() for p in (a, b, c)]
+        keys = [b"rl:%d" % i for i in range(20)]
+
+        def write_all(value):
+            for k in keys:
+                conns[0].call(b"set %s 0 0 %d\r\n%s\r\n" % (k, len(value), value), STORED)
+            time.sleep(0.2)
+
+        def seen(conn):
+            return {read_value(conn, k) for k in keys}
+
+        write_all(b"v1")
+        assert seen(conns[1]) == {b"v1"} and seen(conns[2]) == {b"v1"}  # in both L1s now
+        write_all(b"v2")
+        assert seen(conns[1]) == {b"v2"}
+        assert seen(conns[2]) == {b"v1"}  # not a peer yet: its L1 copy stays
+        b_spec = "127.0.0.1:%d" % ports[1]
+        b_requests = int(l2_stats(a)["%s:requests" % b_spec])
+        assert b_requests >= len(keys)
+
+        configure("127.0.0.1:%d,127.0.0.1:%d" % (ports[1], ports[2]))
+        reload_to(2)
+        assert int(l2_stats(a)["%s:requests" % b_spec]) >= b_requests  # kept, not reset
+        assert seen(conns[2]) == {b"v1"}
+        write_all(b"v3")
+        assert seen(conns[1]) == {b"v3"} and seen(conns[2]) == {b"v3"}
+
+        configure("127.0.0.1:%d" % ports[2])
+        reload_to(1)
+        assert "%s:requests" % b_spec not in l2_stats(a)
+        write_all(b"v4")
+        assert seen(conns[2]) == {b"v4"}
+        assert seen(conns[1]) == {b"v3"}  # no longer a peer
+
+        configure("127.0.0.1:%d,no-such-host.invalid:1" % ports[1])
+        a.proc.send_signal(signal.SIGHUP)
+        assert helpers.wait_until(lambda: "old peers stay" in a.log(), timeout=5), a.log()
+        assert l2_stats(a)["peers"] == "1"
+        write_all(b"v5")
+        assert seen(conns[2]) == {b"v5"}
+        assert "peers reloaded: 2 (1 kept, 1 added, 0 removed)" in a.log()
+        assert "peers reloaded: 1 (1 kept, 0 added, 1 removed)" in a.log()
+        helpers.assert_healthy(a)
+    finally:
+        for conn in conns:
+            conn.close()
+        for p in (a, b, c):
+            p.stop()
+
+
 def test_unreachable_peer_is_bounded_by_the_l1_ttl_cap(pool):
     """Proxy A's peer list names a port where nobody listens instead of B's:
     B misses A's invalidations, serves its old L1 copy, and sees the new
