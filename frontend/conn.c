@@ -815,12 +815,13 @@ static void update_read_interest(struct conn *c)
          * is in the active queue (a completed slot made it active): the
          * connection would never hear of new input. Take it out of the
          * queue, add it, and make it active again. */
-        bool active = event_pending(c->rev, EV_READ, NULL) != 0; /* paused: only active */
+        short active =
+            (short)event_pending(c->rev, EV_READ | CONN_RESUME, NULL); /* paused: only active */
         if (active)
             event_del(c->rev);
         event_add(c->rev, NULL);
         if (active)
-            event_active(c->rev, CONN_RESUME, 0);
+            event_active(c->rev, active, 0);
         c->paused = false;
     } else if (!want && !c->paused) {
         event_del(c->rev);

@@ -52,9 +52,8 @@ static struct l2_server *server_for(struct l2 *l, const struct peer_set *cur, co
             return cur->srv[i];
     if (l->npeer_servers == l->peer_servers_cap) {
         uint32_t cap = l->peer_servers_cap ? 2 * l->peer_servers_cap : 8;
-        struct l2_server **grown =
-            mem_realloc(MEM_OTHER, l->peer_servers, l->peer_servers_cap * sizeof(*grown),
-                        cap * sizeof(*grown));
+        struct l2_server **grown = mem_realloc(
+            MEM_OTHER, l->peer_servers, l->peer_servers_cap * sizeof(*grown), cap * sizeof(*grown));
         if (grown == NULL)
             return NULL;
         l->peer_servers = grown;
@@ -274,7 +273,7 @@ void l2_invalidate(struct l2 *l, struct worker *w, const char *key, size_t nkey,
         struct link *k = lw->peer_links[i];
         if (atomic_load_explicit(&s->state, memory_order_relaxed) != SRV_UP &&
             !l2_server_usable(l, s, k, false)) { /* a peer keeps its pool copies */
-            COUNT(s, dropped); /* the peer's l1_ttl_cap bounds its copy */
+            COUNT(s, dropped);                   /* the peer's l1_ttl_cap bounds its copy */
             continue;
         }
         if (l2_link_send(k, line, nline, NULL, 0, false, NULL, NULL) != L2_OK)
