@@ -13,7 +13,9 @@ load against both proxies, BENCH_ROUNDS rounds, the order of the two proxies
 alternating between workloads and rounds; each figure is the best over the
 rounds (highest ops/s, lowest latency and CPU). Targets: ops/s strata /
 twemproxy >= 1.5, p99 strata / twemproxy <= 1.0; a missed target is a
-figure, not a failure.
+figure, not a failure. Last, the same four loads straight to one of the
+memcached servers (every key loaded there first): the ceiling a proxy in
+front of them approaches on the box, printed beside 1.5x twemproxy.
 
 Every server runs on a free loopback port (bound to port 0 first) in its own
 process group, and is stopped by PID (its group: SIGTERM, SIGKILL after
@@ -419,6 +421,7 @@ def main():
     proxies = {"twemproxy": twem, "strata": strata}
     mc_version = "?"
     l2_stats = {}
+    direct = {}
     ran = False
     try:
         try:
@@ -474,6 +477,13 @@ def main():
                 ev = int(s.stats().get("evictions", 0))
                 if ev:
                     notes.append(f"{s.name} evicted {ev} items (-m 256): some GETs missed")
+            # the ceiling: the same load with no proxy, straight to one of
+            # the servers (every key loaded there first)
+            preload(bench_bin, mc[0])
+            for wname, flags in WORKLOADS:
+                r = measure(bench_bin, mc[0], flags)
+                failed(f"{wname} straight to memcached", r)
+                direct[wname] = r
         except (RuntimeError, OSError, StartFailed) as e:
             problems.append(str(e))
         finally:
@@ -534,6 +544,22 @@ def main():
               f"{verdict(ro, OPS_TARGET, True):>7}   {fmt(t and t['p99'], 11, 1)} {fmt(s and s['p99'], 13, 1)} "
               f"{fmt(rp, 6, 2)} {verdict(rp, P99_TARGET, False):>7}")
     print("-" * len(th))
+    if direct:
+        print()
+        print("the ceiling on this box: the same load with no proxy, straight to one of the two memcached "
+              "servers (every key loaded there)")
+        dh = (f"{'workload':{LW}} {'memcached ops/s':>15} {'p99 us':>8}   {'twemproxy x ' + str(OPS_TARGET):>16} "
+              f"{'strata':>8}  strata / memcached")
+        print(dh)
+        print("-" * len(dh))
+        for wname, _ in WORKLOADS:
+            d, t, s = direct.get(wname), med[wname]["twemproxy"], med[wname]["strata"]
+            if d is None or "ops" not in d:
+                continue
+            print(f"{wname:{LW}} {fmt(d['ops'], 15, 0)} {fmt(d['p99'], 8, 1)}   "
+                  f"{fmt(t and t['ops'] * OPS_TARGET, 16, 0)} {fmt(s and s['ops'], 8, 0)}  "
+                  f"{fmt(s and s['ops'] / d['ops'], 18, 2)}")
+        print("-" * len(dh))
     print(f"total time {time.monotonic() - started:.0f} s; load average {load_before:.2f} before, "
           f"{os.getloadavg()[0]:.2f} after on {os.cpu_count()} CPUs (memcached, the proxies and "
           f"strata-bench share them)")
@@ -581,7 +607,8 @@ def main():
                 return [clean(v) for v in x]
             return x
         with open(JSON_OUT, "w") as f:
-            json.dump({"runs": clean(results), "best": med, "targets": summary, "stats_l2": l2_stats,
+            json.dump({"runs": clean(results), "best": med, "targets": summary, "direct": clean(direct),
+                       "stats_l2": l2_stats,
                        "notes": notes, "problems": problems}, f, indent=1)
     return 1 if problems or not ran else 0
 
