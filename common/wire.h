@@ -315,6 +315,12 @@ struct wire_version {
     uint16_t node;
 };
 
+/* True when a's version is newer than b's (hlc, then node). */
+static inline bool wire_version_newer(struct wire_version a, struct wire_version b)
+{
+    return a.hlc != b.hlc ? a.hlc > b.hlc : a.node > b.node;
+}
+
 /* A record as struct lsm_record has it (same field names). */
 struct wire_record {
     const uint8_t *key;

@@ -43,6 +43,29 @@ static uint64_t get_be(const uint8_t *p, unsigned bytes)
     return v;
 }
 
+/* What an entry's last four bytes say it is. */
+enum entry_kind {
+    ENTRY_VALUE = 0x01, /* the record's value, then the trailer */
+    ENTRY_GONE = 0x02,  /* the trailer alone: the key was deleted or
+                           invalidated at this version */
+};
+
+/* The kind of a value of the pool, and its version; ENTRY_FOREIGN (0)
+ * for one without our trailer. */
+#define ENTRY_FOREIGN 0
+static int entry_parse(const char *value, size_t n, struct wire_version *v)
+{
+    if (n < CL2_TRAILER || memcmp(value + n - 4, magic, 3) != 0)
+        return ENTRY_FOREIGN;
+    const uint8_t *tr = (const uint8_t *)value + n - CL2_TRAILER;
+    uint8_t kind = tr[13];
+    if (kind != ENTRY_VALUE && !(kind == ENTRY_GONE && n == CL2_TRAILER))
+        return ENTRY_FOREIGN;
+    v->hlc = get_be(tr, 8);
+    v->node = (uint16_t)get_be(tr + 8, 2);
+    return kind;
+}
+
 /* ---------------------------------------------------------------- read */
 
 struct pending_read {
@@ -57,9 +80,15 @@ static void on_read(void *arg, enum l2_result r, const struct mc_reply *reply)
     struct pending_read *pr = arg;
     const struct wire_record *found = NULL;
     struct wire_record rec;
-    if (r == L2_OK && reply->code == MC_REPLY_VA && reply->nvalue >= CL2_TRAILER &&
-        memcmp(reply->value + reply->nvalue - 4, magic, 4) == 0) {
-        const uint8_t *tr = (const uint8_t *)reply->value + reply->nvalue - CL2_TRAILER;
+    struct cl2_seen seen = {.state = CL2_UNKNOWN};
+    if (r == L2_OK && reply->code == MC_REPLY_EN)
+        seen.state = CL2_ABSENT;
+    if (r == L2_OK && reply->code == MC_REPLY_VA) {
+        struct wire_version v = {0, 0};
+        int kind = entry_parse(reply->value, reply->nvalue, &v);
+        seen.state = kind == ENTRY_VALUE ? CL2_VALUE : kind == ENTRY_GONE ? CL2_GONE : CL2_FOREIGN;
+        seen.version = v;
+        mc_reply_flag_u64(reply, 'c', &seen.cas);
         uint64_t flags = 0;
         mc_reply_flag_u64(reply, 'f', &flags);
         size_t tn;
@@ -71,18 +100,18 @@ static void on_read(void *arg, enum l2_result r, const struct mc_reply *reply)
             .key = (const uint8_t *)pr->key,
             .key_len = pr->nkey,
             .value = (const uint8_t *)reply->value,
-            .value_len = reply->nvalue - CL2_TRAILER,
+            .value_len = reply->nvalue >= CL2_TRAILER ? reply->nvalue - CL2_TRAILER : 0,
             .flags = (uint32_t)flags,
             .expiry = ttl < 0 ? 0 : (uint64_t)clock_unix_now() + (uint64_t)ttl,
-            .version = {.hlc = get_be(tr, 8), .node = (uint16_t)get_be(tr + 8, 2)},
+            .version = v,
         };
-        if (ttl != 0) /* 0: it expires now */
+        if (kind == ENTRY_VALUE && ttl != 0) /* 0: it expires now */
             found = &rec;
     }
     cl2_read_done done = pr->done;
     void *darg = pr->arg;
     size_t size = sizeof(*pr) + pr->nkey;
-    done(darg, found);
+    done(darg, found, &seen);
     mem_free(MEM_CONN, pr, size);
 }
 
@@ -90,7 +119,7 @@ void cl2_read(struct worker *w, const char *key, size_t nkey, cl2_read_done done
 {
     struct pending_read *pr = mem_alloc(MEM_CONN, sizeof(*pr) + nkey);
     if (pr == NULL) {
-        done(arg, NULL);
+        done(arg, NULL, &(struct cl2_seen){.state = CL2_UNKNOWN});
         return;
     }
     pr->done = done;
@@ -99,7 +128,7 @@ void cl2_read(struct worker *w, const char *key, size_t nkey, cl2_read_done done
     memcpy(pr->key, key, nkey);
     struct l2_line ln;
     l2_line_start(&ln, "mg", key, nkey);
-    l2_line_add(&ln, " v f t");
+    l2_line_text(&ln, " v f t c");
     l2_line_end(&ln);
     l2_request(pool_of(w), w, key, nkey, ln.buf, ln.n, NULL, 0, on_read, pr);
 }
@@ -107,10 +136,17 @@ void cl2_read(struct worker *w, const char *key, size_t nkey, cl2_read_done done
 /* -------------------------------------------------------------- writes */
 
 /* The TTL token of an entry of rec: its remaining life, within the
- * policy's l2_ttl_cap; false when it has none left. */
-static bool ttl_of(const struct policy *pol, const struct wire_record *rec, int64_t *out)
+ * policy's l2_ttl_cap; false when it has none left. A "gone" entry lives
+ * the cap, or CL2_GONE_TTL without one: long enough for every read in
+ * flight when it was written to have tried its fill. */
+static bool ttl_of(const struct policy *pol, const struct wire_record *rec, bool gone, int64_t *out)
 {
     int64_t ttl = 0;
+    if (gone) {
+        *out =
+            pol->l2_ttl_cap > 0 && pol->l2_ttl_cap < CL2_GONE_TTL ? pol->l2_ttl_cap : CL2_GONE_TTL;
+        return true;
+    }
     if (rec->expiry != 0) {
         ttl = (int64_t)rec->expiry - (int64_t)clock_unix_now();
         if (ttl <= 0)
@@ -122,52 +158,173 @@ static bool ttl_of(const struct policy *pol, const struct wire_record *rec, int6
     return true;
 }
 
-/* rec as an entry: `ms <key> <len> F T M<mode>` and the value with its
- * trailer. */
-static void store(struct worker *w, const struct policy *pol, const struct wire_record *rec,
-                  char mode)
-{
+/*
+ * One entry on its way into the pool, version-gated: it replaces what
+ * the pool holds only if that is older (or a "gone" entry of the same
+ * version, which a value read back after the write replaces), so entries
+ * arriving out of order, from this proxy or others, never bring back an
+ * older record. The pool's state is known from a read (a fill) or read
+ * here (mg k c v); then `ms ... ME` where there was nothing, `ms ... MS
+ * C<cas>` over an older entry; a race lost (NS, EX, NF) reads again, at
+ * most PUT_TRIES times.
+ */
+#define PUT_TRIES 4
+
+struct put {
+    struct worker *w;
+    struct wire_version v;
+    bool gone;
+    uint32_t flags;
     int64_t ttl;
-    if (rec->tombstone || !ttl_of(pol, rec, &ttl))
-        return;
-    size_t n = rec->value_len + CL2_TRAILER;
-    uint8_t *data = mem_alloc(MEM_CONN, n);
-    if (data == NULL)
-        return;
-    if (rec->value_len > 0)
-        memcpy(data, rec->value, rec->value_len);
-    put_be(data + rec->value_len, rec->version.hlc, 8);
-    put_be(data + rec->value_len + 8, rec->version.node, 2);
-    memcpy(data + rec->value_len + 10, magic, 4);
-    struct l2_line ln;
-    l2_line_start(&ln, "ms", (const char *)rec->key, rec->key_len);
-    l2_line_add(&ln, " %zu F%" PRIu32 " T%" PRId64 " M%c", n, rec->flags, ttl, mode);
-    l2_line_end(&ln);
-    /* the request copies the value: it is sent from the link's buffer */
-    l2_request(pool_of(w), w, (const char *)rec->key, rec->key_len, ln.buf, ln.n, data, n, NULL,
-               NULL);
-    mem_free(MEM_CONN, data, n);
+    unsigned tries;
+    size_t nkey, ndata;
+    char *data; /* the entry: value and trailer */
+    char key[];
+};
+
+static void put_free(struct put *p)
+{
+    mem_free(MEM_CONN, p->data, p->ndata);
+    mem_free(MEM_CONN, p, sizeof(*p) + p->nkey);
 }
 
-void cl2_fill(struct worker *w, const struct policy *pol, const struct wire_record *rec)
+static void put_read(struct put *p);
+
+/* True when an entry (kind, version) in the pool must give way to p. */
+static bool put_wins(const struct put *p, enum cl2_state state, struct wire_version v)
 {
-    store(w, pol, rec, 'E');
+    switch (state) {
+    case CL2_ABSENT:
+    case CL2_FOREIGN: return true;
+    case CL2_VALUE: return wire_version_newer(p->v, v);
+    case CL2_GONE:
+        return wire_version_newer(p->v, v) ||
+               (!p->gone && p->v.hlc == v.hlc && p->v.node == v.node);
+    case CL2_UNKNOWN: break;
+    }
+    return false;
+}
+
+static void on_put(void *arg, enum l2_result r, const struct mc_reply *reply)
+{
+    struct put *p = arg;
+    if (r == L2_OK &&
+        (reply->code == MC_REPLY_NS || reply->code == MC_REPLY_EX || reply->code == MC_REPLY_NF) &&
+        ++p->tries < PUT_TRIES) {
+        put_read(p); /* another entry came between: look again */
+        return;
+    }
+    put_free(p);
+}
+
+/* Sends p over what the pool holds (state, its cas), if p is newer. */
+static void put_over(struct put *p, enum cl2_state state, uint64_t cas, struct wire_version v)
+{
+    if (!put_wins(p, state, v)) {
+        put_free(p);
+        return;
+    }
+    struct l2_line ln;
+    l2_line_start(&ln, "ms", p->key, p->nkey);
+    l2_line_u64(&ln, 0, p->ndata);
+    l2_line_u64(&ln, 'F', p->flags);
+    l2_line_i64(&ln, 'T', p->ttl);
+    if (state == CL2_ABSENT) {
+        l2_line_text(&ln, " ME");
+    } else {
+        l2_line_text(&ln, " MS");
+        l2_line_u64(&ln, 'C', cas);
+    }
+    l2_line_end(&ln);
+    struct worker *w = p->w;
+    l2_request(pool_of(w), w, p->key, p->nkey, ln.buf, ln.n, p->data, p->ndata, on_put, p);
+}
+
+static void on_put_read(void *arg, const struct wire_record *rec, const struct cl2_seen *seen)
+{
+    (void)rec;
+    struct put *p = arg;
+    if (seen->state == CL2_UNKNOWN) { /* the pool failed: nothing to order against */
+        put_free(p);
+        return;
+    }
+    put_over(p, seen->state, seen->cas, seen->version);
+}
+
+static void put_read(struct put *p)
+{
+    cl2_read(p->w, p->key, p->nkey, on_put_read, p);
+}
+
+/* rec as an entry (or, gone, the trailer alone at rec's version), put
+ * over what `seen` says the pool held, or over what a read finds. */
+static void put_start(struct worker *w, const struct policy *pol, const char *key, size_t nkey,
+                      const struct wire_record *rec, bool gone, const struct cl2_seen *seen)
+{
+    int64_t ttl;
+    if (!ttl_of(pol, rec, gone, &ttl))
+        return;
+    size_t vlen = gone ? 0 : rec->value_len;
+    struct put *p = mem_alloc(MEM_CONN, sizeof(*p) + nkey);
+    char *data = mem_alloc(MEM_CONN, vlen + CL2_TRAILER);
+    if (p == NULL || data == NULL) {
+        if (p != NULL)
+            mem_free(MEM_CONN, p, sizeof(*p) + nkey);
+        if (data != NULL)
+            mem_free(MEM_CONN, data, vlen + CL2_TRAILER);
+        return;
+    }
+    if (vlen > 0)
+        memcpy(data, rec->value, vlen);
+    put_be((uint8_t *)data + vlen, rec->version.hlc, 8);
+    put_be((uint8_t *)data + vlen + 8, rec->version.node, 2);
+    memcpy(data + vlen + 10, magic, 3);
+    data[vlen + 13] = (char)(gone ? ENTRY_GONE : ENTRY_VALUE);
+    *p = (struct put){.w = w,
+                      .v = rec->version,
+                      .gone = gone,
+                      .flags = gone ? 0 : rec->flags,
+                      .ttl = ttl,
+                      .nkey = nkey,
+                      .ndata = vlen + CL2_TRAILER,
+                      .data = data};
+    memcpy(p->key, key, nkey);
+    if (seen != NULL && seen->state != CL2_UNKNOWN)
+        put_over(p, seen->state, seen->cas, seen->version);
+    else
+        put_read(p);
+}
+
+void cl2_fill(struct worker *w, const struct policy *pol, const struct wire_record *rec,
+              const struct cl2_seen *seen)
+{
+    if (rec->tombstone)
+        return; /* the nodes' miss: nothing to add */
+    put_start(w, pol, (const char *)rec->key, rec->key_len, rec, false, seen);
 }
 
 void cl2_written(struct worker *w, const struct policy *pol, const char *key, size_t nkey,
                  const struct wire_rmw_reply *reply)
 {
-    if (reply->result != WIRE_RMW_STORED && reply->result != WIRE_RMW_NOT_FOUND)
-        return; /* refused: nothing changed below */
-    if (reply->result == WIRE_RMW_STORED && reply->has_record && !reply->rec.tombstone &&
-        pol->l2_on_write == L2_ON_WRITE_UPDATE) {
-        store(w, pol, &reply->rec, 'S');
+    if (reply->result == WIRE_RMW_STORED && reply->has_record) {
+        bool gone = pol->l2_on_write != L2_ON_WRITE_UPDATE;
+        put_start(w, pol, key, nkey, &reply->rec, gone, NULL);
         return;
     }
+    if (reply->result == WIRE_RMW_STORED && reply->cas != 0) {
+        /* a delete (its tombstone is not sent back): "gone" at its HLC,
+         * ahead of any record of that HLC, as the node is not known */
+        struct wire_record rec = {.version = {.hlc = reply->cas, .node = UINT16_MAX}};
+        put_start(w, pol, key, nkey, &rec, true, NULL);
+        return;
+    }
+    if (reply->result != WIRE_RMW_STORED && reply->result != WIRE_RMW_NOT_FOUND)
+        return; /* refused: nothing changed below */
+    /* nothing to order by: drop the entry */
     struct l2_line ln;
     l2_line_start(&ln, "md", key, nkey);
     l2_line_end(&ln);
-    l2_request(pool_of(w), w, key, nkey, ln.buf, ln.n, NULL, 0, NULL, NULL); /* nothing waits */
+    l2_request(pool_of(w), w, key, nkey, ln.buf, ln.n, NULL, 0, NULL, NULL);
 }
 
 void cl2_invalidate_peers(struct worker *w, const char *key, size_t nkey,

@@ -52,9 +52,10 @@ struct cwait {
     struct wire_rmw q;          /* write-behind waiting for a read: its RMW */
     uint8_t *qvalue;            /* ... whose value it owns (nqvalue bytes) */
     size_t nqvalue;
-    uint64_t start_us; /* when the backend request was sent */
-    bool from_pool;    /* the read was answered by the L2 pool, not the nodes */
-    bool touch;        /* K_GET: gat */
+    uint64_t start_us;         /* when the backend request was sent */
+    bool from_pool;            /* the read was answered by the L2 pool, not the nodes */
+    struct cl2_seen pool_seen; /* ... or what the pool held instead */
+    bool touch;                /* K_GET: gat */
     rel_time_t exptime;
     struct fe_meta_ttl ttl; /* K_MG */
     bool no_bump;
@@ -214,15 +215,16 @@ static void on_nodes(void *arg, enum fe_result r, const struct wire_record *rec)
 {
     struct cwait *cw = arg;
     if (r == FE_OK && rec != NULL)
-        cl2_fill(cw->w, cw->pol, rec);
+        cl2_fill(cw->w, cw->pol, rec, &cw->pool_seen);
     on_read(cw, r, rec);
 }
 
 /* The pool's answer: its record, as if the nodes had sent it, or a miss
  * that goes on to the nodes. */
-static void on_pool(void *arg, const struct wire_record *rec)
+static void on_pool(void *arg, const struct wire_record *rec, const struct cl2_seen *seen)
 {
     struct cwait *cw = arg;
+    cw->pool_seen = *seen;
     if (rec != NULL) {
         tiers_count_pool_hit(tiers_of(cw->w), cw->w->id);
         cw->from_pool = true;

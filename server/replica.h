@@ -37,5 +37,5 @@ bool replica_is_miss(const struct wire_record *rec, uint64_t now);
 /* True when a's version is newer than b's (hlc, then node). */
 static inline bool replica_newer(struct wire_version a, struct wire_version b)
 {
-    return a.hlc != b.hlc ? a.hlc > b.hlc : a.node > b.node;
+    return wire_version_newer(a, b);
 }

@@ -897,7 +897,9 @@ def test_l2_between_l1_and_the_cluster(pool, tmp_path):
                 cb.call(b"cas k 7 0 6 " + version + b"\r\nsecond\r\n", STORED)
                 assert helpers.wait_until(lambda: (m.get(b"k") or b"")[:6] == b"second")  # update
                 cb.call(b"delete k\r\n", b"DELETED\r\n")
-                assert helpers.wait_until(lambda: m.get(b"k") is None)
+                # the entry becomes "gone" (the trailer alone, kind 0x02)
+                assert helpers.wait_until(lambda: (m.get(b"k") or b"")[-4:] == b"SL2\x02")
+                assert len(m.get(b"k")) == 14
                 # a miss everywhere, filled from the nodes into the pool
                 ca.call(b"set j 0 0 2\r\nv1\r\n", STORED)
                 assert helpers.wait_until(lambda: m.get(b"j"))
@@ -917,6 +919,66 @@ def test_l2_between_l1_and_the_cluster(pool, tmp_path):
         finally:
             a.stop()
             b.stop()
+
+
+def pool_entry(value, hlc, node=1, kind=1):
+    """An entry as proxy/cl2.h lays it out: value, then the trailer."""
+    return value + struct.pack(">QH", hlc, node) + b"SL2" + bytes([kind])
+
+
+def entry_version(raw):
+    return struct.unpack(">QH", raw[-14:-4])
+
+
+def test_pool_entries_are_version_gated(pool, tmp_path):
+    """What goes into the pool replaces only an older entry: a write does
+    not replace a newer record another proxy put there, a fill of a value
+    the nodes returned does not replace a newer "gone" entry (the delete
+    it missed), and in invalidate mode a write leaves a "gone" entry that
+    the next read's fill replaces with the value."""
+    from nodes import Cluster
+    (m,) = pool(1)
+    future = 1 << 62  # an HLC no write of this test reaches
+    with Cluster(tmp_path / "cl", 1) as cl:
+        cl.start()
+        a = backed_proxy(cl, m)
+        b = backed_proxy(cl, m)
+        inv = backed_proxy(cl, m, "--policy", "inv:=write-through,l2_on_write=invalidate")
+        try:
+            with a.connect() as ca, b.connect() as cb, inv.connect() as ci, m.connect() as d:
+                # a newer record in the pool (another proxy's, arrived first)
+                newer = pool_entry(b"newer", future)
+                d.call(b"set w 0 0 %d\r\n%s\r\n" % (len(newer), newer), STORED)
+                ca.call(b"set w 0 0 5\r\nolder\r\n", STORED)
+                time.sleep(0.3)
+                assert m.get(b"w") == newer  # the older write did not replace it
+                # an older record in the pool is replaced by the write
+                old = pool_entry(b"stale", 1)
+                d.call(b"set x 0 0 %d\r\n%s\r\n" % (len(old), old), STORED)
+                ca.call(b"set x 0 0 5\r\nfresh\r\n", STORED)
+                assert helpers.wait_until(lambda: (m.get(b"x") or b"")[:5] == b"fresh")
+                # a "gone" entry newer than what the nodes hold: the fill of
+                # the nodes' value (a read that started before the delete)
+                # does not bring the value back into the pool
+                ca.call(b"set g 0 0 3\r\nabc\r\n", STORED)
+                assert helpers.wait_until(lambda: (m.get(b"g") or b"")[:3] == b"abc")
+                gone = pool_entry(b"", future, kind=2)
+                d.call(b"set g 0 0 %d\r\n%s\r\n" % (len(gone), gone), STORED)
+                assert read_value(cb, b"g") == b"abc"  # a miss in the pool: the nodes
+                time.sleep(0.3)
+                assert m.get(b"g") == gone
+                # invalidate mode: the write leaves "gone" at its version; a
+                # read fills the value of that version over it
+                ci.call(b"set inv:k 0 0 2\r\nv1\r\n", STORED)
+                assert helpers.wait_until(lambda: (m.get(b"inv:k") or b"")[-4:] == b"SL2\x02")
+                gone_version = entry_version(m.get(b"inv:k"))
+                with b.connect() as cb2:  # an L1 without the key: pool, then nodes
+                    assert read_value(cb2, b"inv:k") == b"v1"
+                assert helpers.wait_until(lambda: (m.get(b"inv:k") or b"")[:2] == b"v1")
+                assert entry_version(m.get(b"inv:k")) == gone_version
+        finally:
+            for p in (a, b, inv):
+                p.stop()
 
 
 def test_pool_down_reads_go_to_the_nodes(tmp_path):
