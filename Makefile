@@ -140,7 +140,7 @@ tsan: deps-test
 all-asan: all $(UNIT_TESTS) $(TEST_BINS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	tools/run-tests.sh $(B) strata,strata-async
+	tools/run-tests.sh $(B) strata,strata-async,strata-router
 
 # A race makes the process exit 66, which fails its test (the integration
 # fixture checks strata's exit status). The lock-order checker is on too.

@@ -851,10 +851,13 @@ static void conn_run(struct conn *c)
     }
     atomic_store_explicit(&c->write_blocked, s == ST_AGAIN && !c->reply_waiting,
                           memory_order_relaxed);
-    /* A complete command line still buffered? (NREAD/SWALLOW consume the
-     * whole buffer, so only the parse state can leave one behind.) */
-    bool pending_cmd = get_state(c) == CONN_PARSE_CMD && (c->slots_pending == 0 || may_start(c)) &&
-                       has_complete_command(c);
+    /* A complete command line still buffered, that a run could start?
+     * (NREAD/SWALLOW consume the whole buffer, so only the parse state can
+     * leave one behind; after quit nothing starts, and a run that would
+     * start nothing must not be scheduled again and again while replies
+     * are still to come.) */
+    bool pending_cmd = get_state(c) == CONN_PARSE_CMD && !c->close_after_write && !c->w->draining &&
+                       (c->slots_pending == 0 || may_start(c)) && has_complete_command(c);
     /* A producer that stopped at the low-water mark (not idling on its
      * timer) has more to say: wake it again like a pending command. */
     bool streaming = get_state(c) == CONN_STREAM;

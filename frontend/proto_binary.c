@@ -312,28 +312,36 @@ static enum proto_action do_store(struct conn *c, const struct mc_bin_header *h,
     return PROTO_NEXT;
 }
 
-/* The reply of a storage command (the request's opcode and opaque are
- * still in c: the connection runs nothing else before it). */
-static enum proto_action store_answer(struct conn *c, enum fe_result r, uint64_t cas)
+/* What a storage command's reply needs of its request: taken from c
+ * when its value is in, as later commands of a pipelined connection
+ * change c before the reply is worded. */
+struct store_req {
+    bool noreply;
+    uint8_t opcode;
+    uint32_t opaque;
+    enum fe_store_mode mode;
+};
+
+static enum proto_action store_answer(struct conn *c, const struct store_req *q, enum fe_result r,
+                                      uint64_t cas)
 {
     if (r == FE_STORED)
-        return c->noreply ? PROTO_NEXT
-                          : respond(c, c->bin_opcode, c->bin_opaque, MC_BIN_OK, cas, NULL, 0, NULL,
-                                    0, NULL, 0);
+        return q->noreply
+                   ? PROTO_NEXT
+                   : respond(c, q->opcode, q->opaque, MC_BIN_OK, cas, NULL, 0, NULL, 0, NULL, 0);
     /* memcached reports a failed add as "exists" and a failed replace as
      * "not found"; append/prepend say "not stored". */
     enum mc_bin_status st = status_of(r);
-    if (r == FE_NOT_STORED && c->mode == FE_ADD)
+    if (r == FE_NOT_STORED && q->mode == FE_ADD)
         st = MC_BIN_KEY_EEXISTS;
-    else if (r == FE_NOT_STORED && c->mode == FE_REPLACE)
+    else if (r == FE_NOT_STORED && q->mode == FE_REPLACE)
         st = MC_BIN_KEY_ENOENT;
-    return respond_error(c, c->bin_opcode, c->bin_opaque, st);
+    return respond_error(c, q->opcode, q->opaque, st);
 }
 
 static void store_cont(struct conn *c, struct fe_call *call, const struct fe_answer *a)
 {
-    (void)call;
-    if (store_answer(c, a->result, a->cas) == PROTO_CLOSE)
+    if (store_answer(c, fe_call_extra(call), a->result, a->cas) == PROTO_CLOSE)
         c->close_after_write = true;
 }
 
@@ -341,18 +349,20 @@ enum proto_action proto_binary_nread_done(struct conn *c)
 {
     void *it = c->it;
     c->it = NULL;
+    struct store_req q = {c->noreply, c->bin_opcode, c->bin_opaque, c->mode};
     if (c->xo->store_async != NULL) {
-        struct fe_call *call = fe_call_new(c, store_cont, 0);
+        struct fe_call *call = fe_call_new(c, store_cont, sizeof(q));
         if (call == NULL) {
             c->xo->release(c->exec, it);
-            return store_answer(c, FE_NO_MEMORY, 0);
+            return store_answer(c, &q, FE_NO_MEMORY, 0);
         }
+        memcpy(fe_call_extra(call), &q, sizeof(q));
         c->xo->store_async(c->wctx, it, c->mode, c->cas_in, 0, call);
         return PROTO_NEXT;
     }
     uint64_t cas = 0;
     enum fe_result r = c->xo->store(c->wctx, it, c->mode, c->cas_in, 0, &cas);
-    return store_answer(c, r, cas);
+    return store_answer(c, &q, r, cas);
 }
 
 /* The reply of INCR/DECR. */

@@ -345,12 +345,12 @@ static enum proto_action meta_set(struct conn *c, const struct mc_meta_request *
     return PROTO_NEXT;
 }
 
-static enum proto_action ms_answer(struct conn *c, enum fe_result r, uint64_t cas);
+static enum proto_action ms_answer(struct conn *c, const struct proto_meta_set *ms,
+                                   enum fe_result r, uint64_t cas);
 
 static void ms_cont(struct conn *c, struct fe_call *call, const struct fe_answer *a)
 {
-    (void)call;
-    if (ms_answer(c, a->result, a->cas) == PROTO_CLOSE)
+    if (ms_answer(c, fe_call_extra(call), a->result, a->cas) == PROTO_CLOSE)
         c->close_after_write = true;
 }
 
@@ -365,24 +365,26 @@ enum proto_action proto_meta_nread_done(struct conn *c)
         return reply(c, LIT("CLIENT_ERROR bad data chunk\r\n"));
     }
     if (c->xo->store_async != NULL) {
-        struct fe_call *call = fe_call_new(c, ms_cont, 0);
+        /* the reply's flags go with the call: a pipelined connection
+         * parses its next ms into c->meta_set before this one answers */
+        struct fe_call *call = fe_call_new(c, ms_cont, sizeof(*ms));
         if (call == NULL) {
             c->xo->release(c->exec, it);
-            return ms_answer(c, FE_NO_MEMORY, 0);
+            return ms_answer(c, ms, FE_NO_MEMORY, 0);
         }
+        memcpy(fe_call_extra(call), ms, sizeof(*ms));
         c->xo->store_async(c->wctx, it, c->mode, c->cas_in, ms->mflags, call);
         return PROTO_NEXT;
     }
     uint64_t cas = 0;
     enum fe_result r = c->xo->store(c->wctx, it, c->mode, c->cas_in, ms->mflags, &cas);
-    return ms_answer(c, r, cas);
+    return ms_answer(c, ms, r, cas);
 }
 
-/* An ms's reply (its flags are in c->meta_set: the connection runs nothing
- * else before it). */
-static enum proto_action ms_answer(struct conn *c, enum fe_result r, uint64_t cas)
+/* An ms's reply, from its flags. */
+static enum proto_action ms_answer(struct conn *c, const struct proto_meta_set *ms,
+                                   enum fe_result r, uint64_t cas)
 {
-    struct proto_meta_set *ms = c->meta_set;
     struct meta_line l = {.n = 0};
     switch (r) {
     case FE_STORED:

@@ -446,6 +446,8 @@ static void c_meta_get(void *wctx, const char *key, size_t nkey, const struct fe
     struct l2_line ln;
     l2_line_start(&ln, "mg", key, nkey);
     l2_line_text(&ln, " v f c h l");
+    if (no_bump)
+        l2_line_text(&ln, " u"); /* not marked fetched, not bumped */
     meta_ttl_flags(&ln, ttl);
     send_line(lw, &ln, NULL, 0, on_read);
 }
@@ -608,6 +610,26 @@ static void c_meta_delta(void *wctx, const char *key, size_t nkey, const struct 
     send_line(lw, &ln, NULL, 0, on_write);
 }
 
+/* The item a storage command's value is read into. A set refused here
+ * (over the item size limit, or no memory for it) drops the server's copy
+ * of the key too, as memcached drops the old value of a refused set (the
+ * front end passes FE_SET for every ms; add, replace, append and prepend
+ * leave it). */
+static void *c_reserve(void *wctx, const char *key, size_t nkey, uint32_t flags, rel_time_t exptime,
+                       size_t nbytes, enum fe_store_mode mode, enum fe_result *res)
+{
+    void *it = l1()->reserve(wctx, key, nkey, flags, exptime, nbytes, mode, res);
+    if (it == NULL && mode == FE_SET && !local(wctx, key, nkey)) {
+        struct worker *w = wctx;
+        struct l2_line ln;
+        l2_line_start(&ln, "md", key, nkey);
+        l2_line_end(&ln);
+        l2_request(proxy_of(w)->l2, w, key, nkey, ln.buf, ln.n, NULL, 0, NULL, NULL);
+        invalidate_peers(w, key, nkey);
+    }
+    return it;
+}
+
 /* flush_all flushes L1 and every server of the pool, as a router that
  * broadcasts it (mcrouter does); memcached answers OK whatever happens,
  * so nothing waits for the servers. */
@@ -655,6 +677,7 @@ const struct fe_exec_ops *cmd_l2_exec(const struct fe_exec_ops *inner, struct fe
 {
     *storage = *inner;
     storage->pipelined = true;
+    storage->reserve = c_reserve;
     storage->get_async = c_get;
     storage->meta_get_async = c_meta_get;
     storage->store_async = c_store;

@@ -4,10 +4,12 @@
 # Runs every unit test executable under BUILD_DIR/tests/unit, then the
 # pytest suites (tests/integration, and tests/clients when it exists)
 # against each server of the comma-separated SERVERS list (default: all =
-# strata,strata-async,memcached): strata-proxy; strata-proxy with every
-# lookup completing through the asynchronous reply path (strata-async,
-# tests/integration only, docs/FRONTEND.md); stock memcached, the protocol
-# oracle. Prints passed/failed/skipped for every part, lists each
+# strata,strata-async,strata-router,memcached): strata-proxy; strata-proxy
+# with every lookup completing through the asynchronous reply path
+# (strata-async, tests/integration only, docs/FRONTEND.md); strata-proxy in
+# routing mode in front of a stock memcached (strata-router: the protocol
+# files of tests/integration/router_known.py, with the differences it
+# lists skipped); stock memcached, the protocol oracle. Prints passed/failed/skipped for every part, lists each
 # skipped test with its reason, and ends with one line
 # "N passed, N failed, N skipped" (CI reads that line); exits non-zero if
 # anything failed. Under CI=true a test skipped for a missing dependency
@@ -103,7 +105,7 @@ run_pytest() {
             STRATA_LMC_TEST_BIN="$B/tests/integration/lmc_test" \
             STRATA_LMC_BINARY_TEST_BIN="$B/tests/integration/lmc_binary_test" \
             PYTHONPATH="tests/integration${PYTHONPATH:+:$PYTHONPATH}" \
-            "$PYTHON" -m pytest "$dir" -q -p no:cacheprovider -p strata_deps \
+            "$PYTHON" -m pytest $dir -q -p no:cacheprovider -p strata_deps \
             --continue-on-collection-errors --junitxml="$xml" </dev/null
         rc=$?
         res=$(junit_counts "$xml")
@@ -114,7 +116,7 @@ run_pytest() {
     } >"$out.log" 2>&1
 }
 
-[ "$WHICH" = all ] && WHICH=strata,strata-async,memcached
+[ "$WHICH" = all ] && WHICH=strata,strata-async,strata-router,memcached
 IFS=, read -r -a servers <<<"$WHICH"
 
 run_unit
@@ -127,6 +129,14 @@ for server in "${servers[@]}"; do
         # The client libraries' suites add nothing the protocol suite does
         # not already check about reply order.
         [ "$server" = strata-async ] && [ "$dir" != tests/integration ] && continue
+        if [ "$server" = strata-router ]; then
+            # the protocol files only (their paths, space-separated)
+            [ "$dir" = tests/integration ] || continue
+            files=$("$PYTHON" -c 'import sys; sys.path.insert(0, "tests/integration")
+import router_known; print(" ".join("tests/integration/" + f for f in router_known.FILES))')
+            parts+=("$files|$server")
+            continue
+        fi
         [ -d "$dir" ] && parts+=("$dir|$server")
     done
 done

@@ -24,6 +24,18 @@ from strata_deps import pytest_make_collect_report, pytest_runtest_makereport  #
 helpers.raise_nofile_limit()
 
 
+def pytest_collection_modifyitems(config, items):
+    """Through the router, the tests router_known.py lists are skipped
+    with their reason."""
+    if not helpers.IS_ROUTER:
+        return
+    from router_known import KNOWN
+    for item in items:
+        test_id = item.nodeid.split("/")[-1]
+        if test_id in KNOWN:
+            item.add_marker(pytest.mark.skip(reason="routing mode: " + KNOWN[test_id]))
+
+
 def pytest_report_header(config):
     addr = helpers.external_addr()
     where = "external daemon %s:%d" % addr if addr else helpers.server_binary()

@@ -28,13 +28,18 @@ STOP_TIMEOUT = 5.0        # SIGTERM grace period before SIGKILL
 QUIET_PERIOD = 0.3        # how long "nothing is sent back" is watched for
 
 SERVER_KIND = os.environ.get("STRATA_TEST_SERVER", "strata")
-if SERVER_KIND not in ("strata", "strata-async", "memcached"):
-    raise RuntimeError("STRATA_TEST_SERVER must be 'strata', 'strata-async' or 'memcached', "
-                       "not %r" % SERVER_KIND)
+if SERVER_KIND not in ("strata", "strata-async", "strata-router", "memcached"):
+    raise RuntimeError("STRATA_TEST_SERVER must be 'strata', 'strata-async', 'strata-router' or "
+                       "'memcached', not %r" % SERVER_KIND)
 # strata-async: strata-proxy with every lookup completed on a later event-loop
 # turn through the front end's asynchronous reply path (--test-async-reads),
 # so the whole suite checks that replies and effects keep memcached's order.
-IS_STRATA = SERVER_KIND in ("strata", "strata-async")
+# strata-router: strata-proxy in routing mode (--l1 off --l2-servers, its
+# commands pipelined to the server) in front of a stock memcached that
+# each server of the tests starts for itself; tools/run-tests.sh runs the
+# protocol files through it (docs/L2.md).
+IS_STRATA = SERVER_KIND in ("strata", "strata-async", "strata-router")
+IS_ROUTER = SERVER_KIND == "strata-router"
 STRATA_EXTRA_ARGS = ["--test-async-reads"] if SERVER_KIND == "strata-async" else []
 IS_MEMCACHED = SERVER_KIND == "memcached"
 
@@ -288,6 +293,7 @@ class Server:
     def __init__(self, extra_args=(), memory_mb=64):
         self.extra_args = [str(a) for a in extra_args]
         self.memory_mb = memory_mb
+        self.backing = None  # strata-router: the memcached behind the router
         self.proc = None
         self.port = None
         self.addr = None
@@ -306,6 +312,8 @@ class Server:
                 "-t", "4", "-m", str(self.memory_mb)] + STRATA_EXTRA_ARGS + self.extra_args
         if IS_MEMCACHED and os.geteuid() == 0:
             args += ["-u", "root"]
+        if IS_ROUTER:
+            args += ["--l1", "off", "--l2-servers", "127.0.0.1:%d" % self.backing.port]
         return args
 
     def start(self, attempts=5):
@@ -315,6 +323,8 @@ class Server:
                 "server binary %s not found or not executable: build it (make) or set "
                 "STRATA_PROXY_BIN / MEMCACHED_BIN, or STRATA_TEST_SERVER=memcached"
                 % binary)
+        if IS_ROUTER and self.backing is None:
+            self.backing = Backing(self.memory_mb).start()
         last_log = ""
         for _ in range(attempts):
             port = free_port()
@@ -378,6 +388,9 @@ class Server:
             except OSError:
                 pass
             self.log_path = None
+        if self.backing is not None:
+            self.backing.stop()
+            self.backing = None
         if IS_STRATA and status is not None:
             assert status == 0, "strata-proxy did not exit cleanly (%s):\n%s" % (status, log)
         return status
@@ -394,6 +407,44 @@ class Server:
                 return c.version() == expected_version_line()
         except OSError:
             return False
+
+
+class Backing:
+    """strata-router: the stock memcached a router routes to, stopped by
+    pid."""
+
+    def __init__(self, memory_mb):
+        self.memory_mb = memory_mb
+        self.proc = None
+        self.port = None
+
+    def start(self, attempts=5):
+        for _ in range(attempts):
+            port = free_port()
+            args = [os.environ.get("MEMCACHED_BIN", "/usr/bin/memcached"), "-p", str(port),
+                    "-l", "127.0.0.1", "-U", "0", "-t", "2", "-m", str(self.memory_mb)]
+            if os.geteuid() == 0:
+                args += ["-u", "root"]
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + READY_TIMEOUT
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    with Conn(("127.0.0.1", port), timeout=1.0) as c:
+                        if c.version().startswith(b"VERSION"):
+                            self.port = port
+                            return self
+                except (OSError, AssertionError):
+                    time.sleep(0.02)
+            self.stop()
+        raise RuntimeError("the memcached behind the router did not start")
+
+    def stop(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait(STOP_TIMEOUT)
+            self.proc = None
 
 
 def assert_healthy(server, *open_conns):
