@@ -59,20 +59,26 @@
 static void on_readable(evutil_socket_t fd, short what, void *arg);
 static void on_writable(evutil_socket_t fd, short what, void *arg);
 
-/* Another command may start while c->slots_pending are waiting. */
-static bool may_start(const struct conn *c)
-{
-    return c->xo->pipelined && c->slots_pending < CONN_PIPELINE_MAX;
-}
-
 /* A reply position held for a command that completes later. */
 struct conn_slot {
     struct conn_slot *next;
     struct conn *c; /* NULL once the connection is gone */
     struct outq out;
     bool done;
-    bool last; /* the connection's output ends with this reply */
+    bool last;    /* the connection's output ends with this reply */
+    bool counted; /* its bytes are in c->slot_bytes */
 };
+
+/* Another command may start while c->slots_pending are waiting: up to
+ * CONN_PIPELINE_MAX of them, and while the replies held behind the oldest
+ * (done slots, answered at once or completed out of order) stay within
+ * max_output, as c->out's do. */
+static bool may_start(const struct conn *c)
+{
+    size_t held = c->slot_bytes + (c->slots_tail != NULL ? outq_pending(&c->slots_tail->out) : 0);
+    return c->xo->pipelined && c->slots_pending < CONN_PIPELINE_MAX &&
+           held <= c->fe->settings.out_max;
+}
 
 /* A pooled buffer on the worker's free list (its first bytes). */
 struct conn_rbuf {
@@ -286,6 +292,7 @@ static struct conn_slot *slot_new(struct conn *c, bool done)
     s->c = c;
     s->done = done;
     s->last = false;
+    s->counted = false;
     if (c->slots_tail != NULL)
         c->slots_tail->next = s;
     else
@@ -356,6 +363,11 @@ struct conn_slot *conn_defer(struct conn *c)
         }
         return NULL;
     }
+    if (s != t && t != NULL && t->done && !t->counted) {
+        /* the old tail's replies stay behind: held until collected */
+        t->counted = true;
+        c->slot_bytes += outq_pending(&t->out);
+    }
     s->done = false;
     c->slots_pending++;
     return s;
@@ -369,8 +381,11 @@ static bool slots_collect(struct conn *c)
 {
     while (c->slots != NULL && c->slots->done) {
         struct conn_slot *s = c->slots;
+        size_t bytes = outq_pending(&s->out);
         if (outq_splice(&c->out, &s->out) != ST_OK)
             return false;
+        if (s->counted)
+            c->slot_bytes -= bytes;
         bool last = s->last;
         c->slots = s->next;
         if (c->slots == NULL)
@@ -399,6 +414,7 @@ static void slots_orphan(struct conn *c)
     }
     c->slots = c->slots_tail = NULL;
     c->slots_pending = 0;
+    c->slot_bytes = 0;
 }
 
 void conn_end_output(struct conn *c)
@@ -429,6 +445,10 @@ void conn_slot_done(struct conn_slot *s)
     c->completing = NULL;
     s->done = true;
     c->slots_pending--;
+    if (s != c->slots) { /* behind the oldest: held until collected */
+        s->counted = true;
+        c->slot_bytes += outq_pending(&s->out);
+    }
     /* The oldest reply is ready: run the connection from the event loop
      * (collect, write, go on with buffered commands), never nested in
      * whatever called us. */

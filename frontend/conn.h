@@ -120,6 +120,7 @@ struct conn {
     struct conn_slot *completing; /* conn_slot_enter .. conn_slot_done */
     struct conn_slot *spare;      /* freed slots kept for reuse */
     unsigned nspare;
+    size_t slot_bytes;       /* reply bytes held in done slots other than the tail */
     unsigned slots_pending;  /* slots whose command has not completed */
     bool in_handler;         /* guards against freeing inside processing */
     bool reply_waiting;      /* replies held for the executor (before_reply) */

@@ -294,6 +294,46 @@ def test_a_pipeline_keeps_its_order(pool, l1):
         srv.stop()
 
 
+def test_replies_held_behind_a_waiting_command_are_bounded(pool):
+    """A pipelined connection whose oldest command waits on a stopped
+    server goes on with the commands behind it only while the replies
+    they leave waiting stay within max_output: 50 L1 hits of 60 KB behind
+    it are not all run at once (the proxy's get_hits says how many ran);
+    once the server answers, all 51 replies arrive in order."""
+    a, b = pool(2)
+    srv = proxy([a, b], "--max-output", "200000", "--l2-timeout-ms", "5000",
+                "--l2-eject-after", "1000")
+    try:
+        continuum = ketama([("127.0.0.1", a.port, 1), ("127.0.0.1", b.port, 1)])
+        keys = [b"held:%d" % i for i in range(100)]
+        slow = next(k for k in keys if server_of(continuum, k) == 0)
+        big = next(k for k in keys if server_of(continuum, k) == 1)
+        value = b"v" * 60000
+        with srv.connect() as c:
+            c.call(b"set %s 0 0 %d\r\n%s\r\n" % (big, len(value), value), STORED)
+            assert read_value(c, big) == value  # now in L1
+        a.proc.send_signal(signal.SIGSTOP)
+        try:
+            with srv.connect() as c, srv.connect() as admin:
+                hits = int(admin.stats_dict()["get_hits"])
+                c.send(b"get " + slow + b"\r\n" +
+                       b"".join(b"get " + big + b"\r\n" for _ in range(50)))
+                time.sleep(0.5)
+                ran = int(admin.stats_dict()["get_hits"]) - hits
+                assert 1 <= ran <= 5, ran  # 200 KB of 60 KB replies, not 50
+                a.proc.send_signal(signal.SIGCONT)
+                assert c.read_line(timeout=10) == MISS  # the slow key: not there
+                for _ in range(50):
+                    assert c.read_line(timeout=10) == b"VALUE %s 0 %d\r\n" % (big, len(value))
+                    assert c.read_exact(len(value) + 2) == value + b"\r\n"
+                    assert c.read_line() == MISS
+                assert int(admin.stats_dict()["get_hits"]) - hits == 50
+        finally:
+            a.proc.send_signal(signal.SIGCONT)
+    finally:
+        srv.stop()
+
+
 def test_a_pipeline_longer_than_the_bound_is_answered_in_order(pool):
     """A connection starts at most 1,024 commands before their answers
     come (frontend/conn.c); a pipeline of 5,000 gets in one write waits at
