@@ -147,6 +147,15 @@ static void ttl_positions(const struct mc_meta_request *req, struct fe_meta_ttl 
  * error. Its "locked" flags (N T R l h) delay the bump to after the reply,
  * which then never comes; without them the lookup itself has bumped.
  */
+static void mg_failed_cont(struct conn *c, struct fe_call *call, const struct fe_answer *a)
+{
+    (void)call;
+    if (a->item != NULL)
+        c->xo->release(c->exec, a->item);
+    if (reply_error(c, "CLIENT_ERROR opaque token too long\r\n") == PROTO_CLOSE)
+        c->close_after_write = true;
+}
+
 static enum proto_action meta_get_failed(struct conn *c, const struct mc_meta_request *req,
                                          struct fe_meta_ttl *ttl)
 {
@@ -157,6 +166,15 @@ static enum proto_action meta_get_failed(struct conn *c, const struct mc_meta_re
             ttl->fail_pos = (int)i;
         if (memchr("NTRlh", t->p[0], 5) != NULL)
             locked = true;
+    }
+    if (c->xo->meta_get_async != NULL) {
+        /* the flags before the opaque act where the executor keeps the
+         * item (a server behind a router); the reply is the error */
+        struct fe_call *call = fe_call_new(c, mg_failed_cont, 0);
+        if (call == NULL)
+            return reply_error(c, "SERVER_ERROR out of memory\r\n");
+        c->xo->meta_get_async(c->wctx, req->key, req->nkey, ttl, req->no_bump || locked, call);
+        return PROTO_NEXT;
     }
     struct fe_meta_info info;
     void *it = c->xo->meta_get(c->wctx, req->key, req->nkey, ttl, req->no_bump || locked, &info);

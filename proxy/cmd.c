@@ -504,19 +504,11 @@ static void *cmd_meta_get(void *wctx, const char *key, size_t nkey, const struct
     }
     struct item *it = cache_meta_get(cache_of(w), key, nkey, ttl, no_bump, info, &miss);
     *finfo = info_of(info);
+    fe_count_meta_lookup(&w->stats, fttl, it != NULL);
     if (it != NULL && ttl->fail_pos >= 0)
         return it; /* memcached counts a failed hit nowhere (a miss, yes) */
-    if (it != NULL && ttl->touch_pos >= 0) {
-        STAT_INCR(&w->stats, cmd_touch);
-        STAT_INCR(&w->stats, touch_hits);
-    } else if (it != NULL) {
-        STAT_INCR(&w->stats, cmd_get);
-        STAT_INCR(&w->stats, get_hits);
-    } else {
-        STAT_INCR(&w->stats, cmd_get);
-        STAT_INCR(&w->stats, get_misses);
+    if (it == NULL)
         count_miss(w, miss);
-    }
     /* an item vivified by N is logged as the miss it was (memcached logs
      * no store for it) */
     note_fetch(w, key, nkey, info->created ? NULL : it, miss);

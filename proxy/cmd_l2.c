@@ -247,6 +247,8 @@ static void on_read(void *arg, enum l2_result r, const struct mc_reply *reply)
     }
     if (lw->kind == K_GET)
         fe_count_lookup(&w->stats, lw->touch, a.item != NULL);
+    else
+        fe_count_meta_lookup(&w->stats, &lw->ttl, a.item != NULL);
     if (lw->touch || (lw->kind == K_MG && !lw->fill))
         l1_drop(lw); /* the read changed the server's copy */
     answer(lw, &a);
