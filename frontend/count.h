@@ -11,26 +11,6 @@
 #include "frontend/counters.h"
 #include "frontend/exec.h"
 
-/* An mg that hit or missed: a hit of a request that then fails (its
- * opaque is too long) counts nowhere, a miss always does; a hit with T
- * counts as a touch, anything else as a get. */
-static inline void fe_count_meta_lookup(struct worker_stats *s, const struct fe_meta_ttl *t,
-                                        bool hit)
-{
-    if (hit && t->fail_pos >= 0)
-        return;
-    if (hit && t->touch_pos >= 0) {
-        STAT_INCR(s, cmd_touch);
-        STAT_INCR(s, touch_hits);
-    } else {
-        STAT_INCR(s, cmd_get);
-        if (hit)
-            STAT_INCR(s, get_hits);
-        else
-            STAT_INCR(s, get_misses);
-    }
-}
-
 /* A lookup (get/gets: cmd_get; gat/gats: cmd_touch) that hit or missed. */
 static inline void fe_count_lookup(struct worker_stats *s, bool touch, bool hit)
 {
@@ -47,6 +27,16 @@ static inline void fe_count_lookup(struct worker_stats *s, bool touch, bool hit)
         else
             STAT_INCR(s, get_misses);
     }
+}
+
+/* An mg that hit or missed: a hit of a request that then fails (its
+ * opaque is too long) counts nowhere, a miss always does, as a get; a hit
+ * with T counts as a touch. */
+static inline void fe_count_meta_lookup(struct worker_stats *s, const struct fe_meta_ttl *t,
+                                        bool hit)
+{
+    if (!(hit && t->fail_pos >= 0))
+        fe_count_lookup(s, hit && t->touch_pos >= 0, hit);
 }
 
 /* A storage command's outcome. */
