@@ -211,13 +211,7 @@ static void server_returned(struct l2_server *s)
 
 static void lat_record(struct l2_server *s, uint64_t start_us)
 {
-    uint64_t us = clock_monotonic_us() - start_us;
-    unsigned b = 0;
-    while (us > 0 && b < L2_LAT_BUCKETS - 1) {
-        us >>= 1;
-        b++;
-    }
-    atomic_fetch_add_explicit(&s->lat[b], 1, memory_order_relaxed);
+    lathist_record(&s->lat, clock_monotonic_us() - start_us);
 }
 
 static void tick_update(struct l2_worker *lw)
@@ -969,20 +963,9 @@ void l2_close(struct l2 **lp)
 
 static uint64_t lat_percentile(const struct l2_server *s, double p)
 {
-    uint64_t b[L2_LAT_BUCKETS], n = 0;
-    for (unsigned j = 0; j < L2_LAT_BUCKETS; j++) {
-        b[j] = atomic_load_explicit(&s->lat[j], memory_order_relaxed);
-        n += b[j];
-    }
-    if (n == 0)
-        return 0;
-    uint64_t want = (uint64_t)(p * (double)n), seen = 0;
-    for (unsigned j = 0; j < L2_LAT_BUCKETS; j++) {
-        seen += b[j];
-        if (seen > want)
-            return (uint64_t)1 << j;
-    }
-    return (uint64_t)1 << (L2_LAT_BUCKETS - 1);
+    uint64_t counts[LATHIST_BUCKETS] = {0};
+    lathist_add_to(&s->lat, counts);
+    return lathist_percentile(counts, p);
 }
 
 static const char *state_name(const struct l2_server *s)

@@ -17,9 +17,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "common/lathist.h"
 #include "proxy/l2.h"
 
-#define L2_LAT_BUCKETS 32
 #define L2_GATE_SLOTS 256u
 
 enum srv_state { SRV_UP, SRV_EJECTED, SRV_RETURNING };
@@ -39,9 +39,9 @@ struct l2_server {
     _Atomic uint64_t retry_ms;    /* the last ejection's interval */
     _Atomic uint64_t returned_ms; /* when it last came back; 0: never left */
     _Atomic uint64_t requests, hits, misses, errors, timeouts, resets, ejections, busy;
-    _Atomic uint64_t dropped;             /* peers: invalidations not sent (the peer was out) */
-    _Atomic uint64_t gutter_requests;     /* gutter servers: requests for keys of servers out */
-    _Atomic uint64_t lat[L2_LAT_BUCKETS]; /* bucket i: [2^(i-1), 2^i) µs */
+    _Atomic uint64_t dropped;         /* peers: invalidations not sent (the peer was out) */
+    _Atomic uint64_t gutter_requests; /* gutter servers: requests for keys of servers out */
+    struct lathist lat;               /* reply latencies */
 };
 
 struct pending;

@@ -34,15 +34,9 @@
 #include "proxy/writebehind.h"
 #include "storage/include/lsm.h"
 
-static void lat_record(struct latency *l, uint64_t start_us)
+static void lat_record(struct lathist *l, uint64_t start_us)
 {
-    uint64_t us = clock_monotonic_us() - start_us;
-    unsigned b = 0;
-    while (us > 0 && b < LAT_BUCKETS - 1) {
-        us >>= 1;
-        b++;
-    }
-    atomic_fetch_add_explicit(&l->bucket[b], 1, memory_order_relaxed);
+    lathist_record(l, clock_monotonic_us() - start_us);
 }
 
 /* ------------------------------------------------------------ open */
@@ -677,28 +671,14 @@ enum fe_result tiers_rmw(struct tiers *t, unsigned w, const struct policy *pol, 
         s_;                                                                        \
     })
 
-/* Percentile p (0..1) of the summed histogram, in µs (a bucket's upper
- * bound); 0 when empty. */
+/* Percentile p (0..1) of the workers' histograms summed, in µs (a
+ * bucket's upper bound); 0 when empty. */
 static uint64_t lat_percentile(const struct tiers *t, bool reads, double p)
 {
-    uint64_t b[LAT_BUCKETS] = {0}, n = 0;
-    for (unsigned i = 0; i < t->nworkers; i++) {
-        const struct latency *l = reads ? &t->ctr[i].read_lat : &t->ctr[i].write_lat;
-        for (unsigned j = 0; j < LAT_BUCKETS; j++) {
-            uint64_t v = atomic_load_explicit(&l->bucket[j], memory_order_relaxed);
-            b[j] += v;
-            n += v;
-        }
-    }
-    if (n == 0)
-        return 0;
-    uint64_t want = (uint64_t)(p * (double)n), seen = 0;
-    for (unsigned j = 0; j < LAT_BUCKETS; j++) {
-        seen += b[j];
-        if (seen > want)
-            return (uint64_t)1 << j;
-    }
-    return (uint64_t)1 << (LAT_BUCKETS - 1);
+    uint64_t sum[LATHIST_BUCKETS] = {0};
+    for (unsigned i = 0; i < t->nworkers; i++)
+        lathist_add_to(reads ? &t->ctr[i].read_lat : &t->ctr[i].write_lat, sum);
+    return lathist_percentile(sum, p);
 }
 
 /* Backend latency percentiles, bucket upper bounds in µs. */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "common/hlc.h"
+#include "common/lathist.h"
 #include "proxy/policy.h"
 
 struct cache;
@@ -34,13 +35,6 @@ struct fill_gate {
     void *flights[GATE_SLOTS];
 };
 
-/* Latency buckets: bucket i holds operations of [2^(i-1), 2^i) µs. */
-#define LAT_BUCKETS 32
-
-struct latency {
-    _Atomic uint64_t bucket[LAT_BUCKETS];
-};
-
 /* One worker's counters (written by it alone, read by `stats`). */
 struct tier_counters {
     _Atomic uint64_t fills;          /* L1 misses that found the key below */
@@ -52,7 +46,7 @@ struct tier_counters {
     _Atomic uint64_t backend_writes; /* read-modify-writes sent to it */
     _Atomic uint64_t backend_errors; /* of either, failed */
     _Atomic uint64_t l1_invalidations;
-    struct latency read_lat, write_lat;
+    struct lathist read_lat, write_lat;
 } __attribute__((aligned(64)));
 
 struct tiers {
