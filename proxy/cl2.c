@@ -43,27 +43,22 @@ static uint64_t get_be(const uint8_t *p, unsigned bytes)
     return v;
 }
 
-/* What an entry's last four bytes say it is. */
-enum entry_kind {
-    ENTRY_VALUE = 0x01, /* the record's value, then the trailer */
-    ENTRY_GONE = 0x02,  /* the trailer alone: the key was deleted or
-                           invalidated at this version */
-};
+/* The trailer's last byte: what the entry holds. */
+#define ENTRY_VALUE 0x01 /* the record's value, then the trailer */
+#define ENTRY_GONE 0x02  /* the trailer alone: deleted or invalidated at its version */
 
-/* The kind of a value of the pool, and its version; ENTRY_FOREIGN (0)
- * for one without our trailer. */
-#define ENTRY_FOREIGN 0
-static int entry_parse(const char *value, size_t n, struct wire_version *v)
+/* What a value of the pool is (CL2_VALUE, CL2_GONE, or CL2_FOREIGN
+ * without our trailer), and its version. */
+static enum cl2_state entry_parse(const char *value, size_t n, struct wire_version *v)
 {
     if (n < CL2_TRAILER || memcmp(value + n - 4, magic, 3) != 0)
-        return ENTRY_FOREIGN;
+        return CL2_FOREIGN;
     const uint8_t *tr = (const uint8_t *)value + n - CL2_TRAILER;
-    uint8_t kind = tr[13];
-    if (kind != ENTRY_VALUE && !(kind == ENTRY_GONE && n == CL2_TRAILER))
-        return ENTRY_FOREIGN;
+    if (tr[13] != ENTRY_VALUE && !(tr[13] == ENTRY_GONE && n == CL2_TRAILER))
+        return CL2_FOREIGN;
     v->hlc = get_be(tr, 8);
     v->node = (uint16_t)get_be(tr + 8, 2);
-    return kind;
+    return tr[13] == ENTRY_VALUE ? CL2_VALUE : CL2_GONE;
 }
 
 /* ---------------------------------------------------------------- read */
@@ -85,8 +80,7 @@ static void on_read(void *arg, enum l2_result r, const struct mc_reply *reply)
         seen.state = CL2_ABSENT;
     if (r == L2_OK && reply->code == MC_REPLY_VA) {
         struct wire_version v = {0, 0};
-        int kind = entry_parse(reply->value, reply->nvalue, &v);
-        seen.state = kind == ENTRY_VALUE ? CL2_VALUE : kind == ENTRY_GONE ? CL2_GONE : CL2_FOREIGN;
+        seen.state = entry_parse(reply->value, reply->nvalue, &v);
         seen.version = v;
         mc_reply_flag_u64(reply, 'c', &seen.cas);
         uint64_t flags = 0;
@@ -105,7 +99,7 @@ static void on_read(void *arg, enum l2_result r, const struct mc_reply *reply)
             .expiry = ttl < 0 ? 0 : (uint64_t)clock_unix_now() + (uint64_t)ttl,
             .version = v,
         };
-        if (kind == ENTRY_VALUE && ttl != 0) /* 0: it expires now */
+        if (seen.state == CL2_VALUE && ttl != 0) /* 0: it expires now */
             found = &rec;
     }
     cl2_read_done done = pr->done;
@@ -319,12 +313,8 @@ void cl2_written(struct worker *w, const struct policy *pol, const char *key, si
         return;
     }
     if (reply->result != WIRE_RMW_STORED && reply->result != WIRE_RMW_NOT_FOUND)
-        return; /* refused: nothing changed below */
-    /* nothing to order by: drop the entry */
-    struct l2_line ln;
-    l2_line_start(&ln, "md", key, nkey);
-    l2_line_end(&ln);
-    l2_request(pool_of(w), w, key, nkey, ln.buf, ln.n, NULL, 0, NULL, NULL);
+        return;                          /* refused: nothing changed below */
+    l2_delete(pool_of(w), w, key, nkey); /* nothing to order by: drop the entry */
 }
 
 void cl2_invalidate_peers(struct worker *w, const char *key, size_t nkey,
@@ -333,8 +323,5 @@ void cl2_invalidate_peers(struct worker *w, const char *key, size_t nkey,
     struct l2 *l = pool_of(w);
     if (l == NULL || (reply->result != WIRE_RMW_STORED && reply->result != WIRE_RMW_NOT_FOUND))
         return;
-    struct l2_line ln;
-    l2_line_start(&ln, "md", key, nkey);
-    l2_line_end(&ln);
-    l2_invalidate(l, w, key, nkey, ln.buf, ln.n);
+    l2_invalidate(l, w, key, nkey);
 }

@@ -102,10 +102,7 @@ static int64_t ttl_of(rel_time_t exptime)
 /* Other proxies drop their L1 copy of a key this proxy wrote. */
 static void invalidate_peers(struct worker *w, const char *key, size_t nkey)
 {
-    struct l2_line ln;
-    l2_line_start(&ln, "md", key, nkey);
-    l2_line_end(&ln);
-    l2_invalidate(proxy_of(w)->l2, w, key, nkey, ln.buf, ln.n);
+    l2_invalidate(proxy_of(w)->l2, w, key, nkey);
 }
 
 /* Reads sent before now do not fill L1 with what they bring back (the
@@ -622,12 +619,8 @@ static void *c_reserve(void *wctx, const char *key, size_t nkey, uint32_t flags,
 {
     void *it = l1()->reserve(wctx, key, nkey, flags, exptime, nbytes, mode, res);
     if (it == NULL && mode == FE_SET && !local(wctx, key, nkey)) {
-        struct worker *w = wctx;
-        struct l2_line ln;
-        l2_line_start(&ln, "md", key, nkey);
-        l2_line_end(&ln);
-        l2_request(proxy_of(w)->l2, w, key, nkey, ln.buf, ln.n, NULL, 0, NULL, NULL);
-        invalidate_peers(w, key, nkey);
+        l2_delete(proxy_of(wctx)->l2, wctx, key, nkey);
+        invalidate_peers(wctx, key, nkey);
     }
     return it;
 }

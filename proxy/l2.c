@@ -640,6 +640,14 @@ static void fail_later(struct event_base *base, enum l2_result r, l2_done_fn don
     done(arg, r, NULL);
 }
 
+void l2_delete(struct l2 *l, struct worker *w, const char *key, size_t nkey)
+{
+    struct l2_line ln;
+    l2_line_start(&ln, "md", key, nkey);
+    l2_line_end(&ln);
+    l2_request(l, w, key, nkey, ln.buf, ln.n, NULL, 0, NULL, NULL);
+}
+
 void l2_broadcast(struct l2 *l, struct worker *w, const char *line, size_t nline)
 {
     struct l2_worker *lw = l2_worker_of(l, w);

@@ -76,17 +76,18 @@ void l2_request(struct l2 *l, struct worker *w, const char *key, size_t nkey, co
 bool l2_local(struct l2 *l, struct worker *w, const char *key, size_t nkey);
 
 /*
- * L1 coherence between proxies: `line` ("md <key>", as composed for
- * l2_request) to every peer (settings' `peers`, other proxies' peer
- * ports) except the key's owner in the pool, whose copy the write itself
- * changed. On the peers, the key's L1 entry is a near-cache copy, and
- * deleting it is idempotent. Requests on one worker's loop turn leave
- * together (one write per peer connection). A peer that is out misses
- * the invalidation: its l1_ttl_cap bounds how long it serves the old
- * value.
+ * L1 coherence between proxies: `md <key>` to every peer (settings'
+ * `peers`, other proxies' peer ports) except the key's owner in the pool,
+ * whose copy the write itself changed. On the peers, the key's L1 entry
+ * is a near-cache copy, and deleting it is idempotent. Requests on one
+ * worker's loop turn leave together (one write per peer connection). A
+ * peer that is out misses the invalidation: its l1_ttl_cap bounds how
+ * long it serves the old value.
  */
-void l2_invalidate(struct l2 *l, struct worker *w, const char *key, size_t nkey, const char *line,
-                   size_t nline);
+void l2_invalidate(struct l2 *l, struct worker *w, const char *key, size_t nkey);
+
+/* `md <key>` to the key's server; nothing waits for the answer. */
+void l2_delete(struct l2 *l, struct worker *w, const char *key, size_t nkey);
 
 /*
  * Replaces the peers with `list` ("host:port,...", NULL or "" for none;

@@ -253,8 +253,7 @@ static bool same_address(const struct l2_server *a, const struct l2_server *b)
     return a->salen == b->salen && memcmp(&a->sa, &b->sa, a->salen) == 0;
 }
 
-void l2_invalidate(struct l2 *l, struct worker *w, const char *key, size_t nkey, const char *line,
-                   size_t nline)
+void l2_invalidate(struct l2 *l, struct worker *w, const char *key, size_t nkey)
 {
     const struct peer_set *set = atomic_load_explicit(&l->peers, memory_order_acquire);
     struct l2_worker *lw = l2_worker_of(l, w);
@@ -264,6 +263,9 @@ void l2_invalidate(struct l2 *l, struct worker *w, const char *key, size_t nkey,
         set = lw->peer_set; /* out of memory: the old set's peers still hear */
     if (set == NULL || set->n == 0)
         return;
+    struct l2_line ln;
+    l2_line_start(&ln, "md", key, nkey);
+    l2_line_end(&ln);
     uint32_t owner = ketama_pick(l->ketama, key, nkey, NULL, NULL);
     const struct l2_server *o = owner != KETAMA_NONE ? &l->servers[owner] : NULL;
     for (uint32_t i = 0; i < set->n; i++) {
@@ -276,7 +278,7 @@ void l2_invalidate(struct l2 *l, struct worker *w, const char *key, size_t nkey,
             COUNT(s, dropped);                   /* the peer's l1_ttl_cap bounds its copy */
             continue;
         }
-        if (l2_link_send(k, line, nline, NULL, 0, false, NULL, NULL) != L2_OK)
+        if (l2_link_send(k, ln.buf, ln.n, NULL, 0, false, NULL, NULL) != L2_OK)
             COUNT(s, dropped);
     }
 }

@@ -31,6 +31,14 @@ static void reset_refs(void)
         memset(vals[i], 'a' + i, sizeof(vals[i]));
 }
 
+/* A connection's queue (dst) and a slot's (src), references fresh. */
+static void queues(struct outq *dst, struct outq *src)
+{
+    reset_refs();
+    outq_init(dst, on_release, NULL);
+    outq_init_small(src, on_release, NULL);
+}
+
 /* Writes q to a socket pair and returns what came out (at most cap). */
 static size_t drain(struct outq *q, char *out, size_t cap)
 {
@@ -77,10 +85,8 @@ static void test_small_queue_grows_and_keeps_order(void **state)
 static void test_splice_copies_a_short_reply(void **state)
 {
     (void)state;
-    reset_refs();
     struct outq dst, src;
-    outq_init(&dst, on_release, NULL);
-    outq_init_small(&src, on_release, NULL);
+    queues(&dst, &src);
     assert_int_equal(outq_add(&dst, "A\r\n", 3), ST_OK);
     for (int round = 0; round < 3; round++) {
         assert_int_equal(outq_add(&src, "STORED\r\n", 8), ST_OK);
@@ -102,10 +108,8 @@ static void test_splice_copies_a_short_reply(void **state)
 static void test_splice_moves_references(void **state)
 {
     (void)state;
-    reset_refs();
     struct outq dst, src;
-    outq_init(&dst, on_release, NULL);
-    outq_init_small(&src, on_release, NULL);
+    queues(&dst, &src);
     assert_int_equal(outq_add(&src, "VALUE k 0 4096\r\n", 16), ST_OK);
     assert_int_equal(outq_add_value(&src, vals[1], vals[1], 4096, "\r\n", 2), ST_OK);
     assert_int_equal(outq_add(&src, "END\r\n", 5), ST_OK);
@@ -128,10 +132,8 @@ static void test_splice_moves_references(void **state)
 static void test_splice_of_a_long_reply(void **state)
 {
     (void)state;
-    reset_refs();
     struct outq dst, src;
-    outq_init(&dst, on_release, NULL);
-    outq_init_small(&src, on_release, NULL);
+    queues(&dst, &src);
     for (int i = 0; i < 3; i++)
         assert_int_equal(outq_add(&src, vals[i], 1000), ST_OK);
     assert_int_equal(outq_splice(&dst, &src), ST_OK);
@@ -172,10 +174,8 @@ static void test_clear_releases_and_reuses(void **state)
 static void test_rollback_after_a_splice(void **state)
 {
     (void)state;
-    reset_refs();
     struct outq dst, src;
-    outq_init(&dst, on_release, NULL);
-    outq_init_small(&src, on_release, NULL);
+    queues(&dst, &src);
     assert_int_equal(outq_add(&src, "ONE\r\n", 5), ST_OK);
     assert_int_equal(outq_splice(&dst, &src), ST_OK);
     struct outq_mark m;
